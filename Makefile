@@ -1,0 +1,54 @@
+# Byte Platform. Two commands do everything on a fresh machine:
+#   make dev    install what is missing, build, migrate, run on http://localhost:8787
+#   make test   the whole suite (unit, integration against wrangler dev, sandbox)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PORT ?= 8787
+TOOLS_ENV = eval "$$(scripts/ensure-tools.sh)"
+WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock build.rs $(wildcard migrations/*.sql)
+
+.PHONY: dev test build tools migrate lint fmt bench clean
+
+tools:
+	@$(TOOLS_ENV) && echo "[tools] ready"
+
+## The Worker bundle (rebuilt only when its sources change).
+build: build/worker/shim.mjs frontend/dist/index.html
+
+build/worker/shim.mjs: $(WORKER_SOURCES) package.json
+	@$(TOOLS_ENV) && "$$WORKER_BUILD_BIN" --release --no-opt
+	@touch $@
+
+## Until the web app exists, assets serve a minimal page; the API never depends on it.
+frontend/dist/index.html: frontend/placeholder/index.html
+	@mkdir -p frontend/dist && cp frontend/placeholder/index.html $@
+
+## Local development secrets, generated once and never committed.
+.dev.vars:
+	@echo "JWT_SECRET=$$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > $@
+	@echo "[dev] wrote .dev.vars with a fresh JWT_SECRET"
+
+migrate: .dev.vars
+	@$(TOOLS_ENV) && "$$WRANGLER" d1 migrations apply DB --local >/dev/null && echo "[dev] D1 migrations applied"
+
+dev: build migrate
+	@echo "[dev] Byte Platform on http://localhost:$(PORT)  (Ctrl-C stops it)"
+	@$(TOOLS_ENV) && exec "$$WRANGLER" dev --port $(PORT) --ip 127.0.0.1 --show-interactive-dev-session=false
+
+## Unit tests on the host, then the integration suite against real wrangler dev instances.
+test: build
+	@$(TOOLS_ENV) && cargo test --workspace --all-targets 2>&1 | tee target/test.log | grep -vE '^\s+(Compiling|Fresh|Running)' || { echo "[test] FAILED (full log: target/test.log)"; exit 1; }
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p byte-platform --lib --target wasm32-unknown-unknown -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+bench: build
+	@$(TOOLS_ENV) && cargo run --release -q --example bench
+
+clean:
+	rm -rf build target .wrangler

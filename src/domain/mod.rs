@@ -1,0 +1,14 @@
+//! Plain Rust with no `worker` import: types that parse instead of validate, the arithmetic and
+//! protocols the Worker and its Durable Objects share. Everything here unit-tests on the host.
+
+pub mod apps;
+pub mod config;
+pub mod error;
+pub mod input;
+pub mod oauth;
+pub mod password;
+pub mod random;
+pub mod ratelimit;
+pub mod token;
+pub mod user;
+pub mod web;

@@ -1,0 +1,236 @@
+//! OAuth 2.0 authorization-code flow with PKCE (RFC 7636) for Google and GitHub: endpoints
+//! (configurable, so tests run a fake provider), authorize URLs, and the provider-specific shapes of
+//! user profiles.
+//!
+//! Invariants: `state` is single-use and expires ([`STATE_TTL_SECONDS`]); the post-login redirect is
+//! always a same-origin path.
+
+use super::input::percent_encode;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub const STATE_TTL_SECONDS: i64 = 600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Google,
+    Github,
+}
+
+impl Provider {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "google" => Some(Provider::Google),
+            "github" => Some(Provider::Github),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Google => "google",
+            Provider::Github => "github",
+        }
+    }
+
+    pub fn scope(self) -> &'static str {
+        match self {
+            Provider::Google => "openid email profile",
+            Provider::Github => "read:user user:email",
+        }
+    }
+}
+
+/// Where a provider lives. Defaults are the real services; every URL can be overridden.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub authorize: String,
+    pub token: String,
+    /// Google: the OpenID userinfo URL. GitHub: the REST API base (`/user`, `/user/emails`).
+    pub api: String,
+}
+
+impl Endpoints {
+    pub fn defaults(p: Provider) -> Self {
+        match p {
+            Provider::Google => Self {
+                authorize: "https://accounts.google.com/o/oauth2/v2/auth".into(),
+                token: "https://oauth2.googleapis.com/token".into(),
+                api: "https://openidconnect.googleapis.com/v1/userinfo".into(),
+            },
+            Provider::Github => Self {
+                authorize: "https://github.com/login/oauth/authorize".into(),
+                token: "https://github.com/login/oauth/access_token".into(),
+                api: "https://api.github.com".into(),
+            },
+        }
+    }
+}
+
+/// The S256 code challenge for a verifier.
+pub fn pkce_challenge(verifier: &str) -> String {
+    B64.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+pub fn authorize_url(
+    p: Provider,
+    endpoints: &Endpoints,
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+    verifier: &str,
+) -> String {
+    let sep = if endpoints.authorize.contains('?') { '&' } else { '?' };
+    let mut url = format!(
+        "{}{sep}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&code_challenge={}&code_challenge_method=S256",
+        endpoints.authorize,
+        percent_encode(client_id),
+        percent_encode(redirect_uri),
+        percent_encode(p.scope()),
+        percent_encode(state),
+        pkce_challenge(verifier),
+    );
+    if p == Provider::Google {
+        url.push_str("&access_type=online&prompt=select_account");
+    }
+    url
+}
+
+/// The form body of the token request.
+pub fn token_request_body(code: &str, redirect_uri: &str, client_id: &str, client_secret: &str, verifier: &str) -> String {
+    format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}&client_id={}&client_secret={}&code_verifier={}",
+        percent_encode(code),
+        percent_encode(redirect_uri),
+        percent_encode(client_id),
+        percent_encode(client_secret),
+        percent_encode(verifier)
+    )
+}
+
+/// Extracts the access token from a token response (GitHub answers errors with 200 + `error`).
+pub fn access_token(body: &Value) -> Result<String, String> {
+    if let Some(err) = body.get("error").and_then(Value::as_str) {
+        return Err(format!("provider refused the code: {err}"));
+    }
+    body.get("access_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| "token response has no access_token".into())
+}
+
+/// The identity a provider vouches for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub provider_user_id: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+fn s(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_string).filter(|x| !x.is_empty())
+}
+
+/// Google's OpenID Connect userinfo.
+pub fn google_profile(v: &Value) -> Result<Profile, String> {
+    Ok(Profile {
+        provider_user_id: s(v, "sub").ok_or("userinfo has no sub")?,
+        email: s(v, "email"),
+        email_verified: v.get("email_verified").and_then(Value::as_bool).unwrap_or(false),
+        display_name: s(v, "name"),
+        avatar_url: s(v, "picture"),
+    })
+}
+
+/// GitHub's `/user`, plus `/user/emails` when the profile email is private.
+pub fn github_profile(user: &Value, emails: Option<&Value>) -> Result<Profile, String> {
+    let id = match user.get("id") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err("GitHub user has no id".into()),
+    };
+    let primary = emails.and_then(Value::as_array).and_then(|list| {
+        list.iter()
+            .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
+            .or_else(|| list.iter().find(|e| e.get("verified").and_then(Value::as_bool) == Some(true)))
+    });
+    let (email, verified) = match primary {
+        Some(e) => (s(e, "email"), e.get("verified").and_then(Value::as_bool).unwrap_or(false)),
+        // A public profile email is one GitHub has verified.
+        None => (s(user, "email"), s(user, "email").is_some()),
+    };
+    Ok(Profile {
+        provider_user_id: id,
+        email,
+        email_verified: verified,
+        display_name: s(user, "name").or_else(|| s(user, "login")),
+        avatar_url: s(user, "avatar_url"),
+    })
+}
+
+/// A post-login redirect target: only a same-origin absolute path, never `//host` or a URL.
+pub fn safe_redirect(raw: Option<&str>) -> String {
+    match raw {
+        Some(r)
+            if r.starts_with('/')
+                && !r.starts_with("//")
+                && !r.starts_with("/\\")
+                && r.len() <= 512
+                && !r.chars().any(|c| c.is_control()) =>
+        {
+            r.to_string()
+        }
+        _ => "/".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pkce_matches_rfc7636_appendix_b() {
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn authorize_url_carries_state_and_challenge() {
+        let e = Endpoints { authorize: "http://127.0.0.1:9/authorize".into(), token: String::new(), api: String::new() };
+        let u = authorize_url(Provider::Github, &e, "cid", "http://localhost:8787/api/auth/callback/github", "st", "v");
+        assert!(u.starts_with("http://127.0.0.1:9/authorize?response_type=code&client_id=cid"));
+        assert!(u.contains("redirect_uri=http%3A%2F%2Flocalhost%3A8787%2Fapi%2Fauth%2Fcallback%2Fgithub"));
+        assert!(u.contains("&state=st&") && u.contains(&format!("code_challenge={}", pkce_challenge("v"))));
+    }
+
+    #[test]
+    fn profiles() {
+        let g = google_profile(&json!({"sub":"1","email":"a@b.co","email_verified":true,"name":"A"})).unwrap();
+        assert!(g.email_verified && g.provider_user_id == "1");
+        assert!(google_profile(&json!({"email":"a@b.co"})).is_err());
+        let gh = github_profile(
+            &json!({"id": 42, "login": "octo", "email": null}),
+            Some(&json!([{"email":"x@y.co","primary":false,"verified":true},{"email":"o@y.co","primary":true,"verified":true}])),
+        )
+        .unwrap();
+        assert_eq!((gh.provider_user_id.as_str(), gh.email.as_deref(), gh.display_name.as_deref()), ("42", Some("o@y.co"), Some("octo")));
+        assert_eq!(access_token(&json!({"error":"bad_verification_code"})).unwrap_err(), "provider refused the code: bad_verification_code");
+    }
+
+    #[test]
+    fn redirects_stay_on_site() {
+        assert_eq!(safe_redirect(Some("/apps/1?x=y")), "/apps/1?x=y");
+        for bad in ["//evil.com", "https://evil.com", "/\\evil.com", "apps", "/a\nb"] {
+            assert_eq!(safe_redirect(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_redirect(None), "/");
+    }
+}

@@ -1,0 +1,82 @@
+//! HTTP conventions independent of the runtime: security headers, CORS decisions, cookies, and
+//! which rate-limit class a path belongs to.
+
+/// The spec's Content-Security-Policy, plus the framing and base-uri locks a modern app expects.
+pub const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; \
+style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; connect-src 'self' wss: https:; \
+frame-ancestors 'none'; base-uri 'self'; object-src 'none'";
+
+/// Headers every response carries.
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("Content-Security-Policy", CSP),
+    ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+];
+
+pub const CORS_ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
+pub const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, X-CSRF-Token";
+pub const CORS_EXPOSE_HEADERS: &str = "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After";
+
+/// The origin to echo in `Access-Control-Allow-Origin`, if the request's origin is allowed.
+/// Credentials are allowed, so the answer is always one exact origin, never `*`.
+pub fn cors_origin<'a>(allowed: &[String], origin: Option<&'a str>) -> Option<&'a str> {
+    let o = origin?;
+    allowed.iter().any(|a| a == o).then_some(o)
+}
+
+pub const SESSION_COOKIE: &str = "byte_session";
+pub const CSRF_COOKIE: &str = "byte_csrf";
+pub const OAUTH_COOKIE: &str = "byte_oauth";
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+
+/// A `Set-Cookie` value. Session cookies are HttpOnly; the CSRF cookie is readable by the page
+/// (double-submit). All are Secure (browsers treat http://localhost as secure) and SameSite=Lax.
+pub fn set_cookie(name: &str, value: &str, max_age: i64, http_only: bool, path: &str) -> String {
+    let mut c = format!("{name}={value}; Path={path}; Max-Age={max_age}; Secure; SameSite=Lax");
+    if http_only {
+        c.push_str("; HttpOnly");
+    }
+    c
+}
+
+/// A cookie's value from a `Cookie` header.
+pub fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+    header?.split(';').find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
+
+/// Methods that change state, and therefore need CSRF protection under cookie auth.
+pub fn is_unsafe(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_is_an_exact_allow_list() {
+        let allowed = vec!["http://localhost:5173".to_string()];
+        assert_eq!(cors_origin(&allowed, Some("http://localhost:5173")), Some("http://localhost:5173"));
+        assert_eq!(cors_origin(&allowed, Some("http://localhost:5173.evil.com")), None);
+        assert_eq!(cors_origin(&allowed, None), None);
+        assert_eq!(cors_origin(&[], Some("http://x")), None);
+    }
+
+    #[test]
+    fn cookies() {
+        assert_eq!(cookie(Some("a=1; byte_session=tok; b=2"), SESSION_COOKIE), Some("tok"));
+        assert_eq!(cookie(Some("xbyte_session=tok"), SESSION_COOKIE), None);
+        let c = set_cookie(SESSION_COOKIE, "v", 60, true, "/");
+        assert!(c.contains("HttpOnly") && c.contains("Secure") && c.contains("SameSite=Lax"));
+    }
+
+    #[test]
+    fn csp_is_the_specs() {
+        assert!(CSP.starts_with("default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; connect-src 'self' wss: https:;"));
+    }
+}

@@ -1,0 +1,82 @@
+//! Who is calling: a bearer token or the session cookie, verified (signature, algorithm, expiry,
+//! revocation) into a [`Caller`]; plus the CSRF rule for cookie-authenticated writes.
+
+use super::{header, App};
+use crate::domain::error::{ApiError, ApiResult};
+use crate::domain::token::Session;
+use crate::domain::web;
+use crate::services::{now_ms, sessions};
+use worker::Request;
+
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: String,
+    pub sid: String,
+    pub via_cookie: bool,
+}
+
+/// The outcome of looking at a request's credentials.
+pub enum Identity {
+    Anonymous,
+    /// Credentials were presented and are not valid.
+    Invalid(ApiError),
+    User(Caller),
+}
+
+impl Identity {
+    pub fn user(&self) -> Option<&Caller> {
+        match self {
+            Identity::User(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    let h = header(req, "Authorization")?;
+    let (scheme, token) = h.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+pub async fn identify(req: &Request, app: &App) -> ApiResult<Identity> {
+    let cookie_header = header(req, "Cookie");
+    let (token, via_cookie) = match bearer(req) {
+        Some(t) => (t, false),
+        None => match web::cookie(cookie_header.as_deref(), web::SESSION_COOKIE) {
+            Some(t) if !t.is_empty() => (t.to_string(), true),
+            _ => {
+                if header(req, "Authorization").is_some() {
+                    return Ok(Identity::Invalid(ApiError::unauthorized("invalid authentication token: use the Bearer scheme")));
+                }
+                return Ok(Identity::Anonymous);
+            }
+        },
+    };
+    let session: Session = match app.keys.verify(&token, now_ms()) {
+        Ok(s) => s,
+        Err(e) => return Ok(Identity::Invalid(e)),
+    };
+    let c = session.claims;
+    if !sessions::is_live(&app.kv()?, &app.db()?, &c.sid, &c.user_id).await? {
+        return Ok(Identity::Invalid(ApiError::unauthorized("invalid authentication token: session revoked")));
+    }
+    Ok(Identity::User(Caller {
+        user_id: c.user_id,
+        sid: c.sid,
+        via_cookie,
+    }))
+}
+
+/// Cookie-authenticated writes must echo the session's CSRF token in `X-CSRF-Token`; bearer
+/// tokens cannot be sent by a browser on its own, so they need none.
+pub fn check_csrf(req: &Request, app: &App, caller: &Caller) -> ApiResult<()> {
+    if !caller.via_cookie || !web::is_unsafe(&req.method().to_string()) {
+        return Ok(());
+    }
+    let presented = header(req, web::CSRF_HEADER).unwrap_or_default();
+    if app.keys.check_csrf(&caller.sid, &presented) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("missing or invalid CSRF token (send the X-CSRF-Token header)"))
+    }
+}

@@ -1,0 +1,123 @@
+//! Workers-side HTTP plumbing: turning [`ApiError`]s into responses, bounded body reading, JSON
+//! responses, response finishing (security and CORS headers), and request identity ([`auth`]).
+
+pub mod auth;
+
+use crate::domain::config::Config;
+use crate::domain::error::{ApiError, ApiResult};
+use crate::domain::input::{self, JsonObject, MAX_BODY_BYTES};
+use crate::domain::token::TokenKeys;
+use crate::domain::web;
+use futures_util::StreamExt;
+use serde::Serialize;
+use std::fmt::Display;
+use worker::{Env, Headers, Request, Response};
+
+/// Everything a handler needs about the deployment, built once per request.
+pub struct App {
+    pub env: Env,
+    pub cfg: Config,
+    pub keys: TokenKeys,
+}
+
+impl App {
+    pub fn new(env: Env) -> Result<Self, String> {
+        let lookup = |k: &str| {
+            env.var(k).map(|v| v.to_string()).ok().or_else(|| env.secret(k).map(|v| v.to_string()).ok())
+        };
+        let cfg = Config::from_lookup(lookup)?;
+        let secret = lookup("JWT_SECRET").ok_or("JWT_SECRET is not set")?;
+        let keys = TokenKeys::new(&secret)?;
+        Ok(Self { env, cfg, keys })
+    }
+
+    pub fn db(&self) -> ApiResult<worker::D1Database> {
+        self.env.d1(crate::services::db::BINDING).map_err(internal)
+    }
+
+    pub fn kv(&self) -> ApiResult<worker::kv::KvStore> {
+        self.env.kv(crate::services::sessions::KV_BINDING).map_err(internal)
+    }
+}
+
+/// Logs an unexpected failure and returns the generic 500 that reveals nothing.
+pub fn internal(e: impl Display) -> ApiError {
+    worker::console_error!("internal error: {e}");
+    ApiError::internal()
+}
+
+pub fn error_response(e: &ApiError) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("Content-Type", "application/json; charset=utf-8");
+    Response::from_bytes(e.to_json().into_bytes())
+        .map(|r| r.with_status(e.status).with_headers(headers))
+        .unwrap_or_else(|_| Response::empty().expect("empty response").with_status(500))
+}
+
+pub fn json<T: Serialize>(status: u16, body: &T) -> ApiResult<Response> {
+    Ok(Response::from_json(body).map_err(internal)?.with_status(status))
+}
+
+pub fn no_content() -> ApiResult<Response> {
+    Ok(Response::empty().map_err(internal)?.with_status(204))
+}
+
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// The client's address as Cloudflare reports it (the edge overwrites any client-sent value).
+pub fn client_ip(req: &Request) -> String {
+    header(req, "CF-Connecting-IP").or_else(|| header(req, "X-Real-IP")).unwrap_or_else(|| "unknown".into())
+}
+
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`] without buffering past the limit.
+pub async fn read_body(req: &mut Request) -> ApiResult<Vec<u8>> {
+    if let Some(len) = header(req, "Content-Length").and_then(|l| l.parse::<usize>().ok()) {
+        if len > MAX_BODY_BYTES {
+            return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+        }
+    }
+    let mut out = Vec::new();
+    let Ok(mut stream) = req.stream() else {
+        return Ok(out);
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::validation("could not read the request body"))?;
+        if out.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Reads and parses a JSON object body, insisting on a JSON content type.
+pub async fn json_body(req: &mut Request) -> ApiResult<JsonObject> {
+    let ct = header(req, "Content-Type").unwrap_or_default().to_ascii_lowercase();
+    if !ct.starts_with("application/json") {
+        return Err(ApiError::field("Content-Type", "must be application/json"));
+    }
+    let body = read_body(req).await?;
+    input::parse_object(&body)
+}
+
+/// Copies a response into one with fresh (mutable) headers and adds the security and CORS
+/// headers every response carries.
+pub fn finish(resp: Response, cfg: Option<&Config>, origin: Option<&str>) -> Response {
+    let headers = Headers::new();
+    for (k, v) in resp.headers().entries() {
+        let _ = headers.append(&k, &v);
+    }
+    for (k, v) in web::SECURITY_HEADERS {
+        let _ = headers.set(k, v);
+    }
+    let allowed = cfg.map(|c| c.allowed_origins.as_slice()).unwrap_or(&[]);
+    if let Some(o) = web::cors_origin(allowed, origin) {
+        let _ = headers.set("Access-Control-Allow-Origin", o);
+        let _ = headers.set("Access-Control-Allow-Credentials", "true");
+        let _ = headers.set("Access-Control-Expose-Headers", web::CORS_EXPOSE_HEADERS);
+    }
+    let _ = headers.append("Vary", "Origin");
+    resp.with_headers(headers)
+}

@@ -1,0 +1,107 @@
+//! `DORateLimitStore`: one object per rate-limit key (`<class>:<user id or client IP>`), holding a
+//! sliding window ([`crate::domain::ratelimit::Window`]) in its SQLite storage.
+//!
+//! Invariant: load → decide → save runs with no `await` in between, so the object's single thread
+//! makes every decision atomic: with a limit of N, exactly N of any number of concurrent hits pass.
+
+use crate::domain::ratelimit::{Decision, HitRequest, Window};
+use std::cell::{Cell, RefCell};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State};
+
+pub const BINDING: &str = "RATE_LIMITER";
+
+#[durable_object]
+pub struct DORateLimitStore {
+    state: State,
+    window: RefCell<Option<Window>>,
+    window_ms: Cell<i64>,
+    alarm_set: Cell<bool>,
+}
+
+#[derive(serde::Deserialize)]
+struct Row {
+    start_ms: f64,
+    current: f64,
+    previous: f64,
+    window_ms: f64,
+}
+
+impl DORateLimitStore {
+    fn load(&self) -> Result<Window> {
+        if let Some(w) = *self.window.borrow() {
+            return Ok(w);
+        }
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS window (id INTEGER PRIMARY KEY CHECK (id = 1), start_ms INTEGER NOT NULL, \
+             current INTEGER NOT NULL, previous INTEGER NOT NULL, window_ms INTEGER NOT NULL)",
+            None,
+        )?;
+        let rows: Vec<Row> = sql.exec("SELECT start_ms, current, previous, window_ms FROM window WHERE id = 1", None)?.to_array()?;
+        let w = rows
+            .first()
+            .map(|r| {
+                self.window_ms.set(r.window_ms as i64);
+                Window { start_ms: r.start_ms as i64, current: r.current as u64, previous: r.previous as u64 }
+            })
+            .unwrap_or_default();
+        Ok(w)
+    }
+
+    fn save(&self, w: Window, window_ms: i64) -> Result<()> {
+        self.state.storage().sql().exec(
+            "INSERT INTO window (id, start_ms, current, previous, window_ms) VALUES (1, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET start_ms = excluded.start_ms, current = excluded.current, \
+             previous = excluded.previous, window_ms = excluded.window_ms",
+            vec![
+                SqlStorageValue::Integer(w.start_ms),
+                SqlStorageValue::Integer(w.current as i64),
+                SqlStorageValue::Integer(w.previous as i64),
+                SqlStorageValue::Integer(window_ms),
+            ],
+        )?;
+        *self.window.borrow_mut() = Some(w);
+        self.window_ms.set(window_ms);
+        Ok(())
+    }
+}
+
+impl DurableObject for DORateLimitStore {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state, window: RefCell::new(None), window_ms: Cell::new(0), alarm_set: Cell::new(false) }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let hit: HitRequest = match req.json().await {
+            Ok(h) => h,
+            Err(_) => return Response::error("bad rate-limit request", 400),
+        };
+        // Critical section: synchronous from here to the save.
+        let now = js_sys::Date::now() as i64;
+        let mut w = self.load()?;
+        let decision: Decision = w.hit(hit.limit, now, hit.cost);
+        if decision.allowed {
+            self.save(w, hit.limit.window_ms)?;
+        }
+        if !self.alarm_set.get() {
+            // Forget idle keys: two windows after the last hit nothing of it counts any more.
+            self.alarm_set.set(true);
+            self.state.storage().set_alarm(now + 2 * hit.limit.window_ms + 1000).await?;
+        }
+        Response::from_json(&decision)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let now = js_sys::Date::now() as i64;
+        let w = self.load()?;
+        let window_ms = self.window_ms.get().max(1000);
+        if now - w.start_ms >= 2 * window_ms {
+            self.state.storage().delete_all().await?;
+            *self.window.borrow_mut() = None;
+            self.alarm_set.set(false);
+        } else {
+            self.state.storage().set_alarm(w.start_ms + 2 * window_ms + 1000).await?;
+        }
+        Response::ok("")
+    }
+}

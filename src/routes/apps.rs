@@ -1,0 +1,84 @@
+//! `/api/apps`: the caller's apps (list, create, patch, delete) and public apps (list, get).
+//!
+//! Invariant: another user's private app answers 404 on every route, exactly like a missing one.
+
+use crate::domain::apps::{AppPatch, AppRecord, ListQuery, NewApp, Scope};
+use crate::domain::error::{ApiError, ApiResult};
+use crate::domain::random;
+use crate::http::auth::Caller;
+use crate::http::{internal, json, json_body, no_content, App};
+use crate::services::db;
+use serde_json::json;
+use worker::{Request, Response};
+
+/// App ids are ours (`app_` + 32 hex); anything else cannot exist.
+fn valid_id(id: &str) -> bool {
+    id.len() == 36 && id.starts_with("app_") && id[4..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("app")
+}
+
+async fn list_in(req: &Request, app: &App, scope: Scope) -> ApiResult<Response> {
+    let url = req.url().map_err(internal)?;
+    let q = ListQuery::parse(url.query().unwrap_or(""))?;
+    let (rows, total) = db::list_apps(&app.db()?, &q.to_sql(&scope)).await?;
+    let apps: Vec<_> = rows.iter().map(AppRecord::summary).collect();
+    json(200, &json!({ "apps": apps, "total": total, "page": q.page, "limit": q.limit, "totalPages": q.total_pages(total) }))
+}
+
+pub async fn list(req: Request, app: &App, caller: &Caller) -> ApiResult<Response> {
+    list_in(&req, app, Scope::Owner(caller.user_id.clone())).await
+}
+
+pub async fn list_public(req: Request, app: &App) -> ApiResult<Response> {
+    list_in(&req, app, Scope::Public).await
+}
+
+pub async fn create(mut req: Request, app: &App, caller: &Caller) -> ApiResult<Response> {
+    let new = NewApp::parse(json_body(&mut req).await?)?;
+    let id = random::id("app");
+    let max = app.cfg.max_apps_per_user;
+    if !db::create_app(&app.db()?, &id, &caller.user_id, &new, max).await? {
+        let mut e = ApiError::new(
+            403,
+            crate::domain::error::ErrorCode::E004,
+            format!("app limit reached: an account can hold at most {max} apps; delete one to create another"),
+        );
+        e.fields.insert("maxApps".into(), max.to_string());
+        return Err(e);
+    }
+    let rec = db::app_by_id(&app.db()?, &id).await?.ok_or_else(ApiError::internal)?;
+    json(201, &rec.detail(Some(&caller.user_id)))
+}
+
+pub async fn get(app: &App, caller: Option<&Caller>, id: &str) -> ApiResult<Response> {
+    if !valid_id(id) {
+        return Err(not_found());
+    }
+    let viewer = caller.map(|c| c.user_id.as_str());
+    match db::app_by_id(&app.db()?, id).await? {
+        Some(rec) if rec.visible_to(viewer) => json(200, &rec.detail(viewer)),
+        _ => Err(not_found()),
+    }
+}
+
+pub async fn patch(mut req: Request, app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
+    if !valid_id(id) {
+        return Err(not_found());
+    }
+    let patch = AppPatch::parse(json_body(&mut req).await?)?;
+    if !db::patch_app(&app.db()?, id, &caller.user_id, &patch).await? {
+        return Err(not_found());
+    }
+    let rec = db::app_by_id(&app.db()?, id).await?.ok_or_else(not_found)?;
+    json(200, &rec.detail(Some(&caller.user_id)))
+}
+
+pub async fn delete(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
+    if !valid_id(id) || !db::delete_app(&app.db()?, id, &caller.user_id).await? {
+        return Err(not_found());
+    }
+    no_content()
+}

@@ -1,0 +1,50 @@
+//! `GET /api/health`: can the Worker reach D1, KV and R2, and which build is this.
+
+use crate::domain::error::ApiResult;
+use crate::http::{json, App};
+use crate::services::now_ms;
+use serde_json::json;
+use worker::Response;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const COMMIT: &str = env!("BYTE_BUILD_COMMIT");
+
+async fn probe<F: std::future::Future<Output = worker::Result<()>>>(f: F) -> serde_json::Value {
+    let start = now_ms();
+    match f.await {
+        Ok(()) => json!({ "ok": true, "latencyMs": now_ms() - start }),
+        Err(e) => {
+            worker::console_error!("health probe failed: {e}");
+            json!({ "ok": false, "error": "unreachable" })
+        }
+    }
+}
+
+pub async fn health(app: &App) -> ApiResult<Response> {
+    let env = &app.env;
+    let d1 = probe(async {
+        env.d1(crate::services::db::BINDING)?.prepare("SELECT 1 AS ok").first::<serde_json::Value>(None).await?;
+        Ok(())
+    })
+    .await;
+    let kv = probe(async {
+        env.kv(crate::services::sessions::KV_BINDING)?.get("health:probe").text().await?;
+        Ok(())
+    })
+    .await;
+    let r2 = probe(async {
+        env.bucket("TEMPLATES")?.head("health/probe").await?;
+        Ok(())
+    })
+    .await;
+    let ok = [&d1, &kv, &r2].iter().all(|c| c["ok"] == true);
+    json(
+        if ok { 200 } else { 503 },
+        &json!({
+            "status": if ok { "ok" } else { "degraded" },
+            "version": VERSION,
+            "commit": COMMIT,
+            "checks": { "d1": d1, "kv": kv, "r2": r2 },
+        }),
+    )
+}

@@ -1,0 +1,244 @@
+//! The route table: every API route, its auth level and its rate-limit class, in one function
+//! ([`Route::resolve`]); and the request pipeline CORS → identity → rate limit → auth → handler.
+
+mod admin;
+mod apps;
+mod auth;
+mod health;
+
+use crate::domain::error::{ApiError, ApiResult};
+use crate::domain::ratelimit::Decision;
+use crate::domain::web;
+use crate::http::auth::{check_csrf, identify, Caller, Identity};
+use crate::http::{client_ip, error_response, finish, header, internal, App};
+use crate::services::now_ms;
+use crate::services::ratelimit::{self, Class};
+use worker::{Context, Env, Method, Request, Response};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthLevel {
+    Public,
+    Authenticated,
+    Admin,
+}
+
+/// Every API route. Path parameters are carried in the variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Health,
+    Providers,
+    Register,
+    Login,
+    Logout,
+    Me,
+    OAuthStart(String),
+    OAuthCallback(String),
+    ListApps,
+    ListPublicApps,
+    CreateApp,
+    GetApp(String),
+    PatchApp(String),
+    DeleteApp(String),
+    AdminUsers,
+}
+
+impl Route {
+    /// Maps method and path to a route: unknown path → 404 E002, known path with another
+    /// method → 405.
+    fn resolve(method: &Method, path: &str) -> ApiResult<Route> {
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        let m = method.to_string();
+        let by_method = |options: Vec<(&str, Route)>| -> ApiResult<Route> {
+            let allowed: Vec<&str> = options.iter().map(|(m, _)| *m).collect();
+            options
+                .into_iter()
+                .find(|(om, _)| *om == m || (m == "HEAD" && *om == "GET"))
+                .map(|(_, r)| r)
+                .ok_or_else(|| {
+                    ApiError::new(405, crate::domain::error::ErrorCode::E004, format!("method not allowed; use {}", allowed.join(", ")))
+                })
+        };
+        match segments.as_slice() {
+            ["api", "health"] => by_method(vec![("GET", Route::Health)]),
+            ["api", "auth", "providers"] => by_method(vec![("GET", Route::Providers)]),
+            ["api", "auth", "register"] => by_method(vec![("POST", Route::Register)]),
+            ["api", "auth", "login"] => by_method(vec![("POST", Route::Login)]),
+            ["api", "auth", "logout"] => by_method(vec![("POST", Route::Logout)]),
+            ["api", "auth", "me"] => by_method(vec![("GET", Route::Me)]),
+            ["api", "auth", "oauth", p] => by_method(vec![("GET", Route::OAuthStart(p.to_string()))]),
+            ["api", "auth", "callback", p] => by_method(vec![("GET", Route::OAuthCallback(p.to_string()))]),
+            ["api", "apps"] => by_method(vec![("GET", Route::ListApps), ("POST", Route::CreateApp)]),
+            ["api", "apps", "public"] => by_method(vec![("GET", Route::ListPublicApps)]),
+            ["api", "apps", id] => by_method(vec![
+                ("GET", Route::GetApp(id.to_string())),
+                ("PATCH", Route::PatchApp(id.to_string())),
+                ("DELETE", Route::DeleteApp(id.to_string())),
+            ]),
+            ["api", "admin", "users"] => by_method(vec![("GET", Route::AdminUsers)]),
+            _ => Err(ApiError::new(404, crate::domain::error::ErrorCode::E002, format!("no route for {path}"))),
+        }
+    }
+
+    fn auth_level(&self) -> AuthLevel {
+        match self {
+            Route::Health
+            | Route::Providers
+            | Route::Register
+            | Route::Login
+            | Route::OAuthStart(_)
+            | Route::OAuthCallback(_)
+            | Route::ListPublicApps
+            | Route::GetApp(_) => AuthLevel::Public,
+            Route::AdminUsers => AuthLevel::Admin,
+            _ => AuthLevel::Authenticated,
+        }
+    }
+
+    /// `None`: not rate limited (health checks must stay cheap and always answer).
+    fn class(&self) -> Option<Class> {
+        match self {
+            Route::Health => None,
+            Route::Providers
+            | Route::Register
+            | Route::Login
+            | Route::Logout
+            | Route::Me
+            | Route::OAuthStart(_)
+            | Route::OAuthCallback(_) => Some(Class::Auth),
+            _ => Some(Class::Api),
+        }
+    }
+}
+
+async fn dispatch(route: Route, req: Request, app: &App, caller: Option<&Caller>) -> ApiResult<Response> {
+    let user = || caller.ok_or_else(|| ApiError::unauthorized("authentication required"));
+    match route {
+        Route::Health => health::health(app).await,
+        Route::Providers => auth::providers(app),
+        Route::Register => auth::register(req, app).await,
+        Route::Login => auth::login(req, app).await,
+        Route::Logout => auth::logout(app, user()?).await,
+        Route::Me => auth::me(app, user()?).await,
+        Route::OAuthStart(p) => auth::oauth_start(req, app, &p).await,
+        Route::OAuthCallback(p) => auth::oauth_callback(req, app, &p).await,
+        Route::ListApps => apps::list(req, app, user()?).await,
+        Route::ListPublicApps => apps::list_public(req, app).await,
+        Route::CreateApp => apps::create(req, app, user()?).await,
+        Route::GetApp(id) => apps::get(app, caller, &id).await,
+        Route::PatchApp(id) => apps::patch(req, app, user()?, &id).await,
+        Route::DeleteApp(id) => apps::delete(app, user()?, &id).await,
+        Route::AdminUsers => admin::users(req, app).await,
+    }
+}
+
+fn rate_headers(resp: &Response, d: &Decision) {
+    let h = resp.headers();
+    let _ = h.set("X-RateLimit-Limit", &d.limit.to_string());
+    let _ = h.set("X-RateLimit-Remaining", &d.remaining.to_string());
+    let _ = h.set("X-RateLimit-Reset", &((d.reset_ms + 999) / 1000).to_string());
+}
+
+fn preflight() -> Response {
+    let resp = Response::empty().expect("empty response").with_status(204);
+    let h = resp.headers();
+    let _ = h.set("Access-Control-Allow-Methods", web::CORS_ALLOW_METHODS);
+    let _ = h.set("Access-Control-Allow-Headers", web::CORS_ALLOW_HEADERS);
+    let _ = h.set("Access-Control-Max-Age", "600");
+    resp
+}
+
+async fn api(req: Request, app: &App) -> Response {
+    let method = req.method();
+    if method == Method::Options {
+        return preflight();
+    }
+    let route = match Route::resolve(&method, &req.path()) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    let identity = match identify(&req, app).await {
+        Ok(i) => i,
+        Err(e) => return error_response(&e),
+    };
+    // Limit by user when the token is valid, by client address otherwise.
+    let key = identity.user().map(|c| format!("user:{}", c.user_id)).unwrap_or_else(|| format!("ip:{}", client_ip(&req)));
+    let decision = match route.class() {
+        None => None,
+        Some(class) => {
+            let limit = match class {
+                Class::Auth => app.cfg.auth_limit,
+                Class::Api => app.cfg.api_limit,
+            };
+            match ratelimit::hit(&app.env, class, &key, limit, 1).await {
+                Ok(d) => Some(d),
+                Err(e) => return error_response(&e),
+            }
+        }
+    };
+    let result = match &decision {
+        Some(d) if !d.allowed => {
+            let e = ApiError::rate_limited(format!(
+                "rate limit of {} requests exceeded; retry in {} s",
+                d.limit,
+                d.retry_after_secs(now_ms())
+            ));
+            let resp = error_response(&e);
+            let _ = resp.headers().set("Retry-After", &d.retry_after_secs(now_ms()).max(1).to_string());
+            Ok(resp)
+        }
+        _ => authorize_and_dispatch(route, req, app, identity).await,
+    };
+    let resp = result.unwrap_or_else(|e| error_response(&e));
+    if let Some(d) = &decision {
+        rate_headers(&resp, d);
+    }
+    resp
+}
+
+async fn authorize_and_dispatch(route: Route, req: Request, app: &App, identity: Identity) -> ApiResult<Response> {
+    let level = route.auth_level();
+    let caller = match identity {
+        Identity::User(c) => Some(c),
+        // A bad credential on a protected route is a 401; on a public route the request
+        // proceeds anonymously unless it was an explicit bearer token.
+        Identity::Invalid(e) if level != AuthLevel::Public || header(&req, "Authorization").is_some() => return Err(e),
+        _ => None,
+    };
+    if level != AuthLevel::Public {
+        let c = caller.as_ref().ok_or_else(|| ApiError::unauthorized("authentication required"))?;
+        check_csrf(&req, app, c)?;
+        if level == AuthLevel::Admin {
+            let user = crate::services::db::user_by_id(&app.db()?, &c.user_id).await?;
+            if user.map(|u| u.role != "admin").unwrap_or(true) {
+                return Err(ApiError::forbidden("administrator role required"));
+            }
+        }
+    }
+    dispatch(route, req, app, caller.as_ref()).await
+}
+
+/// Non-API paths are the web app's static assets.
+async fn assets(req: Request, env: &Env) -> Response {
+    let fetched = async { env.assets("ASSETS")?.fetch_request(req).await };
+    match fetched.await {
+        Ok(r) => r,
+        Err(e) => error_response(&internal(e)),
+    }
+}
+
+pub async fn handle(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let origin = header(&req, "Origin");
+    let path = req.path();
+    if !(path == "/api" || path.starts_with("/api/")) {
+        return Ok(finish(assets(req, &env).await, None, None));
+    }
+    let app = match App::new(env) {
+        Ok(a) => a,
+        Err(e) => {
+            worker::console_error!("configuration error: {e}");
+            return Ok(finish(error_response(&ApiError::unavailable("service misconfigured")), None, None));
+        }
+    };
+    let resp = api(req, &app).await;
+    Ok(finish(resp, Some(&app.cfg), origin.as_deref()))
+}

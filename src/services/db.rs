@@ -1,0 +1,362 @@
+//! D1 repositories: every SQL statement the Worker runs against `DB`, with bound parameters only.
+//!
+//! Invariant: ownership is part of every write's WHERE clause (`id = ? AND user_id = ?`), so a
+//! handler cannot forget it; "no row changed" means "not yours or not there", which is one 404.
+
+use crate::domain::apps::{AppPatch, AppRecord, ListSql, NewApp, SqlArg};
+use crate::domain::error::{ApiError, ApiResult};
+use crate::domain::input::Patch;
+use crate::http::internal;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use worker::wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement};
+
+pub const BINDING: &str = "DB";
+
+fn text(s: &str) -> JsValue {
+    JsValue::from_str(s)
+}
+
+fn int(n: i64) -> JsValue {
+    JsValue::from_f64(n as f64)
+}
+
+fn opt(s: Option<&str>) -> JsValue {
+    s.map(JsValue::from_str).unwrap_or(JsValue::NULL)
+}
+
+fn args(a: &[SqlArg]) -> Vec<JsValue> {
+    a.iter()
+        .map(|a| match a {
+            SqlArg::Text(s) => text(s),
+            SqlArg::Int(n) => int(*n),
+        })
+        .collect()
+}
+
+fn stmt(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<D1PreparedStatement> {
+    db.prepare(sql).bind(binds).map_err(internal)
+}
+
+async fn first<T: DeserializeOwned>(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<Option<T>> {
+    stmt(db, sql, binds)?.first::<T>(None).await.map_err(internal)
+}
+
+async fn all<T: DeserializeOwned>(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<Vec<T>> {
+    stmt(db, sql, binds)?.all().await.map_err(internal)?.results::<T>().map_err(internal)
+}
+
+/// Runs a write and returns how many rows it changed.
+async fn run(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<u64> {
+    let r = stmt(db, sql, binds)?.run().await.map_err(internal)?;
+    Ok(r.meta().map_err(internal)?.and_then(|m| m.changes).unwrap_or(0) as u64)
+}
+
+fn is_unique_violation(e: &worker::Error) -> bool {
+    e.to_string().contains("UNIQUE constraint failed")
+}
+
+// ---------------------------------------------------------------- users
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub provider: Option<String>,
+    pub role: String,
+    pub created_at: Option<f64>,
+    pub last_login: Option<f64>,
+}
+
+const USER_COLUMNS: &str = "id, email, display_name, avatar_url, provider, role, created_at, last_login";
+
+impl UserRow {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "email": self.email,
+            "displayName": self.display_name.clone().unwrap_or_default(),
+            "avatarUrl": self.avatar_url,
+            "provider": self.provider,
+            "role": self.role,
+            "createdAt": crate::domain::apps::iso(self.created_at),
+            "lastLogin": crate::domain::apps::iso(self.last_login),
+        })
+    }
+}
+
+pub async fn user_by_id(db: &D1Database, id: &str) -> ApiResult<Option<UserRow>> {
+    first(db, &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), &[text(id)]).await
+}
+
+pub async fn user_by_email(db: &D1Database, email: &str) -> ApiResult<Option<UserRow>> {
+    first(db, &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"), &[text(email)]).await
+}
+
+#[derive(Deserialize)]
+pub struct Credential {
+    pub password_hash: String,
+}
+
+pub async fn password_hash(db: &D1Database, user_id: &str) -> ApiResult<Option<String>> {
+    let c: Option<Credential> =
+        first(db, "SELECT password_hash FROM password_credentials WHERE user_id = ?1", &[text(user_id)]).await?;
+    Ok(c.map(|c| c.password_hash))
+}
+
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub avatar_url: Option<&'a str>,
+    pub provider: &'a str,
+    pub provider_user_id: Option<&'a str>,
+    pub role: &'a str,
+}
+
+fn insert_user(db: &D1Database, u: &NewUser<'_>) -> ApiResult<D1PreparedStatement> {
+    stmt(
+        db,
+        "INSERT INTO users (id, email, display_name, avatar_url, provider, provider_user_id, role, last_login) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, unixepoch())",
+        &[text(u.id), text(u.email), text(u.display_name), opt(u.avatar_url), text(u.provider), opt(u.provider_user_id), text(u.role)],
+    )
+}
+
+/// Creates a password user atomically (user row and credential together). `Ok(false)`: the email
+/// is taken.
+pub async fn create_password_user(db: &D1Database, u: &NewUser<'_>, hash: &str) -> ApiResult<bool> {
+    let cred = stmt(db, "INSERT INTO password_credentials (user_id, password_hash) VALUES (?1, ?2)", &[text(u.id), text(hash)])?;
+    match db.batch(vec![insert_user(db, u)?, cred]).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// Finds the user behind an OAuth identity, linking or creating as needed:
+/// known identity → its user; else a user with the same (provider-verified) email → link it;
+/// else a new user.
+pub async fn upsert_oauth_user(db: &D1Database, u: &NewUser<'_>, email_verified: bool) -> ApiResult<UserRow> {
+    let provider_user_id = u.provider_user_id.unwrap_or_default();
+    #[derive(Deserialize)]
+    struct Link {
+        user_id: String,
+    }
+    let link: Option<Link> = first(
+        db,
+        "SELECT user_id FROM oauth_identities WHERE provider = ?1 AND provider_user_id = ?2",
+        &[text(u.provider), text(provider_user_id)],
+    )
+    .await?;
+    let identity = |user_id: &str| {
+        stmt(
+            db,
+            "INSERT OR IGNORE INTO oauth_identities (provider, provider_user_id, user_id) VALUES (?1, ?2, ?3)",
+            &[text(u.provider), text(provider_user_id), text(user_id)],
+        )
+    };
+    let user_id = match link {
+        Some(l) => l.user_id,
+        None => match user_by_email(db, u.email).await? {
+            Some(existing) if email_verified => {
+                identity(&existing.id)?.run().await.map_err(internal)?;
+                existing.id
+            }
+            Some(_) => {
+                return Err(ApiError::forbidden(
+                    "an account with this email exists; sign in with it first (the provider did not verify the email)",
+                ))
+            }
+            None => {
+                match db.batch(vec![insert_user(db, u)?, identity(u.id)?]).await {
+                    Ok(_) => u.id.to_string(),
+                    // A concurrent first login created it: use that one.
+                    Err(e) if is_unique_violation(&e) => {
+                        user_by_email(db, u.email).await?.ok_or_else(ApiError::internal)?.id
+                    }
+                    Err(e) => return Err(internal(e)),
+                }
+            }
+        },
+    };
+    run(
+        db,
+        "UPDATE users SET last_login = unixepoch(), avatar_url = COALESCE(avatar_url, ?2), role = CASE WHEN ?3 = 'admin' THEN 'admin' ELSE role END WHERE id = ?1",
+        &[text(&user_id), opt(u.avatar_url), text(u.role)],
+    )
+    .await?;
+    user_by_id(db, &user_id).await?.ok_or_else(ApiError::internal)
+}
+
+pub async fn touch_login(db: &D1Database, user_id: &str, promote_admin: bool) -> ApiResult<()> {
+    run(
+        db,
+        "UPDATE users SET last_login = unixepoch(), role = CASE WHEN ?2 = 1 THEN 'admin' ELSE role END WHERE id = ?1",
+        &[text(user_id), int(promote_admin as i64)],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn list_users(db: &D1Database, limit: u32, offset: u64) -> ApiResult<(Vec<UserRow>, u64)> {
+    let rows = all(
+        db,
+        &format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at DESC, id DESC LIMIT ?1 OFFSET ?2"),
+        &[int(limit as i64), int(offset as i64)],
+    )
+    .await?;
+    Ok((rows, count(db, "SELECT COUNT(*) AS total FROM users", &[]).await?))
+}
+
+#[derive(Deserialize)]
+struct Total {
+    total: f64,
+}
+
+async fn count(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<u64> {
+    Ok(first::<Total>(db, sql, binds).await?.map(|t| t.total as u64).unwrap_or(0))
+}
+
+// ---------------------------------------------------------------- sessions
+
+pub async fn create_session(db: &D1Database, id: &str, user_id: &str, provider: &str, expires_at: i64) -> ApiResult<()> {
+    run(
+        db,
+        "INSERT INTO sessions (id, user_id, provider, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        &[text(id), text(user_id), text(provider), int(expires_at)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// True when the session exists, belongs to the user, and is neither revoked nor expired.
+pub async fn session_is_live(db: &D1Database, id: &str, user_id: &str) -> ApiResult<bool> {
+    Ok(count(
+        db,
+        "SELECT COUNT(*) AS total FROM sessions WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL AND expires_at > unixepoch()",
+        &[text(id), text(user_id)],
+    )
+    .await?
+        > 0)
+}
+
+pub async fn revoke_session(db: &D1Database, id: &str, user_id: &str) -> ApiResult<()> {
+    run(
+        db,
+        "UPDATE sessions SET revoked_at = unixepoch() WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+        &[text(id), text(user_id)],
+    )
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- oauth state
+
+pub async fn save_oauth_state(db: &D1Database, state: &str, provider: &str, verifier: &str, redirect: &str, expires_at: i64) -> ApiResult<()> {
+    // Opportunistic clean-up keeps the table small without a cron.
+    run(db, "DELETE FROM oauth_states WHERE expires_at < unixepoch()", &[]).await?;
+    run(
+        db,
+        "INSERT INTO oauth_states (state, provider, code_verifier, redirect_to, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        &[text(state), text(provider), text(verifier), text(redirect), int(expires_at)],
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct OAuthState {
+    pub provider: String,
+    pub code_verifier: String,
+    pub redirect_to: String,
+    pub expires_at: f64,
+}
+
+/// Takes a state out of the table: a second use of the same state finds nothing.
+pub async fn take_oauth_state(db: &D1Database, state: &str) -> ApiResult<Option<OAuthState>> {
+    first(
+        db,
+        "DELETE FROM oauth_states WHERE state = ?1 RETURNING provider, code_verifier, redirect_to, expires_at",
+        &[text(state)],
+    )
+    .await
+}
+
+// ---------------------------------------------------------------- apps
+
+const APP_COLUMNS: &str =
+    "id, user_id, title, description, visibility, config, tags, files, container_state, is_deployed, deploy_url, created_at, updated_at";
+
+pub async fn app_by_id(db: &D1Database, id: &str) -> ApiResult<Option<AppRecord>> {
+    first(db, &format!("SELECT {APP_COLUMNS} FROM apps WHERE id = ?1"), &[text(id)]).await
+}
+
+pub async fn list_apps(db: &D1Database, sql: &ListSql) -> ApiResult<(Vec<AppRecord>, u64)> {
+    let rows = stmt(db, &sql.rows, &args(&sql.rows_args))?;
+    let count = stmt(db, &sql.count, &args(&sql.count_args))?;
+    let mut results = db.batch(vec![rows, count]).await.map_err(internal)?.into_iter();
+    let rows: Vec<AppRecord> = results.next().ok_or_else(ApiError::internal)?.results().map_err(internal)?;
+    let totals: Vec<Total> = results.next().ok_or_else(ApiError::internal)?.results().map_err(internal)?;
+    Ok((rows, totals.first().map(|t| t.total as u64).unwrap_or(0)))
+}
+
+/// Inserts an app unless the owner already has `max_apps`; the check and the insert are one
+/// statement, so concurrent creates cannot overshoot. `Ok(false)`: the limit is reached.
+pub async fn create_app(db: &D1Database, id: &str, user_id: &str, app: &NewApp, max_apps: u64) -> ApiResult<bool> {
+    let tags = serde_json::to_string(&app.tags).map_err(internal)?;
+    let config = serde_json::to_string(&app.config).map_err(internal)?;
+    let changed = run(
+        db,
+        "INSERT INTO apps (id, user_id, title, description, visibility, config, tags, files) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, '{}' WHERE (SELECT COUNT(*) FROM apps WHERE user_id = ?2) < ?8",
+        &[
+            text(id),
+            text(user_id),
+            text(&app.title),
+            opt(app.description.as_deref()),
+            text(app.visibility.as_str()),
+            text(&config),
+            text(&tags),
+            int(max_apps as i64),
+        ],
+    )
+    .await?;
+    Ok(changed == 1)
+}
+
+/// Applies a patch to the caller's own app. `Ok(false)`: no such app of theirs.
+pub async fn patch_app(db: &D1Database, id: &str, user_id: &str, p: &AppPatch) -> ApiResult<bool> {
+    let mut sets = vec!["updated_at = unixepoch()".to_string()];
+    let mut binds = vec![text(id), text(user_id)];
+    let mut set = |col: &str, v: JsValue| {
+        binds.push(v);
+        sets.push(format!("{col} = ?{}", binds.len()));
+    };
+    if let Some(t) = &p.title {
+        set("title", text(t));
+    }
+    match &p.description {
+        Patch::Value(d) => set("description", text(d)),
+        Patch::Null => set("description", JsValue::NULL),
+        Patch::Absent => {}
+    }
+    if let Some(v) = p.visibility {
+        set("visibility", text(v.as_str()));
+    }
+    if let Some(t) = &p.tags {
+        set("tags", text(&serde_json::to_string(t).map_err(internal)?));
+    }
+    if let Some(c) = &p.config {
+        set("config", text(&serde_json::to_string(c).map_err(internal)?));
+    }
+    let sql = format!("UPDATE apps SET {} WHERE id = ?1 AND user_id = ?2", sets.join(", "));
+    Ok(run(db, &sql, &binds).await? == 1)
+}
+
+pub async fn delete_app(db: &D1Database, id: &str, user_id: &str) -> ApiResult<bool> {
+    Ok(run(db, "DELETE FROM apps WHERE id = ?1 AND user_id = ?2", &[text(id), text(user_id)]).await? == 1)
+}

@@ -1,0 +1,11 @@
+//! Adapters to the platform: D1 repositories, KV, the rate-limit object, OAuth providers.
+
+pub mod db;
+pub mod oauth;
+pub mod ratelimit;
+pub mod sessions;
+
+/// Milliseconds since the epoch from the runtime's clock (frozen during a request on Workers).
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
