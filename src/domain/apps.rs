@@ -26,7 +26,10 @@ pub enum Visibility {
 }
 
 impl Visibility {
-    pub const ALL: [(&'static str, Visibility); 2] = [("public", Visibility::Public), ("private", Visibility::Private)];
+    pub const ALL: [(&'static str, Visibility); 2] = [
+        ("public", Visibility::Public),
+        ("private", Visibility::Private),
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,11 +59,15 @@ pub struct AppRecord {
 
 pub fn iso(seconds: Option<f64>) -> Option<String> {
     let s = seconds? as i64;
-    Utc.timestamp_opt(s, 0).single().map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    Utc.timestamp_opt(s, 0)
+        .single()
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 fn json_or(text: &Option<String>, fallback: Value) -> Value {
-    text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(fallback)
+    text.as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(fallback)
 }
 
 /// List item (the spec's list shape plus a few fields the web app needs).
@@ -114,14 +121,19 @@ impl AppRecord {
             files: json_or(&self.files, Value::Object(Map::new())),
             config: json_or(&self.config, Value::Object(Map::new())),
             // Sandbox/terminal state is the owner's business only.
-            container_state: if is_owner { json_or(&self.container_state, Value::Null) } else { Value::Null },
+            container_state: if is_owner {
+                json_or(&self.container_state, Value::Null)
+            } else {
+                Value::Null
+            },
             is_owner,
         }
     }
 
     /// Who may see it: the owner always, others only when public.
     pub fn visible_to(&self, viewer: Option<&str>) -> bool {
-        self.visibility.as_deref() == Some("public") || (viewer.is_some() && viewer == self.user_id.as_deref())
+        self.visibility.as_deref() == Some("public")
+            || (viewer.is_some() && viewer == self.user_id.as_deref())
     }
 }
 
@@ -207,14 +219,24 @@ impl AppPatch {
             Patch::Null => Some(Map::new()),
             Patch::Absent => None,
         };
-        let nothing = title.is_none() && description.is_absent() && visibility.is_none() && tags.is_none() && config.is_none();
+        let nothing = title.is_none()
+            && description.is_absent()
+            && visibility.is_none()
+            && tags.is_none()
+            && config.is_none();
         o.finish()?;
         if nothing {
             return Err(super::error::ApiError::validation(
                 "nothing to update: give at least one of title, description, visibility, tags, config",
             ));
         }
-        Ok(Self { title, description, visibility, tags, config })
+        Ok(Self {
+            title,
+            description,
+            visibility,
+            tags,
+            config,
+        })
     }
 }
 
@@ -287,16 +309,34 @@ impl ListQuery {
     pub fn parse(query: &str) -> ApiResult<Self> {
         let mut q = Query::parse(query);
         let search = q.string("search", MAX_SEARCH);
-        let sort = q.enumeration("sort", &[("date", Sort::Date), ("name", Sort::Name), ("updated", Sort::Updated)], Sort::Date);
+        let sort = q.enumeration(
+            "sort",
+            &[
+                ("date", Sort::Date),
+                ("name", Sort::Name),
+                ("updated", Sort::Updated),
+            ],
+            Sort::Date,
+        );
         let visibility = q.enumeration(
             "visibility",
-            &[("public", VisibilityFilter::Public), ("private", VisibilityFilter::Private), ("all", VisibilityFilter::All)],
+            &[
+                ("public", VisibilityFilter::Public),
+                ("private", VisibilityFilter::Private),
+                ("all", VisibilityFilter::All),
+            ],
             VisibilityFilter::All,
         );
         let page = q.int("page", 1, 1, 1_000_000);
         let limit = q.int("limit", DEFAULT_LIMIT, 1, MAX_LIMIT);
         q.finish()?;
-        Ok(Self { search, sort, visibility, page, limit })
+        Ok(Self {
+            search,
+            sort,
+            visibility,
+            page,
+            limit,
+        })
     }
 
     pub fn total_pages(&self, total: u64) -> u64 {
@@ -321,13 +361,15 @@ impl ListQuery {
         if let Some(term) = &self.search {
             args.push(SqlArg::Text(like_pattern(term)));
             let n = args.len();
-            clauses.push(format!("(title LIKE ?{n} ESCAPE '\\' OR description LIKE ?{n} ESCAPE '\\')"));
+            clauses.push(format!(
+                "(title LIKE ?{n} ESCAPE '\\' OR description LIKE ?{n} ESCAPE '\\')"
+            ));
         }
         let filter = clauses.join(" AND ");
         let order = match self.sort {
-            Sort::Date => "created_at DESC, id DESC",
-            Sort::Name => "title COLLATE NOCASE ASC, id ASC",
-            Sort::Updated => "updated_at DESC, id DESC",
+            Sort::Date => "created_at DESC, rowid DESC",
+            Sort::Name => "title COLLATE NOCASE ASC, rowid ASC",
+            Sort::Updated => "updated_at DESC, rowid DESC",
         };
         let count = format!("SELECT COUNT(*) AS total FROM apps WHERE {filter}");
         let count_args = args.clone();
@@ -338,7 +380,12 @@ impl ListQuery {
         let rows = format!(
             "SELECT {SUMMARY_COLUMNS} FROM apps WHERE {filter} ORDER BY {order} LIMIT ?{limit_n} OFFSET ?{offset_n}"
         );
-        ListSql { rows, rows_args: args, count, count_args }
+        ListSql {
+            rows,
+            rows_args: args,
+            count,
+            count_args,
+        }
     }
 }
 
@@ -355,24 +402,39 @@ mod tests {
     #[test]
     fn list_defaults_and_sql() {
         let q = ListQuery::parse("").unwrap();
-        assert_eq!((q.page, q.limit, q.sort, q.visibility), (1, 20, Sort::Date, VisibilityFilter::All));
+        assert_eq!(
+            (q.page, q.limit, q.sort, q.visibility),
+            (1, 20, Sort::Date, VisibilityFilter::All)
+        );
         let sql = q.to_sql(&Scope::Owner("usr_1".into()));
-        assert_eq!(sql.rows, format!("SELECT {SUMMARY_COLUMNS} FROM apps WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"));
-        assert_eq!(sql.rows_args, vec![SqlArg::Text("usr_1".into()), SqlArg::Int(20), SqlArg::Int(0)]);
+        assert_eq!(sql.rows, format!("SELECT {SUMMARY_COLUMNS} FROM apps WHERE user_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2 OFFSET ?3"));
+        assert_eq!(
+            sql.rows_args,
+            vec![
+                SqlArg::Text("usr_1".into()),
+                SqlArg::Int(20),
+                SqlArg::Int(0)
+            ]
+        );
         assert_eq!(sql.count_args.len(), 1);
     }
 
     #[test]
     fn search_sort_page_visibility() {
-        let q = ListQuery::parse("search=a_b&sort=name&page=3&limit=10&visibility=private").unwrap();
+        let q =
+            ListQuery::parse("search=a_b&sort=name&page=3&limit=10&visibility=private").unwrap();
         let sql = q.to_sql(&Scope::Owner("u".into()));
         assert!(sql.rows.contains("visibility = 'private'"));
-        assert!(sql.rows.contains("title LIKE ?2 ESCAPE '\\' OR description LIKE ?2"));
+        assert!(sql
+            .rows
+            .contains("title LIKE ?2 ESCAPE '\\' OR description LIKE ?2"));
         assert!(sql.rows.contains("ORDER BY title COLLATE NOCASE ASC"));
         assert_eq!(sql.rows_args[1], SqlArg::Text("%a\\_b%".into()));
         assert_eq!(sql.rows_args[3], SqlArg::Int(20));
         let public = q.to_sql(&Scope::Public);
-        assert!(public.count.contains("visibility = 'public'") && !public.count.contains("user_id"));
+        assert!(
+            public.count.contains("visibility = 'public'") && !public.count.contains("user_id")
+        );
         assert_eq!(q.total_pages(21), 3);
         assert_eq!(q.total_pages(0), 0);
     }
@@ -389,12 +451,21 @@ mod tests {
 
     #[test]
     fn create_body() {
-        let a = NewApp::parse(parse_object(br#"{"title":" Todo ","visibility":"public","tags":["a"]}"#).unwrap()).unwrap();
-        assert_eq!((a.title.as_str(), a.visibility, a.tags.len()), ("Todo", Visibility::Public, 1));
+        let a = NewApp::parse(
+            parse_object(br#"{"title":" Todo ","visibility":"public","tags":["a"]}"#).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (a.title.as_str(), a.visibility, a.tags.len()),
+            ("Todo", Visibility::Public, 1)
+        );
         let e = NewApp::parse(parse_object(br#"{"description": "x"}"#).unwrap()).unwrap_err();
         assert_eq!(e.fields["title"], "is required");
         let long = format!(r#"{{"title":"t","description":"{}"}}"#, "d".repeat(1001));
-        assert!(NewApp::parse(parse_object(long.as_bytes()).unwrap()).unwrap_err().fields.contains_key("description"));
+        assert!(NewApp::parse(parse_object(long.as_bytes()).unwrap())
+            .unwrap_err()
+            .fields
+            .contains_key("description"));
     }
 
     #[test]
@@ -408,7 +479,10 @@ mod tests {
 
     #[test]
     fn visibility_rules() {
-        let mut r: AppRecord = serde_json::from_value(serde_json::json!({"id":"a","user_id":"u1","title":"t","visibility":"private"})).unwrap();
+        let mut r: AppRecord = serde_json::from_value(
+            serde_json::json!({"id":"a","user_id":"u1","title":"t","visibility":"private"}),
+        )
+        .unwrap();
         assert!(r.visible_to(Some("u1")) && !r.visible_to(Some("u2")) && !r.visible_to(None));
         r.visibility = Some("public".into());
         assert!(r.visible_to(None));

@@ -31,7 +31,11 @@ pub struct Config {
 impl Config {
     /// Builds the configuration from a lookup of variable names (vars and secrets alike).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let limit = |k: &str, default: &str| -> Result<Limit, String> {
             Limit::parse(&get(k).unwrap_or_else(|| default.into())).map_err(|e| format!("{k}: {e}"))
         };
@@ -39,7 +43,11 @@ impl Config {
             let client_id = get(&format!("{prefix}_CLIENT_ID"))?;
             let client_secret = get(&format!("{prefix}_CLIENT_SECRET"))?;
             let d = Endpoints::defaults(p);
-            let api_key = if p == Provider::Google { "GOOGLE_USERINFO_URL" } else { "GITHUB_API_URL" };
+            let api_key = if p == Provider::Google {
+                "GOOGLE_USERINFO_URL"
+            } else {
+                "GITHUB_API_URL"
+            };
             Some(OAuthClient {
                 client_id,
                 client_secret,
@@ -52,14 +60,21 @@ impl Config {
         };
         let max_apps_per_user = match get("MAX_APPS_PER_USER") {
             None => 100,
-            Some(v) => v.parse().map_err(|_| format!("MAX_APPS_PER_USER: {v:?} is not a number"))?,
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("MAX_APPS_PER_USER: {v:?} is not a number"))?,
         };
         Ok(Self {
             auth_limit: limit("RATE_LIMIT_AUTH", "1000/60")?,
             api_limit: limit("RATE_LIMIT_API", "10000/60")?,
             ai_limit: limit("RATE_LIMIT_AI", "20/60")?,
             allowed_origins: get("ALLOWED_ORIGINS")
-                .map(|v| v.split(',').map(|o| o.trim().trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect())
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default(),
             max_apps_per_user,
             allowed_email: EmailList::parse(&get("ALLOWED_EMAIL").unwrap_or_default()),
@@ -84,7 +99,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
@@ -102,18 +120,26 @@ mod tests {
     fn overrides_and_errors() {
         let c = cfg(&[
             ("RATE_LIMIT_API", "5/60"),
-            ("ALLOWED_ORIGINS", "http://localhost:5173/, https://app.example.com"),
+            (
+                "ALLOWED_ORIGINS",
+                "http://localhost:5173/, https://app.example.com",
+            ),
             ("GITHUB_CLIENT_ID", "id"),
             ("GITHUB_CLIENT_SECRET", "s"),
             ("GITHUB_OAUTH_TOKEN_URL", "http://127.0.0.1:1/token"),
         ])
         .unwrap();
         assert_eq!(c.api_limit.requests, 5);
-        assert_eq!(c.allowed_origins, vec!["http://localhost:5173", "https://app.example.com"]);
+        assert_eq!(
+            c.allowed_origins,
+            vec!["http://localhost:5173", "https://app.example.com"]
+        );
         let gh = c.github.unwrap();
         assert_eq!(gh.endpoints.token, "http://127.0.0.1:1/token");
         assert_eq!(gh.endpoints.api, "https://api.github.com");
-        assert!(cfg(&[("RATE_LIMIT_AI", "lots")]).unwrap_err().contains("RATE_LIMIT_AI"));
+        assert!(cfg(&[("RATE_LIMIT_AI", "lots")])
+            .unwrap_err()
+            .contains("RATE_LIMIT_AI"));
         assert!(cfg(&[("MAX_APPS_PER_USER", "x")]).is_err());
     }
 }

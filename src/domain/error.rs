@@ -51,7 +51,12 @@ struct BodyInner<'a> {
 
 impl ApiError {
     pub fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), fields: BTreeMap::new() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            fields: BTreeMap::new(),
+        }
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -86,7 +91,11 @@ impl ApiError {
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(413, ErrorCode::E004, format!("request body exceeds {limit} bytes"))
+        Self::new(
+            413,
+            ErrorCode::E004,
+            format!("request body exceeds {limit} bytes"),
+        )
     }
 
     pub fn rate_limited(message: impl Into<String>) -> Self {
@@ -103,7 +112,11 @@ impl ApiError {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(&Body {
-            error: BodyInner { code: self.code, message: &self.message, fields: &self.fields },
+            error: BodyInner {
+                code: self.code,
+                message: &self.message,
+                fields: &self.fields,
+            },
         })
         .unwrap_or_else(|_| r#"{"error":{"code":"E000","message":"internal error"}}"#.into())
     }
@@ -128,7 +141,10 @@ mod tests {
         let e = ApiError::field("title", "must be at most 200 characters");
         let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
         assert_eq!(v["error"]["code"], "E004");
-        assert_eq!(v["error"]["fields"]["title"], "must be at most 200 characters");
+        assert_eq!(
+            v["error"]["fields"]["title"],
+            "must be at most 200 characters"
+        );
         assert_eq!(e.status, 400);
     }
 

@@ -16,10 +16,17 @@ pub fn parse_object(body: &[u8]) -> ApiResult<JsonObject> {
         return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::validation(format!("malformed JSON at line {}, column {}", e.line(), e.column()))
+        ApiError::validation(format!(
+            "malformed JSON at line {}, column {}",
+            e.line(),
+            e.column()
+        ))
     })?;
     match value {
-        Value::Object(map) => Ok(JsonObject { map, errors: BTreeMap::new() }),
+        Value::Object(map) => Ok(JsonObject {
+            map,
+            errors: BTreeMap::new(),
+        }),
         _ => Err(ApiError::validation("request body must be a JSON object")),
     }
 }
@@ -47,7 +54,9 @@ impl<T> Patch<T> {
 
 impl JsonObject {
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.entry(field.to_string()).or_insert_with(|| message.into());
+        self.errors
+            .entry(field.to_string())
+            .or_insert_with(|| message.into());
     }
 
     /// Takes a field as raw JSON: absent, null or a value.
@@ -126,7 +135,12 @@ impl JsonObject {
     }
 
     /// An array of short strings (tags and the like).
-    pub fn string_list(&mut self, field: &str, max_items: usize, max_chars: usize) -> Patch<Vec<String>> {
+    pub fn string_list(
+        &mut self,
+        field: &str,
+        max_items: usize,
+        max_chars: usize,
+    ) -> Patch<Vec<String>> {
         match self.take_raw(field) {
             Patch::Value(Value::Array(items)) => {
                 if items.len() > max_items {
@@ -136,7 +150,9 @@ impl JsonObject {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
                     match item {
-                        Value::String(s) if !s.trim().is_empty() && s.trim().chars().count() <= max_chars => {
+                        Value::String(s)
+                            if !s.trim().is_empty() && s.trim().chars().count() <= max_chars =>
+                        {
                             out.push(s.trim().to_string())
                         }
                         _ => {
@@ -160,9 +176,14 @@ impl JsonObject {
     pub fn object(&mut self, field: &str, max_bytes: usize) -> Patch<Map<String, Value>> {
         match self.take_raw(field) {
             Patch::Value(Value::Object(m)) => {
-                let size = serde_json::to_string(&m).map(|s| s.len()).unwrap_or(usize::MAX);
+                let size = serde_json::to_string(&m)
+                    .map(|s| s.len())
+                    .unwrap_or(usize::MAX);
                 if size > max_bytes {
-                    self.error(field, format!("must be at most {max_bytes} bytes when serialized"));
+                    self.error(
+                        field,
+                        format!("must be at most {max_bytes} bytes when serialized"),
+                    );
                     Patch::Absent
                 } else {
                     Patch::Value(m)
@@ -216,15 +237,24 @@ impl Query {
                 (percent_decode(k), percent_decode(v))
             })
             .collect();
-        Self { pairs, errors: BTreeMap::new() }
+        Self {
+            pairs,
+            errors: BTreeMap::new(),
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.entry(field.to_string()).or_insert_with(|| message.into());
+        self.errors
+            .entry(field.to_string())
+            .or_insert_with(|| message.into());
     }
 
     /// An integer parameter within `[min, max]`, or `default` when absent.
@@ -282,7 +312,9 @@ pub fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
                         out.push(b);
@@ -304,7 +336,9 @@ pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -338,15 +372,25 @@ mod tests {
 
     #[test]
     fn malformed_and_non_object_bodies() {
-        assert_eq!(parse_object(b"{").unwrap_err().code, super::super::error::ErrorCode::E004);
+        assert_eq!(
+            parse_object(b"{").unwrap_err().code,
+            super::super::error::ErrorCode::E004
+        );
         assert!(parse_object(b"[1]").unwrap_err().message.contains("object"));
-        assert_eq!(parse_object(&vec![b' '; MAX_BODY_BYTES + 1]).unwrap_err().status, 413);
+        assert_eq!(
+            parse_object(&vec![b' '; MAX_BODY_BYTES + 1])
+                .unwrap_err()
+                .status,
+            413
+        );
     }
 
     #[test]
     fn enum_rejects_unknown_values() {
         let mut o = parse_object(br#"{"visibility":"secret"}"#).unwrap();
-        assert!(o.enumeration("visibility", &[("public", 1), ("private", 2)]).is_absent());
+        assert!(o
+            .enumeration("visibility", &[("public", 1), ("private", 2)])
+            .is_absent());
         assert!(o.finish().unwrap_err().fields["visibility"].contains("public, private"));
     }
 

@@ -82,7 +82,11 @@ pub fn authorize_url(
     state: &str,
     verifier: &str,
 ) -> String {
-    let sep = if endpoints.authorize.contains('?') { '&' } else { '?' };
+    let sep = if endpoints.authorize.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     let mut url = format!(
         "{}{sep}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&code_challenge={}&code_challenge_method=S256",
         endpoints.authorize,
@@ -99,7 +103,13 @@ pub fn authorize_url(
 }
 
 /// The form body of the token request.
-pub fn token_request_body(code: &str, redirect_uri: &str, client_id: &str, client_secret: &str, verifier: &str) -> String {
+pub fn token_request_body(
+    code: &str,
+    redirect_uri: &str,
+    client_id: &str,
+    client_secret: &str,
+    verifier: &str,
+) -> String {
     format!(
         "grant_type=authorization_code&code={}&redirect_uri={}&client_id={}&client_secret={}&code_verifier={}",
         percent_encode(code),
@@ -133,7 +143,10 @@ pub struct Profile {
 }
 
 fn s(v: &Value, k: &str) -> Option<String> {
-    v.get(k).and_then(Value::as_str).map(str::to_string).filter(|x| !x.is_empty())
+    v.get(k)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .filter(|x| !x.is_empty())
 }
 
 /// Google's OpenID Connect userinfo.
@@ -141,7 +154,10 @@ pub fn google_profile(v: &Value) -> Result<Profile, String> {
     Ok(Profile {
         provider_user_id: s(v, "sub").ok_or("userinfo has no sub")?,
         email: s(v, "email"),
-        email_verified: v.get("email_verified").and_then(Value::as_bool).unwrap_or(false),
+        email_verified: v
+            .get("email_verified")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         display_name: s(v, "name"),
         avatar_url: s(v, "picture"),
     })
@@ -157,10 +173,16 @@ pub fn github_profile(user: &Value, emails: Option<&Value>) -> Result<Profile, S
     let primary = emails.and_then(Value::as_array).and_then(|list| {
         list.iter()
             .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
-            .or_else(|| list.iter().find(|e| e.get("verified").and_then(Value::as_bool) == Some(true)))
+            .or_else(|| {
+                list.iter()
+                    .find(|e| e.get("verified").and_then(Value::as_bool) == Some(true))
+            })
     });
     let (email, verified) = match primary {
-        Some(e) => (s(e, "email"), e.get("verified").and_then(Value::as_bool).unwrap_or(false)),
+        Some(e) => (
+            s(e, "email"),
+            e.get("verified").and_then(Value::as_bool).unwrap_or(false),
+        ),
         // A public profile email is one GitHub has verified.
         None => (s(user, "email"), s(user, "email").is_some()),
     };
@@ -204,16 +226,34 @@ mod tests {
 
     #[test]
     fn authorize_url_carries_state_and_challenge() {
-        let e = Endpoints { authorize: "http://127.0.0.1:9/authorize".into(), token: String::new(), api: String::new() };
-        let u = authorize_url(Provider::Github, &e, "cid", "http://localhost:8787/api/auth/callback/github", "st", "v");
+        let e = Endpoints {
+            authorize: "http://127.0.0.1:9/authorize".into(),
+            token: String::new(),
+            api: String::new(),
+        };
+        let u = authorize_url(
+            Provider::Github,
+            &e,
+            "cid",
+            "http://localhost:8787/api/auth/callback/github",
+            "st",
+            "v",
+        );
         assert!(u.starts_with("http://127.0.0.1:9/authorize?response_type=code&client_id=cid"));
-        assert!(u.contains("redirect_uri=http%3A%2F%2Flocalhost%3A8787%2Fapi%2Fauth%2Fcallback%2Fgithub"));
-        assert!(u.contains("&state=st&") && u.contains(&format!("code_challenge={}", pkce_challenge("v"))));
+        assert!(u.contains(
+            "redirect_uri=http%3A%2F%2Flocalhost%3A8787%2Fapi%2Fauth%2Fcallback%2Fgithub"
+        ));
+        assert!(
+            u.contains("&state=st&")
+                && u.contains(&format!("code_challenge={}", pkce_challenge("v")))
+        );
     }
 
     #[test]
     fn profiles() {
-        let g = google_profile(&json!({"sub":"1","email":"a@b.co","email_verified":true,"name":"A"})).unwrap();
+        let g =
+            google_profile(&json!({"sub":"1","email":"a@b.co","email_verified":true,"name":"A"}))
+                .unwrap();
         assert!(g.email_verified && g.provider_user_id == "1");
         assert!(google_profile(&json!({"email":"a@b.co"})).is_err());
         let gh = github_profile(
@@ -221,14 +261,30 @@ mod tests {
             Some(&json!([{"email":"x@y.co","primary":false,"verified":true},{"email":"o@y.co","primary":true,"verified":true}])),
         )
         .unwrap();
-        assert_eq!((gh.provider_user_id.as_str(), gh.email.as_deref(), gh.display_name.as_deref()), ("42", Some("o@y.co"), Some("octo")));
-        assert_eq!(access_token(&json!({"error":"bad_verification_code"})).unwrap_err(), "provider refused the code: bad_verification_code");
+        assert_eq!(
+            (
+                gh.provider_user_id.as_str(),
+                gh.email.as_deref(),
+                gh.display_name.as_deref()
+            ),
+            ("42", Some("o@y.co"), Some("octo"))
+        );
+        assert_eq!(
+            access_token(&json!({"error":"bad_verification_code"})).unwrap_err(),
+            "provider refused the code: bad_verification_code"
+        );
     }
 
     #[test]
     fn redirects_stay_on_site() {
         assert_eq!(safe_redirect(Some("/apps/1?x=y")), "/apps/1?x=y");
-        for bad in ["//evil.com", "https://evil.com", "/\\evil.com", "apps", "/a\nb"] {
+        for bad in [
+            "//evil.com",
+            "https://evil.com",
+            "/\\evil.com",
+            "apps",
+            "/a\nb",
+        ] {
             assert_eq!(safe_redirect(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_redirect(None), "/");

@@ -41,18 +41,28 @@ pub fn hash(password: &str, salt: [u8; 16]) -> String {
 
 fn hash_with(password: &str, salt: &[u8], iterations: u32) -> String {
     let h = derive(password, salt, iterations);
-    format!("pbkdf2-sha256${iterations}${}${}", B64.encode(salt), B64.encode(h))
+    format!(
+        "pbkdf2-sha256${iterations}${}${}",
+        B64.encode(salt),
+        B64.encode(h)
+    )
 }
 
 /// True when `password` matches `stored`. A malformed stored value never matches.
 pub fn verify(password: &str, stored: &str) -> bool {
     let mut parts = stored.split('$');
-    let (Some("pbkdf2-sha256"), Some(iter), Some(salt), Some(expected), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some("pbkdf2-sha256"), Some(iter), Some(salt), Some(expected), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return false;
     };
-    let (Ok(iterations), Ok(salt), Ok(expected)) = (iter.parse::<u32>(), B64.decode(salt), B64.decode(expected)) else {
+    let (Ok(iterations), Ok(salt), Ok(expected)) =
+        (iter.parse::<u32>(), B64.decode(salt), B64.decode(expected))
+    else {
         return false;
     };
     if !(1_000..=10_000_000).contains(&iterations) || expected.len() != HASH_LEN {
@@ -86,7 +96,13 @@ mod tests {
 
     #[test]
     fn malformed_stored_values_never_match() {
-        for bad in ["", "plain", "pbkdf2-sha256$1$x$y", "md5$100000$AAAA$AAAA", "pbkdf2-sha256$100000$!!$!!"] {
+        for bad in [
+            "",
+            "plain",
+            "pbkdf2-sha256$1$x$y",
+            "md5$100000$AAAA$AAAA",
+            "pbkdf2-sha256$100000$!!$!!",
+        ] {
             assert!(!verify("anything", bad), "{bad}");
         }
         let good = hash("pw-pw-pw-pw", [3; 16]);

@@ -17,8 +17,14 @@ pub struct Limit {
 impl Limit {
     /// Parses `"<requests>/<seconds>"` (e.g. `1000/60`) or `"<requests>/<n>m"`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (n, w) = s.trim().split_once('/').ok_or_else(|| format!("rate limit {s:?} must look like 100/60"))?;
-        let requests: u64 = n.trim().parse().map_err(|_| format!("bad request count in {s:?}"))?;
+        let (n, w) = s
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| format!("rate limit {s:?} must look like 100/60"))?;
+        let requests: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad request count in {s:?}"))?;
         let w = w.trim();
         let seconds: i64 = match w.strip_suffix('m') {
             Some(m) => m.parse::<i64>().map(|m| m * 60),
@@ -28,7 +34,10 @@ impl Limit {
         if requests == 0 || !(1..=86_400).contains(&seconds) {
             return Err(format!("rate limit {s:?} out of range"));
         }
-        Ok(Self { requests, window_ms: seconds * 1000 })
+        Ok(Self {
+            requests,
+            window_ms: seconds * 1000,
+        })
     }
 }
 
@@ -73,7 +82,11 @@ impl Window {
         if start == self.start_ms {
             return;
         }
-        self.previous = if start - self.start_ms == limit.window_ms { self.current } else { 0 };
+        self.previous = if start - self.start_ms == limit.window_ms {
+            self.current
+        } else {
+            0
+        };
         self.current = 0;
         self.start_ms = start;
     }
@@ -96,8 +109,17 @@ impl Window {
         let remaining = (cap.saturating_sub(used) / limit.window_ms as u128) as u64;
         // While there is room, the reset is the end of the current window (when its count starts
         // to decay); once exhausted, it is the moment a request fits again.
-        let reset_ms = if remaining > 0 { self.start_ms + limit.window_ms } else { self.reset_at(limit, now_ms, cost.max(1)) };
-        Decision { allowed, limit: limit.requests, remaining, reset_ms }
+        let reset_ms = if remaining > 0 {
+            self.start_ms + limit.window_ms
+        } else {
+            self.reset_at(limit, now_ms, cost.max(1))
+        };
+        Decision {
+            allowed,
+            limit: limit.requests,
+            remaining,
+            reset_ms,
+        }
     }
 
     /// The earliest moment a hit of `cost` fits, assuming no other hits.
@@ -128,11 +150,20 @@ impl Window {
 mod tests {
     use super::*;
 
-    const L: Limit = Limit { requests: 10, window_ms: 60_000 };
+    const L: Limit = Limit {
+        requests: 10,
+        window_ms: 60_000,
+    };
 
     #[test]
     fn parses_config() {
-        assert_eq!(Limit::parse("1000/60").unwrap(), Limit { requests: 1000, window_ms: 60_000 });
+        assert_eq!(
+            Limit::parse("1000/60").unwrap(),
+            Limit {
+                requests: 1000,
+                window_ms: 60_000
+            }
+        );
         assert_eq!(Limit::parse("20/1m").unwrap().window_ms, 60_000);
         assert_eq!(Limit::parse("5/10s").unwrap().window_ms, 10_000);
         for bad in ["", "10", "0/60", "x/60", "10/0", "10/-1"] {

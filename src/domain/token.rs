@@ -44,7 +44,9 @@ pub struct TokenKeys {
 }
 
 fn at(now_ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(now_ms).single().unwrap_or_default()
+    Utc.timestamp_millis_opt(now_ms)
+        .single()
+        .unwrap_or_default()
 }
 
 impl TokenKeys {
@@ -53,20 +55,25 @@ impl TokenKeys {
         if secret.len() < 32 {
             return Err("JWT_SECRET must be at least 32 bytes".into());
         }
-        Ok(Self { key: Hs256Key::new(secret.as_bytes()), secret: secret.as_bytes().to_vec() })
+        Ok(Self {
+            key: Hs256Key::new(secret.as_bytes()),
+            secret: secret.as_bytes().to_vec(),
+        })
     }
 
     pub fn issue(&self, claims: SessionClaims, now_ms: i64) -> String {
         let now = at(now_ms);
         let options = TimeOptions::new(Duration::seconds(0), move || now);
-        let claims = Claims::new(claims).set_duration_and_issuance(&options, Duration::seconds(TOKEN_SECONDS));
+        let claims = Claims::new(claims)
+            .set_duration_and_issuance(&options, Duration::seconds(TOKEN_SECONDS));
         Hs256
             .token(&Header::empty().with_token_type("JWT"), &claims, &self.key)
             .expect("HS256 signing of serializable claims cannot fail")
     }
 
     pub fn verify(&self, token: &str, now_ms: i64) -> Result<Session, ApiError> {
-        let bad = |why: &str| ApiError::unauthorized(format!("invalid authentication token: {why}"));
+        let bad =
+            |why: &str| ApiError::unauthorized(format!("invalid authentication token: {why}"));
         if token.len() > 4096 {
             return Err(bad("too long"));
         }
@@ -81,32 +88,43 @@ impl TokenKeys {
         let now = at(now_ms);
         let options = TimeOptions::new(Duration::seconds(0), move || now);
         let claims = verified.claims();
-        claims.validate_expiration(&options).map_err(|_| bad("expired"))?;
+        claims
+            .validate_expiration(&options)
+            .map_err(|_| bad("expired"))?;
         let (Some(iat), Some(exp)) = (claims.issued_at, claims.expiration) else {
             return Err(bad("missing iat/exp"));
         };
         if iat.timestamp_millis() > now_ms + 60_000 {
             return Err(bad("issued in the future"));
         }
-        Ok(Session { claims: claims.custom.clone(), issued_at: iat.timestamp(), expires_at: exp.timestamp() })
+        Ok(Session {
+            claims: claims.custom.clone(),
+            issued_at: iat.timestamp(),
+            expires_at: exp.timestamp(),
+        })
     }
 
     /// The CSRF token for a session: HMAC(secret, "csrf:" + sid), hex. Bound to the session, so it
     /// is useless to anyone without the session and dies with it.
     pub fn csrf_token(&self, sid: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
         mac.update(b"csrf:");
         mac.update(sid.as_bytes());
         super::random::hex(&mac.finalize().into_bytes())
     }
 
     pub fn check_csrf(&self, sid: &str, presented: &str) -> bool {
-        self.csrf_token(sid).as_bytes().ct_eq(presented.as_bytes()).into()
+        self.csrf_token(sid)
+            .as_bytes()
+            .ct_eq(presented.as_bytes())
+            .into()
     }
 
     /// A short-lived HMAC signature over arbitrary text (used for host-scoped preview tokens).
     pub fn sign(&self, purpose: &str, text: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
         mac.update(purpose.as_bytes());
         mac.update(b"\0");
         mac.update(text.as_bytes());
@@ -153,8 +171,13 @@ mod tests {
     fn expired_is_rejected() {
         let t = keys().issue(claims(), NOW);
         assert!(keys().verify(&t, NOW + TOKEN_SECONDS * 1000 - 1000).is_ok());
-        let e = keys().verify(&t, NOW + TOKEN_SECONDS * 1000 + 1000).unwrap_err();
-        assert_eq!((e.status, e.code), (401, super::super::error::ErrorCode::E001));
+        let e = keys()
+            .verify(&t, NOW + TOKEN_SECONDS * 1000 + 1000)
+            .unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (401, super::super::error::ErrorCode::E001)
+        );
     }
 
     #[test]
@@ -163,14 +186,24 @@ mod tests {
         let parts: Vec<&str> = t.split('.').collect();
         let mut c = claims();
         c.user_id = "usr_admin".into();
-        let forged_payload = B64.encode(serde_json::to_vec(&serde_json::json!({
-            "userId": c.user_id, "email": c.email, "displayName": c.display_name,
-            "provider": c.provider, "sid": c.sid, "iat": NOW / 1000, "exp": NOW / 1000 + 99999
-        })).unwrap());
-        assert!(keys().verify(&format!("{}.{}.{}", parts[0], forged_payload, parts[2]), NOW).is_err());
+        let forged_payload = B64.encode(
+            serde_json::to_vec(&serde_json::json!({
+                "userId": c.user_id, "email": c.email, "displayName": c.display_name,
+                "provider": c.provider, "sid": c.sid, "iat": NOW / 1000, "exp": NOW / 1000 + 99999
+            }))
+            .unwrap(),
+        );
+        assert!(keys()
+            .verify(
+                &format!("{}.{}.{}", parts[0], forged_payload, parts[2]),
+                NOW
+            )
+            .is_err());
         let mut sig = parts[2].to_string();
         sig.replace_range(0..1, if sig.starts_with('A') { "B" } else { "A" });
-        assert!(keys().verify(&format!("{}.{}.{}", parts[0], parts[1], sig), NOW).is_err());
+        assert!(keys()
+            .verify(&format!("{}.{}.{}", parts[0], parts[1], sig), NOW)
+            .is_err());
         let other = TokenKeys::new("another-secret-another-secret-xx").unwrap();
         assert!(other.verify(&t, NOW).is_err());
     }
@@ -181,9 +214,17 @@ mod tests {
         let payload = t.split('.').nth(1).unwrap();
         for alg in ["none", "RS256", "HS512"] {
             let header = B64.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
-            assert!(keys().verify(&format!("{header}.{payload}."), NOW).is_err(), "{alg}");
+            assert!(
+                keys().verify(&format!("{header}.{payload}."), NOW).is_err(),
+                "{alg}"
+            );
             let sig = t.split('.').nth(2).unwrap();
-            assert!(keys().verify(&format!("{header}.{payload}.{sig}"), NOW).is_err(), "{alg} with sig");
+            assert!(
+                keys()
+                    .verify(&format!("{header}.{payload}.{sig}"), NOW)
+                    .is_err(),
+                "{alg} with sig"
+            );
         }
     }
 

@@ -21,8 +21,11 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-        let ok_chars = e.chars().all(|c| !c.is_whitespace() && !c.is_control()) && !domain.contains('@');
+            && domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+        let ok_chars =
+            e.chars().all(|c| !c.is_whitespace() && !c.is_control()) && !domain.contains('@');
         if ok_local && ok_domain && ok_chars {
             Ok(Self(e))
         } else {
@@ -37,7 +40,12 @@ impl Email {
 
 /// A display name derived from an email when the user gave none.
 pub fn default_display_name(email: &Email) -> String {
-    email.as_str().split('@').next().unwrap_or("user").to_string()
+    email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or("user")
+        .to_string()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,7 +88,10 @@ impl EmailList {
     pub fn contains(&self, email: &Email) -> bool {
         let e = email.as_str();
         self.0.iter().any(|p| match p.strip_prefix("*@") {
-            Some(domain) => e.rsplit_once('@').map(|(_, d)| d == domain).unwrap_or(false),
+            Some(domain) => e
+                .rsplit_once('@')
+                .map(|(_, d)| d == domain)
+                .unwrap_or(false),
             None => p == e,
         })
     }
@@ -92,8 +103,21 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_and_checked() {
-        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
-        for bad in ["", "ada", "@example.com", "ada@", "ada@com", "a b@example.com", "ada@ex..com", "a@b@c.com", "ada@.example.com"] {
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@com",
+            "a b@example.com",
+            "ada@ex..com",
+            "a@b@c.com",
+            "ada@.example.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

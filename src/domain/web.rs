@@ -9,7 +9,10 @@ frame-ancestors 'none'; base-uri 'self'; object-src 'none'";
 /// Headers every response carries.
 pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     ("Content-Security-Policy", CSP),
-    ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
+    (
+        "Strict-Transport-Security",
+        "max-age=31536000; includeSubDomains",
+    ),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "strict-origin-when-cross-origin"),
@@ -17,7 +20,8 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
 
 pub const CORS_ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 pub const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, X-CSRF-Token";
-pub const CORS_EXPOSE_HEADERS: &str = "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After";
+pub const CORS_EXPOSE_HEADERS: &str =
+    "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After";
 
 /// The origin to echo in `Access-Control-Allow-Origin`, if the request's origin is allowed.
 /// Credentials are allowed, so the answer is always one exact origin, never `*`.
@@ -61,15 +65,24 @@ mod tests {
     #[test]
     fn cors_is_an_exact_allow_list() {
         let allowed = vec!["http://localhost:5173".to_string()];
-        assert_eq!(cors_origin(&allowed, Some("http://localhost:5173")), Some("http://localhost:5173"));
-        assert_eq!(cors_origin(&allowed, Some("http://localhost:5173.evil.com")), None);
+        assert_eq!(
+            cors_origin(&allowed, Some("http://localhost:5173")),
+            Some("http://localhost:5173")
+        );
+        assert_eq!(
+            cors_origin(&allowed, Some("http://localhost:5173.evil.com")),
+            None
+        );
         assert_eq!(cors_origin(&allowed, None), None);
         assert_eq!(cors_origin(&[], Some("http://x")), None);
     }
 
     #[test]
     fn cookies() {
-        assert_eq!(cookie(Some("a=1; byte_session=tok; b=2"), SESSION_COOKIE), Some("tok"));
+        assert_eq!(
+            cookie(Some("a=1; byte_session=tok; b=2"), SESSION_COOKIE),
+            Some("tok")
+        );
         assert_eq!(cookie(Some("xbyte_session=tok"), SESSION_COOKIE), None);
         let c = set_cookie(SESSION_COOKIE, "v", 60, true, "/");
         assert!(c.contains("HttpOnly") && c.contains("Secure") && c.contains("SameSite=Lax"));

@@ -35,7 +35,9 @@ impl Identity {
 fn bearer(req: &Request) -> Option<String> {
     let h = header(req, "Authorization")?;
     let (scheme, token) = h.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 pub async fn identify(req: &Request, app: &App) -> ApiResult<Identity> {
@@ -46,7 +48,9 @@ pub async fn identify(req: &Request, app: &App) -> ApiResult<Identity> {
             Some(t) if !t.is_empty() => (t.to_string(), true),
             _ => {
                 if header(req, "Authorization").is_some() {
-                    return Ok(Identity::Invalid(ApiError::unauthorized("invalid authentication token: use the Bearer scheme")));
+                    return Ok(Identity::Invalid(ApiError::unauthorized(
+                        "invalid authentication token: use the Bearer scheme",
+                    )));
                 }
                 return Ok(Identity::Anonymous);
             }
@@ -58,7 +62,9 @@ pub async fn identify(req: &Request, app: &App) -> ApiResult<Identity> {
     };
     let c = session.claims;
     if !sessions::is_live(&app.kv()?, &app.db()?, &c.sid, &c.user_id).await? {
-        return Ok(Identity::Invalid(ApiError::unauthorized("invalid authentication token: session revoked")));
+        return Ok(Identity::Invalid(ApiError::unauthorized(
+            "invalid authentication token: session revoked",
+        )));
     }
     Ok(Identity::User(Caller {
         user_id: c.user_id,
@@ -77,6 +83,8 @@ pub fn check_csrf(req: &Request, app: &App, caller: &Caller) -> ApiResult<()> {
     if app.keys.check_csrf(&caller.sid, &presented) {
         Ok(())
     } else {
-        Err(ApiError::forbidden("missing or invalid CSRF token (send the X-CSRF-Token header)"))
+        Err(ApiError::forbidden(
+            "missing or invalid CSRF token (send the X-CSRF-Token header)",
+        ))
     }
 }

@@ -23,7 +23,10 @@ pub struct App {
 impl App {
     pub fn new(env: Env) -> Result<Self, String> {
         let lookup = |k: &str| {
-            env.var(k).map(|v| v.to_string()).ok().or_else(|| env.secret(k).map(|v| v.to_string()).ok())
+            env.var(k)
+                .map(|v| v.to_string())
+                .ok()
+                .or_else(|| env.secret(k).map(|v| v.to_string()).ok())
         };
         let cfg = Config::from_lookup(lookup)?;
         let secret = lookup("JWT_SECRET").ok_or("JWT_SECRET is not set")?;
@@ -36,7 +39,9 @@ impl App {
     }
 
     pub fn kv(&self) -> ApiResult<worker::kv::KvStore> {
-        self.env.kv(crate::services::sessions::KV_BINDING).map_err(internal)
+        self.env
+            .kv(crate::services::sessions::KV_BINDING)
+            .map_err(internal)
     }
 }
 
@@ -55,7 +60,9 @@ pub fn error_response(e: &ApiError) -> Response {
 }
 
 pub fn json<T: Serialize>(status: u16, body: &T) -> ApiResult<Response> {
-    Ok(Response::from_json(body).map_err(internal)?.with_status(status))
+    Ok(Response::from_json(body)
+        .map_err(internal)?
+        .with_status(status))
 }
 
 pub fn no_content() -> ApiResult<Response> {
@@ -68,7 +75,9 @@ pub fn header(req: &Request, name: &str) -> Option<String> {
 
 /// The client's address as Cloudflare reports it (the edge overwrites any client-sent value).
 pub fn client_ip(req: &Request) -> String {
-    header(req, "CF-Connecting-IP").or_else(|| header(req, "X-Real-IP")).unwrap_or_else(|| "unknown".into())
+    header(req, "CF-Connecting-IP")
+        .or_else(|| header(req, "X-Real-IP"))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] without buffering past the limit.
@@ -94,7 +103,9 @@ pub async fn read_body(req: &mut Request) -> ApiResult<Vec<u8>> {
 
 /// Reads and parses a JSON object body, insisting on a JSON content type.
 pub async fn json_body(req: &mut Request) -> ApiResult<JsonObject> {
-    let ct = header(req, "Content-Type").unwrap_or_default().to_ascii_lowercase();
+    let ct = header(req, "Content-Type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if !ct.starts_with("application/json") {
         return Err(ApiError::field("Content-Type", "must be application/json"));
     }

@@ -6,7 +6,9 @@
 
 use crate::domain::ratelimit::{Decision, HitRequest, Window};
 use std::cell::{Cell, RefCell};
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State};
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
+};
 
 pub const BINDING: &str = "RATE_LIMITER";
 
@@ -37,12 +39,21 @@ impl DORateLimitStore {
              current INTEGER NOT NULL, previous INTEGER NOT NULL, window_ms INTEGER NOT NULL)",
             None,
         )?;
-        let rows: Vec<Row> = sql.exec("SELECT start_ms, current, previous, window_ms FROM window WHERE id = 1", None)?.to_array()?;
+        let rows: Vec<Row> = sql
+            .exec(
+                "SELECT start_ms, current, previous, window_ms FROM window WHERE id = 1",
+                None,
+            )?
+            .to_array()?;
         let w = rows
             .first()
             .map(|r| {
                 self.window_ms.set(r.window_ms as i64);
-                Window { start_ms: r.start_ms as i64, current: r.current as u64, previous: r.previous as u64 }
+                Window {
+                    start_ms: r.start_ms as i64,
+                    current: r.current as u64,
+                    previous: r.previous as u64,
+                }
             })
             .unwrap_or_default();
         Ok(w)
@@ -68,7 +79,12 @@ impl DORateLimitStore {
 
 impl DurableObject for DORateLimitStore {
     fn new(state: State, _env: Env) -> Self {
-        Self { state, window: RefCell::new(None), window_ms: Cell::new(0), alarm_set: Cell::new(false) }
+        Self {
+            state,
+            window: RefCell::new(None),
+            window_ms: Cell::new(0),
+            alarm_set: Cell::new(false),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -86,7 +102,10 @@ impl DurableObject for DORateLimitStore {
         if !self.alarm_set.get() {
             // Forget idle keys: two windows after the last hit nothing of it counts any more.
             self.alarm_set.set(true);
-            self.state.storage().set_alarm(now + 2 * hit.limit.window_ms + 1000).await?;
+            self.state
+                .storage()
+                .set_alarm(now + 2 * hit.limit.window_ms + 1000)
+                .await?;
         }
         Response::from_json(&decision)
     }
@@ -100,7 +119,10 @@ impl DurableObject for DORateLimitStore {
             *self.window.borrow_mut() = None;
             self.alarm_set.set(false);
         } else {
-            self.state.storage().set_alarm(w.start_ms + 2 * window_ms + 1000).await?;
+            self.state
+                .storage()
+                .set_alarm(w.start_ms + 2 * window_ms + 1000)
+                .await?;
         }
         Response::ok("")
     }

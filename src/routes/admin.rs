@@ -15,5 +15,8 @@ pub async fn users(req: Request, app: &App) -> ApiResult<Response> {
     q.finish()?;
     let (rows, total) = db::list_users(&app.db()?, limit, (page as u64 - 1) * limit as u64).await?;
     let users: Vec<_> = rows.iter().map(|u| u.to_json()).collect();
-    json(200, &json!({ "users": users, "total": total, "page": page, "totalPages": total.div_ceil(limit as u64) }))
+    json(
+        200,
+        &json!({ "users": users, "total": total, "page": page, "totalPages": total.div_ceil(limit as u64) }),
+    )
 }

@@ -25,7 +25,10 @@ async fn list_in(req: &Request, app: &App, scope: Scope) -> ApiResult<Response> 
     let q = ListQuery::parse(url.query().unwrap_or(""))?;
     let (rows, total) = db::list_apps(&app.db()?, &q.to_sql(&scope)).await?;
     let apps: Vec<_> = rows.iter().map(AppRecord::summary).collect();
-    json(200, &json!({ "apps": apps, "total": total, "page": q.page, "limit": q.limit, "totalPages": q.total_pages(total) }))
+    json(
+        200,
+        &json!({ "apps": apps, "total": total, "page": q.page, "limit": q.limit, "totalPages": q.total_pages(total) }),
+    )
 }
 
 pub async fn list(req: Request, app: &App, caller: &Caller) -> ApiResult<Response> {
@@ -49,7 +52,9 @@ pub async fn create(mut req: Request, app: &App, caller: &Caller) -> ApiResult<R
         e.fields.insert("maxApps".into(), max.to_string());
         return Err(e);
     }
-    let rec = db::app_by_id(&app.db()?, &id).await?.ok_or_else(ApiError::internal)?;
+    let rec = db::app_by_id(&app.db()?, &id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
     json(201, &rec.detail(Some(&caller.user_id)))
 }
 

@@ -23,12 +23,18 @@ async fn probe<F: std::future::Future<Output = worker::Result<()>>>(f: F) -> ser
 pub async fn health(app: &App) -> ApiResult<Response> {
     let env = &app.env;
     let d1 = probe(async {
-        env.d1(crate::services::db::BINDING)?.prepare("SELECT 1 AS ok").first::<serde_json::Value>(None).await?;
+        env.d1(crate::services::db::BINDING)?
+            .prepare("SELECT 1 AS ok")
+            .first::<serde_json::Value>(None)
+            .await?;
         Ok(())
     })
     .await;
     let kv = probe(async {
-        env.kv(crate::services::sessions::KV_BINDING)?.get("health:probe").text().await?;
+        env.kv(crate::services::sessions::KV_BINDING)?
+            .get("health:probe")
+            .text()
+            .await?;
         Ok(())
     })
     .await;

@@ -55,7 +55,11 @@ impl Route {
                 .find(|(om, _)| *om == m || (m == "HEAD" && *om == "GET"))
                 .map(|(_, r)| r)
                 .ok_or_else(|| {
-                    ApiError::new(405, crate::domain::error::ErrorCode::E004, format!("method not allowed; use {}", allowed.join(", ")))
+                    ApiError::new(
+                        405,
+                        crate::domain::error::ErrorCode::E004,
+                        format!("method not allowed; use {}", allowed.join(", ")),
+                    )
                 })
         };
         match segments.as_slice() {
@@ -65,9 +69,15 @@ impl Route {
             ["api", "auth", "login"] => by_method(vec![("POST", Route::Login)]),
             ["api", "auth", "logout"] => by_method(vec![("POST", Route::Logout)]),
             ["api", "auth", "me"] => by_method(vec![("GET", Route::Me)]),
-            ["api", "auth", "oauth", p] => by_method(vec![("GET", Route::OAuthStart(p.to_string()))]),
-            ["api", "auth", "callback", p] => by_method(vec![("GET", Route::OAuthCallback(p.to_string()))]),
-            ["api", "apps"] => by_method(vec![("GET", Route::ListApps), ("POST", Route::CreateApp)]),
+            ["api", "auth", "oauth", p] => {
+                by_method(vec![("GET", Route::OAuthStart(p.to_string()))])
+            }
+            ["api", "auth", "callback", p] => {
+                by_method(vec![("GET", Route::OAuthCallback(p.to_string()))])
+            }
+            ["api", "apps"] => {
+                by_method(vec![("GET", Route::ListApps), ("POST", Route::CreateApp)])
+            }
             ["api", "apps", "public"] => by_method(vec![("GET", Route::ListPublicApps)]),
             ["api", "apps", id] => by_method(vec![
                 ("GET", Route::GetApp(id.to_string())),
@@ -75,7 +85,11 @@ impl Route {
                 ("DELETE", Route::DeleteApp(id.to_string())),
             ]),
             ["api", "admin", "users"] => by_method(vec![("GET", Route::AdminUsers)]),
-            _ => Err(ApiError::new(404, crate::domain::error::ErrorCode::E002, format!("no route for {path}"))),
+            _ => Err(ApiError::new(
+                404,
+                crate::domain::error::ErrorCode::E002,
+                format!("no route for {path}"),
+            )),
         }
     }
 
@@ -110,7 +124,12 @@ impl Route {
     }
 }
 
-async fn dispatch(route: Route, req: Request, app: &App, caller: Option<&Caller>) -> ApiResult<Response> {
+async fn dispatch(
+    route: Route,
+    req: Request,
+    app: &App,
+    caller: Option<&Caller>,
+) -> ApiResult<Response> {
     let user = || caller.ok_or_else(|| ApiError::unauthorized("authentication required"));
     match route {
         Route::Health => health::health(app).await,
@@ -135,7 +154,10 @@ fn rate_headers(resp: &Response, d: &Decision) {
     let h = resp.headers();
     let _ = h.set("X-RateLimit-Limit", &d.limit.to_string());
     let _ = h.set("X-RateLimit-Remaining", &d.remaining.to_string());
-    let _ = h.set("X-RateLimit-Reset", &((d.reset_ms + 999) / 1000).to_string());
+    let _ = h.set(
+        "X-RateLimit-Reset",
+        &((d.reset_ms + 999) / 1000).to_string(),
+    );
 }
 
 fn preflight() -> Response {
@@ -161,7 +183,10 @@ async fn api(req: Request, app: &App) -> Response {
         Err(e) => return error_response(&e),
     };
     // Limit by user when the token is valid, by client address otherwise.
-    let key = identity.user().map(|c| format!("user:{}", c.user_id)).unwrap_or_else(|| format!("ip:{}", client_ip(&req)));
+    let key = identity
+        .user()
+        .map(|c| format!("user:{}", c.user_id))
+        .unwrap_or_else(|| format!("ip:{}", client_ip(&req)));
     let decision = match route.class() {
         None => None,
         Some(class) => {
@@ -183,7 +208,10 @@ async fn api(req: Request, app: &App) -> Response {
                 d.retry_after_secs(now_ms())
             ));
             let resp = error_response(&e);
-            let _ = resp.headers().set("Retry-After", &d.retry_after_secs(now_ms()).max(1).to_string());
+            let _ = resp.headers().set(
+                "Retry-After",
+                &d.retry_after_secs(now_ms()).max(1).to_string(),
+            );
             Ok(resp)
         }
         _ => authorize_and_dispatch(route, req, app, identity).await,
@@ -195,17 +223,28 @@ async fn api(req: Request, app: &App) -> Response {
     resp
 }
 
-async fn authorize_and_dispatch(route: Route, req: Request, app: &App, identity: Identity) -> ApiResult<Response> {
+async fn authorize_and_dispatch(
+    route: Route,
+    req: Request,
+    app: &App,
+    identity: Identity,
+) -> ApiResult<Response> {
     let level = route.auth_level();
     let caller = match identity {
         Identity::User(c) => Some(c),
         // A bad credential on a protected route is a 401; on a public route the request
         // proceeds anonymously unless it was an explicit bearer token.
-        Identity::Invalid(e) if level != AuthLevel::Public || header(&req, "Authorization").is_some() => return Err(e),
+        Identity::Invalid(e)
+            if level != AuthLevel::Public || header(&req, "Authorization").is_some() =>
+        {
+            return Err(e)
+        }
         _ => None,
     };
     if level != AuthLevel::Public {
-        let c = caller.as_ref().ok_or_else(|| ApiError::unauthorized("authentication required"))?;
+        let c = caller
+            .as_ref()
+            .ok_or_else(|| ApiError::unauthorized("authentication required"))?;
         check_csrf(&req, app, c)?;
         if level == AuthLevel::Admin {
             let user = crate::services::db::user_by_id(&app.db()?, &c.user_id).await?;
@@ -236,7 +275,11 @@ pub async fn handle(req: Request, env: Env, _ctx: Context) -> worker::Result<Res
         Ok(a) => a,
         Err(e) => {
             worker::console_error!("configuration error: {e}");
-            return Ok(finish(error_response(&ApiError::unavailable("service misconfigured")), None, None));
+            return Ok(finish(
+                error_response(&ApiError::unavailable("service misconfigured")),
+                None,
+                None,
+            ));
         }
     };
     let resp = api(req, &app).await;

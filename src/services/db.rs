@@ -39,18 +39,37 @@ fn stmt(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<D1PreparedSt
     db.prepare(sql).bind(binds).map_err(internal)
 }
 
-async fn first<T: DeserializeOwned>(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<Option<T>> {
-    stmt(db, sql, binds)?.first::<T>(None).await.map_err(internal)
+async fn first<T: DeserializeOwned>(
+    db: &D1Database,
+    sql: &str,
+    binds: &[JsValue],
+) -> ApiResult<Option<T>> {
+    stmt(db, sql, binds)?
+        .first::<T>(None)
+        .await
+        .map_err(internal)
 }
 
-async fn all<T: DeserializeOwned>(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<Vec<T>> {
-    stmt(db, sql, binds)?.all().await.map_err(internal)?.results::<T>().map_err(internal)
+async fn all<T: DeserializeOwned>(
+    db: &D1Database,
+    sql: &str,
+    binds: &[JsValue],
+) -> ApiResult<Vec<T>> {
+    stmt(db, sql, binds)?
+        .all()
+        .await
+        .map_err(internal)?
+        .results::<T>()
+        .map_err(internal)
 }
 
 /// Runs a write and returns how many rows it changed.
 async fn run(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<u64> {
     let r = stmt(db, sql, binds)?.run().await.map_err(internal)?;
-    Ok(r.meta().map_err(internal)?.and_then(|m| m.changes).unwrap_or(0) as u64)
+    Ok(r.meta()
+        .map_err(internal)?
+        .and_then(|m| m.changes)
+        .unwrap_or(0) as u64)
 }
 
 fn is_unique_violation(e: &worker::Error) -> bool {
@@ -71,7 +90,8 @@ pub struct UserRow {
     pub last_login: Option<f64>,
 }
 
-const USER_COLUMNS: &str = "id, email, display_name, avatar_url, provider, role, created_at, last_login";
+const USER_COLUMNS: &str =
+    "id, email, display_name, avatar_url, provider, role, created_at, last_login";
 
 impl UserRow {
     pub fn to_json(&self) -> serde_json::Value {
@@ -89,11 +109,21 @@ impl UserRow {
 }
 
 pub async fn user_by_id(db: &D1Database, id: &str) -> ApiResult<Option<UserRow>> {
-    first(db, &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), &[text(id)]).await
+    first(
+        db,
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+        &[text(id)],
+    )
+    .await
 }
 
 pub async fn user_by_email(db: &D1Database, email: &str) -> ApiResult<Option<UserRow>> {
-    first(db, &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"), &[text(email)]).await
+    first(
+        db,
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
+        &[text(email)],
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -102,8 +132,12 @@ pub struct Credential {
 }
 
 pub async fn password_hash(db: &D1Database, user_id: &str) -> ApiResult<Option<String>> {
-    let c: Option<Credential> =
-        first(db, "SELECT password_hash FROM password_credentials WHERE user_id = ?1", &[text(user_id)]).await?;
+    let c: Option<Credential> = first(
+        db,
+        "SELECT password_hash FROM password_credentials WHERE user_id = ?1",
+        &[text(user_id)],
+    )
+    .await?;
     Ok(c.map(|c| c.password_hash))
 }
 
@@ -129,7 +163,11 @@ fn insert_user(db: &D1Database, u: &NewUser<'_>) -> ApiResult<D1PreparedStatemen
 /// Creates a password user atomically (user row and credential together). `Ok(false)`: the email
 /// is taken.
 pub async fn create_password_user(db: &D1Database, u: &NewUser<'_>, hash: &str) -> ApiResult<bool> {
-    let cred = stmt(db, "INSERT INTO password_credentials (user_id, password_hash) VALUES (?1, ?2)", &[text(u.id), text(hash)])?;
+    let cred = stmt(
+        db,
+        "INSERT INTO password_credentials (user_id, password_hash) VALUES (?1, ?2)",
+        &[text(u.id), text(hash)],
+    )?;
     match db.batch(vec![insert_user(db, u)?, cred]).await {
         Ok(_) => Ok(true),
         Err(e) if is_unique_violation(&e) => Ok(false),
@@ -140,7 +178,11 @@ pub async fn create_password_user(db: &D1Database, u: &NewUser<'_>, hash: &str) 
 /// Finds the user behind an OAuth identity, linking or creating as needed:
 /// known identity → its user; else a user with the same (provider-verified) email → link it;
 /// else a new user.
-pub async fn upsert_oauth_user(db: &D1Database, u: &NewUser<'_>, email_verified: bool) -> ApiResult<UserRow> {
+pub async fn upsert_oauth_user(
+    db: &D1Database,
+    u: &NewUser<'_>,
+    email_verified: bool,
+) -> ApiResult<UserRow> {
     let provider_user_id = u.provider_user_id.unwrap_or_default();
     #[derive(Deserialize)]
     struct Link {
@@ -189,7 +231,9 @@ pub async fn upsert_oauth_user(db: &D1Database, u: &NewUser<'_>, email_verified:
         &[text(&user_id), opt(u.avatar_url), text(u.role)],
     )
     .await?;
-    user_by_id(db, &user_id).await?.ok_or_else(ApiError::internal)
+    user_by_id(db, &user_id)
+        .await?
+        .ok_or_else(ApiError::internal)
 }
 
 pub async fn touch_login(db: &D1Database, user_id: &str, promote_admin: bool) -> ApiResult<()> {
@@ -202,14 +246,23 @@ pub async fn touch_login(db: &D1Database, user_id: &str, promote_admin: bool) ->
     Ok(())
 }
 
-pub async fn list_users(db: &D1Database, limit: u32, offset: u64) -> ApiResult<(Vec<UserRow>, u64)> {
+pub async fn list_users(
+    db: &D1Database,
+    limit: u32,
+    offset: u64,
+) -> ApiResult<(Vec<UserRow>, u64)> {
     let rows = all(
         db,
-        &format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at DESC, id DESC LIMIT ?1 OFFSET ?2"),
+        &format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY created_at DESC, id DESC LIMIT ?1 OFFSET ?2"
+        ),
         &[int(limit as i64), int(offset as i64)],
     )
     .await?;
-    Ok((rows, count(db, "SELECT COUNT(*) AS total FROM users", &[]).await?))
+    Ok((
+        rows,
+        count(db, "SELECT COUNT(*) AS total FROM users", &[]).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -218,12 +271,21 @@ struct Total {
 }
 
 async fn count(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<u64> {
-    Ok(first::<Total>(db, sql, binds).await?.map(|t| t.total as u64).unwrap_or(0))
+    Ok(first::<Total>(db, sql, binds)
+        .await?
+        .map(|t| t.total as u64)
+        .unwrap_or(0))
 }
 
 // ---------------------------------------------------------------- sessions
 
-pub async fn create_session(db: &D1Database, id: &str, user_id: &str, provider: &str, expires_at: i64) -> ApiResult<()> {
+pub async fn create_session(
+    db: &D1Database,
+    id: &str,
+    user_id: &str,
+    provider: &str,
+    expires_at: i64,
+) -> ApiResult<()> {
     run(
         db,
         "INSERT INTO sessions (id, user_id, provider, expires_at) VALUES (?1, ?2, ?3, ?4)",
@@ -256,9 +318,21 @@ pub async fn revoke_session(db: &D1Database, id: &str, user_id: &str) -> ApiResu
 
 // ---------------------------------------------------------------- oauth state
 
-pub async fn save_oauth_state(db: &D1Database, state: &str, provider: &str, verifier: &str, redirect: &str, expires_at: i64) -> ApiResult<()> {
+pub async fn save_oauth_state(
+    db: &D1Database,
+    state: &str,
+    provider: &str,
+    verifier: &str,
+    redirect: &str,
+    expires_at: i64,
+) -> ApiResult<()> {
     // Opportunistic clean-up keeps the table small without a cron.
-    run(db, "DELETE FROM oauth_states WHERE expires_at < unixepoch()", &[]).await?;
+    run(
+        db,
+        "DELETE FROM oauth_states WHERE expires_at < unixepoch()",
+        &[],
+    )
+    .await?;
     run(
         db,
         "INSERT INTO oauth_states (state, provider, code_verifier, redirect_to, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -292,21 +366,44 @@ const APP_COLUMNS: &str =
     "id, user_id, title, description, visibility, config, tags, files, container_state, is_deployed, deploy_url, created_at, updated_at";
 
 pub async fn app_by_id(db: &D1Database, id: &str) -> ApiResult<Option<AppRecord>> {
-    first(db, &format!("SELECT {APP_COLUMNS} FROM apps WHERE id = ?1"), &[text(id)]).await
+    first(
+        db,
+        &format!("SELECT {APP_COLUMNS} FROM apps WHERE id = ?1"),
+        &[text(id)],
+    )
+    .await
 }
 
 pub async fn list_apps(db: &D1Database, sql: &ListSql) -> ApiResult<(Vec<AppRecord>, u64)> {
     let rows = stmt(db, &sql.rows, &args(&sql.rows_args))?;
     let count = stmt(db, &sql.count, &args(&sql.count_args))?;
-    let mut results = db.batch(vec![rows, count]).await.map_err(internal)?.into_iter();
-    let rows: Vec<AppRecord> = results.next().ok_or_else(ApiError::internal)?.results().map_err(internal)?;
-    let totals: Vec<Total> = results.next().ok_or_else(ApiError::internal)?.results().map_err(internal)?;
+    let mut results = db
+        .batch(vec![rows, count])
+        .await
+        .map_err(internal)?
+        .into_iter();
+    let rows: Vec<AppRecord> = results
+        .next()
+        .ok_or_else(ApiError::internal)?
+        .results()
+        .map_err(internal)?;
+    let totals: Vec<Total> = results
+        .next()
+        .ok_or_else(ApiError::internal)?
+        .results()
+        .map_err(internal)?;
     Ok((rows, totals.first().map(|t| t.total as u64).unwrap_or(0)))
 }
 
 /// Inserts an app unless the owner already has `max_apps`; the check and the insert are one
 /// statement, so concurrent creates cannot overshoot. `Ok(false)`: the limit is reached.
-pub async fn create_app(db: &D1Database, id: &str, user_id: &str, app: &NewApp, max_apps: u64) -> ApiResult<bool> {
+pub async fn create_app(
+    db: &D1Database,
+    id: &str,
+    user_id: &str,
+    app: &NewApp,
+    max_apps: u64,
+) -> ApiResult<bool> {
     let tags = serde_json::to_string(&app.tags).map_err(internal)?;
     let config = serde_json::to_string(&app.config).map_err(internal)?;
     let changed = run(
@@ -353,10 +450,19 @@ pub async fn patch_app(db: &D1Database, id: &str, user_id: &str, p: &AppPatch) -
     if let Some(c) = &p.config {
         set("config", text(&serde_json::to_string(c).map_err(internal)?));
     }
-    let sql = format!("UPDATE apps SET {} WHERE id = ?1 AND user_id = ?2", sets.join(", "));
+    let sql = format!(
+        "UPDATE apps SET {} WHERE id = ?1 AND user_id = ?2",
+        sets.join(", ")
+    );
     Ok(run(db, &sql, &binds).await? == 1)
 }
 
 pub async fn delete_app(db: &D1Database, id: &str, user_id: &str) -> ApiResult<bool> {
-    Ok(run(db, "DELETE FROM apps WHERE id = ?1 AND user_id = ?2", &[text(id), text(user_id)]).await? == 1)
+    Ok(run(
+        db,
+        "DELETE FROM apps WHERE id = ?1 AND user_id = ?2",
+        &[text(id), text(user_id)],
+    )
+    .await?
+        == 1)
 }

@@ -10,21 +10,39 @@ use worker::{Fetch, Headers, Method, Request, RequestInit};
 
 fn provider_error(what: &str) -> ApiError {
     worker::console_error!("oauth: {what}");
-    ApiError::new(502, crate::domain::error::ErrorCode::E001, format!("sign-in provider error: {what}"))
+    ApiError::new(
+        502,
+        crate::domain::error::ErrorCode::E001,
+        format!("sign-in provider error: {what}"),
+    )
 }
 
-async fn call(url: &str, method: Method, headers: Headers, body: Option<String>) -> ApiResult<Value> {
+async fn call(
+    url: &str,
+    method: Method,
+    headers: Headers,
+    body: Option<String>,
+) -> ApiResult<Value> {
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers);
     if let Some(b) = body {
         init.with_body(Some(b.into()));
     }
     let req = Request::new_with_init(url, &init).map_err(|_| provider_error("bad provider URL"))?;
-    let mut resp = Fetch::Request(req).send().await.map_err(|_| provider_error("provider unreachable"))?;
+    let mut resp = Fetch::Request(req)
+        .send()
+        .await
+        .map_err(|_| provider_error("provider unreachable"))?;
     let status = resp.status_code();
-    let body: Value = resp.json().await.map_err(|_| provider_error("provider answered with non-JSON"))?;
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|_| provider_error("provider answered with non-JSON"))?;
     if !(200..300).contains(&status) {
-        let e = body.get("error").and_then(Value::as_str).unwrap_or("unknown error");
+        let e = body
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error");
         return Err(provider_error(&format!("HTTP {status}: {e}")));
     }
     Ok(body)
@@ -46,17 +64,30 @@ pub async fn exchange_and_fetch_profile(
     redirect_uri: &str,
     verifier: &str,
 ) -> ApiResult<Profile> {
-    let body = oauth::token_request_body(code, redirect_uri, &client.client_id, &client.client_secret, verifier);
+    let body = oauth::token_request_body(
+        code,
+        redirect_uri,
+        &client.client_id,
+        &client.client_secret,
+        verifier,
+    );
     let token_resp = call(
         &client.endpoints.token,
         Method::Post,
-        headers(&[("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")])?,
+        headers(&[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Accept", "application/json"),
+        ])?,
         Some(body),
     )
     .await?;
     let token = oauth::access_token(&token_resp).map_err(|e| provider_error(&e))?;
     let auth = format!("Bearer {token}");
-    let common = [("Authorization", auth.as_str()), ("Accept", "application/json"), ("User-Agent", "byte-platform")];
+    let common = [
+        ("Authorization", auth.as_str()),
+        ("Accept", "application/json"),
+        ("User-Agent", "byte-platform"),
+    ];
     match p {
         Provider::Google => {
             let info = call(&client.endpoints.api, Method::Get, headers(&common)?, None).await?;
@@ -64,8 +95,21 @@ pub async fn exchange_and_fetch_profile(
         }
         Provider::Github => {
             let base = client.endpoints.api.trim_end_matches('/');
-            let user = call(&format!("{base}/user"), Method::Get, headers(&common)?, None).await?;
-            let emails = call(&format!("{base}/user/emails"), Method::Get, headers(&common)?, None).await.ok();
+            let user = call(
+                &format!("{base}/user"),
+                Method::Get,
+                headers(&common)?,
+                None,
+            )
+            .await?;
+            let emails = call(
+                &format!("{base}/user/emails"),
+                Method::Get,
+                headers(&common)?,
+                None,
+            )
+            .await
+            .ok();
             oauth::github_profile(&user, emails.as_ref()).map_err(|e| provider_error(&e))
         }
     }

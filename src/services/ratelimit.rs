@@ -24,9 +24,19 @@ impl Class {
 
 /// Records a hit of `cost` against `key` in `class`. A failing limiter refuses the request
 /// (503) rather than letting traffic through unlimited.
-pub async fn hit(env: &Env, class: Class, key: &str, limit: Limit, cost: u64) -> ApiResult<Decision> {
+pub async fn hit(
+    env: &Env,
+    class: Class,
+    key: &str,
+    limit: Limit,
+    cost: u64,
+) -> ApiResult<Decision> {
     let ns = env.durable_object(BINDING).map_err(internal)?;
-    let stub = ns.id_from_name(&format!("{}:{key}", class.name())).map_err(internal)?.get_stub().map_err(internal)?;
+    let stub = ns
+        .id_from_name(&format!("{}:{key}", class.name()))
+        .map_err(internal)?
+        .get_stub()
+        .map_err(internal)?;
     let body = serde_json::to_string(&HitRequest { limit, cost }).map_err(internal)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(body.into()));

@@ -24,13 +24,27 @@ pub async fn is_live(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) ->
         None => {}
     }
     let live = db::session_is_live(d1, sid, user_id).await?;
-    let value = if live { format!("live:{user_id}") } else { "revoked".to_string() };
-    kv.put(&key(sid), value).map_err(internal)?.expiration_ttl(TTL_SECONDS).execute().await.map_err(internal)?;
+    let value = if live {
+        format!("live:{user_id}")
+    } else {
+        "revoked".to_string()
+    };
+    kv.put(&key(sid), value)
+        .map_err(internal)?
+        .expiration_ttl(TTL_SECONDS)
+        .execute()
+        .await
+        .map_err(internal)?;
     Ok(live)
 }
 
 pub async fn revoke(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) -> ApiResult<()> {
     db::revoke_session(d1, sid, user_id).await?;
-    kv.put(&key(sid), "revoked").map_err(internal)?.expiration_ttl(TTL_SECONDS).execute().await.map_err(internal)?;
+    kv.put(&key(sid), "revoked")
+        .map_err(internal)?
+        .expiration_ttl(TTL_SECONDS)
+        .execute()
+        .await
+        .map_err(internal)?;
     Ok(())
 }

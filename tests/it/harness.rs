@@ -1,0 +1,321 @@
+//! Test harness: starts `wrangler dev` instances with fresh local state on free ports, plus the
+//! fake external services on loopback, and gives tests a small typed client.
+//!
+//! Instances are shared per configuration (one process each for the whole test binary); tests
+//! isolate themselves by using fresh users. Every spawned process group is killed at exit.
+
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
+pub const ADMIN_EMAIL: &str = "root@admin.test";
+
+static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+extern "C" fn kill_groups() {
+    if let Ok(groups) = GROUPS.lock() {
+        for pgid in groups.iter() {
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wrangler() -> PathBuf {
+    std::env::var_os("WRANGLER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("node_modules/.bin/wrangler"))
+}
+
+/// A running `wrangler dev`.
+pub struct Instance {
+    pub base: String,
+    pub client: Client,
+}
+
+/// Serves `app` on an ephemeral loopback port from a thread of its own (with its own runtime, so
+/// it outlives every test's runtime); returns the base URL.
+pub fn serve(app: axum::Router) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://{}", rx.recv().unwrap())
+}
+
+impl Instance {
+    /// Starts wrangler dev with the given extra vars and waits until `/api/health` answers.
+    pub fn start(vars: &[(&str, String)]) -> Instance {
+        static ATEXIT: OnceLock<()> = OnceLock::new();
+        ATEXIT.get_or_init(|| unsafe {
+            libc::atexit(kill_groups);
+        });
+        assert!(
+            root().join("build/worker/shim.mjs").exists()
+                && root().join("frontend/dist/index.html").exists(),
+            "the Worker is not built: run `make test` (or `make build` first)"
+        );
+        let state = tempdir("wrangler-state");
+        let status = Command::new(wrangler())
+            .current_dir(root())
+            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+            .arg(&state)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("wrangler runs");
+        assert!(status.success(), "migrations failed");
+        let port = free_port();
+        // Run wrangler under a watchdog that takes its whole process group down as soon as this
+        // test process is gone, however it ends (the atexit hook covers normal exits).
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(r#"parent=$1; shift; "$@" & child=$!; while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done; kill -TERM -- -$$ 2>/dev/null"#)
+            .arg("watchdog")
+            .arg(std::process::id().to_string())
+            .arg(wrangler());
+        cmd.current_dir(root())
+            .args([
+                "dev",
+                "--ip",
+                "127.0.0.1",
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "warn",
+            ])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--inspector-port",
+                &free_port().to_string(),
+            ])
+            .arg("--persist-to")
+            .arg(&state)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true");
+        let mut all: Vec<(&str, String)> = vec![
+            ("JWT_SECRET", JWT_SECRET.to_string()),
+            ("ADMIN_EMAILS", ADMIN_EMAIL.into()),
+        ];
+        all.extend(vars.iter().cloned());
+        for (k, v) in &all {
+            cmd.arg("--var").arg(format!("{k}:{v}"));
+        }
+        let log = std::fs::File::create(state.join("wrangler.log")).unwrap();
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        let child = cmd.spawn().expect("spawn wrangler dev");
+        GROUPS.lock().unwrap().push(child.id() as i32);
+        let base = format!("http://127.0.0.1:{port}");
+        // No idle pooling: each test has its own runtime, and a pooled connection would outlive it.
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !health_ok(&base) {
+            assert!(
+                Instant::now() < deadline,
+                "wrangler dev did not start; see {}",
+                state.join("wrangler.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Instance { base, client }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// Registers a fresh user and returns it with its token.
+    pub async fn user(&self, tag: &str) -> User {
+        let email = unique_email(tag);
+        let r = self
+            .req(Method::POST, "/api/auth/register")
+            .json(&json!({ "email": email, "password": "correct horse battery" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "register {email}");
+        let body: Value = r.json().await.unwrap();
+        User {
+            id: body["user"]["id"].as_str().unwrap().to_string(),
+            email,
+            token: body["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Creates an app for `u` and returns its id.
+    pub async fn app(&self, u: &User, title: &str, visibility: &str) -> String {
+        let r = self
+            .req(Method::POST, "/api/apps")
+            .bearer_auth(&u.token)
+            .json(&json!({ "title": title, "visibility": visibility }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+}
+
+pub fn unique_email(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{tag}-{}-{}@example.com",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn tempdir(tag: &str) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "byte-it-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Asserts an error response: status, code, and returns the body.
+pub async fn expect_error(r: Response, status: u16, code: &str) -> Value {
+    let got = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(got, status, "body: {body}");
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "body: {body}"
+    );
+    body
+}
+
+/// A blocking readiness probe (plain TCP, HTTP/1.0) usable outside any runtime.
+fn health_ok(base: &str) -> bool {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /api/health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && &buf[9..12] == b"200"
+}
+
+/// The main instance: spec defaults, OAuth pointed at the fake provider.
+pub fn main_instance() -> &'static Instance {
+    static I: OnceLock<Instance> = OnceLock::new();
+    I.get_or_init(|| {
+        let fake = crate::fakes::oauth_provider();
+        Instance::start(&[
+            ("GOOGLE_CLIENT_ID", "google-client".into()),
+            ("GOOGLE_CLIENT_SECRET", "google-secret".into()),
+            (
+                "GOOGLE_OAUTH_AUTHORIZE_URL",
+                format!("{fake}/google/authorize"),
+            ),
+            ("GOOGLE_OAUTH_TOKEN_URL", format!("{fake}/google/token")),
+            ("GOOGLE_USERINFO_URL", format!("{fake}/google/userinfo")),
+            ("GITHUB_CLIENT_ID", "github-client".into()),
+            ("GITHUB_CLIENT_SECRET", "github-secret".into()),
+            (
+                "GITHUB_OAUTH_AUTHORIZE_URL",
+                format!("{fake}/github/authorize"),
+            ),
+            ("GITHUB_OAUTH_TOKEN_URL", format!("{fake}/github/token")),
+            ("GITHUB_API_URL", format!("{fake}/github/api")),
+            ("ALLOWED_ORIGINS", "http://allowed.test".into()),
+        ])
+    })
+}
+
+/// An instance with tiny limits, for the rate-limit and quota tests.
+pub const TIGHT_API_LIMIT: u64 = 8;
+pub const TIGHT_AUTH_LIMIT: u64 = 40;
+pub const TIGHT_MAX_APPS: u64 = 3;
+
+pub fn tight_instance() -> &'static Instance {
+    static I: OnceLock<Instance> = OnceLock::new();
+    I.get_or_init(|| {
+        Instance::start(&[
+            ("RATE_LIMIT_API", format!("{TIGHT_API_LIMIT}/60")),
+            ("RATE_LIMIT_AUTH", format!("{TIGHT_AUTH_LIMIT}/60")),
+            ("MAX_APPS_PER_USER", TIGHT_MAX_APPS.to_string()),
+        ])
+    })
+}
+
+/// Sends `n` requests at once and returns their statuses in order.
+pub async fn join_statuses<F, Fut>(n: usize, f: F) -> Vec<u16>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>> + Send + 'static,
+{
+    let handles: Vec<_> = (0..n).map(|i| tokio::spawn(f(i))).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        match h.await.unwrap() {
+            Ok(r) => out.push(r.status().as_u16()),
+            Err(e) => panic!("request failed: {e:?}"),
+        }
+    }
+    out
+}

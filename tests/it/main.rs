@@ -1,0 +1,12 @@
+//! Integration suite: the public HTTP API of a real `wrangler dev` (embedded D1, KV, R2 and
+//! Durable Objects), driven as a client would, with fakes of external services on loopback.
+
+mod apps;
+mod auth;
+mod fakes;
+mod harness;
+mod oauth;
+mod platform;
+mod ratelimit;
+mod tokens;
+mod validation;
