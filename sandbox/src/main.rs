@@ -1,1 +1,57 @@
-fn main() {}
+//! Entry point: reads configuration, binds the listener, prints the bound address on stdout
+//! (so a parent process or test can use port 0), and serves until SIGTERM/SIGINT.
+
+use std::process::ExitCode;
+
+use byte_sandbox::{serve, shutdown_signal, Config, VERSION};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SANDBOX_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", byte_sandbox::config::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("byte-sandbox {VERSION}");
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_env_and_args(|k| std::env::var(k).ok(), args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("byte-sandbox: {e}\n\n{}", byte_sandbox::config::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("byte-sandbox: cannot listen on {}: {e}", config.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    // One line on stdout, parsed by `make dev` and the integration tests.
+    println!("byte-sandbox {VERSION} listening on http://{addr}");
+    tracing::info!(%addr, root = %config.root.display(), "byte-sandbox started");
+
+    match serve(config, listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("byte-sandbox: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

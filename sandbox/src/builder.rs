@@ -1,0 +1,133 @@
+//! Collecting a production build's output tree (by default `dist/`) for deployment: every
+//! regular file, base64-encoded, with a cap on the total size so a runaway build cannot
+//! produce a response the Worker cannot hold.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use base64::Engine;
+use serde::Serialize;
+
+use crate::paths::{relative_to, resolve_existing_dir, PathError, RelPath, ResolveError};
+
+pub const DEFAULT_BUILD_COMMAND: &str = "npm run build";
+pub const DEFAULT_OUTPUT_DIR: &str = "dist";
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct OutputFile {
+    /// Relative to the workspace (`dist/index.html`).
+    pub path: String,
+    /// Base64 of the file's bytes.
+    pub content: String,
+    pub size: u64,
+}
+
+#[derive(Debug)]
+pub enum CollectError {
+    /// The output directory does not exist after the build.
+    Missing,
+    TooLarge {
+        total: u64,
+        cap: u64,
+    },
+    Path(PathError),
+    Io(io::Error),
+}
+
+impl From<ResolveError> for CollectError {
+    fn from(e: ResolveError) -> Self {
+        match e {
+            ResolveError::Path(p) => CollectError::Path(p),
+            ResolveError::Io(io) => CollectError::Io(io),
+        }
+    }
+}
+
+impl From<io::Error> for CollectError {
+    fn from(e: io::Error) -> Self {
+        CollectError::Io(e)
+    }
+}
+
+/// Lists and reads every regular file under `out_dir` (symlinks skipped, never followed),
+/// sorted by path. Sizes are summed before anything is read, so an oversized tree fails fast.
+pub fn collect(root: &Path, out_dir: &RelPath, cap: u64) -> Result<Vec<OutputFile>, CollectError> {
+    let dir = resolve_existing_dir(root, out_dir)?.ok_or(CollectError::Missing)?;
+    let mut found = Vec::new();
+    let mut total = 0u64;
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d)? {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() {
+                let size = entry.metadata()?.len();
+                total += size;
+                if total > cap {
+                    // Keep counting for an exact figure in the error.
+                    continue;
+                }
+                found.push((entry.path(), size));
+            }
+        }
+    }
+    if total > cap {
+        return Err(CollectError::TooLarge { total, cap });
+    }
+    let mut out = Vec::with_capacity(found.len());
+    for (path, _) in found {
+        let bytes = fs::read(&path)?;
+        let Some(rel) = relative_to(root, &path) else {
+            continue;
+        };
+        out.push(OutputFile {
+            path: rel,
+            size: bytes.len() as u64,
+            content: base64::engine::general_purpose::STANDARD.encode(&bytes),
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn collects_sorted_files_and_skips_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        fs::create_dir_all(root.join("dist/assets")).unwrap();
+        fs::write(root.join("dist/index.html"), "<html>").unwrap();
+        fs::write(root.join("dist/assets/a.js"), "x").unwrap();
+        fs::write(root.join("secret"), "s").unwrap();
+        symlink(root.join("secret"), root.join("dist/link")).unwrap();
+        let files = collect(&root, &RelPath::parse("dist").unwrap(), 1000).unwrap();
+        let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, vec!["dist/assets/a.js", "dist/index.html"]);
+        assert_eq!(files[1].content, "PGh0bWw+");
+        assert_eq!(files[1].size, 6);
+    }
+
+    #[test]
+    fn missing_and_oversized() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        assert!(matches!(
+            collect(&root, &RelPath::parse("dist").unwrap(), 10),
+            Err(CollectError::Missing)
+        ));
+        fs::create_dir_all(root.join("dist")).unwrap();
+        fs::write(root.join("dist/a"), vec![0u8; 8]).unwrap();
+        fs::write(root.join("dist/b"), vec![0u8; 8]).unwrap();
+        match collect(&root, &RelPath::parse("dist").unwrap(), 10) {
+            Err(CollectError::TooLarge { total, cap }) => assert_eq!((total, cap), (16, 10)),
+            other => panic!("{other:?}"),
+        }
+    }
+}

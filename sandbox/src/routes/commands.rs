@@ -1,0 +1,260 @@
+//! Command routes: run a command, type-check, production build. All three run through
+//! `crate::exec` (process group, timeout, output caps) and log to the workspace.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{AppState, JsonBody, Ws};
+use crate::api_error::{ApiError, ApiResult};
+use crate::builder::{self, CollectError, OutputFile, DEFAULT_BUILD_COMMAND, DEFAULT_OUTPUT_DIR};
+use crate::errors::{dedupe, parse_output, Diagnostic, Kind};
+use crate::exec::{self, ExecOutput, ExecRequest};
+use crate::files::parse_rel;
+use crate::workspace::Workspace;
+
+/// Longest timeout a request may ask for.
+const MAX_TIMEOUT_MS: u64 = 60 * 60 * 1000;
+const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// Builds and type-checks get at least this long unless the request says otherwise.
+const MIN_BUILD_TIMEOUT: Duration = Duration::from_secs(300);
+const MIN_TYPECHECK_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecBody {
+    command: Option<String>,
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    env: HashMap<String, String>,
+}
+
+fn timeout(requested: Option<u64>, default: Duration) -> ApiResult<Duration> {
+    match requested {
+        None => Ok(default),
+        Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Ok(Duration::from_millis(ms)),
+        Some(_) => Err(ApiError::field(
+            "timeoutMs",
+            format!("timeoutMs must be between 1 and {MAX_TIMEOUT_MS}"),
+        )),
+    }
+}
+
+fn command(raw: Option<String>, default: Option<&str>) -> ApiResult<String> {
+    let command = match (raw, default) {
+        (Some(c), _) => c,
+        (None, Some(d)) => d.to_string(),
+        (None, None) => return Err(ApiError::field("command", "`command` is required")),
+    };
+    if command.trim().is_empty() {
+        return Err(ApiError::field("command", "`command` is empty"));
+    }
+    if command.len() > MAX_COMMAND_BYTES || command.contains('\0') {
+        return Err(ApiError::field(
+            "command",
+            "`command` is too long or contains a NUL byte",
+        ));
+    }
+    Ok(command)
+}
+
+fn env(vars: HashMap<String, String>) -> ApiResult<Vec<(String, String)>> {
+    let mut out = Vec::with_capacity(vars.len());
+    for (k, v) in vars {
+        let valid = !k.is_empty() && !k.contains('=') && !k.contains('\0') && !v.contains('\0');
+        if !valid {
+            return Err(ApiError::field(
+                format!("env.{k}"),
+                "invalid environment variable",
+            ));
+        }
+        out.push((k, v));
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn run(ws: &Workspace, req: ExecRequest) -> ApiResult<ExecOutput> {
+    let out = exec::run(&req, Some(ws.logs.clone()), &ws.execs)
+        .await
+        .map_err(|e| ApiError::io("cannot run the command", e))?;
+    tracing::debug!(ws = %ws.id, code = ?out.exit_code, ms = out.duration_ms, "command finished");
+    Ok(out)
+}
+
+/// `POST /v1/workspaces/{ws}/exec` `{"command","timeoutMs"?,"env"?}` → the command's outcome.
+pub async fn exec(
+    State(state): State<AppState>,
+    Ws(id): Ws,
+    JsonBody(body): JsonBody<ExecBody>,
+) -> ApiResult<Json<ExecOutput>> {
+    let ws = state.workspace(&id)?;
+    let req = ExecRequest {
+        command: command(body.command, None)?,
+        cwd: ws.root.clone(),
+        env: env(body.env)?,
+        timeout: timeout(body.timeout_ms, state.config.command_timeout)?,
+        output_cap: state.config.output_cap,
+    };
+    Ok(Json(run(&ws, req).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypecheckBody {
+    timeout_ms: Option<u64>,
+}
+
+fn errors_of(out: &ExecOutput, ws: &Workspace) -> Vec<Diagnostic> {
+    let mut all = parse_output(&out.stdout, ws.mapper());
+    all.extend(parse_output(&out.stderr, ws.mapper()));
+    dedupe(all)
+}
+
+/// `POST /v1/workspaces/{ws}/typecheck` → `{"ok","errors",...}` from `tsc --noEmit -p .`.
+pub async fn typecheck(
+    State(state): State<AppState>,
+    Ws(id): Ws,
+    JsonBody(body): JsonBody<TypecheckBody>,
+) -> ApiResult<Json<Value>> {
+    let ws = state.workspace(&id)?;
+    if !ws
+        .root
+        .join("node_modules/typescript/package.json")
+        .is_file()
+    {
+        return Err(ApiError::validation(
+            "TypeScript is not installed in this workspace; run `npm install` first",
+        ));
+    }
+    let req = ExecRequest {
+        // The local compiler, never a download: `npx` could fetch an unrelated `tsc` package.
+        command: "./node_modules/.bin/tsc --noEmit -p .".into(),
+        cwd: ws.root.clone(),
+        env: Vec::new(),
+        timeout: timeout(
+            body.timeout_ms,
+            state.config.command_timeout.max(MIN_TYPECHECK_TIMEOUT),
+        )?,
+        output_cap: state.config.output_cap,
+    };
+    let out = run(&ws, req).await?;
+    let errors = errors_of(&out, &ws);
+    Ok(Json(json!({
+        "ok": out.success() && errors.is_empty(),
+        "errors": errors,
+        "exitCode": out.exit_code,
+        "timedOut": out.timed_out,
+        "durationMs": out.duration_ms,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildBody {
+    command: Option<String>,
+    timeout_ms: Option<u64>,
+    output_dir: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildResult {
+    ok: bool,
+    #[serde(flatten)]
+    output: ExecOutput,
+    errors: Vec<Diagnostic>,
+    output_dir: String,
+    files: Vec<OutputFile>,
+}
+
+/// `POST /v1/workspaces/{ws}/build` `{"command"?,"timeoutMs"?,"outputDir"?}` → the build's
+/// outcome, parsed errors and, on success, every file of the output directory (base64).
+pub async fn build(
+    State(state): State<AppState>,
+    Ws(id): Ws,
+    JsonBody(body): JsonBody<BuildBody>,
+) -> ApiResult<Json<BuildResult>> {
+    let ws = state.workspace(&id)?;
+    let out_dir = parse_rel(
+        "outputDir",
+        body.output_dir.as_deref().unwrap_or(DEFAULT_OUTPUT_DIR),
+    )?;
+    let req = ExecRequest {
+        command: command(body.command, Some(DEFAULT_BUILD_COMMAND))?,
+        cwd: ws.root.clone(),
+        env: vec![("NODE_ENV".into(), "production".into())],
+        timeout: timeout(
+            body.timeout_ms,
+            state.config.command_timeout.max(MIN_BUILD_TIMEOUT),
+        )?,
+        output_cap: state.config.output_cap,
+    };
+    let output = run(&ws, req).await?;
+    let mut errors = errors_of(&output, &ws);
+    let mut files = Vec::new();
+    let mut ok = output.success();
+    if ok {
+        let root = ws.root.clone();
+        let cap = state.config.build_output_cap;
+        let dir = out_dir.clone();
+        let collected = tokio::task::spawn_blocking(move || builder::collect(&root, &dir, cap))
+            .await
+            .map_err(|_| ApiError::internal("collecting the build output was interrupted"))?;
+        match collected {
+            Ok(f) => files = f,
+            Err(CollectError::Missing) => {
+                ok = false;
+                errors.push(Diagnostic {
+                    file: None,
+                    line: None,
+                    column: None,
+                    message: format!("the build succeeded but produced no `{out_dir}/` directory"),
+                    kind: Kind::Build,
+                });
+            }
+            Err(CollectError::TooLarge { total, cap }) => {
+                return Err(ApiError::validation_status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "build output `{out_dir}/` is {total} bytes, over the {cap}-byte limit"
+                    ),
+                ));
+            }
+            Err(CollectError::Path(e)) => {
+                return Err(ApiError::field("outputDir", format!("`{out_dir}`: {e}")))
+            }
+            Err(CollectError::Io(e)) => {
+                return Err(ApiError::io("cannot read the build output", e))
+            }
+        }
+    } else if errors.is_empty() {
+        let what = if output.timed_out {
+            "timed out"
+        } else {
+            "failed"
+        };
+        errors.push(Diagnostic {
+            file: None,
+            line: None,
+            column: None,
+            message: format!(
+                "the build {what} (exit code {:?}); see stderr",
+                output.exit_code
+            ),
+            kind: Kind::Build,
+        });
+    }
+    Ok(Json(BuildResult {
+        ok,
+        output,
+        errors,
+        output_dir: out_dir.as_str().to_string(),
+        files,
+    }))
+}
