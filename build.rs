@@ -25,7 +25,10 @@ fn main() {
     names.sort();
     for (i, n) in names.iter().enumerate() {
         let expected = format!("{:04}_", i + 1);
-        assert!(n.starts_with(&expected), "migration {n} should start with {expected}");
+        assert!(
+            n.starts_with(&expected),
+            "migration {n} should start with {expected}"
+        );
         let body = std::fs::read_to_string(format!("migrations/{n}")).expect("readable migration");
         assert!(body.contains(';'), "migration {n} has no statements");
     }
