@@ -377,6 +377,9 @@ impl ListQuery {
         let limit_n = args.len();
         args.push(SqlArg::Int((self.page as i64 - 1) * self.limit as i64));
         let offset_n = args.len();
+        // Two statements, not a window count: `COUNT(*) OVER ()` would materialize every match
+        // to count it, while the page query can stop after OFFSET + LIMIT rows in index order and
+        // the count without a search is answered from the (user_id) index alone.
         let rows = format!(
             "SELECT {SUMMARY_COLUMNS} FROM apps WHERE {filter} ORDER BY {order} LIMIT ?{limit_n} OFFSET ?{offset_n}"
         );

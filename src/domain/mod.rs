@@ -2,6 +2,7 @@
 //! protocols the Worker and its Durable Objects share. Everything here unit-tests on the host.
 
 pub mod apps;
+pub mod cache;
 pub mod codegen;
 pub mod config;
 pub mod error;

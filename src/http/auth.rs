@@ -40,43 +40,50 @@ fn bearer(req: &Request) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-pub async fn identify(req: &Request, app: &App) -> ApiResult<Identity> {
+/// Reads and verifies the presented token (signature, algorithm, expiry) without I/O. The
+/// result still needs [`confirm`] (is the session live?) before it is trusted.
+pub fn read_credentials(req: &Request, app: &App) -> Identity {
     let cookie_header = header(req, "Cookie");
     let (token, via_cookie) = match bearer(req) {
         Some(t) => (t, false),
         None => match web::cookie(cookie_header.as_deref(), web::SESSION_COOKIE) {
             Some(t) if !t.is_empty() => (t.to_string(), true),
-            _ => {
-                if header(req, "Authorization").is_some() {
-                    return Ok(Identity::Invalid(ApiError::unauthorized(
-                        "invalid authentication token: use the Bearer scheme",
-                    )));
-                }
-                return Ok(Identity::Anonymous);
+            _ if header(req, "Authorization").is_some() => {
+                return Identity::Invalid(ApiError::unauthorized(
+                    "invalid authentication token: use the Bearer scheme",
+                ))
             }
+            _ => return Identity::Anonymous,
         },
     };
-    let session: Session = match app.keys.verify(&token, now_ms()) {
-        Ok(s) => s,
-        Err(e) => return Ok(Identity::Invalid(e)),
-    };
-    let c = session.claims;
-    if !sessions::is_live(&app.kv()?, &app.db()?, &c.sid, &c.user_id).await? {
-        return Ok(Identity::Invalid(ApiError::unauthorized(
-            "invalid authentication token: session revoked",
-        )));
+    match app.keys.verify(&token, now_ms()) {
+        Ok(Session { claims, .. }) => Identity::User(Caller {
+            user_id: claims.user_id,
+            sid: claims.sid,
+            via_cookie,
+        }),
+        Err(e) => Identity::Invalid(e),
     }
-    Ok(Identity::User(Caller {
-        user_id: c.user_id,
-        sid: c.sid,
-        via_cookie,
-    }))
+}
+
+/// Checks that a verified token's session has not been revoked.
+pub async fn confirm(identity: Identity, app: &App) -> ApiResult<Identity> {
+    let Identity::User(c) = identity else {
+        return Ok(identity);
+    };
+    if sessions::is_live(&app.kv()?, &app.db()?, &c.sid, &c.user_id).await? {
+        Ok(Identity::User(c))
+    } else {
+        Ok(Identity::Invalid(ApiError::unauthorized(
+            "invalid authentication token: session revoked",
+        )))
+    }
 }
 
 /// Cookie-authenticated writes must echo the session's CSRF token in `X-CSRF-Token`; bearer
 /// tokens cannot be sent by a browser on its own, so they need none.
 pub fn check_csrf(req: &Request, app: &App, caller: &Caller) -> ApiResult<()> {
-    if !caller.via_cookie || !web::is_unsafe(&req.method().to_string()) {
+    if !caller.via_cookie || !web::is_unsafe(req.method().as_ref()) {
         return Ok(());
     }
     let presented = header(req, web::CSRF_HEADER).unwrap_or_default();

@@ -22,27 +22,26 @@ async fn probe<F: std::future::Future<Output = worker::Result<()>>>(f: F) -> ser
 
 pub async fn health(app: &App) -> ApiResult<Response> {
     let env = &app.env;
-    let d1 = probe(async {
-        env.d1(crate::services::db::BINDING)?
-            .prepare("SELECT 1 AS ok")
-            .first::<serde_json::Value>(None)
-            .await?;
-        Ok(())
-    })
-    .await;
-    let kv = probe(async {
-        env.kv(crate::services::sessions::KV_BINDING)?
-            .get("health:probe")
-            .text()
-            .await?;
-        Ok(())
-    })
-    .await;
-    let r2 = probe(async {
-        env.bucket("TEMPLATES")?.head("health/probe").await?;
-        Ok(())
-    })
-    .await;
+    let (d1, kv, r2) = futures_util::join!(
+        probe(async {
+            env.d1(crate::services::db::BINDING)?
+                .prepare("SELECT 1 AS ok")
+                .first::<serde_json::Value>(None)
+                .await?;
+            Ok(())
+        }),
+        probe(async {
+            env.kv(crate::services::sessions::KV_BINDING)?
+                .get("health:probe")
+                .text()
+                .await?;
+            Ok(())
+        }),
+        probe(async {
+            env.bucket("TEMPLATES")?.head("health/probe").await?;
+            Ok(())
+        })
+    );
     let ok = [&d1, &kv, &r2].iter().all(|c| c["ok"] == true);
     json(
         if ok { 200 } else { 503 },

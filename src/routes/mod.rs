@@ -9,7 +9,7 @@ mod health;
 use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::ratelimit::Decision;
 use crate::domain::web;
-use crate::http::auth::{check_csrf, identify, Caller, Identity};
+use crate::http::auth::{check_csrf, confirm, read_credentials, Caller, Identity};
 use crate::http::{client_ip, error_response, finish, header, internal, App};
 use crate::services::now_ms;
 use crate::services::ratelimit::{self, Class};
@@ -178,27 +178,32 @@ async fn api(req: Request, app: &App) -> Response {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
-    let identity = match identify(&req, app).await {
-        Ok(i) => i,
-        Err(e) => return error_response(&e),
-    };
-    // Limit by user when the token is valid, by client address otherwise.
-    let key = identity
+    // The token is verified locally first, so the limiter can key on the user; then the session
+    // check and the limiter run concurrently (two round trips become one).
+    let claimed = read_credentials(&req, app);
+    let key = claimed
         .user()
         .map(|c| format!("user:{}", c.user_id))
         .unwrap_or_else(|| format!("ip:{}", client_ip(&req)));
-    let decision = match route.class() {
-        None => None,
-        Some(class) => {
-            let limit = match class {
-                Class::Auth => app.cfg.auth_limit,
-                Class::Api => app.cfg.api_limit,
-            };
-            match ratelimit::hit(&app.env, class, &key, limit, 1).await {
-                Ok(d) => Some(d),
-                Err(e) => return error_response(&e),
-            }
+    let limit = route.class().map(|class| {
+        let limit = match class {
+            Class::Auth => app.cfg.auth_limit,
+            Class::Api => app.cfg.api_limit,
+        };
+        (class, limit)
+    });
+    let rate = async {
+        match limit {
+            Some((class, limit)) => ratelimit::hit(&app.env, class, &key, limit, 1)
+                .await
+                .map(Some),
+            None => Ok(None),
         }
+    };
+    let (identity, decision) = futures_util::join!(confirm(claimed, app), rate);
+    let (identity, decision) = match (identity, decision) {
+        (Ok(i), Ok(d)) => (i, d),
+        (Err(e), _) | (_, Err(e)) => return error_response(&e),
     };
     let result = match &decision {
         Some(d) if !d.allowed => {

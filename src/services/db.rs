@@ -374,6 +374,7 @@ pub async fn app_by_id(db: &D1Database, id: &str) -> ApiResult<Option<AppRecord>
     .await
 }
 
+/// One page of apps and the total, in one round trip.
 pub async fn list_apps(db: &D1Database, sql: &ListSql) -> ApiResult<(Vec<AppRecord>, u64)> {
     let rows = stmt(db, &sql.rows, &args(&sql.rows_args))?;
     let count = stmt(db, &sql.count, &args(&sql.count_args))?;
@@ -382,16 +383,11 @@ pub async fn list_apps(db: &D1Database, sql: &ListSql) -> ApiResult<(Vec<AppReco
         .await
         .map_err(internal)?
         .into_iter();
-    let rows: Vec<AppRecord> = results
-        .next()
-        .ok_or_else(ApiError::internal)?
-        .results()
-        .map_err(internal)?;
-    let totals: Vec<Total> = results
-        .next()
-        .ok_or_else(ApiError::internal)?
-        .results()
-        .map_err(internal)?;
+    let (Some(rows), Some(totals)) = (results.next(), results.next()) else {
+        return Err(ApiError::internal());
+    };
+    let rows: Vec<AppRecord> = rows.results().map_err(internal)?;
+    let totals: Vec<Total> = totals.results().map_err(internal)?;
     Ok((rows, totals.first().map(|t| t.total as u64).unwrap_or(0)))
 }
 

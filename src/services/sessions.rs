@@ -1,29 +1,58 @@
 //! Session liveness: D1 is the truth (`sessions.revoked_at`), KV caches the answer for an hour
-//! (the spec's `userSessions` TTL) so most requests skip the database.
+//! (the spec's `userSessions` TTL) so most requests skip the database, and each isolate memoizes
+//! "live" answers for [`MEMO_MS`] so hot sessions skip KV too.
 //!
-//! Invariant: logout writes `revoked` to the cache before answering, so a revoked token is refused
-//! from then on wherever KV has caught up (immediately locally, within KV's propagation delay at the edge).
+//! Invariant: logout drops the isolate's memo and writes `revoked` to KV before answering, so a
+//! revoked token is refused at once by that isolate and by others within KV's own propagation
+//! delay (the memo is shorter than KV's 60-second edge cache, so it adds no staleness class).
 
-use super::db;
+use super::{db, now_ms};
+use crate::domain::cache::TtlCache;
 use crate::domain::error::ApiResult;
 use crate::http::internal;
 use worker::{kv::KvStore, D1Database};
 
 pub const KV_BINDING: &str = "KV";
 const TTL_SECONDS: u64 = 3600;
+/// How long an isolate trusts a "live" answer without asking KV again.
+pub const MEMO_MS: i64 = 30_000;
+
+thread_local! {
+    static MEMO: std::cell::RefCell<TtlCache<String, String>> = std::cell::RefCell::new(TtlCache::new(10_000));
+}
 
 fn key(sid: &str) -> String {
     format!("session:{sid}")
 }
 
 pub async fn is_live(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) -> ApiResult<bool> {
+    let now = now_ms();
+    if MEMO
+        .with(|m| m.borrow().get(&sid.to_string(), now))
+        .as_deref()
+        == Some(user_id)
+    {
+        return Ok(true);
+    }
     let cached = kv.get(&key(sid)).text().await.map_err(internal)?;
     match cached.as_deref() {
-        Some(v) if v == format!("live:{user_id}") => return Ok(true),
+        Some(v) if v == format!("live:{user_id}") => {
+            MEMO.with(|m| {
+                m.borrow_mut()
+                    .insert(sid.to_string(), user_id.to_string(), now, MEMO_MS)
+            });
+            return Ok(true);
+        }
         Some(_) => return Ok(false),
         None => {}
     }
     let live = db::session_is_live(d1, sid, user_id).await?;
+    if live {
+        MEMO.with(|m| {
+            m.borrow_mut()
+                .insert(sid.to_string(), user_id.to_string(), now, MEMO_MS)
+        });
+    }
     let value = if live {
         format!("live:{user_id}")
     } else {
@@ -39,6 +68,7 @@ pub async fn is_live(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) ->
 }
 
 pub async fn revoke(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) -> ApiResult<()> {
+    MEMO.with(|m| m.borrow_mut().remove(&sid.to_string()));
     db::revoke_session(d1, sid, user_id).await?;
     kv.put(&key(sid), "revoked")
         .map_err(internal)?

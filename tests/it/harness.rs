@@ -50,6 +50,8 @@ fn wrangler() -> PathBuf {
 pub struct Instance {
     pub base: String,
     pub client: Client,
+    /// The instance's local state directory (D1, KV, R2, Durable Objects).
+    pub state: PathBuf,
 }
 
 /// Serves `app` on an ephemeral loopback port from a thread of its own (with its own runtime, so
@@ -138,6 +140,11 @@ impl Instance {
         cmd.process_group(0);
         let child = cmd.spawn().expect("spawn wrangler dev");
         GROUPS.lock().unwrap().push(child.id() as i32);
+        // The watchdog reaps it; a thread waits so it never lingers as a zombie.
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
         let base = format!("http://127.0.0.1:{port}");
         // No idle pooling: each test has its own runtime, and a pooled connection would outlive it.
         let client = Client::builder()
@@ -155,7 +162,11 @@ impl Instance {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        Instance { base, client }
+        Instance {
+            base,
+            client,
+            state,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

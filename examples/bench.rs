@@ -1,0 +1,188 @@
+//! `make bench`: figures, not tests. Starts a fresh `wrangler dev`, seeds 10,000 apps in D1, and
+//! measures `GET /api/apps` (search + page) next to `GET /api/health` the same way; prints the
+//! built Worker's gzip size. Everything runs on loopback.
+
+#[path = "../tests/it/fakes.rs"]
+#[allow(dead_code)]
+mod fakes;
+#[path = "../tests/it/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use harness::Instance;
+use reqwest::Method;
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const APPS: usize = 10_000;
+const WARMUP: usize = 50;
+const REQUESTS: usize = 1_000;
+
+
+fn concurrency() -> usize {
+    std::env::var("BENCH_concurrency()").ok().and_then(|c| c.parse().ok()).unwrap_or(4)
+}
+
+struct Figures {
+    p50: Duration,
+    p99: Duration,
+    rps: f64,
+}
+
+async fn measure(app: &'static Instance, path: &'static str, token: Option<String>) -> Figures {
+    let send = move |token: Option<String>| async move {
+        let mut r = app.req(Method::GET, path);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r.send().await.expect("request");
+        assert_eq!(resp.status(), 200, "{path}");
+        resp.bytes().await.unwrap();
+    };
+    for _ in 0..WARMUP {
+        send(token.clone()).await;
+    }
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency() {
+        let token = token.clone();
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(REQUESTS / concurrency());
+            for _ in 0..REQUESTS / concurrency() {
+                let t = Instant::now();
+                send(token.clone()).await;
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for w in workers {
+        lat.extend(w.await.unwrap());
+    }
+    let wall = start.elapsed();
+    lat.sort();
+    Figures {
+        p50: lat[lat.len() / 2],
+        p99: lat[lat.len() * 99 / 100],
+        rps: lat.len() as f64 / wall.as_secs_f64(),
+    }
+}
+
+fn sh(cmd: &str) -> String {
+    Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    println!(
+        "machine: {} | {} cores | {} RAM",
+        sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
+        sh("nproc"),
+        sh("free -h | awk '/Mem:/ {print $2}'")
+    );
+    print!("starting wrangler dev with fresh state … ");
+    std::io::stdout().flush().unwrap();
+    let app: &'static Instance = Box::leak(Box::new(Instance::start(&[
+        ("RATE_LIMIT_API", "1000000/60".into()),
+        ("RATE_LIMIT_AUTH", "1000000/60".into()),
+        ("MAX_APPS_PER_USER", "100000".into()),
+    ])));
+    println!("{}", app.base);
+    let user = app.user("bench").await;
+
+    print!("seeding {APPS} apps … ");
+    std::io::stdout().flush().unwrap();
+    let seed = app.state.join("seed.sql");
+    let mut sql = String::new();
+    for chunk in (0..APPS).collect::<Vec<_>>().chunks(500) {
+        sql.push_str("INSERT INTO apps (id, user_id, title, description, visibility, tags, files, config) VALUES ");
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|i| {
+                let vis = if i % 3 == 0 { "public" } else { "private" };
+                format!("('app_{i:032x}', '{}', 'Bench app {i}', 'Generated app number {i} for the list benchmark', '{vis}', '[]', '{{}}', '{{}}')", user.id)
+            })
+            .collect();
+        sql.push_str(&rows.join(","));
+        sql.push_str(";\n");
+    }
+    std::fs::write(&seed, sql).unwrap();
+    let wrangler =
+        std::env::var("WRANGLER").unwrap_or_else(|_| "node_modules/.bin/wrangler".into());
+    let ok = Command::new(wrangler)
+        .args(["d1", "execute", "DB", "--local", "--persist-to"])
+        .arg(&app.state)
+        .arg("--file")
+        .arg(&seed)
+        .env("CI", "true")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "seeding failed");
+    println!("done");
+
+    let list_path = "/api/apps?search=app%201&sort=updated&page=3&limit=20";
+    let list = measure(app, list_path, Some(user.token.clone())).await;
+    let health = measure(app, "/api/health", None).await;
+    if std::env::var("BENCH_DETAIL").is_ok() {
+        for p in [
+            "/api/apps?limit=20",
+            "/api/auth/me",
+            "/api/auth/providers",
+            "/api/apps/public?limit=20&search=app%201",
+        ] {
+            let f = measure(app, p, Some(user.token.clone())).await;
+            println!("detail {p}: p50 {} p99 {}", ms(f.p50), ms(f.p99));
+        }
+    }
+    let wasm = sh("gzip -9c build/index_bg.wasm | wc -c")
+        .parse::<f64>()
+        .unwrap_or(0.0);
+    let js = sh("gzip -9c build/index.js | wc -c")
+        .parse::<f64>()
+        .unwrap_or(0.0);
+    let gz = (wasm + js) / (1024.0 * 1024.0);
+
+    println!();
+    println!("{REQUESTS} requests each, {} concurrent clients, after {WARMUP} warm-up requests; D1 holds {APPS} apps of one user", concurrency());
+    println!(
+        "{:<58} {:>10} {:>10} {:>10}",
+        "endpoint", "p50", "p99", "req/s"
+    );
+    println!(
+        "{:<58} {:>10} {:>10} {:>10.0}",
+        format!("GET {list_path}"),
+        ms(list.p50),
+        ms(list.p99),
+        list.rps
+    );
+    println!(
+        "{:<58} {:>10} {:>10} {:>10.0}",
+        "GET /api/health (baseline)",
+        ms(health.p50),
+        ms(health.p99),
+        health.rps
+    );
+    let ratio = list.p50.as_secs_f64() / health.p50.as_secs_f64();
+    println!();
+    println!(
+        "list p50 / health p50 = {ratio:.2}x   (target ≤ 2x: {})",
+        if ratio <= 2.0 { "met" } else { "NOT met" }
+    );
+    println!(
+        "Worker gzip size = {gz:.2} MiB (wasm + JS)   (target ≤ 1.5 MB: {})",
+        if gz <= 1.5 { "met" } else { "NOT met" }
+    );
+}
