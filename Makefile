@@ -7,7 +7,7 @@ PORT ?= 8787
 TOOLS_ENV = eval "$$(scripts/ensure-tools.sh)"
 WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock build.rs $(wildcard migrations/*.sql)
 
-.PHONY: dev test build tools migrate lint fmt bench clean
+.PHONY: dev test build tools migrate secrets templates lint fmt bench clean
 
 tools:
 	@$(TOOLS_ENV) && echo "[tools] ready"
@@ -23,17 +23,19 @@ build/worker/shim.mjs: $(WORKER_SOURCES) package.json
 frontend/dist/index.html: frontend/placeholder/index.html
 	@mkdir -p frontend/dist && cp frontend/placeholder/index.html $@
 
-## Local development secrets, generated once and never committed.
-.dev.vars:
-	@echo "JWT_SECRET=$$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > $@
-	@echo "[dev] wrote .dev.vars with a fresh JWT_SECRET"
+## Local development secrets (.dev.vars, never committed): missing ones are generated.
+secrets:
+	@scripts/dev-vars.sh
 
-migrate: .dev.vars
+migrate: secrets
 	@$(TOOLS_ENV) && "$$WRANGLER" d1 migrations apply DB --local >/dev/null && echo "[dev] D1 migrations applied"
 
-dev: build migrate
-	@echo "[dev] Byte Platform on http://localhost:$(PORT)  (Ctrl-C stops it)"
-	@$(TOOLS_ENV) && exec "$$WRANGLER" dev --port $(PORT) --ip 127.0.0.1 --show-interactive-dev-session=false
+templates: migrate
+	@$(TOOLS_ENV) && scripts/publish-templates.sh
+
+## byte-sandbox and wrangler dev together; Ctrl-C stops both.
+dev: build templates
+	@$(TOOLS_ENV) && PORT=$(PORT) exec scripts/dev.sh
 
 ## Unit tests on the host, then the integration suite against real wrangler dev instances.
 test: build

@@ -19,9 +19,11 @@ const APPS: usize = 10_000;
 const WARMUP: usize = 50;
 const REQUESTS: usize = 1_000;
 
-
 fn concurrency() -> usize {
-    std::env::var("BENCH_concurrency()").ok().and_then(|c| c.parse().ok()).unwrap_or(4)
+    std::env::var("BENCH_concurrency()")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(4)
 }
 
 struct Figures {

@@ -14,6 +14,8 @@ mod services;
 
 #[cfg(target_arch = "wasm32")]
 pub use objects::rate_limit_do::DORateLimitStore;
+#[cfg(target_arch = "wasm32")]
+pub use objects::sandbox_do::UserAppSandboxService;
 
 #[cfg(target_arch = "wasm32")]
 #[worker::event(fetch)]

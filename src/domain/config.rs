@@ -5,6 +5,7 @@
 
 use super::oauth::{Endpoints, Provider};
 use super::ratelimit::Limit;
+use super::sandbox::InstanceType;
 use super::user::EmailList;
 
 #[derive(Debug, Clone)]
@@ -26,6 +27,10 @@ pub struct Config {
     pub public_url: Option<String>,
     pub google: Option<OAuthClient>,
     pub github: Option<OAuthClient>,
+    pub max_sandboxes_per_user: u64,
+    /// Previews are served on `<app label>.<preview_domain>`.
+    pub preview_domain: String,
+    pub sandbox_instance_type: InstanceType,
 }
 
 impl Config {
@@ -58,12 +63,18 @@ impl Config {
                 },
             })
         };
-        let max_apps_per_user = match get("MAX_APPS_PER_USER") {
-            None => 100,
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("MAX_APPS_PER_USER: {v:?} is not a number"))?,
+        let number = |k: &str, default: u64| -> Result<u64, String> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v.parse().map_err(|_| format!("{k}: {v:?} is not a number")),
+            }
         };
+        let max_apps_per_user = number("MAX_APPS_PER_USER", 100)?;
+        let max_sandboxes_per_user = number("MAX_SANDBOX_INSTANCES", 10)?;
+        let sandbox_instance_type = InstanceType::parse(
+            &get("SANDBOX_INSTANCE_TYPE").unwrap_or_else(|| "standard-3".into()),
+        )
+        .map_err(|e| format!("SANDBOX_INSTANCE_TYPE: {e}"))?;
         Ok(Self {
             auth_limit: limit("RATE_LIMIT_AUTH", "1000/60")?,
             api_limit: limit("RATE_LIMIT_API", "10000/60")?,
@@ -82,6 +93,11 @@ impl Config {
             public_url: get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
             google: oauth(Provider::Google, "GOOGLE"),
             github: oauth(Provider::Github, "GITHUB"),
+            max_sandboxes_per_user,
+            preview_domain: get("PREVIEW_DOMAIN")
+                .unwrap_or_else(|| "preview.localhost".into())
+                .to_ascii_lowercase(),
+            sandbox_instance_type,
         })
     }
 
@@ -114,6 +130,14 @@ mod tests {
         assert_eq!(c.ai_limit.requests, 20);
         assert_eq!(c.max_apps_per_user, 100);
         assert!(c.google.is_none() && c.github.is_none());
+        assert_eq!(
+            (c.max_sandboxes_per_user, c.preview_domain.as_str()),
+            (10, "preview.localhost")
+        );
+        assert_eq!(c.sandbox_instance_type, InstanceType::Standard3);
+        assert!(cfg(&[("SANDBOX_INSTANCE_TYPE", "huge")])
+            .unwrap_err()
+            .contains("SANDBOX_INSTANCE_TYPE"));
     }
 
     #[test]

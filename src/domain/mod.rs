@@ -11,6 +11,8 @@ pub mod oauth;
 pub mod password;
 pub mod random;
 pub mod ratelimit;
+pub mod sandbox;
+pub mod templates;
 pub mod token;
 pub mod user;
 pub mod web;

@@ -102,9 +102,7 @@ impl DurableObject for DORateLimitStore {
         if !self.alarm_set.get() {
             // Forget idle keys: two windows after the last hit nothing of it counts any more.
             self.alarm_set.set(true);
-            self.state
-                .storage()
-                .set_alarm(now + 2 * hit.limit.window_ms + 1000)
+            super::set_alarm_at(&self.state.storage(), now + 2 * hit.limit.window_ms + 1000)
                 .await?;
         }
         Response::from_json(&decision)
@@ -119,10 +117,7 @@ impl DurableObject for DORateLimitStore {
             *self.window.borrow_mut() = None;
             self.alarm_set.set(false);
         } else {
-            self.state
-                .storage()
-                .set_alarm(w.start_ms + 2 * window_ms + 1000)
-                .await?;
+            super::set_alarm_at(&self.state.storage(), w.start_ms + 2 * window_ms + 1000).await?;
         }
         Response::ok("")
     }

@@ -12,7 +12,7 @@ use serde_json::json;
 use worker::{Request, Response};
 
 /// App ids are ours (`app_` + 32 hex); anything else cannot exist.
-fn valid_id(id: &str) -> bool {
+pub(super) fn valid_id(id: &str) -> bool {
     id.len() == 36 && id.starts_with("app_") && id[4..].chars().all(|c| c.is_ascii_hexdigit())
 }
 

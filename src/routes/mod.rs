@@ -5,6 +5,8 @@ mod admin;
 mod apps;
 mod auth;
 mod health;
+mod preview;
+mod sandbox;
 
 use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::ratelimit::Decision;
@@ -13,6 +15,7 @@ use crate::http::auth::{check_csrf, confirm, read_credentials, Caller, Identity}
 use crate::http::{client_ip, error_response, finish, header, internal, App};
 use crate::services::now_ms;
 use crate::services::ratelimit::{self, Class};
+use sandbox::WorkspaceCall;
 use worker::{Context, Env, Method, Request, Response};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,12 @@ enum Route {
     PatchApp(String),
     DeleteApp(String),
     AdminUsers,
+    Templates,
+    Template(String),
+    SandboxCreate(String),
+    SandboxStatus(String),
+    SandboxStop(String),
+    Workspace(String, WorkspaceCall),
 }
 
 impl Route {
@@ -85,6 +94,41 @@ impl Route {
                 ("DELETE", Route::DeleteApp(id.to_string())),
             ]),
             ["api", "admin", "users"] => by_method(vec![("GET", Route::AdminUsers)]),
+            ["api", "templates"] => by_method(vec![("GET", Route::Templates)]),
+            ["api", "templates", name] => {
+                by_method(vec![("GET", Route::Template(name.to_string()))])
+            }
+            ["api", "apps", id, "sandbox"] => by_method(vec![
+                ("POST", Route::SandboxCreate(id.to_string())),
+                ("GET", Route::SandboxStatus(id.to_string())),
+                ("DELETE", Route::SandboxStop(id.to_string())),
+            ]),
+            ["api", "apps", id, "sandbox", "files"] => by_method(vec![
+                (
+                    "POST",
+                    Route::Workspace(id.to_string(), WorkspaceCall::WriteFiles),
+                ),
+                (
+                    "GET",
+                    Route::Workspace(id.to_string(), WorkspaceCall::ReadFile),
+                ),
+            ]),
+            ["api", "apps", id, "sandbox", "tree"] => by_method(vec![(
+                "GET",
+                Route::Workspace(id.to_string(), WorkspaceCall::Tree),
+            )]),
+            ["api", "apps", id, "sandbox", "exec"] => by_method(vec![(
+                "POST",
+                Route::Workspace(id.to_string(), WorkspaceCall::Exec),
+            )]),
+            ["api", "apps", id, "sandbox", "logs"] => by_method(vec![(
+                "GET",
+                Route::Workspace(id.to_string(), WorkspaceCall::Logs),
+            )]),
+            ["api", "apps", id, "sandbox", "errors"] => by_method(vec![(
+                "GET",
+                Route::Workspace(id.to_string(), WorkspaceCall::Errors),
+            )]),
             _ => Err(ApiError::new(
                 404,
                 crate::domain::error::ErrorCode::E002,
@@ -102,6 +146,8 @@ impl Route {
             | Route::OAuthStart(_)
             | Route::OAuthCallback(_)
             | Route::ListPublicApps
+            | Route::Templates
+            | Route::Template(_)
             | Route::GetApp(_) => AuthLevel::Public,
             Route::AdminUsers => AuthLevel::Admin,
             _ => AuthLevel::Authenticated,
@@ -147,6 +193,12 @@ async fn dispatch(
         Route::PatchApp(id) => apps::patch(req, app, user()?, &id).await,
         Route::DeleteApp(id) => apps::delete(app, user()?, &id).await,
         Route::AdminUsers => admin::users(req, app).await,
+        Route::Templates => sandbox::catalog(),
+        Route::Template(name) => sandbox::template(app, &name).await,
+        Route::SandboxCreate(id) => sandbox::create(req, app, user()?, &id).await,
+        Route::SandboxStatus(id) => sandbox::status(req, app, user()?, &id).await,
+        Route::SandboxStop(id) => sandbox::stop(app, user()?, &id).await,
+        Route::Workspace(id, call) => sandbox::workspace(req, app, user()?, &id, call).await,
     }
 }
 
@@ -273,9 +325,6 @@ async fn assets(req: Request, env: &Env) -> Response {
 pub async fn handle(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let origin = header(&req, "Origin");
     let path = req.path();
-    if !(path == "/api" || path.starts_with("/api/")) {
-        return Ok(finish(assets(req, &env).await, None, None));
-    }
     let app = match App::new(env) {
         Ok(a) => a,
         Err(e) => {
@@ -287,6 +336,17 @@ pub async fn handle(req: Request, env: Env, _ctx: Context) -> worker::Result<Res
             ));
         }
     };
+    // Preview hostnames belong to the generated apps: their responses pass through untouched
+    // (the platform's CSP would forbid what a dev server legitimately does).
+    let host = header(&req, "Host").unwrap_or_default();
+    if let Some(app_id) =
+        crate::domain::sandbox::app_for_preview_host(&host, &app.cfg.preview_domain)
+    {
+        return Ok(preview::serve(req, &app, &app_id).await);
+    }
+    if !(path == "/api" || path.starts_with("/api/")) {
+        return Ok(finish(assets(req, &app.env).await, None, None));
+    }
     let resp = api(req, &app).await;
     Ok(finish(resp, Some(&app.cfg), origin.as_deref()))
 }

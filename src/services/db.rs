@@ -462,3 +462,33 @@ pub async fn delete_app(db: &D1Database, id: &str, user_id: &str) -> ApiResult<b
     .await?
         == 1)
 }
+
+// ---------------------------------------------------------------- sandboxes
+
+/// Claims a sandbox slot for the app unless the owner already has `max` active sandboxes (the
+/// check and the write are one statement). An app whose sandbox is already active keeps its slot.
+/// `Ok(false)`: the quota is reached.
+pub async fn claim_sandbox(
+    db: &D1Database,
+    app_id: &str,
+    user_id: &str,
+    template: &str,
+    max: u64,
+) -> ApiResult<bool> {
+    let active = "('creating', 'writing_files', 'installing', 'starting', 'ready')";
+    let changed = run(
+        db,
+        &format!(
+            "INSERT INTO sandboxes (app_id, user_id, template, status) \
+             SELECT ?1, ?2, ?3, 'creating' \
+             WHERE EXISTS (SELECT 1 FROM sandboxes WHERE app_id = ?1 AND status IN {active}) \
+                OR (SELECT COUNT(*) FROM sandboxes WHERE user_id = ?2 AND status IN {active}) < ?4 \
+             ON CONFLICT (app_id) DO UPDATE SET template = excluded.template, \
+                status = CASE WHEN sandboxes.status IN {active} THEN sandboxes.status ELSE 'creating' END, \
+                updated_at = unixepoch()"
+        ),
+        &[text(app_id), text(user_id), text(template), int(max as i64)],
+    )
+    .await?;
+    Ok(changed == 1)
+}
