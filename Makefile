@@ -39,7 +39,7 @@ dev: build templates
 
 ## Unit tests on the host, then the integration suite against real wrangler dev instances.
 test: build
-	@$(TOOLS_ENV) && cargo test --workspace --all-targets 2>&1 | tee target/test.log | grep -vE '^\s+(Compiling|Fresh|Running)' || { echo "[test] FAILED (full log: target/test.log)"; exit 1; }
+	@$(TOOLS_ENV) && cargo build -q -p byte-sandbox && cargo test --workspace --all-targets 2>&1 | tee target/test.log | grep -vE '^\s+(Compiling|Fresh|Running)' || { echo "[test] FAILED (full log: target/test.log)"; exit 1; }
 
 lint:
 	cargo fmt --all -- --check

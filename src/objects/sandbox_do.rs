@@ -89,6 +89,14 @@ impl UserAppSandboxService {
         next: Status,
         reason: Option<String>,
     ) -> Result<()> {
+        // A step that ran long may have been overtaken (the owner stopped or re-created the
+        // sandbox meanwhile): the persisted state wins and this step's outcome is dropped.
+        if let Some(current) = self.load()? {
+            if current.status != s.status && next != Status::Creating {
+                *s = current;
+                return Ok(());
+            }
+        }
         if s.status != next && !s.status.can_move_to(next) {
             return Err(worker::Error::RustError(format!(
                 "illegal sandbox transition {:?} → {next:?}",

@@ -330,3 +330,72 @@ where
     }
     out
 }
+
+pub const SANDBOX_SECRET: &str = "integration-sandbox-secret";
+pub const SANDBOX_QUOTA: u64 = 2;
+
+/// A `byte-sandbox` process on loopback with its own workspace root; returns its base URL.
+fn start_sandbox_agent() -> String {
+    let bin = root().join("target/debug/byte-sandbox");
+    assert!(
+        bin.exists(),
+        "byte-sandbox is not built: run `make test` (it runs `cargo build -p byte-sandbox` first)"
+    );
+    let port = free_port();
+    let workspaces = tempdir("workspaces");
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(r#"parent=$1; shift; "$@" & child=$!; while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done; kill -TERM -- -$$ 2>/dev/null"#)
+        .arg("watchdog")
+        .arg(std::process::id().to_string())
+        .arg(&bin)
+        .env("SANDBOX_SECRET", SANDBOX_SECRET)
+        .env("SANDBOX_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SANDBOX_ROOT", &workspaces)
+        .env("SANDBOX_TEMPLATES_DIR", root().join("templates"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(workspaces.join("agent.log")).unwrap());
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    let child = cmd.spawn().expect("spawn byte-sandbox");
+    GROUPS.lock().unwrap().push(child.id() as i32);
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "byte-sandbox did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    format!("http://127.0.0.1:{port}")
+}
+
+/// An instance wired to a real byte-sandbox agent (the local backend of `make dev`).
+pub fn sandbox_instance() -> &'static Instance {
+    static I: OnceLock<Instance> = OnceLock::new();
+    I.get_or_init(|| {
+        let agent = start_sandbox_agent();
+        Instance::start(&[
+            ("SANDBOX_BACKEND", "local".into()),
+            ("SANDBOX_URL", agent),
+            ("SANDBOX_SECRET", SANDBOX_SECRET.into()),
+            ("MAX_SANDBOX_INSTANCES", SANDBOX_QUOTA.to_string()),
+        ])
+    })
+}
+
+impl Instance {
+    /// A client that sends `host` to this instance, as a browser resolving `*.localhost` would.
+    pub fn client_for_host(&self, host: &str) -> Client {
+        let addr: std::net::SocketAddr = self.base.trim_start_matches("http://").parse().unwrap();
+        Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(60))
+            .resolve(host, addr)
+            .build()
+            .unwrap()
+    }
+}

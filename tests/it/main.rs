@@ -8,5 +8,6 @@ mod harness;
 mod oauth;
 mod platform;
 mod ratelimit;
+mod sandbox;
 mod tokens;
 mod validation;

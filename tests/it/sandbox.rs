@@ -1,0 +1,451 @@
+//! Sandboxes through the Worker: create from a template, install, start, preview through the
+//! preview hostname; live file changes; structured errors; command timeouts; path confinement;
+//! isolation between users; the per-user quota.
+
+use crate::harness::{expect_error, sandbox_instance, Instance, User, SANDBOX_QUOTA};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+async fn create_ready(app: &Instance, u: &User, app_id: &str) -> Value {
+    let r = app
+        .req(Method::POST, &format!("/api/apps/{app_id}/sandbox"))
+        .bearer_auth(&u.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED, "{:?}", r.text().await);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let s: Value = app
+            .req(Method::GET, &format!("/api/apps/{app_id}/sandbox"))
+            .bearer_auth(&u.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match s["status"].as_str().unwrap() {
+            "ready" => return s,
+            "failed" | "stopped" => panic!("sandbox did not come up: {s}"),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sandbox still {} after 180 s",
+            s["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Opens a preview URL like a browser: follows the token exchange, keeps the cookie.
+struct Preview {
+    client: Client,
+    origin: String,
+    cookie: String,
+}
+
+impl Preview {
+    async fn open(app: &Instance, preview_url: &str) -> Preview {
+        let url = url::Url::parse(preview_url).unwrap();
+        let host = url.host_str().unwrap().to_string();
+        let client = app.client_for_host(&host);
+        let r = client.get(preview_url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND, "token exchange");
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(cookie.starts_with("byte_preview="));
+        let origin = format!("{}://{}:{}", url.scheme(), host, url.port().unwrap());
+        assert_eq!(
+            r.headers()["location"].to_str().unwrap(),
+            format!("{origin}/"),
+            "token removed from the URL"
+        );
+        Preview {
+            client,
+            origin,
+            cookie,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.origin))
+            .header("Cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+async fn write(
+    app: &Instance,
+    u: &User,
+    app_id: &str,
+    path: &str,
+    content: &str,
+) -> reqwest::Response {
+    app.req(Method::POST, &format!("/api/apps/{app_id}/sandbox/files"))
+        .bearer_auth(&u.token)
+        .json(&json!({ "files": [{ "path": path, "content": content }] }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Polls until `f` says yes (file watchers and dev servers take a moment); panics after `secs`.
+async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+const APP_TSX: &str = r#"export default function App() {
+  return <main className="p-8"><h1>MARKER-ONE</h1></main>;
+}
+"#;
+
+#[tokio::test]
+async fn sandbox_lifecycle_preview_changes_errors_and_isolation() {
+    let app = sandbox_instance();
+    let owner = app.user("sbx").await;
+    let intruder = app.user("intruder").await;
+    let app_id = app.app(&owner, "Preview me", "private").await;
+
+    // Unknown template is a validation error; nothing starts.
+    let r = app
+        .req(Method::POST, &format!("/api/apps/{app_id}/sandbox"))
+        .bearer_auth(&owner.token)
+        .json(&json!({"template": "cobol"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_error(r, 400, "E004").await["error"]["fields"]["template"]
+            .as_str()
+            .unwrap()
+            .contains("react-vite"),
+        true
+    );
+
+    let state = create_ready(app, &owner, &app_id).await;
+    assert_eq!(state["template"], "react-vite");
+    let preview_url = state["previewUrl"].as_str().unwrap().to_string();
+
+    // The preview serves the template's page.
+    let preview = Preview::open(app, &preview_url).await;
+    let (status, html) = preview.get("/").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<div id=\"root\">") && html.contains("/src/main.tsx"),
+        "{html}"
+    );
+
+    // Without the cookie, or with a forged one, a private preview does not exist.
+    let bare = app.client_for_host(url::Url::parse(&preview_url).unwrap().host_str().unwrap());
+    let r = bare
+        .get(format!("{}/", preview.origin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = bare
+        .get(format!("{}/", preview.origin))
+        .header("Cookie", "byte_preview=9999999999.deadbeef")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Vite's HMR WebSocket works through the preview host.
+    hmr_connects(app, &preview).await;
+
+    // A changed file is served by the preview.
+    assert_eq!(
+        write(app, &owner, &app_id, "src/App.tsx", APP_TSX)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    eventually(20, "the change in the preview", || async {
+        preview.get("/src/App.tsx").await.1.contains("MARKER-ONE")
+    })
+    .await;
+
+    // A syntax error comes back structured, with file and line.
+    assert_eq!(
+        write(
+            app,
+            &owner,
+            &app_id,
+            "src/App.tsx",
+            "export default function App() {\n  return <main>\n}\n"
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    let _ = preview.get("/src/App.tsx").await;
+    let found = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    eventually(30, "a structured error for src/App.tsx", || {
+        let req = app
+            .req(Method::GET, &format!("/api/apps/{app_id}/sandbox/errors"))
+            .bearer_auth(&owner.token);
+        let found = found.clone();
+        async move {
+            let v: Value = req.send().await.unwrap().json().await.unwrap();
+            match v["errors"]
+                .as_array()
+                .and_then(|es| es.iter().find(|e| e["file"] == "src/App.tsx"))
+            {
+                Some(e) => {
+                    *found.lock().unwrap() = e.clone();
+                    true
+                }
+                None => false,
+            }
+        }
+    })
+    .await;
+    let found = found.lock().unwrap().clone();
+    assert!(
+        found["line"].as_u64().is_some_and(|l| (1..=4).contains(&l)),
+        "{found}"
+    );
+    assert!(found["message"].as_str().is_some_and(|m| !m.is_empty()));
+
+    // A command over its timeout is killed and reported.
+    let r = app
+        .req(Method::POST, &format!("/api/apps/{app_id}/sandbox/exec"))
+        .bearer_auth(&owner.token)
+        .json(&json!({ "command": "sleep 30; echo never", "timeoutMs": 500 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["timedOut"], true, "{out}");
+    assert!(!out["stdout"].as_str().unwrap().contains("never"));
+
+    // Traversal attempts are refused and nothing is written.
+    for bad in [
+        "../escape.txt",
+        "/etc/passwd",
+        "src/../../escape.txt",
+        "a\0b",
+    ] {
+        let r = write(app, &owner, &app_id, bad, "x").await;
+        expect_error(r, 400, "E004").await;
+    }
+    let tree: Value = app
+        .req(Method::GET, &format!("/api/apps/{app_id}/sandbox/tree"))
+        .bearer_auth(&owner.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        tree["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| !f["path"].as_str().unwrap().contains("escape")),
+        "{tree}"
+    );
+
+    // Another user reaches nothing: not the sandbox API, not the preview (even with the owner's
+    // preview URL for another app's host).
+    for (m, p) in [
+        (Method::GET, ""),
+        (Method::DELETE, ""),
+        (Method::GET, "/errors"),
+        (Method::GET, "/logs"),
+        (Method::POST, "/exec"),
+    ] {
+        let r = app
+            .req(m, &format!("/api/apps/{app_id}/sandbox{p}"))
+            .bearer_auth(&intruder.token)
+            .json(&json!({"command": "id"}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, 404, "E002").await;
+    }
+    let other_app = app.app(&intruder, "Other", "private").await;
+    let other_host = format!("{}.preview.localhost", other_app.trim_start_matches("app_"));
+    let token = url::Url::parse(&preview_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "__byte_preview")
+        .unwrap()
+        .1
+        .into_owned();
+    let port = url::Url::parse(&preview_url).unwrap().port().unwrap();
+    let r = app
+        .client_for_host(&other_host)
+        .get(format!(
+            "http://{other_host}:{port}/?__byte_preview={token}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "a token opens only its own preview"
+    );
+
+    // Logs are there for the owner.
+    let logs: Value = app
+        .req(Method::GET, &format!("/api/apps/{app_id}/sandbox/logs"))
+        .bearer_auth(&owner.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!logs["lines"].as_array().unwrap().is_empty());
+
+    // Stop: the preview goes away.
+    let r = app
+        .req(Method::DELETE, &format!("/api/apps/{app_id}/sandbox"))
+        .bearer_auth(&owner.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "stopped");
+    let (status, _) = preview.get("/").await;
+    assert_ne!(status, 200);
+}
+
+#[tokio::test]
+async fn public_previews_need_no_token_and_quota_is_enforced() {
+    let app = sandbox_instance();
+    let u = app.user("quota-sbx").await;
+    let public = app.app(&u, "Public one", "public").await;
+    let state = create_ready(app, &u, &public).await;
+    let url = url::Url::parse(state["previewUrl"].as_str().unwrap()).unwrap();
+    let host = url.host_str().unwrap().to_string();
+    let r = app
+        .client_for_host(&host)
+        .get(format!("http://{host}:{}/", url.port().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "public preview without token");
+
+    // Fill the quota, then one more is refused with a clear error.
+    let mut ids = vec![public];
+    for i in 1..SANDBOX_QUOTA {
+        let id = app.app(&u, &format!("extra {i}"), "private").await;
+        let r = app
+            .req(Method::POST, &format!("/api/apps/{id}/sandbox"))
+            .bearer_auth(&u.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        ids.push(id);
+    }
+    let over = app.app(&u, "one too many", "private").await;
+    let r = app
+        .req(Method::POST, &format!("/api/apps/{over}/sandbox"))
+        .bearer_auth(&u.token)
+        .send()
+        .await
+        .unwrap();
+    let e = expect_error(r, 403, "E006").await;
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("at most {SANDBOX_QUOTA}")));
+    // Re-requesting an already active sandbox is not a new one.
+    let r = app
+        .req(Method::POST, &format!("/api/apps/{}/sandbox", ids[0]))
+        .bearer_auth(&u.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    // Stopping one frees a slot.
+    let r = app
+        .req(Method::DELETE, &format!("/api/apps/{}/sandbox", ids[1]))
+        .bearer_auth(&u.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .req(Method::POST, &format!("/api/apps/{over}/sandbox"))
+        .bearer_auth(&u.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    for id in [&ids[0], &over] {
+        app.req(Method::DELETE, &format!("/api/apps/{id}/sandbox"))
+            .bearer_auth(&u.token)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Opens Vite's HMR socket through the Worker and the sandbox object, as the browser client does.
+async fn hmr_connects(app: &Instance, preview: &Preview) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let (_, client_js) = preview.get("/@vite/client").await;
+    let token = regex::Regex::new(r#"wsToken\s*=\s*"([^"]+)""#)
+        .unwrap()
+        .captures(&client_js)
+        .map(|c| c[1].to_string())
+        .expect("Vite client carries its ws token");
+    let url = url::Url::parse(&preview.origin).unwrap();
+    let host = url.host_str().unwrap();
+    let mut req = format!("ws://{host}:{}/?token={token}", url.port().unwrap())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "vite-hmr".parse().unwrap());
+    req.headers_mut()
+        .insert("Cookie", preview.cookie.parse().unwrap());
+    req.headers_mut()
+        .insert("Origin", preview.origin.parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(req, tcp)
+        .await
+        .expect("HMR upgrade through the Worker");
+    assert_eq!(resp.status().as_u16(), 101);
+    use futures_util::StreamExt;
+    let first = tokio::time::timeout(Duration::from_secs(20), ws.next())
+        .await
+        .expect("a message")
+        .unwrap()
+        .unwrap();
+    match first {
+        Message::Text(t) => assert!(t.contains("connected"), "{t}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
