@@ -419,7 +419,12 @@ impl UserAppSandboxService {
                 Response::from_json(&s)
             }
             Command::Status => match self.load()? {
-                Some(s) => Response::from_json(&s),
+                Some(mut s) => {
+                    if s.status == Status::Ready {
+                        self.check_server(&mut s).await?;
+                    }
+                    Response::from_json(&s)
+                }
                 None => Response::error("no sandbox", 404),
             },
             Command::Stop => match self.load()? {
@@ -433,6 +438,30 @@ impl UserAppSandboxService {
             Command::Touch => {
                 self.touch()?;
                 Response::ok("")
+            }
+        }
+    }
+
+    /// A ready sandbox whose dev server died is reported as failed with the exit code (and the
+    /// agent does not restart it behind anyone's back); re-creating it starts it again.
+    async fn check_server(&self, s: &mut SandboxState) -> Result<()> {
+        let ws = Self::ws(s);
+        match self
+            .call(
+                Method::Get,
+                &format!("/v1/workspaces/{ws}/process"),
+                json!({}),
+            )
+            .await
+        {
+            Ok((200, p)) if matches!(p["status"].as_str(), Some("crashed") | Some("stopped")) => {
+                let reason = format!("dev server exited (code {})", p["exitCode"]);
+                self.fail(s, reason).await
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.fail(s, format!("sandbox agent unreachable: {e}"))
+                    .await
             }
         }
     }

@@ -324,6 +324,29 @@ async fn sandbox_lifecycle_preview_changes_errors_and_isolation() {
         .unwrap();
     assert!(!logs["lines"].as_array().unwrap().is_empty());
 
+    // A crashed dev server is reported, with its exit code, not silently restarted.
+    let r = app
+        .req(Method::POST, &format!("/api/apps/{app_id}/sandbox/exec"))
+        .bearer_auth(&owner.token)
+        .json(&json!({ "command": "pkill -KILL -f \"$PWD/node_modules/.bin/vite\"; true" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    eventually(20, "the crash to be reported", || {
+        let req = app
+            .req(Method::GET, &format!("/api/apps/{app_id}/sandbox"))
+            .bearer_auth(&owner.token);
+        async move {
+            let s: Value = req.send().await.unwrap().json().await.unwrap();
+            s["status"] == "failed"
+                && s["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("dev server exited"))
+        }
+    })
+    .await;
+
     // Stop: the preview goes away.
     let r = app
         .req(Method::DELETE, &format!("/api/apps/{app_id}/sandbox"))
