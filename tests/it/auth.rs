@@ -274,3 +274,41 @@ async fn admin_routes_need_the_admin_role() {
         .iter()
         .all(|u| u.get("password_hash").is_none()));
 }
+
+#[tokio::test]
+async fn secrets_and_credentials_never_reach_the_log() {
+    let app = main_instance();
+    let password = "log-canary-password-6c1e";
+    let email = unique_email("canary");
+    let r = app
+        .req(Method::POST, "/api/auth/register")
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Failures that log on the server side: a wrong password, a bad token, a provider error.
+    app.req(Method::POST, "/api/auth/login")
+        .json(&json!({ "email": email, "password": format!("{password}-x") }))
+        .send()
+        .await
+        .unwrap();
+    app.req(Method::GET, "/api/apps")
+        .bearer_auth(format!("{token}x"))
+        .send()
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(app.state.join("wrangler.log")).unwrap();
+    for secret in [
+        password,
+        token.as_str(),
+        crate::harness::JWT_SECRET,
+        "google-secret",
+        "github-secret",
+    ] {
+        assert!(!log.contains(secret), "the log contains a secret: {secret}");
+    }
+}

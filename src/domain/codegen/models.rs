@@ -1,0 +1,1608 @@
+//! Which model does each job, and how a call to it is addressed: providers, operations, the
+//! spec's `ModelConfig`, per-operation defaults and fallbacks (overridable by the `MODEL_CONFIG`
+//! variable, then per user and per request), and the routing of a configured model to a concrete
+//! OpenAI-compatible request (AI Gateway or a direct base URL) with the right key.
+//!
+//! Invariants:
+//! - a [`ModelConfig`] handed to [`build_request`] has passed [`ModelConfig::validate`]
+//!   ([`ModelTable::resolve`] guarantees it);
+//! - a user's own key (BYOK) for a provider always wins over the platform's, and a request
+//!   records which one it used;
+//! - a [`ChatRequest`]'s `Debug` output never shows a key.
+
+use super::super::error::{ApiError, ApiResult};
+use super::super::input::{parse_object, JsonObject, Patch};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The largest `maxTokens` any configuration may ask for.
+pub const MAX_TOKENS_CEILING: u32 = 200_000;
+/// Longest model name accepted.
+const MAX_MODEL_CHARS: usize = 200;
+
+// ---------------------------------------------------------------------------------------------
+// Providers and operations.
+
+/// An LLM provider. The canonical names are the AI Gateway's provider slugs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Provider {
+    Anthropic,
+    OpenAi,
+    GoogleAiStudio,
+    Cerebras,
+    WorkersAi,
+    /// Any OpenAI-compatible server at `OPENAI_COMPATIBLE_BASE_URL` (Ollama, LM Studio, vLLM).
+    Custom,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 6] = [
+        Provider::Anthropic,
+        Provider::OpenAi,
+        Provider::GoogleAiStudio,
+        Provider::Cerebras,
+        Provider::WorkersAi,
+        Provider::Custom,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Anthropic => "anthropic",
+            Provider::OpenAi => "openai",
+            Provider::GoogleAiStudio => "google-ai-studio",
+            Provider::Cerebras => "cerebras",
+            Provider::WorkersAi => "workers-ai",
+            Provider::Custom => "custom",
+        }
+    }
+
+    /// Accepts the canonical names and the spec's (`google`, `cloudflare`), case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase();
+        Some(match s.as_str() {
+            "anthropic" => Provider::Anthropic,
+            "openai" => Provider::OpenAi,
+            "google-ai-studio" | "google" => Provider::GoogleAiStudio,
+            "cerebras" => Provider::Cerebras,
+            "workers-ai" | "cloudflare" | "cloudflare-workers-ai" => Provider::WorkersAi,
+            "custom" => Provider::Custom,
+            _ => return None,
+        })
+    }
+
+    /// The secret holding the platform's key for this provider.
+    pub fn key_secret(self) -> &'static str {
+        match self {
+            Provider::Anthropic => "ANTHROPIC_API_KEY",
+            Provider::OpenAi => "OPENAI_API_KEY",
+            Provider::GoogleAiStudio => "GOOGLE_AI_STUDIO_API_KEY",
+            Provider::Cerebras => "CEREBRAS_API_KEY",
+            Provider::WorkersAi => "WORKERS_AI_API_TOKEN",
+            Provider::Custom => "OPENAI_COMPATIBLE_API_KEY",
+        }
+    }
+
+    /// A sanity ceiling on `maxTokens` per provider (the largest output current models of that
+    /// provider produce), so a typo is caught here instead of as a provider 400 mid-generation.
+    pub fn max_output_tokens(self) -> u32 {
+        match self {
+            Provider::Anthropic => 64_000,
+            Provider::OpenAi => 128_000,
+            Provider::GoogleAiStudio => 65_536,
+            Provider::Cerebras => 65_536,
+            Provider::WorkersAi => 32_768,
+            Provider::Custom => MAX_TOKENS_CEILING,
+        }
+    }
+
+    /// The provider's own OpenAI-compatible base URL, used when no AI Gateway is configured.
+    /// Workers AI's needs the account id.
+    fn direct_base_url(self, account_id: Option<&str>) -> Option<String> {
+        Some(match self {
+            Provider::Anthropic => "https://api.anthropic.com/v1".into(),
+            Provider::OpenAi => "https://api.openai.com/v1".into(),
+            Provider::GoogleAiStudio => {
+                "https://generativelanguage.googleapis.com/v1beta/openai".into()
+            }
+            Provider::Cerebras => "https://api.cerebras.ai/v1".into(),
+            Provider::WorkersAi => format!(
+                "https://api.cloudflare.com/client/v4/accounts/{}/ai/v1",
+                account_id?
+            ),
+            Provider::Custom => return None,
+        })
+    }
+
+    /// Guesses the provider from a well-known model family name; `None` when ambiguous (open
+    /// models such as Llama or gpt-oss are served by several providers).
+    pub fn infer(model: &str) -> Option<Self> {
+        let m = model.trim().to_ascii_lowercase();
+        let family = |p: &str| {
+            m.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+        };
+        if m.starts_with("claude") {
+            Some(Provider::Anthropic)
+        } else if m.starts_with("gemini") {
+            Some(Provider::GoogleAiStudio)
+        } else if m.starts_with("@cf/") || m.starts_with("@hf/") {
+            Some(Provider::WorkersAi)
+        } else if (m.starts_with("gpt-") && !m.starts_with("gpt-oss"))
+            || m.starts_with("chatgpt")
+            || family("o1")
+            || family("o3")
+            || family("o4")
+        {
+            Some(Provider::OpenAi)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Provider {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Provider {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Provider::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown provider {s:?}")))
+    }
+}
+
+fn provider_names() -> String {
+    "anthropic, openai, google-ai-studio (google), cerebras, workers-ai (cloudflare), custom".into()
+}
+
+/// A job the platform asks a model to do; each has its own model configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Blueprint,
+    PhasePlanning,
+    Implementation,
+    ErrorCorrection,
+    ChatEdit,
+    TicketGeneration,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 6] = [
+        Operation::Blueprint,
+        Operation::PhasePlanning,
+        Operation::Implementation,
+        Operation::ErrorCorrection,
+        Operation::ChatEdit,
+        Operation::TicketGeneration,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Blueprint => "blueprint",
+            Operation::PhasePlanning => "phase_planning",
+            Operation::Implementation => "implementation",
+            Operation::ErrorCorrection => "error_correction",
+            Operation::ChatEdit => "chat_edit",
+            Operation::TicketGeneration => "ticket_generation",
+        }
+    }
+
+    /// Accepts `snake_case` and `camelCase`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let norm: String = s
+            .trim()
+            .chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect();
+        Operation::ALL
+            .into_iter()
+            .find(|op| op.as_str().replace('_', "") == norm)
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model configuration.
+
+/// The spec's `ModelConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelConfig {
+    pub provider: Provider,
+    pub model: String,
+    pub temperature: f64,
+    pub max_tokens: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f64>,
+}
+
+fn check_model_name(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.chars().count() > MAX_MODEL_CHARS {
+        return Err(format!("must be at most {MAX_MODEL_CHARS} characters"));
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._/:@+".contains(c))
+    {
+        return Err("may contain only letters, digits and - . _ / : @ +".into());
+    }
+    Ok(())
+}
+
+fn in_range(v: f64, lo: f64, hi: f64) -> bool {
+    v.is_finite() && v >= lo && v <= hi
+}
+
+impl ModelConfig {
+    /// Every problem, by camelCase field name.
+    pub fn validate(&self) -> Result<(), BTreeMap<String, String>> {
+        let mut e = BTreeMap::new();
+        if let Err(m) = check_model_name(&self.model) {
+            e.insert("model".into(), m);
+        }
+        if !in_range(self.temperature, 0.0, 1.0) {
+            e.insert("temperature".into(), "must be between 0 and 1".into());
+        }
+        let max = self.provider.max_output_tokens();
+        if self.max_tokens == 0 || self.max_tokens > max {
+            e.insert(
+                "maxTokens".into(),
+                format!("must be from 1 to {max} for {}", self.provider),
+            );
+        }
+        if self.top_p.is_some_and(|v| !in_range(v, 0.0, 1.0)) {
+            e.insert("topP".into(), "must be between 0 and 1".into());
+        }
+        for (name, v) in [
+            ("frequencyPenalty", self.frequency_penalty),
+            ("presencePenalty", self.presence_penalty),
+        ] {
+            if v.is_some_and(|v| !in_range(v, -2.0, 2.0)) {
+                e.insert(name.into(), "must be between -2 and 2".into());
+            }
+        }
+        if e.is_empty() {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    /// The id the AI Gateway compat endpoint expects: `provider/model`.
+    pub fn gateway_model_id(&self) -> String {
+        format!("{}/{}", self.provider, self.model)
+    }
+
+    /// This configuration with `o` laid over it. A new model without a provider takes the
+    /// provider its name implies (`claude-…` → anthropic), or one written as `provider/model`; a
+    /// provider change clamps an inherited `maxTokens` to the new provider's ceiling.
+    pub fn with(&self, o: &ModelOverride) -> ModelConfig {
+        let mut c = self.clone();
+        match (&o.model, o.provider) {
+            // An explicit provider takes the model id verbatim: custom servers use ids such as
+            // `openai/gpt-oss-20b` that only look like `provider/model`.
+            (Some(m), Some(p)) => {
+                c.model = m.clone();
+                c.provider = p;
+            }
+            (Some(m), None) => {
+                let named = match m.split_once('/') {
+                    Some((p, rest)) if !m.starts_with('@') => {
+                        Provider::parse(p).map(|p| (p, rest.to_string()))
+                    }
+                    _ => None,
+                };
+                match named {
+                    Some((p, bare)) => {
+                        c.provider = p;
+                        c.model = bare;
+                    }
+                    None => {
+                        c.model = m.clone();
+                        if let Some(p) = Provider::infer(m) {
+                            c.provider = p;
+                        }
+                    }
+                }
+            }
+            (None, Some(p)) => c.provider = p,
+            (None, None) => {}
+        }
+        if let Some(t) = o.temperature {
+            c.temperature = t;
+        }
+        match o.max_tokens {
+            Some(n) => c.max_tokens = n,
+            None if c.provider != self.provider => {
+                c.max_tokens = c.max_tokens.min(c.provider.max_output_tokens())
+            }
+            None => {}
+        }
+        if o.top_p.is_some() {
+            c.top_p = o.top_p;
+        }
+        if o.frequency_penalty.is_some() {
+            c.frequency_penalty = o.frequency_penalty;
+        }
+        if o.presence_penalty.is_some() {
+            c.presence_penalty = o.presence_penalty;
+        }
+        c
+    }
+
+    fn new(provider: Provider, model: &str, temperature: f64, max_tokens: u32) -> Self {
+        Self {
+            provider,
+            model: model.into(),
+            temperature,
+            max_tokens,
+            top_p: None,
+            frequency_penalty: None,
+            presence_penalty: None,
+        }
+    }
+}
+
+/// A partial [`ModelConfig`]: what a user, a request or `MODEL_CONFIG` changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f64>,
+}
+
+fn number(o: &mut JsonObject, field: &str, lo: f64, hi: f64) -> Option<f64> {
+    match o.take_raw(field) {
+        Patch::Value(Value::Number(n)) => match n.as_f64() {
+            Some(v) if in_range(v, lo, hi) => Some(v),
+            _ => {
+                o.error(field, format!("must be between {lo} and {hi}"));
+                None
+            }
+        },
+        Patch::Value(_) => {
+            o.error(field, "must be a number");
+            None
+        }
+        Patch::Null | Patch::Absent => None,
+    }
+}
+
+fn integer(o: &mut JsonObject, field: &str, lo: u64, hi: u64) -> Option<u64> {
+    match o.take_raw(field) {
+        Patch::Value(Value::Number(n)) => match n.as_u64() {
+            Some(v) if (lo..=hi).contains(&v) => Some(v),
+            _ => {
+                o.error(field, format!("must be an integer from {lo} to {hi}"));
+                None
+            }
+        },
+        Patch::Value(_) => {
+            o.error(field, "must be an integer");
+            None
+        }
+        Patch::Null | Patch::Absent => None,
+    }
+}
+
+/// Renames an error's fields to `prefix.field` (a nested object's fields).
+fn prefixed(e: ApiError, prefix: &str) -> ApiError {
+    if e.fields.is_empty() {
+        return ApiError::field(prefix, e.message);
+    }
+    ApiError::with_fields(
+        e.fields
+            .into_iter()
+            .map(|(k, v)| (format!("{prefix}.{k}"), v))
+            .collect(),
+    )
+}
+
+fn object_of(v: &Value) -> ApiResult<JsonObject> {
+    if !v.is_object() {
+        return Err(ApiError::validation("must be an object"));
+    }
+    parse_object(&serde_json::to_vec(v).map_err(|_| ApiError::internal())?)
+}
+
+impl ModelOverride {
+    /// Parses untrusted JSON (a request's `config`, a user's saved settings). Field-level
+    /// checks only; limits that depend on the provider are checked after merging, by
+    /// [`ModelTable::resolve`].
+    pub fn parse(v: &Value) -> ApiResult<Self> {
+        let mut o = object_of(v)?;
+        let r = Self::take(&mut o);
+        o.finish()?;
+        Ok(r)
+    }
+
+    /// Like [`ModelOverride::parse`], naming fields `prefix.field` in errors.
+    pub fn parse_prefixed(v: &Value, prefix: &str) -> ApiResult<Self> {
+        Self::parse(v).map_err(|e| prefixed(e, prefix))
+    }
+
+    fn take(o: &mut JsonObject) -> Self {
+        let provider = match o.string("provider", 64) {
+            Patch::Value(s) => Provider::parse(&s).or_else(|| {
+                o.error("provider", format!("must be one of: {}", provider_names()));
+                None
+            }),
+            _ => None,
+        };
+        let model = match o.string("model", MAX_MODEL_CHARS + 1) {
+            Patch::Value(s) => match check_model_name(&s) {
+                Ok(()) => Some(s),
+                Err(m) => {
+                    o.error("model", m);
+                    None
+                }
+            },
+            _ => None,
+        };
+        Self {
+            provider,
+            model,
+            temperature: number(o, "temperature", 0.0, 1.0),
+            max_tokens: integer(o, "maxTokens", 1, MAX_TOKENS_CEILING as u64).map(|n| n as u32),
+            top_p: number(o, "topP", 0.0, 1.0),
+            frequency_penalty: number(o, "frequencyPenalty", -2.0, 2.0),
+            presence_penalty: number(o, "presencePenalty", -2.0, 2.0),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A user's saved per-operation overrides, as stored (JSON object keyed by operation).
+pub type UserOverrides = BTreeMap<Operation, ModelOverride>;
+
+/// Parses a user's per-operation overrides from untrusted JSON
+/// (`{"implementation": {"model": "…"}, …}`).
+pub fn parse_user_overrides(v: &Value) -> ApiResult<UserOverrides> {
+    let Value::Object(map) = v else {
+        return Err(ApiError::validation(
+            "model settings must be an object keyed by operation",
+        ));
+    };
+    let mut out = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    for (k, val) in map {
+        let Some(op) = Operation::parse(k) else {
+            errors.insert(
+                k.clone(),
+                format!(
+                    "unknown operation; expected one of: {}",
+                    Operation::ALL.map(Operation::as_str).join(", ")
+                ),
+            );
+            continue;
+        };
+        match ModelOverride::parse_prefixed(val, op.as_str()) {
+            Ok(o) => {
+                out.insert(op, o);
+            }
+            Err(e) => errors.extend(e.fields),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ApiError::with_fields(errors))
+    }
+}
+
+/// The models for one operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationModels {
+    pub primary: ModelConfig,
+    /// Tried once, after the primary's retries are spent; never the same model as the primary.
+    pub fallback: Option<ModelConfig>,
+}
+
+/// The deployment's model choice for every operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelTable {
+    entries: BTreeMap<Operation, OperationModels>,
+}
+
+impl Default for ModelTable {
+    fn default() -> Self {
+        Self::defaults()
+    }
+}
+
+fn same_model(a: &ModelConfig, b: &ModelConfig) -> bool {
+    a.provider == b.provider && a.model == b.model
+}
+
+impl ModelTable {
+    /// Built-in defaults. Google AI Studio is the one provider whose key the spec requires, so
+    /// every default runs on it; each operation falls back to the other Gemini tier.
+    pub fn defaults() -> Self {
+        use Operation::*;
+        use Provider::GoogleAiStudio as G;
+        const PRO: &str = "gemini-2.5-pro";
+        const FLASH: &str = "gemini-2.5-flash";
+        let entry =
+            |model: &str, fallback: &str, temperature: f64, max_tokens: u32| OperationModels {
+                primary: ModelConfig::new(G, model, temperature, max_tokens),
+                fallback: Some(ModelConfig::new(G, fallback, temperature, max_tokens)),
+            };
+        let entries = BTreeMap::from([
+            (Blueprint, entry(PRO, FLASH, 0.4, 16_000)),
+            (PhasePlanning, entry(FLASH, PRO, 0.4, 8_000)),
+            (Implementation, entry(PRO, FLASH, 0.3, 32_000)),
+            (ErrorCorrection, entry(FLASH, PRO, 0.2, 16_000)),
+            (ChatEdit, entry(PRO, FLASH, 0.3, 16_000)),
+            (TicketGeneration, entry(FLASH, PRO, 0.5, 8_000)),
+        ]);
+        Self { entries }
+    }
+
+    /// The defaults with `MODEL_CONFIG` laid over them:
+    ///
+    /// ```json
+    /// { "default": {"provider": "custom", "model": "qwen2.5-coder:7b"},
+    ///   "implementation": {"maxTokens": 16000, "fallback": {"model": "gemini-2.5-flash"}},
+    ///   "blueprint": {"fallback": null} }
+    /// ```
+    ///
+    /// `default` applies to every operation (primary and fallback) before the operation's own
+    /// entry; a `fallback` object applies over the current fallback (or the primary if there is
+    /// none); `null` removes it. Errors name the offending entry.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let mut table = Self::defaults();
+        if text.trim().is_empty() {
+            return Ok(table);
+        }
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| format!("MODEL_CONFIG is not JSON: {e}"))?;
+        let Value::Object(map) = v else {
+            return Err("MODEL_CONFIG must be a JSON object keyed by operation".into());
+        };
+        let describe = |e: ApiError| {
+            if e.fields.is_empty() {
+                e.message
+            } else {
+                e.fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        };
+        let parse_entry = |key: &str,
+                           v: &Value|
+         -> Result<(ModelOverride, Option<Value>), String> {
+            let mut obj: Map<String, Value> = v
+                .as_object()
+                .cloned()
+                .ok_or_else(|| format!("MODEL_CONFIG.{key} must be an object"))?;
+            let fallback = obj.remove("fallback");
+            let o =
+                ModelOverride::parse_prefixed(&Value::Object(obj), &format!("MODEL_CONFIG.{key}"))
+                    .map_err(describe)?;
+            Ok((o, fallback))
+        };
+        if let Some(d) = map.get("default") {
+            let (o, fallback) = parse_entry("default", d)?;
+            if fallback.is_some() {
+                return Err(
+                    "MODEL_CONFIG.default cannot have a fallback; set it per operation".into(),
+                );
+            }
+            for m in table.entries.values_mut() {
+                m.primary = m.primary.with(&o);
+                m.fallback = m.fallback.as_ref().map(|f| f.with(&o));
+            }
+        }
+        for (key, v) in &map {
+            if key == "default" {
+                continue;
+            }
+            let op = Operation::parse(key).ok_or_else(|| {
+                format!(
+                    "MODEL_CONFIG.{key}: unknown operation; expected default or one of: {}",
+                    Operation::ALL.map(Operation::as_str).join(", ")
+                )
+            })?;
+            let (o, fallback) = parse_entry(key, v)?;
+            let m = table
+                .entries
+                .get_mut(&op)
+                .expect("every operation has an entry");
+            m.primary = m.primary.with(&o);
+            match fallback {
+                None => {}
+                Some(Value::Null) => m.fallback = None,
+                Some(f) => {
+                    let fo =
+                        ModelOverride::parse_prefixed(&f, &format!("MODEL_CONFIG.{key}.fallback"))
+                            .map_err(describe)?;
+                    let base = m.fallback.clone().unwrap_or_else(|| m.primary.clone());
+                    m.fallback = Some(base.with(&fo));
+                }
+            }
+        }
+        for (op, m) in &mut table.entries {
+            for (which, c) in [("", Some(&m.primary)), (".fallback", m.fallback.as_ref())] {
+                if let Some(c) = c {
+                    c.validate().map_err(|e| {
+                        let list: Vec<String> =
+                            e.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                        format!("MODEL_CONFIG.{op}{which}: {}", list.join("; "))
+                    })?;
+                }
+            }
+            if m.fallback
+                .as_ref()
+                .is_some_and(|f| same_model(f, &m.primary))
+            {
+                m.fallback = None;
+            }
+        }
+        Ok(table)
+    }
+
+    pub fn get(&self, op: Operation) -> &OperationModels {
+        &self.entries[&op]
+    }
+
+    /// The models for `op` with override layers applied in order (a user's saved settings, then
+    /// a request's `config`), validated. The fallback is the deployment's, dropped if it names
+    /// the model the layers chose.
+    pub fn resolve(&self, op: Operation, layers: &[&ModelOverride]) -> ApiResult<OperationModels> {
+        let base = self.get(op);
+        let primary = layers.iter().fold(base.primary.clone(), |c, o| c.with(o));
+        primary.validate().map_err(ApiError::with_fields)?;
+        let fallback = base.fallback.clone().filter(|f| !same_model(f, &primary));
+        Ok(OperationModels { primary, fallback })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing.
+
+/// What the deployment knows about reaching models (vars and secrets).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct LlmSettings {
+    pub account_id: Option<String>,
+    pub gateway: Option<String>,
+    pub gateway_token: Option<String>,
+    /// Replaces `https://gateway.ai.cloudflare.com/v1/{account}/{gateway}` (a fake in tests).
+    pub gateway_url: Option<String>,
+    /// The base URL for the `custom` provider.
+    pub custom_base_url: Option<String>,
+    /// The platform's keys.
+    pub keys: BTreeMap<Provider, String>,
+}
+
+impl fmt::Debug for LlmSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmSettings")
+            .field("account_id", &self.account_id)
+            .field("gateway", &self.gateway)
+            .field(
+                "gateway_token",
+                &self.gateway_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("gateway_url", &self.gateway_url)
+            .field("custom_base_url", &self.custom_base_url)
+            .field("keys", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn base_url(name: &str, v: String) -> Result<String, String> {
+    let v = v.trim_end_matches('/').to_string();
+    if !(v.starts_with("https://") || v.starts_with("http://")) || v.len() < 10 {
+        return Err(format!("{name}: {v:?} is not an http(s) URL"));
+    }
+    if v.contains(char::is_whitespace) {
+        return Err(format!("{name}: URL contains whitespace"));
+    }
+    Ok(v)
+}
+
+impl LlmSettings {
+    /// Reads `CLOUDFLARE_ACCOUNT_ID`, `CLOUDFLARE_AI_GATEWAY`, `CLOUDFLARE_AI_GATEWAY_TOKEN`,
+    /// `AI_GATEWAY_URL`, `OPENAI_COMPATIBLE_BASE_URL` and each provider's key secret
+    /// ([`Provider::key_secret`]; Workers AI also accepts `CLOUDFLARE_API_TOKEN`).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut keys = BTreeMap::new();
+        for p in Provider::ALL {
+            let key = get(p.key_secret()).or_else(|| {
+                (p == Provider::WorkersAi)
+                    .then(|| get("CLOUDFLARE_API_TOKEN"))
+                    .flatten()
+            });
+            if let Some(k) = key {
+                keys.insert(p, k);
+            }
+        }
+        Ok(Self {
+            account_id: get("CLOUDFLARE_ACCOUNT_ID"),
+            gateway: get("CLOUDFLARE_AI_GATEWAY"),
+            gateway_token: get("CLOUDFLARE_AI_GATEWAY_TOKEN"),
+            gateway_url: get("AI_GATEWAY_URL")
+                .map(|v| base_url("AI_GATEWAY_URL", v))
+                .transpose()?,
+            custom_base_url: get("OPENAI_COMPATIBLE_BASE_URL")
+                .map(|v| base_url("OPENAI_COMPATIBLE_BASE_URL", v))
+                .transpose()?,
+            keys,
+        })
+    }
+
+    /// The AI Gateway's compat chat-completions URL, if a gateway is configured.
+    pub fn gateway_endpoint(&self) -> Option<String> {
+        if let Some(u) = &self.gateway_url {
+            return Some(if u.ends_with("/chat/completions") {
+                u.clone()
+            } else if u.ends_with("/compat") {
+                format!("{u}/chat/completions")
+            } else {
+                format!("{u}/compat/chat/completions")
+            });
+        }
+        match (&self.account_id, &self.gateway) {
+            (Some(a), Some(g)) => Some(format!(
+                "https://gateway.ai.cloudflare.com/v1/{a}/{g}/compat/chat/completions"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Whose key a request carries (recorded with usage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySource {
+    /// The user's own key for this provider.
+    User,
+    Platform,
+    /// None: the gateway holds the provider key, or a local server needs none.
+    None,
+}
+
+/// The key for a call: the user's own (BYOK) if they stored one for this provider, else the
+/// platform's.
+pub fn select_key<'a>(
+    provider: Provider,
+    user_key: Option<&'a str>,
+    settings: &'a LlmSettings,
+) -> Option<(&'a str, KeySource)> {
+    match user_key.map(str::trim).filter(|k| !k.is_empty()) {
+        Some(k) => Some((k, KeySource::User)),
+        None => settings
+            .keys
+            .get(&provider)
+            .map(|k| (k.as_str(), KeySource::Platform)),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::System,
+            content: content.into(),
+        }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+        }
+    }
+}
+
+/// A fully addressed chat-completions call.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChatRequest {
+    pub url: String,
+    /// Lower-case header names.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body.
+    pub body: String,
+    /// The model id as sent (`provider/model` through the gateway).
+    pub model: String,
+    pub key_source: KeySource,
+    pub via_gateway: bool,
+}
+
+impl fmt::Debug for ChatRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let secret = k == "authorization" || k == "cf-aig-authorization";
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("ChatRequest")
+            .field("url", &self.url)
+            .field("headers", &headers)
+            .field("model", &self.model)
+            .field("key_source", &self.key_source)
+            .field("via_gateway", &self.via_gateway)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
+}
+
+/// Why a call cannot be addressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// The deployment lacks a setting this provider needs.
+    NotConfigured(String),
+    /// No key (the user's or the platform's) for a provider that needs one.
+    MissingKey(Provider),
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteError::NotConfigured(m) => f.write_str(m),
+            RouteError::MissingKey(p) => write!(
+                f,
+                "no API key for {p}: add your own key in settings, or set {} on the deployment",
+                p.key_secret()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+/// OpenAI's reasoning models take `max_completion_tokens` only and reject sampling parameters.
+fn openai_reasoning_model(model: &str) -> bool {
+    let m = model.to_ascii_lowercase();
+    ["o1", "o3", "o4", "gpt-5"].iter().any(|p| {
+        m.strip_prefix(p)
+            .is_some_and(|r| r.is_empty() || r.starts_with('-'))
+    })
+}
+
+/// Addresses a call: URL, headers and JSON body.
+///
+/// Routing: `custom` goes to `OPENAI_COMPATIBLE_BASE_URL` with the bare model name; any other
+/// provider goes through the AI Gateway compat endpoint with `provider/model` when a gateway is
+/// configured, else straight to the provider's own OpenAI-compatible endpoint.
+pub fn build_request(
+    cfg: &ModelConfig,
+    settings: &LlmSettings,
+    user_key: Option<&str>,
+    messages: &[ChatMessage],
+    stream: bool,
+) -> Result<ChatRequest, RouteError> {
+    let key = select_key(cfg.provider, user_key, settings);
+    let (url, model, via_gateway) = if cfg.provider == Provider::Custom {
+        let base = settings.custom_base_url.as_ref().ok_or_else(|| {
+            RouteError::NotConfigured(
+                "the custom provider needs OPENAI_COMPATIBLE_BASE_URL on the deployment".into(),
+            )
+        })?;
+        (format!("{base}/chat/completions"), cfg.model.clone(), false)
+    } else if let Some(url) = settings.gateway_endpoint() {
+        (url, cfg.gateway_model_id(), true)
+    } else {
+        let base = cfg
+            .provider
+            .direct_base_url(settings.account_id.as_deref())
+            .ok_or_else(|| {
+                RouteError::NotConfigured(format!(
+                    "{} needs CLOUDFLARE_ACCOUNT_ID (or an AI Gateway) on the deployment",
+                    cfg.provider
+                ))
+            })?;
+        (format!("{base}/chat/completions"), cfg.model.clone(), false)
+    };
+    // A gateway with its own token may hold provider keys itself; a local server may need none.
+    let key_optional =
+        cfg.provider == Provider::Custom || (via_gateway && settings.gateway_token.is_some());
+    if key.is_none() && !key_optional {
+        return Err(RouteError::MissingKey(cfg.provider));
+    }
+
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    if stream {
+        headers.push(("accept".into(), "text/event-stream".into()));
+    }
+    if let Some((k, _)) = key {
+        headers.push(("authorization".into(), format!("Bearer {k}")));
+    }
+    if via_gateway {
+        if let Some(t) = &settings.gateway_token {
+            headers.push(("cf-aig-authorization".into(), format!("Bearer {t}")));
+        }
+    }
+
+    let mut body = Map::new();
+    body.insert("model".into(), json!(model));
+    body.insert("messages".into(), json!(messages));
+    body.insert("stream".into(), json!(stream));
+    let reasoning = cfg.provider == Provider::OpenAi && openai_reasoning_model(&cfg.model);
+    if cfg.provider == Provider::OpenAi {
+        body.insert("max_completion_tokens".into(), json!(cfg.max_tokens));
+    } else {
+        body.insert("max_tokens".into(), json!(cfg.max_tokens));
+    }
+    if !reasoning {
+        body.insert("temperature".into(), json!(cfg.temperature));
+        let optional = [
+            ("top_p", cfg.top_p),
+            ("frequency_penalty", cfg.frequency_penalty),
+            ("presence_penalty", cfg.presence_penalty),
+        ];
+        for (name, v) in optional {
+            if let Some(v) = v {
+                body.insert(name.into(), json!(v));
+            }
+        }
+    }
+    if stream {
+        body.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+
+    Ok(ChatRequest {
+        url,
+        headers,
+        body: Value::Object(body).to_string(),
+        model,
+        key_source: key.map_or(KeySource::None, |(_, s)| s),
+        via_gateway,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> LlmSettings {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        LlmSettings::from_lookup(|k| m.get(k).cloned()).unwrap()
+    }
+
+    fn cfg(provider: Provider, model: &str) -> ModelConfig {
+        ModelConfig::new(provider, model, 0.5, 1000)
+    }
+
+    fn header<'a>(r: &'a ChatRequest, name: &str) -> Option<&'a str> {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn body(r: &ChatRequest) -> Value {
+        serde_json::from_str(&r.body).unwrap()
+    }
+
+    #[test]
+    fn provider_names_and_aliases() {
+        for p in Provider::ALL {
+            assert_eq!(Provider::parse(p.as_str()), Some(p));
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(serde_json::from_str::<Provider>(&json).unwrap(), p);
+        }
+        assert_eq!(Provider::parse("google"), Some(Provider::GoogleAiStudio));
+        assert_eq!(Provider::parse(" Cloudflare "), Some(Provider::WorkersAi));
+        assert_eq!(
+            Provider::parse("cloudflare-workers-ai"),
+            Some(Provider::WorkersAi)
+        );
+        assert_eq!(Provider::parse("azure"), None);
+        assert!(serde_json::from_str::<Provider>("\"azure\"").is_err());
+    }
+
+    #[test]
+    fn provider_inference_from_model_names() {
+        for (m, p) in [
+            ("claude-sonnet-4.5", Some(Provider::Anthropic)),
+            ("gpt-4o-mini", Some(Provider::OpenAi)),
+            ("o3", Some(Provider::OpenAi)),
+            ("o4-mini", Some(Provider::OpenAi)),
+            ("gemini-2.5-flash", Some(Provider::GoogleAiStudio)),
+            ("@cf/meta/llama-3.1-8b-instruct", Some(Provider::WorkersAi)),
+            ("gpt-oss-120b", None),
+            ("llama3.1-8b", None),
+            ("o1x", None),
+            ("qwen2.5-coder:7b", None),
+        ] {
+            assert_eq!(Provider::infer(m), p, "{m}");
+        }
+    }
+
+    #[test]
+    fn operation_names() {
+        for op in Operation::ALL {
+            assert_eq!(Operation::parse(op.as_str()), Some(op));
+            assert_eq!(
+                serde_json::to_string(&op).unwrap(),
+                format!("\"{}\"", op.as_str())
+            );
+        }
+        assert_eq!(
+            Operation::parse("phasePlanning"),
+            Some(Operation::PhasePlanning)
+        );
+        assert_eq!(
+            Operation::parse("ErrorCorrection"),
+            Some(Operation::ErrorCorrection)
+        );
+        assert_eq!(Operation::parse("planning"), None);
+    }
+
+    #[test]
+    fn model_config_serde_matches_the_spec() {
+        let c: ModelConfig = serde_json::from_str(
+            r#"{"provider":"anthropic","model":"claude-sonnet-4.5","temperature":0.7,"maxTokens":8000}"#,
+        )
+        .unwrap();
+        assert_eq!(c.provider, Provider::Anthropic);
+        assert_eq!(c.max_tokens, 8000);
+        assert!(c.validate().is_ok());
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["maxTokens"], 8000);
+        assert!(v.get("topP").is_none());
+        let c: ModelConfig = serde_json::from_str(
+            r#"{"provider":"google","model":"gemini-2.5-pro","temperature":0,"maxTokens":1,"topP":0.9}"#,
+        )
+        .unwrap();
+        assert_eq!(c.provider, Provider::GoogleAiStudio);
+        assert_eq!(
+            serde_json::to_value(&c).unwrap()["provider"],
+            "google-ai-studio"
+        );
+    }
+
+    #[test]
+    fn validation_names_every_bad_field() {
+        let mut c = cfg(Provider::Anthropic, "claude sonnet");
+        c.temperature = 1.5;
+        c.max_tokens = 64_001;
+        c.top_p = Some(-0.1);
+        c.frequency_penalty = Some(2.5);
+        c.presence_penalty = Some(f64::NAN);
+        let e = c.validate().unwrap_err();
+        assert_eq!(
+            e.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "frequencyPenalty",
+                "maxTokens",
+                "model",
+                "presencePenalty",
+                "temperature",
+                "topP"
+            ]
+        );
+        assert!(e["maxTokens"].contains("64000") && e["maxTokens"].contains("anthropic"));
+        c = cfg(Provider::Custom, "m");
+        c.max_tokens = MAX_TOKENS_CEILING;
+        assert!(c.validate().is_ok());
+        c.max_tokens = 0;
+        assert!(c.validate().is_err());
+        assert!(cfg(Provider::Custom, "").validate().is_err());
+        assert!(cfg(Provider::Custom, &"m".repeat(201)).validate().is_err());
+    }
+
+    #[test]
+    fn override_parsing_collects_field_errors() {
+        let o =
+            ModelOverride::parse(&json!({"model":"claude-sonnet-4.5","temperature":0.7})).unwrap();
+        assert_eq!(o.model.as_deref(), Some("claude-sonnet-4.5"));
+        assert_eq!(o.temperature, Some(0.7));
+        assert!(ModelOverride::parse(&json!({})).unwrap().is_empty());
+        // Nulls are "not set".
+        assert!(ModelOverride::parse(&json!({"topP": null}))
+            .unwrap()
+            .is_empty());
+        let e = ModelOverride::parse(&json!({
+            "provider":"azure", "model":"a b", "temperature":"hot", "maxTokens": 0,
+            "topP": 2, "frequencyPenalty": -3, "presencePenalty": true, "seed": 1
+        }))
+        .unwrap_err();
+        assert_eq!(e.status, 400);
+        for f in [
+            "provider",
+            "model",
+            "temperature",
+            "maxTokens",
+            "topP",
+            "frequencyPenalty",
+            "presencePenalty",
+            "seed",
+        ] {
+            assert!(e.fields.contains_key(f), "{f}: {:?}", e.fields);
+        }
+        assert_eq!(e.fields["seed"], "unknown field");
+        assert!(e.fields["provider"].contains("google-ai-studio"));
+        let e = ModelOverride::parse(&json!({"maxTokens": 1.5})).unwrap_err();
+        assert!(e.fields["maxTokens"].contains("integer"));
+        let e = ModelOverride::parse_prefixed(&json!({"temperature": 9}), "config").unwrap_err();
+        assert!(e.fields.contains_key("config.temperature"));
+        let e = ModelOverride::parse_prefixed(&json!("x"), "config").unwrap_err();
+        assert_eq!(e.fields["config"], "must be an object");
+    }
+
+    #[test]
+    fn merging_infers_providers_and_clamps_inherited_limits() {
+        let base = ModelConfig::new(Provider::OpenAi, "gpt-4o", 0.2, 100_000);
+        let c = base.with(&ModelOverride {
+            model: Some("claude-sonnet-4.5".into()),
+            ..Default::default()
+        });
+        assert_eq!(c.provider, Provider::Anthropic);
+        assert_eq!(c.max_tokens, 64_000, "inherited maxTokens clamped");
+        assert_eq!(c.temperature, 0.2);
+        let c = base.with(&ModelOverride {
+            model: Some("cerebras/llama3.1-8b".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            (c.provider, c.model.as_str()),
+            (Provider::Cerebras, "llama3.1-8b")
+        );
+        let c = base.with(&ModelOverride {
+            model: Some("@cf/meta/llama-3.1-8b-instruct".into()),
+            ..Default::default()
+        });
+        assert_eq!(c.provider, Provider::WorkersAi);
+        assert_eq!(c.model, "@cf/meta/llama-3.1-8b-instruct");
+        // An explicit provider wins; an unknown family keeps the current provider.
+        let c = base.with(&ModelOverride {
+            provider: Some(Provider::Custom),
+            model: Some("gpt-4o".into()),
+            max_tokens: Some(150_000),
+            ..Default::default()
+        });
+        assert_eq!((c.provider, c.max_tokens), (Provider::Custom, 150_000));
+        let c = base.with(&ModelOverride {
+            provider: Some(Provider::Custom),
+            model: Some("openai/gpt-oss-20b".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            (c.provider, c.model.as_str()),
+            (Provider::Custom, "openai/gpt-oss-20b")
+        );
+        let c = base.with(&ModelOverride {
+            model: Some("my-finetune".into()),
+            top_p: Some(0.5),
+            ..Default::default()
+        });
+        assert_eq!((c.provider, c.top_p), (Provider::OpenAi, Some(0.5)));
+    }
+
+    #[test]
+    fn defaults_are_valid_with_distinct_fallbacks() {
+        let t = ModelTable::defaults();
+        for op in Operation::ALL {
+            let m = t.get(op);
+            assert!(m.primary.validate().is_ok(), "{op}");
+            let f = m.fallback.as_ref().unwrap();
+            assert!(f.validate().is_ok());
+            assert!(!same_model(f, &m.primary));
+            assert_eq!(m.primary.provider, Provider::GoogleAiStudio);
+        }
+        assert_eq!(ModelTable::from_json("  ").unwrap(), t);
+    }
+
+    #[test]
+    fn model_config_variable_overrides_defaults() {
+        let t = ModelTable::from_json(
+            r#"{"default":{"provider":"custom","model":"qwen2.5-coder:7b"},
+                "implementation":{"maxTokens":16000,"fallback":{"provider":"anthropic","model":"claude-sonnet-4-5"}},
+                "blueprint":{"temperature":0.1,"fallback":null},
+                "errorCorrection":{"model":"claude-haiku-4-5"}}"#,
+        )
+        .unwrap();
+        let imp = t.get(Operation::Implementation);
+        assert_eq!(imp.primary.provider, Provider::Custom);
+        assert_eq!(imp.primary.model, "qwen2.5-coder:7b");
+        assert_eq!(imp.primary.max_tokens, 16_000);
+        let f = imp.fallback.as_ref().unwrap();
+        assert_eq!(
+            (f.provider, f.model.as_str()),
+            (Provider::Anthropic, "claude-sonnet-4-5")
+        );
+        let bp = t.get(Operation::Blueprint);
+        assert_eq!(bp.primary.temperature, 0.1);
+        assert!(bp.fallback.is_none());
+        // `default` moved both primary and fallback to the same model: no pointless fallback.
+        assert!(t.get(Operation::ChatEdit).fallback.is_none());
+        assert_eq!(
+            t.get(Operation::ErrorCorrection).primary.provider,
+            Provider::Anthropic
+        );
+
+        for (bad, needle) in [
+            ("[]", "JSON object"),
+            ("{", "not JSON"),
+            (
+                r#"{"planning":{}}"#,
+                "MODEL_CONFIG.planning: unknown operation",
+            ),
+            (
+                r#"{"blueprint":{"temperature":3}}"#,
+                "MODEL_CONFIG.blueprint.temperature",
+            ),
+            (r#"{"blueprint":5}"#, "must be an object"),
+            (r#"{"default":{"fallback":null}}"#, "cannot have a fallback"),
+            (
+                r#"{"blueprint":{"maxTokens":100000,"provider":"anthropic"}}"#,
+                "MODEL_CONFIG.blueprint: maxTokens",
+            ),
+            (
+                r#"{"chat_edit":{"fallback":{"bogus":1}}}"#,
+                "MODEL_CONFIG.chat_edit.fallback.bogus",
+            ),
+        ] {
+            let e = ModelTable::from_json(bad).unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn resolve_layers_user_then_request_and_validates() {
+        let t = ModelTable::defaults();
+        let user = ModelOverride {
+            model: Some("claude-sonnet-4-5".into()),
+            temperature: Some(0.9),
+            ..Default::default()
+        };
+        let request = ModelOverride {
+            temperature: Some(0.1),
+            ..Default::default()
+        };
+        let m = t
+            .resolve(Operation::Implementation, &[&user, &request])
+            .unwrap();
+        assert_eq!(m.primary.provider, Provider::Anthropic);
+        assert_eq!(m.primary.temperature, 0.1);
+        assert_eq!(m.primary.max_tokens, 32_000);
+        assert_eq!(m.fallback.as_ref().unwrap().model, "gemini-2.5-flash");
+        // A user who picks the fallback model gets no fallback (it would be the same call).
+        let same = ModelOverride {
+            model: Some("gemini-2.5-flash".into()),
+            ..Default::default()
+        };
+        assert!(t
+            .resolve(Operation::Implementation, &[&same])
+            .unwrap()
+            .fallback
+            .is_none());
+        // Provider-dependent limits are checked after merging.
+        let too_many = ModelOverride {
+            provider: Some(Provider::WorkersAi),
+            model: Some("@cf/meta/llama-3.1-8b-instruct".into()),
+            max_tokens: Some(100_000),
+            ..Default::default()
+        };
+        let e = t.resolve(Operation::ChatEdit, &[&too_many]).unwrap_err();
+        assert!(e.fields["maxTokens"].contains("32768"));
+    }
+
+    #[test]
+    fn user_overrides_parse_by_operation() {
+        let u = parse_user_overrides(&json!({
+            "implementation": {"model": "gpt-4o"},
+            "chatEdit": {"temperature": 0.5}
+        }))
+        .unwrap();
+        assert_eq!(
+            u[&Operation::Implementation].model.as_deref(),
+            Some("gpt-4o")
+        );
+        assert_eq!(u[&Operation::ChatEdit].temperature, Some(0.5));
+        let e = parse_user_overrides(&json!({"nope": {}, "blueprint": {"temperature": 2}}))
+            .unwrap_err();
+        assert!(e.fields["nope"].contains("unknown operation"));
+        assert!(e.fields.contains_key("blueprint.temperature"));
+        assert!(parse_user_overrides(&json!([])).is_err());
+        // What is stored round-trips through serde.
+        let stored = serde_json::to_value(&u).unwrap();
+        assert_eq!(parse_user_overrides(&stored).unwrap(), u);
+    }
+
+    #[test]
+    fn settings_from_variables() {
+        let s = settings(&[
+            ("CLOUDFLARE_ACCOUNT_ID", "acc"),
+            ("CLOUDFLARE_AI_GATEWAY", "gw"),
+            ("ANTHROPIC_API_KEY", " sk-ant "),
+            ("CLOUDFLARE_API_TOKEN", "cf-token"),
+            ("OPENAI_API_KEY", ""),
+            ("OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:11434/v1/"),
+        ]);
+        assert_eq!(s.keys[&Provider::Anthropic], "sk-ant");
+        assert_eq!(s.keys[&Provider::WorkersAi], "cf-token");
+        assert!(!s.keys.contains_key(&Provider::OpenAi));
+        assert_eq!(
+            s.custom_base_url.as_deref(),
+            Some("http://127.0.0.1:11434/v1")
+        );
+        assert_eq!(
+            s.gateway_endpoint().as_deref(),
+            Some("https://gateway.ai.cloudflare.com/v1/acc/gw/compat/chat/completions")
+        );
+        assert!(!format!("{s:?}").contains("sk-ant"));
+        let bad =
+            LlmSettings::from_lookup(|k| (k == "AI_GATEWAY_URL").then(|| "ftp://x".to_string()));
+        assert!(bad.unwrap_err().contains("AI_GATEWAY_URL"));
+        for (u, want) in [
+            (
+                "http://127.0.0.1:9000/v1/a/g",
+                "http://127.0.0.1:9000/v1/a/g/compat/chat/completions",
+            ),
+            (
+                "http://127.0.0.1:9000/compat/",
+                "http://127.0.0.1:9000/compat/chat/completions",
+            ),
+            (
+                "http://127.0.0.1:9000/x/chat/completions",
+                "http://127.0.0.1:9000/x/chat/completions",
+            ),
+        ] {
+            assert_eq!(
+                settings(&[("AI_GATEWAY_URL", u)])
+                    .gateway_endpoint()
+                    .as_deref(),
+                Some(want)
+            );
+        }
+        assert_eq!(
+            settings(&[("CLOUDFLARE_ACCOUNT_ID", "a")]).gateway_endpoint(),
+            None
+        );
+    }
+
+    #[test]
+    fn routes_through_the_gateway_with_provider_prefixed_ids() {
+        let s = settings(&[
+            ("CLOUDFLARE_ACCOUNT_ID", "acc"),
+            ("CLOUDFLARE_AI_GATEWAY", "gw"),
+            ("CLOUDFLARE_AI_GATEWAY_TOKEN", "gwtok"),
+            ("ANTHROPIC_API_KEY", "platform-key"),
+        ]);
+        let msgs = [ChatMessage::system("s"), ChatMessage::user("u")];
+        let r = build_request(
+            &cfg(Provider::Anthropic, "claude-sonnet-4-5"),
+            &s,
+            None,
+            &msgs,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            r.url,
+            "https://gateway.ai.cloudflare.com/v1/acc/gw/compat/chat/completions"
+        );
+        assert_eq!(r.model, "anthropic/claude-sonnet-4-5");
+        assert!(r.via_gateway);
+        assert_eq!(header(&r, "authorization"), Some("Bearer platform-key"));
+        assert_eq!(header(&r, "cf-aig-authorization"), Some("Bearer gwtok"));
+        assert_eq!(header(&r, "accept"), Some("text/event-stream"));
+        assert_eq!(r.key_source, KeySource::Platform);
+        let b = body(&r);
+        assert_eq!(b["model"], "anthropic/claude-sonnet-4-5");
+        assert_eq!(b["stream"], true);
+        assert_eq!(b["stream_options"]["include_usage"], true);
+        assert_eq!(b["max_tokens"], 1000);
+        assert_eq!(b["temperature"], 0.5);
+        assert_eq!(b["messages"][0], json!({"role":"system","content":"s"}));
+        assert!(b.get("top_p").is_none());
+        // The user's own key wins.
+        let r = build_request(
+            &cfg(Provider::Anthropic, "claude-sonnet-4-5"),
+            &s,
+            Some("user-key"),
+            &msgs,
+            false,
+        )
+        .unwrap();
+        assert_eq!(header(&r, "authorization"), Some("Bearer user-key"));
+        assert_eq!(r.key_source, KeySource::User);
+        assert!(body(&r).get("stream_options").is_none());
+        assert!(header(&r, "accept").is_none());
+        // Workers AI model ids keep their @cf/ path.
+        let r = build_request(
+            &cfg(Provider::WorkersAi, "@cf/meta/llama-3.1-8b-instruct"),
+            &s,
+            None,
+            &msgs,
+            true,
+        )
+        .unwrap();
+        assert_eq!(r.model, "workers-ai/@cf/meta/llama-3.1-8b-instruct");
+        // No key, but the gateway has a token (it may store provider keys): sent without one.
+        assert_eq!(r.key_source, KeySource::None);
+        assert!(header(&r, "authorization").is_none());
+        // Keys never show in debug output.
+        let dbg = format!(
+            "{:?}",
+            build_request(
+                &cfg(Provider::Anthropic, "c"),
+                &s,
+                Some("user-key"),
+                &msgs,
+                true
+            )
+            .unwrap()
+        );
+        assert!(!dbg.contains("user-key") && !dbg.contains("gwtok"), "{dbg}");
+    }
+
+    #[test]
+    fn routes_direct_and_custom() {
+        let msgs = [ChatMessage::user("u")];
+        let s = settings(&[
+            ("OPENAI_COMPATIBLE_BASE_URL", "http://localhost:11434/v1"),
+            ("OPENAI_API_KEY", "ok"),
+            ("CEREBRAS_API_KEY", "ck"),
+        ]);
+        let mut c = cfg(Provider::Custom, "qwen2.5-coder:7b");
+        c.top_p = Some(0.9);
+        c.presence_penalty = Some(0.5);
+        let r = build_request(&c, &s, None, &msgs, true).unwrap();
+        assert_eq!(r.url, "http://localhost:11434/v1/chat/completions");
+        assert_eq!(r.model, "qwen2.5-coder:7b");
+        assert!(!r.via_gateway);
+        assert!(header(&r, "authorization").is_none());
+        let b = body(&r);
+        assert_eq!(b["top_p"], 0.9);
+        assert_eq!(b["presence_penalty"], 0.5);
+        assert!(b.get("frequency_penalty").is_none());
+        // Without a gateway, providers are called directly.
+        let r = build_request(
+            &cfg(Provider::Cerebras, "llama3.1-8b"),
+            &s,
+            None,
+            &msgs,
+            true,
+        )
+        .unwrap();
+        assert_eq!(r.url, "https://api.cerebras.ai/v1/chat/completions");
+        assert_eq!(r.model, "llama3.1-8b");
+        // OpenAI takes max_completion_tokens; its reasoning models take no sampling parameters.
+        let r = build_request(&cfg(Provider::OpenAi, "gpt-4o"), &s, None, &msgs, false).unwrap();
+        let b = body(&r);
+        assert_eq!(b["max_completion_tokens"], 1000);
+        assert!(b.get("max_tokens").is_none());
+        assert_eq!(b["temperature"], 0.5);
+        let r =
+            build_request(&cfg(Provider::OpenAi, "gpt-5-mini"), &s, None, &msgs, false).unwrap();
+        assert!(body(&r).get("temperature").is_none());
+        // Missing pieces are explained.
+        assert_eq!(
+            build_request(&cfg(Provider::Anthropic, "c"), &s, None, &msgs, true),
+            Err(RouteError::MissingKey(Provider::Anthropic))
+        );
+        assert!(RouteError::MissingKey(Provider::Anthropic)
+            .to_string()
+            .contains("ANTHROPIC_API_KEY"));
+        let e = build_request(
+            &cfg(Provider::WorkersAi, "@cf/x"),
+            &s,
+            Some("k"),
+            &msgs,
+            true,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("CLOUDFLARE_ACCOUNT_ID"));
+        let e = build_request(
+            &cfg(Provider::Custom, "m"),
+            &settings(&[]),
+            None,
+            &msgs,
+            true,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("OPENAI_COMPATIBLE_BASE_URL"));
+        // A gateway without a token still needs a key.
+        let s = settings(&[
+            ("CLOUDFLARE_ACCOUNT_ID", "a"),
+            ("CLOUDFLARE_AI_GATEWAY", "g"),
+        ]);
+        assert_eq!(
+            build_request(&cfg(Provider::OpenAi, "gpt-4o"), &s, None, &msgs, true),
+            Err(RouteError::MissingKey(Provider::OpenAi))
+        );
+        let s = settings(&[
+            ("CLOUDFLARE_ACCOUNT_ID", "acc"),
+            ("WORKERS_AI_API_TOKEN", "t"),
+        ]);
+        let r = build_request(&cfg(Provider::WorkersAi, "@cf/m"), &s, None, &msgs, true).unwrap();
+        assert_eq!(
+            r.url,
+            "https://api.cloudflare.com/client/v4/accounts/acc/ai/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn key_selection() {
+        let s = settings(&[("OPENAI_API_KEY", "platform")]);
+        assert_eq!(
+            select_key(Provider::OpenAi, Some("mine"), &s),
+            Some(("mine", KeySource::User))
+        );
+        assert_eq!(
+            select_key(Provider::OpenAi, Some("  "), &s),
+            Some(("platform", KeySource::Platform))
+        );
+        assert_eq!(
+            select_key(Provider::OpenAi, None, &s),
+            Some(("platform", KeySource::Platform))
+        );
+        assert_eq!(select_key(Provider::Anthropic, None, &s), None);
+    }
+}
