@@ -50,7 +50,7 @@ fmt:
 	cargo fmt --all
 
 bench: build
-	@$(TOOLS_ENV) && cargo run --release -q --example bench
+	@$(TOOLS_ENV) && cargo build -q -p byte-sandbox && cargo run --release -q --example bench
 
 clean:
 	rm -rf build target .wrangler

@@ -187,4 +187,114 @@ async fn main() {
         "Worker gzip size = {gz:.2} MiB (wasm + JS)   (target ≤ 1.5 MB: {})",
         if gz <= 1.5 { "met" } else { "NOT met" }
     );
+
+    sandbox_figures().await;
+}
+
+/// Sandbox figures: create-from-template → preview 200 (warm npm cache), and file write →
+/// preview serving the new content.
+async fn sandbox_figures() {
+    println!();
+    print!("starting byte-sandbox + wrangler dev … ");
+    std::io::stdout().flush().unwrap();
+    let app = harness::sandbox_instance();
+    println!("{}", app.base);
+    let user = app.user("bench-sbx").await;
+    let port = app.base.rsplit(':').next().unwrap().to_string();
+    let mut creates = Vec::new();
+    let mut writes = Vec::new();
+    // The first round warms npm's cache and is not counted.
+    for round in 0..4 {
+        let id = app.app(&user, &format!("bench {round}"), "public").await;
+        let host = format!("{}.preview.localhost", id.trim_start_matches("app_"));
+        let client = app.client_for_host(&host);
+        let t = Instant::now();
+        let r = app
+            .req(Method::POST, &format!("/api/apps/{id}/sandbox"))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        loop {
+            if let Ok(r) = client.get(format!("http://{host}:{port}/")).send().await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(300),
+                "sandbox never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if round > 0 {
+            creates.push(t.elapsed());
+        }
+        for i in 0..5 {
+            let marker = format!("BENCH-{round}-{i}");
+            let content =
+                format!("export default function App() {{ return <h1>{marker}</h1>; }}\n");
+            let t = Instant::now();
+            let r = app
+                .req(Method::POST, &format!("/api/apps/{id}/sandbox/files"))
+                .bearer_auth(&user.token)
+                .json(&serde_json::json!({ "files": [{ "path": "src/App.tsx", "content": content }] }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            loop {
+                let body = client
+                    .get(format!("http://{host}:{port}/src/App.tsx"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                if body.contains(&marker) {
+                    break;
+                }
+                assert!(t.elapsed() < Duration::from_secs(30), "change never served");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if round > 0 {
+                writes.push(t.elapsed());
+            }
+        }
+        app.req(Method::DELETE, &format!("/api/apps/{id}/sandbox"))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap();
+    }
+    creates.sort();
+    writes.sort();
+    let median = |v: &Vec<Duration>| v[v.len() / 2];
+    println!("{:<58} {:>10} {:>10}", "sandbox", "median", "max");
+    println!(
+        "{:<58} {:>10} {:>10}",
+        format!(
+            "create from template → preview 200 ({} runs)",
+            creates.len()
+        ),
+        ms(median(&creates)),
+        ms(*creates.last().unwrap())
+    );
+    println!(
+        "{:<58} {:>10} {:>10}",
+        format!("file write → preview serves it ({} runs)", writes.len()),
+        ms(median(&writes)),
+        ms(*writes.last().unwrap())
+    );
+    let (c, w) = (
+        median(&creates).as_secs_f64(),
+        median(&writes).as_secs_f64(),
+    );
+    println!(
+        "targets: create ≤ 10 s: {}; write ≤ 1 s: {}",
+        if c <= 10.0 { "met" } else { "NOT met" },
+        if w <= 1.0 { "met" } else { "NOT met" }
+    );
 }
