@@ -302,6 +302,11 @@ pub fn like_pattern(term: &str) -> String {
     p
 }
 
+/// An FTS5 phrase that matches `term` literally: wrapped in double quotes, inner quotes doubled.
+pub fn fts_phrase(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
 pub const SUMMARY_COLUMNS: &str =
     "id, user_id, title, description, visibility, tags, is_deployed, deploy_url, created_at, updated_at";
 
@@ -359,11 +364,20 @@ impl ListQuery {
             Scope::Public => clauses.push("visibility = 'public'".into()),
         }
         if let Some(term) = &self.search {
-            args.push(SqlArg::Text(like_pattern(term)));
-            let n = args.len();
-            clauses.push(format!(
-                "(title LIKE ?{n} ESCAPE '\\' OR description LIKE ?{n} ESCAPE '\\')"
-            ));
+            if term.chars().count() >= 3 {
+                // Trigram index: a quoted phrase is a literal substring (quotes doubled inside).
+                args.push(SqlArg::Text(fts_phrase(term)));
+                let n = args.len();
+                clauses.push(format!(
+                    "rowid IN (SELECT rowid FROM apps_search WHERE apps_search MATCH ?{n})"
+                ));
+            } else {
+                args.push(SqlArg::Text(like_pattern(term)));
+                let n = args.len();
+                clauses.push(format!(
+                    "(title LIKE ?{n} ESCAPE '\\' OR description LIKE ?{n} ESCAPE '\\')"
+                ));
+            }
         }
         let filter = clauses.join(" AND ");
         let order = match self.sort {
@@ -430,9 +444,9 @@ mod tests {
         assert!(sql.rows.contains("visibility = 'private'"));
         assert!(sql
             .rows
-            .contains("title LIKE ?2 ESCAPE '\\' OR description LIKE ?2"));
+            .contains("rowid IN (SELECT rowid FROM apps_search WHERE apps_search MATCH ?2)"));
         assert!(sql.rows.contains("ORDER BY title COLLATE NOCASE ASC"));
-        assert_eq!(sql.rows_args[1], SqlArg::Text("%a\\_b%".into()));
+        assert_eq!(sql.rows_args[1], SqlArg::Text("\"a_b\"".into()));
         assert_eq!(sql.rows_args[3], SqlArg::Int(20));
         let public = q.to_sql(&Scope::Public);
         assert!(
@@ -440,6 +454,17 @@ mod tests {
         );
         assert_eq!(q.total_pages(21), 3);
         assert_eq!(q.total_pages(0), 0);
+    }
+
+    #[test]
+    fn short_terms_use_escaped_like_and_phrases_escape_quotes() {
+        let q = ListQuery::parse("search=%25_").unwrap();
+        let sql = q.to_sql(&Scope::Owner("u".into()));
+        assert!(sql
+            .count
+            .contains("title LIKE ?2 ESCAPE '\\' OR description LIKE ?2"));
+        assert_eq!(sql.count_args[1], SqlArg::Text("%\\%\\_%".into()));
+        assert_eq!(fts_phrase(r#"say "hi""#), r#""say ""hi""""#);
     }
 
     #[test]

@@ -418,7 +418,7 @@ pub async fn create_app(
         ],
     )
     .await?;
-    Ok(changed == 1)
+    Ok(changed > 0)
 }
 
 /// Applies a patch to the caller's own app. `Ok(false)`: no such app of theirs.
@@ -450,7 +450,7 @@ pub async fn patch_app(db: &D1Database, id: &str, user_id: &str, p: &AppPatch) -
         "UPDATE apps SET {} WHERE id = ?1 AND user_id = ?2",
         sets.join(", ")
     );
-    Ok(run(db, &sql, &binds).await? == 1)
+    Ok(run(db, &sql, &binds).await? > 0)
 }
 
 pub async fn delete_app(db: &D1Database, id: &str, user_id: &str) -> ApiResult<bool> {
@@ -460,7 +460,7 @@ pub async fn delete_app(db: &D1Database, id: &str, user_id: &str) -> ApiResult<b
         &[text(id), text(user_id)],
     )
     .await?
-        == 1)
+        > 0)
 }
 
 // ---------------------------------------------------------------- sandboxes
@@ -490,5 +490,5 @@ pub async fn claim_sandbox(
         &[text(app_id), text(user_id), text(template), int(max as i64)],
     )
     .await?;
-    Ok(changed == 1)
+    Ok(changed > 0)
 }
