@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Publishes each template in templates/ to the local R2 bucket TEMPLATES as one JSON bundle,
+# Publishes each template in templates/ to the R2 bucket TEMPLATES as one JSON bundle,
 # templates/<name>.json = {"name", "meta", "files": {path: content}}, skipping unchanged ones.
+# Local bucket by default; `R2_TARGET=--remote scripts/publish-templates.sh` publishes to Cloudflare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PERSIST=${PERSIST:-}
+R2_TARGET=${R2_TARGET:---local}
 mkdir -p build/templates
 for dir in templates/*/; do
   name=$(basename "$dir")
@@ -23,11 +25,11 @@ for dir in templates/*/; do
     const meta = JSON.parse(fs.readFileSync(path.join(dir, "template.json"), "utf8"));
     process.stdout.write(JSON.stringify({ name, meta, files }));
   ' "$dir" "$name" > "$out.new"
-  stamp=$out.published${PERSIST:+.$(echo "$PERSIST" | md5sum | cut -c1-8)}
+  stamp=$out.published$R2_TARGET${PERSIST:+.$(echo "$PERSIST" | md5sum | cut -c1-8)}
   if [ -f "$stamp" ] && cmp -s "$out.new" "$out"; then rm "$out.new"; continue; fi
   mv "$out.new" "$out"
   "$WRANGLER" r2 object put "byte-platform-templates/templates/$name.json" --file "$out" \
-    --content-type application/json --local ${PERSIST:+--persist-to "$PERSIST"} >/dev/null
+    --content-type application/json "$R2_TARGET" ${PERSIST:+--persist-to "$PERSIST"} >/dev/null
   touch "$stamp"
   echo "[dev] published template $name to R2" >&2
 done
