@@ -211,33 +211,16 @@ impl UserAppSandboxService {
         loop {
             match s.status {
                 Status::Creating => {
-                    match self
+                    let put = self
                         .call(
                             Method::Put,
                             &format!("/v1/workspaces/{ws}"),
                             json!({ "template": s.template }),
                         )
-                        .await
-                    {
-                        Ok((200..=299, _)) => {
-                            self.transition(&mut s, Status::WritingFiles, None).await?
-                        }
-                        Ok((code, body)) => {
-                            return self
-                                .fail(
-                                    &mut s,
-                                    format!(
-                                        "workspace creation failed ({code}): {}",
-                                        message(&body)
-                                    ),
-                                )
-                                .await
-                        }
-                        Err(e) => {
-                            return self
-                                .fail(&mut s, format!("sandbox agent unreachable: {e}"))
-                                .await
-                        }
+                        .await;
+                    match step(put, "workspace creation failed") {
+                        Ok(_) => self.transition(&mut s, Status::WritingFiles, None).await?,
+                        Err(why) => return self.fail(&mut s, why).await,
                     }
                 }
                 // Template files were copied by the agent; generated files arrive through the API.
@@ -278,31 +261,15 @@ impl UserAppSandboxService {
                     }
                 }
                 Status::Starting => {
-                    match self
+                    let start = self
                         .call(
                             Method::Post,
                             &format!("/v1/workspaces/{ws}/process/start"),
                             json!({}),
                         )
-                        .await
-                    {
-                        Ok((200..=299, _)) => {}
-                        Ok((code, body)) => {
-                            return self
-                                .fail(
-                                    &mut s,
-                                    format!(
-                                        "dev server did not start ({code}): {}",
-                                        message(&body)
-                                    ),
-                                )
-                                .await
-                        }
-                        Err(e) => {
-                            return self
-                                .fail(&mut s, format!("sandbox agent unreachable: {e}"))
-                                .await
-                        }
+                        .await;
+                    if let Err(why) = step(start, "dev server did not start") {
+                        return self.fail(&mut s, why).await;
                     }
                     let deadline = now() + READY_TIMEOUT_MS;
                     loop {
@@ -506,6 +473,18 @@ impl UserAppSandboxService {
             req.inner().body().map(|b| b.into())
         };
         self.send(method, &path, headers, body).await
+    }
+}
+
+/// An agent call as a lifecycle step sees it: the body on success, or why the step failed.
+fn step(
+    result: Result<(u16, serde_json::Value)>,
+    what: &str,
+) -> std::result::Result<serde_json::Value, String> {
+    match result {
+        Ok((200..=299, body)) => Ok(body),
+        Ok((code, body)) => Err(format!("{what} ({code}): {}", message(&body))),
+        Err(e) => Err(format!("sandbox agent unreachable: {e}")),
     }
 }
 
