@@ -53,6 +53,23 @@ pub fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The platform's own cookies: they must never reach a generated app.
+pub const PREVIEW_COOKIE: &str = "byte_preview";
+pub const PLATFORM_COOKIES: [&str; 4] = [SESSION_COOKIE, CSRF_COOKIE, OAUTH_COOKIE, PREVIEW_COOKIE];
+
+/// A `Cookie` header without the platform's cookies (`None` when nothing is left), so an app in a
+/// preview sees only its own cookies.
+pub fn strip_platform_cookies(header: &str) -> Option<String> {
+    let kept: Vec<&str> = header
+        .split(';')
+        .map(str::trim)
+        .filter(|c| {
+            !c.is_empty() && !PLATFORM_COOKIES.contains(&c.split('=').next().unwrap_or("").trim())
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
 /// Methods that change state, and therefore need CSRF protection under cookie auth.
 pub fn is_unsafe(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD" | "OPTIONS")
@@ -86,6 +103,22 @@ mod tests {
         assert_eq!(cookie(Some("xbyte_session=tok"), SESSION_COOKIE), None);
         let c = set_cookie(SESSION_COOKIE, "v", 60, true, "/");
         assert!(c.contains("HttpOnly") && c.contains("Secure") && c.contains("SameSite=Lax"));
+    }
+
+    #[test]
+    fn platform_cookies_are_stripped_for_previews() {
+        assert_eq!(
+            strip_platform_cookies(
+                "theme=dark; byte_session=t; byte_csrf=c;byte_preview=p; cart=3"
+            )
+            .as_deref(),
+            Some("theme=dark; cart=3")
+        );
+        assert_eq!(strip_platform_cookies("byte_session=t; byte_oauth=s"), None);
+        assert_eq!(
+            strip_platform_cookies("byte_sessionx=keep").as_deref(),
+            Some("byte_sessionx=keep")
+        );
     }
 
     #[test]

@@ -13,15 +13,9 @@ use crate::services::{db, now_ms};
 use worker::{Headers, Request, RequestInit, Response};
 
 const PARAM: &str = "__byte_preview";
-const COOKIE: &str = "byte_preview";
+const COOKIE: &str = web::PREVIEW_COOKIE;
 /// Lifetime of the preview cookie.
 const COOKIE_TTL_S: i64 = 12 * 3600;
-const PLATFORM_COOKIES: [&str; 4] = [
-    web::SESSION_COOKIE,
-    web::CSRF_COOKIE,
-    web::OAUTH_COOKIE,
-    COOKIE,
-];
 
 pub async fn serve(req: Request, app: &App, app_id: &str) -> Response {
     match proxy(req, app, app_id).await {
@@ -88,17 +82,8 @@ async fn proxy(req: Request, app: &App, app_id: &str) -> ApiResult<Response> {
         match k.as_str() {
             "authorization" => {}
             "cookie" => {
-                let kept: Vec<&str> = v
-                    .split(';')
-                    .map(str::trim)
-                    .filter(|c| {
-                        !PLATFORM_COOKIES
-                            .iter()
-                            .any(|p| c.split('=').next() == Some(*p))
-                    })
-                    .collect();
-                if !kept.is_empty() {
-                    headers.set("Cookie", &kept.join("; ")).map_err(internal)?;
+                if let Some(kept) = web::strip_platform_cookies(&v) {
+                    headers.set("Cookie", &kept).map_err(internal)?;
                 }
             }
             _ => headers.append(&k, &v).map_err(internal)?,
