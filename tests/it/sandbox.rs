@@ -310,6 +310,36 @@ async fn sandbox_lifecycle_preview_changes_errors_and_isolation() {
         "a token opens only its own preview"
     );
 
+    // The live log stream is Server-Sent Events, replaying history first.
+    let r = app
+        .req(
+            Method::GET,
+            &format!("/api/apps/{app_id}/sandbox/logs?since=0"),
+        )
+        .bearer_auth(&owner.token)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut stream = r.bytes_stream();
+    let mut seen = String::new();
+    use futures_util::StreamExt;
+    while !seen.contains("event: log") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("an event")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("data: {"), "{seen}");
+    drop(stream);
+
     // Logs are there for the owner.
     let logs: Value = app
         .req(Method::GET, &format!("/api/apps/{app_id}/sandbox/logs"))
