@@ -46,6 +46,34 @@ fn wrangler() -> PathBuf {
         .unwrap_or_else(|| root().join("node_modules/.bin/wrangler"))
 }
 
+/// A command for `program` under a watchdog shell that takes its whole process group down as
+/// soon as this test process is gone, however it ends (the atexit hook covers normal exits).
+fn watched(program: &std::path::Path) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(r#"parent=$1; shift; "$@" & child=$!; while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done; kill -TERM -- -$$ 2>/dev/null"#)
+        .arg("watchdog")
+        .arg(std::process::id().to_string())
+        .arg(program);
+    cmd
+}
+
+/// Starts a [`watched`] command in its own process group (killed at exit); a thread reaps it.
+fn spawn_watched(mut cmd: Command) {
+    static ATEXIT: OnceLock<()> = OnceLock::new();
+    ATEXIT.get_or_init(|| unsafe {
+        libc::atexit(kill_groups);
+    });
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    let child = cmd.spawn().expect("spawn a test service");
+    GROUPS.lock().unwrap().push(child.id() as i32);
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
+}
+
 /// A running `wrangler dev`.
 pub struct Instance {
     pub base: String,
@@ -75,10 +103,6 @@ pub fn serve(app: axum::Router) -> String {
 impl Instance {
     /// Starts wrangler dev with the given extra vars and waits until `/api/health` answers.
     pub fn start(vars: &[(&str, String)]) -> Instance {
-        static ATEXIT: OnceLock<()> = OnceLock::new();
-        ATEXIT.get_or_init(|| unsafe {
-            libc::atexit(kill_groups);
-        });
         assert!(
             root().join("build/worker/shim.mjs").exists()
                 && root().join("frontend/dist/index.html").exists(),
@@ -97,14 +121,7 @@ impl Instance {
             .expect("wrangler runs");
         assert!(status.success(), "migrations failed");
         let port = free_port();
-        // Run wrangler under a watchdog that takes its whole process group down as soon as this
-        // test process is gone, however it ends (the atexit hook covers normal exits).
-        let mut cmd = Command::new("bash");
-        cmd.arg("-c")
-            .arg(r#"parent=$1; shift; "$@" & child=$!; while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done; kill -TERM -- -$$ 2>/dev/null"#)
-            .arg("watchdog")
-            .arg(std::process::id().to_string())
-            .arg(wrangler());
+        let mut cmd = watched(&wrangler());
         cmd.current_dir(root())
             .args([
                 "dev",
@@ -136,15 +153,7 @@ impl Instance {
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-        let child = cmd.spawn().expect("spawn wrangler dev");
-        GROUPS.lock().unwrap().push(child.id() as i32);
-        // The watchdog reaps it; a thread waits so it never lingers as a zombie.
-        std::thread::spawn(move || {
-            let mut child = child;
-            let _ = child.wait();
-        });
+        spawn_watched(cmd);
         let base = format!("http://127.0.0.1:{port}");
         // No idle pooling: each test has its own runtime, and a pooled connection would outlive it.
         let client = Client::builder()
@@ -334,7 +343,13 @@ where
 pub const SANDBOX_SECRET: &str = "integration-sandbox-secret";
 pub const SANDBOX_QUOTA: u64 = 2;
 
-/// A `byte-sandbox` process on loopback with its own workspace root; returns its base URL.
+/// The `byte-sandbox` process on loopback (one per test binary, with its own workspace root);
+/// returns its base URL.
+fn sandbox_agent() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(start_sandbox_agent).clone()
+}
+
 fn start_sandbox_agent() -> String {
     let bin = root().join("target/debug/byte-sandbox");
     assert!(
@@ -343,27 +358,15 @@ fn start_sandbox_agent() -> String {
     );
     let port = free_port();
     let workspaces = tempdir("workspaces");
-    let mut cmd = Command::new("bash");
-    cmd.arg("-c")
-        .arg(r#"parent=$1; shift; "$@" & child=$!; while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done; kill -TERM -- -$$ 2>/dev/null"#)
-        .arg("watchdog")
-        .arg(std::process::id().to_string())
-        .arg(&bin)
-        .env("SANDBOX_SECRET", SANDBOX_SECRET)
+    let mut cmd = watched(&bin);
+    cmd.env("SANDBOX_SECRET", SANDBOX_SECRET)
         .env("SANDBOX_LISTEN", format!("127.0.0.1:{port}"))
         .env("SANDBOX_ROOT", &workspaces)
         .env("SANDBOX_TEMPLATES_DIR", root().join("templates"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(workspaces.join("agent.log")).unwrap());
-    use std::os::unix::process::CommandExt;
-    cmd.process_group(0);
-    let child = cmd.spawn().expect("spawn byte-sandbox");
-    GROUPS.lock().unwrap().push(child.id() as i32);
-    std::thread::spawn(move || {
-        let mut child = child;
-        let _ = child.wait();
-    });
+    spawn_watched(cmd);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "byte-sandbox did not start");
@@ -376,12 +379,27 @@ fn start_sandbox_agent() -> String {
 pub fn sandbox_instance() -> &'static Instance {
     static I: OnceLock<Instance> = OnceLock::new();
     I.get_or_init(|| {
-        let agent = start_sandbox_agent();
+        let agent = sandbox_agent();
         Instance::start(&[
             ("SANDBOX_BACKEND", "local".into()),
             ("SANDBOX_URL", agent),
             ("SANDBOX_SECRET", SANDBOX_SECRET.into()),
             ("MAX_SANDBOX_INSTANCES", SANDBOX_QUOTA.to_string()),
+        ])
+    })
+}
+
+/// An instance whose sandboxes stop after [`IDLE_SECONDS`] without activity.
+pub const IDLE_SECONDS: u64 = 10;
+
+pub fn idle_instance() -> &'static Instance {
+    static I: OnceLock<Instance> = OnceLock::new();
+    I.get_or_init(|| {
+        Instance::start(&[
+            ("SANDBOX_BACKEND", "local".into()),
+            ("SANDBOX_URL", sandbox_agent()),
+            ("SANDBOX_SECRET", SANDBOX_SECRET.into()),
+            ("SANDBOX_IDLE_TIMEOUT_SECONDS", IDLE_SECONDS.to_string()),
         ])
     })
 }

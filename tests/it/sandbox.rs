@@ -500,3 +500,22 @@ async fn hmr_connects(app: &Instance, preview: &Preview) {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_idle_sandbox_is_stopped_by_its_alarm() {
+    let app = crate::harness::idle_instance();
+    let u = app.user("idle").await;
+    let id = app.app(&u, "Idle", "private").await;
+    create_ready(app, &u, &id).await;
+    // No activity from here on; status reads do not count as activity.
+    eventually(crate::harness::IDLE_SECONDS + 30, "the idle stop", || {
+        let req = app
+            .req(Method::GET, &format!("/api/apps/{id}/sandbox"))
+            .bearer_auth(&u.token);
+        async move {
+            let s: Value = req.send().await.unwrap().json().await.unwrap();
+            s["status"] == "stopped" && s["reason"].as_str().is_some_and(|r| r.contains("idle"))
+        }
+    })
+    .await;
+}
