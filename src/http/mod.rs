@@ -80,6 +80,9 @@ pub fn client_ip(req: &Request) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// How much of an oversized chunked body is drained before the connection is given up.
+const DRAIN_LIMIT_BYTES: usize = 8 * MAX_BODY_BYTES;
+
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] without buffering past the limit.
 pub async fn read_body(req: &mut Request) -> ApiResult<Vec<u8>> {
     if let Some(len) = header(req, "Content-Length").and_then(|l| l.parse::<usize>().ok()) {
@@ -91,12 +94,23 @@ pub async fn read_body(req: &mut Request) -> ApiResult<Vec<u8>> {
     let Ok(mut stream) = req.stream() else {
         return Ok(out);
     };
+    let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| ApiError::validation("could not read the request body"))?;
-        if out.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+        seen += chunk.len();
+        if seen > MAX_BODY_BYTES {
+            // Keep reading (and discarding) a moderately oversized body to its end, so the
+            // client sees a clean 413 instead of a connection torn down mid-upload; give up on
+            // anything far larger.
+            if seen > DRAIN_LIMIT_BYTES {
+                break;
+            }
+            continue;
         }
         out.extend_from_slice(&chunk);
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
     }
     Ok(out)
 }
