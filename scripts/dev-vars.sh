@@ -8,3 +8,4 @@ add() { grep -q "^$1=" .dev.vars || { echo "$1=$2" >> .dev.vars; echo "[dev] add
 rand() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
 add JWT_SECRET "$(rand)"
 add SANDBOX_SECRET "$(rand)"
+add SECRETS_ENCRYPTION_KEY "$(rand)"

@@ -20,6 +20,8 @@ pub struct Config {
     pub auth_limit: Limit,
     pub api_limit: Limit,
     pub ai_limit: Limit,
+    /// Model tokens per window per user (`requests` counts tokens here).
+    pub ai_token_limit: Limit,
     pub allowed_origins: Vec<String>,
     pub max_apps_per_user: u64,
     pub allowed_email: EmailList,
@@ -79,6 +81,7 @@ impl Config {
             auth_limit: limit("RATE_LIMIT_AUTH", "1000/60")?,
             api_limit: limit("RATE_LIMIT_API", "10000/60")?,
             ai_limit: limit("RATE_LIMIT_AI", "20/60")?,
+            ai_token_limit: limit("RATE_LIMIT_AI_TOKENS", "100000/60")?,
             allowed_origins: get("ALLOWED_ORIGINS")
                 .map(|v| {
                     v.split(',')
@@ -128,6 +131,7 @@ mod tests {
         assert_eq!(c.auth_limit.requests, 1000);
         assert_eq!(c.api_limit.requests, 10000);
         assert_eq!(c.ai_limit.requests, 20);
+        assert_eq!(c.ai_token_limit.requests, 100_000);
         assert_eq!(c.max_apps_per_user, 100);
         assert!(c.google.is_none() && c.github.is_none());
         assert_eq!(

@@ -2,6 +2,7 @@
 //! ([`Route::resolve`]); and the request pipeline CORS → identity → rate limit → auth → handler.
 
 mod admin;
+mod ai;
 mod apps;
 mod auth;
 mod health;
@@ -49,6 +50,14 @@ enum Route {
     SandboxStatus(String),
     SandboxStop(String),
     Workspace(String, WorkspaceCall),
+    AiKeys,
+    AiPutKey(String),
+    AiDeleteKey(String),
+    AiModels,
+    AiPatchModel(String),
+    AiDeleteModel(String),
+    AiTest,
+    AiUsage,
 }
 
 impl Route {
@@ -129,6 +138,18 @@ impl Route {
                 "GET",
                 Route::Workspace(id.to_string(), WorkspaceCall::Errors),
             )]),
+            ["api", "ai", "keys"] => by_method(vec![("GET", Route::AiKeys)]),
+            ["api", "ai", "keys", p] => by_method(vec![
+                ("PUT", Route::AiPutKey(p.to_string())),
+                ("DELETE", Route::AiDeleteKey(p.to_string())),
+            ]),
+            ["api", "ai", "models"] => by_method(vec![("GET", Route::AiModels)]),
+            ["api", "ai", "models", op] => by_method(vec![
+                ("PATCH", Route::AiPatchModel(op.to_string())),
+                ("DELETE", Route::AiDeleteModel(op.to_string())),
+            ]),
+            ["api", "ai", "test"] => by_method(vec![("POST", Route::AiTest)]),
+            ["api", "ai", "usage"] => by_method(vec![("GET", Route::AiUsage)]),
             _ => Err(ApiError::new(
                 404,
                 crate::domain::error::ErrorCode::E002,
@@ -199,6 +220,14 @@ async fn dispatch(
         Route::SandboxStatus(id) => sandbox::status(req, app, user()?, &id).await,
         Route::SandboxStop(id) => sandbox::stop(app, user()?, &id).await,
         Route::Workspace(id, call) => sandbox::workspace(req, app, user()?, &id, call).await,
+        Route::AiKeys => ai::list_keys(app, user()?).await,
+        Route::AiPutKey(p) => ai::put_key(req, app, user()?, &p).await,
+        Route::AiDeleteKey(p) => ai::delete_key(app, user()?, &p).await,
+        Route::AiModels => ai::models(app, user()?).await,
+        Route::AiPatchModel(op) => ai::patch_model(req, app, user()?, &op).await,
+        Route::AiDeleteModel(op) => ai::delete_model(app, user()?, &op).await,
+        Route::AiTest => ai::test(req, app, user()?).await,
+        Route::AiUsage => ai::usage(app, user()?).await,
     }
 }
 
@@ -241,6 +270,8 @@ async fn api(req: Request, app: &App) -> Response {
         let limit = match class {
             Class::Auth => app.cfg.auth_limit,
             Class::Api => app.cfg.api_limit,
+            Class::Ai => app.cfg.ai_limit,
+            Class::AiTokens => app.cfg.ai_token_limit,
         };
         (class, limit)
     });

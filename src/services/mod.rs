@@ -1,6 +1,8 @@
 //! Adapters to the platform: D1 repositories, KV, the rate-limit object, OAuth providers.
 
+pub mod ai_store;
 pub mod db;
+pub mod llm;
 pub mod oauth;
 pub mod ratelimit;
 pub mod sessions;

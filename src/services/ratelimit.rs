@@ -11,6 +11,10 @@ use worker::{Env, Method, Request, RequestInit};
 pub enum Class {
     Auth,
     Api,
+    /// Model calls per user (`RATE_LIMIT_AI`).
+    Ai,
+    /// Model tokens per user (`RATE_LIMIT_AI_TOKENS`); hits cost the tokens used.
+    AiTokens,
 }
 
 impl Class {
@@ -18,6 +22,8 @@ impl Class {
         match self {
             Class::Auth => "auth",
             Class::Api => "api",
+            Class::Ai => "ai",
+            Class::AiTokens => "ai_tokens",
         }
     }
 }

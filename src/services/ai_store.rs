@@ -1,0 +1,234 @@
+//! D1 repository of the AI tables (`migrations/0004_ai.sql`): users' sealed provider keys, their
+//! per-operation model overrides, and token usage. Bound parameters only; every statement is
+//! scoped by `user_id`, so one user's rows are unreachable from another's calls.
+
+use crate::domain::error::ApiResult;
+use crate::http::internal;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use worker::wasm_bindgen::JsValue;
+use worker::D1Database;
+
+fn text(s: &str) -> JsValue {
+    JsValue::from_str(s)
+}
+
+fn int(n: i64) -> JsValue {
+    JsValue::from_f64(n as f64)
+}
+
+async fn all<T: DeserializeOwned>(db: &D1Database, sql: &str, b: &[JsValue]) -> ApiResult<Vec<T>> {
+    db.prepare(sql)
+        .bind(b)
+        .map_err(internal)?
+        .all()
+        .await
+        .map_err(internal)?
+        .results::<T>()
+        .map_err(internal)
+}
+
+async fn first<T: DeserializeOwned>(
+    db: &D1Database,
+    sql: &str,
+    b: &[JsValue],
+) -> ApiResult<Option<T>> {
+    db.prepare(sql)
+        .bind(b)
+        .map_err(internal)?
+        .first::<T>(None)
+        .await
+        .map_err(internal)
+}
+
+async fn run(db: &D1Database, sql: &str, b: &[JsValue]) -> ApiResult<u64> {
+    let r = db
+        .prepare(sql)
+        .bind(b)
+        .map_err(internal)?
+        .run()
+        .await
+        .map_err(internal)?;
+    Ok(r.meta()
+        .map_err(internal)?
+        .and_then(|m| m.changes)
+        .unwrap_or(0) as u64)
+}
+
+// ---------------------------------------------------------------- provider keys
+
+/// A stored key as listed: never the key itself.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeyRow {
+    pub provider: String,
+    pub key_hint: String,
+    pub created_at: Option<f64>,
+    pub updated_at: Option<f64>,
+}
+
+pub async fn list_keys(db: &D1Database, user_id: &str) -> ApiResult<Vec<KeyRow>> {
+    all(
+        db,
+        "SELECT provider, key_hint, created_at, updated_at FROM user_provider_keys \
+         WHERE user_id = ?1 ORDER BY provider",
+        &[text(user_id)],
+    )
+    .await
+}
+
+pub async fn sealed_key(
+    db: &D1Database,
+    user_id: &str,
+    provider: &str,
+) -> ApiResult<Option<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        sealed_key: String,
+    }
+    Ok(first::<Row>(
+        db,
+        "SELECT sealed_key FROM user_provider_keys WHERE user_id = ?1 AND provider = ?2",
+        &[text(user_id), text(provider)],
+    )
+    .await?
+    .map(|r| r.sealed_key))
+}
+
+pub async fn put_key(
+    db: &D1Database,
+    user_id: &str,
+    provider: &str,
+    sealed: &str,
+    hint: &str,
+) -> ApiResult<()> {
+    run(
+        db,
+        "INSERT INTO user_provider_keys (user_id, provider, sealed_key, key_hint) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (user_id, provider) DO UPDATE SET sealed_key = excluded.sealed_key, \
+         key_hint = excluded.key_hint, updated_at = unixepoch()",
+        &[text(user_id), text(provider), text(sealed), text(hint)],
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn delete_key(db: &D1Database, user_id: &str, provider: &str) -> ApiResult<bool> {
+    Ok(run(
+        db,
+        "DELETE FROM user_provider_keys WHERE user_id = ?1 AND provider = ?2",
+        &[text(user_id), text(provider)],
+    )
+    .await?
+        > 0)
+}
+
+// ---------------------------------------------------------------- model overrides
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OverrideRow {
+    pub operation: String,
+    pub config: String,
+}
+
+pub async fn overrides(db: &D1Database, user_id: &str) -> ApiResult<Vec<OverrideRow>> {
+    all(
+        db,
+        "SELECT operation, config FROM user_model_configs WHERE user_id = ?1",
+        &[text(user_id)],
+    )
+    .await
+}
+
+pub async fn override_for(db: &D1Database, user_id: &str, op: &str) -> ApiResult<Option<String>> {
+    Ok(first::<OverrideRow>(
+        db,
+        "SELECT operation, config FROM user_model_configs WHERE user_id = ?1 AND operation = ?2",
+        &[text(user_id), text(op)],
+    )
+    .await?
+    .map(|r| r.config))
+}
+
+pub async fn put_override(db: &D1Database, user_id: &str, op: &str, config: &str) -> ApiResult<()> {
+    run(
+        db,
+        "INSERT INTO user_model_configs (user_id, operation, config) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (user_id, operation) DO UPDATE SET config = excluded.config, updated_at = unixepoch()",
+        &[text(user_id), text(op), text(config)],
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn delete_override(db: &D1Database, user_id: &str, op: &str) -> ApiResult<bool> {
+    Ok(run(
+        db,
+        "DELETE FROM user_model_configs WHERE user_id = ?1 AND operation = ?2",
+        &[text(user_id), text(op)],
+    )
+    .await?
+        > 0)
+}
+
+// ---------------------------------------------------------------- usage
+
+/// One successful model call.
+pub struct UsageRecord<'a> {
+    pub user_id: &'a str,
+    pub app_id: Option<&'a str>,
+    pub operation: &'a str,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    /// `user` or `platform`.
+    pub key_source: &'a str,
+}
+
+pub async fn record_usage(db: &D1Database, r: &UsageRecord<'_>) -> ApiResult<()> {
+    run(
+        db,
+        "INSERT INTO ai_usage (id, user_id, app_id, operation, provider, model, prompt_tokens, \
+         completion_tokens, total_tokens, key_source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        &[
+            text(&crate::domain::random::id("use")),
+            text(r.user_id),
+            r.app_id.map(text).unwrap_or(JsValue::NULL),
+            text(r.operation),
+            text(r.provider),
+            text(r.model),
+            int(r.prompt_tokens as i64),
+            int(r.completion_tokens as i64),
+            int(r.total_tokens as i64),
+            text(r.key_source),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UsageTotals {
+    pub operation: String,
+    pub requests: f64,
+    pub prompt_tokens: f64,
+    pub completion_tokens: f64,
+    pub total_tokens: f64,
+}
+
+/// The user's usage since `since` (epoch seconds), per operation.
+pub async fn usage_since(
+    db: &D1Database,
+    user_id: &str,
+    since: i64,
+) -> ApiResult<Vec<UsageTotals>> {
+    all(
+        db,
+        "SELECT operation, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, \
+         SUM(completion_tokens) AS completion_tokens, SUM(total_tokens) AS total_tokens \
+         FROM ai_usage WHERE user_id = ?1 AND created_at >= ?2 GROUP BY operation ORDER BY operation",
+        &[text(user_id), int(since)],
+    )
+    .await
+}

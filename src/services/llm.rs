@@ -1,0 +1,660 @@
+//! The LLM client: OpenAI-compatible chat completions over `fetch`, streamed ([`Llm::stream`])
+//! and not ([`Llm::complete`]). The decisions are the domain's (`codegen::models` addresses the
+//! call and picks the key, `codegen::retry` decides retries and the fallback, `codegen::sse`
+//! decodes); this module does the I/O around them: the per-user AI limits, the user's sealed key,
+//! timeouts, backoff sleeps, cancellation, and usage accounting.
+//!
+//! Invariants:
+//! - every call first passes the AI request limit (`RATE_LIMIT_AI`) and the token budget
+//!   (`RATE_LIMIT_AI_TOKENS`), per user; tokens a call used are charged after it succeeds;
+//! - a user's own key for the provider is used for that user's calls only, and no key is ever
+//!   logged or put in an error (provider error texts are scrubbed of the key sent);
+//! - nothing is retried once content reached the caller's callback;
+//! - only successful calls are recorded in `ai_usage`.
+
+use crate::domain::codegen::crypto::{self, SealingKey};
+use crate::domain::codegen::models::{
+    build_request, ChatMessage, ChatRequest, KeySource, LlmSettings, ModelConfig, ModelOverride,
+    ModelTable, Operation, OperationModels, Provider,
+};
+use crate::domain::codegen::retry::{
+    parse_retry_after, parse_retry_after_ms, Action, Attempts, Class as FailureClass, Failure,
+    RetryPolicy,
+};
+use crate::domain::codegen::sse::{decode_completion, ChatStream, ProviderError, Usage};
+use crate::domain::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::ratelimit::{Decision, Limit};
+use crate::http::App;
+use crate::services::ai_store::{self, UsageRecord};
+use crate::services::now_ms;
+use crate::services::ratelimit::{self, Class};
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use serde::Serialize;
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
+
+/// Default time one attempt may take, start to last byte (`LLM_TIMEOUT_MS`).
+const DEFAULT_TIMEOUT_MS: u64 = 120_000;
+/// Default time a whole call may take, retries and fallback included (`LLM_TOTAL_TIMEOUT_MS`).
+const DEFAULT_TOTAL_TIMEOUT_MS: u64 = 600_000;
+
+/// A var or secret, trimmed; empty reads as unset.
+pub fn setting(env: &Env, k: &str) -> Option<String> {
+    env.var(k)
+        .map(|v| v.to_string())
+        .ok()
+        .or_else(|| env.secret(k).map(|v| v.to_string()).ok())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The deployment's key-encryption key: `None` when `SECRETS_ENCRYPTION_KEY` is unset; a
+/// malformed one is a 503 (logged by name, never by value).
+pub fn sealing_key(env: &Env) -> ApiResult<Option<SealingKey>> {
+    match setting(env, "SECRETS_ENCRYPTION_KEY") {
+        None => Ok(None),
+        Some(v) => SealingKey::parse(&v).map(Some).map_err(|e| {
+            worker::console_error!("configuration error: {e}");
+            ApiError::unavailable("stored API keys are unavailable: SECRETS_ENCRYPTION_KEY is malformed on this deployment")
+        }),
+    }
+}
+
+/// A cancellation flag, checked before each attempt and between streamed chunks.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Rc<Cell<bool>>);
+
+impl Cancel {
+    // The code generator's stop command calls this; the routes here never cancel.
+    #[allow(dead_code)]
+    pub fn cancel(&self) {
+        self.0.set(true);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.get()
+    }
+}
+
+/// What one logical call is for.
+pub struct Call<'a> {
+    pub user_id: &'a str,
+    pub app_id: Option<&'a str>,
+    pub operation: Operation,
+    /// A request's own override, laid over the user's saved one.
+    pub overrides: Option<&'a ModelOverride>,
+    pub cancel: Option<&'a Cancel>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageOut {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// A successful call.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub text: String,
+    /// The model configured (not the provider-prefixed id sent to a gateway).
+    pub model: String,
+    pub provider: Provider,
+    pub usage: UsageOut,
+    pub key_source: KeySource,
+    pub fallback_used: bool,
+    pub attempts: u32,
+}
+
+/// The client for one request.
+pub struct Llm<'a> {
+    app: &'a App,
+    settings: LlmSettings,
+    table: ModelTable,
+    policy: RetryPolicy,
+    timeout_ms: u64,
+    total_timeout_ms: u64,
+}
+
+fn misconfigured(what: &str) -> ApiError {
+    worker::console_error!("AI configuration error: {what}");
+    ApiError::unavailable("AI is not configured correctly on this deployment")
+}
+
+fn number(env: &Env, k: &str, default: u64) -> ApiResult<u64> {
+    match setting(env, k) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| misconfigured(&format!("{k}: {v:?} is not a positive number"))),
+    }
+}
+
+/// A 502 E005: the model call failed for good.
+pub fn generation_failed(message: impl Into<String>) -> ApiError {
+    ApiError::new(502, ErrorCode::E005, message)
+}
+
+fn limit_error(message: String, which: &str, d: &Decision) -> ApiError {
+    let secs = d.retry_after_secs(now_ms()).max(1);
+    let mut e = ApiError::rate_limited(format!("{message}; resets in {secs} s"));
+    e.fields.insert("limit".into(), which.into());
+    e.fields.insert("retryAfter".into(), secs.to_string());
+    e
+}
+
+fn window_text(l: Limit) -> String {
+    let s = l.window_ms / 1000;
+    if s == 60 {
+        "minute".into()
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// Waits for `f` until the epoch-millisecond `deadline`; `None` when time ran out first.
+async fn within<F: Future>(f: F, deadline: i64) -> Option<F::Output> {
+    let left = (deadline - now_ms()).max(0) as u64;
+    let timer = Delay::from(Duration::from_millis(left));
+    match select(Box::pin(f), Box::pin(timer)).await {
+        Either::Left((v, _)) => Some(v),
+        Either::Right(_) => None,
+    }
+}
+
+enum AttemptError {
+    Failed(Failure, String),
+    Cancelled,
+}
+
+struct Success {
+    text: String,
+    usage: Option<Usage>,
+}
+
+/// Removes the key a request carried from a text that might echo it.
+fn scrub(text: &str, req: &ChatRequest) -> String {
+    let mut out = text.to_string();
+    for (k, v) in &req.headers {
+        if k == "authorization" || k == "cf-aig-authorization" {
+            let secret = v.trim_start_matches("Bearer ").trim();
+            if secret.len() >= 4 {
+                out = out.replace(secret, "<redacted>");
+            }
+        }
+    }
+    out
+}
+
+/// A failure after content reached the caller can never be retried.
+fn after_content(f: Failure, received: bool) -> Failure {
+    if received && f.class() != FailureClass::Final {
+        Failure::Truncated {
+            received_content: true,
+        }
+    } else {
+        f
+    }
+}
+
+fn jitter() -> f64 {
+    let b = crate::domain::random::bytes::<4>();
+    u32::from_be_bytes(b) as f64 / (u32::MAX as f64 + 1.0)
+}
+
+impl<'a> Llm<'a> {
+    pub fn new(app: &'a App) -> ApiResult<Self> {
+        let env = &app.env;
+        let settings =
+            LlmSettings::from_lookup(|k| setting(env, k)).map_err(|e| misconfigured(&e))?;
+        let table = ModelTable::from_json(&setting(env, "MODEL_CONFIG").unwrap_or_default())
+            .map_err(|e| misconfigured(&e))?;
+        Ok(Self {
+            app,
+            settings,
+            table,
+            policy: RetryPolicy::default(),
+            timeout_ms: number(env, "LLM_TIMEOUT_MS", DEFAULT_TIMEOUT_MS)?,
+            total_timeout_ms: number(env, "LLM_TOTAL_TIMEOUT_MS", DEFAULT_TOTAL_TIMEOUT_MS)?,
+        })
+    }
+
+    pub fn settings(&self) -> &LlmSettings {
+        &self.settings
+    }
+
+    pub fn table(&self) -> &ModelTable {
+        &self.table
+    }
+
+    /// The user's saved overrides, by operation (unreadable rows are logged and skipped).
+    pub async fn user_overrides(
+        &self,
+        user_id: &str,
+    ) -> ApiResult<BTreeMap<Operation, ModelOverride>> {
+        let rows = ai_store::overrides(&self.app.db()?, user_id).await?;
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let parsed = Operation::parse(&r.operation).and_then(|op| {
+                let v: serde_json::Value = serde_json::from_str(&r.config).ok()?;
+                ModelOverride::parse(&v).ok().map(|o| (op, o))
+            });
+            match parsed {
+                Some((op, o)) => {
+                    out.insert(op, o);
+                }
+                None => worker::console_warn!("skipping unreadable model override {}", r.operation),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The models a call for `op` uses: defaults, the user's override, then the request's.
+    pub async fn models_for(&self, call: &Call<'_>) -> ApiResult<OperationModels> {
+        let saved = self.user_overrides(call.user_id).await?;
+        let mut layers: Vec<&ModelOverride> = Vec::new();
+        if let Some(o) = saved.get(&call.operation) {
+            layers.push(o);
+        }
+        if let Some(o) = call.overrides {
+            layers.push(o);
+        }
+        self.table.resolve(call.operation, &layers)
+    }
+
+    /// The user's own key for `provider`, opened; `None` when they stored none.
+    async fn user_key(&self, user_id: &str, provider: Provider) -> ApiResult<Option<String>> {
+        let Some(sealed) =
+            ai_store::sealed_key(&self.app.db()?, user_id, provider.as_str()).await?
+        else {
+            return Ok(None);
+        };
+        let Some(key) = sealing_key(&self.app.env)? else {
+            worker::console_warn!(
+                "a stored {provider} key is ignored: SECRETS_ENCRYPTION_KEY is not set"
+            );
+            return Ok(None);
+        };
+        crypto::open(&key, user_id, provider, &sealed)
+            .map(Some)
+            .map_err(|e| {
+                worker::console_error!("stored {provider} key of a user does not open: {e}");
+                generation_failed(format!(
+                    "your stored {provider} API key could not be decrypted; store it again"
+                ))
+            })
+    }
+
+    /// A non-streamed completion.
+    pub async fn complete(&self, call: &Call<'_>, messages: &[ChatMessage]) -> ApiResult<Outcome> {
+        self.run(call, messages, None).await
+    }
+
+    /// A streamed completion: `on_delta` receives each piece of content as it arrives; the
+    /// outcome carries the whole text.
+    pub async fn stream(
+        &self,
+        call: &Call<'_>,
+        messages: &[ChatMessage],
+        on_delta: &mut dyn FnMut(&str),
+    ) -> ApiResult<Outcome> {
+        self.run(call, messages, Some(on_delta)).await
+    }
+
+    /// Checks the request limit and that some token budget is left (charging one token, which
+    /// [`Llm::charge_tokens`] accounts for).
+    async fn admit(&self, user_id: &str) -> ApiResult<()> {
+        let env = &self.app.env;
+        let cfg = &self.app.cfg;
+        let key = format!("user:{user_id}");
+        let d = ratelimit::hit(env, Class::Ai, &key, cfg.ai_limit, 1).await?;
+        if !d.allowed {
+            return Err(limit_error(
+                format!(
+                    "AI request limit reached: {} requests per {} per user",
+                    d.limit,
+                    window_text(cfg.ai_limit)
+                ),
+                "ai_requests",
+                &d,
+            ));
+        }
+        let t = ratelimit::hit(env, Class::AiTokens, &key, cfg.ai_token_limit, 1).await?;
+        if !t.allowed {
+            return Err(limit_error(
+                format!(
+                    "AI token limit reached: {} tokens per {} per user",
+                    t.limit,
+                    window_text(cfg.ai_token_limit)
+                ),
+                "ai_tokens",
+                &t,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Charges a finished call's tokens to the budget (one was charged on admission). A call
+    /// that overshoots fills the budget, so the next one waits.
+    async fn charge_tokens(&self, user_id: &str, total: u64) {
+        let cost = total.saturating_sub(1);
+        if cost == 0 {
+            return;
+        }
+        let env = &self.app.env;
+        let limit = self.app.cfg.ai_token_limit;
+        let key = format!("user:{user_id}");
+        match ratelimit::hit(env, Class::AiTokens, &key, limit, cost.min(limit.requests)).await {
+            Ok(d) if !d.allowed && d.remaining > 0 => {
+                let _ = ratelimit::hit(env, Class::AiTokens, &key, limit, d.remaining).await;
+            }
+            Ok(_) => {}
+            Err(e) => worker::console_error!("charging AI tokens failed: {}", e.message),
+        }
+    }
+
+    async fn run(
+        &self,
+        call: &Call<'_>,
+        messages: &[ChatMessage],
+        mut on_delta: Option<&mut dyn FnMut(&str)>,
+    ) -> ApiResult<Outcome> {
+        self.admit(call.user_id).await?;
+        let models = self.models_for(call).await?;
+        let streamed = on_delta.is_some();
+        let deadline = now_ms() + self.total_timeout_ms as i64;
+        let mut attempts = Attempts::new(self.policy, models.fallback.is_some());
+        let mut tried: Vec<String> = Vec::new();
+        // Opened once per provider per call.
+        let mut user_keys: BTreeMap<Provider, Option<String>> = BTreeMap::new();
+        let mut last;
+        loop {
+            if call.cancel.is_some_and(Cancel::is_cancelled) {
+                return Err(cancelled());
+            }
+            let cfg: &ModelConfig = match (attempts.on_fallback(), &models.fallback) {
+                (true, Some(f)) => f,
+                _ => &models.primary,
+            };
+            let name = format!("{}/{}", cfg.provider, cfg.model);
+            if !tried.contains(&name) {
+                tried.push(name.clone());
+            }
+            if let std::collections::btree_map::Entry::Vacant(e) = user_keys.entry(cfg.provider) {
+                e.insert(self.user_key(call.user_id, cfg.provider).await?);
+            }
+            let user_key = user_keys.get(&cfg.provider).cloned().flatten();
+            let result =
+                match build_request(cfg, &self.settings, user_key.as_deref(), messages, streamed) {
+                    Ok(req) => {
+                        let attempt_deadline = (now_ms() + self.timeout_ms as i64).min(deadline);
+                        let r = self
+                            .attempt(&req, attempt_deadline, call.cancel, on_delta.as_deref_mut())
+                            .await;
+                        r.map(|s| (s, req.key_source))
+                    }
+                    Err(e) => Err(AttemptError::Failed(
+                        Failure::Status {
+                            status: 400,
+                            retry_after_ms: None,
+                        },
+                        e.to_string(),
+                    )),
+                };
+            let (failure, why) = match result {
+                Ok((s, key_source)) => {
+                    return Ok(self.succeeded(call, cfg, s, key_source, &attempts).await);
+                }
+                Err(AttemptError::Cancelled) => return Err(cancelled()),
+                Err(AttemptError::Failed(f, why)) => (f, why),
+            };
+            worker::console_warn!(
+                "LLM attempt {} on {name} failed: {why}",
+                attempts.failed() + 1
+            );
+            last = format!("{name}: {why}");
+            match attempts.next(&failure, jitter()) {
+                Action::Retry { delay_ms } => {
+                    if now_ms() + delay_ms as i64 >= deadline {
+                        break;
+                    }
+                    Delay::from(Duration::from_millis(delay_ms)).await;
+                }
+                Action::Fallback => {}
+                Action::GiveUp => break,
+            }
+            if now_ms() >= deadline {
+                last = format!(
+                    "{last} (the call's total time limit of {} ms was reached)",
+                    self.total_timeout_ms
+                );
+                break;
+            }
+        }
+        Err(generation_failed(format!(
+            "AI generation failed after {} attempt(s) with {}: {last}",
+            attempts.failed(),
+            tried.join(" then ")
+        )))
+    }
+
+    async fn succeeded(
+        &self,
+        call: &Call<'_>,
+        cfg: &ModelConfig,
+        s: Success,
+        key_source: KeySource,
+        attempts: &Attempts,
+    ) -> Outcome {
+        let u = s.usage.unwrap_or_default();
+        let record = UsageRecord {
+            user_id: call.user_id,
+            app_id: call.app_id,
+            operation: call.operation.as_str(),
+            provider: cfg.provider.as_str(),
+            model: &cfg.model,
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.total_tokens,
+            key_source: if key_source == KeySource::User {
+                "user"
+            } else {
+                "platform"
+            },
+        };
+        match self.app.db() {
+            Ok(db) => {
+                if let Err(e) = ai_store::record_usage(&db, &record).await {
+                    worker::console_error!("recording AI usage failed: {}", e.message);
+                }
+            }
+            Err(e) => worker::console_error!("recording AI usage failed: {}", e.message),
+        }
+        self.charge_tokens(call.user_id, u.total_tokens).await;
+        Outcome {
+            text: s.text,
+            model: cfg.model.clone(),
+            provider: cfg.provider,
+            usage: UsageOut {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                total_tokens: u.total_tokens,
+            },
+            key_source,
+            fallback_used: attempts.on_fallback(),
+            attempts: attempts.failed() + 1,
+        }
+    }
+
+    /// One HTTP exchange with the model, bounded by `deadline`.
+    async fn attempt<'f>(
+        &self,
+        req: &ChatRequest,
+        deadline: i64,
+        cancel: Option<&Cancel>,
+        on_delta: Option<&mut (dyn FnMut(&str) + 'f)>,
+    ) -> Result<Success, AttemptError> {
+        let failed = |f: Failure, why: String| AttemptError::Failed(f, scrub(&why, req));
+        let timed_out = || {
+            AttemptError::Failed(
+                Failure::Timeout,
+                format!("no complete answer within {} ms", self.timeout_ms),
+            )
+        };
+        let headers = Headers::new();
+        for (k, v) in &req.headers {
+            headers
+                .set(k, v)
+                .map_err(|_| failed(Failure::Connection, format!("bad header {k}")))?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(req.body.clone().into()));
+        let request = Request::new_with_init(&req.url, &init)
+            .map_err(|_| failed(Failure::Connection, "the model URL is not valid".into()))?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let fetch = Fetch::Request(request);
+        let sent = within(fetch.send_with_signal(&signal), deadline).await;
+        let mut resp = match sent {
+            None => {
+                controller.abort();
+                return Err(timed_out());
+            }
+            Some(Err(e)) => {
+                return Err(failed(
+                    Failure::Connection,
+                    format!("could not reach the model: {e}"),
+                ))
+            }
+            Some(Ok(r)) => r,
+        };
+        let status = resp.status_code();
+        if !(200..300).contains(&status) {
+            let h = resp.headers();
+            let retry_after = h
+                .get("retry-after-ms")
+                .ok()
+                .flatten()
+                .and_then(|v| parse_retry_after_ms(&v))
+                .or_else(|| {
+                    h.get("retry-after")
+                        .ok()
+                        .flatten()
+                        .and_then(|v| parse_retry_after(&v))
+                });
+            let body = match within(resp.text(), deadline).await {
+                Some(Ok(b)) => b,
+                Some(Err(_)) => String::new(),
+                None => {
+                    controller.abort();
+                    String::new()
+                }
+            };
+            let why = format!("HTTP {status}: {}", ProviderError::from_body(&body));
+            return Err(failed(
+                Failure::from_response(status, retry_after, &body),
+                why,
+            ));
+        }
+        let Some(on_delta) = on_delta else {
+            let body = match within(resp.text(), deadline).await {
+                None => {
+                    controller.abort();
+                    return Err(timed_out());
+                }
+                Some(Err(e)) => {
+                    return Err(failed(
+                        Failure::Connection,
+                        format!("the response could not be read: {e}"),
+                    ))
+                }
+                Some(Ok(b)) => b,
+            };
+            return match decode_completion(&body) {
+                Ok(c) => Ok(Success {
+                    text: c.content,
+                    usage: c.usage,
+                }),
+                Err(e) => Err(failed(Failure::from_chat_error(&e), e.to_string())),
+            };
+        };
+        let mut bytes = match resp.stream() {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(failed(
+                    Failure::Connection,
+                    format!("the response has no body: {e}"),
+                ))
+            }
+        };
+        let mut chat = ChatStream::new();
+        let mut text = String::new();
+        loop {
+            if cancel.is_some_and(Cancel::is_cancelled) {
+                controller.abort();
+                return Err(AttemptError::Cancelled);
+            }
+            let received = chat.received_content();
+            match within(bytes.next(), deadline).await {
+                None => {
+                    controller.abort();
+                    let AttemptError::Failed(f, why) = timed_out() else {
+                        unreachable!()
+                    };
+                    return Err(failed(after_content(f, received), why));
+                }
+                Some(None) => break,
+                Some(Some(Err(e))) => {
+                    return Err(failed(
+                        after_content(Failure::Connection, received),
+                        format!("the response stream broke: {e}"),
+                    ))
+                }
+                Some(Some(Ok(chunk))) => match chat.feed(&chunk) {
+                    Ok(t) => {
+                        if !t.is_empty() {
+                            on_delta(&t);
+                            text.push_str(&t);
+                        }
+                    }
+                    Err(e) => {
+                        controller.abort();
+                        let f =
+                            after_content(Failure::from_chat_error(&e), chat.received_content());
+                        return Err(failed(f, e.to_string()));
+                    }
+                },
+            }
+        }
+        match chat.finish() {
+            Ok((tail, summary)) => {
+                if !tail.is_empty() {
+                    on_delta(&tail);
+                    text.push_str(&tail);
+                }
+                Ok(Success {
+                    text,
+                    usage: summary.usage,
+                })
+            }
+            Err(e) => {
+                let f = after_content(Failure::from_chat_error(&e), chat.received_content());
+                Err(failed(f, e.to_string()))
+            }
+        }
+    }
+}
+
+fn cancelled() -> ApiError {
+    ApiError::new(409, ErrorCode::E005, "AI generation was cancelled")
+}
