@@ -13,6 +13,8 @@ mod routes;
 mod services;
 
 #[cfg(target_arch = "wasm32")]
+pub use objects::codegen_do::CodeGeneratorAgent;
+#[cfg(target_arch = "wasm32")]
 pub use objects::rate_limit_do::DORateLimitStore;
 #[cfg(target_arch = "wasm32")]
 pub use objects::sandbox_do::UserAppSandboxService;

@@ -1,5 +1,6 @@
 //! Durable Objects: each a thin shell over domain logic, one per file.
 
+pub mod codegen_do;
 pub mod rate_limit_do;
 pub mod sandbox_do;
 

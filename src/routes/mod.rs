@@ -2,6 +2,7 @@
 //! ([`Route::resolve`]); and the request pipeline CORS → identity → rate limit → auth → handler.
 
 mod admin;
+mod agent;
 mod ai;
 mod apps;
 mod auth;
@@ -58,6 +59,8 @@ enum Route {
     AiDeleteModel(String),
     AiTest,
     AiUsage,
+    AgentChat(String),
+    AgentState(String),
 }
 
 impl Route {
@@ -150,6 +153,12 @@ impl Route {
             ]),
             ["api", "ai", "test"] => by_method(vec![("POST", Route::AiTest)]),
             ["api", "ai", "usage"] => by_method(vec![("GET", Route::AiUsage)]),
+            ["api", "agent", "chat", id] => {
+                by_method(vec![("POST", Route::AgentChat(id.to_string()))])
+            }
+            ["api", "agent", id, "state"] => {
+                by_method(vec![("GET", Route::AgentState(id.to_string()))])
+            }
             _ => Err(ApiError::new(
                 404,
                 crate::domain::error::ErrorCode::E002,
@@ -186,6 +195,7 @@ impl Route {
             | Route::Me
             | Route::OAuthStart(_)
             | Route::OAuthCallback(_) => Some(Class::Auth),
+            Route::AgentChat(_) => Some(Class::Ai),
             _ => Some(Class::Api),
         }
     }
@@ -228,6 +238,8 @@ async fn dispatch(
         Route::AiDeleteModel(op) => ai::delete_model(app, user()?, &op).await,
         Route::AiTest => ai::test(req, app, user()?).await,
         Route::AiUsage => ai::usage(app, user()?).await,
+        Route::AgentChat(id) => agent::chat(req, app, user()?, &id).await,
+        Route::AgentState(id) => agent::state(req, app, user()?, &id).await,
     }
 }
 

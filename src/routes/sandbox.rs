@@ -20,7 +20,11 @@ pub fn catalog() -> ApiResult<Response> {
 }
 
 /// The app, if the caller owns it; anything else is the same 404.
-async fn owned(app: &App, caller: &Caller, id: &str) -> ApiResult<crate::domain::apps::AppRecord> {
+pub async fn owned(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<crate::domain::apps::AppRecord> {
     let rec = if super::apps::valid_id(id) {
         db::app_by_id(&app.db()?, id).await?
     } else {

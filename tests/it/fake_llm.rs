@@ -9,7 +9,9 @@
 //! - `malformed`: a 200 whose body (or stream chunk) is not JSON;
 //! - `truncated`: a stream cut after some content, without a finish reason or `[DONE]`;
 //! - `stall`: never answers;
-//! - `big-usage`: reports [`BIG_TOTAL`] tokens instead of [`NORMAL_TOTAL`].
+//! - `big-usage`: reports [`BIG_TOTAL`] tokens instead of [`NORMAL_TOTAL`];
+//! - `scripted-app`, `scripted-evil`, `scripted-cut`, `scripted-badplan`: the code generator's
+//!   calls, answered by [`scripted`] (a blueprint, phase output in the files format, corrections).
 //!
 //! Every request is recorded (model, `Authorization`, prompt, stream) for tests to inspect.
 
@@ -34,6 +36,8 @@ pub struct Recorded {
     pub model: String,
     pub authorization: Option<String>,
     pub prompt: String,
+    /// Every user message of the request, joined.
+    pub conversation: String,
     pub stream: bool,
 }
 
@@ -61,6 +65,18 @@ pub fn url() -> String {
         )
     })
     .clone()
+}
+
+/// Every request whose conversation (any user message) contains `needle`, in arrival order.
+pub fn conversations_with(needle: &str) -> Vec<Recorded> {
+    shared()
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .filter(|r| r.conversation.contains(needle))
+        .cloned()
+        .collect()
 }
 
 /// Every request whose prompt contains `needle`, in arrival order.
@@ -119,6 +135,20 @@ async fn completions(
         .and_then(|m| m["content"].as_str())
         .unwrap_or_default()
         .to_string();
+    let conversation = body["messages"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .filter(|m| m["role"] == "user")
+                .filter_map(|m| m["content"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    // The code generator's scripted calls take none of the failure markers below (its prompts
+    // say "install", which contains "stall").
+    let script = scripted(&conversation);
+    let scripted_call = script.is_some();
     let first_429 = {
         let mut st = s.lock().unwrap();
         st.requests.push(Recorded {
@@ -128,9 +158,10 @@ async fn completions(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
             prompt: prompt.clone(),
+            conversation: conversation.clone(),
             stream,
         });
-        prompt.contains("fail-429-once") && st.failed_once.insert(prompt.clone())
+        !scripted_call && prompt.contains("fail-429-once") && st.failed_once.insert(prompt.clone())
     };
     if first_429 {
         return (
@@ -140,18 +171,18 @@ async fn completions(
         )
             .into_response();
     }
-    if prompt.contains("fail-500-always") && model != FALLBACK_MODEL {
+    if !scripted_call && prompt.contains("fail-500-always") && model != FALLBACK_MODEL {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": {"message": "the primary is down", "type": "server_error"}})),
         )
             .into_response();
     }
-    if prompt.contains("stall") {
+    if !scripted_call && prompt.contains("stall") {
         tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
     }
-    let text = format!("echo from {model}: {prompt}");
-    if prompt.contains("malformed") {
+    let text = script.unwrap_or_else(|| format!("echo from {model}: {prompt}"));
+    if !scripted_call && prompt.contains("malformed") {
         return if stream {
             sse(vec!["{\"choices\": [{\"delta\": {\"content\": ".into()])
         } else {
@@ -183,7 +214,7 @@ async fn completions(
             Value::Null,
         ));
     }
-    if prompt.contains("truncated") {
+    if !scripted_call && prompt.contains("truncated") {
         lines.truncate(3);
         return sse(lines);
     }
@@ -197,4 +228,120 @@ async fn completions(
     }
     lines.push("[DONE]".into());
     sse(lines)
+}
+
+/// The word starting with `MARK` in `prompt` (tests put a unique one in their request; the
+/// blueprint carries it into every later prompt through its description).
+fn mark(prompt: &str) -> String {
+    prompt
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+        .find(|w| w.starts_with("MARK"))
+        .unwrap_or("MARK")
+        .to_string()
+}
+
+fn file_block(out: &mut String, path: &str, content: &str) {
+    out.push_str(&format!("===FILE: {path}===\n{content}===END FILE===\n"));
+}
+
+/// Replies for the code generator, keyed by the mode marker and the kind of call:
+/// - planning (`Reply with the blueprint JSON`): a valid two-phase `react-vite` blueprint whose
+///   description carries the mode and mark (`scripted-badplan`: invalid JSON, every time);
+/// - phase 1 (foundation): `src/components/Hello.tsx`; `scripted-evil` adds `../evil.ts` between
+///   it and `src/lib/util.ts`; `scripted-cut` writes `src/lib/cut-ok.ts` then stops inside
+///   `src/lib/partial.ts`;
+/// - phase 2 (core): `src/App.tsx` rendering the mark;
+/// - a correction round: no blocks;
+/// - `scripted-fix`: phase 1 writes a component with a syntax error, the first correction fixes
+///   it; `scripted-types`: the same with a type error only `tsc` sees; `scripted-stuck`: every
+///   correction rewrites it broken, phase 2 fixes it.
+pub fn scripted(prompt: &str) -> Option<String> {
+    let mode = [
+        "scripted-app",
+        "scripted-evil",
+        "scripted-cut",
+        "scripted-badplan",
+        "scripted-fix",
+        "scripted-stuck",
+        "scripted-types",
+    ]
+    .into_iter()
+    .find(|m| prompt.contains(m))?;
+    let mark = mark(prompt);
+    if prompt.contains("Reply with the blueprint JSON") {
+        if mode == "scripted-badplan" {
+            return Some("Here is the plan: {\"title\": \"Broken\", \"phases\": [".into());
+        }
+        let plan = json!({
+            "title": "Scripted App",
+            "description": format!("A greeting app ({mode} {mark})."),
+            "template": "react-vite",
+            "frameworks": ["react"],
+            "files": [
+                {"path": "src/components/Hello.tsx", "purpose": "greeting"},
+                {"path": "src/App.tsx", "purpose": "root component"}
+            ],
+            "phases": [
+                {"name": "Foundation", "kind": "foundation", "description": "the greeting component", "files": ["src/components/Hello.tsx"]},
+                {"name": "Core", "kind": "core", "description": "the page", "files": ["src/App.tsx"]}
+            ]
+        });
+        return Some(format!("```json\n{plan}\n```\n"));
+    }
+    // The broken component carries the mode in a comment, so correction prompts (which show
+    // the files, not the blueprint's description) are recognised too.
+    let broken = if mode == "scripted-types" {
+        // Valid syntax (the dev server serves it); only the type checker objects.
+        format!("// {mode} {mark}\nconst n: number = \"not a number\";\nexport default function Hello() {{\n  return <p>{{n}}</p>;\n}}\n")
+    } else {
+        format!("// {mode} {mark}\nexport default function Hello() {{\n  return <p>\n}}\n")
+    };
+    let fixed = format!(
+        "// {mode} {mark}\nexport default function Hello() {{\n  return <p>Fixed {mark}</p>;\n}}\n"
+    );
+    let mut out = String::from("Writing this phase.\n");
+    if prompt.contains("Correction round") {
+        match mode {
+            "scripted-fix" | "scripted-types" => {
+                file_block(&mut out, "src/components/Hello.tsx", &fixed)
+            }
+            "scripted-stuck" => file_block(&mut out, "src/components/Hello.tsx", &broken),
+            _ => out.push_str("Nothing to fix.\n"),
+        }
+    } else if prompt.contains("Implement phase 1 of")
+        && matches!(mode, "scripted-fix" | "scripted-stuck" | "scripted-types")
+    {
+        file_block(&mut out, "src/components/Hello.tsx", &broken);
+    } else if prompt.contains("Implement phase 1 of") {
+        file_block(
+            &mut out,
+            "src/components/Hello.tsx",
+            &format!(
+                "export default function Hello() {{\n  return <p>Hello from {mark}</p>;\n}}\n"
+            ),
+        );
+        if mode == "scripted-evil" {
+            file_block(&mut out, "../evil.ts", "export const evil = true;\n");
+            file_block(
+                &mut out,
+                "src/lib/util.ts",
+                &format!("export const util = \"{mark}\";\n"),
+            );
+        }
+        if mode == "scripted-cut" {
+            file_block(&mut out, "src/lib/cut-ok.ts", "export const ok = 1;\n");
+            out.push_str("===FILE: src/lib/partial.ts===\nexport const partial = ");
+        }
+    } else if prompt.contains("Implement phase 2 of") {
+        if mode == "scripted-stuck" {
+            file_block(&mut out, "src/components/Hello.tsx", &fixed);
+        }
+        file_block(
+            &mut out,
+            "src/App.tsx",
+            &format!("import Hello from './components/Hello.tsx'\n\nexport default function App() {{\n  return <main><h1>{mark}</h1><Hello /></main>;\n}}\n"),
+        );
+    }
+    out.push_str("Done.\n");
+    Some(out)
 }

@@ -345,7 +345,7 @@ pub const SANDBOX_QUOTA: u64 = 2;
 
 /// The `byte-sandbox` process on loopback (one per test binary, with its own workspace root);
 /// returns its base URL.
-fn sandbox_agent() -> String {
+pub fn sandbox_agent() -> String {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(start_sandbox_agent).clone()
 }

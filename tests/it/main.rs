@@ -1,6 +1,7 @@
 //! Integration suite: the public HTTP API of a real `wrangler dev` (embedded D1, KV, R2 and
 //! Durable Objects), driven as a client would, with fakes of external services on loopback.
 
+mod agent;
 mod ai;
 mod apps;
 mod auth;

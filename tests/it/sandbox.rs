@@ -41,14 +41,14 @@ async fn create_ready(app: &Instance, u: &User, app_id: &str) -> Value {
 }
 
 /// Opens a preview URL like a browser: follows the token exchange, keeps the cookie.
-struct Preview {
+pub struct Preview {
     client: Client,
     origin: String,
     cookie: String,
 }
 
 impl Preview {
-    async fn open(app: &Instance, preview_url: &str) -> Preview {
+    pub async fn open(app: &Instance, preview_url: &str) -> Preview {
         let url = url::Url::parse(preview_url).unwrap();
         let host = url.host_str().unwrap().to_string();
         let client = app.client_for_host(&host);
@@ -75,7 +75,7 @@ impl Preview {
         }
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub async fn get(&self, path: &str) -> (u16, String) {
         let r = self
             .client
             .get(format!("{}{path}", self.origin))
@@ -103,7 +103,7 @@ async fn write(
 }
 
 /// Polls until `f` says yes (file watchers and dev servers take a moment); panics after `secs`.
-async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

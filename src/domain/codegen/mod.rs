@@ -25,6 +25,7 @@ pub mod files_format;
 pub mod models;
 pub mod prompts;
 pub mod retry;
+pub mod run;
 pub mod sse;
 
 #[cfg(test)]
