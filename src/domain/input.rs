@@ -134,6 +134,42 @@ impl JsonObject {
         }
     }
 
+    /// A finite number within `[lo, hi]`; `null` or absent is `None`.
+    pub fn number(&mut self, field: &str, lo: f64, hi: f64) -> Option<f64> {
+        match self.take_raw(field) {
+            Patch::Value(Value::Number(n)) => match n.as_f64() {
+                Some(v) if v.is_finite() && v >= lo && v <= hi => Some(v),
+                _ => {
+                    self.error(field, format!("must be between {lo} and {hi}"));
+                    None
+                }
+            },
+            Patch::Value(_) => {
+                self.error(field, "must be a number");
+                None
+            }
+            Patch::Null | Patch::Absent => None,
+        }
+    }
+
+    /// A whole number within `[lo, hi]`; `null` or absent is `None`.
+    pub fn integer(&mut self, field: &str, lo: u64, hi: u64) -> Option<u64> {
+        match self.take_raw(field) {
+            Patch::Value(Value::Number(n)) => match n.as_u64() {
+                Some(v) if (lo..=hi).contains(&v) => Some(v),
+                _ => {
+                    self.error(field, format!("must be an integer from {lo} to {hi}"));
+                    None
+                }
+            },
+            Patch::Value(_) => {
+                self.error(field, "must be an integer");
+                None
+            }
+            Patch::Null | Patch::Absent => None,
+        }
+    }
+
     /// An array of short strings (tags and the like).
     pub fn string_list(
         &mut self,
@@ -392,6 +428,23 @@ mod tests {
             .enumeration("visibility", &[("public", 1), ("private", 2)])
             .is_absent());
         assert!(o.finish().unwrap_err().fields["visibility"].contains("public, private"));
+    }
+
+    #[test]
+    fn numbers_and_integers_are_bounded() {
+        let mut o =
+            parse_object(br#"{"t": 0.5, "u": 1.5, "n": "x", "m": 4000, "k": 2.5}"#).unwrap();
+        assert_eq!(o.number("t", 0.0, 1.0), Some(0.5));
+        assert_eq!(o.number("u", 0.0, 1.0), None);
+        assert_eq!(o.number("n", 0.0, 1.0), None);
+        assert_eq!(o.integer("m", 1, 8000), Some(4000));
+        assert_eq!(o.integer("k", 1, 8000), None);
+        assert_eq!(o.number("absent", 0.0, 1.0), None);
+        let e = o.finish().unwrap_err();
+        assert_eq!(e.fields["u"], "must be between 0 and 1");
+        assert_eq!(e.fields["n"], "must be a number");
+        assert_eq!(e.fields["k"], "must be an integer from 1 to 8000");
+        assert!(!e.fields.contains_key("absent"));
     }
 
     #[test]

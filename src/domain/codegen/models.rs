@@ -388,40 +388,6 @@ pub struct ModelOverride {
     pub presence_penalty: Option<f64>,
 }
 
-fn number(o: &mut JsonObject, field: &str, lo: f64, hi: f64) -> Option<f64> {
-    match o.take_raw(field) {
-        Patch::Value(Value::Number(n)) => match n.as_f64() {
-            Some(v) if in_range(v, lo, hi) => Some(v),
-            _ => {
-                o.error(field, format!("must be between {lo} and {hi}"));
-                None
-            }
-        },
-        Patch::Value(_) => {
-            o.error(field, "must be a number");
-            None
-        }
-        Patch::Null | Patch::Absent => None,
-    }
-}
-
-fn integer(o: &mut JsonObject, field: &str, lo: u64, hi: u64) -> Option<u64> {
-    match o.take_raw(field) {
-        Patch::Value(Value::Number(n)) => match n.as_u64() {
-            Some(v) if (lo..=hi).contains(&v) => Some(v),
-            _ => {
-                o.error(field, format!("must be an integer from {lo} to {hi}"));
-                None
-            }
-        },
-        Patch::Value(_) => {
-            o.error(field, "must be an integer");
-            None
-        }
-        Patch::Null | Patch::Absent => None,
-    }
-}
-
 /// Renames an error's fields to `prefix.field` (a nested object's fields).
 fn prefixed(e: ApiError, prefix: &str) -> ApiError {
     if e.fields.is_empty() {
@@ -479,11 +445,13 @@ impl ModelOverride {
         Self {
             provider,
             model,
-            temperature: number(o, "temperature", 0.0, 1.0),
-            max_tokens: integer(o, "maxTokens", 1, MAX_TOKENS_CEILING as u64).map(|n| n as u32),
-            top_p: number(o, "topP", 0.0, 1.0),
-            frequency_penalty: number(o, "frequencyPenalty", -2.0, 2.0),
-            presence_penalty: number(o, "presencePenalty", -2.0, 2.0),
+            temperature: o.number("temperature", 0.0, 1.0),
+            max_tokens: o
+                .integer("maxTokens", 1, MAX_TOKENS_CEILING as u64)
+                .map(|n| n as u32),
+            top_p: o.number("topP", 0.0, 1.0),
+            frequency_penalty: o.number("frequencyPenalty", -2.0, 2.0),
+            presence_penalty: o.number("presencePenalty", -2.0, 2.0),
         }
     }
 
