@@ -146,28 +146,32 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
 
     // Another user reaches neither the chat nor the state.
     let r = app
-        .req(Method::POST, &format!("/api/agent/chat/{app_id}"))
-        .bearer_auth(&intruder.token)
-        .json(&json!({"message": "scripted-app MARKnope"}))
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::POST,
+            &format!("/api/agent/chat/{app_id}"),
+            &intruder.token,
+            Some(&json!({"message": "scripted-app MARKnope"})),
+        )
+        .await;
     expect_error(r, 404, "E002").await;
     let r = app
-        .req(Method::GET, &format!("/api/agent/{app_id}/state"))
-        .bearer_auth(&intruder.token)
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::GET,
+            &format!("/api/agent/{app_id}/state"),
+            &intruder.token,
+            None,
+        )
+        .await;
     expect_error(r, 404, "E002").await;
     // A bad body is a field error.
     let r = app
-        .req(Method::POST, &format!("/api/agent/chat/{app_id}"))
-        .bearer_auth(&owner.token)
-        .json(&json!({"message": ""}))
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::POST,
+            &format!("/api/agent/chat/{app_id}"),
+            &owner.token,
+            Some(&json!({"message": ""})),
+        )
+        .await;
     expect_error(r, 400, "E004").await;
 
     // An invalid plan: one retry with feedback, then E005; nothing starts.
@@ -262,11 +266,13 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
 
     // The app's files and generation state are mirrored to D1.
     let rec: Value = app
-        .req(Method::GET, &format!("/api/apps/{app_id}"))
-        .bearer_auth(&owner.token)
-        .send()
+        .call(
+            Method::GET,
+            &format!("/api/apps/{app_id}"),
+            &owner.token,
+            None,
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -297,11 +303,13 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
     assert_eq!(status, 200);
     assert!(f["content"].as_str().unwrap().contains(&m2));
     let tree: Value = app
-        .req(Method::GET, &format!("/api/apps/{app_id}/sandbox/tree"))
-        .bearer_auth(&owner.token)
-        .send()
+        .call(
+            Method::GET,
+            &format!("/api/apps/{app_id}/sandbox/tree"),
+            &owner.token,
+            None,
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -358,12 +366,13 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
     let first = r.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("phase_start"));
     let second = app
-        .req(Method::POST, &format!("/api/agent/chat/{app_id}"))
-        .bearer_auth(&owner.token)
-        .json(&json!({ "message": "scripted-app MARKsecond" }))
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::POST,
+            &format!("/api/agent/chat/{app_id}"),
+            &owner.token,
+            Some(&json!({ "message": "scripted-app MARKsecond" })),
+        )
+        .await;
     expect_error(second, 409, "E005").await;
     let mut rest = String::new();
     while let Some(c) = r.chunk().await.unwrap() {

@@ -8,13 +8,7 @@ use serde_json::{json, Value};
 async fn create_get_patch_delete() {
     let app = main_instance();
     let u = app.user("crud").await;
-    let r = app
-        .req(Method::POST, "/api/apps")
-        .bearer_auth(&u.token)
-        .json(&json!({ "title": "  Todo App ", "description": "A simple todo list", "tags": ["react"], "config": {"theme": "dark"} }))
-        .send()
-        .await
-        .unwrap();
+    let r = app.call(Method::POST, "/api/apps", &u.token, Some(&json!({ "title": "  Todo App ", "description": "A simple todo list", "tags": ["react"], "config": {"theme": "dark"} }))).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let created: Value = r.json().await.unwrap();
     let id = created["id"].as_str().unwrap().to_string();
@@ -24,11 +18,8 @@ async fn create_get_patch_delete() {
     assert!(created["createdAt"].as_str().unwrap().ends_with('Z'));
 
     let got: Value = app
-        .req(Method::GET, &format!("/api/apps/{id}"))
-        .bearer_auth(&u.token)
-        .send()
+        .call(Method::GET, &format!("/api/apps/{id}"), &u.token, None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -36,12 +27,13 @@ async fn create_get_patch_delete() {
     assert!(got["files"].is_object());
 
     let r = app
-        .req(Method::PATCH, &format!("/api/apps/{id}"))
-        .bearer_auth(&u.token)
-        .json(&json!({ "title": "Renamed", "description": null, "visibility": "public" }))
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::PATCH,
+            &format!("/api/apps/{id}"),
+            &u.token,
+            Some(&json!({ "title": "Renamed", "description": null, "visibility": "public" })),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let patched: Value = r.json().await.unwrap();
     assert_eq!(
@@ -59,25 +51,16 @@ async fn create_get_patch_delete() {
     );
 
     let r = app
-        .req(Method::DELETE, &format!("/api/apps/{id}"))
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/api/apps/{id}"), &u.token, None)
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = app
-        .req(Method::GET, &format!("/api/apps/{id}"))
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, &format!("/api/apps/{id}"), &u.token, None)
+        .await;
     expect_error(r, 404, "E002").await;
     let r = app
-        .req(Method::DELETE, &format!("/api/apps/{id}"))
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, &format!("/api/apps/{id}"), &u.token, None)
+        .await;
     expect_error(r, 404, "E002").await;
 }
 
@@ -116,19 +99,22 @@ async fn another_users_private_app_is_404_on_every_route() {
     // ...but written by no one else.
     for id in [&private, &public] {
         let r = app
-            .req(Method::PATCH, &format!("/api/apps/{id}"))
-            .bearer_auth(&other.token)
-            .json(&json!({ "title": "pwned" }))
-            .send()
-            .await
-            .unwrap();
+            .call(
+                Method::PATCH,
+                &format!("/api/apps/{id}"),
+                &other.token,
+                Some(&json!({ "title": "pwned" })),
+            )
+            .await;
         expect_error(r, 404, "E002").await;
         let r = app
-            .req(Method::DELETE, &format!("/api/apps/{id}"))
-            .bearer_auth(&other.token)
-            .send()
-            .await
-            .unwrap();
+            .call(
+                Method::DELETE,
+                &format!("/api/apps/{id}"),
+                &other.token,
+                None,
+            )
+            .await;
         expect_error(r, 404, "E002").await;
     }
     // Unauthenticated writes are 401.
@@ -140,11 +126,8 @@ async fn another_users_private_app_is_404_on_every_route() {
     expect_error(r, 401, "E001").await;
     // The owner's apps are untouched and listed only for the owner.
     let mine: Value = app
-        .req(Method::GET, "/api/apps")
-        .bearer_auth(&owner.token)
-        .send()
+        .call(Method::GET, "/api/apps", &owner.token, None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -155,11 +138,8 @@ async fn another_users_private_app_is_404_on_every_route() {
         .iter()
         .all(|a| a["title"] != "pwned"));
     let theirs: Value = app
-        .req(Method::GET, "/api/apps")
-        .bearer_auth(&other.token)
-        .send()
+        .call(Method::GET, "/api/apps", &other.token, None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -185,11 +165,13 @@ async fn another_users_private_app_is_404_on_every_route() {
     assert!(ids.contains(&public.as_str()) && !ids.contains(&private.as_str()));
     // A malformed id is simply not found.
     let r = app
-        .req(Method::GET, "/api/apps/app_%2E%2E%2Fusers")
-        .bearer_auth(&owner.token)
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::GET,
+            "/api/apps/app_%2E%2E%2Fusers",
+            &owner.token,
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
@@ -209,11 +191,8 @@ async fn list_search_sort_visibility_and_paging() {
         let token = u.token.clone();
         async move {
             let r = app
-                .req(Method::GET, &format!("/api/apps{q}"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap();
+                .call(Method::GET, &format!("/api/apps{q}"), &token, None)
+                .await;
             assert_eq!(r.status(), StatusCode::OK, "{q}");
             r.json::<Value>().await.unwrap()
         }
@@ -288,12 +267,13 @@ async fn max_apps_is_enforced_even_under_concurrency() {
         "{results:?}"
     );
     let r = app
-        .req(Method::POST, "/api/apps")
-        .bearer_auth(&u.token)
-        .json(&json!({ "title": "one more" }))
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::POST,
+            "/api/apps",
+            &u.token,
+            Some(&json!({ "title": "one more" })),
+        )
+        .await;
     let e = expect_error(r, 403, "E004").await;
     assert!(e["error"]["message"]
         .as_str()

@@ -59,11 +59,8 @@ async fn register_login_me_logout() {
         .to_string();
 
     let me: Value = app
-        .req(Method::GET, "/api/auth/me")
-        .bearer_auth(&token)
-        .send()
+        .call(Method::GET, "/api/auth/me", &token, None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -71,27 +68,14 @@ async fn register_login_me_logout() {
     assert_eq!(me["user"]["role"], "user");
 
     let r = app
-        .req(Method::POST, "/api/auth/logout")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .call(Method::POST, "/api/auth/logout", &token, None)
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     // The token is revoked for good.
-    let r = app
-        .req(Method::GET, "/api/auth/me")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.call(Method::GET, "/api/auth/me", &token, None).await;
     let e = expect_error(r, 401, "E001").await;
     assert!(e["error"]["message"].as_str().unwrap().contains("revoked"));
-    let r = app
-        .req(Method::GET, "/api/apps")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.call(Method::GET, "/api/apps", &token, None).await;
     expect_error(r, 401, "E001").await;
 }
 
@@ -222,11 +206,8 @@ async fn admin_routes_need_the_admin_role() {
     let app = main_instance();
     let plain = app.user("plain").await;
     let r = app
-        .req(Method::GET, "/api/admin/users")
-        .bearer_auth(&plain.token)
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, "/api/admin/users", &plain.token, None)
+        .await;
     expect_error(r, 403, "E001").await;
     let r = app
         .req(Method::GET, "/api/admin/users")
@@ -260,11 +241,8 @@ async fn admin_routes_need_the_admin_role() {
             .to_string()
     };
     let r = app
-        .req(Method::GET, "/api/admin/users?limit=100")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, "/api/admin/users?limit=100", &token, None)
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert!(body["total"].as_u64().unwrap() >= 2);

@@ -417,3 +417,20 @@ impl Instance {
             .unwrap()
     }
 }
+
+impl Instance {
+    /// Sends one request as `token`'s user, with an optional JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Response {
+        let mut req = self.req(method, path).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send().await.unwrap()
+    }
+}

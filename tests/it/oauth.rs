@@ -84,11 +84,8 @@ async fn sign_in(app: &Instance, provider: &str, user: &str) -> (String, Value) 
     assert_eq!(location(&r), "/apps");
     let token = cookie(&r, "byte_session").expect("session cookie");
     let me: Value = app
-        .req(Method::GET, "/api/auth/me")
-        .bearer_auth(&token)
-        .send()
+        .call(Method::GET, "/api/auth/me", &token, None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -135,10 +135,7 @@ async fn bad_query_parameters_name_the_fields() {
         assert!(e["error"]["fields"][f].is_string(), "{f}: {e}");
     }
     let r = app
-        .req(Method::GET, "/api/apps?page=abc")
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, "/api/apps?page=abc", &u.token, None)
+        .await;
     expect_error(r, 400, "E004").await;
 }

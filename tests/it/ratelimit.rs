@@ -24,12 +24,7 @@ async fn exactly_n_of_m_simultaneous_requests_pass() {
         "{statuses:?}"
     );
 
-    let r = app
-        .req(Method::GET, "/api/apps")
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.call(Method::GET, "/api/apps", &u.token, None).await;
     let h = r.headers().clone();
     assert_eq!(h["x-ratelimit-limit"], TIGHT_API_LIMIT.to_string().as_str());
     assert_eq!(h["x-ratelimit-remaining"], "0");
@@ -52,12 +47,7 @@ async fn exactly_n_of_m_simultaneous_requests_pass() {
 
     // Another user has a budget of their own.
     let other = app.user("rl2").await;
-    let r = app
-        .req(Method::GET, "/api/apps")
-        .bearer_auth(&other.token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.call(Method::GET, "/api/apps", &other.token, None).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["x-ratelimit-remaining"],

@@ -9,20 +9,24 @@ use std::time::{Duration, Instant};
 
 async fn create_ready(app: &Instance, u: &User, app_id: &str) -> Value {
     let r = app
-        .req(Method::POST, &format!("/api/apps/{app_id}/sandbox"))
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::POST,
+            &format!("/api/apps/{app_id}/sandbox"),
+            &u.token,
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED, "{:?}", r.text().await);
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let s: Value = app
-            .req(Method::GET, &format!("/api/apps/{app_id}/sandbox"))
-            .bearer_auth(&u.token)
-            .send()
+            .call(
+                Method::GET,
+                &format!("/api/apps/{app_id}/sandbox"),
+                &u.token,
+                None,
+            )
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -94,12 +98,13 @@ async fn write(
     path: &str,
     content: &str,
 ) -> reqwest::Response {
-    app.req(Method::POST, &format!("/api/apps/{app_id}/sandbox/files"))
-        .bearer_auth(&u.token)
-        .json(&json!({ "files": [{ "path": path, "content": content }] }))
-        .send()
-        .await
-        .unwrap()
+    app.call(
+        Method::POST,
+        &format!("/api/apps/{app_id}/sandbox/files"),
+        &u.token,
+        Some(&json!({ "files": [{ "path": path, "content": content }] })),
+    )
+    .await
 }
 
 /// Polls until `f` says yes (file watchers and dev servers take a moment); panics after `secs`.
@@ -129,12 +134,13 @@ async fn sandbox_lifecycle_preview_changes_errors_and_isolation() {
 
     // Unknown template is a validation error; nothing starts.
     let r = app
-        .req(Method::POST, &format!("/api/apps/{app_id}/sandbox"))
-        .bearer_auth(&owner.token)
-        .json(&json!({"template": "cobol"}))
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::POST,
+            &format!("/api/apps/{app_id}/sandbox"),
+            &owner.token,
+            Some(&json!({"template": "cobol"})),
+        )
+        .await;
     let e = expect_error(r, 400, "E004").await;
     assert!(e["error"]["fields"]["template"]
         .as_str()
@@ -251,11 +257,13 @@ async fn sandbox_lifecycle_preview_changes_errors_and_isolation() {
         expect_error(r, 400, "E004").await;
     }
     let tree: Value = app
-        .req(Method::GET, &format!("/api/apps/{app_id}/sandbox/tree"))
-        .bearer_auth(&owner.token)
-        .send()
+        .call(
+            Method::GET,
+            &format!("/api/apps/{app_id}/sandbox/tree"),
+            &owner.token,
+            None,
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -342,11 +350,13 @@ async fn sandbox_lifecycle_preview_changes_errors_and_isolation() {
 
     // Logs are there for the owner.
     let logs: Value = app
-        .req(Method::GET, &format!("/api/apps/{app_id}/sandbox/logs"))
-        .bearer_auth(&owner.token)
-        .send()
+        .call(
+            Method::GET,
+            &format!("/api/apps/{app_id}/sandbox/logs"),
+            &owner.token,
+            None,
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -377,11 +387,13 @@ async fn sandbox_lifecycle_preview_changes_errors_and_isolation() {
 
     // Stop: the preview goes away.
     let r = app
-        .req(Method::DELETE, &format!("/api/apps/{app_id}/sandbox"))
-        .bearer_auth(&owner.token)
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::DELETE,
+            &format!("/api/apps/{app_id}/sandbox"),
+            &owner.token,
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "stopped");
     let (status, _) = preview.get("/").await;
@@ -409,21 +421,25 @@ async fn public_previews_need_no_token_and_quota_is_enforced() {
     for i in 1..SANDBOX_QUOTA {
         let id = app.app(&u, &format!("extra {i}"), "private").await;
         let r = app
-            .req(Method::POST, &format!("/api/apps/{id}/sandbox"))
-            .bearer_auth(&u.token)
-            .send()
-            .await
-            .unwrap();
+            .call(
+                Method::POST,
+                &format!("/api/apps/{id}/sandbox"),
+                &u.token,
+                None,
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         ids.push(id);
     }
     let over = app.app(&u, "one too many", "private").await;
     let r = app
-        .req(Method::POST, &format!("/api/apps/{over}/sandbox"))
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::POST,
+            &format!("/api/apps/{over}/sandbox"),
+            &u.token,
+            None,
+        )
+        .await;
     let e = expect_error(r, 403, "E006").await;
     assert!(e["error"]["message"]
         .as_str()
@@ -431,33 +447,41 @@ async fn public_previews_need_no_token_and_quota_is_enforced() {
         .contains(&format!("at most {SANDBOX_QUOTA}")));
     // Re-requesting an already active sandbox is not a new one.
     let r = app
-        .req(Method::POST, &format!("/api/apps/{}/sandbox", ids[0]))
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::POST,
+            &format!("/api/apps/{}/sandbox", ids[0]),
+            &u.token,
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     // Stopping one frees a slot.
     let r = app
-        .req(Method::DELETE, &format!("/api/apps/{}/sandbox", ids[1]))
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::DELETE,
+            &format!("/api/apps/{}/sandbox", ids[1]),
+            &u.token,
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = app
-        .req(Method::POST, &format!("/api/apps/{over}/sandbox"))
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::POST,
+            &format!("/api/apps/{over}/sandbox"),
+            &u.token,
+            None,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     for id in [&ids[0], &over] {
-        app.req(Method::DELETE, &format!("/api/apps/{id}/sandbox"))
-            .bearer_auth(&u.token)
-            .send()
-            .await
-            .unwrap();
+        app.call(
+            Method::DELETE,
+            &format!("/api/apps/{id}/sandbox"),
+            &u.token,
+            None,
+        )
+        .await;
     }
 }
 

@@ -128,11 +128,8 @@ async fn bad_bodies_are_rejected_and_nothing_is_written() {
 
     // Only the one valid create happened.
     let list: Value = app
-        .req(Method::GET, "/api/apps")
-        .bearer_auth(&u.token)
-        .send()
+        .call(Method::GET, "/api/apps", &u.token, None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
