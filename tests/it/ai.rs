@@ -64,12 +64,8 @@ fn nonce(tag: &str) -> String {
 }
 
 async fn ai_test(app: &Instance, u: &User, body: Value) -> Response {
-    app.req(Method::POST, "/api/ai/test")
-        .bearer_auth(&u.token)
-        .json(&body)
-        .send()
+    app.call(Method::POST, "/api/ai/test", &u.token, Some(&body))
         .await
-        .unwrap()
 }
 
 async fn ok_json(r: Response) -> Value {
@@ -80,48 +76,59 @@ async fn ok_json(r: Response) -> Value {
 }
 
 async fn get(app: &Instance, u: &User, path: &str) -> Value {
-    ok_json(
-        app.req(Method::GET, path)
-            .bearer_auth(&u.token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    ok_json(app.call(Method::GET, path, &u.token, None).await).await
 }
 
-/// Rows from the instance's local D1 database, read with `wrangler d1 execute` (one at a time,
-/// retried: the running instance may hold the database briefly).
+/// Rows from the instance's local D1 database, read straight from its SQLite file with a
+/// read-only connection: the database is in WAL mode, where readers never block the running
+/// Worker's writes (an external `wrangler d1 execute` took locks and made them fail as busy).
 fn d1_rows(app: &Instance, sql: &str) -> Vec<Value> {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let wrangler = std::env::var_os("WRANGLER")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("node_modules/.bin/wrangler"));
-    let mut last = String::new();
-    for _ in 0..5 {
-        let out = std::process::Command::new(&wrangler)
-            .current_dir(&root)
-            .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
-            .arg(&app.state)
-            .args(["--command", sql])
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("CI", "true")
-            .output()
-            .expect("wrangler runs");
-        if out.status.success() {
-            let v: Value = serde_json::from_slice(&out.stdout).expect("d1 execute prints JSON");
-            return v[0]["results"].as_array().cloned().unwrap_or_default();
+    let dir = app.state.join("v3/d1");
+    let mut files = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "sqlite") {
+                files.push(p);
+            }
         }
-        last = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    panic!("d1 execute failed: {last}");
+    for f in files {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        let Ok(conn) = rusqlite::Connection::open_with_flags(&f, flags) else {
+            continue;
+        };
+        let Ok(mut stmt) = conn.prepare(sql) else {
+            continue;
+        };
+        let names: Vec<String> = stmt.column_names().map(|n| n.to_string()).collect();
+        let rows = stmt
+            .query_map([], |row| {
+                let mut obj = serde_json::Map::new();
+                for (i, n) in names.iter().enumerate() {
+                    let v = match row.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(x) => json!(x),
+                        rusqlite::types::ValueRef::Real(x) => json!(x),
+                        rusqlite::types::ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
+                        rusqlite::types::ValueRef::Blob(b) => json!(b),
+                    };
+                    obj.insert(n.clone(), v);
+                }
+                Ok(Value::Object(obj))
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        return rows;
+    }
+    panic!(
+        "no D1 database under {} answers {sql:?}",
+        app.state.display()
+    );
 }
 
 /// Whether `needle` occurs in any file under `dir` (databases, logs, object storage).
@@ -157,23 +164,25 @@ async fn own_keys_are_sealed_never_returned_and_used_only_by_their_owner() {
         ("nope", json!({"apiKey": key_a}), "provider"),
     ] {
         let r = app
-            .req(Method::PUT, &format!("/api/ai/keys/{provider}"))
-            .bearer_auth(&a.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .call(
+                Method::PUT,
+                &format!("/api/ai/keys/{provider}"),
+                &a.token,
+                Some(&body),
+            )
+            .await;
         let e = expect_error(r, 400, "E004").await;
         assert!(e["error"]["fields"][field].is_string(), "{e}");
     }
 
     let r = app
-        .req(Method::PUT, "/api/ai/keys/custom")
-        .bearer_auth(&a.token)
-        .json(&json!({ "apiKey": key_a }))
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::PUT,
+            "/api/ai/keys/custom",
+            &a.token,
+            Some(&json!({ "apiKey": key_a })),
+        )
+        .await;
     let text = r.text().await.unwrap();
     assert!(!text.contains(&key_a), "{text}");
     let put: Value = serde_json::from_str(&text).unwrap();
@@ -258,12 +267,7 @@ async fn own_keys_are_sealed_never_returned_and_used_only_by_their_owner() {
 async fn key_routes_need_the_encryption_key() {
     let app = ai_nokey_instance();
     let u = app.user("nokey").await;
-    let r = app
-        .req(Method::GET, "/api/ai/keys")
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.call(Method::GET, "/api/ai/keys", &u.token, None).await;
     let e = expect_error(r, 503, "E000").await;
     assert!(
         e["error"]["message"]
@@ -273,12 +277,13 @@ async fn key_routes_need_the_encryption_key() {
         "{e}"
     );
     let r = app
-        .req(Method::PUT, "/api/ai/keys/openai")
-        .bearer_auth(&u.token)
-        .json(&json!({"apiKey": "sk-0123456789abcdef"}))
-        .send()
-        .await
-        .unwrap();
+        .call(
+            Method::PUT,
+            "/api/ai/keys/openai",
+            &u.token,
+            Some(&json!({"apiKey": "sk-0123456789abcdef"})),
+        )
+        .await;
     expect_error(r, 503, "E000").await;
 }
 
@@ -362,11 +367,8 @@ async fn model_overrides_are_validated_and_applied() {
 
     // Reset.
     let r = app
-        .req(Method::DELETE, "/api/ai/models/chat_edit")
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+        .call(Method::DELETE, "/api/ai/models/chat_edit", &u.token, None)
+        .await;
     assert_eq!(ok_json(r).await["primary"]["model"], PRIMARY_MODEL);
     let n = nonce("reset");
     let r = ok_json(ai_test(app, &u, json!({ "prompt": n, "operation": "blueprint" })).await).await;
