@@ -172,10 +172,7 @@ impl Run {
             init.with_headers(h).with_body(Some(b.into()));
         }
         let req = Request::new_with_init(&format!("https://sandbox{path}"), &init)?;
-        self.env
-            .durable_object(crate::objects::sandbox_do::BINDING)?
-            .id_from_name(&self.app_id)?
-            .get_stub()?
+        super::stub(&self.env, super::sandbox_do::BINDING, &self.app_id)?
             .fetch_with_request(req)
             .await
     }

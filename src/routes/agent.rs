@@ -10,13 +10,7 @@ use crate::objects::codegen_do::BINDING;
 use worker::{Headers, Method, Request, RequestInit, Response, Stub};
 
 fn stub(app: &App, app_id: &str) -> ApiResult<Stub> {
-    app.env
-        .durable_object(BINDING)
-        .map_err(internal)?
-        .id_from_name(app_id)
-        .map_err(internal)?
-        .get_stub()
-        .map_err(internal)
+    crate::objects::stub(&app.env, BINDING, app_id).map_err(internal)
 }
 
 pub async fn chat(mut req: Request, app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {

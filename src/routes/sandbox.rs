@@ -35,13 +35,7 @@ pub async fn owned(
 }
 
 pub fn stub(app: &App, app_id: &str) -> ApiResult<Stub> {
-    app.env
-        .durable_object(BINDING)
-        .map_err(internal)?
-        .id_from_name(app_id)
-        .map_err(internal)?
-        .get_stub()
-        .map_err(internal)
+    crate::objects::stub(&app.env, BINDING, app_id).map_err(internal)
 }
 
 async fn command(app: &App, app_id: &str, cmd: &Command) -> ApiResult<Option<State>> {

@@ -37,12 +37,8 @@ pub async fn hit(
     limit: Limit,
     cost: u64,
 ) -> ApiResult<Decision> {
-    let ns = env.durable_object(BINDING).map_err(internal)?;
-    let stub = ns
-        .id_from_name(&format!("{}:{key}", class.name()))
-        .map_err(internal)?
-        .get_stub()
-        .map_err(internal)?;
+    let stub =
+        crate::objects::stub(env, BINDING, &format!("{}:{key}", class.name())).map_err(internal)?;
     let body = serde_json::to_string(&HitRequest { limit, cost }).map_err(internal)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(body.into()));
