@@ -33,6 +33,8 @@ pub struct Config {
     /// Previews are served on `<app label>.<preview_domain>`.
     pub preview_domain: String,
     pub sandbox_instance_type: InstanceType,
+    /// Correction rounds per phase before remaining errors are reported (`MAX_CORRECTION_ROUNDS`).
+    pub max_corrections: u32,
 }
 
 impl Config {
@@ -77,6 +79,11 @@ impl Config {
             &get("SANDBOX_INSTANCE_TYPE").unwrap_or_else(|| "standard-3".into()),
         )
         .map_err(|e| format!("SANDBOX_INSTANCE_TYPE: {e}"))?;
+        let max_corrections = match get("MAX_CORRECTION_ROUNDS") {
+            None => super::codegen::blueprint::DEFAULT_MAX_CORRECTIONS,
+            Some(v) => super::codegen::blueprint::parse_max_corrections(&v)
+                .map_err(|e| format!("MAX_CORRECTION_ROUNDS: {e}"))?,
+        };
         Ok(Self {
             auth_limit: limit("RATE_LIMIT_AUTH", "1000/60")?,
             api_limit: limit("RATE_LIMIT_API", "10000/60")?,
@@ -101,6 +108,7 @@ impl Config {
                 .unwrap_or_else(|| "preview.localhost".into())
                 .to_ascii_lowercase(),
             sandbox_instance_type,
+            max_corrections,
         })
     }
 
@@ -134,6 +142,16 @@ mod tests {
         assert_eq!(c.ai_token_limit.requests, 100_000);
         assert_eq!(c.max_apps_per_user, 100);
         assert!(c.google.is_none() && c.github.is_none());
+        assert_eq!(c.max_corrections, 3);
+        assert_eq!(
+            cfg(&[("MAX_CORRECTION_ROUNDS", "0")])
+                .unwrap()
+                .max_corrections,
+            0
+        );
+        assert!(cfg(&[("MAX_CORRECTION_ROUNDS", "11")])
+            .unwrap_err()
+            .contains("MAX_CORRECTION_ROUNDS"));
         assert_eq!(
             (c.max_sandboxes_per_user, c.preview_domain.as_str()),
             (10, "preview.localhost")

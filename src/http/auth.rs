@@ -13,6 +13,8 @@ pub struct Caller {
     pub user_id: String,
     pub sid: String,
     pub via_cookie: bool,
+    /// When the presented token expires (epoch seconds).
+    pub expires_at: i64,
 }
 
 /// The outcome of looking at a request's credentials.
@@ -57,10 +59,13 @@ pub fn read_credentials(req: &Request, app: &App) -> Identity {
         },
     };
     match app.keys.verify(&token, now_ms()) {
-        Ok(Session { claims, .. }) => Identity::User(Caller {
+        Ok(Session {
+            claims, expires_at, ..
+        }) => Identity::User(Caller {
             user_id: claims.user_id,
             sid: claims.sid,
             via_cookie,
+            expires_at,
         }),
         Err(e) => Identity::Invalid(e),
     }

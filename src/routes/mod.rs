@@ -8,7 +8,7 @@ mod apps;
 mod auth;
 mod health;
 mod preview;
-mod sandbox;
+pub(crate) mod sandbox;
 
 use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::ratelimit::Decision;
@@ -61,6 +61,11 @@ enum Route {
     AiUsage,
     AgentChat(String),
     AgentState(String),
+    AgentEvents(String),
+    AgentSocket(String),
+    AgentVersions(String),
+    AgentVersion(String, String),
+    AgentVersionFile(String, String, String),
 }
 
 impl Route {
@@ -159,6 +164,25 @@ impl Route {
             ["api", "agent", id, "state"] => {
                 by_method(vec![("GET", Route::AgentState(id.to_string()))])
             }
+            ["api", "agent", id, "events"] => {
+                by_method(vec![("GET", Route::AgentEvents(id.to_string()))])
+            }
+            ["api", "agent", id, "ws"] => {
+                by_method(vec![("GET", Route::AgentSocket(id.to_string()))])
+            }
+            ["api", "agent", id, "versions"] => {
+                by_method(vec![("GET", Route::AgentVersions(id.to_string()))])
+            }
+            ["api", "agent", id, "versions", n] => by_method(vec![(
+                "GET",
+                Route::AgentVersion(id.to_string(), n.to_string()),
+            )]),
+            ["api", "agent", id, "versions", n, "files", rest @ ..] if !rest.is_empty() => {
+                by_method(vec![(
+                    "GET",
+                    Route::AgentVersionFile(id.to_string(), n.to_string(), rest.join("/")),
+                )])
+            }
             _ => Err(ApiError::new(
                 404,
                 crate::domain::error::ErrorCode::E002,
@@ -240,6 +264,13 @@ async fn dispatch(
         Route::AiUsage => ai::usage(app, user()?).await,
         Route::AgentChat(id) => agent::chat(req, app, user()?, &id).await,
         Route::AgentState(id) => agent::state(req, app, user()?, &id).await,
+        Route::AgentEvents(id) => agent::events(req, app, user()?, &id).await,
+        Route::AgentSocket(id) => agent::socket(req, app, user()?, &id).await,
+        Route::AgentVersions(id) => agent::versions(app, user()?, &id).await,
+        Route::AgentVersion(id, n) => agent::version(app, user()?, &id, &n).await,
+        Route::AgentVersionFile(id, n, path) => {
+            agent::version_file(app, user()?, &id, &n, &path).await
+        }
     }
 }
 

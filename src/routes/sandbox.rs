@@ -56,14 +56,24 @@ async fn command(app: &App, app_id: &str, cmd: &Command) -> ApiResult<Option<Sta
 
 /// A URL that opens the app's preview; private apps get a short-lived token in it.
 pub fn preview_url(req: &Request, app: &App, app_id: &str) -> ApiResult<String> {
-    let label = preview_label(app_id).ok_or_else(ApiError::internal)?;
     let url = req.url().map_err(internal)?;
-    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    preview_url_at(app, url.scheme(), url.port(), app_id)
+}
+
+/// A fresh signed preview URL for `app_id`, served on `scheme` and `port` (those the API was
+/// reached on: the preview hostnames share the Worker's listener).
+pub fn preview_url_at(
+    app: &App,
+    scheme: &str,
+    port: Option<u16>,
+    app_id: &str,
+) -> ApiResult<String> {
+    let label = preview_label(app_id).ok_or_else(ApiError::internal)?;
+    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
     let exp = now_ms() / 1000 + PREVIEW_URL_TTL_S;
     let token = preview_token(label, exp, |text| app.keys.sign("preview", text));
     Ok(format!(
-        "{}://{label}.{}{port}/?__byte_preview={token}",
-        url.scheme(),
+        "{scheme}://{label}.{}{port}/?__byte_preview={token}",
         app.cfg.preview_domain
     ))
 }

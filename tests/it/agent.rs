@@ -1,13 +1,17 @@
-//! The code-generation agent end to end: `POST /api/agent/chat/:appId` against the scripted fake
-//! model and a real `byte-sandbox` — the SSE event sequence, files landing in the sandbox, the
+//! The code-generation agent end to end, against the scripted fake model and a real
+//! `byte-sandbox`: the SSE and WebSocket event sequences, files landing in the sandbox, the
 //! preview serving the generated app, a path outside the app rejected while the phase's other
 //! files land, a cut-off stream (E005, no partial file), an invalid plan (E005 after one retry),
-//! the state endpoint with event replay, D1 mirroring, and isolation from other users.
+//! the state endpoint with event replay, D1 mirroring, isolation from other users, reconnecting
+//! clients, stop and resume, follow-up edits as diffs (queued while work runs), versions in R2,
+//! retries and the fallback model inside a run, the AI limits (E003), and a `wrangler dev`
+//! killed mid-generation that resumes with every file written exactly once.
 
 use crate::fake_llm;
 use crate::harness::{expect_error, sandbox_agent, Instance, User, SANDBOX_SECRET};
 use crate::sandbox::Preview;
 use byte_platform::domain::codegen::events::{parse_event, AgentEvent, RunOutcome};
+use byte_platform::domain::error::ErrorCode;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,16 +29,20 @@ fn agent_instance() -> &'static Instance {
             ("SANDBOX_SECRET", SANDBOX_SECRET.into()),
             ("OPENAI_COMPATIBLE_BASE_URL", format!("{fake}/v1")),
             ("OPENAI_COMPATIBLE_API_KEY", "agent-platform-key".into()),
-            (
-                "MODEL_CONFIG",
-                json!({"default": {"provider": "custom", "model": fake_llm::PRIMARY_MODEL, "maxTokens": 1000}})
-                    .to_string(),
-            ),
+            ("MODEL_CONFIG", model_config()),
             ("RATE_LIMIT_AI", "1000/60".into()),
             ("RATE_LIMIT_AI_TOKENS", "1000000/60".into()),
             ("LLM_TIMEOUT_MS", "30000".into()),
         ])
     })
+}
+
+fn model_config() -> String {
+    json!({
+        "default": {"provider": "custom", "model": fake_llm::PRIMARY_MODEL, "maxTokens": 1000},
+        "implementation": {"fallback": {"model": fake_llm::FALLBACK_MODEL}}
+    })
+    .to_string()
 }
 
 fn mark() -> String {
@@ -97,7 +105,7 @@ fn labels(events: &[(Option<u64>, AgentEvent)]) -> Vec<String> {
     events
         .iter()
         .filter_map(|(_, e)| match e {
-            AgentEvent::FileChunk { .. } => None,
+            AgentEvent::FileChunk { .. } | AgentEvent::State(_) => None,
             AgentEvent::PhaseStart { phase, .. } => Some(format!("phase_start {phase}")),
             AgentEvent::PhaseComplete { phase, .. } => Some(format!("phase_complete {phase}")),
             AgentEvent::FileGenerated { path, .. } => Some(format!("file_generated {path}")),
@@ -137,6 +145,127 @@ async fn state(app: &Instance, u: &User, app_id: &str, since: u64) -> Value {
     r.json().await.unwrap()
 }
 
+type WsStream = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A WebSocket client of an app's agent.
+struct Ws {
+    ws: WsStream,
+}
+
+/// Opens `/api/agent/:appId/ws` with `headers`; the HTTP status when the upgrade is refused.
+async fn ws_open(
+    app: &Instance,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Ws, (u16, String)> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let addr = app.base.trim_start_matches("http://");
+    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    for (k, v) in headers {
+        let name: tokio_tungstenite::tungstenite::http::HeaderName = k.parse().unwrap();
+        req.headers_mut().insert(name, v.parse().unwrap());
+    }
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    match tokio_tungstenite::client_async(req, tcp).await {
+        Ok((ws, resp)) => {
+            assert_eq!(resp.status().as_u16(), 101);
+            Ok(Ws { ws })
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err((
+            r.status().as_u16(),
+            String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).into_owned(),
+        )),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+impl Ws {
+    async fn connect(app: &Instance, u: &User, app_id: &str, since: Option<u64>) -> Ws {
+        let q = since.map(|s| format!("?since={s}")).unwrap_or_default();
+        let auth = format!("Bearer {}", u.token);
+        ws_open(
+            app,
+            &format!("/api/agent/{app_id}/ws{q}"),
+            &[("Authorization", &auth)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("upgrade refused: {e:?}"))
+    }
+
+    async fn send(&mut self, cmd: Value) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                cmd.to_string().into(),
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// The next event (with its stored id, if it has one).
+    async fn next(&mut self) -> (Option<u64>, AgentEvent) {
+        use futures_util::StreamExt;
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(300), self.ws.next())
+                .await
+                .expect("an event within 300 s")
+                .expect("the socket is open")
+                .unwrap();
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+                let mut v: Value = serde_json::from_str(&t).unwrap();
+                let id = v
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("id")
+                    .and_then(|i| i.as_u64());
+                let ev = parse_event(&v.to_string()).unwrap_or_else(|e| panic!("{e}: {t}"));
+                return (id, ev);
+            }
+        }
+    }
+
+    /// Events until (and including) the first that `stop` accepts.
+    async fn until(
+        &mut self,
+        stop: impl Fn(&AgentEvent) -> bool,
+    ) -> Vec<(Option<u64>, AgentEvent)> {
+        let mut out = Vec::new();
+        loop {
+            let e = self.next().await;
+            let end = stop(&e.1);
+            out.push(e);
+            if end {
+                return out;
+            }
+        }
+    }
+
+    async fn until_done(&mut self) -> Vec<(Option<u64>, AgentEvent)> {
+        self.until(|e| matches!(e, AgentEvent::Done { .. })).await
+    }
+}
+
+/// Generates the app again from `prompt` over the WebSocket (a new plan even when the app has
+/// files); the events after the command, through `done`.
+async fn generate_ws(
+    app: &Instance,
+    u: &User,
+    app_id: &str,
+    prompt: &str,
+) -> Vec<(Option<u64>, AgentEvent)> {
+    let mut ws = Ws::connect(app, u, app_id, None).await;
+    assert!(matches!(ws.next().await.1, AgentEvent::State(_)));
+    ws.send(json!({"type": "generate", "prompt": prompt})).await;
+    ws.until_done().await
+}
+
+fn generated(events: &[(Option<u64>, AgentEvent)], path: &str) -> usize {
+    events
+        .iter()
+        .filter(|(_, e)| matches!(e, AgentEvent::FileGenerated { path: p, .. } if p == path))
+        .count()
+}
+
 #[tokio::test]
 async fn prompt_to_previewed_app_with_rejections_and_failures() {
     let app = agent_instance();
@@ -163,6 +292,29 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
         )
         .await;
     expect_error(r, 404, "E002").await;
+    let auth = format!("Bearer {}", intruder.token);
+    let refused = ws_open(
+        app,
+        &format!("/api/agent/{app_id}/ws"),
+        &[("Authorization", &auth)],
+    )
+    .await
+    .err()
+    .expect("the intruder's socket is refused");
+    assert_eq!(refused.0, 404, "{refused:?}");
+    assert!(ws_open(app, &format!("/api/agent/{app_id}/ws"), &[])
+        .await
+        .is_err_and(|(status, _)| status == 401));
+    // Without an upgrade the socket endpoint says what it wants.
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/agent/{app_id}/ws"),
+            &owner.token,
+            None,
+        )
+        .await;
+    expect_error(r, 426, "E004").await;
     // A bad body is a field error.
     let r = app
         .call(
@@ -284,7 +436,7 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
 
     // A path outside the app is rejected; the phase's other files land.
     let m2 = mark();
-    let events = chat(app, &owner, &app_id, &format!("scripted-evil {m2}")).await;
+    let events = generate_ws(app, &owner, &app_id, &format!("scripted-evil {m2}")).await;
     let l = labels(&events);
     assert_eq!(
         &l[2..6],
@@ -317,7 +469,7 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
 
     // A stream cut off inside a file: E005, the finished file landed, the cut one did not.
     let m3 = mark();
-    let events = chat(app, &owner, &app_id, &format!("scripted-cut {m3}")).await;
+    let events = generate_ws(app, &owner, &app_id, &format!("scripted-cut {m3}")).await;
     let l = labels(&events);
     assert!(
         l.contains(&"file_generated src/lib/cut-ok.ts".to_string()),
@@ -349,36 +501,6 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
         state(app, &owner, &app_id, 0).await["state"]["status"],
         "failed"
     );
-
-    // One run at a time per app: a second chat while one streams is refused.
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(400))
-        .build()
-        .unwrap();
-    let mut r = client
-        .post(app.url(&format!("/api/agent/chat/{app_id}")))
-        .bearer_auth(&owner.token)
-        .json(&json!({ "message": format!("scripted-app {}", mark()) }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let first = r.chunk().await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&first).contains("phase_start"));
-    let second = app
-        .call(
-            Method::POST,
-            &format!("/api/agent/chat/{app_id}"),
-            &owner.token,
-            Some(&json!({ "message": "scripted-app MARKsecond" })),
-        )
-        .await;
-    expect_error(second, 409, "E005").await;
-    let mut rest = String::new();
-    while let Some(c) = r.chunk().await.unwrap() {
-        rest.push_str(&String::from_utf8_lossy(&c));
-    }
-    assert!(rest.contains("\"status\":\"completed\""), "{rest}");
 }
 
 #[tokio::test]
@@ -423,7 +545,7 @@ async fn correction_rounds_fix_errors_and_stop_at_their_bound() {
 
     // A type error only the type checker sees is found and corrected the same way.
     let m = mark();
-    let events = chat(app, &owner, &app_id, &format!("scripted-types {m}")).await;
+    let events = generate_ws(app, &owner, &app_id, &format!("scripted-types {m}")).await;
     let l = labels(&events);
     assert_eq!(
         l.iter()
@@ -448,7 +570,7 @@ async fn correction_rounds_fix_errors_and_stop_at_their_bound() {
     // Corrections that never fix it stop after 3 rounds; the remaining errors are reported and
     // the run goes on.
     let m = mark();
-    let events = chat(app, &owner, &app_id, &format!("scripted-stuck {m}")).await;
+    let events = generate_ws(app, &owner, &app_id, &format!("scripted-stuck {m}")).await;
     let l = labels(&events);
     let foundation: Vec<&str> = l
         .iter()
@@ -480,4 +602,415 @@ async fn correction_rounds_fix_errors_and_stop_at_their_bound() {
     let s = state(app, &owner, &app_id, 0).await;
     assert_eq!(s["state"]["phases"][0]["status"], "failed", "{s}");
     assert_eq!(s["state"]["phases"][1]["status"], "complete", "{s}");
+}
+
+async fn file(app: &Instance, u: &User, app_id: &str, path: &str) -> Option<String> {
+    match read_file(app, u, app_id, path).await {
+        (200, f) => Some(f["content"].as_str().unwrap().to_string()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
+    let app = agent_instance();
+    let owner = app.user("agent-ws").await;
+    let app_id = app.app(&owner, "Live", "private").await;
+
+    // A socket sees the state first, then the run it starts.
+    let m = mark();
+    let mut a = Ws::connect(app, &owner, &app_id, None).await;
+    let AgentEvent::State(first) = a.next().await.1 else {
+        panic!("the state comes first")
+    };
+    assert_eq!(first.last_event_id, 0);
+    // A bad command is answered on this socket only, with the field at fault.
+    a.send(json!({"type": "explode"})).await;
+    let (_, e) = a.next().await;
+    assert!(
+        matches!(&e, AgentEvent::Error { code: ErrorCode::E004, message, recoverable: true } if message.contains("type")),
+        "{e:?}"
+    );
+    a.send(json!({"type": "resume"})).await;
+    assert!(matches!(
+        a.next().await.1,
+        AgentEvent::Error {
+            code: ErrorCode::E004,
+            ..
+        }
+    ));
+    a.send(json!({"type": "generate", "prompt": format!("scripted-slow {m}")}))
+        .await;
+    // Phase 2 streams slowly: stop while src/App.tsx is being written.
+    let before = a
+        .until(|e| matches!(e, AgentEvent::FileChunk { path, .. } if path == "src/App.tsx"))
+        .await;
+    assert_eq!(generated(&before, "src/components/Hello.tsx"), 1);
+
+    // A second client connecting now gets the state, what it missed, then live events.
+    let mut b = Ws::connect(app, &owner, &app_id, Some(0)).await;
+    let AgentEvent::State(snap) = b.next().await.1 else {
+        panic!("the state comes first")
+    };
+    assert_eq!(snap.current_phase.as_deref(), Some("Core"), "{snap:?}");
+    let mut replayed = Vec::new();
+    while replayed.len() < snap.last_event_id as usize {
+        let (id, e) = b.next().await;
+        if id.is_none() {
+            continue; // a live chunk interleaved
+        }
+        replayed.push((id, e));
+    }
+    let ids: Vec<u64> = replayed.iter().map(|(i, _)| i.unwrap()).collect();
+    assert_eq!(ids, (1..=snap.last_event_id).collect::<Vec<_>>());
+    assert_eq!(generated(&replayed, "src/components/Hello.tsx"), 1);
+
+    a.send(json!({"type": "stop"})).await;
+    let rest_a = a.until_done().await;
+    assert!(matches!(
+        rest_a.last().unwrap().1,
+        AgentEvent::Done {
+            status: RunOutcome::Stopped
+        }
+    ));
+    let rest_b = b.until_done().await;
+    assert!(matches!(
+        rest_b.last().unwrap().1,
+        AgentEvent::Done {
+            status: RunOutcome::Stopped
+        }
+    ));
+    let s = state(app, &owner, &app_id, 0).await;
+    assert_eq!(s["state"]["status"], "stopped", "{s}");
+    assert_eq!(s["state"]["phases"][0]["status"], "complete", "{s}");
+    assert_eq!(s["state"]["phases"][1]["status"], "implementing", "{s}");
+    // The template's App.tsx is still there: the generated one was never written.
+    assert!(!file(app, &owner, &app_id, "src/App.tsx")
+        .await
+        .unwrap()
+        .contains(&m));
+    a.send(json!({"type": "stop"})).await;
+    assert!(matches!(
+        a.next().await.1,
+        AgentEvent::Error {
+            code: ErrorCode::E004,
+            ..
+        }
+    ));
+
+    // Resume finishes the interrupted phase; over the whole run every file landed once.
+    a.send(json!({"type": "resume"})).await;
+    let resumed = a.until_done().await;
+    assert_eq!(
+        labels(&resumed),
+        [
+            "phase_start Core",
+            "file_generated src/App.tsx",
+            "phase_complete Core",
+            "preview_ready",
+            "done Completed"
+        ],
+        "{resumed:?}"
+    );
+    let all: Vec<_> = before
+        .iter()
+        .chain(rest_a.iter())
+        .chain(resumed.iter())
+        .cloned()
+        .collect();
+    assert_eq!(generated(&all, "src/components/Hello.tsx"), 1);
+    assert_eq!(generated(&all, "src/App.tsx"), 1);
+    let app_tsx = file(app, &owner, &app_id, "src/App.tsx").await.unwrap();
+    assert!(app_tsx.contains(&format!("<h1>{m}</h1>")), "{app_tsx}");
+    let hello = file(app, &owner, &app_id, "src/components/Hello.tsx")
+        .await
+        .unwrap();
+    let s = state(app, &owner, &app_id, 0).await;
+    assert_eq!(s["state"]["status"], "complete", "{s}");
+    assert_eq!(s["state"]["version"], 2, "one version per phase: {s}");
+
+    // A follow-up chat message edits the app: one diff, only the targeted file.
+    let events = chat(
+        app,
+        &owner,
+        &app_id,
+        "scripted-edit: make the heading HEADone",
+    )
+    .await;
+    assert!(matches!(events[0].1, AgentEvent::State(_)));
+    assert_eq!(
+        labels(&events),
+        [
+            "phase_start edit",
+            "file_generated src/App.tsx",
+            "phase_complete edit",
+            "preview_ready",
+            "done Completed"
+        ],
+        "{events:?}"
+    );
+    let edit_call = fake_llm::conversations_with("HEADone");
+    assert_eq!(edit_call.len(), 1);
+    assert!(
+        edit_call[0].prompt.contains(&app_tsx),
+        "the model saw the current file"
+    );
+    let edited = file(app, &owner, &app_id, "src/App.tsx").await.unwrap();
+    assert_eq!(
+        edited,
+        app_tsx.replace(&format!("<h1>{m}</h1>"), "<h1>HEADone</h1>")
+    );
+    assert_eq!(
+        file(app, &owner, &app_id, "src/components/Hello.tsx")
+            .await
+            .unwrap(),
+        hello
+    );
+
+    // The socket saw the same edit.
+    let seen = a.until_done().await;
+    assert_eq!(generated(&seen, "src/App.tsx"), 1);
+
+    // Messages sent while work runs wait their turn, and each is applied in order.
+    a.send(json!({"type": "message", "text": "scripted-edit: heading HEADtwo"}))
+        .await;
+    a.send(json!({"type": "message", "text": "scripted-edit: heading HEADthree"}))
+        .await;
+    let mut queued_seen = false;
+    let mut edits = Vec::new();
+    loop {
+        let (id, e) = a.next().await;
+        if let AgentEvent::State(s) = &e {
+            queued_seen |= s.queued_messages >= 1;
+        }
+        let done = matches!(e, AgentEvent::Done { .. });
+        edits.push((id, e));
+        if done {
+            break;
+        }
+    }
+    assert!(queued_seen, "{edits:?}");
+    assert_eq!(
+        labels(&edits),
+        [
+            "phase_start edit",
+            "file_generated src/App.tsx",
+            "phase_complete edit",
+            "phase_start edit",
+            "file_generated src/App.tsx",
+            "phase_complete edit",
+            "preview_ready",
+            "done Completed"
+        ],
+        "{edits:?}"
+    );
+    let edited = file(app, &owner, &app_id, "src/App.tsx").await.unwrap();
+    assert!(edited.contains("<h1>HEADthree</h1>"), "{edited}");
+
+    // Every phase and edit saved a version to R2, with its files' contents.
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/agent/{app_id}/versions"),
+            &owner.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    let versions = v["versions"].as_array().unwrap();
+    let numbers: Vec<u64> = versions
+        .iter()
+        .map(|x| x["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 5], "{v}");
+    assert_eq!(versions[2]["label"], "edit");
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/agent/{app_id}/versions/3/files/src/App.tsx"),
+            &owner.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("<h1>HEADone</h1>"));
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/agent/{app_id}/versions/1/files/src/App.tsx"),
+            &owner.token,
+            None,
+        )
+        .await;
+    expect_error(r, 404, "E002").await;
+    let intruder = app.user("agent-ws-intruder").await;
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/agent/{app_id}/versions"),
+            &intruder.token,
+            None,
+        )
+        .await;
+    expect_error(r, 404, "E002").await;
+}
+
+#[tokio::test]
+async fn retries_and_the_fallback_model_inside_a_run() {
+    let app = agent_instance();
+    let owner = app.user("agent-flaky").await;
+    let app_id = app.app(&owner, "Flaky", "private").await;
+    let m = mark();
+    let events = chat(app, &owner, &app_id, &format!("scripted-flaky {m}")).await;
+    assert_eq!(
+        labels(&events).last().map(String::as_str),
+        Some("done Completed"),
+        "{events:?}"
+    );
+    let calls = fake_llm::conversations_with(&m);
+    let plans: Vec<_> = calls
+        .iter()
+        .filter(|r| r.prompt.contains("Reply with the blueprint JSON"))
+        .collect();
+    assert_eq!(plans.len(), 2, "the 429 was retried once");
+    let phase1: Vec<&str> = calls
+        .iter()
+        .filter(|r| r.prompt.contains("Implement phase 1 of"))
+        .map(|r| r.model.as_str())
+        .collect();
+    assert_eq!(phase1.last(), Some(&fake_llm::FALLBACK_MODEL), "{phase1:?}");
+    assert!(
+        phase1.len() >= 2 && phase1[0] == fake_llm::PRIMARY_MODEL,
+        "{phase1:?}"
+    );
+    let (status, f) = read_file(app, &owner, &app_id, "src/components/Hello.tsx").await;
+    assert_eq!(status, 200);
+    assert!(f["content"].as_str().unwrap().contains(&m));
+}
+
+#[tokio::test]
+async fn the_ai_request_limit_stops_a_run_with_e003() {
+    static I: OnceLock<Instance> = OnceLock::new();
+    let app = I.get_or_init(|| {
+        Instance::start(&[
+            ("SANDBOX_BACKEND", "local".into()),
+            ("SANDBOX_URL", sandbox_agent()),
+            ("SANDBOX_SECRET", SANDBOX_SECRET.into()),
+            (
+                "OPENAI_COMPATIBLE_BASE_URL",
+                format!("{}/v1", fake_llm::url()),
+            ),
+            ("MODEL_CONFIG", model_config()),
+            // The chat request, the plan and phase 1; phase 2 is over the limit.
+            ("RATE_LIMIT_AI", "3/60".into()),
+        ])
+    });
+    let owner = app.user("agent-limit").await;
+    let app_id = app.app(&owner, "Limited", "private").await;
+    let events = chat(app, &owner, &app_id, &format!("scripted-app {}", mark())).await;
+    let l = labels(&events);
+    assert_eq!(
+        l,
+        [
+            "phase_start planning",
+            "phase_complete planning",
+            "phase_start Foundation",
+            "file_generated src/components/Hello.tsx",
+            "phase_complete Foundation",
+            "phase_start Core",
+            "error E003 false",
+            "done Failed"
+        ],
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|(_, e)| matches!(e,
+        AgentEvent::Error { code: ErrorCode::E003, message, .. } if message.contains("resets in")))
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_wrangler_dev_resumes_the_run_and_writes_every_file_once() {
+    // Its own instance: this test kills it.
+    let app = Instance::start(&[
+        ("SANDBOX_BACKEND", "local".into()),
+        ("SANDBOX_URL", sandbox_agent()),
+        ("SANDBOX_SECRET", SANDBOX_SECRET.into()),
+        (
+            "OPENAI_COMPATIBLE_BASE_URL",
+            format!("{}/v1", fake_llm::url()),
+        ),
+        ("MODEL_CONFIG", model_config()),
+        ("RATE_LIMIT_AI", "1000/60".into()),
+    ]);
+    let owner = app.user("agent-restart").await;
+    let app_id = app.app(&owner, "Restarted", "private").await;
+    let m = mark();
+    // Phase 2 writes src/lib/first.ts, then its stream stalls inside src/App.tsx.
+    let mut ws = Ws::connect(&app, &owner, &app_id, None).await;
+    ws.next().await;
+    ws.send(json!({"type": "generate", "prompt": format!("scripted-restart {m}")}))
+        .await;
+    let before = ws
+        .until(
+            |e| matches!(e, AgentEvent::FileGenerated { path, .. } if path == "src/lib/first.ts"),
+        )
+        .await;
+    assert_eq!(generated(&before, "src/components/Hello.tsx"), 1);
+    drop(ws);
+
+    app.restart();
+
+    // Nobody calls the agent: its alarm picks the run up. The resumed phase asks the model
+    // again (and this time the stream completes).
+    crate::sandbox::eventually(120, "the resumed phase-2 request", || async {
+        fake_llm::conversations_with(&m)
+            .iter()
+            .filter(|r| r.prompt.contains("Implement phase 2 of"))
+            .count()
+            >= 2
+    })
+    .await;
+    crate::sandbox::eventually(120, "the resumed run to complete", || async {
+        state(&app, &owner, &app_id, 0).await["state"]["status"] == "complete"
+    })
+    .await;
+    let s = state(&app, &owner, &app_id, 0).await;
+    let events: Vec<(Option<u64>, AgentEvent)> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            let id = e
+                .as_object_mut()
+                .unwrap()
+                .remove("id")
+                .and_then(|i| i.as_u64());
+            (id, parse_event(&e.to_string()).unwrap())
+        })
+        .collect();
+    for path in [
+        "src/components/Hello.tsx",
+        "src/lib/first.ts",
+        "src/App.tsx",
+    ] {
+        assert_eq!(generated(&events, path), 1, "{path}: {events:?}");
+    }
+    assert!(
+        matches!(
+            events.last().unwrap().1,
+            AgentEvent::Done {
+                status: RunOutcome::Completed
+            }
+        ),
+        "{events:?}"
+    );
+    let app_tsx = file(&app, &owner, &app_id, "src/App.tsx").await.unwrap();
+    assert!(app_tsx.contains(&m), "{app_tsx}");
+    assert!(file(&app, &owner, &app_id, "src/lib/first.ts")
+        .await
+        .unwrap()
+        .contains(&m));
 }

@@ -11,7 +11,14 @@
 //! - `stall`: never answers;
 //! - `big-usage`: reports [`BIG_TOTAL`] tokens instead of [`NORMAL_TOTAL`];
 //! - `scripted-app`, `scripted-evil`, `scripted-cut`, `scripted-badplan`: the code generator's
-//!   calls, answered by [`scripted`] (a blueprint, phase output in the files format, corrections).
+//!   calls, answered by [`scripted`] (a blueprint, phase output in the files format, corrections);
+//! - `scripted-slow`: as `scripted-app`, with phase 2 streamed slowly (a chunk per 150 ms);
+//! - `scripted-restart`: phase 2 writes `src/lib/first.ts`, then the first such request stalls
+//!   inside `src/App.tsx` (later ones complete);
+//! - `scripted-flaky`: the plan is refused once with 429; phase 1 fails with 500 on every model
+//!   but [`FALLBACK_MODEL`];
+//! - a chat edit asking `scripted-edit HEAD…`: one DIFF changing the heading of the scripted
+//!   `src/App.tsx` to that word.
 //!
 //! Every request is recorded (model, `Authorization`, prompt, stream) for tests to inspect.
 
@@ -45,6 +52,7 @@ pub struct Recorded {
 struct Fake {
     requests: Vec<Recorded>,
     failed_once: HashSet<String>,
+    stalled_once: HashSet<String>,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -100,14 +108,32 @@ fn usage(prompt: &str) -> Value {
 }
 
 fn sse(lines: Vec<String>) -> Response {
-    let chunks: Vec<Result<Bytes, Infallible>> = lines
-        .into_iter()
-        .map(|l| Ok(Bytes::from(format!("data: {l}\n\n"))))
-        .collect();
+    paced_sse(lines, None, false)
+}
+
+/// SSE lines, each after `pace` when given; `stall_at_end` never ends the stream.
+fn paced_sse(
+    lines: Vec<String>,
+    pace: Option<std::time::Duration>,
+    stall_at_end: bool,
+) -> Response {
+    use futures_util::StreamExt;
+    let chunks = futures_util::stream::iter(lines).then(move |l| async move {
+        if let Some(d) = pace {
+            tokio::time::sleep(d).await;
+        }
+        Ok::<Bytes, Infallible>(Bytes::from(format!("data: {l}\n\n")))
+    });
+    let tail = futures_util::stream::once(async move {
+        if stall_at_end {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+        Ok::<Bytes, Infallible>(Bytes::new())
+    });
     Response::builder()
         .status(200)
         .header(header::CONTENT_TYPE, "text/event-stream")
-        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .body(Body::from_stream(chunks.chain(tail)))
         .unwrap()
 }
 
@@ -147,10 +173,22 @@ async fn completions(
         .unwrap_or_default();
     // The code generator's scripted calls take none of the failure markers below (its prompts
     // say "install", which contains "stall").
-    let script = scripted(&conversation);
+    let mut script = scripted(&conversation);
     let scripted_call = script.is_some();
+    let phase2 = prompt.contains("Implement phase 2 of");
+    let planning = prompt.contains("Reply with the blueprint JSON");
+    let flaky = scripted_call && conversation.contains("scripted-flaky");
+    let restart = scripted_call && phase2 && conversation.contains("scripted-restart");
     let first_429 = {
         let mut st = s.lock().unwrap();
+        // The first phase-2 request of a restart run stalls inside its second file.
+        let stall = restart && st.stalled_once.insert(mark(&conversation));
+        if stall {
+            if let Some(t) = script.as_mut() {
+                let cut = t.find("===FILE: src/App.tsx===").unwrap() + 40;
+                t.truncate(cut);
+            }
+        }
         st.requests.push(Recorded {
             model: model.clone(),
             authorization: headers
@@ -161,8 +199,27 @@ async fn completions(
             conversation: conversation.clone(),
             stream,
         });
-        !scripted_call && prompt.contains("fail-429-once") && st.failed_once.insert(prompt.clone())
+        let flaky_429 = flaky
+            && planning
+            && st
+                .failed_once
+                .insert(format!("plan {}", mark(&conversation)));
+        (
+            flaky_429
+                || (!scripted_call
+                    && prompt.contains("fail-429-once")
+                    && st.failed_once.insert(prompt.clone())),
+            stall,
+        )
     };
+    let (first_429, stall) = first_429;
+    if flaky && prompt.contains("Implement phase 1 of") && model != FALLBACK_MODEL {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": {"message": "the primary is down", "type": "server_error"}})),
+        )
+            .into_response();
+    }
     if first_429 {
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -218,6 +275,9 @@ async fn completions(
         lines.truncate(3);
         return sse(lines);
     }
+    if stall {
+        return paced_sse(lines, None, true);
+    }
     lines.push(chunk(&model, json!({}), json!("stop")));
     if include_usage {
         lines.push(
@@ -227,6 +287,9 @@ async fn completions(
         );
     }
     lines.push("[DONE]".into());
+    if scripted_call && phase2 && conversation.contains("scripted-slow") {
+        return paced_sse(lines, Some(std::time::Duration::from_millis(150)), false);
+    }
     sse(lines)
 }
 
@@ -256,8 +319,30 @@ fn file_block(out: &mut String, path: &str, content: &str) {
 ///   it; `scripted-types`: the same with a type error only `tsc` sees; `scripted-stuck`: every
 ///   correction rewrites it broken, phase 2 fixes it.
 pub fn scripted(prompt: &str) -> Option<String> {
+    if prompt.contains("The user's request:") && prompt.contains("scripted-edit") {
+        // The heading as the current App.tsx shown in the prompt has it.
+        let old = prompt
+            .split_once("<h1>")
+            .and_then(|(_, rest)| rest.split_once("</h1>"))
+            .map(|(h, _)| h.to_string())
+            .unwrap_or_else(|| mark(prompt));
+        let request = prompt
+            .rsplit("The user's request:")
+            .next()
+            .unwrap_or_default();
+        let new = request
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .find(|w| w.starts_with("HEAD"))
+            .unwrap_or("HEAD");
+        return Some(format!(
+            "Changing the heading.\n===DIFF: src/App.tsx===\n@@ -3,3 +3,3 @@\n export default function App() {{\n-  return <main><h1>{old}</h1><Hello /></main>;\n+  return <main><h1>{new}</h1><Hello /></main>;\n }}\n===END DIFF===\n"
+        ));
+    }
     let mode = [
         "scripted-app",
+        "scripted-slow",
+        "scripted-restart",
+        "scripted-flaky",
         "scripted-evil",
         "scripted-cut",
         "scripted-badplan",
@@ -266,8 +351,13 @@ pub fn scripted(prompt: &str) -> Option<String> {
         "scripted-types",
     ]
     .into_iter()
-    .find(|m| prompt.contains(m))?;
-    let mark = mark(prompt);
+    // The earliest mention wins: phase prompts name the run's mode in the plan, before the
+    // current files (which may carry an earlier run's mode in a comment).
+    .filter_map(|m| prompt.find(m).map(|at| (at, m)))
+    .min()?;
+    // The mark that goes with it follows it.
+    let (at, mode) = mode;
+    let mark = mark(&prompt[at..]);
     if prompt.contains("Reply with the blueprint JSON") {
         if mode == "scripted-badplan" {
             return Some("Here is the plan: {\"title\": \"Broken\", \"phases\": [".into());
@@ -333,6 +423,13 @@ pub fn scripted(prompt: &str) -> Option<String> {
             out.push_str("===FILE: src/lib/partial.ts===\nexport const partial = ");
         }
     } else if prompt.contains("Implement phase 2 of") {
+        if mode == "scripted-restart" {
+            file_block(
+                &mut out,
+                "src/lib/first.ts",
+                &format!("export const first = \"{mark}\";\n"),
+            );
+        }
         if mode == "scripted-stuck" {
             file_block(&mut out, "src/components/Hello.tsx", &fixed);
         }

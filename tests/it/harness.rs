@@ -59,7 +59,8 @@ fn watched(program: &std::path::Path) -> Command {
 }
 
 /// Starts a [`watched`] command in its own process group (killed at exit); a thread reaps it.
-fn spawn_watched(mut cmd: Command) {
+/// Returns the process group id.
+fn spawn_watched(mut cmd: Command) -> i32 {
     static ATEXIT: OnceLock<()> = OnceLock::new();
     ATEXIT.get_or_init(|| unsafe {
         libc::atexit(kill_groups);
@@ -67,11 +68,13 @@ fn spawn_watched(mut cmd: Command) {
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
     let child = cmd.spawn().expect("spawn a test service");
-    GROUPS.lock().unwrap().push(child.id() as i32);
+    let pgid = child.id() as i32;
+    GROUPS.lock().unwrap().push(pgid);
     std::thread::spawn(move || {
         let mut child = child;
         let _ = child.wait();
     });
+    pgid
 }
 
 /// A running `wrangler dev`.
@@ -80,6 +83,10 @@ pub struct Instance {
     pub client: Client,
     /// The instance's local state directory (D1, KV, R2, Durable Objects).
     pub state: PathBuf,
+    port: u16,
+    vars: Vec<(String, String)>,
+    /// The running `wrangler dev`'s process group.
+    pgid: Mutex<i32>,
 }
 
 /// Serves `app` on an ephemeral loopback port from a thread of its own (with its own runtime, so
@@ -120,7 +127,34 @@ impl Instance {
             .status()
             .expect("wrangler runs");
         assert!(status.success(), "migrations failed");
+        let mut all: Vec<(String, String)> = vec![
+            ("JWT_SECRET".into(), JWT_SECRET.to_string()),
+            ("ADMIN_EMAILS".into(), ADMIN_EMAIL.into()),
+        ];
+        all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        // No idle pooling: each test has its own runtime, and a pooled connection would outlive it.
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let i = Instance {
+            base,
+            client,
+            state,
+            port,
+            vars: all,
+            pgid: Mutex::new(0),
+        };
+        i.launch();
+        i
+    }
+
+    /// Runs `wrangler dev` on the instance's port and state, and waits until it answers.
+    fn launch(&self) {
         let mut cmd = watched(&wrangler());
         cmd.current_dir(root())
             .args([
@@ -133,49 +167,50 @@ impl Instance {
             ])
             .args([
                 "--port",
-                &port.to_string(),
+                &self.port.to_string(),
                 "--inspector-port",
                 &free_port().to_string(),
             ])
             .arg("--persist-to")
-            .arg(&state)
+            .arg(&self.state)
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CI", "true");
-        let mut all: Vec<(&str, String)> = vec![
-            ("JWT_SECRET", JWT_SECRET.to_string()),
-            ("ADMIN_EMAILS", ADMIN_EMAIL.into()),
-        ];
-        all.extend(vars.iter().cloned());
-        for (k, v) in &all {
+        for (k, v) in &self.vars {
             cmd.arg("--var").arg(format!("{k}:{v}"));
         }
-        let log = std::fs::File::create(state.join("wrangler.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.state.join("wrangler.log"))
+            .unwrap();
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        spawn_watched(cmd);
-        let base = format!("http://127.0.0.1:{port}");
-        // No idle pooling: each test has its own runtime, and a pooled connection would outlive it.
-        let client = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(0)
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
+        *self.pgid.lock().unwrap() = spawn_watched(cmd);
         let deadline = Instant::now() + Duration::from_secs(90);
-        while !health_ok(&base) {
+        while !health_ok(&self.base) {
             assert!(
                 Instant::now() < deadline,
                 "wrangler dev did not start; see {}",
-                state.join("wrangler.log").display()
+                self.state.join("wrangler.log").display()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        Instance {
-            base,
-            client,
-            state,
+    }
+
+    /// Kills `wrangler dev` outright (as a crash would) and starts it again on the same port
+    /// and state.
+    pub fn restart(&self) {
+        let pgid = *self.pgid.lock().unwrap();
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
         }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "wrangler dev did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.launch();
     }
 
     pub fn url(&self, path: &str) -> String {

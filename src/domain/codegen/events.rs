@@ -72,8 +72,14 @@ pub struct StateSnapshot {
     pub files: Vec<FileSummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_url: Option<String>,
+    /// The follow-up message being applied, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub editing: Option<String>,
     /// Chat messages waiting for the running phase to finish.
     pub queued_messages: u32,
+    /// The app's saved version (one per completed phase or edit; 0 before the first).
+    #[serde(default)]
+    pub version: u32,
     /// The id of the last event sent before this snapshot (SSE `Last-Event-ID` resumes after it).
     pub last_event_id: u64,
 }
@@ -339,7 +345,9 @@ mod tests {
                 bytes: 120,
             }],
             preview_url: None,
+            editing: None,
             queued_messages: 1,
+            version: 3,
             last_event_id: 42,
         }
     }

@@ -7,16 +7,25 @@
 //!   cut off), so a truncated stream never leaves a partial file;
 //! - a rejected path or block is an `error` event with `recoverable: true`: the other blocks of
 //!   the phase still land;
-//! - a diff applies to the file's current content, or is reported (never half-applied).
+//! - a diff applies to the file's current content, or is reported (never half-applied);
+//! - work is chosen from the persisted state alone ([`RunState::next_work`]), so a run picked up
+//!   by a fresh object after an eviction or restart continues exactly where it was; the unit of
+//!   work that was streaming when it stopped is streamed again and its blocks already applied
+//!   are skipped ([`ResumeFilter`]), so no file is written or announced twice.
 
 use super::blueprint::{Blueprint, PhaseStatus};
 use super::events::{AgentEvent, FileSummary, PhaseSummary, RunStatus, StateSnapshot};
 use super::files_format::Event;
+use super::models::ModelOverride;
 use crate::domain::error::ErrorCode;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// A file the run wrote: its content hash (FNV-1a, 64 bits, hex) and size.
+/// Chat messages that may wait while a run works; more are refused.
+pub const MAX_QUEUED_MESSAGES: usize = 10;
+
+/// A file the run wrote: its content hash (SHA-256, hex; the R2 key of its content) and size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WrittenFile {
     pub hash: String,
@@ -41,6 +50,58 @@ pub struct RunState {
     pub files: BTreeMap<String, WrittenFile>,
     #[serde(default)]
     pub preview_url: Option<String>,
+    /// Who the run works for (an alarm resumes it without a request).
+    #[serde(default)]
+    pub app_id: String,
+    #[serde(default)]
+    pub user_id: String,
+    /// Where the API was reached (`scheme://host[:port]`), for fresh preview URLs.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// The request's model override, kept for the whole run.
+    #[serde(default)]
+    pub config: Option<ModelOverride>,
+    /// Follow-up chat messages waiting for the current unit of work to finish.
+    #[serde(default)]
+    pub queue: Vec<String>,
+    /// The chat edit being applied, if any.
+    #[serde(default)]
+    pub edit: Option<EditState>,
+    /// What the unit of work currently streaming has applied so far (path → content hash, or
+    /// `None` for a delete). Cleared when a unit starts; kept when one is resumed.
+    #[serde(default)]
+    pub attempt: BTreeMap<String, Option<String>>,
+    /// Planned phases wait (a follow-up message to a stopped or failed run edits the app
+    /// without resuming the plan; `resume` releases them).
+    #[serde(default)]
+    pub hold_phases: bool,
+    /// The last version saved (one per completed phase or edit).
+    #[serde(default)]
+    pub version: u32,
+}
+
+/// A follow-up chat message being applied to the app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditState {
+    pub message: String,
+    pub status: PhaseStatus,
+}
+
+/// What the agent should do next, decided from its persisted state alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Nothing: the run is not active.
+    Idle,
+    /// Ask the model for the blueprint.
+    Plan,
+    /// Work on phase `i` (start it, or continue where it was).
+    Phase(usize),
+    /// Continue the chat edit in progress.
+    Edit,
+    /// Start applying the first queued message.
+    NextMessage,
+    /// Everything is done: end the run.
+    Finish,
 }
 
 impl Default for RunState {
@@ -53,6 +114,15 @@ impl Default for RunState {
             current_phase: None,
             files: BTreeMap::new(),
             preview_url: None,
+            app_id: String::new(),
+            user_id: String::new(),
+            origin: None,
+            config: None,
+            queue: Vec::new(),
+            edit: None,
+            attempt: BTreeMap::new(),
+            hold_phases: false,
+            version: 0,
         }
     }
 }
@@ -65,6 +135,120 @@ impl RunState {
         self.blueprint = None;
         self.phases.clear();
         self.current_phase = None;
+        self.edit = None;
+        self.attempt.clear();
+        self.hold_phases = false;
+    }
+
+    /// Whether work is pending (running here, or to be resumed by the alarm).
+    pub fn is_active(&self) -> bool {
+        matches!(self.status, RunStatus::Planning | RunStatus::Generating)
+    }
+
+    /// Whether a follow-up message edits the existing app (rather than planning a new one).
+    pub fn has_app(&self) -> bool {
+        self.blueprint.is_some() && !self.files.is_empty()
+    }
+
+    /// A follow-up message: queued behind the current work, or starting an edit of an idle app
+    /// (planned phases then wait for `resume`). `Err` when the queue is full.
+    pub fn enqueue(&mut self, message: &str) -> Result<(), String> {
+        if self.queue.len() >= MAX_QUEUED_MESSAGES {
+            return Err(format!(
+                "{MAX_QUEUED_MESSAGES} messages are already waiting; send more when they are done"
+            ));
+        }
+        if !self.is_active() {
+            self.status = RunStatus::Generating;
+            self.hold_phases = true;
+        }
+        self.queue.push(message.to_string());
+        Ok(())
+    }
+
+    /// `stop`: the run halts where it is (its unit of work resumes from there). `false` when
+    /// there was nothing to stop.
+    pub fn stop(&mut self) -> bool {
+        if !self.is_active() {
+            return false;
+        }
+        self.status = RunStatus::Stopped;
+        true
+    }
+
+    /// `resume`: a stopped run goes on, planned phases included. `Err` says why it cannot.
+    pub fn resume(&mut self) -> Result<(), String> {
+        match self.status {
+            RunStatus::Stopped => {
+                self.status = if self.blueprint.is_some() {
+                    RunStatus::Generating
+                } else {
+                    RunStatus::Planning
+                };
+                self.hold_phases = false;
+                Ok(())
+            }
+            RunStatus::Planning | RunStatus::Generating => Err("the run is already going".into()),
+            RunStatus::Idle => Err("nothing to resume: no generation has run yet".into()),
+            RunStatus::Complete => Err("nothing to resume: the app is complete".into()),
+            RunStatus::Failed => Err(
+                "the last run failed and cannot be resumed; send a message to fix it or generate again"
+                    .into(),
+            ),
+        }
+    }
+
+    /// The next unit of work. A unit in flight goes first; queued messages wait for it, then go
+    /// before phases not yet started.
+    pub fn next_work(&self) -> Work {
+        if !self.is_active() {
+            return Work::Idle;
+        }
+        if self.status == RunStatus::Planning || self.blueprint.is_none() {
+            return Work::Plan;
+        }
+        if self.edit.as_ref().is_some_and(|e| !e.status.is_terminal()) {
+            return Work::Edit;
+        }
+        if let Some(i) = self
+            .phases
+            .iter()
+            .position(|p| !p.is_terminal() && *p != PhaseStatus::Planned)
+        {
+            return Work::Phase(i);
+        }
+        if !self.queue.is_empty() {
+            return Work::NextMessage;
+        }
+        if !self.hold_phases {
+            if let Some(i) = self.phases.iter().position(|p| *p == PhaseStatus::Planned) {
+                return Work::Phase(i);
+            }
+        }
+        Work::Finish
+    }
+
+    /// The run is done: complete when every phase ended, else stopped (planned phases wait for
+    /// `resume`).
+    pub fn finished_status(&self) -> RunStatus {
+        if self.phases.iter().all(PhaseStatus::is_terminal) {
+            RunStatus::Complete
+        } else {
+            RunStatus::Stopped
+        }
+    }
+
+    /// Takes the first queued message as the edit in progress.
+    pub fn start_next_edit(&mut self) -> Option<&EditState> {
+        if self.queue.is_empty() {
+            return None;
+        }
+        let message = self.queue.remove(0);
+        self.edit = Some(EditState {
+            message,
+            status: PhaseStatus::Planned,
+        });
+        self.edit.as_ref()
     }
 
     /// The plan is accepted: every phase planned, generation begins.
@@ -75,16 +259,19 @@ impl RunState {
     }
 
     pub fn record_write(&mut self, path: &str, content: &str) {
+        let hash = content_hash(content);
+        self.attempt.insert(path.to_string(), Some(hash.clone()));
         self.files.insert(
             path.to_string(),
             WrittenFile {
-                hash: content_hash(content),
+                hash,
                 bytes: content.len() as u64,
             },
         );
     }
 
     pub fn record_delete(&mut self, path: &str) {
+        self.attempt.insert(path.to_string(), None);
         self.files.remove(path);
     }
 
@@ -121,20 +308,52 @@ impl RunState {
                 })
                 .collect(),
             preview_url: self.preview_url.clone(),
-            queued_messages: 0,
+            editing: self
+                .edit
+                .as_ref()
+                .filter(|e| !e.status.is_terminal())
+                .map(|e| e.message.clone()),
+            queued_messages: self.queue.len() as u32,
+            version: self.version,
             last_event_id,
         }
     }
 }
 
-/// FNV-1a (64-bit) of `s`, as 16 hex digits: enough to tell file versions apart.
+/// SHA-256 of `s`, as 64 hex digits: a file version's identity and its content's R2 key.
 pub fn content_hash(s: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.as_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    let d = Sha256::digest(s.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in d {
+        out.push_str(&format!("{b:02x}"));
     }
-    format!("{h:016x}")
+    out
+}
+
+/// Skips, in a unit of work streamed again after an interruption, the blocks it had already
+/// applied: the first block for each path it had written or deleted (and that block's live
+/// chunks). Everything after is applied normally.
+#[derive(Debug, Default)]
+pub struct ResumeFilter {
+    pending: BTreeMap<String, Option<String>>,
+}
+
+impl ResumeFilter {
+    /// A filter for a unit resumed with `attempt` already applied (empty for a fresh unit).
+    pub fn new(attempt: &BTreeMap<String, Option<String>>) -> Self {
+        Self {
+            pending: attempt.clone(),
+        }
+    }
+
+    /// Whether `step` was already applied before the interruption.
+    pub fn skip(&mut self, step: &Step) -> bool {
+        match step {
+            Step::Emit(AgentEvent::FileChunk { path, .. }) => self.pending.contains_key(path),
+            Step::Write { path, .. } | Step::Delete { path } => self.pending.remove(path).is_some(),
+            Step::Emit(_) => false,
+        }
+    }
 }
 
 /// What one parsed block of model output asks the agent to do.
@@ -305,8 +524,109 @@ mod tests {
 
     #[test]
     fn hashes_differ_by_content() {
-        assert_eq!(content_hash(""), "cbf29ce484222325");
+        assert_eq!(
+            content_hash(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_ne!(content_hash("a"), content_hash("b"));
         assert_eq!(content_hash("a"), content_hash("a"));
+    }
+
+    #[test]
+    fn work_follows_the_persisted_state() {
+        let mut st = RunState::default();
+        assert_eq!(st.next_work(), Work::Idle);
+        st.start("p");
+        assert_eq!(st.next_work(), Work::Plan);
+        st.planned(blueprint());
+        assert_eq!(st.next_work(), Work::Phase(0));
+        st.phases[0] = PhaseStatus::Implementing;
+        // A message waits for the phase in flight, then goes before the next phase.
+        st.enqueue("make it blue").unwrap();
+        assert_eq!(st.next_work(), Work::Phase(0));
+        st.phases[0] = PhaseStatus::Complete;
+        assert_eq!(st.next_work(), Work::NextMessage);
+        assert_eq!(st.start_next_edit().unwrap().message, "make it blue");
+        assert_eq!(st.next_work(), Work::Edit);
+        assert_eq!(st.snapshot("a", 0).editing.as_deref(), Some("make it blue"));
+        st.edit.as_mut().unwrap().status = PhaseStatus::Complete;
+        assert_eq!(st.next_work(), Work::Phase(1));
+        st.phases[1] = PhaseStatus::Validating { corrections: 1 };
+        assert_eq!(st.next_work(), Work::Phase(1));
+        st.phases[1] = PhaseStatus::Complete;
+        assert_eq!(st.next_work(), Work::Finish);
+        assert_eq!(st.finished_status(), RunStatus::Complete);
+    }
+
+    #[test]
+    fn stop_resume_and_messages_to_an_idle_app() {
+        let mut st = RunState::default();
+        assert!(!st.stop());
+        assert!(st.resume().unwrap_err().contains("no generation"));
+        st.start("p");
+        st.planned(blueprint());
+        st.phases[0] = PhaseStatus::Implementing;
+        assert!(st.stop());
+        assert_eq!(st.status, RunStatus::Stopped);
+        assert_eq!(st.next_work(), Work::Idle);
+        // A message to the stopped app edits it; the planned phases wait.
+        st.record_write("src/App.tsx", "x");
+        assert!(st.has_app());
+        st.enqueue("fix the title").unwrap();
+        assert!(st.is_active() && st.hold_phases);
+        assert_eq!(
+            st.next_work(),
+            Work::Phase(0),
+            "the interrupted phase first"
+        );
+        st.phases[0] = PhaseStatus::Complete;
+        assert_eq!(st.next_work(), Work::NextMessage);
+        st.start_next_edit();
+        st.edit.as_mut().unwrap().status = PhaseStatus::Complete;
+        assert_eq!(st.next_work(), Work::Finish);
+        assert_eq!(st.finished_status(), RunStatus::Stopped);
+        st.status = st.finished_status();
+        // Resume releases them.
+        st.resume().unwrap();
+        assert_eq!(st.status, RunStatus::Generating);
+        assert_eq!(st.next_work(), Work::Phase(1));
+        assert!(st.resume().unwrap_err().contains("already"));
+        st.status = RunStatus::Failed;
+        assert!(st.resume().is_err());
+        for i in 0..MAX_QUEUED_MESSAGES {
+            st.enqueue(&format!("m{i}")).unwrap();
+        }
+        assert!(st.enqueue("one more").is_err());
+    }
+
+    #[test]
+    fn a_resumed_unit_skips_what_it_had_applied() {
+        let mut st = RunState::default();
+        st.record_write("src/a.ts", "a");
+        st.record_delete("src/old.ts");
+        let mut f = ResumeFilter::new(&st.attempt);
+        let chunk = Step::Emit(AgentEvent::FileChunk {
+            path: "src/a.ts".into(),
+            chunk: "a".into(),
+        });
+        assert!(f.skip(&chunk));
+        let write_a = Step::Write {
+            path: "src/a.ts".into(),
+            content: "a".into(),
+        };
+        assert!(f.skip(&write_a));
+        assert!(f.skip(&Step::Delete {
+            path: "src/old.ts".into()
+        }));
+        // Only the first block per path: a later rewrite of the same file applies.
+        assert!(!f.skip(&write_a));
+        assert!(!f.skip(&chunk));
+        assert!(!f.skip(&Step::Write {
+            path: "src/b.ts".into(),
+            content: "b".into()
+        }));
+        // A fresh unit skips nothing.
+        let mut fresh = ResumeFilter::new(&BTreeMap::new());
+        assert!(!fresh.skip(&write_a));
     }
 }
