@@ -2,6 +2,9 @@
 //! measures `GET /api/apps` (search + page) next to `GET /api/health` the same way; prints the
 //! built Worker's gzip size. Everything runs on loopback.
 
+#[path = "../tests/it/fake_llm.rs"]
+#[allow(dead_code)]
+mod fake_llm;
 #[path = "../tests/it/fakes.rs"]
 #[allow(dead_code)]
 mod fakes;
@@ -103,6 +106,11 @@ async fn main() {
         sh("nproc"),
         sh("free -h | awk '/Mem:/ {print $2}'")
     );
+    // `BENCH_ONLY=agent` runs just the code generator's figures.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("agent") {
+        agent_figures().await;
+        return;
+    }
     print!("starting wrangler dev with fresh state … ");
     std::io::stdout().flush().unwrap();
     let app: &'static Instance = Box::leak(Box::new(Instance::start(&[
@@ -205,6 +213,114 @@ async fn main() {
 
     parser_figures();
     sandbox_figures().await;
+    agent_figures().await;
+}
+
+/// The code generator's own overhead: from the fake model's last content chunk of a phase
+/// (the model answers instantly) to the client holding `file_generated` for every file of that
+/// phase, each of which is sent only after the file is in the sandbox and in storage.
+async fn agent_figures() {
+    println!();
+    print!("starting wrangler dev for the code generator … ");
+    std::io::stdout().flush().unwrap();
+    let fake = fake_llm::url();
+    let app: &'static Instance = Box::leak(Box::new(Instance::start(&[
+        ("SANDBOX_BACKEND", "local".into()),
+        ("SANDBOX_URL", harness::sandbox_agent()),
+        ("SANDBOX_SECRET", harness::SANDBOX_SECRET.into()),
+        ("OPENAI_COMPATIBLE_BASE_URL", format!("{fake}/v1")),
+        (
+            "MODEL_CONFIG",
+            serde_json::json!({"default": {"provider": "custom", "model": fake_llm::PRIMARY_MODEL, "maxTokens": 1000}})
+                .to_string(),
+        ),
+        ("RATE_LIMIT_AI", "1000/60".into()),
+    ])));
+    println!("{}", app.base);
+    let user = app.user("bench-agent").await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let mut samples: Vec<Duration> = Vec::new();
+    let mut files_per_phase = Vec::new();
+    for round in 0..3 {
+        let id = app
+            .app(&user, &format!("agent bench {round}"), "private")
+            .await;
+        let mark = format!("MARKbench{}x{round}", std::process::id());
+        let mut r = client
+            .post(app.url(&format!("/api/agent/chat/{id}")))
+            .bearer_auth(&user.token)
+            .json(&serde_json::json!({ "message": format!("scripted-bench {mark}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        // Per phase (1-based): when its last file_generated arrived, and how many files.
+        let mut phase = 0u32;
+        let mut last_file: std::collections::BTreeMap<u32, (Instant, usize)> = Default::default();
+        let mut buf = String::new();
+        let mut done = false;
+        while !done {
+            let Some(c) = r.chunk().await.unwrap() else {
+                break;
+            };
+            let now = Instant::now();
+            buf.push_str(&String::from_utf8_lossy(&c));
+            while let Some(end) = buf.find("\n\n") {
+                let frame: String = buf.drain(..end + 2).collect();
+                let name = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("event: "))
+                    .unwrap_or_default();
+                match name {
+                    "phase_start" if !frame.contains("\"planning\"") => phase += 1,
+                    "file_generated" => {
+                        let e = last_file.entry(phase).or_insert((now, 0));
+                        *e = (now, e.1 + 1);
+                    }
+                    "error" => panic!("the run failed: {frame}"),
+                    "done" => done = true,
+                    _ => {}
+                }
+            }
+        }
+        for (p, (at, n)) in last_file {
+            let token = fake_llm::last_token_at(&mark, p).expect("the fake stamped the phase");
+            samples.push(at.saturating_duration_since(token));
+            files_per_phase.push(n);
+        }
+        app.req(Method::DELETE, &format!("/api/apps/{id}/sandbox"))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap();
+    }
+    samples.sort();
+    let median = samples[samples.len() / 2];
+    let max = *samples.last().unwrap();
+    println!("{:<58} {:>10} {:>10}", "code generator", "median", "max");
+    println!(
+        "{:<58} {:>10} {:>10}",
+        format!(
+            "last token → phase's {}-{} files in sandbox ({} phases)",
+            files_per_phase.iter().min().unwrap(),
+            files_per_phase.iter().max().unwrap(),
+            samples.len()
+        ),
+        ms(median),
+        ms(max)
+    );
+    println!(
+        "phase overhead median {}   (target ≤ 300 ms: {})",
+        ms(median),
+        if median <= Duration::from_millis(300) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
 }
 
 /// Streaming files-format parser throughput on a large generated stream, fed in 1 KiB chunks as

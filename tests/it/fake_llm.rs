@@ -17,6 +17,8 @@
 //!   inside `src/App.tsx` (later ones complete);
 //! - `scripted-flaky`: the plan is refused once with 429; phase 1 fails with 500 on every model
 //!   but [`FALLBACK_MODEL`];
+//! - `scripted-bench`: as `scripted-app`, with ten more small files in phase 1; the moment the
+//!   last content chunk of each phase goes out is kept ([`last_token_at`]);
 //! - a chat edit asking `scripted-edit HEAD…`: one DIFF changing the heading of the scripted
 //!   `src/App.tsx` to that word.
 //!
@@ -108,21 +110,50 @@ fn usage(prompt: &str) -> Value {
 }
 
 fn sse(lines: Vec<String>) -> Response {
-    paced_sse(lines, None, false)
+    paced_sse(lines, None, false, None)
+}
+
+type Stamps = Mutex<std::collections::HashMap<String, std::time::Instant>>;
+
+fn stamps() -> &'static Stamps {
+    static S: OnceLock<Stamps> = OnceLock::new();
+    S.get_or_init(Stamps::default)
+}
+
+/// When the last content chunk of phase `phase` (1-based) of the run marked `mark` was sent
+/// (for `make bench`).
+#[allow(dead_code)]
+pub fn last_token_at(mark: &str, phase: u32) -> Option<std::time::Instant> {
+    stamps()
+        .lock()
+        .unwrap()
+        .get(&format!("{mark} {phase}"))
+        .copied()
 }
 
 /// SSE lines, each after `pace` when given; `stall_at_end` never ends the stream.
+/// `stamp`: the line index whose sending is recorded, and the key it is recorded under.
 fn paced_sse(
     lines: Vec<String>,
     pace: Option<std::time::Duration>,
     stall_at_end: bool,
+    stamp: Option<(usize, String)>,
 ) -> Response {
     use futures_util::StreamExt;
-    let chunks = futures_util::stream::iter(lines).then(move |l| async move {
-        if let Some(d) = pace {
-            tokio::time::sleep(d).await;
+    let chunks = futures_util::stream::iter(lines.into_iter().enumerate()).then(move |(i, l)| {
+        let stamp = stamp.clone();
+        async move {
+            if let Some(d) = pace {
+                tokio::time::sleep(d).await;
+            }
+            if let Some((_, key)) = stamp.filter(|(at, _)| *at == i) {
+                stamps()
+                    .lock()
+                    .unwrap()
+                    .insert(key, std::time::Instant::now());
+            }
+            Ok::<Bytes, Infallible>(Bytes::from(format!("data: {l}\n\n")))
         }
-        Ok::<Bytes, Infallible>(Bytes::from(format!("data: {l}\n\n")))
     });
     let tail = futures_util::stream::once(async move {
         if stall_at_end {
@@ -276,8 +307,9 @@ async fn completions(
         return sse(lines);
     }
     if stall {
-        return paced_sse(lines, None, true);
+        return paced_sse(lines, None, true, None);
     }
+    let last_content = lines.len() - 1;
     lines.push(chunk(&model, json!({}), json!("stop")));
     if include_usage {
         lines.push(
@@ -288,7 +320,21 @@ async fn completions(
     }
     lines.push("[DONE]".into());
     if scripted_call && phase2 && conversation.contains("scripted-slow") {
-        return paced_sse(lines, Some(std::time::Duration::from_millis(150)), false);
+        return paced_sse(
+            lines,
+            Some(std::time::Duration::from_millis(150)),
+            false,
+            None,
+        );
+    }
+    if scripted_call && conversation.contains("scripted-bench") {
+        let phase = [1, 2]
+            .into_iter()
+            .find(|n| prompt.contains(&format!("Implement phase {n} of")));
+        if let Some(n) = phase {
+            let key = format!("{} {n}", mark(&conversation));
+            return paced_sse(lines, None, false, Some((last_content, key)));
+        }
     }
     sse(lines)
 }
@@ -343,6 +389,7 @@ pub fn scripted(prompt: &str) -> Option<String> {
         "scripted-slow",
         "scripted-restart",
         "scripted-flaky",
+        "scripted-bench",
         "scripted-evil",
         "scripted-cut",
         "scripted-badplan",
@@ -417,6 +464,15 @@ pub fn scripted(prompt: &str) -> Option<String> {
                 "src/lib/util.ts",
                 &format!("export const util = \"{mark}\";\n"),
             );
+        }
+        if mode == "scripted-bench" {
+            for i in 0..10 {
+                file_block(
+                    &mut out,
+                    &format!("src/lib/bench{i}.ts"),
+                    &format!("export const value{i} = \"{mark}-{i}\";\n"),
+                );
+            }
         }
         if mode == "scripted-cut" {
             file_block(&mut out, "src/lib/cut-ok.ts", "export const ok = 1;\n");
