@@ -416,6 +416,32 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
         .unwrap()
         .is_empty());
 
+    // A client reconnecting with Last-Event-ID gets the state, then what it missed; the run
+    // is over, so the stream ends there.
+    let r = app
+        .req(Method::GET, &format!("/api/agent/{app_id}/events"))
+        .bearer_auth(&owner.token)
+        .header("Last-Event-ID", ids[ids.len() - 3].to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    let frames: Vec<&str> = text
+        .split("\n\n")
+        .filter(|f| !f.trim().is_empty())
+        .collect();
+    assert!(frames[0].starts_with("event: state"), "{text}");
+    let replayed: Vec<String> = frames[1..]
+        .iter()
+        .map(|f| f.lines().next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        replayed,
+        [format!("id: {}", ids[ids.len() - 2]), format!("id: {last}")],
+        "{text}"
+    );
+
     // The app's files and generation state are mirrored to D1.
     let rec: Value = app
         .call(
@@ -616,6 +642,24 @@ async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
     let app = agent_instance();
     let owner = app.user("agent-ws").await;
     let app_id = app.app(&owner, "Live", "private").await;
+
+    // With the session cookie, only this site's pages may open the socket.
+    let path = format!("/api/agent/{app_id}/ws");
+    let cookie = format!("byte_session={}", owner.token);
+    let foreign = ws_open(
+        app,
+        &path,
+        &[("Cookie", &cookie), ("Origin", "http://evil.test")],
+    )
+    .await
+    .err()
+    .expect("a foreign page is refused");
+    assert_eq!(foreign.0, 403, "{foreign:?}");
+    assert!(
+        ws_open(app, &path, &[("Cookie", &cookie), ("Origin", &app.base)])
+            .await
+            .is_ok()
+    );
 
     // A socket sees the state first, then the run it starts.
     let m = mark();
