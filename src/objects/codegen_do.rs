@@ -57,6 +57,9 @@ const TYPECHECK_TIMEOUT_MS: u64 = 120_000;
 const HEARTBEAT_MS: i64 = 15_000;
 /// Files restored into a fresh sandbox per request, by size.
 const RESTORE_BATCH_BYTES: usize = 512 * 1024;
+/// Stored events kept for replay (older ones are pruned when a run ends; a client that missed
+/// more than this starts from the `state` snapshot).
+const KEPT_EVENTS: i64 = 5_000;
 /// Phase name of follow-up edits in events.
 const EDIT_PHASE: &str = "edit";
 
@@ -510,7 +513,7 @@ impl CodeGeneratorAgent {
         )
     }
 
-    fn open_socket(&self, req: &Request) -> Result<Response> {
+    async fn open_socket(&self, req: &Request) -> Result<Response> {
         let (Some(c), Some(exp)) = (
             Caller::from(req),
             header(req, "X-Token-Exp").and_then(|v| v.parse::<i64>().ok()),
@@ -534,6 +537,9 @@ impl CodeGeneratorAgent {
             for (seq, json) in self.events_after(since, 10_000) {
                 server.send_with_str(ws_text(&json, Some(seq)))?;
             }
+        }
+        if self.read(RunState::is_active) {
+            self.kick().await;
         }
         Response::from_websocket(pair.client)
     }
@@ -658,6 +664,12 @@ impl CodeGeneratorAgent {
             self.arm(now()).await;
         } else {
             self.close_streams();
+            if let Err(e) = self.sql().exec(
+                "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?",
+                vec![SqlStorageValue::Integer(KEPT_EVENTS)],
+            ) {
+                worker::console_error!("codegen: pruning events failed: {e}");
+            }
             let _ = self.state.storage().delete_alarm().await;
         }
     }
@@ -1566,7 +1578,7 @@ impl DurableObject for CodeGeneratorAgent {
                 }
                 r
             }
-            (Method::Get, "/ws") => self.open_socket(&req),
+            (Method::Get, "/ws") => self.open_socket(&req).await,
             _ => Response::error("not found", 404),
         }
     }

@@ -709,6 +709,28 @@ async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
     assert_eq!(ids, (1..=snap.last_event_id).collect::<Vec<_>>());
     assert_eq!(generated(&replayed, "src/components/Hello.tsx"), 1);
 
+    // One run at a time: generating again while this one works is refused, to this socket.
+    b.send(json!({"type": "generate", "prompt": "scripted-app MARKagain"}))
+        .await;
+    let refused = b
+        .until(|e| {
+            matches!(
+                e,
+                AgentEvent::Error {
+                    code: ErrorCode::E005,
+                    ..
+                }
+            )
+        })
+        .await;
+    assert!(matches!(
+        refused.last().unwrap().1,
+        AgentEvent::Error {
+            recoverable: true,
+            ..
+        }
+    ));
+
     a.send(json!({"type": "stop"})).await;
     let rest_a = a.until_done().await;
     assert!(matches!(
@@ -850,6 +872,14 @@ async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
     );
     let edited = file(app, &owner, &app_id, "src/App.tsx").await.unwrap();
     assert!(edited.contains("<h1>HEADthree</h1>"), "{edited}");
+
+    // The preview command answers with a fresh preview URL.
+    a.send(json!({"type": "preview"})).await;
+    let (_, e) = a.next().await;
+    assert!(
+        matches!(&e, AgentEvent::PreviewReady { url } if url.contains("__byte_preview=")),
+        "{e:?}"
+    );
 
     // Every phase and edit saved a version to R2, with its files' contents.
     let r = app
