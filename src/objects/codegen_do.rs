@@ -622,6 +622,7 @@ impl CodeGeneratorAgent {
                     agent: self,
                     app,
                     cancel: Cancel::default(),
+                    deps_changed: Cell::new(false),
                 };
                 match w.ensure_sandbox(&template).await {
                     Ok(()) => match w.preview_url() {
@@ -656,6 +657,8 @@ impl CodeGeneratorAgent {
             agent: self,
             app,
             cancel,
+            // A run picked up after an interruption may have written it unseen.
+            deps_changed: Cell::new(self.read(|s| s.attempt.contains_key("package.json"))),
         };
         w.run().await;
         self.running.set(false);
@@ -694,6 +697,8 @@ struct Worker<'a> {
     agent: &'a CodeGeneratorAgent,
     app: App,
     cancel: Cancel,
+    /// `package.json` changed since dependencies were last installed.
+    deps_changed: Cell<bool>,
 }
 
 impl Worker<'_> {
@@ -789,10 +794,10 @@ impl Worker<'_> {
     }
 
     async fn fail(&self) {
+        // Queued messages stay queued: the next message (or generation) applies them.
         self.agent.update(|s| {
             s.status = RunStatus::Failed;
             s.current_phase = None;
-            s.queue.clear();
         });
         self.mirror().await;
         self.agent.emit(AgentEvent::Done {
@@ -1072,7 +1077,10 @@ impl Worker<'_> {
             self.agent.heartbeat().await;
             match self.status_of(unit) {
                 Some(PhaseStatus::Validating { .. }) => {
-                    let found = self.diagnostics().await;
+                    let mut found = self.install().await;
+                    if found.is_empty() {
+                        found = self.diagnostics().await;
+                    }
                     if found.is_empty() {
                         self.advance(unit, PhaseInput::ValidationPassed);
                         return Flow::Continue;
@@ -1237,6 +1245,9 @@ impl Worker<'_> {
             Step::Emit(ev) => self.agent.emit(ev),
             Step::Write { path, content } => match self.write_file(&path, &content).await {
                 Ok(()) => {
+                    if path == "package.json" {
+                        self.deps_changed.set(true);
+                    }
                     // File, run state and event are written in one turn: stored together.
                     self.agent.store_file(&path, Some(&content));
                     self.agent.update(|s| s.record_write(&path, &content));
@@ -1352,8 +1363,60 @@ impl Worker<'_> {
         }
         if fresh {
             self.restore().await.map_err(unavailable)?;
+            if self.agent.contents().contains_key("package.json") {
+                // The template's dependencies were installed; the app's may differ.
+                self.deps_changed.set(true);
+                let errors = self.install().await;
+                if let Some(e) = errors.first() {
+                    return Err(unavailable(format!(
+                        "installing the app's dependencies failed: {}",
+                        e.message
+                    )));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Installs dependencies when `package.json` changed; a failure is a diagnostic for the
+    /// correction loop (the model can fix a bad version or a misspelt package).
+    async fn install(&self) -> Vec<Diagnostic> {
+        if !self.deps_changed.get() {
+            return Vec::new();
+        }
+        let body = json!({
+            "command": super::sandbox_do::INSTALL_COMMAND,
+            "timeoutMs": super::sandbox_do::INSTALL_TIMEOUT_MS,
+        })
+        .to_string();
+        let failed = |message: String| {
+            vec![Diagnostic {
+                file: Some("package.json".into()),
+                line: None,
+                column: None,
+                message,
+                kind: "install".into(),
+            }]
+        };
+        match self.sandbox(Method::Post, "/proxy/exec", Some(body)).await {
+            Ok(mut r) if r.status_code() == 200 => {
+                let v: serde_json::Value = r.json().await.unwrap_or_default();
+                if v["exitCode"] == 0 {
+                    self.deps_changed.set(false);
+                    Vec::new()
+                } else if v["timedOut"] == true {
+                    failed("npm install timed out".into())
+                } else {
+                    // The end of npm's report says what went wrong.
+                    let err = v["stderr"].as_str().unwrap_or_default();
+                    let tail: Vec<&str> = err.lines().rev().take(15).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    failed(format!("npm install failed:\n{}", tail.join("\n")))
+                }
+            }
+            Ok(r) => failed(format!("npm install could not run ({})", r.status_code())),
+            Err(e) => failed(format!("npm install could not run: {e}")),
+        }
     }
 
     /// Writes every stored file into a fresh sandbox, in batches.

@@ -16,8 +16,8 @@ use worker::{
 };
 
 pub const BINDING: &str = "SANDBOX";
-const INSTALL_COMMAND: &str = "npm install --prefer-offline --no-audit --no-fund";
-const INSTALL_TIMEOUT_MS: u64 = 300_000;
+pub const INSTALL_COMMAND: &str = "npm install --prefer-offline --no-audit --no-fund";
+pub const INSTALL_TIMEOUT_MS: u64 = 300_000;
 const READY_TIMEOUT_MS: i64 = 90_000;
 
 /// Where the agent runs.

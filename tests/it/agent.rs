@@ -628,6 +628,30 @@ async fn correction_rounds_fix_errors_and_stop_at_their_bound() {
     let s = state(app, &owner, &app_id, 0).await;
     assert_eq!(s["state"]["phases"][0]["status"], "failed", "{s}");
     assert_eq!(s["state"]["phases"][1]["status"], "complete", "{s}");
+
+    // A package.json whose dependencies cannot be installed: npm's error goes to the model,
+    // whose correction installs cleanly.
+    let m = mark();
+    let events = generate_ws(app, &owner, &app_id, &format!("scripted-deps {m}")).await;
+    let l = labels(&events);
+    assert_eq!(generated(&events, "package.json"), 2, "{l:?}");
+    assert_eq!(l.last().unwrap(), "done Completed", "{l:?}");
+    let corrections: Vec<_> = fake_llm::conversations_with(&m)
+        .into_iter()
+        .filter(|r| r.prompt.contains("Correction round"))
+        .collect();
+    assert_eq!(corrections.len(), 1);
+    assert!(
+        corrections[0].prompt.contains("npm install failed")
+            && corrections[0].prompt.contains("package.json"),
+        "{}",
+        corrections[0].prompt
+    );
+    let pkg = file(app, &owner, &app_id, "package.json").await.unwrap();
+    assert!(
+        pkg.contains(&m) && !pkg.contains("byte-missing-dep"),
+        "{pkg}"
+    );
 }
 
 async fn file(app: &Instance, u: &User, app_id: &str, path: &str) -> Option<String> {
@@ -880,6 +904,52 @@ async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
         matches!(&e, AgentEvent::PreviewReady { url } if url.contains("__byte_preview=")),
         "{e:?}"
     );
+
+    // A stopped sandbox comes back with the app's files when the preview is asked for.
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/apps/{app_id}/sandbox"),
+            &owner.token,
+            None,
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    crate::sandbox::eventually(60, "the sandbox to stop", || async {
+        let s: Value = app
+            .call(
+                Method::GET,
+                &format!("/api/apps/{app_id}/sandbox"),
+                &owner.token,
+                None,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        s["status"] == "stopped"
+    })
+    .await;
+    // Its disk goes too, as a container's does: the workspace is removed from byte-sandbox.
+    let r = reqwest::Client::new()
+        .delete(format!(
+            "{}/v1/workspaces/{}",
+            sandbox_agent(),
+            app_id.trim_start_matches("app_")
+        ))
+        .bearer_auth(SANDBOX_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    a.send(json!({"type": "preview"})).await;
+    let (_, e) = a.next().await;
+    assert!(matches!(e, AgentEvent::PreviewReady { .. }), "{e:?}");
+    let restored = file(app, &owner, &app_id, "src/App.tsx").await.unwrap();
+    assert!(restored.contains("<h1>HEADthree</h1>"), "{restored}");
+    assert!(file(app, &owner, &app_id, "src/components/Hello.tsx")
+        .await
+        .is_some_and(|h| h == hello));
 
     // Every phase and edit saved a version to R2, with its files' contents.
     let r = app

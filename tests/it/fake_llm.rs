@@ -19,6 +19,8 @@
 //!   but [`FALLBACK_MODEL`];
 //! - `scripted-bench`: as `scripted-app`, with ten more small files in phase 1; the moment the
 //!   last content chunk of each phase goes out is kept ([`last_token_at`]);
+//! - `scripted-deps`: phase 1 also writes a `package.json` whose dependency cannot be installed;
+//!   the correction round (which sees npm's error) writes it back without it;
 //! - a chat edit asking `scripted-edit HEAD…`: one DIFF changing the heading of the scripted
 //!   `src/App.tsx` to that word.
 //!
@@ -390,6 +392,7 @@ pub fn scripted(prompt: &str) -> Option<String> {
         "scripted-restart",
         "scripted-flaky",
         "scripted-bench",
+        "scripted-deps",
         "scripted-evil",
         "scripted-cut",
         "scripted-badplan",
@@ -443,6 +446,9 @@ pub fn scripted(prompt: &str) -> Option<String> {
                 file_block(&mut out, "src/components/Hello.tsx", &fixed)
             }
             "scripted-stuck" => file_block(&mut out, "src/components/Hello.tsx", &broken),
+            "scripted-deps" if prompt.contains("npm install failed") => {
+                file_block(&mut out, "package.json", &package_json(mode, &mark, false))
+            }
             _ => out.push_str("Nothing to fix.\n"),
         }
     } else if prompt.contains("Implement phase 1 of")
@@ -474,6 +480,9 @@ pub fn scripted(prompt: &str) -> Option<String> {
                 );
             }
         }
+        if mode == "scripted-deps" {
+            file_block(&mut out, "package.json", &package_json(mode, &mark, true));
+        }
         if mode == "scripted-cut" {
             file_block(&mut out, "src/lib/cut-ok.ts", "export const ok = 1;\n");
             out.push_str("===FILE: src/lib/partial.ts===\nexport const partial = ");
@@ -497,4 +506,20 @@ pub fn scripted(prompt: &str) -> Option<String> {
     }
     out.push_str("Done.\n");
     Some(out)
+}
+
+/// The react-vite template's `package.json` with the run's mode and mark as its description;
+/// `broken` adds a `preinstall` script that fails (npm fails at once, offline).
+fn package_json(mode: &str, mark: &str, broken: bool) -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/react-vite/package.json"
+    );
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["description"] = json!(format!("{mode} {mark}"));
+    if broken {
+        v["scripts"]["preinstall"] =
+            json!("echo 'byte-missing-dep: no matching version' >&2; exit 1");
+    }
+    format!("{}\n", serde_json::to_string_pretty(&v).unwrap())
 }
