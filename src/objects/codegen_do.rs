@@ -130,6 +130,9 @@ enum Unit {
 #[derive(Serialize, Deserialize)]
 struct Socket {
     user_id: String,
+    /// The session it was opened with (a command on a revoked session closes it).
+    #[serde(default)]
+    sid: String,
     /// When the token it was opened with expires (epoch seconds).
     exp: i64,
     origin: String,
@@ -514,9 +517,10 @@ impl CodeGeneratorAgent {
     }
 
     async fn open_socket(&self, req: &Request) -> Result<Response> {
-        let (Some(c), Some(exp)) = (
+        let (Some(c), Some(exp), Some(sid)) = (
             Caller::from(req),
             header(req, "X-Token-Exp").and_then(|v| v.parse::<i64>().ok()),
+            header(req, "X-Session-Id"),
         ) else {
             return Response::error("missing socket parameters", 400);
         };
@@ -525,6 +529,7 @@ impl CodeGeneratorAgent {
         self.state.accept_web_socket(&server);
         server.serialize_attachment(Socket {
             user_id: c.user_id.clone(),
+            sid,
             exp,
             origin: c.origin.clone(),
         })?;
@@ -544,6 +549,15 @@ impl CodeGeneratorAgent {
         Response::from_websocket(pair.client)
     }
 
+    /// Whether the socket's session was not signed out; `None` when that cannot be checked.
+    async fn session_live(&self, socket: &Socket) -> Option<bool> {
+        let app = App::new(self.env.clone()).ok()?;
+        let (kv, db) = (app.kv().ok()?, app.db().ok()?);
+        crate::services::sessions::is_live(&kv, &db, &socket.sid, &socket.user_id)
+            .await
+            .ok()
+    }
+
     async fn command(&self, ws: &WebSocket, text: &str) {
         let reply = |ev: AgentEvent| {
             let _ = ws.send_with_str(ev.to_json());
@@ -560,9 +574,23 @@ impl CodeGeneratorAgent {
             let _ = ws.close(Some(1011), Some("lost its session"));
             return;
         };
-        if now() / 1000 >= socket.exp {
-            refuse(ErrorCode::E001, "the session expired; sign in again".into());
-            let _ = ws.close(Some(4001), Some("session expired"));
+        let live = if now() / 1000 < socket.exp {
+            self.session_live(&socket).await
+        } else {
+            Some(false)
+        };
+        let Some(live) = live else {
+            return refuse(
+                ErrorCode::E000,
+                "the session could not be checked; try again".into(),
+            );
+        };
+        if !live {
+            refuse(
+                ErrorCode::E001,
+                "the session expired or was signed out; sign in again".into(),
+            );
+            let _ = ws.close(Some(4001), Some("session ended"));
             return;
         }
         let cmd = match parse_command(text) {

@@ -35,6 +35,7 @@ fn identity(req: &Request, caller: &Caller, app_id: &str) -> ApiResult<Headers> 
     set("X-User-Id", &caller.user_id)?;
     set("X-Origin", &origin(req)?)?;
     set("X-Token-Exp", &caller.expires_at.to_string())?;
+    set("X-Session-Id", &caller.sid)?;
     Ok(headers)
 }
 

@@ -998,6 +998,24 @@ async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
         )
         .await;
     expect_error(r, 404, "E002").await;
+
+    // Signing out ends what the socket may do.
+    let r = app
+        .call(Method::POST, "/api/auth/logout", &owner.token, None)
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    a.send(json!({"type": "preview"})).await;
+    let (_, e) = a.next().await;
+    assert!(
+        matches!(
+            e,
+            AgentEvent::Error {
+                code: ErrorCode::E001,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
