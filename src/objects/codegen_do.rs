@@ -29,6 +29,7 @@ use crate::domain::codegen::events::{
 };
 use crate::domain::codegen::files_format::{Event as FileEvent, Parser};
 use crate::domain::codegen::models::{ChatMessage, ModelOverride, Operation};
+use crate::domain::codegen::phase_plan::{parse_phase_detail, PhaseDetail};
 use crate::domain::codegen::prompts::{self, Diagnostic, FileContext, TemplateInfo};
 use crate::domain::codegen::run::{step, ResumeFilter, RunState, Step, Work};
 use crate::domain::error::{ApiError, ErrorCode};
@@ -980,11 +981,18 @@ impl Worker<'_> {
         let status = self.status_of(Unit::Phase(i));
         self.agent.update(|s| s.current_phase = Some(i));
         if status == Some(PhaseStatus::Planned) {
-            self.advance(Unit::Phase(i), PhaseInput::Start);
             self.agent.emit(AgentEvent::PhaseStart {
                 phase: plan.name.clone(),
                 message: plan.description.clone(),
             });
+            match self.plan_phase(&blueprint, i).await {
+                Ok(Some(detail)) => self.agent.update(|s| {
+                    s.phase_details.insert(i, detail);
+                }),
+                Ok(None) => {}
+                Err(flow) => return flow,
+            }
+            self.advance(Unit::Phase(i), PhaseInput::Start);
         } else {
             self.agent.emit(AgentEvent::PhaseStart {
                 phase: plan.name.clone(),
@@ -1000,8 +1008,14 @@ impl Worker<'_> {
                     content: c,
                 })
                 .collect();
-            let messages =
-                prompts::phase_messages(&blueprint, i, &files, prompts::DEFAULT_CONTEXT_BYTES);
+            let detail = self.agent.read(|s| s.phase_details.get(&i).cloned());
+            let messages = prompts::phase_messages(
+                &blueprint,
+                i,
+                detail.as_ref(),
+                &files,
+                prompts::DEFAULT_CONTEXT_BYTES,
+            );
             match self
                 .stream_files(Operation::Implementation, &messages)
                 .await
@@ -1031,6 +1045,50 @@ impl Worker<'_> {
             },
         });
         Flow::Continue
+    }
+
+    /// Asks the model for phase `i`'s detailed plan. `Ok(None)`: its answer was not a usable
+    /// plan, and the blueprint's plan of the phase is followed as it is.
+    async fn plan_phase(
+        &self,
+        blueprint: &Blueprint,
+        i: usize,
+    ) -> std::result::Result<Option<PhaseDetail>, Flow> {
+        let llm = match Llm::new(&self.app) {
+            Ok(l) => l,
+            Err(e) => {
+                self.agent.error(&e, false);
+                return Err(Flow::Failed);
+            }
+        };
+        let existing: Vec<String> = self.agent.read(|s| s.files.keys().cloned().collect());
+        let paths: Vec<&str> = existing.iter().map(String::as_str).collect();
+        let messages = prompts::phase_plan_messages(blueprint, i, &paths);
+        let ids = self.ids();
+        let config = self.agent.read(|s| s.config.clone());
+        match llm
+            .complete(
+                &self.call(Operation::PhasePlanning, &ids, config.as_ref()),
+                &messages,
+            )
+            .await
+        {
+            Ok(out) => match parse_phase_detail(&out.text) {
+                Ok(d) => Ok(Some(d)),
+                Err(why) => {
+                    worker::console_warn!(
+                        "codegen: phase plan unusable ({why}); following the blueprint"
+                    );
+                    Ok(None)
+                }
+            },
+            Err(_) if self.stopped() => Err(Flow::Stopped),
+            Err(e) => {
+                self.agent.error(&e, false);
+                self.advance(Unit::Phase(i), PhaseInput::Abort);
+                Err(Flow::Failed)
+            }
+        }
     }
 
     async fn edit(&self) -> Flow {
@@ -1140,6 +1198,16 @@ impl Worker<'_> {
                             true,
                         );
                         return Flow::Continue;
+                    }
+                    if let Some(d) = found.first() {
+                        worker::console_log!(
+                            "codegen: \"{name}\" has {} error(s); correcting. First: {}:{} [{}] {}",
+                            found.len(),
+                            d.file.as_deref().unwrap_or("?"),
+                            d.line.unwrap_or(0),
+                            d.kind,
+                            d.message.lines().next().unwrap_or_default()
+                        );
                     }
                     errors = Some(found);
                 }

@@ -1064,27 +1064,42 @@ async fn the_ai_request_limit_stops_a_run_with_e003() {
                 format!("{}/v1", fake_llm::url()),
             ),
             ("MODEL_CONFIG", model_config()),
-            // The chat request, the plan and phase 1; phase 2 is over the limit.
-            ("RATE_LIMIT_AI", "3/60".into()),
+            // The chat request, the app's plan, phase 1's plan and phase 1; phase 2 is over.
+            ("RATE_LIMIT_AI", "4/60".into()),
         ])
     });
     let owner = app.user("agent-limit").await;
     let app_id = app.app(&owner, "Limited", "private").await;
     let events = chat(app, &owner, &app_id, &format!("scripted-app {}", mark())).await;
     let l = labels(&events);
+    // Four calls go through (the chat request, the app's plan, phase 1's plan, phase 1); the
+    // next one, whichever it is (phase 2's plan, or a correction if the sandbox reported an
+    // error), is refused and ends the run.
+    let errors: Value = app
+        .call(
+            Method::GET,
+            &format!("/api/apps/{app_id}/sandbox/errors"),
+            &owner.token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap_or_default();
     assert_eq!(
-        l,
+        l[..4],
         [
             "phase_start planning",
             "phase_complete planning",
             "phase_start Foundation",
             "file_generated src/components/Hello.tsx",
-            "phase_complete Foundation",
-            "phase_start Core",
-            "error E003 false",
-            "done Failed"
         ],
         "{events:?}"
+    );
+    assert_eq!(
+        l[l.len() - 2..],
+        ["error E003 false", "done Failed"],
+        "{events:?} sandbox errors: {errors}"
     );
     assert!(
         events.iter().any(|(_, e)| matches!(e,

@@ -356,6 +356,7 @@ fn file_block(out: &mut String, path: &str, content: &str) {
 }
 
 /// Replies for the code generator, keyed by the mode marker and the kind of call:
+/// - a phase's plan (`Reply with the phase plan JSON`): a small valid plan;
 /// - planning (`Reply with the blueprint JSON`): a valid two-phase `react-vite` blueprint whose
 ///   description carries the mode and mark (`scripted-badplan`: invalid JSON, every time);
 /// - phase 1 (foundation): `src/components/Hello.tsx`; `scripted-evil` adds `../evil.ts` between
@@ -386,6 +387,7 @@ pub fn scripted(prompt: &str) -> Option<String> {
             "Changing the heading.\n===DIFF: src/App.tsx===\n@@ -3,3 +3,3 @@\n export default function App() {{\n-  return <main><h1>{old}</h1><Hello /></main>;\n+  return <main><h1>{new}</h1><Hello /></main>;\n }}\n===END DIFF===\n"
         ));
     }
+    let phase_plan = prompt.contains("Reply with the phase plan JSON now.");
     let mode = [
         "scripted-app",
         "scripted-slow",
@@ -408,6 +410,12 @@ pub fn scripted(prompt: &str) -> Option<String> {
     // The mark that goes with it follows it.
     let (at, mode) = mode;
     let mark = mark(&prompt[at..]);
+    if phase_plan {
+        return Some(
+            json!({"files": [{"path": "src/App.tsx", "purpose": "the page"}], "steps": ["Write the phase."]})
+                .to_string(),
+        );
+    }
     if prompt.contains("Reply with the blueprint JSON") {
         if mode == "scripted-badplan" {
             return Some("Here is the plan: {\"title\": \"Broken\", \"phases\": [".into());

@@ -23,6 +23,7 @@ pub mod crypto;
 pub mod events;
 pub mod files_format;
 pub mod models;
+pub mod phase_plan;
 pub mod prompts;
 pub mod retry;
 pub mod run;

@@ -13,6 +13,7 @@
 
 use super::blueprint::{Blueprint, BlueprintError, PhasePlan};
 use super::models::ChatMessage;
+use super::phase_plan::PhaseDetail;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -73,6 +74,19 @@ Rules:
 - Phase kinds follow the order foundation, core, styling, integration, optimization (a kind may repeat or be skipped, never go back). 2-8 phases is typical; at most 50; names unique.
 - foundation: package.json, configuration, scaffolding. core: components, business logic, utilities. styling: CSS or Tailwind, responsive layout, theme. integration: API calls, state management, routing. optimization: cleanup and performance.
 - Only use packages installable from npm. The app runs in the browser (or in a Worker if the template has one); never plan server secrets.
+";
+
+/// System prompt for planning one phase right before it is written.
+pub const PHASE_PLAN_SYSTEM: &str = "You plan the next phase of a web app that an AI app builder is writing. Given the app's plan, the phase, and the files that exist now, decide exactly which files this phase writes or changes and how.
+
+Reply with ONE JSON object and nothing else:
+{\"files\": [{\"path\": \"src/App.tsx\", \"purpose\": \"what this phase puts in it\"}],
+ \"steps\": [\"short imperative step\", \"...\"]}
+
+Rules:
+- files: every file the phase creates or changes (1-60), paths relative to the project root; include package.json when the phase needs a new dependency.
+- Build on the files that exist; do not plan work earlier phases did or later phases will do.
+- steps: at most 10, each one sentence.
 ";
 
 /// System prompt for writing one phase.
@@ -244,10 +258,40 @@ pub fn blueprint_retry(messages: &mut Vec<ChatMessage>, reply: &str, error: &Blu
     messages.push(ChatMessage::user(error.feedback()));
 }
 
-/// Messages for implementing phase `phase_index` of `blueprint`.
+/// Messages for planning phase `phase_index` of `blueprint`, given the paths that exist now.
+pub fn phase_plan_messages(
+    blueprint: &Blueprint,
+    phase_index: usize,
+    existing: &[&str],
+) -> Vec<ChatMessage> {
+    let phase = &blueprint.phases[phase_index.min(blueprint.phases.len().saturating_sub(1))];
+    let mut u = String::new();
+    plan_section(&mut u, blueprint, Some(phase_index));
+    let _ = writeln!(
+        u,
+        "\nPlan phase {} of {}: {} [{}]\n{}\nFiles the app plan gives this phase: {}\n",
+        phase_index + 1,
+        blueprint.phases.len(),
+        phase.name,
+        phase.kind.as_str(),
+        phase.description,
+        phase.files.join(", ")
+    );
+    if existing.is_empty() {
+        u.push_str("Files that exist now: none yet (the template's own files are not listed).\n");
+    } else {
+        let _ = writeln!(u, "Files that exist now: {}", existing.join(", "));
+    }
+    u.push_str("\nReply with the phase plan JSON now.");
+    vec![ChatMessage::system(PHASE_PLAN_SYSTEM), ChatMessage::user(u)]
+}
+
+/// Messages for implementing phase `phase_index` of `blueprint`, following its detailed plan
+/// when there is one.
 pub fn phase_messages(
     blueprint: &Blueprint,
     phase_index: usize,
+    detail: Option<&PhaseDetail>,
     files: &[FileContext<'_>],
     budget: usize,
 ) -> Vec<ChatMessage> {
@@ -264,6 +308,16 @@ pub fn phase_messages(
         phase.description,
         phase.files.join(", ")
     );
+    if let Some(d) = detail {
+        u.push_str("Phase plan:\n");
+        for f in &d.files {
+            let _ = writeln!(u, "- {}: {}", clean(&f.path), clean(&f.purpose));
+        }
+        for (i, s) in d.steps.iter().enumerate() {
+            let _ = writeln!(u, "{}. {}", i + 1, clean(s));
+        }
+        u.push('\n');
+    }
     files_section(&mut u, files, budget);
     u.push_str("\nWrite the phase now, in the output format.");
     vec![ChatMessage::system(PHASE_SYSTEM), ChatMessage::user(u)]
@@ -480,7 +534,7 @@ mod tests {
                 content: code,
             },
         ];
-        let m = phase_messages(&bp(), 1, &files, DEFAULT_CONTEXT_BYTES);
+        let m = phase_messages(&bp(), 1, None, &files, DEFAULT_CONTEXT_BYTES);
         assert_eq!(m[0].content, PHASE_SYSTEM);
         let u = &m[1].content;
         for needle in [
@@ -495,6 +549,39 @@ mod tests {
         ] {
             assert!(u.contains(needle), "missing {needle:?} in\n{u}");
         }
+    }
+
+    #[test]
+    fn phase_plans_are_asked_for_and_followed() {
+        let m = phase_plan_messages(&bp(), 1, &["package.json", "src/main.tsx"]);
+        assert_eq!(m[0].content, PHASE_PLAN_SYSTEM);
+        let u = &m[1].content;
+        for needle in [
+            "2. UI [core] (CURRENT)",
+            "Plan phase 2 of 2: UI [core]",
+            "Files the app plan gives this phase: src/App.tsx",
+            "Files that exist now: package.json, src/main.tsx",
+        ] {
+            assert!(u.contains(needle), "missing {needle:?} in\n{u}");
+        }
+        assert!(!u.contains("Implement phase"));
+        assert!(phase_plan_messages(&bp(), 0, &[])[1]
+            .content
+            .contains("none yet"));
+        let d = PhaseDetail {
+            files: vec![crate::domain::codegen::blueprint::PlannedFile {
+                path: "src/App.tsx".into(),
+                purpose: "the list, with \u{7}dark mode".into(),
+            }],
+            steps: vec!["Render the list".into()],
+        };
+        let u = &phase_messages(&bp(), 1, Some(&d), &[], DEFAULT_CONTEXT_BYTES)[1].content;
+        assert!(
+            u.contains(
+                "Phase plan:\n- src/App.tsx: the list, with dark mode\n1. Render the list\n"
+            ),
+            "{u}"
+        );
     }
 
     #[test]
@@ -525,13 +612,13 @@ mod tests {
                 content: "small",
             },
         ];
-        let m = phase_messages(&bp(), 0, &files, 1500);
+        let m = phase_messages(&bp(), 0, None, &files, 1500);
         let u = &m[1].content;
         assert!(u.contains("### a.ts"));
         assert!(!u.contains("### b.ts"));
         assert!(u.contains("### c.ts"), "smaller files still fit");
         assert!(u.contains("Also present (content not shown): b.ts"));
-        let m = phase_messages(&bp(), 0, &[], 1500);
+        let m = phase_messages(&bp(), 0, None, &[], 1500);
         assert!(m[1].content.contains("Current files: none yet."));
     }
 

@@ -17,6 +17,7 @@ use super::blueprint::{Blueprint, PhaseStatus};
 use super::events::{AgentEvent, FileSummary, PhaseSummary, RunStatus, StateSnapshot};
 use super::files_format::Event;
 use super::models::ModelOverride;
+use super::phase_plan::PhaseDetail;
 use crate::domain::error::ErrorCode;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -46,6 +47,9 @@ pub struct RunState {
     pub phases: Vec<PhaseStatus>,
     #[serde(default)]
     pub current_phase: Option<usize>,
+    /// Each phase's detailed plan, made right before it is implemented (by phase index).
+    #[serde(default)]
+    pub phase_details: BTreeMap<usize, PhaseDetail>,
     #[serde(default)]
     pub files: BTreeMap<String, WrittenFile>,
     #[serde(default)]
@@ -112,6 +116,7 @@ impl Default for RunState {
             blueprint: None,
             phases: Vec::new(),
             current_phase: None,
+            phase_details: BTreeMap::new(),
             files: BTreeMap::new(),
             preview_url: None,
             app_id: String::new(),
@@ -135,6 +140,7 @@ impl RunState {
         self.blueprint = None;
         self.phases.clear();
         self.current_phase = None;
+        self.phase_details.clear();
         self.edit = None;
         self.attempt.clear();
         self.hold_phases = false;
