@@ -140,13 +140,13 @@ struct Socket {
 }
 
 /// The parameters the route passes on every call (ownership was checked there).
-struct Caller {
+struct Requester {
     app_id: String,
     user_id: String,
     origin: String,
 }
 
-impl Caller {
+impl Requester {
     fn from(req: &Request) -> Option<Self> {
         Some(Self {
             app_id: header(req, "X-App-Id")?,
@@ -399,7 +399,7 @@ impl CodeGeneratorAgent {
 
     // ----- commands (from requests and WebSockets) ---------------------------------------
 
-    fn begin(&self, c: &Caller, prompt: &str, config: Option<ModelOverride>) {
+    fn begin(&self, c: &Requester, prompt: &str, config: Option<ModelOverride>) {
         self.update(|s| {
             s.start(prompt);
             s.app_id = c.app_id.clone();
@@ -413,7 +413,7 @@ impl CodeGeneratorAgent {
     /// the work in progress). `Err`: the queue is full.
     fn chat_message(
         &self,
-        c: &Caller,
+        c: &Requester,
         text: &str,
         config: Option<ModelOverride>,
     ) -> std::result::Result<(), ApiError> {
@@ -455,7 +455,7 @@ impl CodeGeneratorAgent {
         Ok(())
     }
 
-    async fn resume(&self, c: &Caller) -> std::result::Result<(), String> {
+    async fn resume(&self, c: &Requester) -> std::result::Result<(), String> {
         self.update(|s| {
             s.resume()?;
             s.origin = Some(c.origin.clone());
@@ -468,7 +468,7 @@ impl CodeGeneratorAgent {
     // ----- HTTP from the route -----------------------------------------------------------
 
     async fn chat(&self, mut req: Request) -> Result<Response> {
-        let Some(c) = Caller::from(&req) else {
+        let Some(c) = Requester::from(&req) else {
             return Response::error("missing run parameters", 400);
         };
         let body = req.bytes().await?;
@@ -519,7 +519,7 @@ impl CodeGeneratorAgent {
 
     async fn open_socket(&self, req: &Request) -> Result<Response> {
         let (Some(c), Some(exp), Some(sid)) = (
-            Caller::from(req),
+            Requester::from(req),
             header(req, "X-Token-Exp").and_then(|v| v.parse::<i64>().ok()),
             header(req, "X-Session-Id"),
         ) else {
@@ -598,7 +598,7 @@ impl CodeGeneratorAgent {
             Ok(c) => c,
             Err(e) => return reply(AgentEvent::from_error(&e, true)),
         };
-        let c = Caller {
+        let c = Requester {
             app_id: self.read(|s| s.app_id.clone()),
             user_id: socket.user_id,
             origin: socket.origin,

@@ -258,24 +258,40 @@ pub fn blueprint_retry(messages: &mut Vec<ChatMessage>, reply: &str, error: &Blu
     messages.push(ChatMessage::user(error.feedback()));
 }
 
-/// Messages for planning phase `phase_index` of `blueprint`, given the paths that exist now.
-pub fn phase_plan_messages(
+/// The app's plan, then "`verb` phase n of N" with the phase's description and planned files.
+fn phase_heading(
     blueprint: &Blueprint,
     phase_index: usize,
-    existing: &[&str],
-) -> Vec<ChatMessage> {
+    verb: &str,
+    files_label: &str,
+) -> String {
     let phase = &blueprint.phases[phase_index.min(blueprint.phases.len().saturating_sub(1))];
     let mut u = String::new();
     plan_section(&mut u, blueprint, Some(phase_index));
     let _ = writeln!(
         u,
-        "\nPlan phase {} of {}: {} [{}]\n{}\nFiles the app plan gives this phase: {}\n",
+        "\n{verb} phase {} of {}: {} [{}]\n{}\n{files_label}: {}\n",
         phase_index + 1,
         blueprint.phases.len(),
         phase.name,
         phase.kind.as_str(),
         phase.description,
         phase.files.join(", ")
+    );
+    u
+}
+
+/// Messages for planning phase `phase_index` of `blueprint`, given the paths that exist now.
+pub fn phase_plan_messages(
+    blueprint: &Blueprint,
+    phase_index: usize,
+    existing: &[&str],
+) -> Vec<ChatMessage> {
+    let mut u = phase_heading(
+        blueprint,
+        phase_index,
+        "Plan",
+        "Files the app plan gives this phase",
     );
     if existing.is_empty() {
         u.push_str("Files that exist now: none yet (the template's own files are not listed).\n");
@@ -295,19 +311,7 @@ pub fn phase_messages(
     files: &[FileContext<'_>],
     budget: usize,
 ) -> Vec<ChatMessage> {
-    let phase = &blueprint.phases[phase_index.min(blueprint.phases.len().saturating_sub(1))];
-    let mut u = String::new();
-    plan_section(&mut u, blueprint, Some(phase_index));
-    let _ = writeln!(
-        u,
-        "\nImplement phase {} of {}: {} [{}]\n{}\nFiles in this phase: {}\n",
-        phase_index + 1,
-        blueprint.phases.len(),
-        phase.name,
-        phase.kind.as_str(),
-        phase.description,
-        phase.files.join(", ")
-    );
+    let mut u = phase_heading(blueprint, phase_index, "Implement", "Files in this phase");
     if let Some(d) = detail {
         u.push_str("Phase plan:\n");
         for f in &d.files {
