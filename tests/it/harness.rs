@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
 pub const ADMIN_EMAIL: &str = "root@admin.test";
 
-static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Process groups to end at exit, each with the signal that ends it properly.
+static GROUPS: Mutex<Vec<(i32, i32)>> = Mutex::new(Vec::new());
 
 extern "C" fn kill_groups() {
     if let Ok(groups) = GROUPS.lock() {
-        for pgid in groups.iter() {
+        for (pgid, signal) in groups.iter() {
             unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
+                libc::kill(-pgid, *signal);
             }
         }
     }
@@ -58,9 +59,9 @@ fn watched(program: &std::path::Path) -> Command {
     cmd
 }
 
-/// Starts a [`watched`] command in its own process group (killed at exit); a thread reaps it.
-/// Returns the process group id.
-fn spawn_watched(mut cmd: Command) -> i32 {
+/// Starts a [`watched`] command in its own process group, sent `exit_signal` at exit; a thread
+/// reaps it. Returns the process group id.
+fn spawn_watched(mut cmd: Command, exit_signal: i32) -> i32 {
     static ATEXIT: OnceLock<()> = OnceLock::new();
     ATEXIT.get_or_init(|| unsafe {
         libc::atexit(kill_groups);
@@ -69,7 +70,7 @@ fn spawn_watched(mut cmd: Command) -> i32 {
     cmd.process_group(0);
     let child = cmd.spawn().expect("spawn a test service");
     let pgid = child.id() as i32;
-    GROUPS.lock().unwrap().push(pgid);
+    GROUPS.lock().unwrap().push((pgid, exit_signal));
     std::thread::spawn(move || {
         let mut child = child;
         let _ = child.wait();
@@ -186,7 +187,7 @@ impl Instance {
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        *self.pgid.lock().unwrap() = spawn_watched(cmd);
+        *self.pgid.lock().unwrap() = spawn_watched(cmd, libc::SIGKILL);
         let deadline = Instant::now() + Duration::from_secs(90);
         while !health_ok(&self.base) {
             assert!(
@@ -401,7 +402,9 @@ fn start_sandbox_agent() -> String {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(workspaces.join("agent.log")).unwrap());
-    spawn_watched(cmd);
+    // SIGTERM, not SIGKILL: byte-sandbox then stops the dev servers it started in their own
+    // process groups (a killed agent would leave them running after the suite).
+    spawn_watched(cmd, libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "byte-sandbox did not start");
