@@ -26,12 +26,16 @@
 use crate::domain::codegen::blueprint::{parse_blueprint, Blueprint, PhaseInput, PhaseStatus};
 use crate::domain::codegen::events::{
     parse_command, parse_start_chat, AgentEvent, ClientCommand, RunOutcome, RunStatus,
+    StateSnapshot,
 };
 use crate::domain::codegen::files_format::{Event as FileEvent, Parser};
 use crate::domain::codegen::models::{ChatMessage, ModelOverride, Operation};
 use crate::domain::codegen::phase_plan::{parse_phase_detail, PhaseDetail};
 use crate::domain::codegen::prompts::{self, Diagnostic, FileContext, TemplateInfo};
-use crate::domain::codegen::run::{step, ResumeFilter, RunState, Step, Work};
+use crate::domain::codegen::run::{
+    blob_key, step, version_key, ResumeFilter, RunState, Step, Work,
+};
+use crate::domain::codegen::sse;
 use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::sandbox::{Command, State as SandboxState, Status as SandboxStatus};
 use crate::domain::templates;
@@ -92,18 +96,6 @@ fn header(req: &Request, k: &str) -> Option<String> {
     req.headers().get(k).ok().flatten()
 }
 
-fn url_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// How a unit of work's model stream ended.
 enum StreamEnd {
     Whole,
@@ -147,6 +139,13 @@ struct Requester {
 }
 
 impl Requester {
+    /// Records who the run works for and where (an alarm resumes it without a request).
+    fn bind(&self, s: &mut RunState) {
+        s.app_id = self.app_id.clone();
+        s.user_id = self.user_id.clone();
+        s.origin = Some(self.origin.clone());
+    }
+
     fn from(req: &Request) -> Option<Self> {
         Some(Self {
             app_id: header(req, "X-App-Id")?,
@@ -252,15 +251,16 @@ impl CodeGeneratorAgent {
         std::cell::RefMut::map(self.contents.borrow_mut(), |c| c.as_mut().expect("loaded"))
     }
 
-    fn store_file(&self, path: &str, content: Option<&str>) {
+    /// Stores a file's content (`Some((content, hash))`) or its deletion (`None`).
+    fn store_file(&self, path: &str, content: Option<(&str, &str)>) {
         let sql = self.sql();
         let r = match content {
-            Some(c) => sql.exec(
+            Some((c, hash)) => sql.exec(
                 "INSERT INTO files (path, content, hash) VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET content = excluded.content, hash = excluded.hash",
                 vec![
                     SqlStorageValue::String(path.into()),
                     SqlStorageValue::String(c.into()),
-                    SqlStorageValue::String(crate::domain::codegen::run::content_hash(c)),
+                    SqlStorageValue::String(hash.into()),
                 ],
             ),
             None => sql.exec("DELETE FROM files WHERE path = ?", vec![SqlStorageValue::String(path.into())]),
@@ -270,18 +270,21 @@ impl CodeGeneratorAgent {
         }
         let mut c = self.contents();
         match content {
-            Some(text) => c.insert(path.to_string(), text.to_string()),
+            Some((text, _)) => c.insert(path.to_string(), text.to_string()),
             None => c.remove(path),
         };
     }
 
     // ----- clients -----------------------------------------------------------------------
 
-    /// The `state` event for a (re)connecting client.
-    fn state_event(&self) -> AgentEvent {
-        let app_id = self.read(|s| s.app_id.clone());
+    /// What a (re)connecting client draws first.
+    fn snapshot(&self) -> StateSnapshot {
         let last = self.last_seq();
-        AgentEvent::State(self.read(|s| s.snapshot(&app_id, last)))
+        self.read(|s| s.snapshot(&s.app_id, last))
+    }
+
+    fn state_event(&self) -> AgentEvent {
+        AgentEvent::State(self.snapshot())
     }
 
     /// Stored events after `since`, as `(seq, event JSON)`.
@@ -358,8 +361,8 @@ impl CodeGeneratorAgent {
         send(self.state_event().to_sse());
         if let Some(since) = since {
             for (seq, json) in self.events_after(since, 10_000) {
-                if let Ok(ev) = crate::domain::codegen::events::parse_event(&json) {
-                    send(ev.to_sse_with_id(seq));
+                if let Some(kind) = event_type(&json) {
+                    send(sse::encode_event_with_id(seq, &kind, &json));
                 }
             }
         }
@@ -402,9 +405,7 @@ impl CodeGeneratorAgent {
     fn begin(&self, c: &Requester, prompt: &str, config: Option<ModelOverride>) {
         self.update(|s| {
             s.start(prompt);
-            s.app_id = c.app_id.clone();
-            s.user_id = c.user_id.clone();
-            s.origin = Some(c.origin.clone());
+            c.bind(s);
             s.config = config;
         });
     }
@@ -423,9 +424,7 @@ impl CodeGeneratorAgent {
             return Ok(());
         }
         self.update(|s| {
-            s.app_id = c.app_id.clone();
-            s.user_id = c.user_id.clone();
-            s.origin = Some(c.origin.clone());
+            c.bind(s);
             if !s.is_active() {
                 s.config = config;
             }
@@ -458,7 +457,7 @@ impl CodeGeneratorAgent {
     async fn resume(&self, c: &Requester) -> std::result::Result<(), String> {
         self.update(|s| {
             s.resume()?;
-            s.origin = Some(c.origin.clone());
+            c.bind(s);
             Ok::<(), String>(())
         })?;
         self.kick().await;
@@ -505,10 +504,7 @@ impl CodeGeneratorAgent {
                 v
             })
             .collect();
-        let AgentEvent::State(snap) = self.state_event() else {
-            unreachable!()
-        };
-        let mut snap = serde_json::to_value(snap)?;
+        let mut snap = serde_json::to_value(self.snapshot())?;
         if let Some(id) = header(req, "X-App-Id") {
             snap["appId"] = json!(id);
         }
@@ -647,12 +643,7 @@ impl CodeGeneratorAgent {
                     Ok(a) => a,
                     Err(e) => return refuse(ErrorCode::E000, format!("misconfigured: {e}")),
                 };
-                let w = Worker {
-                    agent: self,
-                    app,
-                    cancel: Cancel::default(),
-                    deps_changed: Cell::new(false),
-                };
+                let w = Worker::new(self, app, Cancel::default());
                 match w.ensure_sandbox(&template).await {
                     Ok(()) => match w.preview_url() {
                         Some(url) => reply(AgentEvent::PreviewReady { url }),
@@ -682,13 +673,7 @@ impl CodeGeneratorAgent {
         let cancel = Cancel::default();
         *self.cancel.borrow_mut() = cancel.clone();
         self.beat.set(0);
-        let w = Worker {
-            agent: self,
-            app,
-            cancel,
-            // A run picked up after an interruption may have written it unseen.
-            deps_changed: Cell::new(self.read(|s| s.attempt.contains_key("package.json"))),
-        };
+        let w = Worker::new(self, app, cancel);
         w.run().await;
         self.running.set(false);
         if self.read(RunState::is_active) {
@@ -707,17 +692,21 @@ impl CodeGeneratorAgent {
     }
 }
 
-/// A WebSocket frame: the event's JSON, with its stored id when it has one.
+/// The `type` of a stored event's JSON (its SSE event name).
+fn event_type(json: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    serde_json::from_str::<Kind>(json).ok().map(|k| k.kind)
+}
+
+/// A WebSocket frame: the event's JSON (always an object), with its stored id when it has one.
 fn ws_text(json: &str, seq: Option<u64>) -> String {
-    match seq {
-        Some(id) => match serde_json::from_str::<serde_json::Value>(json) {
-            Ok(mut v) => {
-                v["id"] = json!(id);
-                v.to_string()
-            }
-            Err(_) => json.to_string(),
-        },
-        None => json.to_string(),
+    match (seq, json.strip_prefix('{')) {
+        (Some(id), Some(rest)) => format!("{{\"id\":{id},{rest}"),
+        _ => json.to_string(),
     }
 }
 
@@ -730,7 +719,18 @@ struct Worker<'a> {
     deps_changed: Cell<bool>,
 }
 
-impl Worker<'_> {
+impl<'a> Worker<'a> {
+    fn new(agent: &'a CodeGeneratorAgent, app: App, cancel: Cancel) -> Self {
+        // A run picked up after an interruption may have written package.json unseen.
+        let deps_changed = Cell::new(agent.read(|s| s.attempt.contains_key("package.json")));
+        Self {
+            agent,
+            app,
+            cancel,
+            deps_changed,
+        }
+    }
+
     fn stopped(&self) -> bool {
         self.cancel.is_cancelled() || self.agent.read(|s| s.status == RunStatus::Stopped)
     }
@@ -1001,13 +1001,7 @@ impl Worker<'_> {
         }
         if self.status_of(Unit::Phase(i)) == Some(PhaseStatus::Implementing) {
             let ctx = self.file_context();
-            let files: Vec<FileContext<'_>> = ctx
-                .iter()
-                .map(|(p, c)| FileContext {
-                    path: p,
-                    content: c,
-                })
-                .collect();
+            let files = FileContext::all(&ctx);
             let detail = self.agent.read(|s| s.phase_details.get(&i).cloned());
             let messages = prompts::phase_messages(
                 &blueprint,
@@ -1111,13 +1105,7 @@ impl Worker<'_> {
         }
         if self.status_of(Unit::Edit) == Some(PhaseStatus::Implementing) {
             let ctx = self.file_context();
-            let files: Vec<FileContext<'_>> = ctx
-                .iter()
-                .map(|(p, c)| FileContext {
-                    path: p,
-                    content: c,
-                })
-                .collect();
+            let files = FileContext::all(&ctx);
             let messages = prompts::chat_edit_messages(
                 &edit.message,
                 blueprint.as_ref(),
@@ -1218,13 +1206,7 @@ impl Worker<'_> {
                         None => self.diagnostics().await,
                     };
                     let ctx = self.file_context();
-                    let files: Vec<FileContext<'_>> = ctx
-                        .iter()
-                        .map(|(p, c)| FileContext {
-                            path: p,
-                            content: c,
-                        })
-                        .collect();
+                    let files = FileContext::all(&ctx);
                     let plan = match unit {
                         Unit::Phase(i) => blueprint.phases.get(i).cloned(),
                         Unit::Edit => None,
@@ -1345,8 +1327,8 @@ impl Worker<'_> {
                         self.deps_changed.set(true);
                     }
                     // File, run state and event are written in one turn: stored together.
-                    self.agent.store_file(&path, Some(&content));
-                    self.agent.update(|s| s.record_write(&path, &content));
+                    let hash = self.agent.update(|s| s.record_write(&path, &content));
+                    self.agent.store_file(&path, Some((&content, &hash)));
                     self.agent.emit(AgentEvent::FileGenerated { path, content });
                     self.agent.heartbeat().await;
                 }
@@ -1562,7 +1544,10 @@ impl Worker<'_> {
         match self
             .sandbox(
                 Method::Delete,
-                &format!("/proxy/files?path={}", url_encode(path)),
+                &format!(
+                    "/proxy/files?path={}",
+                    crate::domain::input::percent_encode(path)
+                ),
                 None,
             )
             .await
@@ -1642,7 +1627,7 @@ impl Worker<'_> {
                     continue;
                 };
                 bucket
-                    .put(format!("apps/{app_id}/blobs/{}", f.hash), content)
+                    .put(blob_key(&app_id, &f.hash), content)
                     .execute()
                     .await?;
                 self.agent.sql().exec(
@@ -1665,7 +1650,7 @@ impl Worker<'_> {
             ]
             .into();
             bucket
-                .put(format!("apps/{app_id}/versions/{next:08}.json"), manifest.to_string())
+                .put(version_key(&app_id, next), manifest.to_string())
                 .custom_metadata(meta)
                 .execute()
                 .await?;

@@ -11,10 +11,12 @@
 //! Ownership is checked here; the object trusts the ids it is given.
 
 use crate::domain::codegen::events::parse_start_chat;
+use crate::domain::codegen::run::{blob_key, version_key, versions_prefix};
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::auth::Caller;
 use crate::http::{header, internal, read_body, App};
 use crate::objects::codegen_do::BINDING;
+use crate::services::r2::get_bytes;
 use worker::{Headers, Method, Request, RequestInit, Response, Stub};
 
 fn stub(app: &App, app_id: &str) -> ApiResult<Stub> {
@@ -132,10 +134,6 @@ pub async fn socket(req: Request, app: &App, caller: &Caller, id: &str) -> ApiRe
 
 const MAX_VERSIONS_LISTED: u32 = 1000;
 
-fn versions_prefix(app_id: &str) -> String {
-    format!("apps/{app_id}/versions/")
-}
-
 /// `GET /api/agent/:appId/versions`: every saved version, oldest first.
 pub async fn versions(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
     let rec = super::sandbox::owned(app, caller, id).await?;
@@ -168,19 +166,9 @@ pub async fn versions(app: &App, caller: &Caller, id: &str) -> ApiResult<Respons
 async fn manifest(app: &App, app_id: &str, n: &str) -> ApiResult<serde_json::Value> {
     let missing = || ApiError::not_found("version");
     let n: u32 = n.parse().map_err(|_| missing())?;
-    let bucket = app.env.bucket("APP_FILES").map_err(internal)?;
-    let obj = bucket
-        .get(format!("{}{n:08}.json", versions_prefix(app_id)))
-        .execute()
-        .await
-        .map_err(internal)?
+    let bytes = get_bytes(app, "APP_FILES", &version_key(app_id, n))
+        .await?
         .ok_or_else(missing)?;
-    let bytes = obj
-        .body()
-        .ok_or_else(missing)?
-        .bytes()
-        .await
-        .map_err(internal)?;
     serde_json::from_slice(&bytes).map_err(internal)
 }
 
@@ -208,19 +196,9 @@ pub async fn version_file(
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(missing)?
         .to_string();
-    let bucket = app.env.bucket("APP_FILES").map_err(internal)?;
-    let obj = bucket
-        .get(format!("apps/{}/blobs/{hash}", rec.id))
-        .execute()
-        .await
-        .map_err(internal)?
+    let bytes = get_bytes(app, "APP_FILES", &blob_key(&rec.id, &hash))
+        .await?
         .ok_or_else(missing)?;
-    let bytes = obj
-        .body()
-        .ok_or_else(missing)?
-        .bytes()
-        .await
-        .map_err(internal)?;
     let resp = Response::from_bytes(bytes).map_err(internal)?;
     let h = resp.headers();
     h.set("Content-Type", "text/plain; charset=utf-8")

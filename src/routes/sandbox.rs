@@ -228,20 +228,13 @@ pub async fn workspace(
 /// `make dev` (or the deploy pipeline) publishes.
 pub async fn template(app: &App, name: &str) -> ApiResult<Response> {
     let t = templates::find(name).ok_or_else(|| ApiError::not_found("template"))?;
-    let bucket = app.env.bucket("TEMPLATES").map_err(internal)?;
-    let obj = bucket
-        .get(format!("templates/{name}.json"))
-        .execute()
-        .await
-        .map_err(internal)?;
-    let missing = || {
-        ApiError::unavailable(
-            "template files are not published to R2 (run `make dev` or publish them)",
-        )
-    };
-    let obj = obj.ok_or_else(missing)?;
-    let body = obj.body().ok_or_else(missing)?;
-    let bundle: serde_json::Value =
-        serde_json::from_slice(&body.bytes().await.map_err(internal)?).map_err(internal)?;
+    let bytes = crate::services::r2::get_bytes(app, "TEMPLATES", &format!("templates/{name}.json"))
+        .await?
+        .ok_or_else(|| {
+            ApiError::unavailable(
+                "template files are not published to R2 (run `make dev` or publish them)",
+            )
+        })?;
+    let bundle: serde_json::Value = serde_json::from_slice(&bytes).map_err(internal)?;
     json(200, &json!({ "template": t, "files": bundle["files"] }))
 }

@@ -70,8 +70,7 @@ pub fn sealing_key(env: &Env) -> ApiResult<Option<SealingKey>> {
 pub struct Cancel(Rc<Cell<bool>>);
 
 impl Cancel {
-    // The code generator's stop command calls this; the routes here never cancel.
-    #[allow(dead_code)]
+    /// The code generator's `stop` command.
     pub fn cancel(&self) {
         self.0.set(true);
     }

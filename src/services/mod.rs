@@ -4,6 +4,7 @@ pub mod ai_store;
 pub mod db;
 pub mod llm;
 pub mod oauth;
+pub mod r2;
 pub mod ratelimit;
 pub mod sessions;
 

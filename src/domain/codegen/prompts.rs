@@ -129,6 +129,16 @@ pub struct FileContext<'a> {
     pub content: &'a str,
 }
 
+impl<'a> FileContext<'a> {
+    /// Borrows `(path, content)` pairs as the files shown to the model.
+    pub fn all(files: &'a [(String, String)]) -> Vec<FileContext<'a>> {
+        files
+            .iter()
+            .map(|(path, content)| FileContext { path, content })
+            .collect()
+    }
+}
+
 /// A structured error from the sandbox's checks (`tsc`, Vite, esbuild, the runtime).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {

@@ -264,16 +264,18 @@ impl RunState {
         self.status = RunStatus::Generating;
     }
 
-    pub fn record_write(&mut self, path: &str, content: &str) {
+    /// Records a written file; returns its content hash.
+    pub fn record_write(&mut self, path: &str, content: &str) -> String {
         let hash = content_hash(content);
         self.attempt.insert(path.to_string(), Some(hash.clone()));
         self.files.insert(
             path.to_string(),
             WrittenFile {
-                hash,
+                hash: hash.clone(),
                 bytes: content.len() as u64,
             },
         );
+        hash
     }
 
     pub fn record_delete(&mut self, path: &str) {
@@ -324,6 +326,21 @@ impl RunState {
             last_event_id,
         }
     }
+}
+
+/// Where a version's file content lives in R2 (content-addressed per app).
+pub fn blob_key(app_id: &str, hash: &str) -> String {
+    format!("apps/{app_id}/blobs/{hash}")
+}
+
+/// The R2 prefix of an app's version manifests; zero-padded numbers list in order.
+pub fn versions_prefix(app_id: &str) -> String {
+    format!("apps/{app_id}/versions/")
+}
+
+/// Where version `n`'s manifest lives in R2.
+pub fn version_key(app_id: &str, n: u32) -> String {
+    format!("{}{n:08}.json", versions_prefix(app_id))
 }
 
 /// SHA-256 of `s`, as 64 hex digits: a file version's identity and its content's R2 key.
@@ -526,6 +543,14 @@ mod tests {
         assert_eq!(snap.phases[0].status, PhaseStatus::Complete);
         assert_eq!(snap.files.len(), 1);
         assert_eq!(snap.last_event_id, 7);
+    }
+
+    #[test]
+    fn r2_keys_sort_versions_in_order() {
+        assert_eq!(blob_key("app_1", "ab"), "apps/app_1/blobs/ab");
+        assert_eq!(version_key("app_1", 7), "apps/app_1/versions/00000007.json");
+        assert!(version_key("app_1", 9) < version_key("app_1", 10));
+        assert!(version_key("app_1", 3).starts_with(&versions_prefix("app_1")));
     }
 
     #[test]
