@@ -1,4 +1,4 @@
-//! The one error type handlers return, rendered as
+//! The one error type handlers return, rendered as the shared [`ErrorBody`]
 //! `{"error":{"code":"E00x","message":"...","fields":{...}}}` with the spec's stable codes.
 //!
 //! Messages are written for the caller and must never carry host paths outside a workspace.
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use byte_protocol::error::{ErrorBody, ErrorDetail};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -105,11 +105,14 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if !self.fields.is_empty() {
-            error["fields"] = json!(self.fields);
-        }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                fields: self.fields,
+            },
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 

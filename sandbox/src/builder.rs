@@ -7,21 +7,13 @@ use std::io;
 use std::path::Path;
 
 use base64::Engine;
-use serde::Serialize;
+
+pub use byte_protocol::files::OutputFile;
 
 use crate::paths::{relative_to, resolve_existing_dir, PathError, RelPath, ResolveError};
 
 pub const DEFAULT_BUILD_COMMAND: &str = "npm run build";
 pub const DEFAULT_OUTPUT_DIR: &str = "dist";
-
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct OutputFile {
-    /// Relative to the workspace (`dist/index.html`).
-    pub path: String,
-    /// Base64 of the file's bytes.
-    pub content: String,
-    pub size: u64,
-}
 
 #[derive(Debug)]
 pub enum CollectError {

@@ -17,35 +17,10 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use regex::Regex;
-use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Typescript,
-    Vite,
-    Esbuild,
-    Runtime,
-    Build,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Diagnostic {
-    pub file: Option<String>,
-    pub line: Option<u32>,
-    pub column: Option<u32>,
-    pub message: String,
-    pub kind: Kind,
-}
-
-impl Diagnostic {
-    /// Identity for de-duplication: the same error reported by two tools (or twice by one)
-    /// has the same place and first message line.
-    pub fn key(&self) -> (Option<String>, Option<u32>, Option<u32>, String) {
-        let first = self.message.lines().next().unwrap_or("").trim().to_string();
-        (self.file.clone(), self.line, self.column, first)
-    }
-}
+/// The wire type every side shares; `Kind` for short here (this module emits `typescript`,
+/// `vite`, `esbuild`, `build` and `runtime`).
+pub use byte_protocol::diagnostic::{Diagnostic, DiagnosticKind as Kind};
 
 /// Maps the paths tools print (absolute, `file://` URLs, or relative to the workspace) to
 /// workspace-relative paths, and scrubs the roots out of messages.

@@ -13,11 +13,13 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 
 use crate::logs::{LineSplitter, LogBuffer, Source, Stream};
+
+/// A command's outcome, as the API returns it.
+pub use byte_protocol::exec::ExecReply;
 
 /// Variables never passed to children.
 const SECRET_VARS: &[&str] = &["SANDBOX_SECRET"];
@@ -111,25 +113,6 @@ pub struct ExecRequest {
     pub output_cap: usize,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecOutput {
-    /// `None` when the process was killed by a signal (always so on timeout).
-    pub exit_code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    pub stdout_truncated: bool,
-    pub stderr_truncated: bool,
-    pub timed_out: bool,
-    pub duration_ms: u64,
-}
-
-impl ExecOutput {
-    pub fn success(&self) -> bool {
-        self.exit_code == Some(0) && !self.timed_out
-    }
-}
-
 /// How long output readers may lag behind the exit of the group before we stop waiting
 /// (a process that escaped the group with `setsid` could hold the pipes open forever).
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
@@ -139,7 +122,7 @@ pub async fn run(
     req: &ExecRequest,
     log: Option<Arc<LogBuffer>>,
     groups: &ProcessGroups,
-) -> io::Result<ExecOutput> {
+) -> io::Result<ExecReply> {
     let started = Instant::now();
     if let Some(log) = &log {
         log.push(Stream::System, Source::Exec, &format!("$ {}", req.command));
@@ -209,7 +192,7 @@ pub async fn run(
     }
     let (stdout, stdout_truncated) = stdout.lock().expect("capture lock").take();
     let (stderr, stderr_truncated) = stderr.lock().expect("capture lock").take();
-    Ok(ExecOutput {
+    Ok(ExecReply {
         exit_code,
         stdout,
         stderr,

@@ -1,6 +1,7 @@
 //! File operations inside one workspace: batch write, read, list, delete.
 //!
-//! Every path goes through [`crate::paths`]. A batch is validated in full (lexical rules,
+//! Every path goes through [`crate::paths`] (the shared lexical rules, then confinement on
+//! disk); request and reply bodies are [`byte_protocol::files`] types. A batch is validated in full (lexical rules,
 //! symlink confinement, content decoding, conflicts inside the batch) before the first byte
 //! is written, so one bad path means nothing is written. Each file is written to a temporary
 //! name in its directory and renamed over the target, so readers (Vite's watcher, a
@@ -14,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+
+pub use byte_protocol::files::{Encoding, FileContent, FileInput, TreeEntry};
 
 use crate::api_error::{io_kind, ApiError, ApiResult};
 use crate::paths::{relative_to, resolve, PathError, RelPath, ResolveError};
@@ -25,22 +27,6 @@ pub const SKIPPED_DIRS: &[&str] = &["node_modules", ".git", "dist"];
 pub const MAX_READ_BYTES: u64 = 10 * 1024 * 1024;
 /// Most entries a tree listing returns.
 pub const MAX_TREE_ENTRIES: usize = 20_000;
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Encoding {
-    #[default]
-    Utf8,
-    Base64,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct FileInput {
-    pub path: String,
-    pub content: String,
-    #[serde(default)]
-    pub encoding: Encoding,
-}
 
 /// A write that passed every check.
 pub struct ValidWrite {
@@ -74,7 +60,7 @@ fn shorten(s: &str) -> String {
 
 /// Parses a path from a request field into a [`RelPath`], as a 400 naming the field.
 pub fn parse_rel(field: &str, raw: &str) -> ApiResult<RelPath> {
-    RelPath::parse(raw).map_err(|e| path_error(field, raw, &e))
+    RelPath::parse(raw).map_err(|e| path_error(field, raw, &e.into()))
 }
 
 /// Checks a whole batch; returns the writes to perform or the first problem found.
@@ -185,14 +171,6 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct FileContent {
-    pub path: String,
-    pub content: String,
-    pub encoding: Encoding,
-    pub size: u64,
-}
-
 /// Reads a file (UTF-8 as text, anything else as base64).
 pub fn read(root: &Path, rel: &RelPath) -> ApiResult<FileContent> {
     let target = resolve(root, rel).map_err(|e| resolve_error("path", rel.as_str(), e))?;
@@ -252,12 +230,6 @@ pub fn delete(root: &Path, rel: &RelPath) -> ApiResult<()> {
             io_kind(&e)
         ))),
     }
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct TreeEntry {
-    pub path: String,
-    pub size: u64,
 }
 
 /// Lists regular files under `root` recursively, sorted, skipping [`SKIPPED_DIRS`] and

@@ -8,37 +8,13 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use tokio::sync::broadcast;
 
 /// Longest line kept; longer lines are cut (minified bundles print very long lines).
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    Stdout,
-    Stderr,
-    /// Lines the agent writes itself: command started, dev server ready or exited.
-    System,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Exec,
-    Server,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct LogLine {
-    pub seq: u64,
-    /// Milliseconds since the Unix epoch.
-    pub ts: u64,
-    pub stream: Stream,
-    pub source: Source,
-    pub line: String,
-}
+/// The wire types of a log line (`stream` and `source` keep their short local names).
+pub use byte_protocol::logs::{LogLine, LogSource as Source, LogStream as Stream};
 
 pub struct LogBuffer {
     inner: Mutex<Inner>,

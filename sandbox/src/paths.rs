@@ -1,9 +1,10 @@
-//! Identifiers and path confinement: the security core of the agent.
+//! Identifiers and path confinement on disk: the security core of the agent.
 //!
 //! Invariants kept here:
 //! - a [`WorkspaceId`] is `[a-z0-9-]{1,64}`, so it is always one safe directory name;
-//! - a [`RelPath`] is relative, `/`-separated, has no `..`, NUL, backslash, drive prefix or
-//!   control character, and is at most [`MAX_PATH_LEN`] bytes (checked lexically);
+//! - a [`RelPath`] passed the platform's one set of lexical path rules
+//!   ([`byte_protocol::path`], shared with the Worker): relative, normalised, no `..`, NUL,
+//!   backslash, drive prefix, control character or shell syntax, bounded in length and depth;
 //! - [`resolve`] only returns a path whose deepest existing ancestor, with every symlink
 //!   resolved, lies inside the canonical workspace root, and whose final component is not a
 //!   symlink. Callers then write with temp-file + rename and read with `O_NOFOLLOW`, so the
@@ -13,10 +14,7 @@ use std::fmt;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-/// Longest relative path accepted, in bytes.
-pub const MAX_PATH_LEN: usize = 512;
-/// Longest single component (the usual file-system limit).
-const MAX_COMPONENT_LEN: usize = 255;
+pub use byte_protocol::path::{PathError as LexicalError, RelPath};
 
 /// A validated workspace id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,24 +47,12 @@ impl fmt::Display for WorkspaceId {
     }
 }
 
-/// A lexically valid path relative to a workspace root, normalised (`./` and repeated `/`
-/// removed). Whether it stays inside the workspace on disk is [`resolve`]'s job.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RelPath(String);
-
-/// Why a path was refused. The message names the caller's own path only, never where a
-/// symlink points.
+/// Why a path was refused: by the lexical rules, or by what is on disk. The message names the
+/// caller's own path only, never where a symlink points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathError {
-    Empty,
-    TooLong,
-    Nul,
-    Backslash,
-    Absolute,
-    DrivePrefix,
-    ParentComponent,
-    ControlCharacter,
-    ComponentTooLong,
+    /// Refused on its text alone (see [`byte_protocol::path`]).
+    Lexical(LexicalError),
     /// An existing ancestor resolves (through symlinks) outside the workspace.
     Escapes,
     /// The final component is a symlink.
@@ -79,78 +65,21 @@ pub enum PathError {
 
 impl fmt::Display for PathError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PathError::Empty => "path is empty",
-            PathError::TooLong => "path is longer than 512 bytes",
-            PathError::Nul => "path contains a NUL byte",
-            PathError::Backslash => "path contains a backslash; use `/`",
-            PathError::Absolute => "path is absolute; use a path relative to the workspace",
-            PathError::DrivePrefix => "path has a drive prefix",
-            PathError::ParentComponent => "path contains a `..` component",
-            PathError::ControlCharacter => "path contains a control character",
-            PathError::ComponentTooLong => "a path component is longer than 255 bytes",
-            PathError::Escapes => "path resolves outside the workspace",
-            PathError::Symlink => "path is a symbolic link",
-            PathError::NotADirectory => "a parent of the path is not a directory",
-            PathError::IsADirectory => "path is a directory",
-        })
+        match self {
+            PathError::Lexical(e) => e.fmt(f),
+            PathError::Escapes => f.write_str("path resolves outside the workspace"),
+            PathError::Symlink => f.write_str("path is a symbolic link"),
+            PathError::NotADirectory => f.write_str("a parent of the path is not a directory"),
+            PathError::IsADirectory => f.write_str("path is a directory"),
+        }
     }
 }
 
 impl std::error::Error for PathError {}
 
-impl RelPath {
-    pub fn parse(s: &str) -> Result<Self, PathError> {
-        if s.is_empty() {
-            return Err(PathError::Empty);
-        }
-        if s.len() > MAX_PATH_LEN {
-            return Err(PathError::TooLong);
-        }
-        if s.contains('\0') {
-            return Err(PathError::Nul);
-        }
-        if s.contains('\\') {
-            return Err(PathError::Backslash);
-        }
-        if s.starts_with('/') {
-            return Err(PathError::Absolute);
-        }
-        let b = s.as_bytes();
-        if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
-            return Err(PathError::DrivePrefix);
-        }
-        if s.chars().any(|c| c.is_control()) {
-            return Err(PathError::ControlCharacter);
-        }
-        let mut parts = Vec::new();
-        for part in s.split('/') {
-            match part {
-                "" | "." => continue,
-                ".." => return Err(PathError::ParentComponent),
-                p if p.len() > MAX_COMPONENT_LEN => return Err(PathError::ComponentTooLong),
-                p => parts.push(p),
-            }
-        }
-        if parts.is_empty() {
-            return Err(PathError::Empty);
-        }
-        Ok(RelPath(parts.join("/")))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The first component (`src` for `src/App.tsx`).
-    pub fn first_component(&self) -> &str {
-        self.0.split('/').next().unwrap_or("")
-    }
-}
-
-impl fmt::Display for RelPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl From<LexicalError> for PathError {
+    fn from(e: LexicalError) -> Self {
+        PathError::Lexical(e)
     }
 }
 
@@ -171,10 +100,14 @@ pub fn resolve(root: &Path, rel: &RelPath) -> Result<PathBuf, ResolveError> {
         Err(e) if is_not_dir(&e) => return Err(PathError::NotADirectory.into()),
         Err(e) => return Err(ResolveError::Io(e)),
     }
+    // A `RelPath` has at least one component, so both exist.
     let Some(parent) = target.parent() else {
-        return Err(PathError::Empty.into());
+        return Err(PathError::Lexical(LexicalError::Empty).into());
     };
-    let file_name = target.file_name().ok_or(PathError::Empty)?.to_owned();
+    let file_name = target
+        .file_name()
+        .ok_or(PathError::Lexical(LexicalError::Empty))?
+        .to_owned();
 
     // Walk up to the deepest ancestor that exists (as a directory entry, possibly a symlink).
     let mut existing = parent.to_path_buf();
@@ -303,60 +236,21 @@ mod tests {
         }
     }
 
+    // The lexical rules (and the cases this suite used to hold for them) are tested in
+    // `byte_protocol::path`; here only that the agent refuses on them.
     #[test]
-    fn lexical_rules() {
-        use PathError::*;
-        let cases: &[(&str, PathError)] = &[
-            ("", Empty),
-            (".", Empty),
-            ("./", Empty),
-            ("/etc/passwd", Absolute),
-            ("/", Absolute),
-            ("..", ParentComponent),
-            ("../x", ParentComponent),
-            ("src/../../x", ParentComponent),
-            ("src/..", ParentComponent),
-            ("a/b/../c", ParentComponent),
-            ("src\\App.tsx", Backslash),
-            ("..\\..\\x", Backslash),
-            ("a\0b", Nul),
-            ("C:/Windows", DrivePrefix),
-            ("c:foo", DrivePrefix),
-            ("a\nb", ControlCharacter),
-            ("a\x1bb", ControlCharacter),
-        ];
-        for (input, want) in cases {
-            assert_eq!(RelPath::parse(input).unwrap_err(), *want, "{input:?}");
-        }
-        assert_eq!(RelPath::parse(&"a/".repeat(257)).unwrap_err(), TooLong);
+    fn lexical_refusals_come_from_the_shared_rules() {
         assert_eq!(
-            RelPath::parse(&"a".repeat(256)).unwrap_err(),
-            ComponentTooLong
+            RelPath::parse("../x").unwrap_err(),
+            LexicalError::ParentComponent
         );
-        assert!(RelPath::parse(&"a".repeat(255)).is_ok());
-        assert!(RelPath::parse(&format!("{}/b", "a".repeat(254))).is_ok());
-    }
-
-    #[test]
-    fn normalisation() {
+        assert_eq!(
+            PathError::from(LexicalError::Backslash).to_string(),
+            LexicalError::Backslash.to_string()
+        );
         assert_eq!(
             RelPath::parse("./src//App.tsx").unwrap().as_str(),
             "src/App.tsx"
-        );
-        assert_eq!(RelPath::parse("src/./a/").unwrap().as_str(), "src/a");
-        assert_eq!(
-            RelPath::parse("..foo/bar..").unwrap().as_str(),
-            "..foo/bar..",
-            "dots inside names are fine"
-        );
-        assert_eq!(
-            RelPath::parse("ab:c").unwrap().as_str(),
-            "ab:c",
-            "a colon later is not a drive"
-        );
-        assert_eq!(
-            RelPath::parse("src/App.tsx").unwrap().first_component(),
-            "src"
         );
     }
 

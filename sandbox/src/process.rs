@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
@@ -20,48 +19,14 @@ use crate::exec::{kill_group, spawn_shell};
 use crate::logs::{now_ms, LineSplitter, LogBuffer, Source, Stream};
 use crate::ports::PortAllocator;
 
+/// The status the API reports (`byte_protocol::process`); `Status` for short here.
+pub use byte_protocol::process::{ServerInfo, ServerStatus as Status};
+
 /// The command used when a start request names none.
 pub const DEFAULT_DEV_COMMAND: &str = "npm run dev -- --port {port} --host 127.0.0.1 --strictPort";
 
 /// How often a starting server's port is probed.
 const PROBE_INTERVAL: Duration = Duration::from_millis(150);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Stopped,
-    Starting,
-    Running,
-    Crashed,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServerInfo {
-    pub status: Status,
-    pub port: Option<u16>,
-    pub pid: Option<u32>,
-    pub exit_code: Option<i32>,
-    /// Restarts requested through the API (never automatic).
-    pub restarts: u32,
-    /// Milliseconds since the Unix epoch.
-    pub started_at: Option<u64>,
-    pub command: Option<String>,
-}
-
-impl ServerInfo {
-    fn stopped() -> Self {
-        ServerInfo {
-            status: Status::Stopped,
-            port: None,
-            pid: None,
-            exit_code: None,
-            restarts: 0,
-            started_at: None,
-            command: None,
-        }
-    }
-}
 
 /// Shared with the monitor task of the current process.
 struct Shared {

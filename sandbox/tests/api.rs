@@ -582,6 +582,90 @@ async fn exec_timeout_caps_and_logs() {
     assert!(!alive(pid), "command survived agent shutdown");
 }
 
+/// The preview cookie policy through the real agent: a dev server (a few lines of Node)
+/// receives the app's own cookies and never the platform's nor `Authorization`, and its
+/// `Set-Cookie` headers come back minus any naming a platform cookie, host-only.
+#[tokio::test]
+async fn preview_passes_the_apps_cookies_both_ways() {
+    let app = TestApp::start();
+    app.put("/v1/workspaces/cookies", json!({})).await;
+    let base = "/v1/workspaces/cookies";
+    let server = r#"
+const http = require('node:http');
+http.createServer((req, res) => {
+  res.setHeader('Set-Cookie', [
+    'app_cookie=from-app; Path=/',
+    'byte_session=forged; Path=/',
+    'tossed=1; Domain=preview.localhost; Path=/',
+  ]);
+  res.setHeader('Content-Type', 'application/json');
+  res.end(JSON.stringify({
+    cookie: req.headers.cookie ?? null,
+    authorization: req.headers.authorization ?? null,
+  }));
+}).listen(Number(process.env.PORT), '127.0.0.1');
+"#;
+    let (s, b) = app
+        .post(
+            &format!("{base}/files"),
+            json!({ "files": [{ "path": "server.cjs", "content": server }] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = app
+        .post(
+            &format!("{base}/process/start"),
+            json!({ "command": "exec node server.cjs" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    wait_running(&app, "cookies").await;
+
+    let resp = app
+        .http
+        .get(app.url(&format!("{base}/preview/cookie-echo")))
+        .bearer_auth(SECRET)
+        .header(
+            "cookie",
+            "app_cookie=hello; byte_session=stolen; byte_csrf=c; byte_preview=p",
+        )
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let set_cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        set_cookies,
+        ["app_cookie=from-app; Path=/", "tossed=1; Path=/"]
+    );
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(
+        seen,
+        json!({ "cookie": "app_cookie=hello", "authorization": null })
+    );
+
+    // Only platform cookies: the app sees no Cookie header at all.
+    let resp = app
+        .http
+        .get(app.url(&format!("{base}/preview/cookie-echo")))
+        .bearer_auth(SECRET)
+        .header("cookie", "byte_session=stolen")
+        .send()
+        .await
+        .unwrap();
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["cookie"], Value::Null);
+
+    let (s, _) = app.post(&format!("{base}/process/stop"), json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat

@@ -30,9 +30,11 @@ pub fn cors_origin<'a>(allowed: &[String], origin: Option<&'a str>) -> Option<&'
     allowed.iter().any(|a| a == o).then_some(o)
 }
 
-pub const SESSION_COOKIE: &str = "byte_session";
-pub const CSRF_COOKIE: &str = "byte_csrf";
-pub const OAUTH_COOKIE: &str = "byte_oauth";
+/// The platform's cookie names are part of the preview cookie policy both the Worker and
+/// byte-sandbox enforce, so they are defined once, in the protocol crate.
+pub use byte_protocol::preview::{
+    CSRF_COOKIE, OAUTH_COOKIE, PLATFORM_COOKIES, PREVIEW_COOKIE, SESSION_COOKIE,
+};
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
 /// A `Set-Cookie` value. Session cookies are HttpOnly; the CSRF cookie is readable by the page
@@ -53,21 +55,10 @@ pub fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
     })
 }
 
-/// The platform's own cookies: they must never reach a generated app.
-pub const PREVIEW_COOKIE: &str = "byte_preview";
-pub const PLATFORM_COOKIES: [&str; 4] = [SESSION_COOKIE, CSRF_COOKIE, OAUTH_COOKIE, PREVIEW_COOKIE];
-
 /// A `Cookie` header without the platform's cookies (`None` when nothing is left), so an app in a
-/// preview sees only its own cookies.
+/// preview sees only its own cookies (see [`super::preview`] for the whole policy).
 pub fn strip_platform_cookies(header: &str) -> Option<String> {
-    let kept: Vec<&str> = header
-        .split(';')
-        .map(str::trim)
-        .filter(|c| {
-            !c.is_empty() && !PLATFORM_COOKIES.contains(&c.split('=').next().unwrap_or("").trim())
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
+    byte_protocol::preview::app_cookies(header)
 }
 
 /// Methods that change state, and therefore need CSRF protection under cookie auth.

@@ -485,6 +485,151 @@ async fn public_previews_need_no_token_and_quota_is_enforced() {
     }
 }
 
+/// The react-vite template's `vite.config.ts` plus a plugin that makes the dev server a tiny
+/// app with cookies: `/cookie-echo` answers with the `Cookie` and `Authorization` it received
+/// and sets its own cookie, one named like the platform's session, and one for a parent domain.
+const COOKIE_ECHO_VITE_CONFIG: &str = r#"import { defineConfig, type Plugin } from 'vite'
+import react from '@vitejs/plugin-react'
+import tailwindcss from '@tailwindcss/vite'
+
+const cookieEcho: Plugin = {
+  name: 'cookie-echo',
+  configureServer(server) {
+    server.middlewares.use('/cookie-echo', (req, res) => {
+      res.setHeader('Set-Cookie', [
+        'app_cookie=from-app; Path=/; SameSite=Lax',
+        'byte_session=forged-by-the-app; Path=/',
+        'tossed=1; Domain=preview.localhost; Path=/',
+      ])
+      res.setHeader('Content-Type', 'application/json')
+      res.end(JSON.stringify({
+        cookie: req.headers.cookie ?? null,
+        authorization: req.headers.authorization ?? null,
+      }))
+    })
+  },
+}
+
+export default defineConfig({
+  plugins: [react(), tailwindcss(), cookieEcho],
+  server: {
+    allowedHosts: true,
+  },
+})
+"#;
+
+/// The preview cookie policy end to end: a generated app in a real sandbox, reached through its
+/// preview hostname, sees its own cookies and never the platform's (session, CSRF, preview
+/// token) nor `Authorization`; its `Set-Cookie` comes back to the browser, except one naming a
+/// platform cookie, and without a `Domain` attribute.
+#[tokio::test]
+async fn a_previewed_app_reads_and_sets_its_own_cookies() {
+    let app = sandbox_instance();
+    let owner = app.user("cookie-jar").await;
+    let app_id = app.app(&owner, "Cookie jar", "private").await;
+    let state = create_ready(app, &owner, &app_id).await;
+    let preview = Preview::open(app, state["previewUrl"].as_str().unwrap()).await;
+
+    assert_eq!(
+        write(
+            app,
+            &owner,
+            &app_id,
+            "vite.config.ts",
+            COOKIE_ECHO_VITE_CONFIG
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    // What a browser holding the platform's cookies and the app's own would send.
+    let echo = |app_cookie: &'static str| {
+        let req = preview
+            .client
+            .get(format!("{}/cookie-echo", preview.origin))
+            .header(
+                "Cookie",
+                format!(
+                    "{}; {app_cookie}; byte_session={}; byte_csrf=csrf-token",
+                    preview.cookie, owner.token
+                ),
+            )
+            .header("Authorization", format!("Bearer {}", owner.token));
+        async move {
+            let r = req.send().await.unwrap();
+            let json = r
+                .headers()
+                .get("content-type")
+                .is_some_and(|c| c.to_str().unwrap().starts_with("application/json"));
+            let set_cookies: Vec<String> = r
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect();
+            let status = r.status();
+            let body = r.text().await.unwrap();
+            (status, json, set_cookies, body)
+        }
+    };
+
+    // Vite restarts itself for the new config; until then `/cookie-echo` is the app's HTML.
+    let found = std::sync::Arc::new(std::sync::Mutex::new(None));
+    eventually(90, "the app's /cookie-echo through the preview", || {
+        let pending = echo("app_cookie=hello");
+        let found = found.clone();
+        async move {
+            let (status, json, set_cookies, body) = pending.await;
+            if status == StatusCode::OK && json {
+                *found.lock().unwrap() = Some((set_cookies, body));
+                true
+            } else {
+                false
+            }
+        }
+    })
+    .await;
+    let (set_cookies, body) = found.lock().unwrap().take().unwrap();
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        seen,
+        json!({ "cookie": "app_cookie=hello", "authorization": null }),
+        "the app sees its own cookie only"
+    );
+    assert!(
+        set_cookies
+            .iter()
+            .any(|c| c == "app_cookie=from-app; Path=/; SameSite=Lax"),
+        "{set_cookies:?}"
+    );
+    assert!(
+        set_cookies.iter().any(|c| c == "tossed=1; Path=/"),
+        "host-only: {set_cookies:?}"
+    );
+    assert!(
+        !set_cookies
+            .iter()
+            .any(|c| c.to_ascii_lowercase().starts_with("byte_")),
+        "an app never sets a platform cookie: {set_cookies:?}"
+    );
+
+    // The browser sends the app's cookie back; the app reads it.
+    let (status, _, _, body) = echo("app_cookie=from-app").await;
+    assert_eq!(status, StatusCode::OK);
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["cookie"], "app_cookie=from-app");
+
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/apps/{app_id}/sandbox"),
+            &owner.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
 /// Opens Vite's HMR socket through the Worker and the sandbox object, as the browser client does.
 async fn hmr_connects(app: &Instance, preview: &Preview) {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;

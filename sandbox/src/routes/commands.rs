@@ -1,38 +1,28 @@
 //! Command routes: run a command, type-check, production build. All three run through
 //! `crate::exec` (process group, timeout, output caps) and log to the workspace.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use byte_protocol::exec::{
+    BuildReply, BuildRequest, ExecRequest as ExecBody, TypecheckReply, TypecheckRequest,
+    MAX_COMMAND_BYTES, MAX_TIMEOUT_MS,
+};
 
 use super::{AppState, JsonBody, Ws};
 use crate::api_error::{ApiError, ApiResult};
-use crate::builder::{self, CollectError, OutputFile, DEFAULT_BUILD_COMMAND, DEFAULT_OUTPUT_DIR};
+use crate::builder::{self, CollectError, DEFAULT_BUILD_COMMAND, DEFAULT_OUTPUT_DIR};
 use crate::errors::{dedupe, parse_output, Diagnostic, Kind};
-use crate::exec::{self, ExecOutput, ExecRequest};
+use crate::exec::{self, ExecReply, ExecRequest};
 use crate::files::parse_rel;
 use crate::workspace::Workspace;
 
-/// Longest timeout a request may ask for.
-const MAX_TIMEOUT_MS: u64 = 60 * 60 * 1000;
-const MAX_COMMAND_BYTES: usize = 64 * 1024;
 /// Builds and type-checks get at least this long unless the request says otherwise.
 const MIN_BUILD_TIMEOUT: Duration = Duration::from_secs(300);
 const MIN_TYPECHECK_TIMEOUT: Duration = Duration::from_secs(120);
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecBody {
-    command: Option<String>,
-    timeout_ms: Option<u64>,
-    #[serde(default)]
-    env: HashMap<String, String>,
-}
 
 fn timeout(requested: Option<u64>, default: Duration) -> ApiResult<Duration> {
     match requested {
@@ -63,7 +53,7 @@ fn command(raw: Option<String>, default: Option<&str>) -> ApiResult<String> {
     Ok(command)
 }
 
-fn env(vars: HashMap<String, String>) -> ApiResult<Vec<(String, String)>> {
+fn env(vars: BTreeMap<String, String>) -> ApiResult<Vec<(String, String)>> {
     let mut out = Vec::with_capacity(vars.len());
     for (k, v) in vars {
         let valid = !k.is_empty() && !k.contains('=') && !k.contains('\0') && !v.contains('\0');
@@ -75,11 +65,10 @@ fn env(vars: HashMap<String, String>) -> ApiResult<Vec<(String, String)>> {
         }
         out.push((k, v));
     }
-    out.sort();
     Ok(out)
 }
 
-async fn run(ws: &Workspace, req: ExecRequest) -> ApiResult<ExecOutput> {
+async fn run(ws: &Workspace, req: ExecRequest) -> ApiResult<ExecReply> {
     let out = exec::run(&req, Some(ws.logs.clone()), &ws.execs)
         .await
         .map_err(|e| ApiError::io("cannot run the command", e))?;
@@ -92,7 +81,7 @@ pub async fn exec(
     State(state): State<AppState>,
     Ws(id): Ws,
     JsonBody(body): JsonBody<ExecBody>,
-) -> ApiResult<Json<ExecOutput>> {
+) -> ApiResult<Json<ExecReply>> {
     let ws = state.workspace(&id)?;
     let req = ExecRequest {
         command: command(body.command, None)?,
@@ -104,13 +93,7 @@ pub async fn exec(
     Ok(Json(run(&ws, req).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TypecheckBody {
-    timeout_ms: Option<u64>,
-}
-
-fn errors_of(out: &ExecOutput, ws: &Workspace) -> Vec<Diagnostic> {
+fn errors_of(out: &ExecReply, ws: &Workspace) -> Vec<Diagnostic> {
     let mut all = parse_output(&out.stdout, ws.mapper());
     all.extend(parse_output(&out.stderr, ws.mapper()));
     dedupe(all)
@@ -120,8 +103,8 @@ fn errors_of(out: &ExecOutput, ws: &Workspace) -> Vec<Diagnostic> {
 pub async fn typecheck(
     State(state): State<AppState>,
     Ws(id): Ws,
-    JsonBody(body): JsonBody<TypecheckBody>,
-) -> ApiResult<Json<Value>> {
+    JsonBody(body): JsonBody<TypecheckRequest>,
+) -> ApiResult<Json<TypecheckReply>> {
     let ws = state.workspace(&id)?;
     if !ws
         .root
@@ -145,32 +128,13 @@ pub async fn typecheck(
     };
     let out = run(&ws, req).await?;
     let errors = errors_of(&out, &ws);
-    Ok(Json(json!({
-        "ok": out.success() && errors.is_empty(),
-        "errors": errors,
-        "exitCode": out.exit_code,
-        "timedOut": out.timed_out,
-        "durationMs": out.duration_ms,
-    })))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BuildBody {
-    command: Option<String>,
-    timeout_ms: Option<u64>,
-    output_dir: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BuildResult {
-    ok: bool,
-    #[serde(flatten)]
-    output: ExecOutput,
-    errors: Vec<Diagnostic>,
-    output_dir: String,
-    files: Vec<OutputFile>,
+    Ok(Json(TypecheckReply {
+        ok: out.success() && errors.is_empty(),
+        errors,
+        exit_code: out.exit_code,
+        timed_out: out.timed_out,
+        duration_ms: out.duration_ms,
+    }))
 }
 
 /// `POST /v1/workspaces/{ws}/build` `{"command"?,"timeoutMs"?,"outputDir"?}` → the build's
@@ -178,8 +142,8 @@ pub struct BuildResult {
 pub async fn build(
     State(state): State<AppState>,
     Ws(id): Ws,
-    JsonBody(body): JsonBody<BuildBody>,
-) -> ApiResult<Json<BuildResult>> {
+    JsonBody(body): JsonBody<BuildRequest>,
+) -> ApiResult<Json<BuildReply>> {
     let ws = state.workspace(&id)?;
     let out_dir = parse_rel(
         "outputDir",
@@ -250,7 +214,7 @@ pub async fn build(
             kind: Kind::Build,
         });
     }
-    Ok(Json(BuildResult {
+    Ok(Json(BuildReply {
         ok,
         output,
         errors,

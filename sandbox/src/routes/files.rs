@@ -4,17 +4,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use byte_protocol::files::{Tree, WriteFiles, Written};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::{AppState, JsonBody, QueryParams, Ws};
 use crate::api_error::{ApiError, ApiResult};
-use crate::files::{self as fileops, FileInput};
-
-#[derive(Deserialize)]
-pub struct WriteBody {
-    files: Vec<FileInput>,
-}
+use crate::files as fileops;
 
 #[derive(Deserialize)]
 pub struct PathQuery {
@@ -33,8 +28,8 @@ async fn blocking<T: Send + 'static>(
 pub async fn write(
     State(state): State<AppState>,
     Ws(id): Ws,
-    JsonBody(body): JsonBody<WriteBody>,
-) -> ApiResult<Json<Value>> {
+    JsonBody(body): JsonBody<WriteFiles>,
+) -> ApiResult<Json<Written>> {
     let ws = state.workspace(&id)?;
     let root = ws.root.clone();
     let written = blocking(move || {
@@ -43,7 +38,7 @@ pub async fn write(
     })
     .await?;
     ws.record_writes(written.iter().map(String::as_str));
-    Ok(Json(json!({ "written": written })))
+    Ok(Json(Written { written }))
 }
 
 fn required_path(q: PathQuery) -> ApiResult<crate::paths::RelPath> {
@@ -81,12 +76,12 @@ pub async fn delete(
 }
 
 /// `GET /v1/workspaces/{ws}/tree` → `{"files":[{"path","size"}],"truncated"}`.
-pub async fn tree(State(state): State<AppState>, Ws(id): Ws) -> ApiResult<Json<Value>> {
+pub async fn tree(State(state): State<AppState>, Ws(id): Ws) -> ApiResult<Json<Tree>> {
     let ws = state.workspace(&id)?;
     let root = ws.root.clone();
     let (files, truncated) = blocking(move || {
         fileops::tree(&root).map_err(|e| ApiError::io("cannot list the workspace", e))
     })
     .await?;
-    Ok(Json(json!({ "files": files, "truncated": truncated })))
+    Ok(Json(Tree { files, truncated }))
 }

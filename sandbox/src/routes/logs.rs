@@ -9,9 +9,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
+use byte_protocol::diagnostic::ErrorsReply;
+use byte_protocol::logs::LogsReply;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::watch;
 
@@ -30,10 +31,10 @@ pub async fn history(
     State(state): State<AppState>,
     Ws(id): Ws,
     QueryParams(q): QueryParams<SinceQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LogsReply>> {
     let ws = state.workspace(&id)?;
-    let (lines, next) = ws.logs.since(q.since.unwrap_or(0));
-    Ok(Json(json!({ "lines": lines, "nextSeq": next })))
+    let (lines, next_seq) = ws.logs.since(q.since.unwrap_or(0));
+    Ok(Json(LogsReply { lines, next_seq }))
 }
 
 fn event(line: &LogLine) -> Event {
@@ -125,8 +126,8 @@ pub async fn errors(
     State(state): State<AppState>,
     Ws(id): Ws,
     QueryParams(q): QueryParams<SinceQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ErrorsReply>> {
     let ws = state.workspace(&id)?;
     let errors = ws.errors(&state.client, q.since.unwrap_or(0)).await;
-    Ok(Json(json!({ "errors": errors })))
+    Ok(Json(ErrorsReply { errors }))
 }

@@ -2,20 +2,16 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
+use byte_protocol::exec::MAX_COMMAND_BYTES;
+use byte_protocol::process::StartRequest;
 
 use super::{AppState, JsonBody, Ws};
 use crate::api_error::{ApiError, ApiResult};
 use crate::process::ServerInfo;
 
-#[derive(Deserialize)]
-pub struct StartBody {
-    command: Option<String>,
-}
-
 fn checked(command: Option<String>) -> ApiResult<Option<String>> {
     match command {
-        Some(c) if c.trim().is_empty() || c.contains('\0') || c.len() > 64 * 1024 => {
+        Some(c) if c.trim().is_empty() || c.contains('\0') || c.len() > MAX_COMMAND_BYTES => {
             Err(ApiError::field(
                 "command",
                 "`command` is empty, too long or contains a NUL byte",
@@ -34,7 +30,7 @@ pub async fn status(State(state): State<AppState>, Ws(id): Ws) -> ApiResult<Json
 pub async fn start(
     State(state): State<AppState>,
     Ws(id): Ws,
-    JsonBody(body): JsonBody<StartBody>,
+    JsonBody(body): JsonBody<StartRequest>,
 ) -> ApiResult<Json<ServerInfo>> {
     let ws = state.workspace(&id)?;
     Ok(Json(ws.server.start(checked(body.command)?).await?))
@@ -49,7 +45,7 @@ pub async fn stop(State(state): State<AppState>, Ws(id): Ws) -> ApiResult<Json<S
 pub async fn restart(
     State(state): State<AppState>,
     Ws(id): Ws,
-    JsonBody(body): JsonBody<StartBody>,
+    JsonBody(body): JsonBody<StartRequest>,
 ) -> ApiResult<Json<ServerInfo>> {
     let ws = state.workspace(&id)?;
     Ok(Json(ws.server.restart(checked(body.command)?).await?))

@@ -14,7 +14,6 @@
 use super::blueprint::{Blueprint, BlueprintError, PhasePlan};
 use super::models::ChatMessage;
 use super::phase_plan::PhaseDetail;
-use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// File-content bytes a prompt includes unless the caller says otherwise (~30k tokens).
@@ -139,19 +138,9 @@ impl<'a> FileContext<'a> {
     }
 }
 
-/// A structured error from the sandbox's checks (`tsc`, Vite, esbuild, the runtime).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Diagnostic {
-    #[serde(default)]
-    pub file: Option<String>,
-    #[serde(default)]
-    pub line: Option<u32>,
-    #[serde(default)]
-    pub column: Option<u32>,
-    pub message: String,
-    /// `typescript`, `vite`, `esbuild`, `runtime`, `build`, …
-    pub kind: String,
-}
+/// A structured error from the sandbox's checks (`tsc`, Vite, esbuild, the runtime, `npm
+/// install`): the one type byte-sandbox emits, defined in the shared protocol crate.
+pub use byte_protocol::diagnostic::{Diagnostic, DiagnosticKind};
 
 /// User text with control characters (other than newline and tab) removed.
 fn clean(text: &str) -> String {
