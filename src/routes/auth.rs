@@ -8,7 +8,8 @@ use crate::domain::token::{SessionClaims, TOKEN_SECONDS};
 use crate::domain::user::{default_display_name, Email};
 use crate::domain::{password, random, web};
 use crate::http::auth::Caller;
-use crate::http::{header, internal, json, json_body, App};
+use crate::http::crypto::WebCryptoKdf;
+use crate::http::{header, json, json_body, App};
 use crate::services::db::{self, NewUser, UserRow};
 use crate::services::{now_ms, oauth as oauth_client, sessions};
 use serde_json::json;
@@ -85,7 +86,7 @@ fn session_response(
         &json!({ "token": token, "csrfToken": csrf, "expiresIn": TOKEN_SECONDS, "user": user.to_json() }),
     )?;
     for c in cookies {
-        resp.headers().append("Set-Cookie", c).map_err(internal)?;
+        resp.headers().append("Set-Cookie", c)?;
     }
     Ok(resp)
 }
@@ -132,7 +133,9 @@ pub async fn register(mut req: Request, app: &App) -> ApiResult<Response> {
         _ => default_display_name(&email),
     };
     let id = random::id("usr");
-    let hash = password::hash(&pw, random::bytes::<16>());
+    let hash = password::hash(&WebCryptoKdf, &pw, random::bytes::<16>())
+        .await
+        .ok_or_else(ApiError::internal)?;
     let new = NewUser {
         id: &id,
         email: email.as_str(),
@@ -170,7 +173,7 @@ pub async fn login(mut req: Request, app: &App) -> ApiResult<Response> {
     };
     let generic = || ApiError::unauthorized("invalid email or password");
     let Ok(email) = Email::parse(&email) else {
-        password::burn(&pw);
+        password::burn(&WebCryptoKdf, &pw).await;
         return Err(generic());
     };
     let db = app.db()?;
@@ -179,8 +182,12 @@ pub async fn login(mut req: Request, app: &App) -> ApiResult<Response> {
         Some(u) => db::password_hash(&db, &u.id).await?,
         None => None,
     };
+    let matches = match &hash {
+        Some(h) => password::verify(&WebCryptoKdf, &pw, h).await,
+        None => false,
+    };
     match (user, hash) {
-        (Some(user), Some(hash)) if password::verify(&pw, &hash) => {
+        (Some(user), Some(_)) if matches => {
             check_allowed(app, &email)?;
             db::touch_login(&db, &user.id, role_for(app, &email) == "admin").await?;
             let user = db::user_by_id(&db, &user.id)
@@ -191,7 +198,7 @@ pub async fn login(mut req: Request, app: &App) -> ApiResult<Response> {
         }
         (_, None) => {
             // Same cost as a real check, so response time does not reveal unknown emails.
-            password::burn(&pw);
+            password::burn(&WebCryptoKdf, &pw).await;
             Err(generic())
         }
         _ => Err(generic()),
@@ -201,18 +208,14 @@ pub async fn login(mut req: Request, app: &App) -> ApiResult<Response> {
 pub async fn logout(app: &App, caller: &Caller) -> ApiResult<Response> {
     sessions::revoke(&app.kv()?, &app.db()?, &caller.sid, &caller.user_id).await?;
     let resp = json(200, &json!({ "message": "signed out" }))?;
-    resp.headers()
-        .append(
-            "Set-Cookie",
-            &web::set_cookie(web::SESSION_COOKIE, "", 0, true, "/"),
-        )
-        .map_err(internal)?;
-    resp.headers()
-        .append(
-            "Set-Cookie",
-            &web::set_cookie(web::CSRF_COOKIE, "", 0, false, "/"),
-        )
-        .map_err(internal)?;
+    resp.headers().append(
+        "Set-Cookie",
+        &web::set_cookie(web::SESSION_COOKIE, "", 0, true, "/"),
+    )?;
+    resp.headers().append(
+        "Set-Cookie",
+        &web::set_cookie(web::CSRF_COOKIE, "", 0, false, "/"),
+    )?;
     Ok(resp)
 }
 
@@ -243,7 +246,7 @@ fn origin_of(req: &Request, app: &App) -> ApiResult<String> {
     if let Some(u) = &app.cfg.public_url {
         return Ok(u.clone());
     }
-    let url = req.url().map_err(internal)?;
+    let url = req.url()?;
     Ok(url.origin().ascii_serialization())
 }
 
@@ -256,13 +259,11 @@ fn redirect_uri(req: &Request, app: &App, p: Provider) -> ApiResult<String> {
 }
 
 fn redirect(to: &str, cookies: &[String]) -> ApiResult<Response> {
-    let resp = Response::empty().map_err(internal)?.with_status(302);
-    resp.headers().set("Location", to).map_err(internal)?;
-    resp.headers()
-        .set("Cache-Control", "no-store")
-        .map_err(internal)?;
+    let resp = Response::empty()?.with_status(302);
+    resp.headers().set("Location", to)?;
+    resp.headers().set("Cache-Control", "no-store")?;
     for c in cookies {
-        resp.headers().append("Set-Cookie", c).map_err(internal)?;
+        resp.headers().append("Set-Cookie", c)?;
     }
     Ok(resp)
 }
@@ -270,7 +271,7 @@ fn redirect(to: &str, cookies: &[String]) -> ApiResult<Response> {
 /// `GET /api/auth/oauth/:provider?redirect=/path` → 302 to the provider's consent page.
 pub async fn oauth_start(req: Request, app: &App, name: &str) -> ApiResult<Response> {
     let (p, client) = provider(app, name)?;
-    let url = req.url().map_err(internal)?;
+    let url = req.url()?;
     let after = url
         .query_pairs()
         .find(|(k, _)| k == "redirect")
@@ -311,7 +312,7 @@ pub async fn oauth_start(req: Request, app: &App, name: &str) -> ApiResult<Respo
 /// session cookie and 302 back into the app.
 pub async fn oauth_callback(req: Request, app: &App, name: &str) -> ApiResult<Response> {
     let (p, client) = provider(app, name)?;
-    let url = req.url().map_err(internal)?;
+    let url = req.url()?;
     let param = |k: &str| {
         url.query_pairs()
             .find(|(q, _)| q == k)
