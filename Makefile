@@ -5,7 +5,13 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PORT ?= 8787
 TOOLS_ENV = eval "$$(scripts/ensure-tools.sh)"
-WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock build.rs $(wildcard migrations/*.sql)
+# build.rs embeds the template catalog (names, commands, file lists) and the commit: the bundle
+# depends on every template file and directory (a directory changes when a file is added or
+# removed; `templates/`, since `templates` names the publishing target below) and on the git
+# files a new commit changes (none outside a git checkout).
+TEMPLATE_SOURCES := $(shell find templates/ \( -name node_modules -o -name dist -o -name .git \) -prune -o -print)
+GIT_STAMP_INPUTS := $(shell scripts/git-stamp-inputs.sh)
+WORKER_SOURCES := $(shell find src protocol -name '*.rs') Cargo.toml protocol/Cargo.toml Cargo.lock build.rs $(wildcard migrations/*.sql) $(TEMPLATE_SOURCES) $(GIT_STAMP_INPUTS)
 
 .PHONY: dev test build tools migrate secrets templates lint fmt bench clean
 

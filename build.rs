@@ -1,19 +1,15 @@
 //! Build script: stamps the build with its git commit and checks the D1 migrations it ships.
 
+use std::path::Path;
 use std::process::Command;
 
 fn main() {
     catalog();
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=BYTE_BUILD_COMMIT={commit}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    for path in commit_inputs() {
+        println!("cargo:rerun-if-changed={path}");
+    }
     println!("cargo:rerun-if-changed=migrations");
 
     // Migrations must be numbered 0001_name.sql, contiguous, and never empty: wrangler applies
@@ -33,6 +29,45 @@ fn main() {
         let body = std::fs::read_to_string(format!("migrations/{n}")).expect("readable migration");
         assert!(body.contains(';'), "migration {n} has no statements");
     }
+}
+
+/// One line of git's output, if git runs and succeeds here.
+fn git(args: &[&str]) -> Option<String> {
+    Command::new("git")
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// The files whose change can change the commit stamp: `HEAD` (a checkout), the branch it points
+/// to (a commit on that branch) and `packed-refs` (where a branch lives after `git gc`). A branch
+/// that is only packed is watched through its directory, where the next commit creates it:
+/// cargo reruns a build script on every build while a watched path is missing. Nothing outside a
+/// git checkout. (`scripts/git-stamp-inputs.sh` gives `make` the same list.)
+fn commit_inputs() -> Vec<String> {
+    let path = |p: &str| git(&["rev-parse", "--git-path", p]);
+    let mut out: Vec<String> = [path("HEAD"), path("packed-refs")]
+        .into_iter()
+        .flatten()
+        .filter(|p| Path::new(p).exists())
+        .collect();
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]).and_then(|r| path(&r)) {
+        let mut p = Path::new(&branch);
+        while !p.exists() {
+            match p.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => p = parent,
+                _ => break,
+            }
+        }
+        if p.exists() {
+            out.push(p.to_string_lossy().into_owned());
+        }
+    }
+    out
 }
 
 /// Reads `templates/*/template.json`, checks each template, and writes the catalog as Rust.

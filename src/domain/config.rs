@@ -1,21 +1,116 @@
-//! Configuration read once per request from Worker vars and secrets, parsed into typed values.
-//! Every variable is documented in the README; defaults are the spec's values.
+//! The deployment's configuration: every Worker var and secret the code reads, parsed into typed
+//! values by [`Config::from_lookup`], once per isolate (`http::config` caches the result; vars do
+//! not change within an isolate). Every variable is documented in the README; [`VARS`] holds the
+//! default of each var `wrangler.toml` declares, and a test keeps the two equal.
 //!
-//! Invariant: a malformed value is a startup-class error reported by name, never silently ignored.
+//! Invariants:
+//! - a malformed value is an error naming the variable (every bad one, in one message), so a
+//!   deployment fails at its first request instead of mid-generation; nothing is silently
+//!   ignored;
+//! - nothing else reads a var or secret (`http` only hands this module its lookup, and builds the
+//!   token keys from `JWT_SECRET`): consumers (the LLM client, the sandbox object, the routes)
+//!   take the parsed [`Config`];
+//! - no secret appears in `Debug` output ([`Secret`], [`OAuthClient`]'s `Debug`, and the redacted
+//!   `Debug` of [`LlmSettings`] and [`SealingKey`]).
 
+use super::codegen::blueprint::parse_max_corrections;
+use super::codegen::crypto::SealingKey;
+use super::codegen::models::ModelTable;
+use super::codegen::routing::{base_url, LlmSettings};
 use super::oauth::{Endpoints, Provider};
 use super::ratelimit::Limit;
 use super::sandbox::InstanceType;
 use super::user::EmailList;
+use std::fmt;
 
-#[derive(Debug, Clone)]
+/// The default of every var `wrangler.toml` declares in `[vars]`, equal to it (a test checks).
+/// An empty default means "unset". A var that is absent, or set empty, takes its default; the
+/// exception is `ALLOWED_ORIGINS`, which set empty allows no origin.
+pub const VARS: &[(&str, &str)] = &[
+    ("RATE_LIMIT_AUTH", "1000/60"),
+    ("RATE_LIMIT_API", "10000/60"),
+    ("RATE_LIMIT_AI", "20/60"),
+    ("RATE_LIMIT_AI_TOKENS", "100000/60"),
+    ("MAX_APPS_PER_USER", "100"),
+    ("ALLOWED_ORIGINS", "http://localhost:5173"),
+    ("ALLOWED_EMAIL", ""),
+    ("ADMIN_EMAILS", ""),
+    ("PUBLIC_URL", ""),
+    ("SANDBOX_BACKEND", "container"),
+    ("SANDBOX_URL", ""),
+    ("SANDBOX_INSTANCE_TYPE", "standard-3"),
+    ("MAX_SANDBOX_INSTANCES", "10"),
+    ("SANDBOX_IDLE_TIMEOUT_SECONDS", "900"),
+    ("PREVIEW_DOMAIN", "preview.localhost"),
+    ("CLOUDFLARE_ACCOUNT_ID", ""),
+    ("CLOUDFLARE_AI_GATEWAY", ""),
+    ("AI_GATEWAY_URL", ""),
+    ("OPENAI_COMPATIBLE_BASE_URL", ""),
+    ("MODEL_CONFIG", ""),
+    ("LLM_TIMEOUT_MS", "120000"),
+    ("LLM_TOTAL_TIMEOUT_MS", "600000"),
+    ("MAX_CORRECTION_ROUNDS", "3"),
+];
+
+/// The shortest idle timeout a sandbox may have (`SANDBOX_IDLE_TIMEOUT_SECONDS`).
+pub const MIN_SANDBOX_IDLE_SECONDS: u64 = 10;
+
+/// A secret value: read through [`Secret::expose`], never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Clone)]
 pub struct OAuthClient {
     pub client_id: String,
     pub client_secret: String,
     pub endpoints: Endpoints,
 }
 
-#[derive(Debug, Clone)]
+impl fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("endpoints", &self.endpoints)
+            .finish()
+    }
+}
+
+/// Where sandboxes run (`SANDBOX_BACKEND`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxBackend {
+    /// Production: each sandbox object drives its own Cloudflare Container.
+    Container,
+    /// `make dev` and the tests: one `byte-sandbox` process at `SANDBOX_URL` (no trailing slash).
+    Local { url: String },
+}
+
+/// What the LLM client needs: how models are reached, which model does each job, time limits.
+#[derive(Debug)]
+pub struct LlmConfig {
+    /// Gateway, base URLs and the platform's provider keys.
+    pub settings: LlmSettings,
+    /// The built-in per-operation models with `MODEL_CONFIG` laid over them.
+    pub models: ModelTable,
+    /// Time one attempt may take, start to last byte (`LLM_TIMEOUT_MS`).
+    pub timeout_ms: u64,
+    /// Time a whole call may take, retries and fallback included (`LLM_TOTAL_TIMEOUT_MS`).
+    pub total_timeout_ms: u64,
+}
+
+#[derive(Debug)]
 pub struct Config {
     pub auth_limit: Limit,
     pub api_limit: Limit,
@@ -33,31 +128,72 @@ pub struct Config {
     /// Previews are served on `<app label>.<preview_domain>`.
     pub preview_domain: String,
     pub sandbox_instance_type: InstanceType,
+    pub sandbox_backend: SandboxBackend,
+    /// A ready sandbox idle this long is stopped (`SANDBOX_IDLE_TIMEOUT_SECONDS`, in ms here).
+    pub sandbox_idle_timeout_ms: i64,
+    /// Shared with `byte-sandbox` (`SANDBOX_SECRET`); sandboxes are unavailable without it.
+    pub sandbox_secret: Option<Secret>,
     /// Correction rounds per phase before remaining errors are reported (`MAX_CORRECTION_ROUNDS`).
     pub max_corrections: u32,
+    pub llm: LlmConfig,
+    /// Seals users' own provider keys (`SECRETS_ENCRYPTION_KEY`); storing them is unavailable
+    /// without it.
+    pub sealing_key: Option<SealingKey>,
+}
+
+/// The default [`VARS`] gives `k` (`None` for secrets and optional vars).
+fn default_of(k: &str) -> Option<&'static str> {
+    VARS.iter().find(|(name, _)| *name == k).map(|(_, v)| *v)
 }
 
 impl Config {
     /// Builds the configuration from a lookup of variable names (vars and secrets alike).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    /// Fails with every malformed value named (`NAME: problem`, joined by `; `), never echoing a
+    /// secret.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        // As set, trimmed, with the default when absent (empty stays empty).
+        let raw = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_string())
+                .or_else(|| default_of(k).map(str::to_string))
+        };
+        // Empty reads as unset; unset takes the default.
         let get = |k: &str| {
-            get(k)
+            lookup(k)
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
+                .or_else(|| default_of(k).filter(|d| !d.is_empty()).map(str::to_string))
         };
-        let limit = |k: &str, default: &str| -> Result<Limit, String> {
-            Limit::parse(&get(k).unwrap_or_else(|| default.into())).map_err(|e| format!("{k}: {e}"))
+        let limit = |k: &str| -> Result<Limit, String> {
+            Limit::parse(&get(k).unwrap_or_default()).map_err(|e| format!("{k}: {e}"))
         };
-        let oauth = |p: Provider, prefix: &str| -> Option<OAuthClient> {
-            let client_id = get(&format!("{prefix}_CLIENT_ID"))?;
-            let client_secret = get(&format!("{prefix}_CLIENT_SECRET"))?;
+        let number = |k: &str| -> Result<u64, String> {
+            let v = get(k).unwrap_or_default();
+            v.parse()
+                .map_err(|_| format!("{k}: {v:?} is not a whole number"))
+        };
+        let positive = |k: &str| -> Result<u64, String> {
+            match number(k)? {
+                0 => Err(format!("{k}: must be more than 0")),
+                n => Ok(n),
+            }
+        };
+        let oauth = |p: Provider, prefix: &str| -> Result<Option<OAuthClient>, String> {
+            let id_key = format!("{prefix}_CLIENT_ID");
+            let secret_key = format!("{prefix}_CLIENT_SECRET");
+            let (client_id, client_secret) = match (get(&id_key), get(&secret_key)) {
+                (None, None) => return Ok(None),
+                (Some(id), Some(secret)) => (id, secret),
+                (Some(_), None) => return Err(format!("{secret_key}: required with {id_key}")),
+                (None, Some(_)) => return Err(format!("{id_key}: required with {secret_key}")),
+            };
             let d = Endpoints::defaults(p);
             let api_key = if p == Provider::Google {
                 "GOOGLE_USERINFO_URL"
             } else {
                 "GITHUB_API_URL"
             };
-            Some(OAuthClient {
+            Ok(Some(OAuthClient {
                 client_id,
                 client_secret,
                 endpoints: Endpoints {
@@ -65,50 +201,117 @@ impl Config {
                     token: get(&format!("{prefix}_OAUTH_TOKEN_URL")).unwrap_or(d.token),
                     api: get(api_key).unwrap_or(d.api),
                 },
-            })
+            }))
         };
-        let number = |k: &str, default: u64| -> Result<u64, String> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => v.parse().map_err(|_| format!("{k}: {v:?} is not a number")),
+
+        let auth_limit = limit("RATE_LIMIT_AUTH");
+        let api_limit = limit("RATE_LIMIT_API");
+        let ai_limit = limit("RATE_LIMIT_AI");
+        let ai_token_limit = limit("RATE_LIMIT_AI_TOKENS");
+        let max_apps_per_user = number("MAX_APPS_PER_USER");
+        let max_sandboxes_per_user = number("MAX_SANDBOX_INSTANCES");
+        let google = oauth(Provider::Google, "GOOGLE");
+        let github = oauth(Provider::Github, "GITHUB");
+        let sandbox_instance_type =
+            InstanceType::parse(&get("SANDBOX_INSTANCE_TYPE").unwrap_or_default())
+                .map_err(|e| format!("SANDBOX_INSTANCE_TYPE: {e}"));
+        let sandbox_url = get("SANDBOX_URL");
+        let sandbox_backend = match get("SANDBOX_BACKEND").as_deref() {
+            Some("container") => Ok(SandboxBackend::Container),
+            Some("local") => match sandbox_url {
+                Some(u) => base_url("SANDBOX_URL", u).map(|url| SandboxBackend::Local { url }),
+                None => Err("SANDBOX_URL: required when SANDBOX_BACKEND is local".into()),
+            },
+            other => Err(format!(
+                "SANDBOX_BACKEND: {:?} is not container or local",
+                other.unwrap_or_default()
+            )),
+        };
+        let sandbox_idle_timeout_ms = number("SANDBOX_IDLE_TIMEOUT_SECONDS").and_then(|s| {
+            if s < MIN_SANDBOX_IDLE_SECONDS {
+                return Err(format!(
+                    "SANDBOX_IDLE_TIMEOUT_SECONDS: must be at least {MIN_SANDBOX_IDLE_SECONDS}"
+                ));
             }
-        };
-        let max_apps_per_user = number("MAX_APPS_PER_USER", 100)?;
-        let max_sandboxes_per_user = number("MAX_SANDBOX_INSTANCES", 10)?;
-        let sandbox_instance_type = InstanceType::parse(
-            &get("SANDBOX_INSTANCE_TYPE").unwrap_or_else(|| "standard-3".into()),
-        )
-        .map_err(|e| format!("SANDBOX_INSTANCE_TYPE: {e}"))?;
-        let max_corrections = match get("MAX_CORRECTION_ROUNDS") {
-            None => super::codegen::blueprint::DEFAULT_MAX_CORRECTIONS,
-            Some(v) => super::codegen::blueprint::parse_max_corrections(&v)
-                .map_err(|e| format!("MAX_CORRECTION_ROUNDS: {e}"))?,
-        };
+            i64::try_from(s)
+                .ok()
+                .and_then(|s| s.checked_mul(1000))
+                .ok_or_else(|| "SANDBOX_IDLE_TIMEOUT_SECONDS: too large".to_string())
+        });
+        let max_corrections =
+            parse_max_corrections(&get("MAX_CORRECTION_ROUNDS").unwrap_or_default())
+                .map_err(|e| format!("MAX_CORRECTION_ROUNDS: {e}"));
+        let settings = LlmSettings::from_lookup(get);
+        let models = ModelTable::from_json(&get("MODEL_CONFIG").unwrap_or_default());
+        let timeout_ms = positive("LLM_TIMEOUT_MS");
+        let total_timeout_ms = positive("LLM_TOTAL_TIMEOUT_MS");
+        let sealing_key = get("SECRETS_ENCRYPTION_KEY")
+            .map(|v| SealingKey::parse(&v))
+            .transpose();
+
+        let problems: Vec<&String> = [
+            auth_limit.as_ref().err(),
+            api_limit.as_ref().err(),
+            ai_limit.as_ref().err(),
+            ai_token_limit.as_ref().err(),
+            max_apps_per_user.as_ref().err(),
+            max_sandboxes_per_user.as_ref().err(),
+            google.as_ref().err(),
+            github.as_ref().err(),
+            sandbox_instance_type.as_ref().err(),
+            sandbox_backend.as_ref().err(),
+            sandbox_idle_timeout_ms.as_ref().err(),
+            max_corrections.as_ref().err(),
+            settings.as_ref().err(),
+            models.as_ref().err(),
+            timeout_ms.as_ref().err(),
+            total_timeout_ms.as_ref().err(),
+            sealing_key.as_ref().err(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !problems.is_empty() {
+            return Err(problems
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join("; "));
+        }
+        // Every `?` below is on a value checked above.
         Ok(Self {
-            auth_limit: limit("RATE_LIMIT_AUTH", "1000/60")?,
-            api_limit: limit("RATE_LIMIT_API", "10000/60")?,
-            ai_limit: limit("RATE_LIMIT_AI", "20/60")?,
-            ai_token_limit: limit("RATE_LIMIT_AI_TOKENS", "100000/60")?,
-            allowed_origins: get("ALLOWED_ORIGINS")
-                .map(|v| {
-                    v.split(',')
-                        .map(|o| o.trim().trim_end_matches('/').to_string())
-                        .filter(|o| !o.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            max_apps_per_user,
+            auth_limit: auth_limit?,
+            api_limit: api_limit?,
+            ai_limit: ai_limit?,
+            ai_token_limit: ai_token_limit?,
+            allowed_origins: raw("ALLOWED_ORIGINS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            max_apps_per_user: max_apps_per_user?,
             allowed_email: EmailList::parse(&get("ALLOWED_EMAIL").unwrap_or_default()),
             admin_emails: EmailList::parse(&get("ADMIN_EMAILS").unwrap_or_default()),
             public_url: get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
-            google: oauth(Provider::Google, "GOOGLE"),
-            github: oauth(Provider::Github, "GITHUB"),
-            max_sandboxes_per_user,
+            google: google?,
+            github: github?,
+            max_sandboxes_per_user: max_sandboxes_per_user?,
             preview_domain: get("PREVIEW_DOMAIN")
-                .unwrap_or_else(|| "preview.localhost".into())
+                .unwrap_or_default()
                 .to_ascii_lowercase(),
-            sandbox_instance_type,
-            max_corrections,
+            sandbox_instance_type: sandbox_instance_type?,
+            sandbox_backend: sandbox_backend?,
+            sandbox_idle_timeout_ms: sandbox_idle_timeout_ms?,
+            sandbox_secret: get("SANDBOX_SECRET").map(Secret),
+            max_corrections: max_corrections?,
+            llm: LlmConfig {
+                settings: settings?,
+                models: models?,
+                timeout_ms: timeout_ms?,
+                total_timeout_ms: total_timeout_ms?,
+            },
+            sealing_key: sealing_key?,
         })
     }
 
@@ -123,7 +326,12 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use crate::domain::codegen::blueprint::DEFAULT_MAX_CORRECTIONS;
+    use crate::domain::codegen::models::{Operation, Provider as LlmProvider};
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+    const HEX_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, String> {
         let m: HashMap<String, String> = pairs
@@ -131,6 +339,76 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    /// `wrangler.toml`'s `[vars]`, in order: `NAME = "value"` lines (no escapes), comments and
+    /// blank lines skipped, up to the next table header.
+    fn wrangler_vars() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut inside = false;
+        for line in include_str!("../../wrangler.toml").lines() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                inside = line == "[vars]";
+                continue;
+            }
+            if !inside || line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = line
+                .split_once('=')
+                .unwrap_or_else(|| panic!("[vars] line is not NAME = \"value\": {line}"));
+            let v = v
+                .trim()
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .filter(|v| !v.contains(['"', '\\']))
+                .unwrap_or_else(|| panic!("[vars] value is not a plain string: {line}"));
+            out.push((k.trim().to_string(), v.to_string()));
+        }
+        assert!(!out.is_empty(), "wrangler.toml has no [vars]");
+        out
+    }
+
+    #[test]
+    fn defaults_equal_wrangler_toml_vars() {
+        let declared = wrangler_vars();
+        let declared_map: BTreeMap<&str, &str> = declared
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            declared_map.len(),
+            declared.len(),
+            "a var is declared twice"
+        );
+        let code: BTreeMap<&str, &str> = VARS.iter().copied().collect();
+        assert_eq!(code.len(), VARS.len(), "a var is listed twice in VARS");
+        assert_eq!(declared_map, code, "wrangler.toml [vars] vs config::VARS");
+
+        // A deployment setting every var to wrangler.toml's value is configured exactly like
+        // one setting none: the parse takes its defaults from VARS and nowhere else.
+        let pairs: Vec<(&str, &str)> = declared
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let set = format!("{:?}", cfg(&pairs).unwrap());
+        let unset = format!("{:?}", cfg(&[]).unwrap());
+        assert_eq!(set, unset);
+
+        // And every default is read.
+        let asked = RefCell::new(BTreeSet::new());
+        Config::from_lookup(|k| {
+            asked.borrow_mut().insert(k.to_string());
+            None
+        })
+        .unwrap();
+        for (k, _) in VARS {
+            assert!(
+                asked.borrow().contains(*k),
+                "{k} has a default but is never read"
+            );
+        }
     }
 
     #[test]
@@ -141,25 +419,23 @@ mod tests {
         assert_eq!(c.ai_limit.requests, 20);
         assert_eq!(c.ai_token_limit.requests, 100_000);
         assert_eq!(c.max_apps_per_user, 100);
+        assert_eq!(c.allowed_origins, vec!["http://localhost:5173"]);
         assert!(c.google.is_none() && c.github.is_none());
-        assert_eq!(c.max_corrections, 3);
-        assert_eq!(
-            cfg(&[("MAX_CORRECTION_ROUNDS", "0")])
-                .unwrap()
-                .max_corrections,
-            0
-        );
-        assert!(cfg(&[("MAX_CORRECTION_ROUNDS", "11")])
-            .unwrap_err()
-            .contains("MAX_CORRECTION_ROUNDS"));
+        assert_eq!(c.max_corrections, DEFAULT_MAX_CORRECTIONS);
         assert_eq!(
             (c.max_sandboxes_per_user, c.preview_domain.as_str()),
             (10, "preview.localhost")
         );
         assert_eq!(c.sandbox_instance_type, InstanceType::Standard3);
-        assert!(cfg(&[("SANDBOX_INSTANCE_TYPE", "huge")])
-            .unwrap_err()
-            .contains("SANDBOX_INSTANCE_TYPE"));
+        assert_eq!(c.sandbox_backend, SandboxBackend::Container);
+        assert_eq!(c.sandbox_idle_timeout_ms, 900_000);
+        assert!(c.sandbox_secret.is_none() && c.sealing_key.is_none());
+        assert_eq!(
+            (c.llm.timeout_ms, c.llm.total_timeout_ms),
+            (120_000, 600_000)
+        );
+        assert_eq!(c.llm.models, ModelTable::defaults());
+        assert!(c.llm.settings.keys.is_empty() && c.llm.settings.gateway_endpoint().is_none());
     }
 
     #[test]
@@ -173,6 +449,9 @@ mod tests {
             ("GITHUB_CLIENT_ID", "id"),
             ("GITHUB_CLIENT_SECRET", "s"),
             ("GITHUB_OAUTH_TOKEN_URL", "http://127.0.0.1:1/token"),
+            ("MAX_CORRECTION_ROUNDS", "0"),
+            // Empty reads as unset.
+            ("MAX_APPS_PER_USER", " "),
         ])
         .unwrap();
         assert_eq!(c.api_limit.requests, 5);
@@ -183,9 +462,146 @@ mod tests {
         let gh = c.github.unwrap();
         assert_eq!(gh.endpoints.token, "http://127.0.0.1:1/token");
         assert_eq!(gh.endpoints.api, "https://api.github.com");
-        assert!(cfg(&[("RATE_LIMIT_AI", "lots")])
-            .unwrap_err()
-            .contains("RATE_LIMIT_AI"));
-        assert!(cfg(&[("MAX_APPS_PER_USER", "x")]).is_err());
+        assert_eq!(c.max_corrections, 0);
+        assert_eq!(c.max_apps_per_user, 100);
+        // ALLOWED_ORIGINS set empty allows none.
+        assert!(cfg(&[("ALLOWED_ORIGINS", "")])
+            .unwrap()
+            .allowed_origins
+            .is_empty());
+        for (k, v) in [
+            ("RATE_LIMIT_AI", "lots"),
+            ("MAX_APPS_PER_USER", "x"),
+            ("MAX_CORRECTION_ROUNDS", "11"),
+            ("SANDBOX_INSTANCE_TYPE", "huge"),
+            ("GOOGLE_CLIENT_ID", "only-the-id"),
+        ] {
+            let e = cfg(&[(k, v)]).unwrap_err();
+            assert!(
+                e.starts_with(k) || e.contains("GOOGLE_CLIENT_SECRET"),
+                "{k}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn llm_settings_are_parsed_up_front() {
+        let c = cfg(&[
+            ("OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:11434/v1/"),
+            ("OPENAI_COMPATIBLE_API_KEY", "platform-key"),
+            (
+                "MODEL_CONFIG",
+                r#"{"default":{"provider":"custom","model":"qwen2.5-coder:7b"}}"#,
+            ),
+            ("LLM_TIMEOUT_MS", "1500"),
+            ("LLM_TOTAL_TIMEOUT_MS", "30000"),
+            ("SECRETS_ENCRYPTION_KEY", HEX_KEY),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.llm.settings.custom_base_url.as_deref(),
+            Some("http://127.0.0.1:11434/v1")
+        );
+        assert_eq!(c.llm.settings.keys[&LlmProvider::Custom], "platform-key");
+        let imp = c.llm.models.get(Operation::Implementation);
+        assert_eq!(
+            (imp.primary.provider, imp.primary.model.as_str()),
+            (LlmProvider::Custom, "qwen2.5-coder:7b")
+        );
+        assert_eq!((c.llm.timeout_ms, c.llm.total_timeout_ms), (1500, 30_000));
+        assert!(c.sealing_key.is_some());
+        // Set empty, the encryption key is unset (storing own keys is then unavailable).
+        assert!(cfg(&[("SECRETS_ENCRYPTION_KEY", "")])
+            .unwrap()
+            .sealing_key
+            .is_none());
+    }
+
+    #[test]
+    fn sandbox_settings() {
+        let c = cfg(&[
+            ("SANDBOX_BACKEND", "local"),
+            ("SANDBOX_URL", "http://127.0.0.1:8790/"),
+            ("SANDBOX_IDLE_TIMEOUT_SECONDS", "10"),
+            ("SANDBOX_SECRET", "s3cret-value"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.sandbox_backend,
+            SandboxBackend::Local {
+                url: "http://127.0.0.1:8790".into()
+            }
+        );
+        assert_eq!(c.sandbox_idle_timeout_ms, 10_000);
+        assert_eq!(c.sandbox_secret.unwrap().expose(), "s3cret-value");
+        for (pairs, needle) in [
+            (vec![("SANDBOX_BACKEND", "local")], "SANDBOX_URL: required"),
+            (
+                vec![("SANDBOX_BACKEND", "local"), ("SANDBOX_URL", "127.0.0.1")],
+                "SANDBOX_URL",
+            ),
+            (vec![("SANDBOX_BACKEND", "docker")], "SANDBOX_BACKEND"),
+            (
+                vec![("SANDBOX_IDLE_TIMEOUT_SECONDS", "5")],
+                "SANDBOX_IDLE_TIMEOUT_SECONDS: must be at least 10",
+            ),
+            (
+                vec![("SANDBOX_IDLE_TIMEOUT_SECONDS", "-1")],
+                "SANDBOX_IDLE_TIMEOUT_SECONDS",
+            ),
+        ] {
+            let e = cfg(&pairs).unwrap_err();
+            assert!(e.contains(needle), "{pairs:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn every_malformed_value_is_reported_at_once_without_secrets() {
+        let e = cfg(&[
+            ("MODEL_CONFIG", "{"),
+            ("LLM_TIMEOUT_MS", "0"),
+            ("LLM_TOTAL_TIMEOUT_MS", "soon"),
+            ("AI_GATEWAY_URL", "ftp://x"),
+            ("SANDBOX_BACKEND", "docker"),
+            ("SECRETS_ENCRYPTION_KEY", "too-short-secret"),
+            ("RATE_LIMIT_AUTH", "many"),
+        ])
+        .unwrap_err();
+        for name in [
+            "MODEL_CONFIG is not JSON",
+            "LLM_TIMEOUT_MS: must be more than 0",
+            "LLM_TOTAL_TIMEOUT_MS",
+            "AI_GATEWAY_URL",
+            "SANDBOX_BACKEND",
+            "SECRETS_ENCRYPTION_KEY",
+            "RATE_LIMIT_AUTH",
+        ] {
+            assert!(e.contains(name), "{name} missing from: {e}");
+        }
+        assert!(!e.contains("too-short-secret"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let c = cfg(&[
+            ("GITHUB_CLIENT_ID", "gh-id"),
+            ("GITHUB_CLIENT_SECRET", "gh-client-secret"),
+            ("SANDBOX_SECRET", "sandbox-shared-secret"),
+            ("SECRETS_ENCRYPTION_KEY", HEX_KEY),
+            ("OPENAI_API_KEY", "sk-platform-openai"),
+            ("CLOUDFLARE_AI_GATEWAY_TOKEN", "gateway-token"),
+        ])
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(dbg.contains("gh-id"), "{dbg}");
+        for secret in [
+            "gh-client-secret",
+            "sandbox-shared-secret",
+            HEX_KEY,
+            "sk-platform-openai",
+            "gateway-token",
+        ] {
+            assert!(!dbg.contains(secret), "{secret} in {dbg}");
+        }
     }
 }

@@ -3,6 +3,12 @@
 //!
 //! Invariants: a hit is admitted only if the estimate *including it* stays within the limit, so with
 //! a limit of N on a fresh key exactly N of any burst pass; a refused hit changes nothing.
+//!
+//! The contract with the `DORateLimitStore` objects (one per key, binding [`BINDING`]): the
+//! caller (`services::ratelimit`) sends a [`Hit`] as the JSON body of a POST to the object named
+//! [`Hit::key`]; the object parses it once ([`Hit::parse`], which refuses a limit the arithmetic
+//! cannot use), decides with its own clock (one clock per key keeps its windows in order) and
+//! answers a [`Decision`]; a malformed hit is a 400.
 
 use serde::{Deserialize, Serialize};
 
@@ -67,12 +73,63 @@ impl Decision {
     }
 }
 
-/// A request to a rate-limit object: the one message caller and object share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The Durable Object binding of the rate-limit objects.
+pub const BINDING: &str = "RATE_LIMITER";
+
+/// Most requests a limit may allow, and its longest window (a day, as [`Limit::parse`] allows).
+const MAX_REQUESTS: u64 = 1 << 40;
+const MAX_WINDOW_MS: i64 = 86_400_000;
+
+/// A hit on a key: the one request caller and object share, answered with a [`Decision`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HitRequest {
+pub struct Hit {
+    /// `<class>:<user id or client address>`: the name of the object the hit is sent to.
+    pub key: String,
+    /// `limit.requests` per `limit.window_ms`.
     pub limit: Limit,
+    /// How much the hit counts (0: a probe that records nothing).
     pub cost: u64,
+}
+
+impl Hit {
+    pub fn new(class: &str, key: &str, limit: Limit, cost: u64) -> Self {
+        Hit {
+            key: format!("{class}:{key}"),
+            limit,
+            cost,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Reads a hit, refusing malformed JSON, an empty key and a limit with no requests or a
+    /// window outside 1 ms..1 day (the window arithmetic divides by it).
+    pub fn parse(json: &[u8]) -> Result<Self, String> {
+        let hit: Hit =
+            serde_json::from_slice(json).map_err(|e| format!("malformed rate-limit hit: {e}"))?;
+        if hit.key.is_empty() {
+            return Err("malformed rate-limit hit: empty key".into());
+        }
+        let Limit {
+            requests,
+            window_ms,
+        } = hit.limit;
+        if !(1..=MAX_REQUESTS).contains(&requests) || !(1..=MAX_WINDOW_MS).contains(&window_ms) {
+            return Err(format!(
+                "malformed rate-limit hit: limit {requests}/{window_ms} ms out of range"
+            ));
+        }
+        Ok(hit)
+    }
+}
+
+impl Decision {
+    pub fn parse(json: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(json).map_err(|e| format!("malformed rate-limit decision: {e}"))
+    }
 }
 
 impl Window {
@@ -223,6 +280,46 @@ mod tests {
         let mut probe = w;
         assert!(probe.hit(L, 66_000, 1).allowed);
         assert_eq!(d.retry_after_secs(30_000), 36);
+    }
+
+    #[test]
+    fn hits_and_decisions_round_trip() {
+        let hit = Hit::new("api", "usr_1", L, 2);
+        assert_eq!(hit.key, "api:usr_1");
+        assert_eq!(
+            hit.to_json(),
+            r#"{"key":"api:usr_1","limit":{"requests":10,"windowMs":60000},"cost":2}"#
+        );
+        assert_eq!(Hit::parse(hit.to_json().as_bytes()).unwrap(), hit);
+        let d = Window::default().hit(L, 0, 1);
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(json.contains(r#""resetMs":60000"#), "{json}");
+        assert_eq!(Decision::parse(json.as_bytes()).unwrap(), d);
+        assert!(Decision::parse(b"{}").is_err());
+    }
+
+    #[test]
+    fn malformed_hits_are_refused() {
+        for bad in [
+            &b"nope"[..],
+            br#"{}"#,
+            br#"{"key":"k","limit":{"requests":10,"windowMs":60000}}"#,
+            br#"{"key":"k","limit":{"requests":10,"windowMs":60000},"cost":-1}"#,
+            br#"{"key":"","limit":{"requests":10,"windowMs":60000},"cost":1}"#,
+            br#"{"key":"k","limit":{"requests":0,"windowMs":60000},"cost":1}"#,
+            br#"{"key":"k","limit":{"requests":10,"windowMs":0},"cost":1}"#,
+            br#"{"key":"k","limit":{"requests":10,"windowMs":-5},"cost":1}"#,
+            br#"{"key":"k","limit":{"requests":10,"windowMs":86400001},"cost":1}"#,
+        ] {
+            let e = Hit::parse(bad).unwrap_err();
+            assert!(
+                e.starts_with("malformed rate-limit hit"),
+                "{}: {e}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let probe = br#"{"key":"ai_tokens:u","limit":{"requests":5,"windowMs":1000},"cost":0}"#;
+        assert_eq!(Hit::parse(probe).unwrap().cost, 0, "a probe is a hit");
     }
 
     #[test]

@@ -1,11 +1,24 @@
-//! Sandboxes: the lifecycle state machine a `UserAppSandboxService` object walks, the commands it
-//! takes (one enum shared by caller and object), instance types, preview hostnames and the
-//! short-lived tokens that open private previews.
+//! Sandboxes: the lifecycle state machine a `UserAppSandboxService` object walks, the state it
+//! reports, instance types, the per-user quota's refusal, preview hostnames and the
+//! short-lived tokens that open private previews; and the Worker's side of the typed contract
+//! with byte-sandbox ([`byte_protocol`]): owners' requests parsed into the agent's request
+//! types, the headers a preview forwards, and the agent's replies read into reasons. The calls
+//! the object takes are [`super::sandbox_call::SandboxCall`].
 //!
 //! Invariants: a sandbox only moves along [`Status::can_move_to`]; a preview hostname maps to
-//! exactly one app id and back; a preview token names its host and expires.
+//! exactly one app id and back; a preview token names its host and expires; a request this
+//! module builds for the agent has passed the same checks the agent applies (the shared path
+//! rules, command and timeout bounds), so a refusal names the owner's field, not the agent's.
 
+use super::error::{ApiError, ApiResult, ErrorCode};
+use super::input::{parse_object, Patch, Query};
+use byte_protocol::exec::{ExecReply, ExecRequest, MAX_COMMAND_BYTES, MAX_TIMEOUT_MS};
+use byte_protocol::files::{Encoding, FileInput, WriteFiles};
+use byte_protocol::path::RelPath;
+use byte_protocol::process::{ServerInfo, ServerStatus};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Lifecycle: creating → writing_files → installing → starting → ready; any step may fail;
 /// a live sandbox can be stopped; a stopped or failed one can be created again.
@@ -124,20 +137,26 @@ impl InstanceType {
     }
 }
 
-/// Commands a sandbox object takes; the Worker sends them as JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Command {
-    /// Create (or re-create) the sandbox from a template and bring it to `ready`.
-    Create {
-        app_id: String,
-        user_id: String,
-        template: String,
-    },
-    Status,
-    Stop,
-    /// Marks activity (defers idle shutdown).
-    Touch,
+/// The dependency install a sandbox runs before its dev server starts (the lifecycle's
+/// `installing` step, and the code generator after it changed `package.json`).
+pub const INSTALL_COMMAND: &str = "npm install --prefer-offline --no-audit --no-fund";
+pub const INSTALL_TIMEOUT_MS: u64 = 300_000;
+
+pub fn install_request() -> ExecRequest {
+    ExecRequest::new(INSTALL_COMMAND).timeout_ms(INSTALL_TIMEOUT_MS)
+}
+
+/// The refusal when a user already has `max` active sandboxes (403 E006, the quota in
+/// `maxSandboxInstances`).
+pub fn quota_reached(max: u64) -> ApiError {
+    let mut e = ApiError::new(
+        403,
+        ErrorCode::E006,
+        format!("sandbox limit reached: at most {max} sandboxes may run at once; stop one to start another"),
+    );
+    e.fields
+        .insert("maxSandboxInstances".into(), max.to_string());
+    e
 }
 
 /// What a sandbox object reports about itself.
@@ -200,6 +219,206 @@ pub fn check_preview_token(
 /// Idle shutdown: when a ready sandbox with this last activity should stop.
 pub fn idle_deadline(last_activity_ms: i64, idle_timeout_ms: i64) -> i64 {
     last_activity_ms + idle_timeout_ms
+}
+
+// ----- the owner's workspace API, checked before it reaches the agent ----------------------
+
+/// `POST /api/apps/:id/sandbox/files` `{"files":[{"path","content","encoding"?}]}` → the
+/// agent's batch write. Every path goes through the shared rules ([`RelPath`]) and is sent in
+/// its normal form; every offending field (`files[2].path`, `files[0].bogus`) is reported at
+/// once.
+pub fn write_files_request(body: &[u8]) -> ApiResult<WriteFiles> {
+    let mut o = parse_object(body)?;
+    let mut files = Vec::new();
+    match o.take_raw("files") {
+        Patch::Value(Value::Array(items)) if items.is_empty() => {
+            o.error("files", "must contain at least one file")
+        }
+        Patch::Value(Value::Array(items)) => {
+            for (i, item) in items.into_iter().enumerate() {
+                let Value::Object(mut m) = item else {
+                    o.error(
+                        &format!("files[{i}]"),
+                        "must be an object with path and content",
+                    );
+                    continue;
+                };
+                let field = |name: &str| format!("files[{i}].{name}");
+                let path = match m.remove("path") {
+                    Some(Value::String(raw)) => match RelPath::parse(&raw) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            o.error(&field("path"), e.to_string());
+                            None
+                        }
+                    },
+                    None | Some(Value::Null) => {
+                        o.error(&field("path"), "is required");
+                        None
+                    }
+                    Some(_) => {
+                        o.error(&field("path"), "must be a string");
+                        None
+                    }
+                };
+                let content = match m.remove("content") {
+                    Some(Value::String(c)) => Some(c),
+                    None | Some(Value::Null) => {
+                        o.error(&field("content"), "is required");
+                        None
+                    }
+                    Some(_) => {
+                        o.error(&field("content"), "must be a string");
+                        None
+                    }
+                };
+                let encoding = match m.remove("encoding") {
+                    None | Some(Value::Null) => Some(Encoding::Utf8),
+                    Some(Value::String(e)) if e == "utf8" => Some(Encoding::Utf8),
+                    Some(Value::String(e)) if e == "base64" => Some(Encoding::Base64),
+                    Some(_) => {
+                        o.error(&field("encoding"), "must be utf8 or base64");
+                        None
+                    }
+                };
+                for unknown in m.keys() {
+                    o.error(&field(unknown), "unknown field");
+                }
+                if let (Some(path), Some(content), Some(encoding)) = (path, content, encoding) {
+                    files.push(FileInput {
+                        path: path.into_string(),
+                        content,
+                        encoding,
+                    });
+                }
+            }
+        }
+        Patch::Value(_) => o.error("files", "must be an array of {path, content} objects"),
+        Patch::Null | Patch::Absent => o.error("files", "is required"),
+    }
+    o.finish()?;
+    Ok(WriteFiles { files })
+}
+
+/// `POST /api/apps/:id/sandbox/exec` `{"command","timeoutMs"?,"env"?}` → the agent's request,
+/// with the agent's own bounds. The command is kept verbatim (not trimmed).
+pub fn exec_request(body: &[u8]) -> ApiResult<ExecRequest> {
+    let mut o = parse_object(body)?;
+    let command = match o.take_raw("command") {
+        Patch::Value(Value::String(c)) => {
+            if c.trim().is_empty() {
+                o.error("command", "must not be empty");
+                None
+            } else if c.contains('\0') {
+                o.error("command", "must not contain NUL characters");
+                None
+            } else if c.len() > MAX_COMMAND_BYTES {
+                o.error(
+                    "command",
+                    format!("must be at most {MAX_COMMAND_BYTES} bytes"),
+                );
+                None
+            } else {
+                Some(c)
+            }
+        }
+        Patch::Value(_) => {
+            o.error("command", "must be a string");
+            None
+        }
+        Patch::Null | Patch::Absent => {
+            o.error("command", "is required");
+            None
+        }
+    };
+    let timeout_ms = o.integer("timeoutMs", 1, MAX_TIMEOUT_MS);
+    let mut env = BTreeMap::new();
+    if let Patch::Value(vars) = o.object("env", 64 * 1024) {
+        for (k, v) in vars {
+            match v {
+                Value::String(v)
+                    if !k.is_empty() && !k.contains(['=', '\0']) && !v.contains('\0') =>
+                {
+                    env.insert(k, v);
+                }
+                _ => o.error(
+                    &format!("env.{k}"),
+                    "must be a string, named without `=` or NUL",
+                ),
+            }
+        }
+    }
+    o.finish()?;
+    Ok(ExecRequest {
+        command,
+        timeout_ms,
+        env,
+    })
+}
+
+/// `GET /api/apps/:id/sandbox/files?path=` → the file's path, checked by the shared rules.
+pub fn file_path_query(query: &str) -> ApiResult<RelPath> {
+    let q = Query::parse(query);
+    let raw = q
+        .get("path")
+        .ok_or_else(|| ApiError::field("path", "query parameter is required"))?;
+    RelPath::parse(raw).map_err(|e| ApiError::field("path", e.to_string()))
+}
+
+/// Request headers the sandbox object never passes to the agent: the caller's credentials (the
+/// object sends the agent's own), the client's host and address, and the call itself.
+const NOT_FOR_THE_AGENT: [&str; 5] = [
+    "authorization",
+    "host",
+    "cf-connecting-ip",
+    "x-forwarded-for",
+    super::sandbox_call::CALL_HEADER,
+];
+
+/// The headers of a forwarded preview request as the sandbox object passes them to the agent:
+/// the preview cookie policy ([`super::preview::request_headers`]: the app's own cookies go
+/// on), minus [`NOT_FOR_THE_AGENT`]. (Every other call is built from the typed call alone and
+/// carries no client header at all.)
+pub fn preview_agent_headers<I, K, V>(entries: I) -> Vec<(String, String)>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    super::preview::request_headers(entries)
+        .into_iter()
+        .filter(|(k, _)| !NOT_FOR_THE_AGENT.iter().any(|h| h.eq_ignore_ascii_case(k)))
+        .collect()
+}
+
+// ----- the agent's replies, as lifecycle reasons ----------------------------------------
+
+/// How a process ended, for a sentence: `code 1` or `a signal`.
+fn exit_text(code: Option<i32>) -> String {
+    code.map_or_else(|| "a signal".to_string(), |c| format!("code {c}"))
+}
+
+/// Why a dependency install failed: timeout or exit, then the last lines of npm's stderr
+/// (newest first, joined with ` | `).
+pub fn install_failure(r: &ExecReply) -> String {
+    let why = if r.timed_out {
+        "timed out".to_string()
+    } else {
+        match r.exit_code {
+            Some(c) => format!("exit code {c}"),
+            None => "killed by a signal".to_string(),
+        }
+    };
+    let tail: Vec<&str> = r.stderr.lines().rev().take(5).collect();
+    format!("dependency install failed ({why}): {}", tail.join(" | "))
+}
+
+/// Why a dev server that should be running is not.
+pub fn server_down_reason(info: &ServerInfo) -> String {
+    match info.status {
+        ServerStatus::Stopped => "dev server exited: it was stopped".to_string(),
+        _ => format!("dev server exited with {}", exit_text(info.exit_code)),
+    }
 }
 
 #[cfg(test)]
@@ -286,14 +505,151 @@ mod tests {
     }
 
     #[test]
-    fn commands_round_trip() {
-        let c = Command::Create {
-            app_id: "a".into(),
-            user_id: "u".into(),
-            template: "react-vite".into(),
+    fn the_quota_refusal_names_the_limit() {
+        let e = quota_reached(3);
+        assert_eq!((e.status, e.code), (403, ErrorCode::E006));
+        assert_eq!(e.fields["maxSandboxInstances"], "3");
+        assert!(e.message.contains("at most 3"));
+        assert_eq!(
+            serde_json::to_string(&install_request()).unwrap(),
+            r#"{"command":"npm install --prefer-offline --no-audit --no-fund","timeoutMs":300000}"#
+        );
+    }
+
+    #[test]
+    fn file_writes_are_checked_by_the_shared_path_rules() {
+        let w = write_files_request(
+            br#"{"files":[{"path":"./src//App.tsx","content":"x"},{"path":"a.bin","content":"AAE=","encoding":"base64"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&w).unwrap(),
+            r#"{"files":[{"path":"src/App.tsx","content":"x"},{"path":"a.bin","content":"AAE=","encoding":"base64"}]}"#,
+            "normal-form paths, utf8 left implicit: the agent's wire format"
+        );
+        let e = write_files_request(
+            br#"{"files":[{"path":"../escape.txt","content":"x"},{"path":"/etc/passwd","content":1},{"path":"a\u0000b","content":"x","mode":"755"},"nope",{"content":"x","encoding":"utf16"}],"extra":true}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (400, crate::domain::error::ErrorCode::E004)
+        );
+        let f = &e.fields;
+        assert!(f["files[0].path"].contains("`..`"), "{f:?}");
+        assert!(f["files[1].path"].contains("absolute"), "{f:?}");
+        assert_eq!(f["files[1].content"], "must be a string");
+        assert!(f["files[2].path"].contains("NUL"), "{f:?}");
+        assert_eq!(f["files[2].mode"], "unknown field");
+        assert!(f["files[3]"].contains("object"));
+        assert_eq!(f["files[4].path"], "is required");
+        assert_eq!(f["files[4].encoding"], "must be utf8 or base64");
+        assert_eq!(f["extra"], "unknown field");
+        for body in [&br#"{}"#[..], br#"{"files":[]}"#, br#"{"files":"x"}"#] {
+            assert!(write_files_request(body)
+                .unwrap_err()
+                .fields
+                .contains_key("files"));
+        }
+        let e =
+            write_files_request(br#"{"files":[{"path":"node_modules/x/index.js","content":""}]}"#)
+                .unwrap_err();
+        assert!(e.fields["files[0].path"].contains("node_modules"));
+    }
+
+    #[test]
+    fn exec_requests_keep_the_command_and_the_agents_bounds() {
+        let r = exec_request(
+            br#"{"command":"sleep 30; echo never\n","timeoutMs":500,"env":{"NAME":"byte"}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.command.as_deref(), Some("sleep 30; echo never\n"));
+        assert_eq!(r.timeout_ms, Some(500));
+        assert_eq!(r.env["NAME"], "byte");
+        assert_eq!(
+            serde_json::to_string(&exec_request(br#"{"command":"id"}"#).unwrap()).unwrap(),
+            r#"{"command":"id"}"#
+        );
+        let e = exec_request(br#"{"timeoutMs":0,"env":{"A=B":"x","N":1},"cwd":"/"}"#).unwrap_err();
+        assert_eq!(e.fields["command"], "is required");
+        assert!(e.fields["timeoutMs"].contains("3600000"));
+        assert!(e.fields.contains_key("env.A=B") && e.fields.contains_key("env.N"));
+        assert_eq!(e.fields["cwd"], "unknown field");
+        assert!(exec_request(br#"{"command":"  "}"#).is_err());
+        let long = format!(r#"{{"command":"{}"}}"#, "x".repeat(MAX_COMMAND_BYTES + 1));
+        assert!(exec_request(long.as_bytes()).unwrap_err().fields["command"].contains("bytes"));
+    }
+
+    #[test]
+    fn file_reads_name_a_checked_path() {
+        assert_eq!(
+            file_path_query("path=src%2FApp.tsx").unwrap().as_str(),
+            "src/App.tsx"
+        );
+        assert!(file_path_query("path=..%2Fx").unwrap_err().fields["path"].contains("`..`"));
+        assert_eq!(
+            file_path_query("").unwrap_err().fields["path"],
+            "query parameter is required"
+        );
+    }
+
+    #[test]
+    fn the_agent_gets_the_apps_cookies_and_nothing_of_the_platform() {
+        let browser = [
+            ("Host", "abc.preview.localhost:8787"),
+            ("Authorization", "Bearer t"),
+            ("Cookie", "app_cookie=hello; byte_session=s"),
+            ("CF-Connecting-IP", "1.2.3.4"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("X-Byte-Call", r#"{"call":"status"}"#),
+            ("accept", "*/*"),
+        ];
+        let on = |k: &str, hs: &[(String, String)]| {
+            hs.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.clone())
         };
-        let j = serde_json::to_string(&c).unwrap();
-        assert!(j.contains(r#""op":"create""#));
-        assert_eq!(serde_json::from_str::<Command>(&j).unwrap(), c);
+        let preview = preview_agent_headers(browser);
+        assert_eq!(on("cookie", &preview).as_deref(), Some("app_cookie=hello"));
+        for gone in [
+            "host",
+            "authorization",
+            "cf-connecting-ip",
+            "x-forwarded-for",
+            "x-byte-call",
+        ] {
+            assert_eq!(on(gone, &preview), None, "{gone}");
+        }
+        assert_eq!(on("accept", &preview).as_deref(), Some("*/*"));
+        assert_eq!(preview.len(), 2);
+    }
+
+    #[test]
+    fn agent_replies_become_reasons() {
+        let r: ExecReply = serde_json::from_value(serde_json::json!({
+            "exitCode": 1, "stdout": "", "stderr": "npm error 1\nnpm error 2\nnpm error 404 left-pad@99",
+            "stdoutTruncated": false, "stderrTruncated": false, "timedOut": false, "durationMs": 10
+        }))
+        .unwrap();
+        assert_eq!(
+            install_failure(&r),
+            "dependency install failed (exit code 1): npm error 404 left-pad@99 | npm error 2 | npm error 1"
+        );
+        let timed_out = ExecReply {
+            timed_out: true,
+            exit_code: None,
+            ..r.clone()
+        };
+        assert!(install_failure(&timed_out).contains("(timed out)"));
+        let mut info = ServerInfo::stopped();
+        assert_eq!(
+            server_down_reason(&info),
+            "dev server exited: it was stopped"
+        );
+        info.status = ServerStatus::Crashed;
+        info.exit_code = Some(137);
+        assert_eq!(server_down_reason(&info), "dev server exited with code 137");
+        info.exit_code = None;
+        assert_eq!(server_down_reason(&info), "dev server exited with a signal");
     }
 }

@@ -1,11 +1,10 @@
 //! Who is calling: a bearer token or the session cookie, verified (signature, algorithm, expiry,
 //! revocation) into a [`Caller`]; plus the CSRF rule for cookie-authenticated writes.
 
-use super::{header, App};
+use super::{header, now_ms, App};
 use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::token::Session;
 use crate::domain::web;
-use crate::services::{now_ms, sessions};
 use worker::Request;
 
 #[derive(Debug, Clone)]
@@ -43,7 +42,7 @@ fn bearer(req: &Request) -> Option<String> {
 }
 
 /// Reads and verifies the presented token (signature, algorithm, expiry) without I/O. The
-/// result still needs [`confirm`] (is the session live?) before it is trusted.
+/// result still needs `services::sessions::confirm` (is the session live?) before it is trusted.
 pub fn read_credentials(req: &Request, app: &App) -> Identity {
     let cookie_header = header(req, "Cookie");
     let (token, via_cookie) = match bearer(req) {
@@ -68,20 +67,6 @@ pub fn read_credentials(req: &Request, app: &App) -> Identity {
             expires_at,
         }),
         Err(e) => Identity::Invalid(e),
-    }
-}
-
-/// Checks that a verified token's session has not been revoked.
-pub async fn confirm(identity: Identity, app: &App) -> ApiResult<Identity> {
-    let Identity::User(c) = identity else {
-        return Ok(identity);
-    };
-    if sessions::is_live(&app.kv()?, &app.db()?, &c.sid, &c.user_id).await? {
-        Ok(Identity::User(c))
-    } else {
-        Ok(Identity::Invalid(ApiError::unauthorized(
-            "invalid authentication token: session revoked",
-        )))
     }
 }
 

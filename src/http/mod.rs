@@ -1,7 +1,9 @@
-//! Workers-side HTTP plumbing: turning [`ApiError`]s into responses, bounded body reading, JSON
+//! Workers-side HTTP plumbing: the per-request [`App`] over the configuration parsed once per
+//! isolate ([`config`]), turning [`ApiError`]s into responses, bounded body reading, JSON
 //! responses, response finishing (security and CORS headers), and request identity ([`auth`]).
 
 pub mod auth;
+pub mod crypto;
 
 use crate::domain::config::Config;
 use crate::domain::error::{ApiError, ApiResult};
@@ -10,40 +12,81 @@ use crate::domain::token::TokenKeys;
 use crate::domain::web;
 use futures_util::StreamExt;
 use serde::Serialize;
+use std::cell::OnceCell;
 use std::fmt::Display;
+use std::rc::Rc;
 use worker::{Env, Headers, Request, Response};
 
-/// Everything a handler needs about the deployment, built once per request.
+/// Everything a handler needs about the deployment, built once per request from the
+/// configuration parsed once per isolate ([`config`]).
 pub struct App {
     pub env: Env,
-    pub cfg: Config,
-    pub keys: TokenKeys,
+    pub cfg: Rc<Config>,
+    pub keys: Rc<TokenKeys>,
+}
+
+/// The parsed configuration and token keys, or why they could not be parsed.
+type Loaded = Result<(Rc<Config>, Rc<TokenKeys>), String>;
+
+thread_local! {
+    /// Vars and secrets do not change within an isolate, so they are parsed at its first
+    /// request and never again; a failure is kept too (every request then fails the same way).
+    static LOADED: OnceCell<Loaded> = const { OnceCell::new() };
+}
+
+fn load(env: &Env) -> Loaded {
+    let lookup = |k: &str| {
+        env.var(k)
+            .map(|v| v.to_string())
+            .ok()
+            .or_else(|| env.secret(k).map(|v| v.to_string()).ok())
+    };
+    let cfg = Config::from_lookup(lookup);
+    let keys = lookup("JWT_SECRET")
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| "JWT_SECRET is not set".to_string())
+        .and_then(|s| TokenKeys::new(&s));
+    match (cfg, keys) {
+        (Ok(cfg), Ok(keys)) => Ok((Rc::new(cfg), Rc::new(keys))),
+        (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+fn loaded(env: &Env) -> Loaded {
+    LOADED.with(|cell| cell.get_or_init(|| load(env)).clone())
+}
+
+/// The deployment's configuration (for Durable Objects, which have an `Env` but no [`App`]);
+/// `Err` names every malformed setting.
+pub fn config(env: &Env) -> Result<Rc<Config>, String> {
+    loaded(env).map(|(cfg, _)| cfg)
 }
 
 impl App {
+    /// Fails, naming every malformed setting, when the configuration does not parse.
     pub fn new(env: Env) -> Result<Self, String> {
-        let lookup = |k: &str| {
-            env.var(k)
-                .map(|v| v.to_string())
-                .ok()
-                .or_else(|| env.secret(k).map(|v| v.to_string()).ok())
-        };
-        let cfg = Config::from_lookup(lookup)?;
-        let secret = lookup("JWT_SECRET").ok_or("JWT_SECRET is not set")?;
-        let keys = TokenKeys::new(&secret)?;
+        let (cfg, keys) = loaded(&env)?;
         Ok(Self { env, cfg, keys })
     }
 
     pub fn db(&self) -> ApiResult<worker::D1Database> {
-        self.env.d1(crate::services::db::BINDING).map_err(internal)
+        Ok(self.env.d1(DB_BINDING)?)
     }
 
     pub fn kv(&self) -> ApiResult<worker::kv::KvStore> {
-        self.env
-            .kv(crate::services::sessions::KV_BINDING)
-            .map_err(internal)
+        Ok(self.env.kv(KV_BINDING)?)
     }
 }
+
+/// Milliseconds since the epoch from the runtime's clock (frozen during a request on Workers).
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// The D1 database and the KV namespace (as bound in `wrangler.toml`).
+pub const DB_BINDING: &str = "DB";
+pub const KV_BINDING: &str = "KV";
 
 /// Logs an unexpected failure and returns the generic 500 that reveals nothing.
 pub fn internal(e: impl Display) -> ApiError {
@@ -51,7 +94,20 @@ pub fn internal(e: impl Display) -> ApiError {
     ApiError::internal()
 }
 
+/// A runtime failure (bindings, fetch, headers, bodies) is never the caller's fault: like
+/// [`internal`], it is logged and becomes the generic 500, so handlers can use `?` on a
+/// `worker::Result`.
+impl From<worker::Error> for ApiError {
+    fn from(e: worker::Error) -> Self {
+        internal(e)
+    }
+}
+
 pub fn error_response(e: &ApiError) -> Response {
+    if e.status == 503 {
+        // Every 503 of ours says why in the log (wrangler's own 503s say "restarted mid-request").
+        worker::console_error!("503 {:?}: {}", e.code, e.message);
+    }
     let headers = Headers::new();
     let _ = headers.set("Content-Type", "application/json; charset=utf-8");
     Response::from_bytes(e.to_json().into_bytes())
@@ -60,13 +116,11 @@ pub fn error_response(e: &ApiError) -> Response {
 }
 
 pub fn json<T: Serialize>(status: u16, body: &T) -> ApiResult<Response> {
-    Ok(Response::from_json(body)
-        .map_err(internal)?
-        .with_status(status))
+    Ok(Response::from_json(body)?.with_status(status))
 }
 
 pub fn no_content() -> ApiResult<Response> {
-    Ok(Response::empty().map_err(internal)?.with_status(204))
+    Ok(Response::empty()?.with_status(204))
 }
 
 pub fn header(req: &Request, name: &str) -> Option<String> {

@@ -1,13 +1,18 @@
-//! Durable Objects: each a thin shell over domain logic, one per file.
+//! Durable Objects: each a thin shell over domain logic, one per file. Each object takes one
+//! typed call declared in the domain (`AgentCall`, `SandboxCall`, `ratelimit::Hit`), built by
+//! its caller and parsed once here; their clients are in the routes and in `services` (which
+//! never imports this module: objects use services, not the reverse).
 
 pub mod codegen_do;
+pub mod codegen_ports;
+pub mod codegen_socket;
+pub mod codegen_store;
 pub mod rate_limit_do;
+pub mod sandbox_agent;
 pub mod sandbox_do;
 
 /// The stub of the object named `name` in namespace `binding` (one object per name).
-pub fn stub(env: &worker::Env, binding: &str, name: &str) -> worker::Result<worker::Stub> {
-    env.durable_object(binding)?.id_from_name(name)?.get_stub()
-}
+pub use crate::services::stub;
 
 /// Schedules a Durable Object's alarm at an absolute time (epoch ms). workers-rs reads a bare
 /// integer as an offset from now, so absolute times go through here.

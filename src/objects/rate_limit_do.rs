@@ -1,16 +1,18 @@
 //! `DORateLimitStore`: one object per rate-limit key (`<class>:<user id or client IP>`), holding a
 //! sliding window ([`crate::domain::ratelimit::Window`]) in its SQLite storage.
 //!
+//! Contract ([`crate::domain::ratelimit`], which also names the binding): a POST whose body is a
+//! [`Hit`], parsed once, answered with the [`Decision`] as JSON; a malformed hit is a 400 and
+//! changes nothing. The decision uses the object's clock (one clock per key).
+//!
 //! Invariant: load → decide → save runs with no `await` in between, so the object's single thread
 //! makes every decision atomic: with a limit of N, exactly N of any number of concurrent hits pass.
 
-use crate::domain::ratelimit::{Decision, HitRequest, Window};
+use crate::domain::ratelimit::{Decision, Hit, Window};
 use std::cell::{Cell, RefCell};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
 };
-
-pub const BINDING: &str = "RATE_LIMITER";
 
 #[durable_object]
 pub struct DORateLimitStore {
@@ -88,9 +90,9 @@ impl DurableObject for DORateLimitStore {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let hit: HitRequest = match req.json().await {
+        let hit = match Hit::parse(&req.bytes().await?) {
             Ok(h) => h,
-            Err(_) => return Response::error("bad rate-limit request", 400),
+            Err(e) => return Response::error(e, 400),
         };
         // Critical section: synchronous from here to the save.
         let now = js_sys::Date::now() as i64;

@@ -1,37 +1,46 @@
 //! `UserAppSandboxService`: one object per app sandbox. It owns the sandbox's lifecycle
 //! ([`crate::domain::sandbox::Status`]), persisted in its SQLite storage so a restarted object
 //! knows where it was, and it is the only path to the `byte-sandbox` agent that runs the app:
-//! a Cloudflare Container in production, a local process in `make dev` ([`Backend`]).
+//! a Cloudflare Container in production, a local process in `make dev` (reached through
+//! [`super::sandbox_agent`]).
+//!
+//! Contract ([`crate::domain::sandbox_call`], which also names the binding): every request is
+//! one [`SandboxCall`], read from the `X-Byte-Call` header or, for a large one, from the body,
+//! and parsed once (a malformed call is a 400). Lifecycle calls are answered here with the
+//! [`SandboxState`] (404: none); every other call becomes the agent request
+//! [`SandboxCall::agent_route`] names, and the agent's answer goes back unchanged (streams and
+//! WebSocket upgrades included). A preview call forwards the request it came on (method, body,
+//! headers after the preview cookie policy).
 //!
 //! Invariants: lifecycle steps run from the alarm, one at a time, each idempotent and persisted
 //! before the next, so an evicted object resumes where it stopped; a ready sandbox idle for
-//! `SANDBOX_IDLE_TIMEOUT_SECONDS` is stopped by the alarm.
+//! `SANDBOX_IDLE_TIMEOUT_SECONDS` is stopped by the alarm; each step is mirrored into the
+//! owner's D1 row through `services::db` (the quota counts those rows). Every body it sends the
+//! agent and every reply it reads is a `byte_protocol` type; only preview requests carry the
+//! client's headers, and then only the app's own cookies (the preview cookie policy, see
+//! `routes/preview.rs`).
 
-use crate::domain::sandbox::{preview_label, Command, State as SandboxState, Status};
-use serde_json::json;
+use crate::domain::error::ApiError;
+use crate::domain::sandbox::{
+    install_failure, install_request, preview_label, server_down_reason, State as SandboxState,
+    Status,
+};
+use crate::domain::sandbox_call::{Owner, SandboxCall, CALL_HEADER};
+use byte_protocol::exec::ExecReply;
+use byte_protocol::process::{ServerInfo, ServerStatus, StartRequest};
+use byte_protocol::workspace::{CreateWorkspace, WorkspaceCreated};
+use byte_protocol::AgentError;
 use std::cell::RefCell;
 use worker::{
-    durable_object, ContainerStartupOptions, DurableObject, Env, Fetch, Headers, Method, Request,
-    RequestInit, Response, Result, SqlStorageValue, State,
+    durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
 };
 
-pub const BINDING: &str = "SANDBOX";
-pub const INSTALL_COMMAND: &str = "npm install --prefer-offline --no-audit --no-fund";
-pub const INSTALL_TIMEOUT_MS: u64 = 300_000;
 const READY_TIMEOUT_MS: i64 = 90_000;
-
-/// Where the agent runs.
-enum Backend {
-    /// `make dev`: one `byte-sandbox` process on loopback serving every sandbox.
-    Local { base: String },
-    /// Production: this object's own container, port 8080.
-    Container,
-}
 
 #[durable_object]
 pub struct UserAppSandboxService {
-    state: State,
-    env: Env,
+    pub(super) state: State,
+    pub(super) env: Env,
     cached: RefCell<Option<SandboxState>>,
 }
 
@@ -39,12 +48,11 @@ fn now() -> i64 {
     js_sys::Date::now() as i64
 }
 
-fn var(env: &Env, k: &str) -> Option<String> {
-    env.var(k)
-        .map(|v| v.to_string())
-        .ok()
-        .or_else(|| env.secret(k).map(|v| v.to_string()).ok())
-        .filter(|v| !v.is_empty())
+/// The deployment's configuration, parsed once per isolate (`SANDBOX_*` included); a malformed
+/// one fails every call, naming the bad settings.
+pub(super) fn config(env: &Env) -> Result<std::rc::Rc<crate::domain::config::Config>> {
+    crate::http::config(env)
+        .map_err(|e| worker::Error::RustError(format!("configuration error: {e}")))
 }
 
 impl UserAppSandboxService {
@@ -107,95 +115,16 @@ impl UserAppSandboxService {
         s.reason = reason;
         s.updated_at_ms = now();
         self.save(s)?;
+        // The mirror is best effort: the object's own state is the truth, and the next step
+        // writes it again.
         if let Ok(db) = self.env.d1(crate::services::db::BINDING) {
-            let _ = db
-                .prepare(
-                    "UPDATE sandboxes SET status = ?1, updated_at = unixepoch() WHERE app_id = ?2",
-                )
-                .bind(&[next.as_str().into(), s.app_id.as_str().into()])?
-                .run()
-                .await;
+            if let Err(e) =
+                crate::services::db::set_sandbox_status(&db, &s.app_id, &s.user_id, next).await
+            {
+                worker::console_error!("sandbox {}: D1 status not updated: {e:?}", s.app_id);
+            }
         }
         Ok(())
-    }
-
-    fn backend(&self) -> Result<Backend> {
-        match var(&self.env, "SANDBOX_BACKEND")
-            .as_deref()
-            .unwrap_or("local")
-        {
-            "container" => Ok(Backend::Container),
-            _ => Ok(Backend::Local {
-                base: var(&self.env, "SANDBOX_URL")
-                    .ok_or_else(|| worker::Error::RustError("SANDBOX_URL is not set".into()))?,
-            }),
-        }
-    }
-
-    fn secret(&self) -> Result<String> {
-        var(&self.env, "SANDBOX_SECRET")
-            .ok_or_else(|| worker::Error::RustError("SANDBOX_SECRET is not set".into()))
-    }
-
-    /// Sends one request to the agent. `path` starts with `/`.
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        headers: Headers,
-        body: Option<worker::wasm_bindgen::JsValue>,
-    ) -> Result<Response> {
-        headers.set("Authorization", &format!("Bearer {}", self.secret()?))?;
-        let mut init = RequestInit::new();
-        init.with_method(method)
-            .with_headers(headers)
-            .with_body(body);
-        match self.backend()? {
-            Backend::Local { base } => {
-                let req = Request::new_with_init(
-                    &format!("{}{path}", base.trim_end_matches('/')),
-                    &init,
-                )?;
-                Fetch::Request(req).send().await
-            }
-            Backend::Container => {
-                let container = self.state.container().ok_or_else(|| {
-                    worker::Error::RustError("no container bound to this object".into())
-                })?;
-                if !container.running() {
-                    let mut opts = ContainerStartupOptions::new();
-                    opts.add_env("SANDBOX_SECRET", &self.secret()?);
-                    opts.add_env("SANDBOX_LISTEN", "0.0.0.0:8080");
-                    opts.enable_internet(true);
-                    container.start(Some(opts))?;
-                }
-                let port = container.get_tcp_port(8080)?;
-                port.fetch(format!("http://container{path}"), Some(init))
-                    .await
-            }
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: serde_json::Value,
-    ) -> Result<(u16, serde_json::Value)> {
-        let h = Headers::new();
-        h.set("Content-Type", "application/json")?;
-        let body = if method == Method::Get {
-            None
-        } else {
-            Some(body.to_string().into())
-        };
-        let mut resp = self.send(method, path, h, body).await?;
-        let status = resp.status_code();
-        let v = resp
-            .json::<serde_json::Value>()
-            .await
-            .unwrap_or(serde_json::Value::Null);
-        Ok((status, v))
     }
 
     fn ws(s: &SandboxState) -> String {
@@ -211,11 +140,14 @@ impl UserAppSandboxService {
         loop {
             match s.status {
                 Status::Creating => {
+                    let body = CreateWorkspace {
+                        template: Some(s.template.clone()),
+                    };
                     let put = self
-                        .call(
+                        .call::<WorkspaceCreated>(
                             Method::Put,
                             &format!("/v1/workspaces/{ws}"),
-                            json!({ "template": s.template }),
+                            Some(&body),
                         )
                         .await;
                     match step(put, "workspace creation failed") {
@@ -226,32 +158,23 @@ impl UserAppSandboxService {
                 // Template files were copied by the agent; generated files arrive through the API.
                 Status::WritingFiles => self.transition(&mut s, Status::Installing, None).await?,
                 Status::Installing => {
-                    let body =
-                        json!({ "command": INSTALL_COMMAND, "timeoutMs": INSTALL_TIMEOUT_MS });
-                    match self
-                        .call(Method::Post, &format!("/v1/workspaces/{ws}/exec"), body)
-                        .await
-                    {
-                        Ok((200, r)) if r["exitCode"] == 0 => {
+                    let body = install_request();
+                    let ran = self
+                        .call::<ExecReply>(
+                            Method::Post,
+                            &format!("/v1/workspaces/{ws}/exec"),
+                            Some(&body),
+                        )
+                        .await;
+                    match ran {
+                        Ok(Ok(r)) if r.success() => {
                             self.transition(&mut s, Status::Starting, None).await?
                         }
-                        Ok((_, r)) => {
-                            let tail: String = r["stderr"]
-                                .as_str()
-                                .unwrap_or("")
-                                .lines()
-                                .rev()
-                                .take(5)
-                                .collect::<Vec<_>>()
-                                .join(" | ");
-                            let why = if r["timedOut"] == true {
-                                "timed out".to_string()
-                            } else {
-                                format!("exit code {}", r["exitCode"])
-                            };
+                        Ok(Ok(r)) => return self.fail(&mut s, install_failure(&r)).await,
+                        Ok(Err(e)) => {
                             return self
-                                .fail(&mut s, format!("dependency install failed ({why}): {tail}"))
-                                .await;
+                                .fail(&mut s, format!("dependency install could not run {e}"))
+                                .await
                         }
                         Err(e) => {
                             return self
@@ -262,10 +185,10 @@ impl UserAppSandboxService {
                 }
                 Status::Starting => {
                     let start = self
-                        .call(
+                        .call::<ServerInfo>(
                             Method::Post,
                             &format!("/v1/workspaces/{ws}/process/start"),
-                            json!({}),
+                            Some(&StartRequest::default()),
                         )
                         .await;
                     if let Err(why) = step(start, "dev server did not start") {
@@ -273,22 +196,12 @@ impl UserAppSandboxService {
                     }
                     let deadline = now() + READY_TIMEOUT_MS;
                     loop {
-                        let (_, p) = self
-                            .call(
-                                Method::Get,
-                                &format!("/v1/workspaces/{ws}/process"),
-                                json!({}),
-                            )
-                            .await?;
-                        match p["status"].as_str() {
-                            Some("running") => break,
-                            Some("crashed") | Some("stopped") => {
-                                return self
-                                    .fail(
-                                        &mut s,
-                                        format!("dev server exited with code {}", p["exitCode"]),
-                                    )
-                                    .await
+                        // An unreadable or refused answer counts as "not yet", until the deadline.
+                        let status = self.server(&ws).await?.ok();
+                        match status {
+                            Some(p) if p.status == ServerStatus::Running => break,
+                            Some(p) if p.status.is_down() => {
+                                return self.fail(&mut s, server_down_reason(&p)).await
                             }
                             _ if now() > deadline => {
                                 return self
@@ -304,7 +217,7 @@ impl UserAppSandboxService {
                     return Ok(());
                 }
                 Status::Ready => {
-                    let idle_ms = self.idle_timeout_ms();
+                    let idle_ms = self.idle_timeout_ms()?;
                     if now() >= crate::domain::sandbox::idle_deadline(s.last_activity_ms, idle_ms) {
                         self.stop(&mut s, "stopped after being idle".into()).await?;
                     } else {
@@ -317,16 +230,12 @@ impl UserAppSandboxService {
         }
     }
 
-    fn idle_timeout_ms(&self) -> i64 {
-        var(&self.env, "SANDBOX_IDLE_TIMEOUT_SECONDS")
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(900)
-            .max(10)
-            * 1000
+    fn idle_timeout_ms(&self) -> Result<i64> {
+        Ok(config(&self.env)?.sandbox_idle_timeout_ms)
     }
 
     async fn schedule_idle(&self, s: &SandboxState) -> Result<()> {
-        let at = crate::domain::sandbox::idle_deadline(s.last_activity_ms, self.idle_timeout_ms())
+        let at = crate::domain::sandbox::idle_deadline(s.last_activity_ms, self.idle_timeout_ms()?)
             + 1000;
         super::set_alarm_at(&self.state.storage(), at).await
     }
@@ -339,26 +248,22 @@ impl UserAppSandboxService {
     async fn stop(&self, s: &mut SandboxState, reason: String) -> Result<()> {
         let ws = Self::ws(s);
         let _ = self
-            .call(
+            .call::<ServerInfo>(
                 Method::Post,
                 &format!("/v1/workspaces/{ws}/process/stop"),
-                json!({}),
+                None::<&()>,
             )
             .await;
-        if let (Backend::Container, Some(c)) = (self.backend()?, self.state.container()) {
-            if c.running() {
-                let _ = c.signal(15);
-            }
-        }
+        self.stop_container()?;
         self.transition(s, Status::Stopped, Some(reason)).await?;
         self.state.storage().delete_alarm().await
     }
 
-    async fn command(&self, cmd: Command) -> Result<Response> {
-        match cmd {
-            Command::Create {
-                app_id,
-                user_id,
+    /// A lifecycle call, answered with the state (404: no sandbox).
+    async fn lifecycle(&self, call: SandboxCall) -> Result<Response> {
+        match call {
+            SandboxCall::Create {
+                by: Owner { app_id, user_id },
                 template,
             } => {
                 let mut s = match self.load()? {
@@ -373,8 +278,7 @@ impl UserAppSandboxService {
                         template,
                         status: Status::Stopped,
                         reason: None,
-                        instance_type: var(&self.env, "SANDBOX_INSTANCE_TYPE")
-                            .unwrap_or_else(|| "standard-3".into()),
+                        instance_type: config(&self.env)?.sandbox_instance_type.as_str().into(),
                         updated_at_ms: now(),
                         last_activity_ms: now(),
                     },
@@ -385,7 +289,7 @@ impl UserAppSandboxService {
                 super::set_alarm_at(&self.state.storage(), now()).await?;
                 Response::from_json(&s)
             }
-            Command::Status => match self.load()? {
+            SandboxCall::Status => match self.load()? {
                 Some(mut s) => {
                     if s.status == Status::Ready {
                         self.check_server(&mut s).await?;
@@ -394,7 +298,7 @@ impl UserAppSandboxService {
                 }
                 None => Response::error("no sandbox", 404),
             },
-            Command::Stop => match self.load()? {
+            SandboxCall::Stop => match self.load()? {
                 Some(mut s) if s.status != Status::Stopped => {
                     self.stop(&mut s, "stopped by the owner".into()).await?;
                     Response::from_json(&s)
@@ -402,10 +306,7 @@ impl UserAppSandboxService {
                 Some(s) => Response::from_json(&s),
                 None => Response::error("no sandbox", 404),
             },
-            Command::Touch => {
-                self.touch()?;
-                Response::ok("")
-            }
+            other => Response::error(format!("{} is not a lifecycle call", other.to_json()), 400),
         }
     }
 
@@ -413,18 +314,8 @@ impl UserAppSandboxService {
     /// agent does not restart it behind anyone's back); re-creating it starts it again.
     async fn check_server(&self, s: &mut SandboxState) -> Result<()> {
         let ws = Self::ws(s);
-        match self
-            .call(
-                Method::Get,
-                &format!("/v1/workspaces/{ws}/process"),
-                json!({}),
-            )
-            .await
-        {
-            Ok((200, p)) if matches!(p["status"].as_str(), Some("crashed") | Some("stopped")) => {
-                let reason = format!("dev server exited (code {})", p["exitCode"]);
-                self.fail(s, reason).await
-            }
+        match self.server(&ws).await {
+            Ok(Ok(p)) if p.status.is_down() => self.fail(s, server_down_reason(&p)).await,
             Ok(_) => Ok(()),
             Err(e) => {
                 self.fail(s, format!("sandbox agent unreachable: {e}"))
@@ -433,7 +324,7 @@ impl UserAppSandboxService {
         }
     }
 
-    fn touch(&self) -> Result<()> {
+    pub(super) fn touch(&self) -> Result<()> {
         if let Some(mut s) = self.load()? {
             // Persist at most every 10 s: activity is a hint for idle shutdown, not a ledger.
             let t = now();
@@ -448,51 +339,39 @@ impl UserAppSandboxService {
         Ok(())
     }
 
-    /// Forwards a request (already authorized by the Worker) to the agent's workspace API.
-    async fn proxy(&self, req: Request, rest: &str) -> Result<Response> {
+    /// Reads the request's call: the header's, else the body's (parsed once either way).
+    async fn serve(&self, mut req: Request) -> Result<Response> {
+        let raw = match req.headers().get(CALL_HEADER)? {
+            Some(h) => h.into_bytes(),
+            None => req.bytes().await?,
+        };
+        let call = match SandboxCall::parse(&raw) {
+            Ok(c) => c,
+            Err(e) => return Ok(crate::http::error_response(&ApiError::validation(e))),
+        };
+        if call.is_lifecycle() {
+            return self.lifecycle(call).await;
+        }
         let Some(s) = self.load()? else {
             return Response::error("no sandbox", 404);
         };
-        self.touch()?;
-        let url = req.url()?;
-        let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-        let path = format!("/v1/workspaces/{}/{rest}{query}", Self::ws(&s));
-        let headers = Headers::new();
-        for (k, v) in req.headers().entries() {
-            if !matches!(
-                k.as_str(),
-                "authorization" | "cookie" | "host" | "cf-connecting-ip" | "x-forwarded-for"
-            ) {
-                headers.append(&k, &v)?;
-            }
+        match call.agent_route(&Self::ws(&s)) {
+            Some(route) => self.forward(req, route).await,
+            None => Response::error("not a workspace call", 400),
         }
-        let method = req.method();
-        let body = if matches!(method, Method::Get | Method::Head) {
-            None
-        } else {
-            req.inner().body().map(|b| b.into())
-        };
-        self.send(method, &path, headers, body).await
     }
 }
 
-/// An agent call as a lifecycle step sees it: the body on success, or why the step failed.
-fn step(
-    result: Result<(u16, serde_json::Value)>,
+/// An agent call as a lifecycle step sees it: the reply on success, or why the step failed.
+fn step<T>(
+    result: Result<std::result::Result<T, AgentError>>,
     what: &str,
-) -> std::result::Result<serde_json::Value, String> {
+) -> std::result::Result<T, String> {
     match result {
-        Ok((200..=299, body)) => Ok(body),
-        Ok((code, body)) => Err(format!("{what} ({code}): {}", message(&body))),
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(e)) => Err(format!("{what} {e}")),
         Err(e) => Err(format!("sandbox agent unreachable: {e}")),
     }
-}
-
-fn message(v: &serde_json::Value) -> String {
-    v["error"]["message"]
-        .as_str()
-        .unwrap_or("no detail")
-        .to_string()
 }
 
 impl DurableObject for UserAppSandboxService {
@@ -504,17 +383,8 @@ impl DurableObject for UserAppSandboxService {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let path = req.path();
-        if let Some(rest) = path.strip_prefix("/proxy/") {
-            let rest = rest.to_string();
-            return self.proxy(req, &rest).await;
-        }
-        let cmd: Command = match req.json().await {
-            Ok(c) => c,
-            Err(_) => return Response::error("bad sandbox command", 400),
-        };
-        self.command(cmd).await
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        self.serve(req).await
     }
 
     async fn alarm(&self) -> Result<Response> {

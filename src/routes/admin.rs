@@ -2,13 +2,13 @@
 
 use crate::domain::error::ApiResult;
 use crate::domain::input::Query;
-use crate::http::{internal, json, App};
+use crate::http::{json, App};
 use crate::services::db;
 use serde_json::json;
 use worker::{Request, Response};
 
 pub async fn users(req: Request, app: &App) -> ApiResult<Response> {
-    let url = req.url().map_err(internal)?;
+    let url = req.url()?;
     let mut q = Query::parse(url.query().unwrap_or(""));
     let page = q.int("page", 1, 1, 1_000_000);
     let limit = q.int("limit", 20, 1, 100);

@@ -8,8 +8,9 @@
 //! - `GET :appId/versions[/:n[/files/<path>]]`: the versions saved in R2 (one per completed
 //!   phase or edit), a version's manifest, a file as it was in that version.
 //!
-//! Ownership is checked here; the object trusts the ids it is given.
+//! Ownership is checked here; the object trusts the typed [`AgentCall`] it is given.
 
+use crate::domain::codegen::agent_call::{self, AgentCall, Requester, CALL_HEADER};
 use crate::domain::codegen::events::parse_start_chat;
 use crate::domain::codegen::run::{blob_key, version_key, versions_prefix};
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
@@ -20,82 +21,89 @@ use crate::services::r2::get_bytes;
 use worker::{Headers, Method, Request, RequestInit, Response, Stub};
 
 fn stub(app: &App, app_id: &str) -> ApiResult<Stub> {
-    crate::objects::stub(&app.env, BINDING, app_id).map_err(internal)
+    Ok(crate::objects::stub(&app.env, BINDING, app_id)?)
 }
 
 /// `scheme://host` the API was reached on (previews are served beside it).
 fn origin(req: &Request) -> ApiResult<String> {
-    let url = req.url().map_err(internal)?;
+    let url = req.url()?;
     Ok(url.origin().ascii_serialization())
 }
 
-/// The headers that tell the object who calls, for which app.
-fn identity(req: &Request, caller: &Caller, app_id: &str) -> ApiResult<Headers> {
-    let headers = Headers::new();
-    let set = |k: &str, v: &str| headers.set(k, v).map_err(internal);
-    set("X-App-Id", app_id)?;
-    set("X-User-Id", &caller.user_id)?;
-    set("X-Origin", &origin(req)?)?;
-    set("X-Token-Exp", &caller.expires_at.to_string())?;
-    set("X-Session-Id", &caller.sid)?;
-    Ok(headers)
+/// Who calls (ownership was checked by the caller of this).
+fn requester(req: &Request, caller: &Caller, app_id: &str) -> ApiResult<Requester> {
+    Ok(Requester {
+        app_id: app_id.to_string(),
+        user_id: caller.user_id.clone(),
+        origin: origin(req)?,
+        session_id: caller.sid.clone(),
+        token_exp: caller.expires_at,
+    })
 }
 
-fn query(req: &Request) -> ApiResult<String> {
-    let url = req.url().map_err(internal)?;
-    Ok(url.query().map(|q| format!("?{q}")).unwrap_or_default())
+/// `?since=` or `Last-Event-ID`.
+fn since(req: &Request) -> ApiResult<Option<u64>> {
+    let url = req.url()?;
+    let q = url
+        .query_pairs()
+        .find(|(k, _)| k == "since")
+        .map(|(_, v)| v.to_string());
+    Ok(agent_call::since(
+        q.as_deref(),
+        header(req, "Last-Event-ID").as_deref(),
+    ))
+}
+
+/// Sends a bodyless call to the app's object (`extra`: the client's headers it needs).
+async fn send(req: &Request, app: &App, call: &AgentCall, extra: &[&str]) -> ApiResult<Response> {
+    let headers = Headers::new();
+    headers.set(CALL_HEADER, &call.to_json())?;
+    for k in extra {
+        if let Some(v) = header(req, k) {
+            headers.set(k, &v)?;
+        }
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let fwd = Request::new_with_init("https://codegen/", &init)?;
+    Ok(stub(app, &call.requester().app_id)?
+        .fetch_with_request(fwd)
+        .await?)
 }
 
 pub async fn chat(mut req: Request, app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
     let rec = super::sandbox::owned(app, caller, id).await?;
     let body = read_body(&mut req).await?;
-    parse_start_chat(&body)?;
-    let headers = identity(&req, caller, &rec.id)?;
-    headers
-        .set("Content-Type", "application/json")
-        .map_err(internal)?;
+    let call = AgentCall::Chat {
+        by: requester(&req, caller, &rec.id)?,
+        chat: parse_start_chat(&body)?.into(),
+    };
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json")?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
-        .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-    let fwd = Request::new_with_init("https://codegen/chat", &init).map_err(internal)?;
-    stub(app, &rec.id)?
-        .fetch_with_request(fwd)
-        .await
-        .map_err(internal)
-}
-
-async fn forward_get(
-    req: &Request,
-    app: &App,
-    caller: &Caller,
-    id: &str,
-    path: &str,
-    extra: &[&str],
-) -> ApiResult<Response> {
-    let rec = super::sandbox::owned(app, caller, id).await?;
-    let headers = identity(req, caller, &rec.id)?;
-    for k in extra {
-        if let Some(v) = header(req, k) {
-            headers.set(k, &v).map_err(internal)?;
-        }
-    }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    let fwd = Request::new_with_init(&format!("https://codegen{path}{}", query(req)?), &init)
-        .map_err(internal)?;
-    stub(app, &rec.id)?
-        .fetch_with_request(fwd)
-        .await
-        .map_err(internal)
+        .with_body(Some(call.to_json().into()));
+    let fwd = Request::new_with_init("https://codegen/", &init)?;
+    Ok(stub(app, &rec.id)?.fetch_with_request(fwd).await?)
 }
 
 pub async fn state(req: Request, app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
-    forward_get(&req, app, caller, id, "/state", &[]).await
+    let rec = super::sandbox::owned(app, caller, id).await?;
+    let call = AgentCall::State {
+        by: requester(&req, caller, &rec.id)?,
+        since: since(&req)?.unwrap_or(0),
+    };
+    send(&req, app, &call, &[]).await
 }
 
 pub async fn events(req: Request, app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
-    forward_get(&req, app, caller, id, "/events", &["Last-Event-ID"]).await
+    let rec = super::sandbox::owned(app, caller, id).await?;
+    let call = AgentCall::Events {
+        by: requester(&req, caller, &rec.id)?,
+        since: since(&req)?.unwrap_or(0),
+    };
+    send(&req, app, &call, &[]).await
 }
 
 pub async fn socket(req: Request, app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
@@ -121,12 +129,15 @@ pub async fn socket(req: Request, app: &App, caller: &Caller, id: &str) -> ApiRe
             ));
         }
     }
-    forward_get(
+    let rec = super::sandbox::owned(app, caller, id).await?;
+    let call = AgentCall::Socket {
+        by: requester(&req, caller, &rec.id)?,
+        since: since(&req)?,
+    };
+    send(
         &req,
         app,
-        caller,
-        id,
-        "/ws",
+        &call,
         &["Upgrade", "Sec-WebSocket-Key", "Sec-WebSocket-Version"],
     )
     .await
@@ -137,15 +148,14 @@ const MAX_VERSIONS_LISTED: u32 = 1000;
 /// `GET /api/agent/:appId/versions`: every saved version, oldest first.
 pub async fn versions(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
     let rec = super::sandbox::owned(app, caller, id).await?;
-    let bucket = app.env.bucket("APP_FILES").map_err(internal)?;
+    let bucket = app.env.bucket("APP_FILES")?;
     let listed = bucket
         .list()
         .prefix(versions_prefix(&rec.id))
         .limit(MAX_VERSIONS_LISTED)
         .include(vec![worker::Include::CustomMetadata])
         .execute()
-        .await
-        .map_err(internal)?;
+        .await?;
     let mut out = Vec::new();
     for o in listed.objects() {
         let m = o.custom_metadata().unwrap_or_default();
@@ -199,11 +209,9 @@ pub async fn version_file(
     let bytes = get_bytes(app, "APP_FILES", &blob_key(&rec.id, &hash))
         .await?
         .ok_or_else(missing)?;
-    let resp = Response::from_bytes(bytes).map_err(internal)?;
+    let resp = Response::from_bytes(bytes)?;
     let h = resp.headers();
-    h.set("Content-Type", "text/plain; charset=utf-8")
-        .map_err(internal)?;
-    h.set("Cache-Control", "private, max-age=31536000, immutable")
-        .map_err(internal)?;
+    h.set("Content-Type", "text/plain; charset=utf-8")?;
+    h.set("Cache-Control", "private, max-age=31536000, immutable")?;
     Ok(resp)
 }

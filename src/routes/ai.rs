@@ -5,13 +5,14 @@
 //! belongs to the caller.
 
 use crate::domain::codegen::crypto::{self, SealingKey};
-use crate::domain::codegen::models::{ChatMessage, ModelOverride, Operation, Provider};
+use crate::domain::codegen::models::{ModelOverride, Operation, Provider};
+use crate::domain::codegen::routing::ChatMessage;
 use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::random;
 use crate::http::auth::Caller;
 use crate::http::{error_response, header, internal, json, json_body, no_content, read_body, App};
 use crate::services::ai_store;
-use crate::services::llm::{self, Call, Llm};
+use crate::services::llm::{Call, Llm};
 use serde_json::{json, Map, Value};
 use worker::{Request, Response};
 
@@ -43,9 +44,9 @@ fn operation_param(op: &str) -> ApiResult<Operation> {
     })
 }
 
-/// The key routes need `SECRETS_ENCRYPTION_KEY`.
-fn require_sealing_key(app: &App) -> ApiResult<SealingKey> {
-    llm::sealing_key(&app.env)?.ok_or_else(|| {
+/// The key routes need `SECRETS_ENCRYPTION_KEY` (a malformed one fails the configuration).
+fn require_sealing_key(app: &App) -> ApiResult<&SealingKey> {
+    app.cfg.sealing_key.as_ref().ok_or_else(|| {
         ApiError::unavailable(
             "storing your own API keys is unavailable: SECRETS_ENCRYPTION_KEY is not set on this deployment",
         )
@@ -95,7 +96,7 @@ pub async fn put_key(mut req: Request, app: &App, caller: &Caller, p: &str) -> A
     body.finish()?;
     let key = key.ok_or_else(ApiError::internal)?;
     let sealed = crypto::seal(
-        &sealing,
+        sealing,
         &caller.user_id,
         provider,
         &key,
@@ -209,7 +210,6 @@ pub async fn patch_model(
         ))
     })?;
     let patch = ModelOverride::parse(&v)?;
-    let client = Llm::new(app)?;
     let db = app.db()?;
     let saved = match ai_store::override_for(&db, &caller.user_id, op.as_str()).await? {
         Some(s) => serde_json::from_str::<Value>(&s)
@@ -220,7 +220,7 @@ pub async fn patch_model(
     };
     let merged = merge(&saved, &patch);
     // Provider-dependent limits (maxTokens) are checked on the merged configuration.
-    let resolved = client.table().resolve(op, &[&merged])?;
+    let resolved = app.cfg.llm.models.resolve(op, &[&merged])?;
     let stored = serde_json::to_string(&merged).map_err(internal)?;
     ai_store::put_override(&db, &caller.user_id, op.as_str(), &stored).await?;
     json(
@@ -237,8 +237,7 @@ pub async fn patch_model(
 pub async fn delete_model(app: &App, caller: &Caller, op: &str) -> ApiResult<Response> {
     let op = operation_param(op)?;
     ai_store::delete_override(&app.db()?, &caller.user_id, op.as_str()).await?;
-    let client = Llm::new(app)?;
-    let m = client.table().get(op);
+    let m = app.cfg.llm.models.get(op);
     json(
         200,
         &json!({ "operation": op, "override": Value::Null, "primary": m.primary, "fallback": m.fallback }),

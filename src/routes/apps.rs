@@ -6,7 +6,7 @@ use crate::domain::apps::{AppPatch, AppRecord, ListQuery, NewApp, Scope};
 use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::random;
 use crate::http::auth::Caller;
-use crate::http::{internal, json, json_body, no_content, App};
+use crate::http::{json, json_body, no_content, App};
 use crate::services::db;
 use serde_json::json;
 use worker::{Request, Response};
@@ -21,7 +21,7 @@ fn not_found() -> ApiError {
 }
 
 async fn list_in(req: &Request, app: &App, scope: Scope) -> ApiResult<Response> {
-    let url = req.url().map_err(internal)?;
+    let url = req.url()?;
     let q = ListQuery::parse(url.query().unwrap_or(""))?;
     let (rows, total) = db::list_apps(&app.db()?, &q.to_sql(&scope)).await?;
     let apps: Vec<_> = rows.iter().map(AppRecord::summary).collect();

@@ -1,5 +1,6 @@
-//! The route table: every API route, its auth level and its rate-limit class, in one function
-//! ([`Route::resolve`]); and the request pipeline CORS → identity → rate limit → auth → handler.
+//! The request pipeline CORS → identity → rate limit → auth → handler, and the dispatch of a
+//! route id to its handler. The route table itself (paths, methods, auth levels, rate-limit
+//! classes) is [`crate::domain::routes`]; this module only acts on what a row says.
 
 mod admin;
 mod agent;
@@ -11,219 +12,15 @@ mod preview;
 pub(crate) mod sandbox;
 
 use crate::domain::error::{ApiError, ApiResult};
-use crate::domain::ratelimit::Decision;
+use crate::domain::ratelimit::{Decision, Limit};
+use crate::domain::routes::{resolve, AuthLevel, RateClass, Resolved, Route};
 use crate::domain::web;
-use crate::http::auth::{check_csrf, confirm, read_credentials, Caller, Identity};
-use crate::http::{client_ip, error_response, finish, header, internal, App};
+use crate::http::auth::{check_csrf, read_credentials, Caller, Identity};
+use crate::http::{client_ip, error_response, finish, header, App};
 use crate::services::now_ms;
-use crate::services::ratelimit::{self, Class};
-use sandbox::WorkspaceCall;
+use crate::services::ratelimit;
+use crate::services::sessions::confirm;
 use worker::{Context, Env, Method, Request, Response};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthLevel {
-    Public,
-    Authenticated,
-    Admin,
-}
-
-/// Every API route. Path parameters are carried in the variant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
-    Health,
-    Providers,
-    Register,
-    Login,
-    Logout,
-    Me,
-    OAuthStart(String),
-    OAuthCallback(String),
-    ListApps,
-    ListPublicApps,
-    CreateApp,
-    GetApp(String),
-    PatchApp(String),
-    DeleteApp(String),
-    AdminUsers,
-    Templates,
-    Template(String),
-    SandboxCreate(String),
-    SandboxStatus(String),
-    SandboxStop(String),
-    Workspace(String, WorkspaceCall),
-    AiKeys,
-    AiPutKey(String),
-    AiDeleteKey(String),
-    AiModels,
-    AiPatchModel(String),
-    AiDeleteModel(String),
-    AiTest,
-    AiUsage,
-    AgentChat(String),
-    AgentState(String),
-    AgentEvents(String),
-    AgentSocket(String),
-    AgentVersions(String),
-    AgentVersion(String, String),
-    AgentVersionFile(String, String, String),
-}
-
-impl Route {
-    /// Maps method and path to a route: unknown path → 404 E002, known path with another
-    /// method → 405.
-    fn resolve(method: &Method, path: &str) -> ApiResult<Route> {
-        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-        let m = method.to_string();
-        let by_method = |options: Vec<(&str, Route)>| -> ApiResult<Route> {
-            let allowed: Vec<&str> = options.iter().map(|(m, _)| *m).collect();
-            options
-                .into_iter()
-                .find(|(om, _)| *om == m || (m == "HEAD" && *om == "GET"))
-                .map(|(_, r)| r)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        405,
-                        crate::domain::error::ErrorCode::E004,
-                        format!("method not allowed; use {}", allowed.join(", ")),
-                    )
-                })
-        };
-        match segments.as_slice() {
-            ["api", "health"] => by_method(vec![("GET", Route::Health)]),
-            ["api", "auth", "providers"] => by_method(vec![("GET", Route::Providers)]),
-            ["api", "auth", "register"] => by_method(vec![("POST", Route::Register)]),
-            ["api", "auth", "login"] => by_method(vec![("POST", Route::Login)]),
-            ["api", "auth", "logout"] => by_method(vec![("POST", Route::Logout)]),
-            ["api", "auth", "me"] => by_method(vec![("GET", Route::Me)]),
-            ["api", "auth", "oauth", p] => {
-                by_method(vec![("GET", Route::OAuthStart(p.to_string()))])
-            }
-            ["api", "auth", "callback", p] => {
-                by_method(vec![("GET", Route::OAuthCallback(p.to_string()))])
-            }
-            ["api", "apps"] => {
-                by_method(vec![("GET", Route::ListApps), ("POST", Route::CreateApp)])
-            }
-            ["api", "apps", "public"] => by_method(vec![("GET", Route::ListPublicApps)]),
-            ["api", "apps", id] => by_method(vec![
-                ("GET", Route::GetApp(id.to_string())),
-                ("PATCH", Route::PatchApp(id.to_string())),
-                ("DELETE", Route::DeleteApp(id.to_string())),
-            ]),
-            ["api", "admin", "users"] => by_method(vec![("GET", Route::AdminUsers)]),
-            ["api", "templates"] => by_method(vec![("GET", Route::Templates)]),
-            ["api", "templates", name] => {
-                by_method(vec![("GET", Route::Template(name.to_string()))])
-            }
-            ["api", "apps", id, "sandbox"] => by_method(vec![
-                ("POST", Route::SandboxCreate(id.to_string())),
-                ("GET", Route::SandboxStatus(id.to_string())),
-                ("DELETE", Route::SandboxStop(id.to_string())),
-            ]),
-            ["api", "apps", id, "sandbox", "files"] => by_method(vec![
-                (
-                    "POST",
-                    Route::Workspace(id.to_string(), WorkspaceCall::WriteFiles),
-                ),
-                (
-                    "GET",
-                    Route::Workspace(id.to_string(), WorkspaceCall::ReadFile),
-                ),
-            ]),
-            ["api", "apps", id, "sandbox", "tree"] => by_method(vec![(
-                "GET",
-                Route::Workspace(id.to_string(), WorkspaceCall::Tree),
-            )]),
-            ["api", "apps", id, "sandbox", "exec"] => by_method(vec![(
-                "POST",
-                Route::Workspace(id.to_string(), WorkspaceCall::Exec),
-            )]),
-            ["api", "apps", id, "sandbox", "logs"] => by_method(vec![(
-                "GET",
-                Route::Workspace(id.to_string(), WorkspaceCall::Logs),
-            )]),
-            ["api", "apps", id, "sandbox", "errors"] => by_method(vec![(
-                "GET",
-                Route::Workspace(id.to_string(), WorkspaceCall::Errors),
-            )]),
-            ["api", "ai", "keys"] => by_method(vec![("GET", Route::AiKeys)]),
-            ["api", "ai", "keys", p] => by_method(vec![
-                ("PUT", Route::AiPutKey(p.to_string())),
-                ("DELETE", Route::AiDeleteKey(p.to_string())),
-            ]),
-            ["api", "ai", "models"] => by_method(vec![("GET", Route::AiModels)]),
-            ["api", "ai", "models", op] => by_method(vec![
-                ("PATCH", Route::AiPatchModel(op.to_string())),
-                ("DELETE", Route::AiDeleteModel(op.to_string())),
-            ]),
-            ["api", "ai", "test"] => by_method(vec![("POST", Route::AiTest)]),
-            ["api", "ai", "usage"] => by_method(vec![("GET", Route::AiUsage)]),
-            ["api", "agent", "chat", id] => {
-                by_method(vec![("POST", Route::AgentChat(id.to_string()))])
-            }
-            ["api", "agent", id, "state"] => {
-                by_method(vec![("GET", Route::AgentState(id.to_string()))])
-            }
-            ["api", "agent", id, "events"] => {
-                by_method(vec![("GET", Route::AgentEvents(id.to_string()))])
-            }
-            ["api", "agent", id, "ws"] => {
-                by_method(vec![("GET", Route::AgentSocket(id.to_string()))])
-            }
-            ["api", "agent", id, "versions"] => {
-                by_method(vec![("GET", Route::AgentVersions(id.to_string()))])
-            }
-            ["api", "agent", id, "versions", n] => by_method(vec![(
-                "GET",
-                Route::AgentVersion(id.to_string(), n.to_string()),
-            )]),
-            ["api", "agent", id, "versions", n, "files", rest @ ..] if !rest.is_empty() => {
-                by_method(vec![(
-                    "GET",
-                    Route::AgentVersionFile(id.to_string(), n.to_string(), rest.join("/")),
-                )])
-            }
-            _ => Err(ApiError::new(
-                404,
-                crate::domain::error::ErrorCode::E002,
-                format!("no route for {path}"),
-            )),
-        }
-    }
-
-    fn auth_level(&self) -> AuthLevel {
-        match self {
-            Route::Health
-            | Route::Providers
-            | Route::Register
-            | Route::Login
-            | Route::OAuthStart(_)
-            | Route::OAuthCallback(_)
-            | Route::ListPublicApps
-            | Route::Templates
-            | Route::Template(_)
-            | Route::GetApp(_) => AuthLevel::Public,
-            Route::AdminUsers => AuthLevel::Admin,
-            _ => AuthLevel::Authenticated,
-        }
-    }
-
-    /// `None`: not rate limited (health checks must stay cheap and always answer).
-    fn class(&self) -> Option<Class> {
-        match self {
-            Route::Health => None,
-            Route::Providers
-            | Route::Register
-            | Route::Login
-            | Route::Logout
-            | Route::Me
-            | Route::OAuthStart(_)
-            | Route::OAuthCallback(_) => Some(Class::Auth),
-            Route::AgentChat(_) => Some(Class::Ai),
-            _ => Some(Class::Api),
-        }
-    }
-}
 
 async fn dispatch(
     route: Route,
@@ -298,7 +95,7 @@ async fn api(req: Request, app: &App) -> Response {
     if method == Method::Options {
         return preflight();
     }
-    let route = match Route::resolve(&method, &req.path()) {
+    let Resolved { route, entry } = match resolve(method.as_ref(), &req.path()) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
@@ -309,15 +106,7 @@ async fn api(req: Request, app: &App) -> Response {
         .user()
         .map(|c| format!("user:{}", c.user_id))
         .unwrap_or_else(|| format!("ip:{}", client_ip(&req)));
-    let limit = route.class().map(|class| {
-        let limit = match class {
-            Class::Auth => app.cfg.auth_limit,
-            Class::Api => app.cfg.api_limit,
-            Class::Ai => app.cfg.ai_limit,
-            Class::AiTokens => app.cfg.ai_token_limit,
-        };
-        (class, limit)
-    });
+    let limit = entry.class.map(|class| (class, limit_of(app, class)));
     let rate = async {
         match limit {
             Some((class, limit)) => ratelimit::hit(&app.env, class, &key, limit, 1)
@@ -345,7 +134,7 @@ async fn api(req: Request, app: &App) -> Response {
             );
             Ok(resp)
         }
-        _ => authorize_and_dispatch(route, req, app, identity).await,
+        _ => authorize_and_dispatch(route, entry.auth, req, app, identity).await,
     };
     let resp = result.unwrap_or_else(|e| error_response(&e));
     if let Some(d) = &decision {
@@ -354,13 +143,23 @@ async fn api(req: Request, app: &App) -> Response {
     resp
 }
 
+/// The configured limit of a rate-limit class.
+fn limit_of(app: &App, class: RateClass) -> Limit {
+    match class {
+        RateClass::Auth => app.cfg.auth_limit,
+        RateClass::Api => app.cfg.api_limit,
+        RateClass::Ai => app.cfg.ai_limit,
+        RateClass::AiTokens => app.cfg.ai_token_limit,
+    }
+}
+
 async fn authorize_and_dispatch(
     route: Route,
+    level: AuthLevel,
     req: Request,
     app: &App,
     identity: Identity,
 ) -> ApiResult<Response> {
-    let level = route.auth_level();
     let caller = match identity {
         Identity::User(c) => Some(c),
         // A bad credential on a protected route is a 401; on a public route the request
@@ -392,7 +191,7 @@ async fn assets(req: Request, env: &Env) -> Response {
     let fetched = async { env.assets("ASSETS")?.fetch_request(req).await };
     match fetched.await {
         Ok(r) => r,
-        Err(e) => error_response(&internal(e)),
+        Err(e) => error_response(&e.into()),
     }
 }
 

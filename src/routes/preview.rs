@@ -2,15 +2,35 @@
 //! object to its dev server, HMR WebSockets included. Public apps are open; private ones need
 //! the signed token from a preview URL, exchanged once for a host-only cookie.
 //!
+//! The preview cookie policy (one policy, enforced here, by the sandbox object and by
+//! byte-sandbox's proxy; its rules live in `byte_protocol::preview`, the header-list form in
+//! `domain::preview`, and `sandbox/README.md` states the same):
+//! - an app keeps its own cookies: the request's `Cookie` header reaches the app minus the
+//!   platform's cookies (`byte_session`, `byte_csrf`, `byte_oauth` and the preview token
+//!   `byte_preview`);
+//! - `Authorization` (and `Proxy-Authorization`) never reach the app;
+//! - the app's `Set-Cookie` headers come back to the browser, except one naming a platform
+//!   cookie, which is dropped; a `Domain` attribute is removed, so an app's cookies are
+//!   host-only and it can set none for the platform's domain or for another app's preview.
+//!
+//! This route applies the policy both ways; the sandbox object forwards only the app's cookies,
+//! and only on preview calls; byte-sandbox applies it again both ways.
+//!
+//! To the sandbox object, a preview request is a typed `SandboxCall::Preview` (path, query,
+//! whether it is a WebSocket upgrade) riding on the browser's own request, which goes on as it
+//! is: method, headers (after the policy), streamed body ([`services::sandbox::forward_preview`]).
+//!
 //! Invariants: without access a private preview is a 404 like a missing one; the platform's own
-//! cookies and `Authorization` never reach the app.
+//! cookies and `Authorization` never reach the app, and the app never sets a platform cookie.
 
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::preview;
 use crate::domain::sandbox::{check_preview_token, preview_label, preview_token};
+use crate::domain::sandbox_call::PreviewCall;
 use crate::domain::web;
-use crate::http::{error_response, header, internal, App};
-use crate::services::{db, now_ms};
-use worker::{Headers, Request, RequestInit, Response};
+use crate::http::{error_response, header, App};
+use crate::services::{self, db, now_ms};
+use worker::{Headers, Request, Response};
 
 const PARAM: &str = "__byte_preview";
 const COOKIE: &str = web::PREVIEW_COOKIE;
@@ -32,7 +52,7 @@ async fn proxy(req: Request, app: &App, app_id: &str) -> ApiResult<Response> {
     let label = preview_label(app_id).ok_or_else(not_found)?;
     let sign = |text: &str| app.keys.sign("preview", text);
     let now_s = now_ms() / 1000;
-    let mut url = req.url().map_err(internal)?;
+    let mut url = req.url()?;
 
     if rec.visibility.as_deref() != Some("public") {
         // A token in the URL is exchanged for a cookie, and the URL cleaned.
@@ -54,19 +74,13 @@ async fn proxy(req: Request, app: &App, app_id: &str) -> ApiResult<Response> {
                 url.query_pairs_mut().extend_pairs(kept);
             }
             let cookie_token = preview_token(label, now_s + COOKIE_TTL_S, sign);
-            let resp = Response::empty().map_err(internal)?.with_status(302);
-            resp.headers()
-                .set("Location", url.as_str())
-                .map_err(internal)?;
-            resp.headers()
-                .set("Cache-Control", "no-store")
-                .map_err(internal)?;
-            resp.headers()
-                .set(
-                    "Set-Cookie",
-                    &web::set_cookie(COOKIE, &cookie_token, COOKIE_TTL_S, true, "/"),
-                )
-                .map_err(internal)?;
+            let resp = Response::empty()?.with_status(302);
+            resp.headers().set("Location", url.as_str())?;
+            resp.headers().set("Cache-Control", "no-store")?;
+            resp.headers().set(
+                "Set-Cookie",
+                &web::set_cookie(COOKIE, &cookie_token, COOKIE_TTL_S, true, "/"),
+            )?;
             return Ok(resp);
         }
         let cookies = header(&req, "Cookie");
@@ -76,35 +90,21 @@ async fn proxy(req: Request, app: &App, app_id: &str) -> ApiResult<Response> {
         }
     }
 
-    // Forward without the platform's credentials.
+    // Forward without the platform's credentials (the policy above).
     let headers = Headers::new();
-    for (k, v) in req.headers().entries() {
-        match k.as_str() {
-            "authorization" => {}
-            "cookie" => {
-                if let Some(kept) = web::strip_platform_cookies(&v) {
-                    headers.set("Cookie", &kept).map_err(internal)?;
-                }
-            }
-            _ => headers.append(&k, &v).map_err(internal)?,
-        }
+    for (k, v) in preview::request_headers(req.headers().entries()) {
+        headers.append(&k, &v)?;
     }
     let method = req.method();
-    let mut init = RequestInit::new();
-    init.with_method(method.clone()).with_headers(headers);
-    if !matches!(method, worker::Method::Get | worker::Method::Head) {
-        init.with_body(req.inner().body().map(|b| b.into()));
-    }
-    let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-    let fwd = Request::new_with_init(
-        &format!("https://sandbox/proxy/preview{}{query}", url.path()),
-        &init,
-    )
-    .map_err(internal)?;
-    let resp = super::sandbox::stub(app, app_id)?
-        .fetch_with_request(fwd)
-        .await
-        .map_err(internal)?;
+    let body = if matches!(method, worker::Method::Get | worker::Method::Head) {
+        None
+    } else {
+        req.inner().body().map(|b| b.into())
+    };
+    let websocket = header(&req, "Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let call = PreviewCall::new(url.path(), url.query(), websocket).map_err(|_| not_found())?;
+    let resp =
+        services::sandbox::forward_preview(&app.env, app_id, call, method, headers, body).await?;
     if resp.status_code() == 404 && resp.headers().get("Content-Type").ok().flatten().is_none() {
         return Err(ApiError::new(
             503,
@@ -112,5 +112,25 @@ async fn proxy(req: Request, app: &App, app_id: &str) -> ApiResult<Response> {
             "this app's sandbox is not running",
         ));
     }
-    Ok(resp)
+    without_platform_set_cookies(resp)
+}
+
+/// The app's answer with its `Set-Cookie` headers filtered by the policy; untouched (body
+/// streaming, WebSocket and all) when every one passes as it is.
+fn without_platform_set_cookies(resp: Response) -> ApiResult<Response> {
+    // workerd keeps each `Set-Cookie` separate and lists them with `getAll`.
+    let values = resp.headers().get_all("set-cookie")?;
+    let Some(kept) = preview::set_cookies(&values) else {
+        return Ok(resp);
+    };
+    let headers = Headers::new();
+    for (k, v) in resp.headers().entries() {
+        if !k.eq_ignore_ascii_case("set-cookie") {
+            headers.append(&k, &v)?;
+        }
+    }
+    for v in kept {
+        headers.append("Set-Cookie", &v)?;
+    }
+    Ok(resp.with_headers(headers))
 }

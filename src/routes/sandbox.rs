@@ -1,19 +1,25 @@
 //! `/api/apps/:id/sandbox…`: the owner's sandbox — create from a template, status with a preview
 //! URL, stop, and the agent's workspace API (files, exec, logs, errors) behind ownership checks.
 //! Also `GET /api/templates`.
+//!
+//! Every request becomes one typed [`SandboxCall`] for the app's sandbox object, sent through
+//! [`crate::services::sandbox`] (creation through its `start`, which claims the quota first).
+//!
+//! Invariant: what goes on to the agent is one of its own request types (`byte_protocol`),
+//! parsed and checked here first ([`workspace_call`]: shared path rules, command and timeout
+//! bounds, `since`), so an owner's mistakes come back as this API's per-field 400s; the agent's
+//! replies pass through unchanged.
 
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
-use crate::domain::sandbox::{preview_label, preview_token, Command, State};
+use crate::domain::routes::WorkspaceCall;
+use crate::domain::sandbox::State;
+use crate::domain::sandbox_call::{takes_body, workspace_call, Owner, SandboxCall};
 use crate::domain::templates;
 use crate::http::auth::Caller;
-use crate::http::{internal, json, json_body, read_body, App};
-use crate::objects::sandbox_do::BINDING;
-use crate::services::{db, now_ms};
+use crate::http::{header, internal, json, json_body, read_body, App};
+use crate::services::{db, sandbox};
 use serde_json::json;
-use worker::{Headers, Method, Request, RequestInit, Response, Stub};
-
-/// Lifetime of the token in a preview URL (it is exchanged for a cookie on first use).
-pub const PREVIEW_URL_TTL_S: i64 = 600;
+use worker::{Request, Response};
 
 pub fn catalog() -> ApiResult<Response> {
     json(200, &json!({ "templates": templates::CATALOG }))
@@ -34,53 +40,11 @@ pub async fn owned(
         .ok_or_else(|| ApiError::not_found("app"))
 }
 
-pub fn stub(app: &App, app_id: &str) -> ApiResult<Stub> {
-    crate::objects::stub(&app.env, BINDING, app_id).map_err(internal)
-}
-
-async fn command(app: &App, app_id: &str, cmd: &Command) -> ApiResult<Option<State>> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(serde_json::to_string(cmd).map_err(internal)?.into()));
-    let req = Request::new_with_init("https://sandbox/command", &init).map_err(internal)?;
-    let mut resp = stub(app, app_id)?
-        .fetch_with_request(req)
-        .await
-        .map_err(internal)?;
-    match resp.status_code() {
-        200 => Ok(Some(resp.json().await.map_err(internal)?)),
-        404 => Ok(None),
-        s => Err(internal(format!("sandbox object answered {s}"))),
-    }
-}
-
-/// A URL that opens the app's preview; private apps get a short-lived token in it.
-pub fn preview_url(req: &Request, app: &App, app_id: &str) -> ApiResult<String> {
-    let url = req.url().map_err(internal)?;
-    preview_url_at(app, url.scheme(), url.port(), app_id)
-}
-
-/// A fresh signed preview URL for `app_id`, served on `scheme` and `port` (those the API was
-/// reached on: the preview hostnames share the Worker's listener).
-pub fn preview_url_at(
-    app: &App,
-    scheme: &str,
-    port: Option<u16>,
-    app_id: &str,
-) -> ApiResult<String> {
-    let label = preview_label(app_id).ok_or_else(ApiError::internal)?;
-    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
-    let exp = now_ms() / 1000 + PREVIEW_URL_TTL_S;
-    let token = preview_token(label, exp, |text| app.keys.sign("preview", text));
-    Ok(format!(
-        "{scheme}://{label}.{}{port}/?__byte_preview={token}",
-        app.cfg.preview_domain
-    ))
-}
-
+/// The state, with a fresh URL that opens the app's preview (its short-lived token opens a
+/// private one).
 fn with_preview(req: &Request, app: &App, s: &State) -> ApiResult<serde_json::Value> {
     let mut v = serde_json::to_value(s).map_err(internal)?;
-    v["previewUrl"] = json!(preview_url(req, app, &s.app_id)?);
+    v["previewUrl"] = json!(sandbox::preview_url(app, &req.url()?, &s.app_id)?);
     Ok(v)
 }
 
@@ -110,31 +74,17 @@ pub async fn create(mut req: Request, app: &App, caller: &Caller, id: &str) -> A
             format!("must be one of: {}", names.join(", ")),
         ));
     }
-    let max = app.cfg.max_sandboxes_per_user;
-    if !db::claim_sandbox(&app.db()?, &rec.id, &caller.user_id, &template, max).await? {
-        let mut e = ApiError::new(
-            403,
-            ErrorCode::E006,
-            format!("sandbox limit reached: at most {max} sandboxes may run at once; stop one to start another"),
-        );
-        e.fields
-            .insert("maxSandboxInstances".into(), max.to_string());
-        return Err(e);
-    }
-    let cmd = Command::Create {
-        app_id: rec.id.clone(),
+    let by = Owner {
+        app_id: rec.id,
         user_id: caller.user_id.clone(),
-        template,
     };
-    let state = command(app, &rec.id, &cmd)
-        .await?
-        .ok_or_else(ApiError::internal)?;
+    let state = sandbox::start(app, &by, &template).await?;
     json(202, &with_preview(&req, app, &state)?)
 }
 
 pub async fn status(req: Request, app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
     let rec = owned(app, caller, id).await?;
-    let state = command(app, &rec.id, &Command::Status)
+    let state = sandbox::lifecycle(&app.env, &rec.id, &SandboxCall::Status)
         .await?
         .ok_or_else(|| ApiError::not_found("sandbox"))?;
     json(200, &with_preview(&req, app, &state)?)
@@ -142,25 +92,14 @@ pub async fn status(req: Request, app: &App, caller: &Caller, id: &str) -> ApiRe
 
 pub async fn stop(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
     let rec = owned(app, caller, id).await?;
-    let state = command(app, &rec.id, &Command::Stop)
+    let state = sandbox::lifecycle(&app.env, &rec.id, &SandboxCall::Stop)
         .await?
         .ok_or_else(|| ApiError::not_found("sandbox"))?;
     json(200, &state)
 }
 
-/// Which workspace call a route maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkspaceCall {
-    WriteFiles,
-    ReadFile,
-    Tree,
-    Exec,
-    Logs,
-    Errors,
-}
-
-/// Forwards an owner's request to the agent through the sandbox object; agent errors (already in
-/// our error shape) pass through.
+/// Sends an owner's workspace request to the agent through the sandbox object; agent errors
+/// (already in our error shape) pass through.
 pub async fn workspace(
     mut req: Request,
     app: &App,
@@ -169,7 +108,16 @@ pub async fn workspace(
     call: WorkspaceCall,
 ) -> ApiResult<Response> {
     let rec = owned(app, caller, id).await?;
-    let state = command(app, &rec.id, &Command::Status)
+    // The agent's request, checked before the sandbox is even asked about.
+    let body = if takes_body(call) {
+        read_body(&mut req).await?
+    } else {
+        Vec::new()
+    };
+    let query = req.url()?.query().unwrap_or("").to_string();
+    let wants_stream = header(&req, "Accept").is_some_and(|a| a.contains("text/event-stream"));
+    let call = workspace_call(call, &body, &query, wants_stream)?;
+    let state = sandbox::lifecycle(&app.env, &rec.id, &SandboxCall::Status)
         .await?
         .ok_or_else(|| ApiError::not_found("sandbox"))?;
     if !state.status.is_active() {
@@ -182,46 +130,7 @@ pub async fn workspace(
             ),
         ));
     }
-    let wants_stream = req
-        .headers()
-        .get("Accept")
-        .ok()
-        .flatten()
-        .is_some_and(|a| a.contains("text/event-stream"));
-    let (method, rest) = match call {
-        WorkspaceCall::WriteFiles => (Method::Post, "files"),
-        WorkspaceCall::ReadFile => (Method::Get, "files"),
-        WorkspaceCall::Tree => (Method::Get, "tree"),
-        WorkspaceCall::Exec => (Method::Post, "exec"),
-        WorkspaceCall::Logs if wants_stream => (Method::Get, "logs/stream"),
-        WorkspaceCall::Logs => (Method::Get, "logs"),
-        WorkspaceCall::Errors => (Method::Get, "errors"),
-    };
-    let url = req.url().map_err(internal)?;
-    let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-    let headers = Headers::new();
-    let mut init = RequestInit::new();
-    if method == Method::Post {
-        // Bounded like every other body, and checked to be JSON before it leaves the Worker.
-        let body = read_body(&mut req).await?;
-        crate::domain::input::parse_object(&body)?;
-        headers
-            .set("Content-Type", "application/json")
-            .map_err(internal)?;
-        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-    }
-    if wants_stream {
-        headers
-            .set("Accept", "text/event-stream")
-            .map_err(internal)?;
-    }
-    init.with_method(method).with_headers(headers);
-    let fwd = Request::new_with_init(&format!("https://sandbox/proxy/{rest}{query}"), &init)
-        .map_err(internal)?;
-    stub(app, &rec.id)?
-        .fetch_with_request(fwd)
-        .await
-        .map_err(internal)
+    Ok(sandbox::send(&app.env, &rec.id, &call).await?)
 }
 
 /// `GET /api/templates/:name`: the catalog entry plus every file, from the R2 bundle that

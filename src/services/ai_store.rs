@@ -3,7 +3,6 @@
 //! scoped by `user_id`, so one user's rows are unreachable from another's calls.
 
 use crate::domain::error::ApiResult;
-use crate::http::internal;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use worker::wasm_bindgen::JsValue;
@@ -18,14 +17,7 @@ fn int(n: i64) -> JsValue {
 }
 
 async fn all<T: DeserializeOwned>(db: &D1Database, sql: &str, b: &[JsValue]) -> ApiResult<Vec<T>> {
-    db.prepare(sql)
-        .bind(b)
-        .map_err(internal)?
-        .all()
-        .await
-        .map_err(internal)?
-        .results::<T>()
-        .map_err(internal)
+    Ok(db.prepare(sql).bind(b)?.all().await?.results::<T>()?)
 }
 
 async fn first<T: DeserializeOwned>(
@@ -33,26 +25,12 @@ async fn first<T: DeserializeOwned>(
     sql: &str,
     b: &[JsValue],
 ) -> ApiResult<Option<T>> {
-    db.prepare(sql)
-        .bind(b)
-        .map_err(internal)?
-        .first::<T>(None)
-        .await
-        .map_err(internal)
+    Ok(db.prepare(sql).bind(b)?.first::<T>(None).await?)
 }
 
 async fn run(db: &D1Database, sql: &str, b: &[JsValue]) -> ApiResult<u64> {
-    let r = db
-        .prepare(sql)
-        .bind(b)
-        .map_err(internal)?
-        .run()
-        .await
-        .map_err(internal)?;
-    Ok(r.meta()
-        .map_err(internal)?
-        .and_then(|m| m.changes)
-        .unwrap_or(0) as u64)
+    let r = db.prepare(sql).bind(b)?.run().await?;
+    Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) as u64)
 }
 
 // ---------------------------------------------------------------- provider keys

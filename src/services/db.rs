@@ -1,4 +1,5 @@
-//! D1 repositories: every SQL statement the Worker runs against `DB`, with bound parameters only.
+//! D1 repositories: every SQL statement the Worker and its Durable Objects run against `DB`, with
+//! bound parameters only (no object prepares SQL of its own).
 //!
 //! Invariant: ownership is part of every write's WHERE clause (`id = ? AND user_id = ?`), so a
 //! handler cannot forget it; "no row changed" means "not yours or not there", which is one 404.
@@ -6,13 +7,14 @@
 use crate::domain::apps::{AppPatch, AppRecord, ListSql, NewApp, SqlArg};
 use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::input::Patch;
+use crate::domain::sandbox::Status;
 use crate::http::internal;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
-pub const BINDING: &str = "DB";
+pub use crate::http::DB_BINDING as BINDING;
 
 fn text(s: &str) -> JsValue {
     JsValue::from_str(s)
@@ -36,7 +38,7 @@ fn args(a: &[SqlArg]) -> Vec<JsValue> {
 }
 
 fn stmt(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<D1PreparedStatement> {
-    db.prepare(sql).bind(binds).map_err(internal)
+    Ok(db.prepare(sql).bind(binds)?)
 }
 
 async fn first<T: DeserializeOwned>(
@@ -44,10 +46,7 @@ async fn first<T: DeserializeOwned>(
     sql: &str,
     binds: &[JsValue],
 ) -> ApiResult<Option<T>> {
-    stmt(db, sql, binds)?
-        .first::<T>(None)
-        .await
-        .map_err(internal)
+    Ok(stmt(db, sql, binds)?.first::<T>(None).await?)
 }
 
 async fn all<T: DeserializeOwned>(
@@ -55,21 +54,13 @@ async fn all<T: DeserializeOwned>(
     sql: &str,
     binds: &[JsValue],
 ) -> ApiResult<Vec<T>> {
-    stmt(db, sql, binds)?
-        .all()
-        .await
-        .map_err(internal)?
-        .results::<T>()
-        .map_err(internal)
+    Ok(stmt(db, sql, binds)?.all().await?.results::<T>()?)
 }
 
 /// Runs a write and returns how many rows it changed.
 async fn run(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<u64> {
-    let r = stmt(db, sql, binds)?.run().await.map_err(internal)?;
-    Ok(r.meta()
-        .map_err(internal)?
-        .and_then(|m| m.changes)
-        .unwrap_or(0) as u64)
+    let r = stmt(db, sql, binds)?.run().await?;
+    Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) as u64)
 }
 
 fn is_unique_violation(e: &worker::Error) -> bool {
@@ -171,7 +162,7 @@ pub async fn create_password_user(db: &D1Database, u: &NewUser<'_>, hash: &str) 
     match db.batch(vec![insert_user(db, u)?, cred]).await {
         Ok(_) => Ok(true),
         Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(internal(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -205,7 +196,7 @@ pub async fn upsert_oauth_user(
         Some(l) => l.user_id,
         None => match user_by_email(db, u.email).await? {
             Some(existing) if email_verified => {
-                identity(&existing.id)?.run().await.map_err(internal)?;
+                identity(&existing.id)?.run().await?;
                 existing.id
             }
             Some(_) => {
@@ -220,7 +211,7 @@ pub async fn upsert_oauth_user(
                     Err(e) if is_unique_violation(&e) => {
                         user_by_email(db, u.email).await?.ok_or_else(ApiError::internal)?.id
                     }
-                    Err(e) => return Err(internal(e)),
+                    Err(e) => return Err(e.into()),
                 }
             }
         },
@@ -378,16 +369,12 @@ pub async fn app_by_id(db: &D1Database, id: &str) -> ApiResult<Option<AppRecord>
 pub async fn list_apps(db: &D1Database, sql: &ListSql) -> ApiResult<(Vec<AppRecord>, u64)> {
     let rows = stmt(db, &sql.rows, &args(&sql.rows_args))?;
     let count = stmt(db, &sql.count, &args(&sql.count_args))?;
-    let mut results = db
-        .batch(vec![rows, count])
-        .await
-        .map_err(internal)?
-        .into_iter();
+    let mut results = db.batch(vec![rows, count]).await?.into_iter();
     let (Some(rows), Some(totals)) = (results.next(), results.next()) else {
         return Err(ApiError::internal());
     };
-    let rows: Vec<AppRecord> = rows.results().map_err(internal)?;
-    let totals: Vec<Total> = totals.results().map_err(internal)?;
+    let rows: Vec<AppRecord> = rows.results()?;
+    let totals: Vec<Total> = totals.results()?;
     Ok((rows, totals.first().map(|t| t.total as u64).unwrap_or(0)))
 }
 
@@ -491,4 +478,21 @@ pub async fn claim_sandbox(
     )
     .await?;
     Ok(changed > 0)
+}
+
+/// Mirrors a sandbox object's lifecycle step into the owner's row (the quota counts active rows).
+/// `Ok(false)`: no such sandbox of theirs.
+pub async fn set_sandbox_status(
+    db: &D1Database,
+    app_id: &str,
+    user_id: &str,
+    status: Status,
+) -> ApiResult<bool> {
+    Ok(run(
+        db,
+        "UPDATE sandboxes SET status = ?1, updated_at = unixepoch() WHERE app_id = ?2 AND user_id = ?3",
+        &[text(status.as_str()), text(app_id), text(user_id)],
+    )
+    .await?
+        > 0)
 }

@@ -1,8 +1,9 @@
 //! The LLM client: OpenAI-compatible chat completions over `fetch`, streamed ([`Llm::stream`])
-//! and not ([`Llm::complete`]). The decisions are the domain's (`codegen::models` addresses the
-//! call and picks the key, `codegen::retry` decides retries and the fallback, `codegen::sse`
-//! decodes); this module does the I/O around them: the per-user AI limits, the user's sealed key,
-//! timeouts, backoff sleeps, cancellation, and usage accounting.
+//! and not ([`Llm::complete`]). The decisions are the domain's (`codegen::models` picks the
+//! model, `codegen::routing` addresses the call and picks the key, `codegen::retry` decides
+//! retries and the fallback, `codegen::sse` decodes) and its settings are the configuration
+//! parsed once per isolate (`app.cfg.llm`); this module does the I/O around them: the per-user
+//! AI limits, the user's sealed key, timeouts, backoff sleeps, cancellation, and usage accounting.
 //!
 //! Invariants:
 //! - every call first passes the AI request limit (`RATE_LIMIT_AI`) and the token budget
@@ -12,16 +13,18 @@
 //! - nothing is retried once content reached the caller's callback;
 //! - only successful calls are recorded in `ai_usage`.
 
-use crate::domain::codegen::crypto::{self, SealingKey};
+use crate::domain::codegen::chat_stream::{decode_completion, ChatStream, ProviderError, Usage};
+use crate::domain::codegen::crypto;
 use crate::domain::codegen::models::{
-    build_request, ChatMessage, ChatRequest, KeySource, LlmSettings, ModelConfig, ModelOverride,
-    ModelTable, Operation, OperationModels, Provider,
+    ModelConfig, ModelOverride, ModelTable, Operation, OperationModels, Provider,
 };
 use crate::domain::codegen::retry::{
     parse_retry_after, parse_retry_after_ms, Action, Attempts, Class as FailureClass, Failure,
     RetryPolicy,
 };
-use crate::domain::codegen::sse::{decode_completion, ChatStream, ProviderError, Usage};
+use crate::domain::codegen::routing::{
+    build_request, ChatMessage, ChatRequest, KeySource, LlmSettings,
+};
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
 use crate::domain::ratelimit::{Decision, Limit};
 use crate::http::App;
@@ -31,53 +34,14 @@ use crate::services::ratelimit::{self, Class};
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use serde::Serialize;
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::rc::Rc;
 use std::time::Duration;
-use worker::{AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
-/// Default time one attempt may take, start to last byte (`LLM_TIMEOUT_MS`).
-const DEFAULT_TIMEOUT_MS: u64 = 120_000;
-/// Default time a whole call may take, retries and fallback included (`LLM_TOTAL_TIMEOUT_MS`).
-const DEFAULT_TOTAL_TIMEOUT_MS: u64 = 600_000;
-
-/// A var or secret, trimmed; empty reads as unset.
-pub fn setting(env: &Env, k: &str) -> Option<String> {
-    env.var(k)
-        .map(|v| v.to_string())
-        .ok()
-        .or_else(|| env.secret(k).map(|v| v.to_string()).ok())
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
-/// The deployment's key-encryption key: `None` when `SECRETS_ENCRYPTION_KEY` is unset; a
-/// malformed one is a 503 (logged by name, never by value).
-pub fn sealing_key(env: &Env) -> ApiResult<Option<SealingKey>> {
-    match setting(env, "SECRETS_ENCRYPTION_KEY") {
-        None => Ok(None),
-        Some(v) => SealingKey::parse(&v).map(Some).map_err(|e| {
-            worker::console_error!("configuration error: {e}");
-            ApiError::unavailable("stored API keys are unavailable: SECRETS_ENCRYPTION_KEY is malformed on this deployment")
-        }),
-    }
-}
-
-/// A cancellation flag, checked before each attempt and between streamed chunks.
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Rc<Cell<bool>>);
-
-impl Cancel {
-    /// The code generator's `stop` command.
-    pub fn cancel(&self) {
-        self.0.set(true);
-    }
-    pub fn is_cancelled(&self) -> bool {
-        self.0.get()
-    }
-}
+/// A cancellation flag, checked before each attempt and between streamed chunks (the code
+/// generator's `stop`).
+pub use crate::domain::codegen::driver::Cancel;
 
 /// What one logical call is for.
 pub struct Call<'a> {
@@ -111,36 +75,16 @@ pub struct Outcome {
     pub attempts: u32,
 }
 
-/// The client for one request.
+/// The client for one request. Its settings (routing, model table, time limits) come from the
+/// configuration parsed once per isolate (`domain::config::LlmConfig`).
 pub struct Llm<'a> {
     app: &'a App,
-    settings: LlmSettings,
-    table: ModelTable,
     policy: RetryPolicy,
     timeout_ms: u64,
     total_timeout_ms: u64,
 }
 
-fn misconfigured(what: &str) -> ApiError {
-    worker::console_error!("AI configuration error: {what}");
-    ApiError::unavailable("AI is not configured correctly on this deployment")
-}
-
-fn number(env: &Env, k: &str, default: u64) -> ApiResult<u64> {
-    match setting(env, k) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| misconfigured(&format!("{k}: {v:?} is not a positive number"))),
-    }
-}
-
-/// A 502 E005: the model call failed for good.
-pub fn generation_failed(message: impl Into<String>) -> ApiError {
-    ApiError::new(502, ErrorCode::E005, message)
-}
+pub use crate::domain::codegen::driver::generation_failed;
 
 fn limit_error(message: String, which: &str, d: &Decision) -> ApiError {
     let secs = d.retry_after_secs(now_ms()).max(1);
@@ -210,28 +154,25 @@ fn jitter() -> f64 {
 }
 
 impl<'a> Llm<'a> {
+    /// A client over the deployment's parsed LLM configuration. The configuration was checked
+    /// when `app` was built, so this does not fail today; the `Result` leaves room for checks
+    /// that need the request.
     pub fn new(app: &'a App) -> ApiResult<Self> {
-        let env = &app.env;
-        let settings =
-            LlmSettings::from_lookup(|k| setting(env, k)).map_err(|e| misconfigured(&e))?;
-        let table = ModelTable::from_json(&setting(env, "MODEL_CONFIG").unwrap_or_default())
-            .map_err(|e| misconfigured(&e))?;
+        let llm = &app.cfg.llm;
         Ok(Self {
             app,
-            settings,
-            table,
             policy: RetryPolicy::default(),
-            timeout_ms: number(env, "LLM_TIMEOUT_MS", DEFAULT_TIMEOUT_MS)?,
-            total_timeout_ms: number(env, "LLM_TOTAL_TIMEOUT_MS", DEFAULT_TOTAL_TIMEOUT_MS)?,
+            timeout_ms: llm.timeout_ms,
+            total_timeout_ms: llm.total_timeout_ms,
         })
     }
 
     pub fn settings(&self) -> &LlmSettings {
-        &self.settings
+        &self.app.cfg.llm.settings
     }
 
     pub fn table(&self) -> &ModelTable {
-        &self.table
+        &self.app.cfg.llm.models
     }
 
     /// The user's saved overrides, by operation (unreadable rows are logged and skipped).
@@ -266,7 +207,7 @@ impl<'a> Llm<'a> {
         if let Some(o) = call.overrides {
             layers.push(o);
         }
-        self.table.resolve(call.operation, &layers)
+        self.table().resolve(call.operation, &layers)
     }
 
     /// The user's own key for `provider`, opened; `None` when they stored none.
@@ -276,13 +217,13 @@ impl<'a> Llm<'a> {
         else {
             return Ok(None);
         };
-        let Some(key) = sealing_key(&self.app.env)? else {
+        let Some(key) = self.app.cfg.sealing_key.as_ref() else {
             worker::console_warn!(
                 "a stored {provider} key is ignored: SECRETS_ENCRYPTION_KEY is not set"
             );
             return Ok(None);
         };
-        crypto::open(&key, user_id, provider, &sealed)
+        crypto::open(key, user_id, provider, &sealed)
             .map(Some)
             .map_err(|e| {
                 worker::console_error!("stored {provider} key of a user does not open: {e}");
@@ -391,23 +332,28 @@ impl<'a> Llm<'a> {
                 e.insert(self.user_key(call.user_id, cfg.provider).await?);
             }
             let user_key = user_keys.get(&cfg.provider).cloned().flatten();
-            let result =
-                match build_request(cfg, &self.settings, user_key.as_deref(), messages, streamed) {
-                    Ok(req) => {
-                        let attempt_deadline = (now_ms() + self.timeout_ms as i64).min(deadline);
-                        let r = self
-                            .attempt(&req, attempt_deadline, call.cancel, on_delta.as_deref_mut())
-                            .await;
-                        r.map(|s| (s, req.key_source))
-                    }
-                    Err(e) => Err(AttemptError::Failed(
-                        Failure::Status {
-                            status: 400,
-                            retry_after_ms: None,
-                        },
-                        e.to_string(),
-                    )),
-                };
+            let result = match build_request(
+                cfg,
+                self.settings(),
+                user_key.as_deref(),
+                messages,
+                streamed,
+            ) {
+                Ok(req) => {
+                    let attempt_deadline = (now_ms() + self.timeout_ms as i64).min(deadline);
+                    let r = self
+                        .attempt(&req, attempt_deadline, call.cancel, on_delta.as_deref_mut())
+                        .await;
+                    r.map(|s| (s, req.key_source))
+                }
+                Err(e) => Err(AttemptError::Failed(
+                    Failure::Status {
+                        status: 400,
+                        retry_after_ms: None,
+                    },
+                    e.to_string(),
+                )),
+            };
             let (failure, why) = match result {
                 Ok((s, key_source)) => {
                     return Ok(self.succeeded(call, cfg, s, key_source, &attempts).await);

@@ -1,4 +1,7 @@
-//! Adapters to the platform: D1 repositories, KV, the rate-limit object, OAuth providers.
+//! Adapters to the platform: D1 repositories, KV, R2, the LLM, OAuth providers, and the
+//! clients of the Durable Objects the routes and the code generator call (the rate-limit
+//! objects, the sandbox objects), each speaking the typed contract its object declares in the
+//! domain. Nothing here imports `objects`: the objects use these services, not the reverse.
 
 pub mod ai_store;
 pub mod db;
@@ -6,9 +9,12 @@ pub mod llm;
 pub mod oauth;
 pub mod r2;
 pub mod ratelimit;
+pub mod sandbox;
 pub mod sessions;
 
-/// Milliseconds since the epoch from the runtime's clock (frozen during a request on Workers).
-pub fn now_ms() -> i64 {
-    js_sys::Date::now() as i64
+pub use crate::http::now_ms;
+
+/// The stub of the Durable Object named `name` in namespace `binding` (one object per name).
+pub fn stub(env: &worker::Env, binding: &str, name: &str) -> worker::Result<worker::Stub> {
+    env.durable_object(binding)?.id_from_name(name)?.get_stub()
 }

@@ -51,7 +51,7 @@ async fn call(
 fn headers(pairs: &[(&str, &str)]) -> ApiResult<Headers> {
     let h = Headers::new();
     for (k, v) in pairs {
-        h.set(k, v).map_err(|_| ApiError::internal())?;
+        h.set(k, v)?;
     }
     Ok(h)
 }

@@ -1,35 +1,23 @@
-//! Client of the `DORateLimitStore` objects: one object per `<class>:<key>`.
+//! Client of the `DORateLimitStore` objects: one object per `<class>:<key>`, each sent a typed
+//! [`Hit`] and answering a [`Decision`] (the contract is declared in
+//! [`crate::domain::ratelimit`]).
+//!
+//! Invariant: a limiter that cannot be reached or answers anything but a decision refuses the
+//! request (503) rather than letting traffic through unlimited.
 
 use crate::domain::error::{ApiError, ApiResult};
-use crate::domain::ratelimit::{Decision, HitRequest, Limit};
-use crate::http::internal;
-use crate::objects::rate_limit_do::BINDING;
-use worker::{Env, Method, Request, RequestInit};
+use crate::domain::ratelimit::{Decision, Hit, Limit, BINDING};
+use worker::{Env, Headers, Method, Request, RequestInit};
 
-/// The limit classes of the spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    Auth,
-    Api,
-    /// Model calls per user (`RATE_LIMIT_AI`).
-    Ai,
-    /// Model tokens per user (`RATE_LIMIT_AI_TOKENS`); hits cost the tokens used.
-    AiTokens,
+/// The limit classes of the spec, defined with the route table that assigns them.
+pub use crate::domain::routes::RateClass as Class;
+
+fn unavailable(why: impl std::fmt::Display) -> ApiError {
+    worker::console_error!("rate limiter unavailable: {why}");
+    ApiError::unavailable("rate limiter unavailable, try again")
 }
 
-impl Class {
-    pub fn name(self) -> &'static str {
-        match self {
-            Class::Auth => "auth",
-            Class::Api => "api",
-            Class::Ai => "ai",
-            Class::AiTokens => "ai_tokens",
-        }
-    }
-}
-
-/// Records a hit of `cost` against `key` in `class`. A failing limiter refuses the request
-/// (503) rather than letting traffic through unlimited.
+/// Records a hit of `cost` against `key` in `class`.
 pub async fn hit(
     env: &Env,
     class: Class,
@@ -37,18 +25,23 @@ pub async fn hit(
     limit: Limit,
     cost: u64,
 ) -> ApiResult<Decision> {
-    let stub =
-        crate::objects::stub(env, BINDING, &format!("{}:{key}", class.name())).map_err(internal)?;
-    let body = serde_json::to_string(&HitRequest { limit, cost }).map_err(internal)?;
+    let hit = Hit::new(class.name(), key, limit, cost);
+    let stub = super::stub(env, BINDING, &hit.key)?;
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json")?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init("https://rate-limiter/hit", &init).map_err(internal)?;
-    let mut resp = stub.fetch_with_request(req).await.map_err(|e| {
-        worker::console_error!("rate limiter unavailable: {e}");
-        ApiError::unavailable("rate limiter unavailable, try again")
-    })?;
-    if resp.status_code() != 200 {
-        return Err(ApiError::unavailable("rate limiter unavailable, try again"));
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(hit.to_json().into()));
+    let req = Request::new_with_init("https://rate-limiter/hit", &init)?;
+    let mut resp = stub.fetch_with_request(req).await.map_err(unavailable)?;
+    let status = resp.status_code();
+    let body = resp.bytes().await.map_err(unavailable)?;
+    if status != 200 {
+        return Err(unavailable(format!(
+            "the object answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        )));
     }
-    resp.json::<Decision>().await.map_err(internal)
+    Decision::parse(&body).map_err(unavailable)
 }

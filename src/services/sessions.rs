@@ -8,11 +8,12 @@
 
 use super::{db, now_ms};
 use crate::domain::cache::TtlCache;
-use crate::domain::error::ApiResult;
-use crate::http::internal;
+use crate::domain::error::{ApiError, ApiResult};
+use crate::http::auth::Identity;
+use crate::http::{internal, App};
 use worker::{kv::KvStore, D1Database};
 
-pub const KV_BINDING: &str = "KV";
+pub use crate::http::KV_BINDING;
 const TTL_SECONDS: u64 = 3600;
 /// How long an isolate trusts a "live" answer without asking KV again.
 pub const MEMO_MS: i64 = 30_000;
@@ -77,4 +78,18 @@ pub async fn revoke(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) -> 
         .await
         .map_err(internal)?;
     Ok(())
+}
+
+/// Checks that a verified token's session has not been revoked.
+pub async fn confirm(identity: Identity, app: &App) -> ApiResult<Identity> {
+    let Identity::User(c) = identity else {
+        return Ok(identity);
+    };
+    if is_live(&app.kv()?, &app.db()?, &c.sid, &c.user_id).await? {
+        Ok(Identity::User(c))
+    } else {
+        Ok(Identity::Invalid(ApiError::unauthorized(
+            "invalid authentication token: session revoked",
+        )))
+    }
 }
