@@ -229,11 +229,7 @@ async fn agent_figures() {
         ("SANDBOX_URL", harness::sandbox_agent()),
         ("SANDBOX_SECRET", harness::SANDBOX_SECRET.into()),
         ("OPENAI_COMPATIBLE_BASE_URL", format!("{fake}/v1")),
-        (
-            "MODEL_CONFIG",
-            serde_json::json!({"default": {"provider": "custom", "model": fake_llm::PRIMARY_MODEL, "maxTokens": 1000}})
-                .to_string(),
-        ),
+        ("MODEL_CONFIG", fake_llm::scripted_model_config()),
         ("RATE_LIMIT_AI", "1000/60".into()),
     ])));
     println!("{}", app.base);

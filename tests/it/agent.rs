@@ -38,11 +38,7 @@ fn agent_instance() -> &'static Instance {
 }
 
 fn model_config() -> String {
-    json!({
-        "default": {"provider": "custom", "model": fake_llm::PRIMARY_MODEL, "maxTokens": 1000},
-        "implementation": {"fallback": {"model": fake_llm::FALLBACK_MODEL}}
-    })
-    .to_string()
+    fake_llm::scripted_model_config()
 }
 
 fn mark() -> String {
@@ -557,7 +553,7 @@ async fn correction_rounds_fix_errors_and_stop_at_their_bound() {
     );
     let corrections: Vec<_> = fake_llm::conversations_with(&m)
         .into_iter()
-        .filter(|r| r.prompt.contains("Correction round"))
+        .filter(|r| r.op == Some(fake_llm::Op::Correct))
         .collect();
     assert_eq!(corrections.len(), 1);
     assert!(
@@ -583,7 +579,7 @@ async fn correction_rounds_fix_errors_and_stop_at_their_bound() {
     assert_eq!(l.last().unwrap(), "done Completed", "{l:?}");
     let corrections: Vec<_> = fake_llm::conversations_with(&m)
         .into_iter()
-        .filter(|r| r.prompt.contains("Correction round"))
+        .filter(|r| r.op == Some(fake_llm::Op::Correct))
         .collect();
     assert_eq!(corrections.len(), 1);
     assert!(
@@ -622,7 +618,7 @@ async fn correction_rounds_fix_errors_and_stop_at_their_bound() {
     assert_eq!(l.last().unwrap(), "done Completed", "{l:?}");
     let rounds = fake_llm::conversations_with(&m)
         .into_iter()
-        .filter(|r| r.prompt.contains("Correction round"))
+        .filter(|r| r.op == Some(fake_llm::Op::Correct))
         .count();
     assert_eq!(rounds, 3);
     let s = state(app, &owner, &app_id, 0).await;
@@ -638,7 +634,7 @@ async fn correction_rounds_fix_errors_and_stop_at_their_bound() {
     assert_eq!(l.last().unwrap(), "done Completed", "{l:?}");
     let corrections: Vec<_> = fake_llm::conversations_with(&m)
         .into_iter()
-        .filter(|r| r.prompt.contains("Correction round"))
+        .filter(|r| r.op == Some(fake_llm::Op::Correct))
         .collect();
     assert_eq!(corrections.len(), 1);
     assert!(
@@ -707,9 +703,9 @@ async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
             ..
         }
     ));
-    a.send(json!({"type": "generate", "prompt": format!("scripted-slow {m}")}))
+    a.send(json!({"type": "generate", "prompt": format!("scripted-gate {m}")}))
         .await;
-    // Phase 2 streams slowly: stop while src/App.tsx is being written.
+    // Phase 2's stream is held inside src/App.tsx: stop while it is being written.
     let before = a
         .until(|e| matches!(e, AgentEvent::FileChunk { path, .. } if path == "src/App.tsx"))
         .await;
@@ -756,6 +752,8 @@ async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
     ));
 
     a.send(json!({"type": "stop"})).await;
+    // The held stream goes on; the stopped driver applies none of it.
+    fake_llm::release(&m);
     let rest_a = a.until_done().await;
     assert!(matches!(
         rest_a.last().unwrap().1,
@@ -1033,17 +1031,17 @@ async fn retries_and_the_fallback_model_inside_a_run() {
     let calls = fake_llm::conversations_with(&m);
     let plans: Vec<_> = calls
         .iter()
-        .filter(|r| r.prompt.contains("Reply with the blueprint JSON"))
+        .filter(|r| r.op == Some(fake_llm::Op::Blueprint))
         .collect();
     assert_eq!(plans.len(), 2, "the 429 was retried once");
     let phase1: Vec<&str> = calls
         .iter()
-        .filter(|r| r.prompt.contains("Implement phase 1 of"))
+        .filter(|r| r.op == Some(fake_llm::Op::Implement) && r.phase == 1)
         .map(|r| r.model.as_str())
         .collect();
     assert_eq!(phase1.last(), Some(&fake_llm::FALLBACK_MODEL), "{phase1:?}");
     assert!(
-        phase1.len() >= 2 && phase1[0] == fake_llm::PRIMARY_MODEL,
+        phase1.len() >= 2 && phase1[0] == fake_llm::IMPLEMENT_MODEL,
         "{phase1:?}"
     );
     let (status, f) = read_file(app, &owner, &app_id, "src/components/Hello.tsx").await;
@@ -1139,14 +1137,12 @@ async fn a_restarted_wrangler_dev_resumes_the_run_and_writes_every_file_once() {
 
     app.restart();
 
-    // Nobody calls the agent: its alarm picks the run up. The resumed phase asks the model
-    // again (and this time the stream completes).
+    // Nobody calls the agent: its alarm picks the run up. The resumed phase asks the model to
+    // continue its own output (and this time the stream completes).
     crate::sandbox::eventually(120, "the resumed phase-2 request", || async {
         fake_llm::conversations_with(&m)
             .iter()
-            .filter(|r| r.prompt.contains("Implement phase 2 of"))
-            .count()
-            >= 2
+            .any(|r| r.op == Some(fake_llm::Op::Implement) && r.phase == 2 && r.continued)
     })
     .await;
     crate::sandbox::eventually(120, "the resumed run to complete", || async {

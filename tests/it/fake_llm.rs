@@ -3,7 +3,9 @@
 //! `data: {chunk}` lines carrying `choices[0].delta.content`, a final chunk with `usage` when
 //! `stream_options.include_usage` is set, then `data: [DONE]`.
 //!
-//! Behaviour is chosen by markers in the last user message, so concurrent tests never interfere:
+//! Behaviour is chosen by markers in the last user message, so concurrent tests never interfere;
+//! the code generator's calls are told apart by their model name (one per operation, set through
+//! `MODEL_CONFIG`: [`scripted_model_config`]) and never by prompt wording:
 //! - `fail-429-once`: the first request with this exact prompt gets 429 with `Retry-After: 1`;
 //! - `fail-500-always`: 500 for every model except [`FALLBACK_MODEL`], which answers normally;
 //! - `malformed`: a 200 whose body (or stream chunk) is not JSON;
@@ -12,9 +14,12 @@
 //! - `big-usage`: reports [`BIG_TOTAL`] tokens instead of [`NORMAL_TOTAL`];
 //! - `scripted-app`, `scripted-evil`, `scripted-cut`, `scripted-badplan`: the code generator's
 //!   calls, answered by [`scripted`] (a blueprint, phase output in the files format, corrections);
-//! - `scripted-slow`: as `scripted-app`, with phase 2 streamed slowly (a chunk per 150 ms);
+//! - `scripted-gate`: as `scripted-app`, with the first phase-2 stream held inside `src/App.tsx`
+//!   until the test calls [`release`];
 //! - `scripted-restart`: phase 2 writes `src/lib/first.ts`, then the first such request stalls
 //!   inside `src/App.tsx` (later ones complete);
+//! - a continuation (the unit's own output replayed as an assistant message, then
+//!   [`CONTINUE_INSTRUCTION`]): the rest of that same scripted output;
 //! - `scripted-flaky`: the plan is refused once with 429; phase 1 fails with 500 on every model
 //!   but [`FALLBACK_MODEL`];
 //! - `scripted-bench`: as `scripted-app`, with ten more small files in phase 1; the moment the
@@ -32,13 +37,57 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use byte_platform::domain::codegen::driver::CONTINUE_INSTRUCTION;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub const PRIMARY_MODEL: &str = "fake-primary";
 pub const FALLBACK_MODEL: &str = "fake-fallback";
+/// The code generator's operations, told apart by the model each is configured with (never by
+/// prompt wording): see [`scripted_model_config`].
+pub const BLUEPRINT_MODEL: &str = "fake-blueprint";
+pub const PHASE_PLAN_MODEL: &str = "fake-phase-plan";
+pub const IMPLEMENT_MODEL: &str = "fake-implement";
+pub const CORRECT_MODEL: &str = "fake-correct";
+pub const EDIT_MODEL: &str = "fake-edit";
+
+/// A code generator call, as the fake tells it from the model name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Blueprint,
+    PhasePlan,
+    Implement,
+    Correct,
+    Edit,
+}
+
+fn op_of(model: &str) -> Option<Op> {
+    Some(match model {
+        BLUEPRINT_MODEL => Op::Blueprint,
+        PHASE_PLAN_MODEL => Op::PhasePlan,
+        // Only implementation has a fallback configured.
+        IMPLEMENT_MODEL | FALLBACK_MODEL => Op::Implement,
+        CORRECT_MODEL => Op::Correct,
+        EDIT_MODEL => Op::Edit,
+        _ => return None,
+    })
+}
+
+/// `MODEL_CONFIG` for instances that run the code generator against this fake: one model name
+/// per operation (implementation falls back to [`FALLBACK_MODEL`]).
+pub fn scripted_model_config() -> String {
+    json!({
+        "default": {"provider": "custom", "model": PRIMARY_MODEL, "maxTokens": 1000},
+        "blueprint": {"model": BLUEPRINT_MODEL},
+        "phasePlanning": {"model": PHASE_PLAN_MODEL},
+        "implementation": {"model": IMPLEMENT_MODEL, "fallback": {"model": FALLBACK_MODEL}},
+        "errorCorrection": {"model": CORRECT_MODEL},
+        "chatEdit": {"model": EDIT_MODEL},
+    })
+    .to_string()
+}
 pub const NORMAL_TOTAL: u64 = 12;
 pub const BIG_TOTAL: u64 = 60;
 
@@ -50,6 +99,11 @@ pub struct Recorded {
     /// Every user message of the request, joined.
     pub conversation: String,
     pub stream: bool,
+    /// The code generator's operation (by model name) and phase, for its calls.
+    pub op: Option<Op>,
+    pub phase: u32,
+    /// A resumed unit's request to continue its own output.
+    pub continued: bool,
 }
 
 #[derive(Default)]
@@ -57,6 +111,11 @@ struct Fake {
     requests: Vec<Recorded>,
     failed_once: HashSet<String>,
     stalled_once: HashSet<String>,
+    /// Marks whose first phase-2 stream was held on their gate.
+    gated_once: HashSet<String>,
+    /// Per mark: the phase (1-based) the code generator is on, counted from its phase-plan calls
+    /// (each phase is planned right before it is implemented).
+    phase: HashMap<String, u32>,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -112,7 +171,7 @@ fn usage(prompt: &str) -> Value {
 }
 
 fn sse(lines: Vec<String>) -> Response {
-    paced_sse(lines, None, false, None)
+    paced_sse(lines, false, None)
 }
 
 type Stamps = Mutex<std::collections::HashMap<String, std::time::Instant>>;
@@ -135,19 +194,47 @@ pub fn last_token_at(mark: &str, phase: u32) -> Option<std::time::Instant> {
 
 /// SSE lines, each after `pace` when given; `stall_at_end` never ends the stream.
 /// `stamp`: the line index whose sending is recorded, and the key it is recorded under.
-fn paced_sse(
-    lines: Vec<String>,
-    pace: Option<std::time::Duration>,
-    stall_at_end: bool,
-    stamp: Option<(usize, String)>,
-) -> Response {
+/// The gate of `mark`'s run (see [`release`]).
+fn gate(mark: &str) -> Arc<tokio::sync::Notify> {
+    static GATES: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Notify>>>> = OnceLock::new();
+    GATES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap()
+        .entry(mark.to_string())
+        .or_default()
+        .clone()
+}
+
+/// Lets a `scripted-gate` run's held stream go on.
+pub fn release(mark: &str) {
+    gate(mark).notify_one();
+}
+
+/// SSE that sends `lines[..at]`, waits for the gate, then sends the rest.
+fn gated_sse(lines: Vec<String>, at: usize, gate: Arc<tokio::sync::Notify>) -> Response {
+    use futures_util::StreamExt;
+    let mut lines = lines;
+    let rest = lines.split_off(at);
+    let frame = |l: String| Ok::<Bytes, Infallible>(Bytes::from(format!("data: {l}\n\n")));
+    let head = futures_util::stream::iter(lines.into_iter().map(frame));
+    let tail = futures_util::stream::once(async move {
+        gate.notified().await;
+        futures_util::stream::iter(rest.into_iter().map(frame))
+    })
+    .flatten();
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(head.chain(tail)))
+        .unwrap()
+}
+
+fn paced_sse(lines: Vec<String>, stall_at_end: bool, stamp: Option<(usize, String)>) -> Response {
     use futures_util::StreamExt;
     let chunks = futures_util::stream::iter(lines.into_iter().enumerate()).then(move |(i, l)| {
         let stamp = stamp.clone();
         async move {
-            if let Some(d) = pace {
-                tokio::time::sleep(d).await;
-            }
             if let Some((_, key)) = stamp.filter(|(at, _)| *at == i) {
                 stamps()
                     .lock()
@@ -188,28 +275,38 @@ async fn completions(
     let include_usage = body["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
-    let prompt = body["messages"]
-        .as_array()
-        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    let conversation = body["messages"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter(|m| m["role"] == "user")
-                .filter_map(|m| m["content"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default();
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    // A resumed unit replays its own output as an assistant message and asks to continue it:
+    // the answer is the rest of the same scripted output.
+    let continued = match messages.as_slice() {
+        [.., a, u] if a["role"] == "assistant" && u["content"] == CONTINUE_INSTRUCTION => {
+            a["content"].as_str().map(str::to_string)
+        }
+        _ => None,
+    };
+    let users: Vec<&str> = messages
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .filter_map(|m| m["content"].as_str())
+        .filter(|c| *c != CONTINUE_INSTRUCTION)
+        .collect();
+    let prompt = users.last().copied().unwrap_or_default().to_string();
+    let conversation = users.join("\n");
     // The code generator's scripted calls take none of the failure markers below (its prompts
     // say "install", which contains "stall").
-    let mut script = scripted(&conversation);
+    let op = op_of(&model);
+    let phase = {
+        let mut st = s.lock().unwrap();
+        let n = st.phase.entry(mark(&conversation)).or_insert(0);
+        if op == Some(Op::PhasePlan) && continued.is_none() {
+            *n += 1;
+        }
+        *n
+    };
+    let mut script = op.and_then(|op| scripted(op, phase, &prompt));
     let scripted_call = script.is_some();
-    let phase2 = prompt.contains("Implement phase 2 of");
-    let planning = prompt.contains("Reply with the blueprint JSON");
+    let phase2 = op == Some(Op::Implement) && phase == 2;
+    let planning = op == Some(Op::Blueprint);
     let flaky = scripted_call && conversation.contains("scripted-flaky");
     let restart = scripted_call && phase2 && conversation.contains("scripted-restart");
     let first_429 = {
@@ -231,6 +328,9 @@ async fn completions(
             prompt: prompt.clone(),
             conversation: conversation.clone(),
             stream,
+            op,
+            phase,
+            continued: continued.is_some(),
         });
         let flaky_429 = flaky
             && planning
@@ -246,7 +346,7 @@ async fn completions(
         )
     };
     let (first_429, stall) = first_429;
-    if flaky && prompt.contains("Implement phase 1 of") && model != FALLBACK_MODEL {
+    if flaky && op == Some(Op::Implement) && phase == 1 && model != FALLBACK_MODEL {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": {"message": "the primary is down", "type": "server_error"}})),
@@ -271,7 +371,13 @@ async fn completions(
     if !scripted_call && prompt.contains("stall") {
         tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
     }
-    let text = script.unwrap_or_else(|| format!("echo from {model}: {prompt}"));
+    let mut text = script.unwrap_or_else(|| format!("echo from {model}: {prompt}"));
+    if let Some(prefix) = &continued {
+        text = match text.strip_prefix(prefix.as_str()) {
+            Some(rest) => rest.to_string(),
+            None => panic!("a continuation of an output this fake never produced"),
+        };
+    }
     if !scripted_call && prompt.contains("malformed") {
         return if stream {
             sse(vec!["{\"choices\": [{\"delta\": {\"content\": ".into()])
@@ -309,7 +415,7 @@ async fn completions(
         return sse(lines);
     }
     if stall {
-        return paced_sse(lines, None, true, None);
+        return paced_sse(lines, true, None);
     }
     let last_content = lines.len() - 1;
     lines.push(chunk(&model, json!({}), json!("stop")));
@@ -321,22 +427,21 @@ async fn completions(
         );
     }
     lines.push("[DONE]".into());
-    if scripted_call && phase2 && conversation.contains("scripted-slow") {
-        return paced_sse(
-            lines,
-            Some(std::time::Duration::from_millis(150)),
-            false,
-            None,
-        );
+    let gated = scripted_call
+        && phase2
+        && conversation.contains("scripted-gate")
+        && s.lock().unwrap().gated_once.insert(mark(&conversation));
+    if gated {
+        // Hold the stream inside src/App.tsx until the test opens the gate.
+        let at = lines
+            .iter()
+            .position(|l| l.contains("App.tsx==="))
+            .map_or(lines.len(), |i| (i + 3).min(lines.len()));
+        return gated_sse(lines, at, gate(&mark(&conversation)));
     }
-    if scripted_call && conversation.contains("scripted-bench") {
-        let phase = [1, 2]
-            .into_iter()
-            .find(|n| prompt.contains(&format!("Implement phase {n} of")));
-        if let Some(n) = phase {
-            let key = format!("{} {n}", mark(&conversation));
-            return paced_sse(lines, None, false, Some((last_content, key)));
-        }
+    if scripted_call && conversation.contains("scripted-bench") && op == Some(Op::Implement) {
+        let key = format!("{} {phase}", mark(&conversation));
+        return paced_sse(lines, false, Some((last_content, key)));
     }
     sse(lines)
 }
@@ -355,9 +460,10 @@ fn file_block(out: &mut String, path: &str, content: &str) {
     out.push_str(&format!("===FILE: {path}===\n{content}===END FILE===\n"));
 }
 
-/// Replies for the code generator, keyed by the mode marker and the kind of call:
-/// - a phase's plan (`Reply with the phase plan JSON`): a small valid plan;
-/// - planning (`Reply with the blueprint JSON`): a valid two-phase `react-vite` blueprint whose
+/// Replies for the code generator, keyed by the mode marker, the operation (from the model name)
+/// and the phase (counted from the phase-plan calls):
+/// - a phase's plan: a small valid plan;
+/// - planning: a valid two-phase `react-vite` blueprint whose
 ///   description carries the mode and mark (`scripted-badplan`: invalid JSON, every time);
 /// - phase 1 (foundation): `src/components/Hello.tsx`; `scripted-evil` adds `../evil.ts` between
 ///   it and `src/lib/util.ts`; `scripted-cut` writes `src/lib/cut-ok.ts` then stops inside
@@ -367,18 +473,16 @@ fn file_block(out: &mut String, path: &str, content: &str) {
 /// - `scripted-fix`: phase 1 writes a component with a syntax error, the first correction fixes
 ///   it; `scripted-types`: the same with a type error only `tsc` sees; `scripted-stuck`: every
 ///   correction rewrites it broken, phase 2 fixes it.
-pub fn scripted(prompt: &str) -> Option<String> {
-    if prompt.contains("The user's request:") && prompt.contains("scripted-edit") {
+pub fn scripted(op: Op, phase: u32, prompt: &str) -> Option<String> {
+    if op == Op::Edit && prompt.contains("scripted-edit") {
         // The heading as the current App.tsx shown in the prompt has it.
         let old = prompt
             .split_once("<h1>")
             .and_then(|(_, rest)| rest.split_once("</h1>"))
             .map(|(h, _)| h.to_string())
             .unwrap_or_else(|| mark(prompt));
-        let request = prompt
-            .rsplit("The user's request:")
-            .next()
-            .unwrap_or_default();
+        // The new one is the first HEAD… word of the request (the last `scripted-edit`).
+        let request = prompt.rsplit("scripted-edit").next().unwrap_or_default();
         let new = request
             .split(|c: char| !c.is_ascii_alphanumeric())
             .find(|w| w.starts_with("HEAD"))
@@ -387,10 +491,9 @@ pub fn scripted(prompt: &str) -> Option<String> {
             "Changing the heading.\n===DIFF: src/App.tsx===\n@@ -3,3 +3,3 @@\n export default function App() {{\n-  return <main><h1>{old}</h1><Hello /></main>;\n+  return <main><h1>{new}</h1><Hello /></main>;\n }}\n===END DIFF===\n"
         ));
     }
-    let phase_plan = prompt.contains("Reply with the phase plan JSON now.");
     let mode = [
         "scripted-app",
-        "scripted-slow",
+        "scripted-gate",
         "scripted-restart",
         "scripted-flaky",
         "scripted-bench",
@@ -410,13 +513,13 @@ pub fn scripted(prompt: &str) -> Option<String> {
     // The mark that goes with it follows it.
     let (at, mode) = mode;
     let mark = mark(&prompt[at..]);
-    if phase_plan {
+    if op == Op::PhasePlan {
         return Some(
             json!({"files": [{"path": "src/App.tsx", "purpose": "the page"}], "steps": ["Write the phase."]})
                 .to_string(),
         );
     }
-    if prompt.contains("Reply with the blueprint JSON") {
+    if op == Op::Blueprint {
         if mode == "scripted-badplan" {
             return Some("Here is the plan: {\"title\": \"Broken\", \"phases\": [".into());
         }
@@ -448,7 +551,7 @@ pub fn scripted(prompt: &str) -> Option<String> {
         "// {mode} {mark}\nexport default function Hello() {{\n  return <p>Fixed {mark}</p>;\n}}\n"
     );
     let mut out = String::from("Writing this phase.\n");
-    if prompt.contains("Correction round") {
+    if op == Op::Correct {
         match mode {
             "scripted-fix" | "scripted-types" => {
                 file_block(&mut out, "src/components/Hello.tsx", &fixed)
@@ -459,11 +562,12 @@ pub fn scripted(prompt: &str) -> Option<String> {
             }
             _ => out.push_str("Nothing to fix.\n"),
         }
-    } else if prompt.contains("Implement phase 1 of")
+    } else if op == Op::Implement
+        && phase == 1
         && matches!(mode, "scripted-fix" | "scripted-stuck" | "scripted-types")
     {
         file_block(&mut out, "src/components/Hello.tsx", &broken);
-    } else if prompt.contains("Implement phase 1 of") {
+    } else if op == Op::Implement && phase == 1 {
         file_block(
             &mut out,
             "src/components/Hello.tsx",
@@ -495,7 +599,7 @@ pub fn scripted(prompt: &str) -> Option<String> {
             file_block(&mut out, "src/lib/cut-ok.ts", "export const ok = 1;\n");
             out.push_str("===FILE: src/lib/partial.ts===\nexport const partial = ");
         }
-    } else if prompt.contains("Implement phase 2 of") {
+    } else if op == Op::Implement && phase == 2 {
         if mode == "scripted-restart" {
             file_block(
                 &mut out,

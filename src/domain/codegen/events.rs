@@ -10,8 +10,9 @@
 
 use super::super::error::{ApiError, ApiResult, ErrorCode};
 use super::super::input::{parse_object, JsonObject, Patch};
-use super::blueprint::{PhaseKind, PhaseStatus};
+use super::blueprint::PhaseKind;
 use super::models::ModelOverride;
+use super::phase::PhaseStatus;
 use super::sse;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;

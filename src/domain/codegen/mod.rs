@@ -1,38 +1,52 @@
-//! Code generation: the pure parts of the AI pipeline. No I/O, clocks or randomness: the
-//! `CodeGeneratorAgent` Durable Object and the LLM client supply bytes, `now` and random values,
-//! and act on the decisions made here.
+//! Code generation, host-tested: the AI pipeline's pure parts and the generation driver. No I/O,
+//! clocks or randomness here: the `CodeGeneratorAgent` Durable Object implements the driver's
+//! ports (model, sandbox, store, events) and the LLM client supplies bytes, `now` and random
+//! values.
 //!
 //! How a generation flows through these modules:
+//! - [`driver`] runs a generation over its ports (see its guarantee after an interruption),
+//!   choosing work from [`run`]'s persisted state; routes reach the object through
+//!   [`agent_call`];
 //! - [`models`] picks the model for an [`models::Operation`] (built-in defaults, `MODEL_CONFIG`,
-//!   then the user's saved overrides and the request's `config`) and turns it into an addressed
-//!   OpenAI-compatible [`models::ChatRequest`] (AI Gateway or a direct base URL), choosing the
-//!   user's own key, which [`crypto`] unseals, over the platform's;
+//!   then the user's saved overrides and the request's `config`) and [`routing`] turns it into an
+//!   addressed OpenAI-compatible [`routing::ChatRequest`] (AI Gateway or a direct base URL),
+//!   choosing the user's own key, which [`crypto`] unseals, over the platform's;
 //! - [`prompts`] builds the messages; [`retry`] says whether a failed call is retried, after how
 //!   long, or moved to the fallback model;
-//! - [`sse`] decodes the streamed response into content deltas and usage (and encodes our own
-//!   SSE frames for clients);
-//! - planning replies go to [`blueprint`], which extracts and validates the plan and runs each
-//!   phase's state machine (with its bounded correction rounds);
-//! - code-writing replies go to [`files_format`], which parses the stream incrementally, emits
-//!   each file (or diff, or delete) the moment its block closes, and rejects unsafe paths;
+//! - [`sse`] parses the streamed response's events (and encodes our own SSE frames for
+//!   clients), and [`chat_stream`] decodes them into content deltas, usage and provider errors;
+//! - planning replies go to [`blueprint`], which extracts and validates the plan; each phase
+//!   then runs [`phase`]'s state machine (with its bounded correction rounds);
+//! - code-writing replies go to [`files_format`], which parses the stream incrementally and emits
+//!   each file (or diff, or delete) the moment its block closes; [`paths`] rejects unsafe paths
+//!   there and in every plan, and [`diff`] parses and applies the unified diffs;
 //! - everything clients see is an [`events::AgentEvent`], the same JSON over SSE and WebSocket;
 //!   what they send is an [`events::ClientCommand`].
 
+pub mod agent_call;
 pub mod blueprint;
+pub mod chat_stream;
 pub mod crypto;
+pub mod diff;
+pub mod driver;
+#[cfg(test)]
+mod driver_tests;
 pub mod events;
 pub mod files_format;
 pub mod models;
+pub mod paths;
+pub mod phase;
 pub mod phase_plan;
 pub mod prompts;
 pub mod retry;
+pub mod routing;
 pub mod run;
 pub mod sse;
 
 #[cfg(test)]
 mod tests {
+    use super::chat_stream::{ChatStream, FinishReason};
     use super::files_format::{write_delete, write_diff, write_file, Event, Parser, UnifiedDiff};
-    use super::sse::{ChatStream, FinishReason};
     use serde_json::json;
 
     /// The real pipeline: model output split into arbitrary deltas, carried as an

@@ -8,7 +8,7 @@
 //! can fall back to the blueprint's own plan of the phase instead of acting on half a plan.
 
 use super::blueprint::{extract_json, PlannedFile};
-use super::files_format::validate_path;
+use super::paths::validate_path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

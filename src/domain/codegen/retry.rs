@@ -14,7 +14,7 @@
 //!   refusal);
 //! - the caller supplies the jitter fraction, so the schedule is deterministic under test.
 
-use super::sse::{ChatError, ProviderError};
+use super::chat_stream::{ChatError, ProviderError};
 
 /// How a model call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

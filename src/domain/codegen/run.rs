@@ -1,22 +1,23 @@
-//! One generation run's pure bookkeeping, for the `CodeGeneratorAgent` Durable Object: what the
+//! One generation run's pure bookkeeping, for the driver ([`super::driver`]): what the
 //! run persists ([`RunState`]), what each parsed block of model output turns into ([`step`]:
 //! a sandbox write or delete, or an event for clients), and the snapshot reconnecting clients get.
 //!
 //! Invariants:
-//! - a block becomes a write only once it closed whole ([`files_format`] emits nothing for a block
+//! - a block becomes a write only once it closed whole ([`super::files_format`] emits nothing for a block
 //!   cut off), so a truncated stream never leaves a partial file;
 //! - a rejected path or block is an `error` event with `recoverable: true`: the other blocks of
 //!   the phase still land;
 //! - a diff applies to the file's current content, or is reported (never half-applied);
 //! - work is chosen from the persisted state alone ([`RunState::next_work`]), so a run picked up
 //!   by a fresh object after an eviction or restart continues exactly where it was; the unit of
-//!   work that was streaming when it stopped is streamed again and its blocks already applied
-//!   are skipped ([`ResumeFilter`]), so no file is written or announced twice.
+//!   work that was streaming when it stopped is continued from its committed output
+//!   ([`RunState::unit_output`]; see the driver's guarantee in [`super::driver`]).
 
-use super::blueprint::{Blueprint, PhaseStatus};
+use super::blueprint::Blueprint;
 use super::events::{AgentEvent, FileSummary, PhaseSummary, RunStatus, StateSnapshot};
 use super::files_format::Event;
 use super::models::ModelOverride;
+use super::phase::PhaseStatus;
 use super::phase_plan::PhaseDetail;
 use crate::domain::error::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -75,6 +76,14 @@ pub struct RunState {
     /// `None` for a delete). Cleared when a unit starts; kept when one is resumed.
     #[serde(default)]
     pub attempt: BTreeMap<String, Option<String>>,
+    /// The model's output of the unit of work in progress, up to the end of its last block
+    /// applied (committed with that block); a resumed unit replays it and continues it.
+    #[serde(default)]
+    pub unit_output: String,
+    /// A file being written to (or deleted from) the sandbox and not yet committed; a resumed
+    /// run puts the committed content back first.
+    #[serde(default)]
+    pub pending_write: Option<String>,
     /// Planned phases wait (a follow-up message to a stopped or failed run edits the app
     /// without resuming the plan; `resume` releases them).
     #[serde(default)]
@@ -126,6 +135,8 @@ impl Default for RunState {
             queue: Vec::new(),
             edit: None,
             attempt: BTreeMap::new(),
+            unit_output: String::new(),
+            pending_write: None,
             hold_phases: false,
             version: 0,
         }
@@ -142,8 +153,15 @@ impl RunState {
         self.current_phase = None;
         self.phase_details.clear();
         self.edit = None;
-        self.attempt.clear();
+        self.begin_unit();
         self.hold_phases = false;
+    }
+
+    /// A new unit of work (a phase's implementation, a correction round, an edit) begins: its
+    /// output starts empty.
+    pub fn begin_unit(&mut self) {
+        self.attempt.clear();
+        self.unit_output.clear();
     }
 
     /// Whether work is pending (running here, or to be resumed by the alarm).
@@ -343,6 +361,103 @@ pub fn version_key(app_id: &str, n: u32) -> String {
     format!("{}{n:08}.json", versions_prefix(app_id))
 }
 
+/// One file of a saved version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionFile {
+    pub path: String,
+    /// The content's SHA-256 (hex): its blob's key ([`blob_key`]).
+    pub hash: String,
+    pub bytes: u64,
+}
+
+/// A saved version of an app's files, as stored in R2 at [`version_key`]: written by the code
+/// generator and read by the versions routes through this one type. Its summary also goes in the
+/// object's custom metadata ([`VersionManifest::metadata`]), so listing needs no object reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionManifest {
+    pub app_id: String,
+    pub version: u32,
+    pub label: String,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+    pub files: Vec<VersionFile>,
+}
+
+/// A version as listed (from the manifest's custom metadata).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionSummary {
+    pub version: u32,
+    pub label: Option<String>,
+    pub created_at: Option<i64>,
+    pub files: Option<u64>,
+}
+
+impl VersionManifest {
+    pub fn new(
+        app_id: &str,
+        version: u32,
+        label: &str,
+        created_at: i64,
+        files: &BTreeMap<String, WrittenFile>,
+    ) -> Self {
+        Self {
+            app_id: app_id.into(),
+            version,
+            label: label.into(),
+            created_at,
+            files: files
+                .iter()
+                .map(|(path, f)| VersionFile {
+                    path: path.clone(),
+                    hash: f.hash.clone(),
+                    bytes: f.bytes,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("a version manifest is malformed: {e}"))
+    }
+
+    /// The hash of `path` in this version (only well-formed hashes).
+    pub fn hash_of(&self, path: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.hash.as_str())
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+
+    /// The summary stored as the object's custom metadata.
+    pub fn metadata(&self) -> std::collections::HashMap<String, String> {
+        [
+            ("version".to_string(), self.version.to_string()),
+            ("label".to_string(), self.label.clone()),
+            ("createdAt".to_string(), self.created_at.to_string()),
+            ("files".to_string(), self.files.len().to_string()),
+        ]
+        .into()
+    }
+
+    /// Reads a summary back from custom metadata; `None` for an object that is not a version.
+    pub fn summary(meta: &std::collections::HashMap<String, String>) -> Option<VersionSummary> {
+        let num = |k: &str| meta.get(k).and_then(|v| v.parse::<i64>().ok());
+        Some(VersionSummary {
+            version: meta.get("version")?.parse().ok()?,
+            label: meta.get("label").cloned(),
+            created_at: num("createdAt"),
+            files: num("files").map(|n| n as u64),
+        })
+    }
+}
+
 /// SHA-256 of `s`, as 64 hex digits: a file version's identity and its content's R2 key.
 pub fn content_hash(s: &str) -> String {
     let d = Sha256::digest(s.as_bytes());
@@ -351,32 +466,6 @@ pub fn content_hash(s: &str) -> String {
         out.push_str(&format!("{b:02x}"));
     }
     out
-}
-
-/// Skips, in a unit of work streamed again after an interruption, the blocks it had already
-/// applied: the first block for each path it had written or deleted (and that block's live
-/// chunks). Everything after is applied normally.
-#[derive(Debug, Default)]
-pub struct ResumeFilter {
-    pending: BTreeMap<String, Option<String>>,
-}
-
-impl ResumeFilter {
-    /// A filter for a unit resumed with `attempt` already applied (empty for a fresh unit).
-    pub fn new(attempt: &BTreeMap<String, Option<String>>) -> Self {
-        Self {
-            pending: attempt.clone(),
-        }
-    }
-
-    /// Whether `step` was already applied before the interruption.
-    pub fn skip(&mut self, step: &Step) -> bool {
-        match step {
-            Step::Emit(AgentEvent::FileChunk { path, .. }) => self.pending.contains_key(path),
-            Step::Write { path, .. } | Step::Delete { path } => self.pending.remove(path).is_some(),
-            Step::Emit(_) => false,
-        }
-    }
 }
 
 /// What one parsed block of model output asks the agent to do.
@@ -437,7 +526,8 @@ pub fn step(event: Event, current: impl FnOnce(&str) -> Option<String>) -> Optio
 mod tests {
     use super::*;
     use crate::domain::codegen::blueprint::{validate, PhaseKind};
-    use crate::domain::codegen::files_format::{parse_all, UnifiedDiff};
+    use crate::domain::codegen::diff::UnifiedDiff;
+    use crate::domain::codegen::files_format::parse_all;
     use serde_json::json;
 
     fn blueprint() -> Blueprint {
@@ -631,33 +721,16 @@ mod tests {
     }
 
     #[test]
-    fn a_resumed_unit_skips_what_it_had_applied() {
+    fn a_version_manifest_round_trips_with_its_summary() {
         let mut st = RunState::default();
         st.record_write("src/a.ts", "a");
-        st.record_delete("src/old.ts");
-        let mut f = ResumeFilter::new(&st.attempt);
-        let chunk = Step::Emit(AgentEvent::FileChunk {
-            path: "src/a.ts".into(),
-            chunk: "a".into(),
-        });
-        assert!(f.skip(&chunk));
-        let write_a = Step::Write {
-            path: "src/a.ts".into(),
-            content: "a".into(),
-        };
-        assert!(f.skip(&write_a));
-        assert!(f.skip(&Step::Delete {
-            path: "src/old.ts".into()
-        }));
-        // Only the first block per path: a later rewrite of the same file applies.
-        assert!(!f.skip(&write_a));
-        assert!(!f.skip(&chunk));
-        assert!(!f.skip(&Step::Write {
-            path: "src/b.ts".into(),
-            content: "b".into()
-        }));
-        // A fresh unit skips nothing.
-        let mut fresh = ResumeFilter::new(&BTreeMap::new());
-        assert!(!fresh.skip(&write_a));
+        let m = VersionManifest::new("app_1", 3, "UI", 42, &st.files);
+        let back = VersionManifest::parse(m.to_json().as_bytes()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.hash_of("src/a.ts"), Some(content_hash("a").as_str()));
+        assert_eq!(back.hash_of("src/b.ts"), None);
+        let s = VersionManifest::summary(&m.metadata()).unwrap();
+        assert_eq!((s.version, s.created_at, s.files), (3, Some(42), Some(1)));
+        assert!(VersionManifest::parse(b"{}").is_err());
     }
 }

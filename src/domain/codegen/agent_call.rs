@@ -1,0 +1,142 @@
+//! The one contract between the routes and the `CodeGeneratorAgent` object: every call is an
+//! [`AgentCall`] carrying the caller as a typed [`Requester`], built by the route (which checked
+//! that the caller owns the app, and parsed the client's body once) and read by the object.
+//!
+//! Transport: the JSON of the call travels in the [`CALL_HEADER`] header of the request to the
+//! object (a WebSocket upgrade must be a bodyless GET, so one transport serves every call); a
+//! chat's message goes in the body instead, as the call's JSON, since it may be long.
+
+use super::events::StartChat;
+use super::models::ModelOverride;
+use super::run::RunState;
+use serde::{Deserialize, Serialize};
+
+/// The request header that carries a bodyless call.
+pub const CALL_HEADER: &str = "X-Byte-Call";
+
+/// Who calls, for which app (the route checked ownership; the object trusts it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Requester {
+    pub app_id: String,
+    pub user_id: String,
+    /// `scheme://host[:port]` the API was reached on (previews are served beside it).
+    pub origin: String,
+    /// The session the caller signed in with (a WebSocket command after sign-out is refused).
+    pub session_id: String,
+    /// When the caller's token expires (epoch seconds).
+    pub token_exp: i64,
+}
+
+impl Requester {
+    /// Records who the run works for and where (an alarm resumes it without a request).
+    pub fn bind(&self, s: &mut RunState) {
+        s.app_id = self.app_id.clone();
+        s.user_id = self.user_id.clone();
+        s.origin = Some(self.origin.clone());
+    }
+}
+
+/// A chat message and its optional model override, as parsed from the client's body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatCall {
+    pub message: String,
+    #[serde(default)]
+    pub config: Option<ModelOverride>,
+}
+
+impl From<StartChat> for ChatCall {
+    fn from(s: StartChat) -> Self {
+        Self {
+            message: s.message,
+            config: s.config,
+        }
+    }
+}
+
+/// Everything the routes ask of the object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum AgentCall {
+    /// A chat message; answered with Server-Sent Events.
+    Chat { by: Requester, chat: ChatCall },
+    /// The state and the stored events after `since`, as JSON.
+    State { by: Requester, since: u64 },
+    /// Server-Sent Events: the state, the stored events after `since`, then live ones.
+    Events { by: Requester, since: u64 },
+    /// A WebSocket (the request is the client's upgrade).
+    Socket { by: Requester, since: Option<u64> },
+}
+
+impl AgentCall {
+    pub fn requester(&self) -> &Requester {
+        match self {
+            AgentCall::Chat { by, .. }
+            | AgentCall::State { by, .. }
+            | AgentCall::Events { by, .. }
+            | AgentCall::Socket { by, .. } => by,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    pub fn parse(json: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(json).map_err(|e| format!("malformed call: {e}"))
+    }
+}
+
+/// `?since=` or `Last-Event-ID`: the id after which stored events are replayed.
+pub fn since(query_since: Option<&str>, last_event_id: Option<&str>) -> Option<u64> {
+    query_since
+        .and_then(|v| v.trim().parse().ok())
+        .or_else(|| last_event_id.and_then(|v| v.trim().parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by() -> Requester {
+        Requester {
+            app_id: "app_1".into(),
+            user_id: "usr_1".into(),
+            origin: "http://localhost:8787".into(),
+            session_id: "ses_1".into(),
+            token_exp: 99,
+        }
+    }
+
+    #[test]
+    fn calls_round_trip() {
+        for call in [
+            AgentCall::Chat {
+                by: by(),
+                chat: ChatCall {
+                    message: "hi".into(),
+                    config: None,
+                },
+            },
+            AgentCall::State { by: by(), since: 3 },
+            AgentCall::Events { by: by(), since: 0 },
+            AgentCall::Socket {
+                by: by(),
+                since: Some(7),
+            },
+        ] {
+            let back = AgentCall::parse(call.to_json().as_bytes()).unwrap();
+            assert_eq!(back, call);
+            assert_eq!(back.requester(), &by());
+        }
+        assert!(AgentCall::parse(b"{\"call\":\"nope\"}").is_err());
+    }
+
+    #[test]
+    fn since_prefers_the_query() {
+        assert_eq!(since(Some("5"), Some("9")), Some(5));
+        assert_eq!(since(None, Some(" 9 ")), Some(9));
+        assert_eq!(since(Some("x"), None), None);
+        assert_eq!(since(None, None), None);
+    }
+}

@@ -1,0 +1,744 @@
+//! Host tests of the driver over in-memory fakes of every port: whole runs in milliseconds, and an
+//! interruption at every file boundary of a multi-phase run.
+
+use super::driver::*;
+use super::events::{AgentEvent, RunOutcome, RunStatus};
+use super::files_format::UnifiedDiff;
+use super::models::{ChatMessage, Operation, Role};
+use super::prompts::Diagnostic;
+use super::run::RunState;
+use crate::domain::error::{ApiError, ErrorCode};
+use futures_executor::LocalPool;
+use futures_util::task::LocalSpawnExt;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+const PHASES: usize = 3;
+const FILES_PER_PHASE: usize = 3;
+
+fn blueprint_json() -> String {
+    let phases: Vec<serde_json::Value> = (0..PHASES)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("Phase {i}"),
+                "kind": if i == 0 { "foundation" } else { "core" },
+                "description": format!("phase {i}"),
+                "files": (0..FILES_PER_PHASE).map(|k| format!("src/p{i}_{k}.ts")).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let files: Vec<serde_json::Value> = (0..PHASES)
+        .flat_map(|i| {
+            (0..FILES_PER_PHASE).map(
+                move |k| serde_json::json!({"path": format!("src/p{i}_{k}.ts"), "purpose": "x"}),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "title": "Test app", "description": "an app", "template": "react-vite", "frameworks": [],
+        "files": files, "phases": phases,
+    })
+    .to_string()
+}
+
+/// Phase `i`'s output in generation `g`: every file carries the generation's tag.
+fn phase_output(i: usize, g: u32) -> String {
+    let mut out = format!("Writing phase {i}.\n");
+    for k in 0..FILES_PER_PHASE {
+        out.push_str(&format!(
+            "===FILE: src/p{i}_{k}.ts===\n// generation {g}\nexport const v{k} = {g};\n===END FILE===\n"
+        ));
+    }
+    out
+}
+
+fn phase_of(messages: &[ChatMessage]) -> usize {
+    let text: String = messages.iter().map(|m| m.content.as_str()).collect();
+    (1..=PHASES)
+        .find(|n| text.contains(&format!("Implement phase {n} of")))
+        .map(|n| n - 1)
+        .expect("an implementation prompt names its phase")
+}
+
+type Script = Box<dyn Fn(Operation, &[ChatMessage], u32) -> Result<String, ApiError>>;
+
+/// A scripted model. Every fresh call is a new generation; a continuation request continues the
+/// generation whose start it carries (so a driver that re-asked instead would mix generations).
+struct FakeModel {
+    script: Script,
+    generation: Cell<u32>,
+    produced: RefCell<Vec<String>>,
+    calls: RefCell<Vec<(Operation, Vec<ChatMessage>)>>,
+    /// Bytes per streamed delta.
+    chunk: usize,
+}
+
+impl FakeModel {
+    fn new(script: Script) -> Self {
+        Self {
+            script,
+            generation: Cell::new(0),
+            produced: RefCell::new(Vec::new()),
+            calls: RefCell::new(Vec::new()),
+            chunk: 7,
+        }
+    }
+
+    fn answer(&self, op: Operation, messages: &[ChatMessage]) -> Result<String, ApiError> {
+        self.calls.borrow_mut().push((op, messages.to_vec()));
+        let n = messages.len();
+        if n >= 2 && messages[n - 1].content == CONTINUE_INSTRUCTION {
+            assert_eq!(messages[n - 2].role, Role::Assistant);
+            let prefix = &messages[n - 2].content;
+            let whole = self
+                .produced
+                .borrow()
+                .iter()
+                .find(|p| p.starts_with(prefix.as_str()))
+                .cloned()
+                .expect("a continuation of an output this model produced");
+            return Ok(whole[prefix.len()..].to_string());
+        }
+        self.generation.set(self.generation.get() + 1);
+        let text = (self.script)(op, messages, self.generation.get())?;
+        self.produced.borrow_mut().push(text.clone());
+        Ok(text)
+    }
+
+    fn calls_of(&self, op: Operation) -> usize {
+        self.calls.borrow().iter().filter(|(o, _)| *o == op).count()
+    }
+}
+
+impl Model for FakeModel {
+    async fn complete(&self, op: Operation, messages: &[ChatMessage]) -> Result<String, ApiError> {
+        self.answer(op, messages)
+    }
+
+    async fn stream(
+        &self,
+        op: Operation,
+        messages: &[ChatMessage],
+        on_delta: &mut dyn FnMut(&str),
+    ) -> Result<(), ApiError> {
+        let text = self.answer(op, messages)?;
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            let end = text.ceil_char_boundary((at + self.chunk).min(bytes.len()));
+            on_delta(&text[at..end]);
+            at = end;
+        }
+        Ok(())
+    }
+}
+
+/// Where the fake sandbox stops answering (the run is interrupted there).
+#[derive(Clone, Copy, Debug)]
+enum Crash {
+    /// The n-th write (0-based) never starts.
+    BeforeWrite(usize),
+    /// The n-th write lands in the sandbox, then the runtime dies before the driver goes on.
+    AfterWrite(usize),
+}
+
+/// Called with the number of each landed write.
+type WriteHook = Box<dyn Fn(usize)>;
+
+#[derive(Default)]
+struct FakeSandbox {
+    files: RefCell<BTreeMap<String, String>>,
+    created: Cell<u32>,
+    writes: Cell<usize>,
+    crash: Cell<Option<Crash>>,
+    installs: RefCell<VecDeque<Result<(), String>>>,
+    install_calls: Cell<u32>,
+    errors: RefCell<VecDeque<Vec<Diagnostic>>>,
+    /// Called after each landed write (e.g. a `stop` arriving meanwhile).
+    on_write: RefCell<Option<WriteHook>>,
+}
+
+impl Sandbox for FakeSandbox {
+    async fn ensure(&self, _template: &str) -> Result<bool, ApiError> {
+        let fresh = self.created.get() == 0;
+        self.created.set(self.created.get() + 1);
+        Ok(fresh)
+    }
+
+    async fn write(&self, files: &[(String, String)]) -> Result<(), String> {
+        let n = self.writes.get();
+        if let Some(Crash::BeforeWrite(at)) = self.crash.get() {
+            if at == n {
+                futures_util::future::pending::<()>().await;
+            }
+        }
+        for (p, c) in files {
+            if p.contains("forbidden") {
+                return Err("refused".into());
+            }
+            self.files.borrow_mut().insert(p.clone(), c.clone());
+        }
+        self.writes.set(n + 1);
+        if let Some(Crash::AfterWrite(at)) = self.crash.get() {
+            if at == n {
+                futures_util::future::pending::<()>().await;
+            }
+        }
+        if let Some(f) = self.on_write.borrow().as_ref() {
+            f(n);
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), String> {
+        self.files.borrow_mut().remove(path);
+        Ok(())
+    }
+
+    async fn install(&self) -> Result<(), String> {
+        self.install_calls.set(self.install_calls.get() + 1);
+        self.installs.borrow_mut().pop_front().unwrap_or(Ok(()))
+    }
+
+    async fn errors(&self) -> Vec<Diagnostic> {
+        self.errors.borrow_mut().pop_front().unwrap_or_default()
+    }
+
+    async fn typecheck(&self) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+
+    fn preview_url(&self) -> Option<String> {
+        Some("http://app.preview.test/".into())
+    }
+}
+
+/// The persisted run: what survives an interruption.
+#[derive(Default)]
+struct FakeStore {
+    state: RefCell<RunState>,
+    files: RefCell<BTreeMap<String, String>>,
+    events: RefCell<Vec<(u64, AgentEvent)>>,
+    versions: RefCell<Vec<(String, BTreeMap<String, String>)>>,
+}
+
+impl Store for FakeStore {
+    fn read<R>(&self, f: impl FnOnce(&RunState) -> R) -> R {
+        f(&self.state.borrow())
+    }
+
+    fn commit<R>(
+        &self,
+        f: impl FnOnce(&mut RunState) -> R,
+        file: Option<FileChange<'_>>,
+        event: Option<&AgentEvent>,
+    ) -> (R, Option<u64>) {
+        let r = f(&mut self.state.borrow_mut());
+        match file {
+            Some(FileChange::Write { path, content }) => {
+                self.files.borrow_mut().insert(path.into(), content.into());
+            }
+            Some(FileChange::Delete { path }) => {
+                self.files.borrow_mut().remove(path);
+            }
+            None => {}
+        }
+        let id = event.map(|e| {
+            let mut ev = self.events.borrow_mut();
+            let id = ev.len() as u64 + 1;
+            ev.push((id, e.clone()));
+            id
+        });
+        (r, id)
+    }
+
+    fn files(&self) -> BTreeMap<String, String> {
+        self.files.borrow().clone()
+    }
+
+    fn file(&self, path: &str) -> Option<String> {
+        self.files.borrow().get(path).cloned()
+    }
+
+    async fn save_version(&self, label: &str) -> Result<u32, String> {
+        let files = self.files.borrow().clone();
+        self.versions.borrow_mut().push((label.into(), files));
+        let n = self.versions.borrow().len() as u32;
+        self.state.borrow_mut().version = n;
+        Ok(n)
+    }
+
+    async fn mirror(&self) {}
+
+    async fn keep_alive(&self) {}
+}
+
+#[derive(Default)]
+struct FakeClients {
+    seen: RefCell<Vec<AgentEvent>>,
+}
+
+impl Events for FakeClients {
+    fn send(&self, event: &AgentEvent, _id: Option<u64>) {
+        self.seen.borrow_mut().push(event.clone());
+    }
+}
+
+struct World {
+    model: Rc<FakeModel>,
+    sandbox: Rc<FakeSandbox>,
+    store: Rc<FakeStore>,
+    clients: Rc<FakeClients>,
+    cancel: Cancel,
+    max_corrections: u32,
+}
+
+fn app_script() -> Script {
+    Box::new(|op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        other => panic!("unexpected call {other:?}"),
+    })
+}
+
+impl World {
+    fn new(script: Script) -> Self {
+        Self {
+            model: Rc::new(FakeModel::new(script)),
+            sandbox: Rc::default(),
+            store: Rc::default(),
+            clients: Rc::default(),
+            cancel: Cancel::default(),
+            max_corrections: 3,
+        }
+    }
+
+    fn start(&self, prompt: &str) {
+        self.store.state.borrow_mut().start(prompt);
+    }
+
+    /// Runs the driver until it finishes or nothing can progress (an interruption); then the
+    /// driver and everything it held in memory are gone. `true` when the run finished.
+    fn run(&self) -> bool {
+        let mut pool = LocalPool::new();
+        let done = Rc::new(Cell::new(false));
+        let (m, s, st, c, d) = (
+            self.model.clone(),
+            self.sandbox.clone(),
+            self.store.clone(),
+            self.clients.clone(),
+            done.clone(),
+        );
+        let (cancel, max) = (self.cancel.clone(), self.max_corrections);
+        pool.spawner()
+            .spawn_local(async move {
+                Driver::new(&*m, &*s, &*st, &*c, cancel, max).run().await;
+                d.set(true);
+            })
+            .unwrap();
+        pool.run_until_stalled();
+        done.get()
+    }
+
+    fn stored(&self) -> Vec<AgentEvent> {
+        self.store
+            .events
+            .borrow()
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    fn written(&self, path: &str) -> usize {
+        self.stored()
+            .iter()
+            .filter(|e| matches!(e, AgentEvent::FileGenerated { path: p, .. } if p == path))
+            .count()
+    }
+
+    fn status(&self) -> RunStatus {
+        self.store.state.borrow().status
+    }
+}
+
+fn all_paths() -> Vec<String> {
+    (0..PHASES)
+        .flat_map(|i| (0..FILES_PER_PHASE).map(move |k| format!("src/p{i}_{k}.ts")))
+        .collect()
+}
+
+fn generation_of(content: &str) -> &str {
+    content.lines().next().unwrap_or_default()
+}
+
+#[test]
+fn a_prompt_becomes_a_finished_app() {
+    let w = World::new(app_script());
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.status(), RunStatus::Complete);
+    for p in all_paths() {
+        assert_eq!(w.written(&p), 1, "{p}");
+        assert_eq!(
+            w.sandbox.files.borrow().get(&p),
+            w.store.files.borrow().get(&p)
+        );
+    }
+    let ev = w.stored();
+    assert!(
+        matches!(ev.first(), Some(AgentEvent::PhaseStart { phase, .. }) if phase == "planning")
+    );
+    assert!(matches!(
+        ev.last(),
+        Some(AgentEvent::Done {
+            status: RunOutcome::Completed
+        })
+    ));
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, AgentEvent::PreviewReady { .. })));
+    // One version per phase, each with the files so far.
+    let versions = w.store.versions.borrow();
+    assert_eq!(versions.len(), PHASES);
+    assert_eq!(versions[PHASES - 1].1.len(), PHASES * FILES_PER_PHASE);
+    // Live chunks reached clients but were not stored.
+    assert!(w
+        .clients
+        .seen
+        .borrow()
+        .iter()
+        .any(|e| matches!(e, AgentEvent::FileChunk { .. })));
+    assert!(!ev.iter().any(|e| matches!(e, AgentEvent::FileChunk { .. })));
+    assert_eq!(w.model.calls_of(Operation::Implementation), PHASES);
+}
+
+/// For every write of the run and both sides of it: interrupt there, start a fresh driver on
+/// what was stored, finish. Every file lands exactly once, and each phase's files come from one
+/// generation (the model gives a different one to every fresh request).
+#[test]
+fn an_interruption_at_every_file_boundary_resumes_coherently() {
+    let total = PHASES * FILES_PER_PHASE;
+    for at in 0..total {
+        for crash in [Crash::BeforeWrite(at), Crash::AfterWrite(at)] {
+            let w = World::new(app_script());
+            w.start("build it");
+            w.sandbox.crash.set(Some(crash));
+            assert!(!w.run(), "{crash:?}: the run should have been interrupted");
+            w.sandbox.crash.set(None);
+            assert!(w.run(), "{crash:?}: the resumed run should finish");
+            assert_eq!(w.status(), RunStatus::Complete, "{crash:?}");
+            let sandbox = w.sandbox.files.borrow();
+            let stored = w.store.files.borrow();
+            assert_eq!(*sandbox, *stored, "{crash:?}: sandbox and store agree");
+            for p in all_paths() {
+                assert_eq!(w.written(&p), 1, "{crash:?}: {p} announced once");
+            }
+            for i in 0..PHASES {
+                let gens: std::collections::BTreeSet<&str> = (0..FILES_PER_PHASE)
+                    .map(|k| generation_of(&stored[&format!("src/p{i}_{k}.ts")]))
+                    .collect();
+                assert_eq!(gens.len(), 1, "{crash:?}: phase {i} mixes {gens:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_write_lost_between_sandbox_and_store_is_undone_when_the_model_changes_course() {
+    // The first file of phase 0 reaches the sandbox, the runtime dies; nothing was committed,
+    // so the unit starts over, and this time the model writes other files.
+    let w = World::new(Box::new(|op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation if g <= 3 => Ok(
+            "===FILE: src/stray.ts===\nexport {};\n===END FILE===\n".to_string()
+                + &phase_output(phase_of(messages), g),
+        ),
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.start("build it");
+    w.sandbox.crash.set(Some(Crash::AfterWrite(0)));
+    assert!(!w.run());
+    assert!(w.sandbox.files.borrow().contains_key("src/stray.ts"));
+    w.sandbox.crash.set(None);
+    // The stray file's generation is continued (its start was never committed, so the unit
+    // starts clean and the model's next answer has no stray file).
+    w.model.generation.set(10);
+    assert!(w.run());
+    assert!(!w.sandbox.files.borrow().contains_key("src/stray.ts"));
+    assert_eq!(*w.sandbox.files.borrow(), *w.store.files.borrow());
+}
+
+fn diag(file: &str, message: &str) -> Diagnostic {
+    Diagnostic {
+        file: Some(file.into()),
+        line: Some(1),
+        column: None,
+        message: message.into(),
+        kind: "typescript".into(),
+    }
+}
+
+#[test]
+fn correction_rounds_fix_errors_and_stop_at_their_bound() {
+    let w = World::new(Box::new(|op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        Operation::ErrorCorrection => {
+            let text: String = messages.iter().map(|m| m.content.as_str()).collect();
+            assert!(text.contains("broken here"), "the errors reach the model");
+            Ok(format!(
+                "===FILE: src/fix{g}.ts===\nexport const fixed = {g};\n===END FILE===\n"
+            ))
+        }
+        other => panic!("unexpected call {other:?}"),
+    }));
+    // Phase 0: one error, fixed by one round. Phase 1: errors that never go away.
+    {
+        let mut e = w.sandbox.errors.borrow_mut();
+        e.push_back(vec![diag("src/p0_0.ts", "broken here")]);
+        e.push_back(vec![]);
+        for _ in 0..4 {
+            e.push_back(vec![diag("src/p1_0.ts", "broken here")]);
+        }
+    }
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.model.calls_of(Operation::ErrorCorrection), 1 + 3);
+    let reported: Vec<String> = w
+        .stored()
+        .into_iter()
+        .filter_map(|e| match e {
+            AgentEvent::Error {
+                code,
+                message,
+                recoverable: true,
+            } => {
+                assert_eq!(code, ErrorCode::E005);
+                Some(message)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(
+        reported[0].contains("after 3 correction rounds"),
+        "{reported:?}"
+    );
+    assert!(reported[0].contains("src/p1_0.ts:1 broken here"));
+    // The run goes on to the last phase and completes.
+    assert_eq!(w.status(), RunStatus::Complete);
+    assert_eq!(w.written("src/p2_0.ts"), 1);
+}
+
+#[test]
+fn a_failed_install_goes_to_the_model_and_is_corrected() {
+    let w = World::new(Box::new(|op, messages, g| {
+        match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation if phase_of(messages) == 0 => Ok(format!(
+            "===FILE: package.json===\n{{\"dependencies\":{{\"no-such-pkg\":\"1\"}}}}\n===END FILE===\n{}",
+            phase_output(0, g)
+        )),
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        Operation::ErrorCorrection => {
+            let text: String = messages.iter().map(|m| m.content.as_str()).collect();
+            assert!(text.contains("npm ERR! 404 no-such-pkg"));
+            Ok("===FILE: package.json===\n{\"dependencies\":{}}\n===END FILE===\n".into())
+        }
+        other => panic!("unexpected call {other:?}"),
+    }
+    }));
+    w.sandbox
+        .installs
+        .borrow_mut()
+        .push_back(Err("npm ERR! 404 no-such-pkg".into()));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.sandbox.install_calls.get(), 2);
+    assert_eq!(w.model.calls_of(Operation::ErrorCorrection), 1);
+    assert_eq!(
+        w.store.files.borrow()["package.json"],
+        "{\"dependencies\":{}}\n"
+    );
+    assert_eq!(w.status(), RunStatus::Complete);
+}
+
+#[test]
+fn stop_then_resume_continues_the_same_generation() {
+    let w = World::new(app_script());
+    // A `stop` arrives right after the second file of phase 1 landed.
+    let (store, cancel) = (w.store.clone(), w.cancel.clone());
+    *w.sandbox.on_write.borrow_mut() = Some(Box::new(move |n| {
+        if n == FILES_PER_PHASE + 1 {
+            store.state.borrow_mut().stop();
+            cancel.cancel();
+        }
+    }));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.status(), RunStatus::Stopped);
+    assert!(matches!(
+        w.stored().last(),
+        Some(AgentEvent::Done {
+            status: RunOutcome::Stopped
+        })
+    ));
+    *w.sandbox.on_write.borrow_mut() = None;
+    w.store.state.borrow_mut().resume().unwrap();
+    let w2 = World {
+        cancel: Cancel::default(),
+        ..w
+    };
+    assert!(w2.run());
+    assert_eq!(w2.status(), RunStatus::Complete);
+    for p in all_paths() {
+        assert!(w2.written(&p) <= 1, "{p}");
+    }
+    let stored = w2.store.files.borrow();
+    let gens: std::collections::BTreeSet<&str> = (0..FILES_PER_PHASE)
+        .map(|k| generation_of(&stored[&format!("src/p1_{k}.ts")]))
+        .collect();
+    assert_eq!(gens.len(), 1, "phase 1 mixes {gens:?}");
+    assert_eq!(*w2.sandbox.files.borrow(), *stored);
+}
+
+#[test]
+fn a_queued_follow_up_is_applied_as_a_diff_touching_only_its_file() {
+    let w = World::new(Box::new(|op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        Operation::ChatEdit => {
+            let text: String = messages.iter().map(|m| m.content.as_str()).collect();
+            assert!(text.contains("rename v0"));
+            // The files are shown in path order: the first is src/p0_0.ts.
+            let at = text.find("// generation ").expect("files shown") + 14;
+            let g: String = text[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            let old = format!("// generation {g}\nexport const v0 = {g};\n");
+            let new = format!("// generation {g}\nexport const first = {g};\n");
+            let diff = UnifiedDiff::compute("src/p0_0.ts", &old, &new);
+            Ok(format!(
+                "Renaming.\n===DIFF: src/p0_0.ts===\n{diff}===END DIFF===\n"
+            ))
+        }
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.start("build it");
+    assert!(w.run());
+    let before = w.store.files.borrow().clone();
+    w.store.state.borrow_mut().enqueue("rename v0").unwrap();
+    assert!(w.run());
+    let after = w.store.files.borrow().clone();
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(p, c)| before.get(*p) != Some(*c))
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(changed, vec!["src/p0_0.ts"]);
+    assert!(after["src/p0_0.ts"].contains("export const first = "));
+    assert_eq!(*w.sandbox.files.borrow(), after);
+    assert_eq!(w.store.versions.borrow().last().unwrap().0, EDIT_PHASE);
+    assert_eq!(w.status(), RunStatus::Complete);
+}
+
+#[test]
+fn a_model_failure_ends_the_run_with_e005() {
+    let w = World::new(Box::new(|op, _messages, _g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        _ => Err(generation_failed("the model answered 500 on every attempt")),
+    }));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.status(), RunStatus::Failed);
+    let ev = w.stored();
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        AgentEvent::Error {
+            code: ErrorCode::E005,
+            recoverable: false,
+            ..
+        }
+    )));
+    assert!(matches!(
+        ev.last(),
+        Some(AgentEvent::Done {
+            status: RunOutcome::Failed
+        })
+    ));
+    assert!(w.sandbox.files.borrow().is_empty());
+}
+
+#[test]
+fn a_truncated_stream_writes_no_partial_file_and_fails() {
+    let w = World::new(Box::new(|op, _messages, _g| {
+        match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        _ => Ok("===FILE: src/p0_0.ts===\nexport const a = 1;\n===END FILE===\n===FILE: src/p0_1.ts===\nexport const".into()),
+    }
+    }));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.status(), RunStatus::Failed);
+    assert!(w.sandbox.files.borrow().contains_key("src/p0_0.ts"));
+    assert!(!w.sandbox.files.borrow().contains_key("src/p0_1.ts"));
+}
+
+#[test]
+fn a_refused_path_is_a_recoverable_error_and_the_others_land() {
+    let w = World::new(Box::new(|op, messages, g| {
+        match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => Ok(format!(
+            "===FILE: ../evil.ts===\nx\n===END FILE===\n===FILE: src/forbidden.ts===\nx\n===END FILE===\n{}",
+            phase_output(phase_of(messages), g)
+        )),
+        other => panic!("unexpected call {other:?}"),
+    }
+    }));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.status(), RunStatus::Complete);
+    let errors = w
+        .stored()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                AgentEvent::Error {
+                    recoverable: true,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(errors, 2 * PHASES);
+    assert!(!w.store.files.borrow().contains_key("src/forbidden.ts"));
+    assert_eq!(w.written("src/p2_2.ts"), 1);
+}
+
+#[test]
+fn a_lost_sandbox_comes_back_with_the_apps_files() {
+    let w = World::new(app_script());
+    w.start("build it");
+    assert!(w.run());
+    // The sandbox lost its disk; the next use brings it back from the stored files.
+    w.sandbox.files.borrow_mut().clear();
+    w.sandbox.created.set(0);
+    let (m, s, st, c) = (&*w.model, &*w.sandbox, &*w.store, &*w.clients);
+    let d = Driver::new(m, s, st, c, Cancel::default(), 3);
+    futures_executor::block_on(d.ensure_sandbox("react-vite")).unwrap();
+    assert_eq!(*w.sandbox.files.borrow(), *w.store.files.borrow());
+    assert_eq!(w.sandbox.files.borrow().len(), PHASES * FILES_PER_PHASE);
+}

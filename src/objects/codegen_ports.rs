@@ -1,0 +1,230 @@
+//! The code generator's ports on the Workers side: the model through the LLM client
+//! ([`LlmModel`]), the app's sandbox through its Durable Object ([`SandboxClient`], typed with
+//! the shared sandbox protocol), and the connected clients ([`Clients`]: SSE streams and
+//! hibernatable WebSockets).
+
+use crate::domain::codegen::driver::{Cancel, Events, Model, Sandbox};
+use crate::domain::codegen::events::AgentEvent;
+use crate::domain::codegen::models::{ChatMessage, ModelOverride, Operation};
+use crate::domain::codegen::prompts::Diagnostic;
+use crate::domain::error::{ApiError, ErrorCode};
+use crate::domain::sandbox::{install_request, Status as SandboxStatus};
+use crate::domain::sandbox_call::{Owner, SandboxCall};
+use crate::http::App;
+use crate::services::llm::{Call, Llm};
+use crate::services::sandbox as sandbox_service;
+use byte_protocol::{ErrorsReply, ExecReply, FileInput, RelPath, TypecheckRequest, WriteFiles};
+use futures_channel::mpsc::UnboundedSender;
+use std::cell::RefCell;
+use worker::State;
+
+/// How long a generation waits for its sandbox to become ready.
+const SANDBOX_READY_TIMEOUT_MS: i64 = 240_000;
+/// How long the type check after a phase may run.
+const TYPECHECK_TIMEOUT_MS: u64 = 120_000;
+
+pub type Frame = std::result::Result<Vec<u8>, worker::Error>;
+
+/// The model, for one run: who it works for, its override, its stop flag.
+pub struct LlmModel<'a> {
+    pub app: &'a App,
+    pub user_id: String,
+    pub app_id: String,
+    pub config: Option<ModelOverride>,
+    pub cancel: Cancel,
+}
+
+impl LlmModel<'_> {
+    fn call(&self, operation: Operation) -> Call<'_> {
+        Call {
+            user_id: &self.user_id,
+            app_id: Some(&self.app_id),
+            operation,
+            overrides: self.config.as_ref(),
+            cancel: Some(&self.cancel),
+        }
+    }
+}
+
+impl Model for LlmModel<'_> {
+    async fn complete(&self, op: Operation, messages: &[ChatMessage]) -> Result2<String> {
+        let llm = Llm::new(self.app)?;
+        Ok(llm.complete(&self.call(op), messages).await?.text)
+    }
+
+    async fn stream(
+        &self,
+        op: Operation,
+        messages: &[ChatMessage],
+        on_delta: &mut dyn FnMut(&str),
+    ) -> Result2<()> {
+        let llm = Llm::new(self.app)?;
+        llm.stream(&self.call(op), messages, on_delta).await?;
+        Ok(())
+    }
+}
+
+type Result2<T> = std::result::Result<T, ApiError>;
+
+/// The app's sandbox, through its `UserAppSandboxService` object: every operation is one typed
+/// [`SandboxCall`] sent with [`crate::services::sandbox`], creation through its `start` (the
+/// owner's quota, as for the API).
+pub struct SandboxClient<'a> {
+    pub app: &'a App,
+    pub app_id: String,
+    pub user_id: String,
+    /// Where the API was reached (`scheme://host[:port]`), for preview addresses.
+    pub origin: Option<String>,
+}
+
+fn unavailable(m: String) -> ApiError {
+    ApiError::new(503, ErrorCode::E006, m)
+}
+
+impl SandboxClient<'_> {
+    /// A call whose reply is read as `T`; `Err`: the agent's message, or why it was not reached.
+    async fn reply<T: serde::de::DeserializeOwned>(
+        &self,
+        call: &SandboxCall,
+    ) -> std::result::Result<T, String> {
+        sandbox_service::reply(&self.app.env, &self.app_id, call).await
+    }
+
+    async fn status(&self) -> Result2<Option<crate::domain::sandbox::State>> {
+        sandbox_service::lifecycle(&self.app.env, &self.app_id, &SandboxCall::Status).await
+    }
+}
+
+impl Sandbox for SandboxClient<'_> {
+    async fn ensure(&self, template: &str) -> Result2<bool> {
+        let current = self.status().await?;
+        let fresh = !current.as_ref().is_some_and(|s| s.status.is_active());
+        if fresh {
+            let by = Owner {
+                app_id: self.app_id.clone(),
+                user_id: self.user_id.clone(),
+            };
+            sandbox_service::start(self.app, &by, template).await?;
+        }
+        let deadline = super::codegen_store::now() + SANDBOX_READY_TIMEOUT_MS;
+        loop {
+            let s = self
+                .status()
+                .await?
+                .ok_or_else(|| unavailable("the sandbox disappeared".into()))?;
+            match s.status {
+                SandboxStatus::Ready => return Ok(fresh),
+                SandboxStatus::Failed | SandboxStatus::Stopped => {
+                    return Err(unavailable(format!(
+                        "the sandbox is {}: {}",
+                        s.status.as_str(),
+                        s.reason.unwrap_or_default()
+                    )))
+                }
+                _ if super::codegen_store::now() > deadline => {
+                    return Err(unavailable(
+                        "the sandbox did not become ready in time".into(),
+                    ))
+                }
+                _ => worker::Delay::from(std::time::Duration::from_millis(500)).await,
+            }
+        }
+    }
+
+    async fn write(&self, files: &[(String, String)]) -> std::result::Result<(), String> {
+        let call = SandboxCall::WriteFiles(WriteFiles {
+            files: files
+                .iter()
+                .map(|(p, c)| FileInput::text(p.clone(), c.clone()))
+                .collect(),
+        });
+        self.reply::<serde_json::Value>(&call).await.map(|_| ())
+    }
+
+    async fn delete(&self, path: &str) -> std::result::Result<(), String> {
+        let path = RelPath::parse(path).map_err(|e| e.to_string())?;
+        let call = SandboxCall::DeleteFile { path };
+        match sandbox_service::send(&self.app.env, &self.app_id, &call).await {
+            Ok(r) if matches!(r.status_code(), 204 | 404) => Ok(()),
+            Ok(r) => Err(format!("the sandbox answered {}", r.status_code())),
+            Err(e) => Err(format!("sandbox unreachable: {e}")),
+        }
+    }
+
+    async fn install(&self) -> std::result::Result<(), String> {
+        let r: ExecReply = self
+            .reply(&SandboxCall::Exec(install_request()))
+            .await
+            .map_err(|e| format!("npm install could not run: {e}"))?;
+        if r.exit_code == Some(0) {
+            Ok(())
+        } else if r.timed_out {
+            Err("npm install timed out".into())
+        } else {
+            // The end of npm's report says what went wrong.
+            Err(format!(
+                "npm install failed:\n{}",
+                r.stderr_tail(15).join("\n")
+            ))
+        }
+    }
+
+    async fn errors(&self) -> Vec<Diagnostic> {
+        self.reply::<ErrorsReply>(&SandboxCall::Errors { since: None })
+            .await
+            .map(|r| r.errors)
+            .unwrap_or_default()
+    }
+
+    async fn typecheck(&self) -> Vec<Diagnostic> {
+        let call = SandboxCall::Typecheck(TypecheckRequest {
+            timeout_ms: Some(TYPECHECK_TIMEOUT_MS),
+        });
+        match self.reply::<ErrorsReply>(&call).await {
+            Ok(r) => r.errors,
+            Err(e) => {
+                worker::console_warn!("codegen: typecheck unavailable: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    fn preview_url(&self) -> Option<String> {
+        let api = worker::Url::parse(self.origin.as_deref()?).ok()?;
+        sandbox_service::preview_url(self.app, &api, &self.app_id).ok()
+    }
+}
+
+/// Connected clients: SSE streams (until the run ends) and the object's WebSockets.
+pub struct Clients<'a> {
+    pub state: &'a State,
+    pub streams: &'a RefCell<Vec<UnboundedSender<Frame>>>,
+}
+
+/// A WebSocket frame: the event's JSON (always an object), with its stored id when it has one.
+pub fn ws_text(json: &str, seq: Option<u64>) -> String {
+    match (seq, json.strip_prefix('{')) {
+        (Some(id), Some(rest)) => format!("{{\"id\":{id},{rest}"),
+        _ => json.to_string(),
+    }
+}
+
+impl Events for Clients<'_> {
+    fn send(&self, ev: &AgentEvent, id: Option<u64>) {
+        let sse = match id {
+            Some(id) => ev.to_sse_with_id(id),
+            None => ev.to_sse(),
+        };
+        self.streams
+            .borrow_mut()
+            .retain(|tx| tx.unbounded_send(Ok(sse.clone().into_bytes())).is_ok());
+        let text = ws_text(&ev.to_json(), id);
+        for ws in self.state.get_websockets() {
+            let _ = ws.send_with_str(&text);
+        }
+    }
+
+    fn log(&self, line: &str) {
+        worker::console_log!("{line}");
+    }
+}
