@@ -12,7 +12,9 @@
 
 use crate::domain::codegen::agent_call::{self, AgentCall, Requester, CALL_HEADER};
 use crate::domain::codegen::events::parse_start_chat;
-use crate::domain::codegen::run::{blob_key, version_key, versions_prefix};
+use crate::domain::codegen::run::{
+    blob_key, version_key, versions_prefix, VersionManifest, VersionSummary,
+};
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::auth::Caller;
 use crate::http::{header, internal, read_body, App};
@@ -156,30 +158,21 @@ pub async fn versions(app: &App, caller: &Caller, id: &str) -> ApiResult<Respons
         .include(vec![worker::Include::CustomMetadata])
         .execute()
         .await?;
-    let mut out = Vec::new();
-    for o in listed.objects() {
-        let m = o.custom_metadata().unwrap_or_default();
-        let num = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok());
-        let Some(version) = num("version") else {
-            continue;
-        };
-        out.push(serde_json::json!({
-            "version": version,
-            "label": m.get("label"),
-            "createdAt": num("createdAt"),
-            "files": num("files"),
-        }));
-    }
+    let out: Vec<VersionSummary> = listed
+        .objects()
+        .iter()
+        .filter_map(|o| VersionManifest::summary(&o.custom_metadata().unwrap_or_default()))
+        .collect();
     crate::http::json(200, &serde_json::json!({ "versions": out }))
 }
 
-async fn manifest(app: &App, app_id: &str, n: &str) -> ApiResult<serde_json::Value> {
+async fn manifest(app: &App, app_id: &str, n: &str) -> ApiResult<VersionManifest> {
     let missing = || ApiError::not_found("version");
     let n: u32 = n.parse().map_err(|_| missing())?;
     let bytes = get_bytes(app, "APP_FILES", &version_key(app_id, n))
         .await?
         .ok_or_else(missing)?;
-    serde_json::from_slice(&bytes).map_err(internal)
+    VersionManifest::parse(&bytes).map_err(internal)
 }
 
 /// `GET /api/agent/:appId/versions/:n`: the manifest (every file with its hash and size).
@@ -199,13 +192,7 @@ pub async fn version_file(
     let rec = super::sandbox::owned(app, caller, id).await?;
     let m = manifest(app, &rec.id, n).await?;
     let missing = || ApiError::not_found("file in this version");
-    let hash = m["files"]
-        .as_array()
-        .and_then(|fs| fs.iter().find(|f| f["path"] == path))
-        .and_then(|f| f["hash"].as_str())
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(missing)?
-        .to_string();
+    let hash = m.hash_of(path).ok_or_else(missing)?.to_string();
     let bytes = get_bytes(app, "APP_FILES", &blob_key(&rec.id, &hash))
         .await?
         .ok_or_else(missing)?;
