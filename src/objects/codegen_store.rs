@@ -309,15 +309,12 @@ impl Store for AgentStore {
                 st.user_id.clone(),
             )
         });
-        let r = async {
-            self.env
-                .d1(crate::services::db::BINDING)?
-                .prepare("UPDATE apps SET files = ?1, container_state = ?2, updated_at = unixepoch() WHERE id = ?3 AND user_id = ?4")
-                .bind(&[files.into(), gen.into(), app_id.into(), user_id.into()])?
-                .run()
+        let r = match self.env.d1(crate::services::db::BINDING) {
+            Ok(db) => crate::services::db::mirror_generation(&db, &app_id, &user_id, &files, &gen)
                 .await
-        }
-        .await;
+                .map_err(|e| e.message),
+            Err(e) => Err(e.to_string()),
+        };
         if let Err(e) = r {
             worker::console_error!("codegen: saving the app's files to D1 failed: {e}");
         }

@@ -3,35 +3,10 @@
 //! scoped by `user_id`, so one user's rows are unreachable from another's calls.
 
 use crate::domain::error::ApiResult;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use worker::wasm_bindgen::JsValue;
 use worker::D1Database;
 
-fn text(s: &str) -> JsValue {
-    JsValue::from_str(s)
-}
-
-fn int(n: i64) -> JsValue {
-    JsValue::from_f64(n as f64)
-}
-
-async fn all<T: DeserializeOwned>(db: &D1Database, sql: &str, b: &[JsValue]) -> ApiResult<Vec<T>> {
-    Ok(db.prepare(sql).bind(b)?.all().await?.results::<T>()?)
-}
-
-async fn first<T: DeserializeOwned>(
-    db: &D1Database,
-    sql: &str,
-    b: &[JsValue],
-) -> ApiResult<Option<T>> {
-    Ok(db.prepare(sql).bind(b)?.first::<T>(None).await?)
-}
-
-async fn run(db: &D1Database, sql: &str, b: &[JsValue]) -> ApiResult<u64> {
-    let r = db.prepare(sql).bind(b)?.run().await?;
-    Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) as u64)
-}
+use super::db::{all, first, int, opt, run, text};
 
 // ---------------------------------------------------------------- provider keys
 
@@ -172,7 +147,7 @@ pub async fn record_usage(db: &D1Database, r: &UsageRecord<'_>) -> ApiResult<()>
         &[
             text(&crate::domain::random::id("use")),
             text(r.user_id),
-            r.app_id.map(text).unwrap_or(JsValue::NULL),
+            opt(r.app_id),
             text(r.operation),
             text(r.provider),
             text(r.model),

@@ -16,15 +16,15 @@ use worker::{D1Database, D1PreparedStatement};
 
 pub use crate::http::DB_BINDING as BINDING;
 
-fn text(s: &str) -> JsValue {
+pub(super) fn text(s: &str) -> JsValue {
     JsValue::from_str(s)
 }
 
-fn int(n: i64) -> JsValue {
+pub(super) fn int(n: i64) -> JsValue {
     JsValue::from_f64(n as f64)
 }
 
-fn opt(s: Option<&str>) -> JsValue {
+pub(super) fn opt(s: Option<&str>) -> JsValue {
     s.map(JsValue::from_str).unwrap_or(JsValue::NULL)
 }
 
@@ -41,7 +41,7 @@ fn stmt(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<D1PreparedSt
     Ok(db.prepare(sql).bind(binds)?)
 }
 
-async fn first<T: DeserializeOwned>(
+pub(super) async fn first<T: DeserializeOwned>(
     db: &D1Database,
     sql: &str,
     binds: &[JsValue],
@@ -49,7 +49,7 @@ async fn first<T: DeserializeOwned>(
     Ok(stmt(db, sql, binds)?.first::<T>(None).await?)
 }
 
-async fn all<T: DeserializeOwned>(
+pub(super) async fn all<T: DeserializeOwned>(
     db: &D1Database,
     sql: &str,
     binds: &[JsValue],
@@ -58,7 +58,7 @@ async fn all<T: DeserializeOwned>(
 }
 
 /// Runs a write and returns how many rows it changed.
-async fn run(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<u64> {
+pub(super) async fn run(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<u64> {
     let r = stmt(db, sql, binds)?.run().await?;
     Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) as u64)
 }
@@ -495,4 +495,21 @@ pub async fn set_sandbox_status(
     )
     .await?
         > 0)
+}
+
+/// Mirrors the code generator's file list and state (JSON) into the owner's app row.
+pub async fn mirror_generation(
+    db: &D1Database,
+    app_id: &str,
+    user_id: &str,
+    files_json: &str,
+    state_json: &str,
+) -> ApiResult<()> {
+    run(
+        db,
+        "UPDATE apps SET files = ?1, container_state = ?2, updated_at = unixepoch() WHERE id = ?3 AND user_id = ?4",
+        &[text(files_json), text(state_json), text(app_id), text(user_id)],
+    )
+    .await?;
+    Ok(())
 }
