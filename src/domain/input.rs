@@ -265,13 +265,8 @@ pub struct Query {
 
 impl Query {
     pub fn parse(query: &str) -> Self {
-        let pairs = query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (percent_decode(k), percent_decode(v))
-            })
+        let pairs = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         Self {
             pairs,
@@ -339,46 +334,16 @@ impl Query {
     }
 }
 
-/// Decodes `%XX` escapes and `+` as space; invalid escapes are kept literally, invalid UTF-8 lossily.
-pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// What a query component keeps unescaped: RFC 3986's unreserved characters.
+const QUERY_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Encodes a string for use in a URL query component.
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, QUERY_COMPONENT).to_string()
 }
 
 #[cfg(test)]
@@ -460,8 +425,20 @@ mod tests {
 
     #[test]
     fn percent_round_trip_and_bad_escapes() {
-        assert_eq!(percent_decode(&percent_encode("a b/ü?&=")), "a b/ü?&=");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(percent_decode("100%"), "100%");
+        let q = Query::parse(&format!(
+            "k={}&plus=a+b&bad=%zz%4&pct=100%",
+            percent_encode("a b/ü?&=")
+        ));
+        let get = |k: &str| {
+            q.pairs
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("k"), Some("a b/ü?&="));
+        assert_eq!(get("plus"), Some("a b"));
+        assert_eq!(get("bad"), Some("%zz%4"));
+        assert_eq!(get("pct"), Some("100%"));
+        assert_eq!(percent_encode("a-b_c.d~e f"), "a-b_c.d~e%20f");
     }
 }
