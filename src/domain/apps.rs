@@ -19,10 +19,19 @@ pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 pub const MAX_SEARCH: usize = 200;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Public,
+    /// What a row without a (known) visibility is: nobody else sees it.
+    #[default]
+    #[serde(other)]
     Private,
+}
+
+/// A row's visibility; `null` reads as private.
+fn visibility_or_private<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Visibility, D::Error> {
+    Ok(Option::<Visibility>::deserialize(d)?.unwrap_or_default())
 }
 
 impl Visibility {
@@ -46,7 +55,8 @@ pub struct AppRecord {
     pub user_id: Option<String>,
     pub title: String,
     pub description: Option<String>,
-    pub visibility: Option<String>,
+    #[serde(default, deserialize_with = "visibility_or_private")]
+    pub visibility: Visibility,
     pub config: Option<String>,
     pub tags: Option<String>,
     pub files: Option<String>,
@@ -77,7 +87,7 @@ pub struct AppSummary {
     pub id: String,
     pub title: String,
     pub description: Option<String>,
-    pub visibility: String,
+    pub visibility: Visibility,
     pub tags: Value,
     pub is_deployed: bool,
     pub deploy_url: Option<String>,
@@ -104,7 +114,7 @@ impl AppRecord {
             id: self.id.clone(),
             title: self.title.clone(),
             description: self.description.clone(),
-            visibility: self.visibility.clone().unwrap_or_else(|| "private".into()),
+            visibility: self.visibility,
             tags: json_or(&self.tags, Value::Array(vec![])),
             is_deployed: self.is_deployed.unwrap_or(0.0) != 0.0,
             deploy_url: self.deploy_url.clone(),
@@ -132,7 +142,7 @@ impl AppRecord {
 
     /// Who may see it: the owner always, others only when public.
     pub fn visible_to(&self, viewer: Option<&str>) -> bool {
-        self.visibility.as_deref() == Some("public")
+        self.visibility == Visibility::Public
             || (viewer.is_some() && viewer == self.user_id.as_deref())
     }
 }
@@ -512,8 +522,18 @@ mod tests {
         )
         .unwrap();
         assert!(r.visible_to(Some("u1")) && !r.visible_to(Some("u2")) && !r.visible_to(None));
-        r.visibility = Some("public".into());
+        r.visibility = Visibility::Public;
         assert!(r.visible_to(None));
         assert!(r.detail(Some("u2")).container_state.is_null());
+        // A row without a visibility (or an unknown one) is private.
+        for v in [serde_json::Value::Null, serde_json::json!("secret")] {
+            let r: AppRecord = serde_json::from_value(
+                serde_json::json!({"id":"a","user_id":"u1","title":"t","visibility":v}),
+            )
+            .unwrap();
+            assert_eq!(r.visibility, Visibility::Private);
+        }
+        let summary = serde_json::to_value(r.summary()).unwrap();
+        assert_eq!(summary["visibility"], "public");
     }
 }

@@ -54,7 +54,7 @@ async fn proxy(req: Request, app: &App, app_id: &str) -> ApiResult<Response> {
     let now_s = now_ms() / 1000;
     let mut url = req.url()?;
 
-    if rec.visibility.as_deref() != Some("public") {
+    if rec.visibility != crate::domain::apps::Visibility::Public {
         // A token in the URL is exchanged for a cookie, and the URL cleaned.
         if let Some(token) = url
             .query_pairs()
