@@ -24,71 +24,21 @@ pub fn validate_path(raw: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    /// The rules themselves are tested where they live (`byte_protocol::path`); here, that the
+    /// model's paths go through them: normalised when good, refused with the reason when not.
     #[test]
-    fn validate_path_accepts_and_normalises() {
-        for (raw, want) in [
-            ("src/App.tsx", "src/App.tsx"),
-            ("./src/App.tsx", "src/App.tsx"),
-            ("src//./lib/a.ts", "src/lib/a.ts"),
-            (
-                "app/[id]/(group)/@slot/+page.svelte",
-                "app/[id]/(group)/@slot/+page.svelte",
-            ),
-            ("routes/$slug.tsx", "routes/$slug.tsx"),
-            (".env.example", ".env.example"),
-            (".github/workflows/ci.yml", ".github/workflows/ci.yml"),
-            ("a.gitignore", "a.gitignore"),
-            ("node_modules_backup/x", "node_modules_backup/x"),
-        ] {
-            assert_eq!(validate_path(raw).as_deref(), Ok(want), "{raw}");
-        }
-        let deep = vec!["d"; MAX_PATH_DEPTH].join("/");
-        assert!(validate_path(&deep).is_ok());
-        assert!(validate_path(&"a".repeat(255)).is_ok());
-    }
-
-    #[test]
-    fn validate_path_refuses_with_reasons() {
+    fn validate_path_delegates_to_the_shared_parser() {
+        assert_eq!(
+            validate_path("./src//App.tsx").as_deref(),
+            Ok("src/App.tsx")
+        );
         for (raw, why) in [
-            ("", "empty"),
             ("../x", ".."),
-            ("src/../../x", ".."),
             ("/etc/passwd", "absolute"),
-            ("C:/x", "drive"),
-            ("c:x", "drive"),
-            ("src\\a.ts", "backslash"),
-            ("a\0b", "NUL"),
-            ("a\nb", "control"),
-            ("a\tb", "control"),
-            ("a\u{7f}b", "control"),
-            ("src/", "directory"),
-            (".", "root"),
-            ("./", "directory"),
-            ("...", "dots"),
-            ("a/.../b", "dots"),
-            ("node_modules/react/index.js", "node_modules"),
-            ("x/Node_Modules/y", "node_modules"),
-            (".git/config", ".git"),
-            ("a/.GIT/hooks/pre-commit", ".git"),
-            ("-rf", "`-`"),
-            ("a b.ts", "' '"),
-            ("ab:c", "':'"),
-            ("~/x", "'~'"),
-            ("é.ts", "'é'"),
-            ("a%2e", "'%'"),
-            ("a*b", "'*'"),
-            ("a;b", "';'"),
-            ("a|b", "'|'"),
-            ("a`b", "'`'"),
-            ("a'b", "'\\''"),
+            ("node_modules/a", "node_modules"),
         ] {
-            let e = validate_path(raw).unwrap_err();
-            assert!(e.contains(why), "{raw:?}: {e}");
+            assert!(validate_path(raw).unwrap_err().contains(why), "{raw}");
         }
-        assert!(validate_path(&"a".repeat(MAX_PATH_BYTES + 1))
-            .unwrap_err()
-            .contains("512"));
-        assert!(validate_path(&"a".repeat(256)).unwrap_err().contains("255"));
         let deep = vec!["d"; MAX_PATH_DEPTH + 1].join("/");
         assert!(validate_path(&deep).unwrap_err().contains("deeper"));
     }
