@@ -613,7 +613,7 @@ impl fmt::Display for UnifiedDiff {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn diff(s: &str) -> UnifiedDiff {
@@ -777,10 +777,11 @@ mod tests {
         assert_eq!(d.apply("").unwrap(), "new\n");
     }
 
-    /// A small deterministic generator (no randomness source in tests either).
-    struct Lcg(u64);
+    /// A small deterministic generator (no randomness source in tests either); the files
+    /// format's tests use it too.
+    pub(in crate::domain::codegen) struct Lcg(pub(in crate::domain::codegen) u64);
     impl Lcg {
-        fn next(&mut self) -> u64 {
+        pub(in crate::domain::codegen) fn next(&mut self) -> u64 {
             self.0 = self
                 .0
                 .wrapping_mul(6364136223846793005)

@@ -958,17 +958,7 @@ Done.
         assert_eq!(r, Err(StreamError::Truncated { path: "b".into() }));
     }
 
-    /// A small deterministic generator (no randomness source in tests either).
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 33
-        }
-    }
+    use crate::domain::codegen::diff::tests::Lcg;
 
     #[test]
     fn write_helpers_round_trip_and_refuse_markers() {
