@@ -738,7 +738,15 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         let (tx, mut rx) = futures_channel::mpsc::unbounded::<(FileEvent, usize)>();
         let producer = async {
             let mut on_delta = |d: &str| {
-                // Fed a line at a time, so each event knows how much output it completes.
+                // Fed a line at a time, so each event knows how much output it completes; the
+                // live chunks of one delta go out as one event per file, as the model sent them.
+                let mut pending: Option<(String, String, usize)> = None;
+                let flush = |p: &mut Option<(String, String, usize)>| {
+                    if let Some((path, chunk, end)) = p.take() {
+                        let _ =
+                            tx.unbounded_send((FileEvent::FileChunk { path, text: chunk }, end));
+                    }
+                };
                 for piece in d.split_inclusive('\n') {
                     let end = {
                         let mut o = output.borrow_mut();
@@ -746,9 +754,25 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                         o.len()
                     };
                     for e in parser.feed_str(piece) {
-                        let _ = tx.unbounded_send((e, end));
+                        match e {
+                            FileEvent::FileChunk { path, text } => match &mut pending {
+                                Some((p, chunk, at)) if *p == path => {
+                                    chunk.push_str(&text);
+                                    *at = end;
+                                }
+                                _ => {
+                                    flush(&mut pending);
+                                    pending = Some((path, text, end));
+                                }
+                            },
+                            other => {
+                                flush(&mut pending);
+                                let _ = tx.unbounded_send((other, end));
+                            }
+                        }
                     }
                 }
+                flush(&mut pending);
             };
             let r = self.model.stream(operation, &messages, &mut on_delta).await;
             let tail = parser.finish();
