@@ -17,7 +17,7 @@ use super::codegen_ports::{Clients, Frame, LlmModel, SandboxClient};
 use super::codegen_socket::echo_close_code;
 use super::codegen_store::{now, AgentStore, HEARTBEAT_MS};
 use crate::domain::codegen::agent_call::{AgentCall, Requester, CALL_HEADER};
-use crate::domain::codegen::driver::{Cancel, Driver, Events, Store};
+use crate::domain::codegen::driver::{publish, Cancel, Driver, Store};
 use crate::domain::codegen::events::{AgentEvent, RunOutcome};
 use crate::domain::codegen::models::ModelOverride;
 use crate::domain::codegen::run::RunState;
@@ -70,13 +70,7 @@ impl CodeGeneratorAgent {
 
     /// Stores the event (unless live) and sends it to every client.
     pub(super) fn emit(&self, ev: AgentEvent) {
-        let live = matches!(ev, AgentEvent::FileChunk { .. } | AgentEvent::State(_));
-        let id = if live {
-            None
-        } else {
-            self.store.commit(|_| (), None, Some(&ev)).1
-        };
-        self.clients().send(&ev, id);
+        publish(&self.store, &self.clients(), ev);
     }
 
     /// What a (re)connecting client draws first.

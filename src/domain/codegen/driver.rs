@@ -60,6 +60,18 @@ pub fn generation_failed(message: impl Into<String>) -> ApiError {
     ApiError::new(502, ErrorCode::E005, message)
 }
 
+/// Stores `ev` (unless it is live: `file_chunk`, `state`) and sends it to clients with its id;
+/// the one way events go out, for the driver and for the object's own command replies alike.
+pub fn publish(store: &impl Store, events: &impl Events, ev: AgentEvent) {
+    let live = matches!(ev, AgentEvent::FileChunk { .. } | AgentEvent::State(_));
+    let id = if live {
+        None
+    } else {
+        store.commit(|_| (), None, Some(&ev)).1
+    };
+    events.send(&ev, id);
+}
+
 /// The model: one chat completion for an operation.
 #[allow(async_fn_in_trait)]
 pub trait Model {
@@ -195,13 +207,7 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
 
     /// Stores the event (unless live) and sends it to clients.
     pub fn emit(&self, ev: AgentEvent) {
-        let live = matches!(ev, AgentEvent::FileChunk { .. } | AgentEvent::State(_));
-        let id = if live {
-            None
-        } else {
-            self.store.commit(|_| (), None, Some(&ev)).1
-        };
-        self.events.send(&ev, id);
+        publish(self.store, self.events, ev);
     }
 
     fn error(&self, e: &ApiError, recoverable: bool) {
@@ -827,12 +833,7 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         };
         match s {
             Step::Emit(ev @ AgentEvent::FileChunk { .. }) => self.emit(ev),
-            Step::Emit(ev) => {
-                let (_, id) = self
-                    .store
-                    .commit(|s| s.unit_output = output, None, Some(&ev));
-                self.events.send(&ev, id);
-            }
+            Step::Emit(ev) => self.commit_block(|_| {}, None, ev, output),
             Step::Write { path, content } => {
                 self.update(|s| s.pending_write = Some(path.clone()));
                 match self.sandbox.write(&[(path.clone(), content.clone())]).await {
@@ -844,32 +845,21 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                             path: path.clone(),
                             content: content.clone(),
                         };
-                        let (_, id) = self.store.commit(
+                        let file = FileChange::Write {
+                            path: &path,
+                            content: &content,
+                        };
+                        self.commit_block(
                             |s| {
                                 s.record_write(&path, &content);
-                                s.unit_output = output;
-                                s.pending_write = None;
                             },
-                            Some(FileChange::Write {
-                                path: &path,
-                                content: &content,
-                            }),
-                            Some(&ev),
+                            Some(file),
+                            ev,
+                            output,
                         );
-                        self.events.send(&ev, id);
                         self.store.keep_alive().await;
                     }
-                    Err(why) => {
-                        self.update(|s| s.pending_write = None);
-                        let ev = AgentEvent::from_error(
-                            &generation_failed(format!("{path} was not written: {why}")),
-                            true,
-                        );
-                        let (_, id) =
-                            self.store
-                                .commit(|s| s.unit_output = output, None, Some(&ev));
-                        self.events.send(&ev, id);
-                    }
+                    Err(why) => self.refused(format!("{path} was not written: {why}"), output),
                 }
             }
             Step::Delete { path } => {
@@ -877,31 +867,40 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 match self.sandbox.delete(&path).await {
                     Ok(()) => {
                         let ev = AgentEvent::FileDeleted { path: path.clone() };
-                        let (_, id) = self.store.commit(
-                            |s| {
-                                s.record_delete(&path);
-                                s.unit_output = output;
-                                s.pending_write = None;
-                            },
-                            Some(FileChange::Delete { path: &path }),
-                            Some(&ev),
-                        );
-                        self.events.send(&ev, id);
+                        let file = FileChange::Delete { path: &path };
+                        self.commit_block(|s| s.record_delete(&path), Some(file), ev, output);
                     }
-                    Err(why) => {
-                        self.update(|s| s.pending_write = None);
-                        let ev = AgentEvent::from_error(
-                            &generation_failed(format!("{path} was not deleted: {why}")),
-                            true,
-                        );
-                        let (_, id) =
-                            self.store
-                                .commit(|s| s.unit_output = output, None, Some(&ev));
-                        self.events.send(&ev, id);
-                    }
+                    Err(why) => self.refused(format!("{path} was not deleted: {why}"), output),
                 }
             }
         }
+    }
+
+    /// Commits a handled block: the state change, the file, the block's event and the unit's
+    /// output up to its end (no write pending any more), in one store write; then tells clients.
+    fn commit_block(
+        &self,
+        f: impl FnOnce(&mut RunState),
+        file: Option<FileChange<'_>>,
+        ev: AgentEvent,
+        output: String,
+    ) {
+        let (_, id) = self.store.commit(
+            |s| {
+                f(s);
+                s.unit_output = output;
+                s.pending_write = None;
+            },
+            file,
+            Some(&ev),
+        );
+        self.events.send(&ev, id);
+    }
+
+    /// A block the sandbox refused: a recoverable error, committed like any handled block.
+    fn refused(&self, message: String, output: String) {
+        let ev = AgentEvent::from_error(&generation_failed(message), true);
+        self.commit_block(|_| {}, None, ev, output);
     }
 }
 
