@@ -217,6 +217,18 @@ pub async fn handle(req: Request, env: Env, _ctx: Context) -> worker::Result<Res
     {
         return Ok(preview::serve(req, &app, &app_id).await);
     }
+    if !crate::domain::hosts::served(
+        &host,
+        app.cfg.public_url.as_deref(),
+        &app.cfg.preview_domain,
+    ) {
+        let e = ApiError::new(
+            421,
+            crate::domain::error::ErrorCode::E004,
+            "this server does not answer for that host name",
+        );
+        return Ok(finish(error_response(&e), None, None));
+    }
     if !(path == "/api" || path.starts_with("/api/")) {
         return Ok(finish(assets(req, &app.env).await, None, None));
     }
