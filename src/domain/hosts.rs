@@ -2,10 +2,11 @@
 //! on another site that resolves its own name to 127.0.0.1 (DNS rebinding) must not reach a
 //! developer's `make dev`, and a production deployment answers only on its own names.
 //!
-//! Served: the loopback names (`localhost`, `*.localhost`, `127.0.0.1`, `[::1]`) while no public
-//! URL is configured or the public URL is itself loopback (local development); the host of
-//! `PUBLIC_URL`; and every name under `PREVIEW_DOMAIN` (previews, routed before this check). Ports
-//! are ignored; names compare case-insensitively and without a trailing dot.
+//! Served: the loopback names (`localhost`, `*.localhost`, `127.0.0.1`, `[::1]`: local development
+//! and tests; Cloudflare's edge never routes them to a deployed Worker, so answering them costs
+//! production nothing), the host of `PUBLIC_URL`, and every name under `PREVIEW_DOMAIN` (previews,
+//! routed before this check). Ports are ignored; names compare case-insensitively and without a
+//! trailing dot.
 
 /// The host part of a `Host` header value (`name[:port]` or `[v6][:port]`), lowercased, without a
 /// trailing dot. `None` when the value is not a plausible host.
@@ -61,7 +62,7 @@ pub fn served(host: &str, public_url: Option<&str>, preview_domain: &str) -> boo
     if !preview.is_empty() && name.ends_with(&format!(".{preview}")) {
         return true;
     }
-    is_loopback(&name) && public.as_deref().is_none_or(is_loopback)
+    is_loopback(&name)
 }
 
 #[cfg(test)]
@@ -131,7 +132,7 @@ mod tests {
             public,
             "preview.example.com"
         ));
-        assert!(!served("localhost", public, "preview.example.com"));
+        assert!(served("localhost", public, "preview.example.com"));
         assert!(!served("example.com", public, "preview.example.com"));
         assert!(!served(
             "evilbuild.example.com",
