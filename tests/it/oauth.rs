@@ -275,3 +275,23 @@ async fn provider_error_is_reported_without_a_session() {
     assert_eq!(r.status().as_u16(), 502);
     assert!(cookie(&r, "byte_session").is_none());
 }
+
+#[tokio::test]
+async fn the_role_follows_the_accounts_address_not_the_providers_latest() {
+    let app = main_instance();
+    let name = format!("eve{}", std::process::id());
+    let own = format!("{name}@example.com");
+    let (_, first) = sign_in(app, "google", &format!("{name}|{own}")).await;
+    assert_eq!(first["user"]["role"], "user");
+    // Same Google account (same `sub`), now presenting an address on ADMIN_EMAILS: the account's
+    // own address is what counts, and it is not an admin's.
+    let admin = unique_email_at("eve", ADMIN_DOMAIN);
+    let (token, again) = sign_in(app, "google", &format!("{name}|{admin}")).await;
+    assert_eq!(again["user"]["id"], first["user"]["id"]);
+    assert_eq!(again["user"]["email"], own.as_str());
+    assert_eq!(again["user"]["role"], "user");
+    let r = app
+        .call(Method::GET, "/api/admin/users", &token, None)
+        .await;
+    expect_error(r, 403, "E001").await;
+}
