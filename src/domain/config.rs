@@ -36,6 +36,8 @@ pub const VARS: &[(&str, &str)] = &[
     ("ALLOWED_EMAIL", ""),
     ("ADMIN_EMAILS", ""),
     ("PUBLIC_URL", ""),
+    ("MAIL_BACKEND", "send_email"),
+    ("MAIL_FROM", ""),
     ("SANDBOX_BACKEND", "container"),
     ("SANDBOX_URL", ""),
     ("SANDBOX_INSTANCE_TYPE", "standard-3"),
@@ -97,6 +99,16 @@ pub enum SandboxBackend {
     Local { url: String },
 }
 
+/// How verification mail leaves (`MAIL_BACKEND`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailBackend {
+    /// Production: Cloudflare's `send_email` binding (`EMAIL`); `wrangler dev` simulates it.
+    SendEmail,
+    /// `make dev`: mail is logged and kept in KV, readable at `GET /api/dev/outbox`. Refused
+    /// with an https `PUBLIC_URL`, so a deployment cannot expose its outbox by mistake.
+    Outbox,
+}
+
 /// What the LLM client needs: how models are reached, which model does each job, time limits.
 #[derive(Debug)]
 pub struct LlmConfig {
@@ -122,6 +134,9 @@ pub struct Config {
     pub allowed_email: EmailList,
     pub admin_emails: EmailList,
     pub public_url: Option<String>,
+    pub mail_backend: MailBackend,
+    /// The sender of verification mail (`MAIL_FROM`); `None`: `noreply@<the request's host>`.
+    pub mail_from: Option<String>,
     pub google: Option<OAuthClient>,
     pub github: Option<OAuthClient>,
     pub max_sandboxes_per_user: u64,
@@ -245,6 +260,29 @@ impl Config {
         let models = ModelTable::from_json(&get("MODEL_CONFIG").unwrap_or_default());
         let timeout_ms = positive("LLM_TIMEOUT_MS");
         let total_timeout_ms = positive("LLM_TOTAL_TIMEOUT_MS");
+        let public_url = get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string());
+        let mail_backend = match get("MAIL_BACKEND").as_deref() {
+            Some("send_email") => Ok(MailBackend::SendEmail),
+            Some("outbox")
+                if public_url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("https://")) =>
+            {
+                Err("MAIL_BACKEND: outbox is for local development; PUBLIC_URL is https".into())
+            }
+            Some("outbox") => Ok(MailBackend::Outbox),
+            other => Err(format!(
+                "MAIL_BACKEND: {:?} is not send_email or outbox",
+                other.unwrap_or_default()
+            )),
+        };
+        let mail_from = get("MAIL_FROM")
+            .map(|f| {
+                super::user::Email::parse(&f)
+                    .map(|e| e.as_str().to_string())
+                    .map_err(|e| format!("MAIL_FROM: {e}"))
+            })
+            .transpose();
         let sealing_key = get("SECRETS_ENCRYPTION_KEY")
             .map(|v| SealingKey::parse(&v))
             .transpose();
@@ -267,6 +305,8 @@ impl Config {
             timeout_ms.as_ref().err(),
             total_timeout_ms.as_ref().err(),
             sealing_key.as_ref().err(),
+            mail_backend.as_ref().err(),
+            mail_from.as_ref().err(),
         ]
         .into_iter()
         .flatten()
@@ -293,7 +333,9 @@ impl Config {
             max_apps_per_user: max_apps_per_user?,
             allowed_email: EmailList::parse(&get("ALLOWED_EMAIL").unwrap_or_default()),
             admin_emails: EmailList::parse(&get("ADMIN_EMAILS").unwrap_or_default()),
-            public_url: get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
+            public_url,
+            mail_backend: mail_backend?,
+            mail_from: mail_from?,
             google: google?,
             github: github?,
             max_sandboxes_per_user: max_sandboxes_per_user?,
@@ -553,6 +595,32 @@ mod tests {
             let e = cfg(&pairs).unwrap_err();
             assert!(e.contains(needle), "{pairs:?}: {e}");
         }
+    }
+
+    #[test]
+    fn mail_settings() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(
+            (c.mail_backend, c.mail_from),
+            (MailBackend::SendEmail, None)
+        );
+        let c = cfg(&[("MAIL_BACKEND", "outbox"), ("MAIL_FROM", "No@Byte.Test")]).unwrap();
+        assert_eq!(c.mail_backend, MailBackend::Outbox);
+        assert_eq!(c.mail_from.as_deref(), Some("no@byte.test"));
+        // The dev outbox cannot be switched on for a public https deployment.
+        let e = cfg(&[
+            ("MAIL_BACKEND", "outbox"),
+            ("PUBLIC_URL", "https://byte.example"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("MAIL_BACKEND"), "{e}");
+        assert!(cfg(&[
+            ("MAIL_BACKEND", "outbox"),
+            ("PUBLIC_URL", "http://localhost:8787")
+        ])
+        .is_ok());
+        let e = cfg(&[("MAIL_BACKEND", "smtp"), ("MAIL_FROM", "nope")]).unwrap_err();
+        assert!(e.contains("MAIL_BACKEND") && e.contains("MAIL_FROM"), "{e}");
     }
 
     #[test]

@@ -19,4 +19,5 @@ pub mod sandbox_call;
 pub mod templates;
 pub mod token;
 pub mod user;
+pub mod verification;
 pub mod web;

@@ -97,6 +97,10 @@ pub enum Route {
     Login,
     Logout,
     Me,
+    Verify,
+    VerifyResend,
+    ChangeEmail,
+    DevOutbox,
     OAuthStart(String),
     OAuthCallback(String),
     ListApps,
@@ -200,6 +204,15 @@ pub static TABLE: &[Entry] = &[
         Route::Logout
     }),
     row(Get, "/api/auth/me", Authenticated, AUTH, |_| Route::Me),
+    row(Post, "/api/auth/verify", Public, AUTH, |_| Route::Verify),
+    row(Post, "/api/auth/verify/resend", Authenticated, AUTH, |_| {
+        Route::VerifyResend
+    }),
+    row(Post, "/api/auth/email", Authenticated, AUTH, |_| {
+        Route::ChangeEmail
+    }),
+    // Answers only under MAIL_BACKEND=outbox (`make dev`); a 404 everywhere else.
+    row(Get, "/api/dev/outbox", Public, API, |_| Route::DevOutbox),
     row(Get, "/api/auth/oauth/:provider", Public, AUTH, |p| {
         Route::OAuthStart(p.take("provider"))
     }),
@@ -439,6 +452,10 @@ mod tests {
             ("POST", "/api/auth/login", Login),
             ("POST", "/api/auth/logout", Logout),
             ("GET", "/api/auth/me", Me),
+            ("POST", "/api/auth/verify", Verify),
+            ("POST", "/api/auth/verify/resend", VerifyResend),
+            ("POST", "/api/auth/email", ChangeEmail),
+            ("GET", "/api/dev/outbox", DevOutbox),
             ("GET", "/api/auth/oauth/google", OAuthStart(s("google"))),
             (
                 "GET",
@@ -542,8 +559,10 @@ mod tests {
     fn old_auth_level(r: &Route) -> AuthLevel {
         use Route::*;
         match r {
-            Health | Providers | Register | Login | OAuthStart(_) | OAuthCallback(_)
-            | ListPublicApps | Templates | Template(_) | GetApp(_) => AuthLevel::Public,
+            Health | Providers | Register | Login | Verify | DevOutbox | OAuthStart(_)
+            | OAuthCallback(_) | ListPublicApps | Templates | Template(_) | GetApp(_) => {
+                AuthLevel::Public
+            }
             AdminUsers => AuthLevel::Admin,
             _ => AuthLevel::Authenticated,
         }
@@ -554,9 +573,8 @@ mod tests {
         use Route::*;
         match r {
             Health => None,
-            Providers | Register | Login | Logout | Me | OAuthStart(_) | OAuthCallback(_) => {
-                Some(RateClass::Auth)
-            }
+            Providers | Register | Login | Logout | Me | Verify | VerifyResend | ChangeEmail
+            | OAuthStart(_) | OAuthCallback(_) => Some(RateClass::Auth),
             AgentChat(_) => Some(RateClass::Ai),
             _ => Some(RateClass::Api),
         }

@@ -34,8 +34,12 @@ async fn dispatch(
         Route::Providers => auth::providers(app),
         Route::Register => auth::register(req, app).await,
         Route::Login => auth::login(req, app).await,
-        Route::Logout => auth::logout(app, user()?).await,
+        Route::Logout => auth::logout(&req, app, user()?).await,
         Route::Me => auth::me(app, user()?).await,
+        Route::Verify => auth::verify(req, app).await,
+        Route::VerifyResend => auth::resend(req, app, user()?).await,
+        Route::ChangeEmail => auth::change_email(req, app, user()?).await,
+        Route::DevOutbox => auth::outbox(req, app).await,
         Route::OAuthStart(p) => auth::oauth_start(req, app, &p).await,
         Route::OAuthCallback(p) => auth::oauth_callback(req, app, &p).await,
         Route::ListApps => apps::list(req, app, user()?).await,
@@ -176,9 +180,10 @@ async fn authorize_and_dispatch(
             .as_ref()
             .ok_or_else(|| ApiError::unauthorized("authentication required"))?;
         check_csrf(&req, app, c)?;
+        auth::gate(app, c, &route).await?;
         if level == AuthLevel::Admin {
             let user = crate::services::db::user_by_id(&app.db()?, &c.user_id).await?;
-            if user.map(|u| u.role != "admin").unwrap_or(true) {
+            if !user.is_some_and(|u| auth::is_admin(app, &u)) {
                 return Err(ApiError::forbidden("administrator role required"));
             }
         }
