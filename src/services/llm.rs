@@ -7,13 +7,18 @@
 //!
 //! Invariants:
 //! - every call first passes the AI request limit (`RATE_LIMIT_AI`) and the token budget
-//!   (`RATE_LIMIT_AI_TOKENS`), per user; tokens a call used are charged after it succeeds;
+//!   (`RATE_LIMIT_AI_TOKENS`), per user; the tokens every attempt used are charged when the call
+//!   ends, however it ends (success, failure, time-out, cancellation): the provider's count, else
+//!   an estimate of the prompt and of what streamed ([`AttemptCost`]);
 //! - a user's own key for the provider is used for that user's calls only, and no key is ever
 //!   logged or put in an error (provider error texts are scrubbed of the key sent);
 //! - nothing is retried once content reached the caller's callback;
-//! - only successful calls are recorded in `ai_usage`.
+//! - only successful calls are recorded in `ai_usage` (with the estimate when the provider sent
+//!   no usage).
 
-use crate::domain::codegen::chat_stream::{decode_completion, ChatStream, ProviderError, Usage};
+use crate::domain::codegen::chat_stream::{
+    decode_completion, estimate_tokens, AttemptCost, ChatStream, ProviderError,
+};
 use crate::domain::codegen::crypto;
 use crate::domain::codegen::models::{
     ModelConfig, ModelOverride, ModelTable, Operation, OperationModels, Provider,
@@ -120,7 +125,6 @@ enum AttemptError {
 
 struct Success {
     text: String,
-    usage: Option<Usage>,
 }
 
 /// Removes the key a request carried from a text that might echo it.
@@ -285,6 +289,9 @@ impl<'a> Llm<'a> {
     /// Charges a finished call's tokens to the budget (one was charged on admission). A call
     /// that overshoots fills the budget, so the next one waits.
     async fn charge_tokens(&self, user_id: &str, total: u64) {
+        if total > 0 {
+            worker::console_log!("AI call of {user_id} charged {total} tokens");
+        }
         let cost = total.saturating_sub(1);
         if cost == 0 {
             return;
@@ -301,13 +308,29 @@ impl<'a> Llm<'a> {
         }
     }
 
+    /// One logical call: admission, then attempts until one succeeds or the policy gives up;
+    /// every attempt's tokens are charged at the end, whatever the outcome.
     async fn run(
         &self,
         call: &Call<'_>,
         messages: &[ChatMessage],
-        mut on_delta: Option<&mut dyn FnMut(&str)>,
+        on_delta: Option<&mut dyn FnMut(&str)>,
     ) -> ApiResult<Outcome> {
         self.admit(call.user_id).await?;
+        let mut spent = 0u64;
+        let result = self.attempts(call, messages, on_delta, &mut spent).await;
+        self.charge_tokens(call.user_id, spent).await;
+        result
+    }
+
+    async fn attempts(
+        &self,
+        call: &Call<'_>,
+        messages: &[ChatMessage],
+        mut on_delta: Option<&mut dyn FnMut(&str)>,
+        spent: &mut u64,
+    ) -> ApiResult<Outcome> {
+        let prompt_estimate: u64 = messages.iter().map(|m| estimate_tokens(&m.content)).sum();
         let models = self.models_for(call).await?;
         let streamed = on_delta.is_some();
         let deadline = now_ms() + self.total_timeout_ms as i64;
@@ -332,6 +355,7 @@ impl<'a> Llm<'a> {
                 e.insert(self.user_key(call.user_id, cfg.provider).await?);
             }
             let user_key = user_keys.get(&cfg.provider).cloned().flatten();
+            let mut cost = AttemptCost::new(prompt_estimate);
             let result = match build_request(
                 cfg,
                 self.settings(),
@@ -342,7 +366,13 @@ impl<'a> Llm<'a> {
                 Ok(req) => {
                     let attempt_deadline = (now_ms() + self.timeout_ms as i64).min(deadline);
                     let r = self
-                        .attempt(&req, attempt_deadline, call.cancel, on_delta.as_deref_mut())
+                        .attempt(
+                            &req,
+                            attempt_deadline,
+                            call.cancel,
+                            on_delta.as_deref_mut(),
+                            &mut cost,
+                        )
                         .await;
                     r.map(|s| (s, req.key_source))
                 }
@@ -354,9 +384,12 @@ impl<'a> Llm<'a> {
                     e.to_string(),
                 )),
             };
+            *spent += cost.tokens();
             let (failure, why) = match result {
                 Ok((s, key_source)) => {
-                    return Ok(self.succeeded(call, cfg, s, key_source, &attempts).await);
+                    return Ok(self
+                        .succeeded(call, cfg, s, &cost, key_source, &attempts)
+                        .await);
                 }
                 Err(AttemptError::Cancelled) => return Err(cancelled()),
                 Err(AttemptError::Failed(f, why)) => (f, why),
@@ -396,10 +429,11 @@ impl<'a> Llm<'a> {
         call: &Call<'_>,
         cfg: &ModelConfig,
         s: Success,
+        cost: &AttemptCost,
         key_source: KeySource,
         attempts: &Attempts,
     ) -> Outcome {
-        let u = s.usage.unwrap_or_default();
+        let u = cost.usage();
         let record = UsageRecord {
             user_id: call.user_id,
             app_id: call.app_id,
@@ -423,7 +457,6 @@ impl<'a> Llm<'a> {
             }
             Err(e) => worker::console_error!("recording AI usage failed: {}", e.message),
         }
-        self.charge_tokens(call.user_id, u.total_tokens).await;
         Outcome {
             text: s.text,
             model: cfg.model.clone(),
@@ -439,13 +472,14 @@ impl<'a> Llm<'a> {
         }
     }
 
-    /// One HTTP exchange with the model, bounded by `deadline`.
+    /// One HTTP exchange with the model, bounded by `deadline`; `cost` follows what it used.
     async fn attempt<'f>(
         &self,
         req: &ChatRequest,
         deadline: i64,
         cancel: Option<&Cancel>,
         on_delta: Option<&mut (dyn FnMut(&str) + 'f)>,
+        cost: &mut AttemptCost,
     ) -> Result<Success, AttemptError> {
         let failed = |f: Failure, why: String| AttemptError::Failed(f, scrub(&why, req));
         let timed_out = || {
@@ -469,6 +503,7 @@ impl<'a> Llm<'a> {
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(request);
+        cost.sent();
         let sent = within(fetch.send_with_signal(&signal), deadline).await;
         let mut resp = match sent {
             None => {
@@ -476,15 +511,17 @@ impl<'a> Llm<'a> {
                 return Err(timed_out());
             }
             Some(Err(e)) => {
+                cost.refused();
                 return Err(failed(
                     Failure::Connection,
                     format!("could not reach the model: {e}"),
-                ))
+                ));
             }
             Some(Ok(r)) => r,
         };
         let status = resp.status_code();
         if !(200..300).contains(&status) {
+            cost.refused();
             let h = resp.headers();
             let retry_after = h
                 .get("retry-after-ms")
@@ -526,10 +563,11 @@ impl<'a> Llm<'a> {
                 Some(Ok(b)) => b,
             };
             return match decode_completion(&body) {
-                Ok(c) => Ok(Success {
-                    text: c.content,
-                    usage: c.usage,
-                }),
+                Ok(c) => {
+                    cost.streamed(&c.content);
+                    cost.reported(c.usage);
+                    Ok(Success { text: c.content })
+                }
                 Err(e) => Err(failed(Failure::from_chat_error(&e), e.to_string())),
             };
         };
@@ -545,6 +583,7 @@ impl<'a> Llm<'a> {
         let mut chat = ChatStream::new();
         let mut text = String::new();
         loop {
+            cost.reported(chat.usage());
             if cancel.is_some_and(Cancel::is_cancelled) {
                 controller.abort();
                 return Err(AttemptError::Cancelled);
@@ -568,6 +607,7 @@ impl<'a> Llm<'a> {
                 Some(Some(Ok(chunk))) => match chat.feed(&chunk) {
                     Ok(t) => {
                         if !t.is_empty() {
+                            cost.streamed(&t);
                             on_delta(&t);
                             text.push_str(&t);
                         }
@@ -584,13 +624,12 @@ impl<'a> Llm<'a> {
         match chat.finish() {
             Ok((tail, summary)) => {
                 if !tail.is_empty() {
+                    cost.streamed(&tail);
                     on_delta(&tail);
                     text.push_str(&tail);
                 }
-                Ok(Success {
-                    text,
-                    usage: summary.usage,
-                })
+                cost.reported(summary.usage);
+                Ok(Success { text })
             }
             Err(e) => {
                 let f = after_content(Failure::from_chat_error(&e), chat.received_content());

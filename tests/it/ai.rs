@@ -415,8 +415,10 @@ async fn a_failing_primary_falls_back_to_the_fallback_model() {
 #[tokio::test]
 async fn malformed_and_truncated_output_is_e005_and_not_recorded() {
     let app = ai_instance();
-    let u = app.user("bad-output").await;
+    // One user per call: every failed attempt is charged to its user's token budget.
+    let mut users = Vec::new();
     for stream in [false, true] {
+        let u = app.user("bad-output").await;
         let n = nonce("malformed");
         let e = expect_error(
             ai_test(app, &u, json!({ "prompt": n, "stream": stream })).await,
@@ -428,8 +430,10 @@ async fn malformed_and_truncated_output_is_e005_and_not_recorded() {
         assert!(m.contains("malformed"), "{m}");
         // Retried on the primary, then the fallback, then reported.
         assert_eq!(fake_llm::requests_with(&n).len(), 5, "{m}");
+        users.push(u);
     }
     // A stream cut mid-answer is not retried (content had reached the caller).
+    let u = app.user("bad-output").await;
     let n = nonce("truncated");
     let e = expect_error(
         ai_test(app, &u, json!({ "prompt": n, "stream": true })).await,
@@ -442,16 +446,50 @@ async fn malformed_and_truncated_output_is_e005_and_not_recorded() {
         "{e}"
     );
     assert_eq!(fake_llm::requests_with(&n).len(), 1);
-    let usage = get(app, &u, "/api/ai/usage").await;
-    assert_eq!(usage["total"]["requests"], 0, "{usage}");
-    assert_eq!(
-        d1_rows(
+    users.push(u);
+    for u in &users {
+        let usage = get(app, u, "/api/ai/usage").await;
+        assert_eq!(usage["total"]["requests"], 0, "{usage}");
+        assert_eq!(
+            d1_rows(
+                app,
+                &format!("SELECT id FROM ai_usage WHERE user_id = '{}'", u.id)
+            )
+            .len(),
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_streams_tokens_are_charged_to_the_budget() {
+    let app = ai_instance();
+    let u = app.user("charged").await;
+    // A stream cut mid-answer: the provider sent no usage, so the prompt's estimate (one token
+    // per four characters, here well over the budget) and what streamed are charged.
+    let padding = "p".repeat(4 * AI_TOKEN_LIMIT as usize + 40);
+    let n = nonce("truncated");
+    expect_error(
+        ai_test(
             app,
-            &format!("SELECT id FROM ai_usage WHERE user_id = '{}'", u.id)
+            &u,
+            json!({ "prompt": format!("{n} {padding}"), "stream": true }),
         )
-        .len(),
-        0
-    );
+        .await,
+        502,
+        "E005",
+    )
+    .await;
+    assert_eq!(fake_llm::requests_with(&n).len(), 1);
+    // The budget is spent: the next call is refused before it reaches the model.
+    let n = nonce("after-charge");
+    let e = expect_error(ai_test(app, &u, json!({ "prompt": n })).await, 429, "E003").await;
+    let m = e["error"]["message"].as_str().unwrap();
+    assert!(m.contains("token limit"), "{m}");
+    assert!(fake_llm::requests_with(&n).is_empty());
+    // Another user's budget is untouched.
+    let v = app.user("charged-other").await;
+    ok_json(ai_test(app, &v, json!({ "prompt": nonce("charged-other") })).await).await;
 }
 
 #[tokio::test]

@@ -265,6 +265,11 @@ impl ChatStream {
         self.received_content
     }
 
+    /// The usage the provider reported so far (a failed stream may still have sent it).
+    pub fn usage(&self) -> Option<Usage> {
+        self.summary.usage
+    }
+
     /// Feeds response bytes; returns the content they carried, concatenated.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<String, ChatError> {
         let events = self
@@ -370,6 +375,81 @@ pub fn decode_completion(body: &str) -> Result<Completion, ChatError> {
         usage: v.get("usage").and_then(Usage::from_json),
         model: v.get("model").and_then(Value::as_str).map(str::to_string),
     })
+}
+
+/// Tokens a text is estimated at when a provider reports none: one per four characters,
+/// rounded up (the usual rule of thumb for English and code).
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
+/// What one attempt of a model call costs the user's token budget, whatever its outcome
+/// (success, failure, time-out or cancellation): the usage the provider reported when it sent
+/// one, else the prompt's estimate plus the estimate of the completion that streamed.
+///
+/// An attempt the provider never accepted (not sent, unreachable, or answered with an error
+/// status) costs nothing: nothing was generated. An attempt that was sent and then timed out or
+/// was cancelled before any answer still costs its prompt: the provider may be processing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptCost {
+    prompt_estimate: u64,
+    completion_chars: u64,
+    reported: Option<Usage>,
+    accepted: bool,
+}
+
+impl AttemptCost {
+    /// An attempt whose prompt is estimated at `prompt_estimate` tokens, not yet sent.
+    pub fn new(prompt_estimate: u64) -> Self {
+        Self {
+            prompt_estimate,
+            ..Self::default()
+        }
+    }
+
+    /// The request went out (from here on it costs at least its prompt).
+    pub fn sent(&mut self) {
+        self.accepted = true;
+    }
+
+    /// The provider refused the request with an error status: nothing was generated.
+    pub fn refused(&mut self) {
+        self.accepted = false;
+        self.completion_chars = 0;
+        self.reported = None;
+    }
+
+    /// Content that reached the caller.
+    pub fn streamed(&mut self, text: &str) {
+        self.completion_chars += text.chars().count() as u64;
+    }
+
+    /// The provider's own count (preferred over the estimate).
+    pub fn reported(&mut self, usage: Option<Usage>) {
+        if usage.is_some() {
+            self.reported = usage;
+        }
+    }
+
+    /// The usage charged: the provider's, else the estimate (zero for a refused attempt).
+    pub fn usage(&self) -> Usage {
+        if !self.accepted {
+            return Usage::default();
+        }
+        if let Some(u) = self.reported {
+            return u;
+        }
+        let completion = self.completion_chars.div_ceil(4);
+        Usage {
+            prompt_tokens: self.prompt_estimate,
+            completion_tokens: completion,
+            total_tokens: self.prompt_estimate + completion,
+        }
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.usage().total_tokens
+    }
 }
 
 #[cfg(test)]
@@ -575,5 +655,58 @@ mod tests {
             r#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#
         )
         .is_content_policy());
+    }
+
+    #[test]
+    fn attempt_cost_charges_what_streamed_whatever_the_outcome() {
+        assert_eq!(estimate_tokens(""), 0);
+        assert_eq!(estimate_tokens("abcd"), 1);
+        assert_eq!(estimate_tokens("abcde"), 2);
+        assert_eq!(estimate_tokens("✓✓✓✓"), 1, "characters, not bytes");
+
+        // Not sent (unreachable, bad request): free.
+        let c = AttemptCost::new(100);
+        assert_eq!(c.tokens(), 0);
+
+        // Sent, then cancelled or timed out before any answer: the prompt.
+        let mut c = AttemptCost::new(100);
+        c.sent();
+        assert_eq!(c.tokens(), 100);
+
+        // A stream cut (or cancelled) mid-answer without usage: prompt + streamed estimate.
+        let mut s = ChatStream::new();
+        let mut c = AttemptCost::new(100);
+        c.sent();
+        let text = s.feed(&STREAM.as_bytes()[..STREAM.find("finish_reason\":\"stop").unwrap()]);
+        c.streamed(&text.unwrap());
+        c.reported(s.usage());
+        assert_eq!(
+            c.usage(),
+            Usage {
+                prompt_tokens: 100,
+                completion_tokens: 2, // "Hello ✓": 7 characters
+                total_tokens: 102
+            }
+        );
+        assert!(s.finish().is_err(), "the stream was cut");
+
+        // The provider's count wins when it sent one, even on a failed stream.
+        let mut c = AttemptCost::new(100);
+        c.sent();
+        c.streamed("Hello ✓");
+        c.reported(None);
+        c.reported(Some(Usage {
+            prompt_tokens: 10,
+            completion_tokens: 3,
+            total_tokens: 13,
+        }));
+        c.reported(None);
+        assert_eq!(c.tokens(), 13);
+
+        // An error status: nothing generated, nothing charged.
+        let mut c = AttemptCost::new(100);
+        c.sent();
+        c.refused();
+        assert_eq!(c.tokens(), 0);
     }
 }
