@@ -1,9 +1,9 @@
 //! Rate limits: exact under concurrency, per key, with the standard headers and Retry-After;
 //! sign-in limits per client address whatever the token, and per account with backoff; the
-//! preview limit.
+//! preview limit; the WebSocket message size limit.
 
 use crate::harness::{
-    expect_error, join_statuses, tight_instance, unique_email, Instance, User,
+    expect_error, join_statuses, main_instance, tight_instance, unique_email, Instance, User,
     TIGHT_API_LIMIT, TIGHT_AUTH_LIMIT, TIGHT_LOGIN_BACKOFF_SECONDS, TIGHT_LOGIN_FREE_FAILURES,
     TIGHT_PREVIEW_LIMIT,
 };
@@ -265,3 +265,63 @@ async fn a_preview_flood_from_one_address_gets_429s() {
     assert_eq!(r.status(), 404);
 }
 
+type WsStream = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// The socket's next frame, within 30 s.
+async fn next(ws: &mut WsStream) -> tokio_tungstenite::tungstenite::Message {
+    use futures_util::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(30), ws.next())
+        .await
+        .expect("a message within 30 s")
+        .expect("the socket is open")
+        .expect("a frame")
+}
+
+#[tokio::test]
+async fn an_oversized_websocket_message_is_refused_and_the_socket_closed() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = main_instance();
+    let u = app.user("ws-big").await;
+    let app_id = app.app(&u, "Big messages", "private").await;
+    let addr = app.base.trim_start_matches("http://");
+    let mut req = format!("ws://{addr}/api/agent/{app_id}/ws")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", u.token).parse().unwrap(),
+    );
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    let first = next(&mut ws).await;
+    let Message::Text(t) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(serde_json::from_str::<Value>(&t).unwrap()["type"], "state");
+    // A command just over the limit (64 KiB), well within what the runtime accepts.
+    let big = json!({"type": "message", "text": "x".repeat(64 * 1024)}).to_string();
+    ws.send(Message::Text(big.into())).await.unwrap();
+    let reply = next(&mut ws).await;
+    let Message::Text(t) = reply else {
+        panic!("{reply:?}")
+    };
+    let ev: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(ev["type"], "error", "{ev}");
+    assert_eq!(ev["code"], "E004", "{ev}");
+    assert_eq!(ev["recoverable"], false, "{ev}");
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds the limit of 65536 bytes"),
+        "{ev}"
+    );
+    let close = next(&mut ws).await;
+    let Message::Close(Some(frame)) = close else {
+        panic!("{close:?}")
+    };
+    assert_eq!(frame.code, CloseCode::Size);
+}
