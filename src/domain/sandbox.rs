@@ -421,8 +421,13 @@ pub fn install_failure(r: &ExecReply) -> String {
             None => "killed by a signal".to_string(),
         }
     };
-    let tail: Vec<&str> = r.stderr.lines().rev().take(5).collect();
-    format!("dependency install failed ({why}): {}", tail.join(" | "))
+    // npm's first meaningful line, cleaned (its whole output is the caller's to log).
+    let line = crate::domain::error::summarize_upstream(&r.stderr);
+    if line.is_empty() {
+        format!("dependency install failed ({why})")
+    } else {
+        format!("dependency install failed ({why}): {line}")
+    }
 }
 
 /// Why a dev server that should be running is not.
@@ -441,16 +446,25 @@ mod tests {
     fn preview_traffic_keeps_a_sandbox_awake_only_up_to_the_cap() {
         let (owner, keep) = (1_000_000, 3_600_000);
         // Within the cap a preview request counts as activity.
-        assert_eq!(preview_activity(owner, owner, owner + 60_000, keep), owner + 60_000);
+        assert_eq!(
+            preview_activity(owner, owner, owner + 60_000, keep),
+            owner + 60_000
+        );
         // Past it, activity stops at owner + cap: the idle timeout runs from there.
         let late = owner + keep + 500_000;
-        assert_eq!(preview_activity(owner + 60_000, owner, late, keep), owner + keep);
+        assert_eq!(
+            preview_activity(owner + 60_000, owner, late, keep),
+            owner + keep
+        );
         assert_eq!(
             idle_deadline(preview_activity(owner, owner, late, keep), 900_000),
             owner + keep + 900_000
         );
         // Never backwards, and a zero cap means previews never count.
-        assert_eq!(preview_activity(owner + 5, owner, owner + 1, keep), owner + 5);
+        assert_eq!(
+            preview_activity(owner + 5, owner, owner + 1, keep),
+            owner + 5
+        );
         assert_eq!(preview_activity(owner, owner, owner + 60_000, 0), owner);
     }
 
@@ -662,7 +676,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             install_failure(&r),
-            "dependency install failed (exit code 1): npm error 404 left-pad@99 | npm error 2 | npm error 1"
+            "dependency install failed (exit code 1): 404 left-pad@99"
         );
         let timed_out = ExecReply {
             timed_out: true,

@@ -5,6 +5,7 @@
 
 use crate::domain::codegen::driver::{Cancel, Events, Model, Sandbox};
 use crate::domain::codegen::events::AgentEvent;
+use crate::domain::codegen::fanout::FanOut;
 use crate::domain::codegen::models::{ChatMessage, ModelOverride, Operation};
 use crate::domain::codegen::prompts::Diagnostic;
 use crate::domain::error::{ApiError, ErrorCode};
@@ -14,7 +15,6 @@ use crate::http::App;
 use crate::services::llm::{Call, Llm};
 use crate::services::sandbox as sandbox_service;
 use byte_protocol::{ErrorsReply, ExecReply, FileInput, RelPath, TypecheckRequest, WriteFiles};
-use crate::domain::codegen::fanout::FanOut;
 use std::cell::RefCell;
 use worker::State;
 
@@ -159,9 +159,14 @@ impl Sandbox for SandboxClient<'_> {
         } else if r.timed_out {
             Err("npm install timed out".into())
         } else {
-            // The end of npm's report says what went wrong.
+            // The end of npm's report says what went wrong: all of it goes to the model (the
+            // driver shows users a summary, `driver::user_text`).
+            let code = r
+                .exit_code
+                .map(|c| format!("exit {c}"))
+                .unwrap_or_else(|| "killed".into());
             Err(format!(
-                "npm install failed:\n{}",
+                "npm install failed ({code}):\n{}",
                 r.stderr_tail(15).join("\n")
             ))
         }

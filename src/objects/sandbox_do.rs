@@ -172,7 +172,14 @@ impl UserAppSandboxService {
                         Ok(Ok(r)) if r.success() => {
                             self.transition(&mut s, Status::Starting, None).await?
                         }
-                        Ok(Ok(r)) => return self.fail(&mut s, install_failure(&r)).await,
+                        Ok(Ok(r)) => {
+                            worker::console_error!(
+                                "sandbox {}: dependency install failed: {}",
+                                s.app_id,
+                                r.stderr
+                            );
+                            return self.fail(&mut s, install_failure(&r)).await;
+                        }
                         Ok(Err(e)) => {
                             return self
                                 .fail(&mut s, format!("dependency install could not run {e}"))
@@ -242,9 +249,15 @@ impl UserAppSandboxService {
         super::set_alarm_at(&self.state.storage(), at).await
     }
 
+    /// Fails the sandbox: the full reason goes to the log; the state (which its owner reads)
+    /// keeps a summary without the agent's or npm's raw text, paths or addresses.
     async fn fail(&self, s: &mut SandboxState, reason: String) -> Result<()> {
         worker::console_error!("sandbox {} failed: {reason}", s.app_id);
-        self.transition(s, Status::Failed, Some(reason)).await
+        let public = match reason.strip_prefix("sandbox agent unreachable") {
+            Some(_) => "sandbox agent unreachable".to_string(),
+            None => crate::domain::error::summarize_upstream(&reason),
+        };
+        self.transition(s, Status::Failed, Some(public)).await
     }
 
     async fn stop(&self, s: &mut SandboxState, reason: String) -> Result<()> {

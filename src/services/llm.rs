@@ -12,12 +12,15 @@
 //!   an estimate of the prompt and of what streamed ([`AttemptCost`]);
 //! - a user's own key for the provider is used for that user's calls only, and no key is ever
 //!   logged or put in an error (provider error texts are scrubbed of the key sent);
+//! - a provider's own error text goes to the log only: users are told our summary (the status
+//!   and what it means, the provider's error type at most);
 //! - nothing is retried once content reached the caller's callback;
 //! - only successful calls are recorded in `ai_usage` (with the estimate when the provider sent
 //!   no usage).
 
 use crate::domain::codegen::chat_stream::{
-    decode_completion, estimate_tokens, AttemptCost, ChatStream, ProviderError,
+    decode_completion, estimate_tokens, status_summary, AttemptCost, ChatError, ChatStream,
+    ProviderError,
 };
 use crate::domain::codegen::crypto;
 use crate::domain::codegen::models::{
@@ -119,7 +122,9 @@ async fn within<F: Future>(f: F, deadline: i64) -> Option<F::Output> {
 }
 
 enum AttemptError {
-    Failed(Failure, String),
+    /// How it failed, the detail for the log (which may quote the provider), and what the user
+    /// is told (our own words: [`ChatError::summary`], [`status_summary`]).
+    Failed(Failure, String, String),
     Cancelled,
 }
 
@@ -382,23 +387,24 @@ impl<'a> Llm<'a> {
                         retry_after_ms: None,
                     },
                     e.to_string(),
+                    e.to_string(),
                 )),
             };
             *spent += cost.tokens();
-            let (failure, why) = match result {
+            let (failure, why, summary) = match result {
                 Ok((s, key_source)) => {
                     return Ok(self
                         .succeeded(call, cfg, s, &cost, key_source, &attempts)
                         .await);
                 }
                 Err(AttemptError::Cancelled) => return Err(cancelled()),
-                Err(AttemptError::Failed(f, why)) => (f, why),
+                Err(AttemptError::Failed(f, why, summary)) => (f, why, summary),
             };
             worker::console_warn!(
                 "LLM attempt {} on {name} failed: {why}",
                 attempts.failed() + 1
             );
-            last = format!("{name}: {why}");
+            last = format!("{name}: {summary}");
             match attempts.next(&failure, jitter()) {
                 Action::Retry { delay_ms } => {
                     if now_ms() + delay_ms as i64 >= deadline {
@@ -481,9 +487,17 @@ impl<'a> Llm<'a> {
         on_delta: Option<&mut (dyn FnMut(&str) + 'f)>,
         cost: &mut AttemptCost,
     ) -> Result<Success, AttemptError> {
-        let failed = |f: Failure, why: String| AttemptError::Failed(f, scrub(&why, req));
+        // Our own words, for the log and the user alike.
+        let failed = |f: Failure, why: String| {
+            let why = scrub(&why, req);
+            AttemptError::Failed(f, why.clone(), why)
+        };
+        // The provider's words for the log; the user gets `user`.
+        let failed_as =
+            |f: Failure, why: String, user: String| AttemptError::Failed(f, scrub(&why, req), user);
+        let chat_failed = |f: Failure, e: &ChatError| failed_as(f, e.to_string(), e.summary());
         let timed_out = || {
-            AttemptError::Failed(
+            failed(
                 Failure::Timeout,
                 format!("no complete answer within {} ms", self.timeout_ms),
             )
@@ -512,9 +526,10 @@ impl<'a> Llm<'a> {
             }
             Some(Err(e)) => {
                 cost.refused();
-                return Err(failed(
+                return Err(failed_as(
                     Failure::Connection,
                     format!("could not reach the model: {e}"),
+                    "could not reach the model provider".into(),
                 ));
             }
             Some(Ok(r)) => r,
@@ -542,10 +557,12 @@ impl<'a> Llm<'a> {
                     String::new()
                 }
             };
-            let why = format!("HTTP {status}: {}", ProviderError::from_body(&body));
-            return Err(failed(
+            let provider = ProviderError::from_body(&body);
+            let why = format!("HTTP {status}: {provider}");
+            return Err(failed_as(
                 Failure::from_response(status, retry_after, &body),
                 why,
+                status_summary(status, &provider),
             ));
         }
         let Some(on_delta) = on_delta else {
@@ -555,9 +572,10 @@ impl<'a> Llm<'a> {
                     return Err(timed_out());
                 }
                 Some(Err(e)) => {
-                    return Err(failed(
+                    return Err(failed_as(
                         Failure::Connection,
                         format!("the response could not be read: {e}"),
+                        "the model's response could not be read".into(),
                     ))
                 }
                 Some(Ok(b)) => b,
@@ -568,7 +586,7 @@ impl<'a> Llm<'a> {
                     cost.reported(c.usage);
                     Ok(Success { text: c.content })
                 }
-                Err(e) => Err(failed(Failure::from_chat_error(&e), e.to_string())),
+                Err(e) => Err(chat_failed(Failure::from_chat_error(&e), &e)),
             };
         };
         let mut bytes = match resp.stream() {
@@ -592,16 +610,17 @@ impl<'a> Llm<'a> {
             match within(bytes.next(), deadline).await {
                 None => {
                     controller.abort();
-                    let AttemptError::Failed(f, why) = timed_out() else {
+                    let AttemptError::Failed(f, why, _) = timed_out() else {
                         unreachable!()
                     };
                     return Err(failed(after_content(f, received), why));
                 }
                 Some(None) => break,
                 Some(Some(Err(e))) => {
-                    return Err(failed(
+                    return Err(failed_as(
                         after_content(Failure::Connection, received),
                         format!("the response stream broke: {e}"),
+                        "the model's response stream broke".into(),
                     ))
                 }
                 Some(Some(Ok(chunk))) => match chat.feed(&chunk) {
@@ -616,7 +635,7 @@ impl<'a> Llm<'a> {
                         controller.abort();
                         let f =
                             after_content(Failure::from_chat_error(&e), chat.received_content());
-                        return Err(failed(f, e.to_string()));
+                        return Err(chat_failed(f, &e));
                     }
                 },
             }
@@ -633,7 +652,8 @@ impl<'a> Llm<'a> {
             }
             Err(e) => {
                 let f = after_content(Failure::from_chat_error(&e), chat.received_content());
-                Err(failed(f, e.to_string()))
+                cost.reported(chat.usage());
+                Err(chat_failed(f, &e))
             }
         }
     }

@@ -493,6 +493,26 @@ async fn a_failed_streams_tokens_are_charged_to_the_budget() {
 }
 
 #[tokio::test]
+async fn a_providers_error_text_is_summarised_for_the_user() {
+    let app = ai_instance();
+    let u = app.user("provider-401").await;
+    let n = nonce("fail-401-always");
+    let e = expect_error(ai_test(app, &u, json!({ "prompt": n })).await, 502, "E005").await;
+    let m = e["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains(
+            "the model provider answered 401 (invalid_request_error): the API key was rejected"
+        ),
+        "{m}"
+    );
+    // The provider's own words (which quote the key) stay in the log.
+    for raw in ["Incorrect API key", "fake-node-7", AI_PLATFORM_KEY] {
+        assert!(!m.contains(raw), "{raw} in {m}");
+    }
+    assert!(!fake_llm::requests_with(&n).is_empty());
+}
+
+#[tokio::test]
 async fn a_stalled_model_times_out_with_e005() {
     let app = ai_instance();
     let u = app.user("stall").await;

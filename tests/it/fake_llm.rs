@@ -8,6 +8,8 @@
 //! `MODEL_CONFIG`: [`scripted_model_config`]) and never by prompt wording:
 //! - `fail-429-once`: the first request with this exact prompt gets 429 with `Retry-After: 1`;
 //! - `fail-500-always`: 500 for every model except [`FALLBACK_MODEL`], which answers normally;
+//! - `fail-401-always`: 401 for every model, the body quoting the key it was sent (as real
+//!   providers do, partly) and an internal detail;
 //! - `malformed`: a 200 whose body (or stream chunk) is not JSON;
 //! - `truncated`: a stream cut after some content, without a finish reason or `[DONE]`;
 //! - `stall`: never answers;
@@ -358,6 +360,23 @@ async fn completions(
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, "1")],
             Json(json!({"error": {"message": "slow down", "type": "rate_limit_error"}})),
+        )
+            .into_response();
+    }
+    if !scripted_call && prompt.contains("fail-401-always") {
+        let key = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim_start_matches("Bearer ")
+            .to_string();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {
+                "message": format!("Incorrect API key provided: {key}; internal trace id fake-node-7"),
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }})),
         )
             .into_response();
     }

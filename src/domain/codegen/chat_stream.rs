@@ -118,6 +118,24 @@ impl ProviderError {
             })
     }
 
+    /// ` (<type or code>)` when the provider sent an identifier-like one (never free text).
+    fn label(&self) -> String {
+        let ident = |s: &&String| {
+            (1..=40).contains(&s.len())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        };
+        match self
+            .kind
+            .as_ref()
+            .filter(ident)
+            .or(self.code.as_ref().filter(ident))
+        {
+            Some(l) => format!(" ({l})"),
+            None => String::new(),
+        }
+    }
+
     /// Whether the provider refused on content-policy grounds (retrying the same prompt will not
     /// help).
     pub fn is_content_policy(&self) -> bool {
@@ -237,6 +255,39 @@ impl fmt::Display for ChatError {
 }
 
 impl std::error::Error for ChatError {}
+
+impl ChatError {
+    /// What a user is told (the [`fmt::Display`] text, which quotes the provider, is for the
+    /// log): our own words, the provider's error type or code at most.
+    pub fn summary(&self) -> String {
+        match self {
+            ChatError::Provider(e) => {
+                format!("the model provider reported an error{}", e.label())
+            }
+            ChatError::Malformed(_) => {
+                "malformed model response (not an OpenAI-compatible answer)".into()
+            }
+            ChatError::Truncated { .. } => self.to_string(),
+        }
+    }
+}
+
+/// What a user is told about an HTTP error status from the model provider (the provider's own
+/// message goes to the log only).
+pub fn status_summary(status: u16, e: &ProviderError) -> String {
+    let what = match status {
+        401 | 403 => "the API key was rejected",
+        402 => "the provider account has no credit",
+        404 => "the model was not found",
+        408 | 504 => "the provider timed out",
+        413 => "the request was too large",
+        429 => "the provider's rate limit was reached",
+        400 | 422 if e.is_content_policy() => "the provider's content policy refused the request",
+        500..=599 => "the provider had a server error",
+        _ => "the provider refused the request",
+    };
+    format!("the model provider answered {status}{}: {what}", e.label())
+}
 
 /// How a completed stream ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -708,5 +759,53 @@ mod tests {
         c.sent();
         c.refused();
         assert_eq!(c.tokens(), 0);
+    }
+
+    #[test]
+    fn users_get_summaries_never_the_providers_text() {
+        let e = ProviderError::from_body(
+            r#"{"error":{"message":"Incorrect API key provided: sk-abc…xyz","type":"invalid_request_error","code":"invalid_api_key"}}"#,
+        );
+        assert_eq!(
+            status_summary(401, &e),
+            "the model provider answered 401 (invalid_request_error): the API key was rejected"
+        );
+        let html = ProviderError::from_body("<html><body>Bad gateway at 10.0.0.7</body></html>");
+        assert_eq!(
+            status_summary(502, &html),
+            "the model provider answered 502: the provider had a server error"
+        );
+        let policy = ProviderError::from_body(
+            r#"{"error":{"message":"flagged","type":"invalid_request_error","code":"content_policy_violation"}}"#,
+        );
+        assert!(status_summary(400, &policy).ends_with("content policy refused the request"));
+        // Free text in the type field is not echoed.
+        let odd = ProviderError {
+            message: "m".into(),
+            kind: Some("see https://x.example/secret?k=1".into()),
+            code: None,
+        };
+        assert_eq!(
+            status_summary(418, &odd),
+            "the model provider answered 418: the provider refused the request"
+        );
+        let mid = ChatError::Provider(ProviderError {
+            message: "internal detail 42".into(),
+            kind: Some("server_error".into()),
+            code: None,
+        });
+        assert_eq!(
+            mid.summary(),
+            "the model provider reported an error (server_error)"
+        );
+        assert!(!mid.summary().contains("detail"));
+        let bad = ChatError::Malformed("response is not JSON: <raw body>".into());
+        assert!(
+            bad.summary().starts_with("malformed model response") && !bad.summary().contains("raw")
+        );
+        let cut = ChatError::Truncated {
+            received_content: true,
+        };
+        assert!(cut.summary().contains("cut off"));
     }
 }
