@@ -547,7 +547,10 @@ mod tests {
             k(RateClass::Auth, AuthLevel::Public, Some("usr_1")),
             "ip:203.0.113.7"
         );
-        assert_eq!(k(RateClass::Auth, AuthLevel::Public, None), "ip:203.0.113.7");
+        assert_eq!(
+            k(RateClass::Auth, AuthLevel::Public, None),
+            "ip:203.0.113.7"
+        );
         assert_eq!(
             k(RateClass::Auth, AuthLevel::Authenticated, Some("usr_1")),
             "user:usr_1"

@@ -14,12 +14,12 @@
 //! gets a `state` event first, then the stored events after the id it names, then live ones.
 
 use super::codegen_ports::{Clients, LlmModel, SandboxClient};
-use crate::domain::codegen::fanout::FanOut;
 use super::codegen_socket::echo_close_code;
 use super::codegen_store::{now, AgentStore, HEARTBEAT_MS};
 use crate::domain::codegen::agent_call::{AgentCall, Requester, CALL_HEADER};
 use crate::domain::codegen::driver::{publish, Cancel, Driver, Store};
 use crate::domain::codegen::events::{AgentEvent, RunOutcome};
+use crate::domain::codegen::fanout::FanOut;
 use crate::domain::codegen::models::ModelOverride;
 use crate::domain::codegen::run::RunState;
 use crate::domain::codegen::sse;
@@ -343,7 +343,8 @@ impl DurableObject for CodeGeneratorAgent {
     ) -> Result<()> {
         match message {
             WebSocketIncomingMessage::String(text) => self.command(&ws, &text).await,
-            WebSocketIncomingMessage::Binary(b) if super::codegen_socket::oversized(&ws, b.len()) => {}
+            WebSocketIncomingMessage::Binary(b)
+                if super::codegen_socket::oversized(&ws, b.len()) => {}
             WebSocketIncomingMessage::Binary(_) => {
                 let _ = ws.send_with_str(
                     AgentEvent::Error {

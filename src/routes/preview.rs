@@ -27,10 +27,10 @@
 
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
 use crate::domain::preview;
+use crate::domain::routes::RateClass;
 use crate::domain::sandbox::{check_preview_token, preview_label, preview_token};
 use crate::domain::sandbox_call::PreviewCall;
 use crate::domain::web;
-use crate::domain::routes::RateClass;
 use crate::http::{client_ip, error_response, header, App};
 use crate::services::{self, db, now_ms, ratelimit};
 use worker::{Headers, Request, Response};

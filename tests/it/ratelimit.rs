@@ -126,7 +126,11 @@ async fn sign_in_is_limited_per_address_whatever_bearer_token_comes_with_it() {
     // Three throwaway accounts, registered from elsewhere.
     let mut tokens = Vec::new();
     for i in 0..3 {
-        tokens.push(register_from(app, &format!("198.51.100.{}", 10 + i), "throwaway").await.token);
+        tokens.push(
+            register_from(app, &format!("198.51.100.{}", 10 + i), "throwaway")
+                .await
+                .token,
+        );
     }
     // Their tokens do not buy the address a budget each: exactly the limit passes.
     let extra = 4;
@@ -175,7 +179,13 @@ async fn repeated_wrong_passwords_lock_the_account_from_every_address() {
     let u = register_from(app, "198.51.100.30", "victim").await;
     // Each wrong password from another address: the per-address limit never applies.
     for i in 0..TIGHT_LOGIN_FREE_FAILURES {
-        let r = login_from(app, &format!("198.51.100.{}", 31 + i), &u.email, "wrong password").await;
+        let r = login_from(
+            app,
+            &format!("198.51.100.{}", 31 + i),
+            &u.email,
+            "wrong password",
+        )
+        .await;
         expect_error(r, 401, "E001").await;
     }
     // Locked now: even the right password, from a fresh address, is refused without a check.

@@ -36,7 +36,7 @@ pub const PRUNE_EVERY: u64 = 100;
 /// After storing the event numbered `seq`: the number up to which (inclusive) older events are
 /// deleted, when a prune is due.
 pub fn prune_through(seq: u64) -> Option<u64> {
-    (seq % PRUNE_EVERY == 0 && seq > KEPT_EVENTS).then(|| seq - KEPT_EVENTS)
+    (seq.is_multiple_of(PRUNE_EVERY) && seq > KEPT_EVENTS).then(|| seq - KEPT_EVENTS)
 }
 
 /// RFC 6455's close code for a message too big to process.
@@ -382,7 +382,11 @@ mod tests {
         assert!(check_command_size(MAX_COMMAND_BYTES).is_ok());
         let e = check_command_size(MAX_COMMAND_BYTES + 1).unwrap_err();
         assert_eq!((e.status, e.code), (413, ErrorCode::E004));
-        assert!(e.message.contains("exceeds the limit of 65536 bytes"), "{}", e.message);
+        assert!(
+            e.message.contains("exceeds the limit of 65536 bytes"),
+            "{}",
+            e.message
+        );
         // The longest legal command fits.
         let longest = json!({
             "type": "generate",
@@ -390,7 +394,11 @@ mod tests {
             "config": {"provider": "openai", "model": "m".repeat(200)},
         })
         .to_string();
-        assert!(check_command_size(longest.len()).is_ok(), "{}", longest.len());
+        assert!(
+            check_command_size(longest.len()).is_ok(),
+            "{}",
+            longest.len()
+        );
         assert!(parse_command(&longest).is_ok());
     }
 
