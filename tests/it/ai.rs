@@ -493,6 +493,32 @@ async fn a_failed_streams_tokens_are_charged_to_the_budget() {
 }
 
 #[tokio::test]
+async fn a_timed_out_streams_content_is_charged_to_the_budget() {
+    let app = ai_instance();
+    let u = app.user("charged-hang").await;
+    // The prompt alone is estimated well under the budget; with the echo that streamed before
+    // the stream stalled (as long again) it is over.
+    let padding = "q".repeat(2 * AI_TOKEN_LIMIT as usize);
+    let n = nonce("drip-hang");
+    let prompt = format!("{n} {padding}");
+    assert!((prompt.len() + 44) / 4 + 1 < AI_TOKEN_LIMIT as usize);
+    let e = expect_error(
+        ai_test(app, &u, json!({ "prompt": prompt, "stream": true })).await,
+        502,
+        "E005",
+    )
+    .await;
+    let m = e["error"]["message"].as_str().unwrap();
+    assert!(m.contains(&format!("within {AI_TIMEOUT_MS} ms")), "{m}");
+    // Content had arrived: not retried.
+    assert_eq!(fake_llm::requests_with(&n).len(), 1);
+    let n = nonce("after-hang");
+    let e = expect_error(ai_test(app, &u, json!({ "prompt": n })).await, 429, "E003").await;
+    assert!(e["error"]["message"].as_str().unwrap().contains("token limit"));
+    assert!(fake_llm::requests_with(&n).is_empty());
+}
+
+#[tokio::test]
 async fn a_providers_error_text_is_summarised_for_the_user() {
     let app = ai_instance();
     let u = app.user("provider-401").await;

@@ -13,6 +13,8 @@
 //! - `malformed`: a 200 whose body (or stream chunk) is not JSON;
 //! - `truncated`: a stream cut after some content, without a finish reason or `[DONE]`;
 //! - `stall`: never answers;
+//! - `drip-hang` (streamed): the whole answer's content, then neither a finish nor `[DONE]`: the
+//!   stream stays open until the client gives up;
 //! - `big-usage`: reports [`BIG_TOTAL`] tokens instead of [`NORMAL_TOTAL`];
 //! - `scripted-app`, `scripted-evil`, `scripted-cut`, `scripted-badplan`: the code generator's
 //!   calls, answered by [`scripted`] (a blueprint, phase output in the files format, corrections);
@@ -428,6 +430,9 @@ async fn completions(
             json!({"content": part.concat()}),
             Value::Null,
         ));
+    }
+    if !scripted_call && prompt.contains("drip-hang") {
+        return paced_sse(lines, true, None);
     }
     if !scripted_call && prompt.contains("truncated") {
         lines.truncate(3);
