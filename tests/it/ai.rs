@@ -482,6 +482,16 @@ async fn a_failed_streams_tokens_are_charged_to_the_budget() {
     .await;
     assert_eq!(fake_llm::requests_with(&n).len(), 1);
     // The budget is spent: the next call is refused before it reaches the model.
+    let usage = get(app, &u, "/api/ai/usage").await;
+    // (Nothing is left, unless a window rolled over just now and forgave a few.)
+    assert!(
+        usage["budget"]["remaining"].as_u64().unwrap() < 5,
+        "{usage}"
+    );
+    assert_eq!(
+        usage["total"]["requests"], 0,
+        "failed calls are not usage rows: {usage}"
+    );
     let n = nonce("after-charge");
     let e = expect_error(ai_test(app, &u, json!({ "prompt": n })).await, 429, "E003").await;
     let m = e["error"]["message"].as_str().unwrap();
@@ -514,7 +524,10 @@ async fn a_timed_out_streams_content_is_charged_to_the_budget() {
     assert_eq!(fake_llm::requests_with(&n).len(), 1);
     let n = nonce("after-hang");
     let e = expect_error(ai_test(app, &u, json!({ "prompt": n })).await, 429, "E003").await;
-    assert!(e["error"]["message"].as_str().unwrap().contains("token limit"));
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("token limit"));
     assert!(fake_llm::requests_with(&n).is_empty());
 }
 
@@ -563,6 +576,14 @@ async fn streamed_completion_and_usage_is_recorded() {
     assert_eq!(r["usage"]["promptTokens"], 7);
     let usage = get(app, &u, "/api/ai/usage").await;
     assert_eq!(usage["total"]["requests"], 2, "{usage}");
+    // Both calls' tokens left the budget (a window that rolled over since may have forgiven
+    // some of them, never more).
+    assert_eq!(usage["budget"]["tokens"], AI_TOKEN_LIMIT, "{usage}");
+    let left = usage["budget"]["remaining"].as_u64().unwrap();
+    assert!(
+        (AI_TOKEN_LIMIT - 2 * NORMAL_TOTAL..AI_TOKEN_LIMIT).contains(&left),
+        "{usage}"
+    );
     assert_eq!(usage["total"]["totalTokens"], 2 * NORMAL_TOTAL);
     assert_eq!(usage["operations"][0]["operation"], "chat_edit");
     let rows = d1_rows(
