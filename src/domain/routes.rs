@@ -63,6 +63,9 @@ pub enum RateClass {
     /// Model tokens per user (`RATE_LIMIT_AI_TOKENS`); hits cost the tokens used. No route is in
     /// this class: the model client charges it after each call.
     AiTokens,
+    /// Preview requests per client address (`RATE_LIMIT_PREVIEW`). No API route is in this
+    /// class: preview hostnames are served before routing.
+    Preview,
 }
 
 impl RateClass {
@@ -73,6 +76,7 @@ impl RateClass {
             RateClass::Api => "api",
             RateClass::Ai => "ai",
             RateClass::AiTokens => "ai_tokens",
+            RateClass::Preview => "preview",
         }
     }
 }

@@ -6,9 +6,11 @@
 //! under `apps/<app>/blobs/<sha256>` and a [`VersionManifest`] under `apps/<app>/versions/<n>`;
 //! the app record in D1 mirrors the file list and the state.
 //!
-//! Invariant: [`Store::commit`] makes only synchronous storage calls, so the state, a file and an
+//! Invariants: [`Store::commit`] makes only synchronous storage calls, so the state, a file and an
 //! event written by one commit land together (a Durable Object commits writes made without an
-//! intervening `await` atomically).
+//! intervening `await` atomically); stored events are pruned as they are written
+//! ([`crate::domain::codegen::events::prune_through`]), so an app never holds more than
+//! `KEPT_EVENTS + PRUNE_EVERY` of them.
 
 use super::codegen_state::SavedState;
 use crate::domain::codegen::driver::{FileChange, Store};
@@ -22,8 +24,7 @@ use worker::{Env, SqlStorage, SqlStorageValue, Storage};
 /// While the driver works, an alarm stays armed this far ahead: if the object dies, the alarm
 /// resumes the run.
 pub const HEARTBEAT_MS: i64 = 15_000;
-/// Stored events kept for replay (a client that missed more starts from the `state` snapshot).
-pub const KEPT_EVENTS: i64 = 5_000;
+pub use crate::domain::codegen::events::KEPT_EVENTS;
 
 pub fn now() -> i64 {
     js_sys::Date::now() as i64
@@ -142,7 +143,7 @@ impl AgentStore {
     pub fn prune_events(&self) {
         if let Err(e) = self.sql().exec(
             "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?",
-            vec![SqlStorageValue::Integer(KEPT_EVENTS)],
+            vec![SqlStorageValue::Integer(KEPT_EVENTS as i64)],
         ) {
             worker::console_error!("codegen: pruning events failed: {e}");
         }
@@ -223,6 +224,14 @@ impl Store for AgentStore {
             .ok()
             .and_then(|r| r.first().map(|r| r.seq as u64))
         });
+        if let Some(upto) = id.and_then(crate::domain::codegen::events::prune_through) {
+            if let Err(e) = sql.exec(
+                "DELETE FROM events WHERE seq <= ?",
+                vec![SqlStorageValue::Integer(upto as i64)],
+            ) {
+                worker::console_error!("codegen: pruning events failed: {e}");
+            }
+        }
         (r, id)
     }
 

@@ -116,7 +116,7 @@ impl UserAppSandboxService {
     /// A workspace or preview call (already authorized by the Worker), sent on to the agent;
     /// its answer unchanged. `req` is the request the call came on (a preview forwards it).
     pub(super) async fn forward(&self, req: Request, route: AgentRoute) -> Result<Response> {
-        self.touch()?;
+        self.touch(matches!(route, AgentRoute::Forward { .. }))?;
         let headers = Headers::new();
         match route {
             AgentRoute::Call {

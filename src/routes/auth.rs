@@ -304,6 +304,8 @@ pub async fn login(mut req: Request, app: &App) -> ApiResult<Response> {
         password::burn(&WebCryptoKdf, &pw).await;
         return Err(generic());
     };
+    // Per-account backoff after repeated failures, whatever the client address.
+    crate::services::ratelimit::admit_sign_in(app, email.as_str()).await?;
     let db = app.db()?;
     let user = db::user_by_email(&db, email.as_str()).await?;
     let hash = match &user {
@@ -314,6 +316,7 @@ pub async fn login(mut req: Request, app: &App) -> ApiResult<Response> {
         Some(h) => password::verify(&WebCryptoKdf, &pw, h).await,
         None => false,
     };
+    crate::services::ratelimit::record_sign_in(app, email.as_str(), matches).await;
     match (user, hash) {
         (Some(user), Some(_)) if matches => {
             check_allowed(app, &email)?;

@@ -12,7 +12,7 @@ mod preview;
 pub(crate) mod sandbox;
 
 use crate::domain::error::{ApiError, ApiResult};
-use crate::domain::ratelimit::{Decision, Limit};
+use crate::domain::ratelimit::{limiter_key, Decision, Limit};
 use crate::domain::routes::{resolve, AuthLevel, RateClass, Resolved, Route};
 use crate::domain::web;
 use crate::http::auth::{check_csrf, read_credentials, Caller, Identity};
@@ -103,13 +103,16 @@ async fn api(req: Request, app: &App) -> Response {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
-    // The token is verified locally first, so the limiter can key on the user; then the session
-    // check and the limiter run concurrently (two round trips become one).
+    // The token is verified locally first, so the limiter can key on the user (never on the
+    // public sign-in routes: `limiter_key`); then the session check and the limiter run
+    // concurrently (two round trips become one).
     let claimed = read_credentials(&req, app);
-    let key = claimed
-        .user()
-        .map(|c| format!("user:{}", c.user_id))
-        .unwrap_or_else(|| format!("ip:{}", client_ip(&req)));
+    let key = limiter_key(
+        entry.class.unwrap_or(RateClass::Api),
+        entry.auth,
+        claimed.user().map(|c| c.user_id.as_str()),
+        &client_ip(&req),
+    );
     let limit = entry.class.map(|class| (class, limit_of(app, class)));
     let rate = async {
         match limit {
@@ -140,7 +143,14 @@ async fn api(req: Request, app: &App) -> Response {
         }
         _ => authorize_and_dispatch(route, entry.auth, req, app, identity).await,
     };
-    let resp = result.unwrap_or_else(|e| error_response(&e));
+    let resp = result.unwrap_or_else(|e| {
+        let resp = error_response(&e);
+        // A handler's own limit (the AI budget, the sign-in backoff) names its wait.
+        if let (429, Some(s)) = (e.status, e.fields.get("retryAfter")) {
+            let _ = resp.headers().set("Retry-After", s);
+        }
+        resp
+    });
     if let Some(d) = &decision {
         rate_headers(&resp, d);
     }
@@ -154,6 +164,7 @@ fn limit_of(app: &App, class: RateClass) -> Limit {
         RateClass::Api => app.cfg.api_limit,
         RateClass::Ai => app.cfg.ai_limit,
         RateClass::AiTokens => app.cfg.ai_token_limit,
+        RateClass::Preview => app.cfg.preview_limit,
     }
 }
 

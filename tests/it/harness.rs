@@ -481,6 +481,11 @@ pub fn gated_instance() -> &'static Instance {
 pub const TIGHT_API_LIMIT: u64 = 8;
 pub const TIGHT_AUTH_LIMIT: u64 = 10;
 pub const TIGHT_MAX_APPS: u64 = 3;
+pub const TIGHT_PREVIEW_LIMIT: u64 = 5;
+/// Wrong passwords an account may send before it is locked; the first lock is a minute long, so
+/// no test depends on timing.
+pub const TIGHT_LOGIN_FREE_FAILURES: u64 = 3;
+pub const TIGHT_LOGIN_BACKOFF_SECONDS: u64 = 60;
 
 /// The tight instance also stands for a production configuration: an https `PUBLIC_URL` (so a
 /// `__Host-` session cookie) and mail through the `send_email` binding (simulated by wrangler
@@ -495,6 +500,12 @@ pub fn tight_instance() -> &'static Instance {
             ("RATE_LIMIT_API", format!("{TIGHT_API_LIMIT}/60")),
             ("RATE_LIMIT_AUTH", format!("{TIGHT_AUTH_LIMIT}/60")),
             ("MAX_APPS_PER_USER", TIGHT_MAX_APPS.to_string()),
+            ("RATE_LIMIT_PREVIEW", format!("{TIGHT_PREVIEW_LIMIT}/60")),
+            ("LOGIN_FREE_FAILURES", TIGHT_LOGIN_FREE_FAILURES.to_string()),
+            (
+                "LOGIN_BACKOFF_BASE_SECONDS",
+                TIGHT_LOGIN_BACKOFF_SECONDS.to_string(),
+            ),
         ])
     })
 }
