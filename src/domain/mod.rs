@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod input;
 pub mod oauth;
+pub mod openapi;
 pub mod password;
 pub mod preview;
 pub mod random;

@@ -31,6 +31,7 @@ async fn dispatch(
     let user = || caller.ok_or_else(|| ApiError::unauthorized("authentication required"));
     match route {
         Route::Health => health::health(app).await,
+        Route::OpenApi => health::openapi(),
         Route::Providers => auth::providers(app),
         Route::Register => auth::register(req, app).await,
         Route::Login => auth::login(req, app).await,
