@@ -367,22 +367,23 @@ pub fn describe(route: &Route) -> Op {
     }
 }
 
-/// A path parameter's description and schema, by its name in the table.
+/// A path parameter's description and schema, by its name in the table. Values are one
+/// non-empty segment of plain characters: anything else (`..`, an empty segment) is another
+/// path, so another operation.
 fn path_param(name: &str) -> (&'static str, Value) {
+    let segment = |pattern: &str| json!({ "type": "string", "minLength": 1, "pattern": pattern });
+    let word = segment("^[A-Za-z0-9_-]+$");
     match name {
-        "id" => (
-            "The app's id (`app_` and 32 hex digits)",
-            json!({ "type": "string" }),
-        ),
-        "provider" => ("A provider name", json!({ "type": "string" })),
-        "operation" => ("A model operation", json!({ "type": "string" })),
-        "name" => ("A template name", json!({ "type": "string" })),
-        "n" => ("A version number", json!({ "type": "string" })),
+        "id" => ("The app's id (`app_` and 32 hex digits)", word),
+        "provider" => ("A provider name", word),
+        "operation" => ("A model operation", word),
+        "name" => ("A template name", word),
+        "n" => ("A version number", segment("^[0-9]+$")),
         "path" => (
-            "The file's path in the version (may contain `/`)",
-            json!({ "type": "string" }),
+            "The file's path in the version (it may contain `/`)",
+            segment("^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$"),
         ),
-        _ => ("A path parameter", json!({ "type": "string" })),
+        _ => ("A path parameter", word),
     }
 }
 

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
 pub const ADMIN_EMAIL: &str = "root@admin.test";
+/// The password [`Instance::user`] registers users with.
+pub const USER_PASSWORD: &str = "correct horse battery";
 
 /// Process groups to end at exit, each with the signal that ends it properly.
 static GROUPS: Mutex<Vec<(i32, i32)>> = Mutex::new(Vec::new());
@@ -244,7 +246,7 @@ impl Instance {
         let email = unique_email(tag);
         let r = self
             .req(Method::POST, "/api/auth/register")
-            .json(&json!({ "email": email, "password": "correct horse battery" }))
+            .json(&json!({ "email": email, "password": USER_PASSWORD }))
             .send()
             .await
             .unwrap();
@@ -487,5 +489,69 @@ impl Instance {
             req = req.json(b);
         }
         req.send().await.unwrap()
+    }
+}
+
+/// The contract instance (OpenAPI checks, schemathesis, the authorization matrix): user keys can
+/// be stored, and limits are high enough for a fuzzer's request rate.
+pub fn contract_instance() -> &'static Instance {
+    static I: OnceLock<Instance> = OnceLock::new();
+    I.get_or_init(|| {
+        Instance::start(&[
+            (
+                "SECRETS_ENCRYPTION_KEY",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".into(),
+            ),
+            ("RATE_LIMIT_API", "100000/60".into()),
+            ("RATE_LIMIT_AUTH", "100000/60".into()),
+        ])
+    })
+}
+
+pub const ADMIN_PASSWORD: &str = "admin password 1";
+
+impl Instance {
+    /// Signs in as the administrator ([`ADMIN_EMAIL`], promoted by `ADMIN_EMAILS`), registering
+    /// it on the instance's first call: every test that needs an admin goes through here.
+    pub async fn admin(&self) -> User {
+        let creds = json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD });
+        let mut r = self
+            .req(Method::POST, "/api/auth/register")
+            .json(&creds)
+            .send()
+            .await
+            .unwrap();
+        if r.status() != StatusCode::CREATED {
+            r = self
+                .req(Method::POST, "/api/auth/login")
+                .json(&creds)
+                .send()
+                .await
+                .unwrap();
+        }
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "admin sign-in: {status} {body}");
+        assert_eq!(body["user"]["role"], "admin", "{body}");
+        User {
+            id: body["user"]["id"].as_str().unwrap().to_string(),
+            email: ADMIN_EMAIL.to_string(),
+            token: body["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// A session of `u` that is not `u.token` (for routes that end the session they are given).
+    pub async fn fresh_token(&self, email: &str, password: &str) -> String {
+        let r = self
+            .req(Method::POST, "/api/auth/login")
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "login {email}");
+        r.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }
