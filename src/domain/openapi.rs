@@ -18,7 +18,7 @@ use super::codegen::run::{VersionFile, VersionManifest, VersionSummary};
 use super::error::ErrorCode;
 use super::routes::{AuthLevel, Entry, Method, Route, WorkspaceCall, TABLE};
 use super::sandbox::{State, Status};
-use super::{password, web};
+use super::{password, templates, web};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
@@ -340,7 +340,7 @@ pub fn describe(route: &Route) -> Op {
         AgentChat(_) => Op::new("agentChat", "agent", "Send the app's agent a message")
             .about("The first message plans and generates the app; later ones edit it (queued while work runs). The run's events follow as Server-Sent Events.")
             .json_body(schema_ref("StartChat"), true)
-            .content(200, "The run's events", "text/event-stream", json!({ "type": "string" }))
+            .content(200, "The run's events", "text/event-stream", schema_ref("ServerSentEvent"))
             .error(404, APP_MISSING)
             .error(409, "The agent cannot take the message now (E004)"),
         AgentState(_) => since_query(Op::new("agentState", "agent", "The agent's state and its stored events"))
@@ -348,7 +348,7 @@ pub fn describe(route: &Route) -> Op {
             .error(404, APP_MISSING),
         AgentEvents(_) => since_query(Op::new("agentEvents", "agent", "The agent's events as Server-Sent Events"))
             .header("Last-Event-ID", "Resume after this event", json!({ "type": "string" }))
-            .content(200, "The state, the stored events, then live ones while a run is active", "text/event-stream", json!({ "type": "string" }))
+            .content(200, "The state, the stored events, then live ones while a run is active", "text/event-stream", schema_ref("ServerSentEvent"))
             .error(404, APP_MISSING),
         AgentSocket(_) => since_query(Op::new("agentSocket", "agent", "The agent's events and commands over a WebSocket"))
             .empty(101, "Switching to the WebSocket protocol")
@@ -373,11 +373,21 @@ pub fn describe(route: &Route) -> Op {
 fn path_param(name: &str) -> (&'static str, Value) {
     let segment = |pattern: &str| json!({ "type": "string", "minLength": 1, "pattern": pattern });
     let word = segment("^[A-Za-z0-9_-]+$");
+    let one_of = |values: Vec<&'static str>| json!({ "type": "string", "enum": values });
     match name {
         "id" => ("The app's id (`app_` and 32 hex digits)", word),
-        "provider" => ("A provider name", word),
-        "operation" => ("A model operation", word),
-        "name" => ("A template name", word),
+        "provider" => (
+            "A provider name",
+            one_of(Provider::ALL.map(Provider::as_str).to_vec()),
+        ),
+        "operation" => (
+            "A model operation",
+            one_of(Operation::ALL.map(Operation::as_str).to_vec()),
+        ),
+        "name" => (
+            "A template name",
+            one_of(templates::CATALOG.iter().map(|t| t.name).collect()),
+        ),
         "n" => ("A version number", segment("^[0-9]+$")),
         "path" => (
             "The file's path in the version (it may contain `/`)",
@@ -894,6 +904,19 @@ pub fn schemas() -> Map<String, Value> {
                     "state": { "type": "object", "required": ["appId", "status"] },
                     "events": { "type": "array", "items": { "type": "object", "required": ["id"] } },
                     "running": { "type": "boolean" },
+                },
+            }),
+        ),
+        (
+            "ServerSentEvent",
+            json!({
+                "description": "One event of a stream: `data` is the event's JSON, `event` its type.",
+                "type": "object", "required": ["data"],
+                "properties": {
+                    "event": { "type": "string" },
+                    "data": { "type": "string" },
+                    "id": { "type": "string" },
+                    "retry": { "type": "integer" },
                 },
             }),
         ),

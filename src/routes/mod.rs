@@ -96,7 +96,8 @@ async fn api(req: Request, app: &App) -> Response {
     if method == Method::Options {
         return preflight();
     }
-    let Resolved { route, entry } = match resolve(method.as_ref(), &req.path()) {
+    // The request's own method: `worker::Method` reads any method it does not know as GET.
+    let Resolved { route, entry } = match resolve(&req.inner().method(), &req.path()) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };

@@ -497,15 +497,34 @@ impl Instance {
 pub fn contract_instance() -> &'static Instance {
     static I: OnceLock<Instance> = OnceLock::new();
     I.get_or_init(|| {
-        Instance::start(&[
+        let i = Instance::start(&[
             (
                 "SECRETS_ENCRYPTION_KEY",
                 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".into(),
             ),
             ("RATE_LIMIT_API", "100000/60".into()),
             ("RATE_LIMIT_AUTH", "100000/60".into()),
-        ])
+        ]);
+        i.publish_templates();
+        i
     })
+}
+
+impl Instance {
+    /// Publishes the templates to the instance's R2, as `make dev` does for the developer's.
+    pub fn publish_templates(&self) {
+        let status = Command::new("bash")
+            .arg(root().join("scripts/publish-templates.sh"))
+            .current_dir(root())
+            .env("PERSIST", &self.state)
+            .env("WRANGLER", wrangler())
+            .env("WRANGLER_SEND_METRICS", "false")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("publish-templates.sh runs");
+        assert!(status.success(), "publishing the templates failed");
+    }
 }
 
 pub const ADMIN_PASSWORD: &str = "admin password 1";
