@@ -422,6 +422,7 @@ fn schemathesis(i: &Instance, headers: &[String], phases: &str, tag: &str) -> Re
         .args(["--suppress-health-check", "all"])
         .arg("--report-dir")
         .arg(dir.join("report"))
+        .current_dir(&dir)
         .env("NO_COLOR", "1");
     for (id, _why) in NOT_FUZZED {
         cmd.args(["--exclude-operation-id", id]);
