@@ -231,7 +231,10 @@ pub fn describe(route: &Route) -> Op {
         OpenApi => Op::new("openapi", "platform", "This document (OpenAPI 3.1)").ok(
             200,
             "The API's OpenAPI document",
-            json!({ "type": "object" }),
+            json!({
+                "type": "object", "required": ["openapi", "info", "paths", "components"],
+                "properties": { "openapi": { "const": "3.1.0" } },
+            }),
         ),
         Providers => Op::new("providers", "auth", "The sign-in methods this deployment offers")
             .ok(200, "Which methods are enabled", schema_ref("Providers")),
@@ -342,7 +345,7 @@ pub fn describe(route: &Route) -> Op {
             .json_body(schema_ref("StartChat"), true)
             .content(200, "The run's events", "text/event-stream", schema_ref("ServerSentEvent"))
             .error(404, APP_MISSING)
-            .error(409, "The agent cannot take the message now (E004)"),
+            .error(429, "Rate limited, or too many messages already wait (E003)"),
         AgentState(_) => since_query(Op::new("agentState", "agent", "The agent's state and its stored events"))
             .ok(200, "The state, and the events after `since`", schema_ref("AgentState"))
             .error(404, APP_MISSING),

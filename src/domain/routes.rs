@@ -2,7 +2,9 @@
 //! rate-limit class in one declarative list ([`TABLE`]), and the resolution of a request's method
 //! and path against it ([`resolve`]). The Worker's `routes` module only dispatches the id.
 //!
-//! Adding a route is one row in [`TABLE`] (plus its [`Route`] variant and its handler).
+//! Adding a route is one row in [`TABLE`] (plus its [`Route`] variant and its handler); the
+//! compiler then asks for its [`Scope`] ([`Route::scope`]) and its documentation (one arm of
+//! [`super::openapi::describe`]).
 //!
 //! Invariants (tested below):
 //! - an unknown path is a 404 E002; a known path with another method is a 405 E004 naming the
