@@ -193,28 +193,28 @@ fn workspace(call: WorkspaceCall) -> Op {
             .ok(200, "The file", schema_ref("FileContent")),
         Tree => Op::new("sandboxTree", "sandbox", "List the workspace's files").ok(
             200,
-            "The workspace tree",
-            json!({ "type": "object" }),
+            "The workspace's regular files",
+            schema_ref("Tree"),
         ),
         Exec => Op::new("sandboxExec", "sandbox", "Run a command in the workspace")
             .json_body(schema_ref("ExecRequest"), true)
             .ok(
                 200,
-                "The command's exit code and output",
-                json!({ "type": "object" }),
+                "The command's exit code and (capped) output",
+                schema_ref("ExecReply"),
             ),
         Logs => since_query(Op::new(
             "sandboxLogs",
             "sandbox",
             "The dev server's log lines (as Server-Sent Events with `Accept: text/event-stream`)",
         ))
-        .ok(200, "Log lines after `since`", json!({ "type": "object" })),
+        .ok(200, "Log lines after `since`", schema_ref("LogsReply")),
         Errors => since_query(Op::new(
             "sandboxErrors",
             "sandbox",
             "Errors the dev server and the browser reported",
         ))
-        .ok(200, "Errors after `since`", json!({ "type": "object" })),
+        .ok(200, "Errors after `since`", schema_ref("ErrorsReply")),
     };
     op.error(404, "No such app or sandbox (E002)")
         .error(409, "The sandbox is not running (E006)")
@@ -782,13 +782,81 @@ pub fn schemas() -> Map<String, Value> {
             }),
         ),
         (
+            "Tree",
+            json!({
+                "type": "object", "required": ["files", "truncated"],
+                "properties": {
+                    "files": { "type": "array", "items": {
+                        "type": "object", "required": ["path", "size"],
+                        "properties": {
+                            "path": { "type": "string" },
+                            "size": { "type": "integer", "minimum": 0 },
+                        },
+                    }},
+                    "truncated": { "type": "boolean" },
+                },
+            }),
+        ),
+        (
+            "ExecReply",
+            json!({
+                "type": "object",
+                "required": ["exitCode", "stdout", "stderr", "stdoutTruncated", "stderrTruncated", "timedOut", "durationMs"],
+                "properties": {
+                    "exitCode": { "type": ["integer", "null"], "description": "`null` when killed by a signal (always so on timeout)." },
+                    "stdout": { "type": "string" },
+                    "stderr": { "type": "string" },
+                    "stdoutTruncated": { "type": "boolean" },
+                    "stderrTruncated": { "type": "boolean" },
+                    "timedOut": { "type": "boolean" },
+                    "durationMs": { "type": "integer", "minimum": 0 },
+                },
+            }),
+        ),
+        (
+            "LogsReply",
+            json!({
+                "type": "object", "required": ["lines", "nextSeq"],
+                "properties": {
+                    "lines": { "type": "array", "items": {
+                        "type": "object", "required": ["seq", "ts", "stream", "source", "line"],
+                        "properties": {
+                            "seq": { "type": "integer", "minimum": 0 },
+                            "ts": { "type": "integer", "minimum": 0, "description": "Epoch milliseconds." },
+                            "stream": enumeration(["stdout", "stderr", "system"]),
+                            "source": enumeration(["exec", "server"]),
+                            "line": { "type": "string" },
+                        },
+                    }},
+                    "nextSeq": { "type": "integer", "minimum": 0 },
+                },
+            }),
+        ),
+        (
+            "ErrorsReply",
+            json!({
+                "type": "object", "required": ["errors"],
+                "properties": { "errors": { "type": "array", "items": {
+                    "type": "object", "required": ["message", "kind"],
+                    "properties": {
+                        "file": { "type": ["string", "null"] },
+                        "line": { "type": ["integer", "null"], "minimum": 0 },
+                        "column": { "type": ["integer", "null"], "minimum": 0 },
+                        "message": { "type": "string" },
+                        "kind": { "type": "string", "description": "install, typescript, vite, esbuild, runtime, build, or another tool's name" },
+                    },
+                }}},
+            }),
+        ),
+        (
             "FileContent",
             json!({
-                "type": "object", "required": ["path", "content", "encoding"],
+                "type": "object", "required": ["path", "content", "encoding", "size"],
                 "properties": {
                     "path": { "type": "string" },
                     "content": { "type": "string" },
                     "encoding": enumeration(["utf8", "base64"]),
+                    "size": { "type": "integer", "minimum": 0 },
                 },
             }),
         ),
@@ -1167,5 +1235,72 @@ mod tests {
         for scheme in ["bearer", "session", "csrf"] {
             assert!(d["components"]["securitySchemes"].get(scheme).is_some());
         }
+    }
+
+    /// The described workspace bodies are the agent's own types as they serialize: a sample of
+    /// each goes through its `byte_protocol` type and must then match its schema.
+    #[test]
+    fn workspace_schemas_match_the_agents_types() {
+        fn through<T: serde::de::DeserializeOwned + serde::Serialize>(v: Value) -> Value {
+            serde_json::to_value(serde_json::from_value::<T>(v).unwrap()).unwrap()
+        }
+        let d = doc();
+        let check = |name: &str, v: Value| {
+            let root = json!({ "components": d["components"], "$ref": format!("#/components/schemas/{name}") });
+            let validator = jsonschema::validator_for(&root).unwrap();
+            let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{name}: {errors:?} in {v}");
+        };
+        use byte_protocol as p;
+        check(
+            "WriteFiles",
+            through::<p::WriteFiles>(
+                json!({ "files": [{ "path": "a.txt", "content": "eA==", "encoding": "base64" }] }),
+            ),
+        );
+        check(
+            "Written",
+            through::<p::Written>(json!({ "written": ["a.txt"] })),
+        );
+        check(
+            "FileContent",
+            through::<p::FileContent>(
+                json!({ "path": "a", "content": "x", "encoding": "utf8", "size": 1 }),
+            ),
+        );
+        check(
+            "Tree",
+            through::<p::Tree>(
+                json!({ "files": [{ "path": "a", "size": 1 }], "truncated": false }),
+            ),
+        );
+        check(
+            "ExecRequest",
+            through::<p::ExecRequest>(
+                json!({ "command": "id", "timeoutMs": 5, "env": { "A": "b" } }),
+            ),
+        );
+        check(
+            "ExecReply",
+            through::<p::ExecReply>(
+                json!({ "exitCode": null, "stdout": "", "stderr": "e", "stdoutTruncated": false, "stderrTruncated": true, "timedOut": true, "durationMs": 9 }),
+            ),
+        );
+        check(
+            "LogsReply",
+            through::<p::LogsReply>(
+                json!({ "lines": [{ "seq": 1, "ts": 2, "stream": "system", "source": "server", "line": "ready" }], "nextSeq": 2 }),
+            ),
+        );
+        check(
+            "ErrorsReply",
+            through::<p::ErrorsReply>(
+                json!({ "errors": [{ "file": "src/a.ts", "line": 1, "column": null, "message": "m", "kind": "typescript" }] }),
+            ),
+        );
+        // And the check bites: a reply missing a field fails.
+        let bad =
+            json!({ "components": d["components"], "$ref": "#/components/schemas/ExecReply" });
+        assert!(!jsonschema::is_valid(&bad, &json!({ "stdout": "" })));
     }
 }
