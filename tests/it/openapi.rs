@@ -434,14 +434,14 @@ fn schemathesis(i: &Instance, headers: &[String], phases: &str, tag: &str) -> Re
     if out.status.success() {
         // Its summary line (cases run, wall time), for whoever tunes the bounds.
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let summary = stdout
-            .lines()
-            .rev()
-            .find(|l| l.contains("passed"))
-            .unwrap_or("");
+        let last = |needle: &str| {
+            let l = stdout.lines().rev().find(|l| l.contains(needle));
+            l.unwrap_or("").trim_matches(|c| c == '=' || c == ' ')
+        };
         eprintln!(
-            "schemathesis ({tag}): {}",
-            summary.trim_matches(|c| c == '=' || c == ' ')
+            "schemathesis ({tag}): {}; {}",
+            last("generated"),
+            last("=== ")
         );
         Ok(())
     } else {
