@@ -59,6 +59,15 @@ if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt
   touch "$stamp"
 fi
 
+# schemathesis (the contract fuzzer of tests/it/openapi.rs), pinned, in a virtualenv of its own.
+SCHEMATHESIS_VERSION=4.32.5
+if ! "$TOOLS/venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  log "installing schemathesis $SCHEMATHESIS_VERSION into .tools/venv"
+  command -v python3 >/dev/null || { apt-get update -qq >&2 && apt-get install -y -qq python3 python3-venv >&2; }
+  [ -x "$TOOLS/venv/bin/pip" ] || python3 -m venv "$TOOLS/venv" >&2
+  "$TOOLS/venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" >&2
+fi
+
 cat <<ENV
 export WASM_BINDGEN_BIN=$WASM_BINDGEN_BIN
 export WORKER_BUILD_BIN=$WORKER_BUILD_BIN

@@ -19,7 +19,7 @@ pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 pub const MAX_SEARCH: usize = 200;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Public,
@@ -81,13 +81,14 @@ fn json_or(text: &Option<String>, fallback: Value) -> Value {
 }
 
 /// List item (the spec's list shape plus a few fields the web app needs).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppSummary {
     pub id: String,
     pub title: String,
     pub description: Option<String>,
     pub visibility: Visibility,
+    #[schema(value_type = Vec<String>)]
     pub tags: Value,
     pub is_deployed: bool,
     pub deploy_url: Option<String>,
@@ -97,13 +98,19 @@ pub struct AppSummary {
 }
 
 /// Full app (the spec's get shape plus the summary fields).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppDetail {
     #[serde(flatten)]
     pub summary: AppSummary,
+    /// The app's files (path → content).
+    #[schema(value_type = Object)]
     pub files: Value,
+    /// The app's settings (e.g. its model configuration).
+    #[schema(value_type = Object)]
     pub config: Value,
+    /// The sandbox and terminal state; `null` for anyone but the owner.
+    #[schema(value_type = Option<Object>)]
     pub container_state: Value,
     pub is_owner: bool,
 }

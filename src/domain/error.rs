@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The spec's custom error codes, plus `E000` for failures that are ours, not the caller's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum ErrorCode {
     /// Internal error (not in the spec's list: no user input causes it).
     E000,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod hosts;
 pub mod input;
 pub mod oauth;
+pub mod openapi;
 pub mod password;
 pub mod preview;
 pub mod random;

@@ -2,7 +2,9 @@
 //! rate-limit class in one declarative list ([`TABLE`]), and the resolution of a request's method
 //! and path against it ([`resolve`]). The Worker's `routes` module only dispatches the id.
 //!
-//! Adding a route is one row in [`TABLE`] (plus its [`Route`] variant and its handler).
+//! Adding a route is one row in [`TABLE`] (plus its [`Route`] variant and its handler); the
+//! compiler then asks for its [`Scope`] ([`Route::scope`]) and its documentation (one arm of
+//! [`super::openapi::describe`]).
 //!
 //! Invariants (tested below):
 //! - an unknown path is a 404 E002; a known path with another method is a 405 E004 naming the
@@ -96,6 +98,7 @@ pub enum WorkspaceCall {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
+    OpenApi,
     Providers,
     Register,
     Login,
@@ -154,6 +157,18 @@ impl std::fmt::Debug for Entry {
     }
 }
 
+impl Entry {
+    /// The row's route with each path parameter set to its own name in braces (`{id}`): what
+    /// the OpenAPI document and the authorization matrix describe a row by.
+    pub fn template_route(&self) -> Route {
+        let names = pattern_segments(self.pattern)
+            .filter_map(|s| s.strip_prefix(':').or_else(|| s.strip_prefix('*')))
+            .map(|n| (n, format!("{{{n}}}")))
+            .collect();
+        (self.build)(&mut Params(names))
+    }
+}
+
 /// The path parameters of a matched pattern, taken by name by a row's constructor.
 pub struct Params(Vec<(&'static str, String)>);
 
@@ -197,6 +212,7 @@ const AI: Option<RateClass> = Some(RateClass::Ai);
 /// the allowed methods in.
 pub static TABLE: &[Entry] = &[
     row(Get, "/api/health", Public, None, |_| Route::Health),
+    row(Get, "/api/openapi.json", Public, None, |_| Route::OpenApi),
     row(Get, "/api/auth/providers", Public, AUTH, |_| {
         Route::Providers
     }),
@@ -338,6 +354,74 @@ pub static TABLE: &[Entry] = &[
     ),
 ];
 
+/// Whose resource a route is about, beyond its [`AuthLevel`]: the ownership half of the
+/// authorization matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Not about one app: the caller's own data, or nobody's.
+    Caller,
+    /// The app in `:id`, for its owner only: anyone else gets the 404 of a missing app.
+    OwnerOnly,
+    /// The app in `:id`, for its owner, or for anyone when it is public.
+    OwnerOrPublic,
+}
+
+impl Route {
+    /// The route's [`Scope`]. Every route naming an app (`:id`) is scoped to it (tested).
+    pub fn scope(&self) -> Scope {
+        use Route::*;
+        match self {
+            Health | OpenApi | Providers | Register | Login | Logout | Me | Verify
+            | VerifyResend | ChangeEmail | DevOutbox | OAuthStart(_) | OAuthCallback(_)
+            | ListApps | ListPublicApps | CreateApp | AdminUsers | Templates | Template(_)
+            | AiKeys | AiPutKey(_) | AiDeleteKey(_) | AiModels | AiPatchModel(_)
+            | AiDeleteModel(_) | AiTest | AiUsage => Scope::Caller,
+            GetApp(_) => Scope::OwnerOrPublic,
+            PatchApp(_) | DeleteApp(_) | SandboxCreate(_) | SandboxStatus(_) | SandboxStop(_)
+            | Workspace(..) | AgentChat(_) | AgentState(_) | AgentEvents(_) | AgentSocket(_)
+            | AgentVersions(_) | AgentVersion(..) | AgentVersionFile(..) => Scope::OwnerOnly,
+        }
+    }
+}
+
+/// Who calls, relative to an app (the authorization matrix's rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    Anonymous,
+    /// The app's owner (a plain user).
+    Owner,
+    /// Another plain user.
+    Other,
+    /// A user with the admin role who does not own the app.
+    Admin,
+}
+
+/// The class of answer a caller gets from a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// 401 E001.
+    Unauthorized,
+    /// 403 E001.
+    Forbidden,
+    /// 404 E002 `app not found`, exactly what a missing app answers.
+    Hidden,
+    /// The handler's own answer: none of the above (it may still refuse the input).
+    Allowed,
+}
+
+/// What `who` gets from a route with `auth` and `scope`, about a public or private app.
+pub fn expected(auth: AuthLevel, scope: Scope, who: Viewer, public_app: bool) -> Answer {
+    let signed_in = who != Viewer::Anonymous;
+    let owner = who == Viewer::Owner;
+    match (auth, scope) {
+        (AuthLevel::Authenticated | AuthLevel::Admin, _) if !signed_in => Answer::Unauthorized,
+        (AuthLevel::Admin, _) if who != Viewer::Admin => Answer::Forbidden,
+        (_, Scope::OwnerOnly) if !owner => Answer::Hidden,
+        (_, Scope::OwnerOrPublic) if !owner && !public_app => Answer::Hidden,
+        _ => Answer::Allowed,
+    }
+}
+
 /// Pairs of rows (method, more specific pattern, shadowed pattern) that share a method and
 /// match a common path on purpose: the more specific one wins there.
 pub const SHADOWED: &[(Method, &str, &str)] = &[(Get, "/api/apps/public", "/api/apps/:id")];
@@ -451,6 +535,7 @@ mod tests {
         use WorkspaceCall::*;
         vec![
             ("GET", "/api/health", Health),
+            ("GET", "/api/openapi.json", OpenApi),
             ("GET", "/api/auth/providers", Providers),
             ("POST", "/api/auth/register", Register),
             ("POST", "/api/auth/login", Login),
@@ -563,10 +648,9 @@ mod tests {
     fn old_auth_level(r: &Route) -> AuthLevel {
         use Route::*;
         match r {
-            Health | Providers | Register | Login | Verify | DevOutbox | OAuthStart(_)
-            | OAuthCallback(_) | ListPublicApps | Templates | Template(_) | GetApp(_) => {
-                AuthLevel::Public
-            }
+            Health | OpenApi | Providers | Register | Login | Verify | DevOutbox
+            | OAuthStart(_) | OAuthCallback(_) | ListPublicApps | Templates | Template(_)
+            | GetApp(_) => AuthLevel::Public,
             AdminUsers => AuthLevel::Admin,
             _ => AuthLevel::Authenticated,
         }
@@ -576,7 +660,8 @@ mod tests {
     fn old_class(r: &Route) -> Option<RateClass> {
         use Route::*;
         match r {
-            Health => None,
+            // The document is static and cheap, like the health check.
+            Health | OpenApi => None,
             Providers | Register | Login | Logout | Me | Verify | VerifyResend | ChangeEmail
             | OAuthStart(_) | OAuthCallback(_) => Some(RateClass::Auth),
             AgentChat(_) => Some(RateClass::Ai),
@@ -797,6 +882,62 @@ mod tests {
                     "{e:?}: rest not last"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn every_app_route_is_scoped_to_its_app() {
+        for e in TABLE {
+            let names_app = pattern_segments(e.pattern).any(|s| s == ":id");
+            let scope = e.template_route().scope();
+            assert_eq!(names_app, scope != Scope::Caller, "{e:?}: {scope:?}");
+        }
+    }
+
+    #[test]
+    fn template_routes_carry_their_parameter_names() {
+        let row = |m: Method, p: &str| {
+            TABLE
+                .iter()
+                .find(|e| e.method == m && e.pattern == p)
+                .unwrap()
+        };
+        assert_eq!(
+            row(Get, "/api/agent/:id/versions/:n/files/*path").template_route(),
+            Route::AgentVersionFile(s("{id}"), s("{n}"), s("{path}"))
+        );
+        assert_eq!(row(Get, "/api/health").template_route(), Route::Health);
+    }
+
+    #[test]
+    fn expected_answers_follow_auth_level_then_ownership() {
+        use Answer::*;
+        use AuthLevel as L;
+        use Viewer::{Anonymous, Other, Owner};
+        let all = |auth, scope, public| {
+            [Anonymous, Owner, Other, Viewer::Admin].map(|w| expected(auth, scope, w, public))
+        };
+        // Anonymous, owner, other user, admin.
+        assert_eq!(all(L::Public, Scope::Caller, false), [Allowed; 4]);
+        assert_eq!(
+            all(L::Authenticated, Scope::Caller, true),
+            [Unauthorized, Allowed, Allowed, Allowed]
+        );
+        assert_eq!(
+            all(L::Admin, Scope::Caller, false),
+            [Unauthorized, Forbidden, Forbidden, Allowed]
+        );
+        assert_eq!(
+            all(L::Public, Scope::OwnerOrPublic, false),
+            [Hidden, Allowed, Hidden, Hidden]
+        );
+        assert_eq!(all(L::Public, Scope::OwnerOrPublic, true), [Allowed; 4]);
+        for public in [false, true] {
+            // An admin is no owner: another user's app is as hidden from them as from anyone.
+            assert_eq!(
+                all(L::Authenticated, Scope::OwnerOnly, public),
+                [Unauthorized, Allowed, Hidden, Hidden]
+            );
         }
     }
 }

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 /// Lifecycle: creating → writing_files → installing → starting → ready; any step may fail;
 /// a live sandbox can be stopped; a stopped or failed one can be created again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Creating,
@@ -160,7 +160,7 @@ pub fn quota_reached(max: u64) -> ApiError {
 }
 
 /// What a sandbox object reports about itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct State {
     pub app_id: String,

@@ -1,4 +1,5 @@
-//! `GET /api/health`: can the Worker reach D1, KV and R2, and which build is this.
+//! `GET /api/health`: can the Worker reach D1, KV and R2, and which build is this; and
+//! `GET /api/openapi.json`, the API's contract ([`crate::domain::openapi`]).
 
 use crate::domain::error::ApiResult;
 use crate::http::{json, App};
@@ -52,4 +53,14 @@ pub async fn health(app: &App) -> ApiResult<Response> {
             "checks": { "d1": d1, "kv": kv, "r2": r2 },
         }),
     )
+}
+
+/// The OpenAPI document, serialized once per isolate (it only changes with the build).
+pub fn openapi() -> ApiResult<Response> {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOC.get_or_init(|| crate::domain::openapi::document(VERSION).to_string());
+    let resp = Response::from_bytes(body.clone().into_bytes())?;
+    resp.headers().set("Content-Type", "application/json")?;
+    resp.headers().set("Cache-Control", "public, max-age=300")?;
+    Ok(resp)
 }

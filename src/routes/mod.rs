@@ -31,6 +31,7 @@ async fn dispatch(
     let user = || caller.ok_or_else(|| ApiError::unauthorized("authentication required"));
     match route {
         Route::Health => health::health(app).await,
+        Route::OpenApi => health::openapi(),
         Route::Providers => auth::providers(app),
         Route::Register => auth::register(req, app).await,
         Route::Login => auth::login(req, app).await,
@@ -99,7 +100,8 @@ async fn api(req: Request, app: &App) -> Response {
     if method == Method::Options {
         return preflight();
     }
-    let Resolved { route, entry } = match resolve(method.as_ref(), &req.path()) {
+    // The request's own method: `worker::Method` reads any method it does not know as GET.
+    let Resolved { route, entry } = match resolve(&req.inner().method(), &req.path()) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };

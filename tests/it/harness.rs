@@ -623,3 +623,90 @@ impl Instance {
         req.send().await.unwrap()
     }
 }
+
+/// The contract instance (OpenAPI checks, schemathesis, the authorization matrix): user keys can
+/// be stored, and limits are high enough for a fuzzer's request rate.
+pub fn contract_instance() -> &'static Instance {
+    static I: OnceLock<Instance> = OnceLock::new();
+    I.get_or_init(|| {
+        let i = Instance::start(&[
+            (
+                "SECRETS_ENCRYPTION_KEY",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".into(),
+            ),
+            ("RATE_LIMIT_API", "100000/60".into()),
+            ("RATE_LIMIT_AUTH", "100000/60".into()),
+            ("MAIL_BACKEND", "outbox".into()),
+        ]);
+        i.publish_templates();
+        i
+    })
+}
+
+impl Instance {
+    /// Publishes the templates to the instance's R2, as `make dev` does for the developer's.
+    pub fn publish_templates(&self) {
+        let status = Command::new("bash")
+            .arg(root().join("scripts/publish-templates.sh"))
+            .current_dir(root())
+            .env("PERSIST", &self.state)
+            .env("WRANGLER", wrangler())
+            .env("WRANGLER_SEND_METRICS", "false")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("publish-templates.sh runs");
+        assert!(status.success(), "publishing the templates failed");
+    }
+}
+
+pub const ADMIN_PASSWORD: &str = "admin password 1";
+
+impl Instance {
+    /// Signs in as the administrator ([`ADMIN_EMAIL`], promoted by `ADMIN_EMAILS` once its address
+    /// is verified), registering and verifying it (through the dev outbox: the instance runs with
+    /// `MAIL_BACKEND=outbox`) on the instance's first call: every test that needs an admin goes
+    /// through here.
+    pub async fn admin(&self) -> User {
+        let creds = json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD });
+        let r = self
+            .req(Method::POST, "/api/auth/register")
+            .json(&creds)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::CREATED {
+            self.verify(ADMIN_EMAIL).await;
+        }
+        let r = self
+            .req(Method::POST, "/api/auth/login")
+            .json(&creds)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "admin sign-in: {status} {body}");
+        assert_eq!(body["user"]["role"], "admin", "{body}");
+        User {
+            id: body["user"]["id"].as_str().unwrap().to_string(),
+            email: ADMIN_EMAIL.to_string(),
+            token: body["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// A session of `u` that is not `u.token` (for routes that end the session they are given).
+    pub async fn fresh_token(&self, email: &str, password: &str) -> String {
+        let r = self
+            .req(Method::POST, "/api/auth/login")
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "login {email}");
+        r.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}

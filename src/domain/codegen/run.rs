@@ -388,7 +388,7 @@ pub fn version_key(app_id: &str, n: u32) -> String {
 }
 
 /// One file of a saved version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionFile {
     pub path: String,
     /// The content's SHA-256 (hex): its blob's key ([`blob_key`]).
@@ -399,7 +399,7 @@ pub struct VersionFile {
 /// A saved version of an app's files, as stored in R2 at [`version_key`]: written by the code
 /// generator and read by the versions routes through this one type. Its summary also goes in the
 /// object's custom metadata ([`VersionManifest::metadata`]), so listing needs no object reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionManifest {
     pub app_id: String,
@@ -411,7 +411,7 @@ pub struct VersionManifest {
 }
 
 /// A version as listed (from the manifest's custom metadata).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionSummary {
     pub version: u32,
