@@ -20,7 +20,50 @@
 //! Adding a step (a deployment to take down, a repository link to drop) is one [`Step`] variant
 //! and one entry in [`APP_PLAN`], plus its executor arm in the object.
 
+use super::sandbox_call::Owner;
 use serde::{Deserialize, Serialize};
+
+/// The Durable Object binding of the deletion objects (one object per app id).
+pub const BINDING: &str = "DELETIONS";
+
+/// Everything the routes ask of an app's deletion object (it trusts the [`Owner`]: the route
+/// checked that the app, or its pending deletion, is the caller's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum DeletionCall {
+    /// Delete the owner's app: remove its row and record the deletion in one D1 batch, then run
+    /// one attempt at the plan before answering (later ones from the alarm). 404: no such app.
+    DeleteApp { by: Owner },
+    /// Remember the owner and arm a late safety alarm, before an account's batch records the
+    /// deletion (an alarm that finds no recorded deletion forgets everything: nothing is erased
+    /// that D1 did not record).
+    Prepare { by: Owner },
+    /// Run the plan of a recorded deletion from the alarm, now.
+    Resume { by: Owner },
+}
+
+impl DeletionCall {
+    pub fn owner(&self) -> &Owner {
+        match self {
+            DeletionCall::DeleteApp { by }
+            | DeletionCall::Prepare { by }
+            | DeletionCall::Resume { by } => by,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    pub fn parse(json: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(json).map_err(|e| format!("malformed deletion call: {e}"))
+    }
+}
+
+/// Every R2 object of an app (file blobs and version manifests) is under this prefix.
+pub fn files_prefix(app_id: &str) -> String {
+    format!("apps/{app_id}/")
+}
 
 /// One idempotent clean-up step of an app deletion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -292,7 +335,10 @@ mod tests {
         assert_eq!(run(&mut p, &f), Outcome::RetryAt(1_000 + 1_000));
         assert_eq!(*f.ran.borrow(), [Step::EraseGenerator, Step::StopSandbox]);
         assert_eq!(p.next, Some(Step::StopSandbox));
-        assert!(p.holds_sandbox, "the slot is held while the sandbox may run");
+        assert!(
+            p.holds_sandbox,
+            "the slot is held while the sandbox may run"
+        );
         assert_eq!(
             p.last_error.as_deref(),
             Some("stop_sandbox: agent unreachable")
@@ -322,7 +368,10 @@ mod tests {
         let mut p = Progress::start(true);
         run(&mut p, &f);
         assert_eq!(p.next, Some(Step::EraseSandbox));
-        assert!(!p.holds_sandbox, "stopped: the slot is free though work is left");
+        assert!(
+            !p.holds_sandbox,
+            "stopped: the slot is free though work is left"
+        );
         let holds: Vec<(Option<Step>, bool)> = f
             .journal
             .borrow()
@@ -407,6 +456,34 @@ mod tests {
             APP_PLAN.iter().filter(|s| s.frees_sandbox_slot()).count(),
             1
         );
+    }
+
+    #[test]
+    fn every_stored_file_of_an_app_is_under_its_prefix() {
+        use crate::domain::codegen::run::{blob_key, version_key, versions_prefix};
+        let p = files_prefix("app_1");
+        assert!(blob_key("app_1", "ab").starts_with(&p));
+        assert!(version_key("app_1", 7).starts_with(&p));
+        assert!(versions_prefix("app_1").starts_with(&p));
+        assert!(!blob_key("app_10", "ab").starts_with(&p), "no other app's");
+    }
+
+    #[test]
+    fn calls_round_trip() {
+        let by = Owner {
+            app_id: "app_1".into(),
+            user_id: "usr_1".into(),
+        };
+        for call in [
+            DeletionCall::DeleteApp { by: by.clone() },
+            DeletionCall::Prepare { by: by.clone() },
+            DeletionCall::Resume { by: by.clone() },
+        ] {
+            let back = DeletionCall::parse(call.to_json().as_bytes()).unwrap();
+            assert_eq!(back, call);
+            assert_eq!(back.owner(), &by);
+        }
+        assert!(DeletionCall::parse(br#"{"call":"delete_app"}"#).is_err());
     }
 
     #[test]

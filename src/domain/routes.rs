@@ -97,6 +97,7 @@ pub enum Route {
     Login,
     Logout,
     Me,
+    DeleteAccount,
     OAuthStart(String),
     OAuthCallback(String),
     ListApps,
@@ -200,6 +201,9 @@ pub static TABLE: &[Entry] = &[
         Route::Logout
     }),
     row(Get, "/api/auth/me", Authenticated, AUTH, |_| Route::Me),
+    row(Delete, "/api/auth/me", Authenticated, AUTH, |_| {
+        Route::DeleteAccount
+    }),
     row(Get, "/api/auth/oauth/:provider", Public, AUTH, |p| {
         Route::OAuthStart(p.take("provider"))
     }),
@@ -439,6 +443,7 @@ mod tests {
             ("POST", "/api/auth/login", Login),
             ("POST", "/api/auth/logout", Logout),
             ("GET", "/api/auth/me", Me),
+            ("DELETE", "/api/auth/me", DeleteAccount),
             ("GET", "/api/auth/oauth/google", OAuthStart(s("google"))),
             (
                 "GET",
@@ -554,9 +559,8 @@ mod tests {
         use Route::*;
         match r {
             Health => None,
-            Providers | Register | Login | Logout | Me | OAuthStart(_) | OAuthCallback(_) => {
-                Some(RateClass::Auth)
-            }
+            Providers | Register | Login | Logout | Me | DeleteAccount | OAuthStart(_)
+            | OAuthCallback(_) => Some(RateClass::Auth),
             AgentChat(_) => Some(RateClass::Ai),
             _ => Some(RateClass::Api),
         }

@@ -131,6 +131,12 @@ pub enum SandboxCall {
     },
     /// A request to the app's dev server (the forwarded request carries it).
     Preview(PreviewCall),
+    /// The app is deleted: stop its sandbox for good (byte-sandbox deletes the workspace, which
+    /// stops the dev server and every command; the container is told to stop), and refuse
+    /// every later call. 200 once the agent confirmed it (or there was never a sandbox).
+    Retire { app_id: String },
+    /// The app is deleted: erase the object's storage and alarm (after [`SandboxCall::Retire`]).
+    Erase,
 }
 
 /// The agent's method for a call built from the call alone.
@@ -169,6 +175,11 @@ impl SandboxCall {
             self,
             SandboxCall::Create { .. } | SandboxCall::Status | SandboxCall::Stop
         )
+    }
+
+    /// Part of an app's deletion (answered by the object itself, never forwarded).
+    pub fn is_erasure(&self) -> bool {
+        matches!(self, SandboxCall::Retire { .. } | SandboxCall::Erase)
     }
 
     pub fn to_json(&self) -> String {
@@ -213,7 +224,11 @@ impl SandboxCall {
             Some(serde_json::to_string(v).unwrap_or_else(|_| "{}".into()))
         }
         let (method, rest, body, event_stream) = match self {
-            SandboxCall::Create { .. } | SandboxCall::Status | SandboxCall::Stop => return None,
+            SandboxCall::Create { .. }
+            | SandboxCall::Status
+            | SandboxCall::Stop
+            | SandboxCall::Retire { .. }
+            | SandboxCall::Erase => return None,
             SandboxCall::Preview(p) => {
                 let query = p
                     .query
@@ -355,6 +370,10 @@ mod tests {
             SandboxCall::LogStream { since: Some(0) },
             SandboxCall::Preview(PreviewCall::new("/src/App.tsx", Some("t=1"), false).unwrap()),
             SandboxCall::Preview(PreviewCall::new("/", None, true).unwrap()),
+            SandboxCall::Retire {
+                app_id: owner().app_id,
+            },
+            SandboxCall::Erase,
         ]
     }
 
@@ -420,7 +439,11 @@ mod tests {
         for call in every_call() {
             let large = matches!(call, SandboxCall::WriteFiles(_) | SandboxCall::Exec(_));
             assert_eq!(call.in_body(), large, "{call:?}");
-            assert_eq!(call.is_lifecycle(), call.agent_route("ws").is_none());
+            assert_eq!(
+                call.is_lifecycle() || call.is_erasure(),
+                call.agent_route("ws").is_none()
+            );
+            assert!(!(call.is_lifecycle() && call.is_erasure()));
         }
     }
 

@@ -154,6 +154,15 @@ impl UserAppSandboxService {
         }
     }
 
+    /// Whether the agent may be running anything of this object's: always for the shared local
+    /// process; in production, while this object's container runs.
+    pub(super) fn agent_may_run(&self) -> Result<bool> {
+        Ok(match self.backend()? {
+            Backend::Local { .. } => true,
+            Backend::Container => self.state.container().is_some_and(|c| c.running()),
+        })
+    }
+
     /// Production: signals this object's container to stop (nothing to do locally).
     pub(super) fn stop_container(&self) -> Result<()> {
         if let (Backend::Container, Some(c)) = (self.backend()?, self.state.container()) {

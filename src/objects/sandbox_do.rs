@@ -12,6 +12,9 @@
 //! WebSocket upgrades included). A preview call forwards the request it came on (method, body,
 //! headers after the preview cookie policy).
 //!
+//! Deletion ([`super::sandbox_retire`]): `retire` stops the sandbox for good and `erase` empties
+//! the storage; a retired object refuses every other call and drops in-flight steps' outcomes.
+//!
 //! Invariants: lifecycle steps run from the alarm, one at a time, each idempotent and persisted
 //! before the next, so an evicted object resumes where it stopped; a ready sandbox idle for
 //! `SANDBOX_IDLE_TIMEOUT_SECONDS` is stopped by the alarm; each step is mirrored into the
@@ -30,7 +33,7 @@ use byte_protocol::exec::ExecReply;
 use byte_protocol::process::{ServerInfo, ServerStatus, StartRequest};
 use byte_protocol::workspace::{CreateWorkspace, WorkspaceCreated};
 use byte_protocol::AgentError;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
 };
@@ -41,7 +44,9 @@ const READY_TIMEOUT_MS: i64 = 90_000;
 pub struct UserAppSandboxService {
     pub(super) state: State,
     pub(super) env: Env,
-    cached: RefCell<Option<SandboxState>>,
+    pub(super) cached: RefCell<Option<SandboxState>>,
+    /// The app is deleted ([`SandboxCall::Retire`]): nothing is started, saved or forwarded.
+    pub(super) retired: Cell<bool>,
 }
 
 fn now() -> i64 {
@@ -60,7 +65,7 @@ impl UserAppSandboxService {
         self.state.storage().sql()
     }
 
-    fn load(&self) -> Result<Option<SandboxState>> {
+    pub(super) fn load(&self) -> Result<Option<SandboxState>> {
         if let Some(s) = self.cached.borrow().clone() {
             return Ok(Some(s));
         }
@@ -80,7 +85,7 @@ impl UserAppSandboxService {
         Ok(s)
     }
 
-    fn save(&self, s: &SandboxState) -> Result<()> {
+    pub(super) fn save(&self, s: &SandboxState) -> Result<()> {
         let text = serde_json::to_string(s)?;
         self.sql().exec(
             "INSERT INTO sandbox (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state",
@@ -97,6 +102,10 @@ impl UserAppSandboxService {
         next: Status,
         reason: Option<String>,
     ) -> Result<()> {
+        if self.retired.get() {
+            // The app was deleted while this step ran: its outcome is dropped.
+            return Ok(());
+        }
         // A step that ran long may have been overtaken (the owner stopped or re-created the
         // sandbox meanwhile): the persisted state wins and this step's outcome is dropped.
         if let Some(current) = self.load()? {
@@ -196,6 +205,9 @@ impl UserAppSandboxService {
                     }
                     let deadline = now() + READY_TIMEOUT_MS;
                     loop {
+                        if self.retired.get() {
+                            return Ok(());
+                        }
                         // An unreadable or refused answer counts as "not yet", until the deadline.
                         let status = self.server(&ws).await?.ok();
                         match status {
@@ -349,6 +361,12 @@ impl UserAppSandboxService {
             Ok(c) => c,
             Err(e) => return Ok(crate::http::error_response(&ApiError::validation(e))),
         };
+        if call.is_erasure() {
+            return self.erasure(call).await;
+        }
+        if self.retired.get() {
+            return Response::error("no sandbox (the app is deleted)", 404);
+        }
         if call.is_lifecycle() {
             return self.lifecycle(call).await;
         }
@@ -380,6 +398,7 @@ impl DurableObject for UserAppSandboxService {
             state,
             env,
             cached: RefCell::new(None),
+            retired: Cell::new(false),
         }
     }
 
@@ -388,6 +407,9 @@ impl DurableObject for UserAppSandboxService {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        if self.retired.get() {
+            return Response::ok("");
+        }
         self.advance().await?;
         Response::ok("")
     }

@@ -2,6 +2,7 @@
 //! route id to its handler. The route table itself (paths, methods, auth levels, rate-limit
 //! classes) is [`crate::domain::routes`]; this module only acts on what a row says.
 
+mod account;
 mod admin;
 mod agent;
 mod ai;
@@ -36,6 +37,7 @@ async fn dispatch(
         Route::Login => auth::login(req, app).await,
         Route::Logout => auth::logout(app, user()?).await,
         Route::Me => auth::me(app, user()?).await,
+        Route::DeleteAccount => account::delete(req, app, user()?).await,
         Route::OAuthStart(p) => auth::oauth_start(req, app, &p).await,
         Route::OAuthCallback(p) => auth::oauth_callback(req, app, &p).await,
         Route::ListApps => apps::list(req, app, user()?).await,
