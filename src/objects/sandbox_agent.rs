@@ -3,7 +3,7 @@
 //! request carries the shared secret; typed calls read replies as `byte_protocol` types; a
 //! forwarded preview request carries only what the preview cookie policy lets through.
 
-use super::sandbox_do::{config, UserAppSandboxService};
+use super::sandbox_do::{config, now, UserAppSandboxService};
 use crate::domain::sandbox::preview_agent_headers;
 use crate::domain::sandbox_call::{AgentMethod, AgentRoute};
 use byte_protocol::process::ServerInfo;
@@ -100,6 +100,22 @@ impl UserAppSandboxService {
         Ok(parse_reply(status, &bytes))
     }
 
+    /// Notes activity (the idle shutdown's clock).
+    pub(super) fn touch(&self) -> Result<()> {
+        if let Some(mut s) = self.load()? {
+            // Persist at most every 10 s: activity is a hint for idle shutdown, not a ledger.
+            let t = now();
+            if t - s.last_activity_ms > 10_000 {
+                s.last_activity_ms = t;
+                self.save(&s)?;
+            } else {
+                s.last_activity_ms = t;
+                *self.cached.borrow_mut() = Some(s);
+            }
+        }
+        Ok(())
+    }
+
     /// The dev server's status.
     pub(super) async fn server(
         &self,
@@ -171,5 +187,17 @@ impl UserAppSandboxService {
             }
         }
         Ok(())
+    }
+}
+
+/// An agent call as a lifecycle step sees it: the reply on success, or why the step failed.
+pub(super) fn step<T>(
+    result: Result<std::result::Result<T, AgentError>>,
+    what: &str,
+) -> std::result::Result<T, String> {
+    match result {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(e)) => Err(format!("{what} {e}")),
+        Err(e) => Err(format!("sandbox agent unreachable: {e}")),
     }
 }

@@ -23,6 +23,7 @@
 //! client's headers, and then only the app's own cookies (the preview cookie policy, see
 //! `routes/preview.rs`).
 
+use super::sandbox_agent::step;
 use crate::domain::error::ApiError;
 use crate::domain::sandbox::{
     install_failure, install_request, preview_label, server_down_reason, State as SandboxState,
@@ -32,7 +33,6 @@ use crate::domain::sandbox_call::{Owner, SandboxCall, CALL_HEADER};
 use byte_protocol::exec::ExecReply;
 use byte_protocol::process::{ServerInfo, ServerStatus, StartRequest};
 use byte_protocol::workspace::{CreateWorkspace, WorkspaceCreated};
-use byte_protocol::AgentError;
 use std::cell::{Cell, RefCell};
 use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
@@ -47,9 +47,11 @@ pub struct UserAppSandboxService {
     pub(super) cached: RefCell<Option<SandboxState>>,
     /// The app is deleted ([`SandboxCall::Retire`]): nothing is started, saved or forwarded.
     pub(super) retired: Cell<bool>,
+    /// Lifecycle steps are running in this isolate (the alarm's [`Self::advance`]).
+    pub(super) advancing: Cell<bool>,
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     js_sys::Date::now() as i64
 }
 
@@ -147,6 +149,9 @@ impl UserAppSandboxService {
         };
         let ws = Self::ws(&s);
         loop {
+            if self.retired.get() {
+                return Ok(());
+            }
             match s.status {
                 Status::Creating => {
                     let body = CreateWorkspace {
@@ -336,21 +341,6 @@ impl UserAppSandboxService {
         }
     }
 
-    pub(super) fn touch(&self) -> Result<()> {
-        if let Some(mut s) = self.load()? {
-            // Persist at most every 10 s: activity is a hint for idle shutdown, not a ledger.
-            let t = now();
-            if t - s.last_activity_ms > 10_000 {
-                s.last_activity_ms = t;
-                self.save(&s)?;
-            } else {
-                s.last_activity_ms = t;
-                *self.cached.borrow_mut() = Some(s);
-            }
-        }
-        Ok(())
-    }
-
     /// Reads the request's call: the header's, else the body's (parsed once either way).
     async fn serve(&self, mut req: Request) -> Result<Response> {
         let raw = match req.headers().get(CALL_HEADER)? {
@@ -380,18 +370,6 @@ impl UserAppSandboxService {
     }
 }
 
-/// An agent call as a lifecycle step sees it: the reply on success, or why the step failed.
-fn step<T>(
-    result: Result<std::result::Result<T, AgentError>>,
-    what: &str,
-) -> std::result::Result<T, String> {
-    match result {
-        Ok(Ok(reply)) => Ok(reply),
-        Ok(Err(e)) => Err(format!("{what} {e}")),
-        Err(e) => Err(format!("sandbox agent unreachable: {e}")),
-    }
-}
-
 impl DurableObject for UserAppSandboxService {
     fn new(state: State, env: Env) -> Self {
         Self {
@@ -399,6 +377,7 @@ impl DurableObject for UserAppSandboxService {
             env,
             cached: RefCell::new(None),
             retired: Cell::new(false),
+            advancing: Cell::new(false),
         }
     }
 
@@ -410,7 +389,10 @@ impl DurableObject for UserAppSandboxService {
         if self.retired.get() {
             return Response::ok("");
         }
-        self.advance().await?;
+        self.advancing.set(true);
+        let advanced = self.advance().await;
+        self.advancing.set(false);
+        advanced?;
         Response::ok("")
     }
 }

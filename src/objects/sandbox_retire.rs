@@ -4,7 +4,8 @@
 //! Invariants: once retired, the object starts, saves and forwards nothing (in-flight lifecycle
 //! steps drop their outcome), so erased storage stays erased; `retire` answers 200 only on the
 //! agent's word that the workspace is gone (deleted now, or byte-sandbox's own 404), or when no
-//! agent can be running anything of this app; anything else is a 503 the plan retries.
+//! agent can be running anything of this app, and no lifecycle step was in flight (it could
+//! create the workspace again before it sees the flag); anything else is a 503 the plan retries.
 
 use super::sandbox_do::UserAppSandboxService;
 use crate::domain::sandbox::preview_label;
@@ -54,6 +55,11 @@ impl UserAppSandboxService {
             }
         }
         self.stop_container()?;
+        if self.advancing.get() {
+            // A step awaiting the agent may still create what was just deleted: it stops at its
+            // next check, and the retry deletes again.
+            return Response::error("a lifecycle step was in flight; retry", 503);
+        }
         Response::ok("stopped")
     }
 
