@@ -168,7 +168,7 @@ fn sqlite_files(dir: &Path) -> Vec<PathBuf> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "sqlite")
-                && !p.file_name().is_some_and(|n| n == "metadata.sqlite")
+                && p.file_name().is_none_or(|n| n != "metadata.sqlite")
             {
                 out.push(p);
             }
