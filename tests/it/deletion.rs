@@ -663,3 +663,60 @@ async fn deleting_an_account_removes_everything_it_owns() {
         .unwrap();
     assert_eq!(apps["total"], 0, "{apps}");
 }
+
+#[tokio::test]
+async fn an_account_without_a_password_is_deleted_right_after_signing_in() {
+    let app = crate::harness::main_instance();
+    let login = format!("gone{}x{}", std::process::id(), crate::harness::free_port());
+    let (token, me) = crate::oauth::sign_in(app, "github", &login).await;
+    let id = me["user"]["id"].as_str().unwrap().to_string();
+    let app_id = app
+        .app(
+            &User {
+                id: id.clone(),
+                email: String::new(),
+                token: token.clone(),
+            },
+            "OAuth app",
+            "private",
+        )
+        .await;
+    // Without a password, the fresh sign-in is the proof; a password sent anyway changes nothing.
+    let r = app
+        .call(
+            Method::DELETE,
+            "/api/auth/me",
+            &token,
+            Some(&json!({"password": "irrelevant"})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    expect_error(
+        app.call(Method::GET, "/api/auth/me", &token, None).await,
+        401,
+        "E001",
+    )
+    .await;
+    for (table, col) in [
+        ("users", "id"),
+        ("oauth_identities", "user_id"),
+        ("sessions", "user_id"),
+        ("apps", "user_id"),
+    ] {
+        assert_eq!(
+            d1_count(
+                app,
+                &format!("SELECT COUNT(*) FROM {table} WHERE {col} = '{id}'")
+            ),
+            0,
+            "{table}"
+        );
+    }
+    eventually(60, "the app deletion to finish", || {
+        deletion_done(app, &app_id)
+    })
+    .await;
+    // Signing in again with the provider makes a new, empty account.
+    let (_, again) = crate::oauth::sign_in(app, "github", &login).await;
+    assert_ne!(again["user"]["id"], id);
+}
