@@ -13,7 +13,9 @@
 //! Replies: a lifecycle call ([`SandboxCall::is_lifecycle`]) is answered with the sandbox's
 //! [`State`](super::sandbox::State) (200) or 404 when there is no sandbox; a workspace call with
 //! the agent's own reply, passed through unchanged (its `byte_protocol` body, an event stream,
-//! a 101 for a WebSocket); a malformed call with a 400 in the API's error shape.
+//! a 101 for a WebSocket); a deletion call ([`SandboxCall::is_erasure`], sent only by an app's
+//! deletion plan) with 200 once done, 503 when it must be retried; a malformed call with a 400 in
+//! the API's error shape.
 //!
 //! Invariants: the object trusts the caller's [`Owner`] (the routes checked ownership, the
 //! code generator works for the app's owner); a parsed call names only valid file paths

@@ -720,3 +720,69 @@ async fn an_account_without_a_password_is_deleted_right_after_signing_in() {
     let (_, again) = crate::oauth::sign_in(app, "github", &login).await;
     assert_ne!(again["user"]["id"], id);
 }
+
+#[tokio::test]
+async fn an_app_deleted_while_it_generates_is_erased_once_its_run_has_stopped() {
+    use futures_util::StreamExt;
+    let app = deletion_instance();
+    let u = app.user("del-running").await;
+    let id = app.app(&u, "Busy", "private").await;
+    let mark = format!(
+        "MARKgate{}x{}",
+        std::process::id(),
+        crate::harness::free_port()
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(400))
+        .build()
+        .unwrap();
+    let r = client
+        .post(app.url(&format!("/api/agent/chat/{id}")))
+        .bearer_auth(&u.token)
+        .json(&json!({ "message": format!("scripted-gate {mark}") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Read until phase 2's stream is held by the fake model inside src/App.tsx.
+    let mut stream = r.bytes_stream();
+    let mut text = String::new();
+    let held = |t: &str| {
+        t.split("\n\n")
+            .any(|f| f.contains("event: file_chunk") && f.contains("\"path\":\"src/App.tsx\""))
+    };
+    while !held(&text) {
+        let chunk = stream.next().await.expect("the stream went on").unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let codegen = object_file(app, "CodeGeneratorAgent", &id).expect("the generator's storage");
+    assert!(r2_objects(app, &id) > 0, "phase 1's version is in R2");
+
+    // The generator cannot be erased while its driver works: the deletion waits at that step.
+    assert_eq!(delete_app(app, &u, &id).await, 204);
+    let row = query(
+        app,
+        "d1",
+        &format!("SELECT next_step, last_error FROM app_deletions WHERE app_id = '{id}'"),
+    );
+    assert_eq!(row[0][0], "erase_generator", "{row:?}");
+    assert!(row[0][1].as_str().unwrap().contains("409"), "{row:?}");
+    assert!(object_remains(&codegen).contains(&"table files".to_string()));
+
+    // The held stream goes on; the cancelled driver stops, and a retry erases everything.
+    fake_llm::release(&mark);
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { break };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    eventually(90, "the deletion to finish", || deletion_done(app, &id)).await;
+    assert_eq!(object_remains(&codegen), Vec::<String>::new());
+    assert_eq!(r2_objects(app, &id), 0);
+    assert_eq!(agent_workspace(&id, "").await.0, 404);
+    // Its clients saw the run end as stopped.
+    let done = text
+        .split("\n\n")
+        .find(|f| f.contains("event: done"))
+        .expect("a done event");
+    assert!(done.contains("\"stopped\""), "{done}");
+}
