@@ -14,8 +14,10 @@ trap 'kill $sandbox 2>/dev/null; wait $sandbox 2>/dev/null' EXIT INT TERM
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$SANDBOX_PORT/health" >/dev/null && break; sleep 0.1; done
 echo "[dev] byte-sandbox on http://127.0.0.1:$SANDBOX_PORT"
 echo "[dev] Byte Platform on http://localhost:$PORT  (previews at http://<app>.preview.localhost:$PORT; Ctrl-C stops both)"
+echo "[dev] verification mail goes to the outbox: http://localhost:$PORT/api/dev/outbox (links are also logged)"
 "$WRANGLER" dev --port "$PORT" --ip 127.0.0.1 --show-interactive-dev-session=false \
-  --var SANDBOX_BACKEND:local --var "SANDBOX_URL:http://127.0.0.1:$SANDBOX_PORT" &
+  --var SANDBOX_BACKEND:local --var "SANDBOX_URL:http://127.0.0.1:$SANDBOX_PORT" \
+  --var MAIL_BACKEND:outbox &
 wrangler=$!
 trap 'kill $wrangler $sandbox 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 wait -n $wrangler $sandbox

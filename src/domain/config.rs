@@ -18,7 +18,7 @@ use super::codegen::crypto::SealingKey;
 use super::codegen::models::ModelTable;
 use super::codegen::routing::{base_url, LlmSettings};
 use super::oauth::{Endpoints, Provider};
-use super::ratelimit::Limit;
+use super::ratelimit::{BackoffPolicy, Limit};
 use super::sandbox::InstanceType;
 use super::user::EmailList;
 use std::fmt;
@@ -31,16 +31,23 @@ pub const VARS: &[(&str, &str)] = &[
     ("RATE_LIMIT_API", "10000/60"),
     ("RATE_LIMIT_AI", "20/60"),
     ("RATE_LIMIT_AI_TOKENS", "100000/60"),
+    ("RATE_LIMIT_PREVIEW", "600/60"),
+    ("LOGIN_FREE_FAILURES", "5"),
+    ("LOGIN_BACKOFF_BASE_SECONDS", "2"),
+    ("LOGIN_BACKOFF_MAX_SECONDS", "900"),
     ("MAX_APPS_PER_USER", "100"),
     ("ALLOWED_ORIGINS", "http://localhost:5173"),
     ("ALLOWED_EMAIL", ""),
     ("ADMIN_EMAILS", ""),
     ("PUBLIC_URL", ""),
+    ("MAIL_BACKEND", "send_email"),
+    ("MAIL_FROM", ""),
     ("SANDBOX_BACKEND", "container"),
     ("SANDBOX_URL", ""),
     ("SANDBOX_INSTANCE_TYPE", "standard-3"),
     ("MAX_SANDBOX_INSTANCES", "10"),
     ("SANDBOX_IDLE_TIMEOUT_SECONDS", "900"),
+    ("PREVIEW_KEEPALIVE_SECONDS", "3600"),
     ("PREVIEW_DOMAIN", "preview.localhost"),
     ("CLOUDFLARE_ACCOUNT_ID", ""),
     ("CLOUDFLARE_AI_GATEWAY", ""),
@@ -97,6 +104,16 @@ pub enum SandboxBackend {
     Local { url: String },
 }
 
+/// How verification mail leaves (`MAIL_BACKEND`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailBackend {
+    /// Production: Cloudflare's `send_email` binding (`EMAIL`); `wrangler dev` simulates it.
+    SendEmail,
+    /// `make dev`: mail is logged and kept in KV, readable at `GET /api/dev/outbox`. Refused
+    /// with an https `PUBLIC_URL`, so a deployment cannot expose its outbox by mistake.
+    Outbox,
+}
+
 /// What the LLM client needs: how models are reached, which model does each job, time limits.
 #[derive(Debug)]
 pub struct LlmConfig {
@@ -117,11 +134,18 @@ pub struct Config {
     pub ai_limit: Limit,
     /// Model tokens per window per user (`requests` counts tokens here).
     pub ai_token_limit: Limit,
+    /// Preview requests per client address (`RATE_LIMIT_PREVIEW`).
+    pub preview_limit: Limit,
+    /// Per-account lock after repeated failed sign-ins (`LOGIN_*`).
+    pub signin_backoff: BackoffPolicy,
     pub allowed_origins: Vec<String>,
     pub max_apps_per_user: u64,
     pub allowed_email: EmailList,
     pub admin_emails: EmailList,
     pub public_url: Option<String>,
+    pub mail_backend: MailBackend,
+    /// The sender of verification mail (`MAIL_FROM`); `None`: `noreply@<the request's host>`.
+    pub mail_from: Option<String>,
     pub google: Option<OAuthClient>,
     pub github: Option<OAuthClient>,
     pub max_sandboxes_per_user: u64,
@@ -131,6 +155,9 @@ pub struct Config {
     pub sandbox_backend: SandboxBackend,
     /// A ready sandbox idle this long is stopped (`SANDBOX_IDLE_TIMEOUT_SECONDS`, in ms here).
     pub sandbox_idle_timeout_ms: i64,
+    /// Preview traffic (anyone's) keeps a sandbox awake at most this long after its owner's last
+    /// activity (`PREVIEW_KEEPALIVE_SECONDS`, in ms here).
+    pub preview_keepalive_ms: i64,
     /// Shared with `byte-sandbox` (`SANDBOX_SECRET`); sandboxes are unavailable without it.
     pub sandbox_secret: Option<Secret>,
     /// Correction rounds per phase before remaining errors are reported (`MAX_CORRECTION_ROUNDS`).
@@ -208,6 +235,34 @@ impl Config {
         let api_limit = limit("RATE_LIMIT_API");
         let ai_limit = limit("RATE_LIMIT_AI");
         let ai_token_limit = limit("RATE_LIMIT_AI_TOKENS");
+        let preview_limit = limit("RATE_LIMIT_PREVIEW");
+        let seconds_ms = |k: &str, min: u64| -> Result<i64, String> {
+            let s = number(k)?;
+            if s < min {
+                return Err(format!("{k}: must be at least {min}"));
+            }
+            if s > 86_400 {
+                return Err(format!("{k}: must be at most 86400 (a day)"));
+            }
+            Ok(s as i64 * 1000)
+        };
+        let signin_backoff = (|| {
+            let free_failures = u32::try_from(positive("LOGIN_FREE_FAILURES")?)
+                .map_err(|_| "LOGIN_FREE_FAILURES: too large".to_string())?;
+            let base_ms = seconds_ms("LOGIN_BACKOFF_BASE_SECONDS", 1)?;
+            let max_ms = seconds_ms("LOGIN_BACKOFF_MAX_SECONDS", 1)?;
+            if max_ms < base_ms {
+                return Err(
+                    "LOGIN_BACKOFF_MAX_SECONDS: must be at least LOGIN_BACKOFF_BASE_SECONDS".into(),
+                );
+            }
+            Ok(BackoffPolicy {
+                free_failures,
+                base_ms,
+                max_ms,
+            })
+        })();
+        let preview_keepalive_ms = seconds_ms("PREVIEW_KEEPALIVE_SECONDS", 0);
         let max_apps_per_user = number("MAX_APPS_PER_USER");
         let max_sandboxes_per_user = number("MAX_SANDBOX_INSTANCES");
         let google = oauth(Provider::Google, "GOOGLE");
@@ -245,6 +300,29 @@ impl Config {
         let models = ModelTable::from_json(&get("MODEL_CONFIG").unwrap_or_default());
         let timeout_ms = positive("LLM_TIMEOUT_MS");
         let total_timeout_ms = positive("LLM_TOTAL_TIMEOUT_MS");
+        let public_url = get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string());
+        let mail_backend = match get("MAIL_BACKEND").as_deref() {
+            Some("send_email") => Ok(MailBackend::SendEmail),
+            Some("outbox")
+                if public_url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("https://")) =>
+            {
+                Err("MAIL_BACKEND: outbox is for local development; PUBLIC_URL is https".into())
+            }
+            Some("outbox") => Ok(MailBackend::Outbox),
+            other => Err(format!(
+                "MAIL_BACKEND: {:?} is not send_email or outbox",
+                other.unwrap_or_default()
+            )),
+        };
+        let mail_from = get("MAIL_FROM")
+            .map(|f| {
+                super::user::Email::parse(&f)
+                    .map(|e| e.as_str().to_string())
+                    .map_err(|e| format!("MAIL_FROM: {e}"))
+            })
+            .transpose();
         let sealing_key = get("SECRETS_ENCRYPTION_KEY")
             .map(|v| SealingKey::parse(&v))
             .transpose();
@@ -254,6 +332,9 @@ impl Config {
             api_limit.as_ref().err(),
             ai_limit.as_ref().err(),
             ai_token_limit.as_ref().err(),
+            preview_limit.as_ref().err(),
+            signin_backoff.as_ref().err(),
+            preview_keepalive_ms.as_ref().err(),
             max_apps_per_user.as_ref().err(),
             max_sandboxes_per_user.as_ref().err(),
             google.as_ref().err(),
@@ -267,6 +348,8 @@ impl Config {
             timeout_ms.as_ref().err(),
             total_timeout_ms.as_ref().err(),
             sealing_key.as_ref().err(),
+            mail_backend.as_ref().err(),
+            mail_from.as_ref().err(),
         ]
         .into_iter()
         .flatten()
@@ -284,6 +367,8 @@ impl Config {
             api_limit: api_limit?,
             ai_limit: ai_limit?,
             ai_token_limit: ai_token_limit?,
+            preview_limit: preview_limit?,
+            signin_backoff: signin_backoff?,
             allowed_origins: raw("ALLOWED_ORIGINS")
                 .unwrap_or_default()
                 .split(',')
@@ -293,7 +378,9 @@ impl Config {
             max_apps_per_user: max_apps_per_user?,
             allowed_email: EmailList::parse(&get("ALLOWED_EMAIL").unwrap_or_default()),
             admin_emails: EmailList::parse(&get("ADMIN_EMAILS").unwrap_or_default()),
-            public_url: get("PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
+            public_url,
+            mail_backend: mail_backend?,
+            mail_from: mail_from?,
             google: google?,
             github: github?,
             max_sandboxes_per_user: max_sandboxes_per_user?,
@@ -303,6 +390,7 @@ impl Config {
             sandbox_instance_type: sandbox_instance_type?,
             sandbox_backend: sandbox_backend?,
             sandbox_idle_timeout_ms: sandbox_idle_timeout_ms?,
+            preview_keepalive_ms: preview_keepalive_ms?,
             sandbox_secret: get("SANDBOX_SECRET").map(Secret),
             max_corrections: max_corrections?,
             llm: LlmConfig {
@@ -418,6 +506,16 @@ mod tests {
         assert_eq!(c.api_limit.requests, 10000);
         assert_eq!(c.ai_limit.requests, 20);
         assert_eq!(c.ai_token_limit.requests, 100_000);
+        assert_eq!(c.preview_limit.requests, 600);
+        assert_eq!(
+            c.signin_backoff,
+            BackoffPolicy {
+                free_failures: 5,
+                base_ms: 2_000,
+                max_ms: 900_000
+            }
+        );
+        assert_eq!(c.preview_keepalive_ms, 3_600_000);
         assert_eq!(c.max_apps_per_user, 100);
         assert_eq!(c.allowed_origins, vec!["http://localhost:5173"]);
         assert!(c.google.is_none() && c.github.is_none());
@@ -475,6 +573,11 @@ mod tests {
             ("MAX_CORRECTION_ROUNDS", "11"),
             ("SANDBOX_INSTANCE_TYPE", "huge"),
             ("GOOGLE_CLIENT_ID", "only-the-id"),
+            ("RATE_LIMIT_PREVIEW", "0/60"),
+            ("LOGIN_FREE_FAILURES", "0"),
+            ("LOGIN_BACKOFF_BASE_SECONDS", "0"),
+            ("LOGIN_BACKOFF_MAX_SECONDS", "1"),
+            ("PREVIEW_KEEPALIVE_SECONDS", "86401"),
         ] {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert!(
@@ -553,6 +656,32 @@ mod tests {
             let e = cfg(&pairs).unwrap_err();
             assert!(e.contains(needle), "{pairs:?}: {e}");
         }
+    }
+
+    #[test]
+    fn mail_settings() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(
+            (c.mail_backend, c.mail_from),
+            (MailBackend::SendEmail, None)
+        );
+        let c = cfg(&[("MAIL_BACKEND", "outbox"), ("MAIL_FROM", "No@Byte.Test")]).unwrap();
+        assert_eq!(c.mail_backend, MailBackend::Outbox);
+        assert_eq!(c.mail_from.as_deref(), Some("no@byte.test"));
+        // The dev outbox cannot be switched on for a public https deployment.
+        let e = cfg(&[
+            ("MAIL_BACKEND", "outbox"),
+            ("PUBLIC_URL", "https://byte.example"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("MAIL_BACKEND"), "{e}");
+        assert!(cfg(&[
+            ("MAIL_BACKEND", "outbox"),
+            ("PUBLIC_URL", "http://localhost:8787")
+        ])
+        .is_ok());
+        let e = cfg(&[("MAIL_BACKEND", "smtp"), ("MAIL_FROM", "nope")]).unwrap_err();
+        assert!(e.contains("MAIL_BACKEND") && e.contains("MAIL_FROM"), "{e}");
     }
 
     #[test]

@@ -163,36 +163,50 @@ pub fn google_profile(v: &Value) -> Result<Profile, String> {
     })
 }
 
-/// GitHub's `/user`, plus `/user/emails` when the profile email is private.
-pub fn github_profile(user: &Value, emails: Option<&Value>) -> Result<Profile, String> {
+/// GitHub's `/user` and `/user/emails`. Only an address GitHub marks `verified` is taken, the
+/// primary one first; `/user`'s public `email` is never used (the emails list is the source of
+/// truth for verification). Without a verified address the profile carries the primary address,
+/// unverified, so the refusal can say why.
+pub fn github_profile(user: &Value, emails: &Value) -> Result<Profile, String> {
     let id = match user.get("id") {
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err("GitHub user has no id".into()),
     };
-    let primary = emails.and_then(Value::as_array).and_then(|list| {
-        list.iter()
-            .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
-            .or_else(|| {
-                list.iter()
-                    .find(|e| e.get("verified").and_then(Value::as_bool) == Some(true))
-            })
-    });
-    let (email, verified) = match primary {
-        Some(e) => (
-            s(e, "email"),
-            e.get("verified").and_then(Value::as_bool).unwrap_or(false),
+    let list = emails
+        .as_array()
+        .ok_or("GitHub /user/emails is not a list")?;
+    let flag = |e: &Value, k: &str| e.get(k).and_then(Value::as_bool) == Some(true);
+    let verified = list
+        .iter()
+        .filter(|e| flag(e, "verified") && s(e, "email").is_some());
+    let chosen = verified
+        .clone()
+        .find(|e| flag(e, "primary"))
+        .or_else(|| verified.clone().next());
+    let (email, email_verified) = match chosen {
+        Some(e) => (s(e, "email"), true),
+        None => (
+            list.iter()
+                .find(|e| flag(e, "primary"))
+                .and_then(|e| s(e, "email")),
+            false,
         ),
-        // A public profile email is one GitHub has verified.
-        None => (s(user, "email"), s(user, "email").is_some()),
     };
     Ok(Profile {
         provider_user_id: id,
         email,
-        email_verified: verified,
+        email_verified,
         display_name: s(user, "name").or_else(|| s(user, "login")),
         avatar_url: s(user, "avatar_url"),
     })
+}
+
+impl Profile {
+    /// The address the provider vouches for, if it vouches for one.
+    pub fn verified_email(&self) -> Option<&str> {
+        self.email.as_deref().filter(|_| self.email_verified)
+    }
 }
 
 /// A post-login redirect target: only a same-origin absolute path, never `//host` or a URL.
@@ -258,7 +272,7 @@ mod tests {
         assert!(google_profile(&json!({"email":"a@b.co"})).is_err());
         let gh = github_profile(
             &json!({"id": 42, "login": "octo", "email": null}),
-            Some(&json!([{"email":"x@y.co","primary":false,"verified":true},{"email":"o@y.co","primary":true,"verified":true}])),
+            &json!([{"email":"x@y.co","primary":false,"verified":true},{"email":"o@y.co","primary":true,"verified":true}]),
         )
         .unwrap();
         assert_eq!(
@@ -269,10 +283,44 @@ mod tests {
             ),
             ("42", Some("o@y.co"), Some("octo"))
         );
+        assert_eq!(gh.verified_email(), Some("o@y.co"));
         assert_eq!(
             access_token(&json!({"error":"bad_verification_code"})).unwrap_err(),
             "provider refused the code: bad_verification_code"
         );
+    }
+
+    #[test]
+    fn only_provider_verified_addresses_are_taken() {
+        let user = json!({"id": 7, "login": "m", "email": "public@y.co"});
+        // An unverified primary loses to a verified secondary.
+        let p = github_profile(
+            &user,
+            &json!([{"email":"victim@y.co","primary":true,"verified":false},{"email":"m@y.co","primary":false,"verified":true}]),
+        )
+        .unwrap();
+        assert_eq!(p.verified_email(), Some("m@y.co"));
+        // Nothing verified: no address, whatever `/user` shows publicly.
+        let p = github_profile(
+            &user,
+            &json!([{"email":"victim@y.co","primary":true,"verified":false}]),
+        )
+        .unwrap();
+        assert_eq!(
+            (p.verified_email(), p.email.as_deref()),
+            (None, Some("victim@y.co"))
+        );
+        assert_eq!(
+            github_profile(&user, &json!([])).unwrap().verified_email(),
+            None
+        );
+        assert!(github_profile(&user, &json!({"message": "x"})).is_err());
+        // Google: `email_verified` must be true.
+        for v in [json!(false), json!("true"), Value::Null] {
+            let g =
+                google_profile(&json!({"sub":"1","email":"a@b.co","email_verified": v})).unwrap();
+            assert_eq!(g.verified_email(), None);
+        }
     }
 
     #[test]

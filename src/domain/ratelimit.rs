@@ -9,6 +9,17 @@
 //! [`Hit::key`]; the object parses it once ([`Hit::parse`], which refuses a limit the arithmetic
 //! cannot use), decides with its own clock (one clock per key keeps its windows in order) and
 //! answers a [`Decision`]; a malformed hit is a 400.
+//!
+//! Sign-in backoff ([`Backoff`]) shares those objects, one per account (`signin:<email>`): the
+//! caller POSTs a [`SignIn`] to `/backoff` and gets a [`BackoffDecision`]. After
+//! [`BackoffPolicy::free_failures`] consecutive failed sign-ins an account is locked for
+//! `base × 2^(failures − free)` seconds, capped; a success clears the count. The lock is per
+//! account whatever the client address, and applies to unknown addresses alike (a lock says
+//! nothing about whether the account exists).
+//!
+//! [`limiter_key`] chooses whose counter a request hits: the user's for signed-in routes, the
+//! client address for the public sign-in routes whatever token comes with the request (a
+//! throwaway account's token must not buy a fresh budget).
 
 use serde::{Deserialize, Serialize};
 
@@ -203,6 +214,144 @@ impl Window {
     }
 }
 
+/// Whose counter a request of `class` on a route of level `auth` hits: `user:<id>` for a
+/// signed-in caller, else `ip:<address>`; the public routes of the auth class (sign-in,
+/// registration, OAuth) always count per address, whatever credentials come with them.
+pub fn limiter_key(
+    class: super::routes::RateClass,
+    auth: super::routes::AuthLevel,
+    user_id: Option<&str>,
+    client_ip: &str,
+) -> String {
+    use super::routes::{AuthLevel, RateClass};
+    match user_id {
+        Some(u) if !(class == RateClass::Auth && auth == AuthLevel::Public) => format!("user:{u}"),
+        _ => format!("ip:{client_ip}"),
+    }
+}
+
+/// The sign-in backoff's settings (`LOGIN_FREE_FAILURES`, `LOGIN_BACKOFF_BASE_SECONDS`,
+/// `LOGIN_BACKOFF_MAX_SECONDS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackoffPolicy {
+    /// Consecutive failures allowed before the first lock.
+    pub free_failures: u32,
+    pub base_ms: i64,
+    pub max_ms: i64,
+}
+
+/// What happened, as the caller reports it to the account's object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SignInEvent {
+    /// Before checking a password: is the account locked?
+    Check,
+    Failed,
+    Succeeded,
+}
+
+/// The request to an account's object (`POST /backoff`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignIn {
+    pub key: String,
+    pub event: SignInEvent,
+    pub policy: BackoffPolicy,
+}
+
+impl SignIn {
+    /// The object of `email`'s account (addresses compared as given: callers normalise them).
+    pub fn new(email: &str, event: SignInEvent, policy: BackoffPolicy) -> Self {
+        Self {
+            key: format!("signin:{email}"),
+            event,
+            policy,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    pub fn parse(json: &[u8]) -> Result<Self, String> {
+        let s: SignIn =
+            serde_json::from_slice(json).map_err(|e| format!("malformed sign-in event: {e}"))?;
+        let p = s.policy;
+        if s.key.is_empty() || p.base_ms < 1 || p.max_ms < p.base_ms || p.max_ms > MAX_WINDOW_MS {
+            return Err("malformed sign-in event: bad key or policy".into());
+        }
+        Ok(s)
+    }
+}
+
+/// The answer: whether a sign-in may be tried now, and if not, when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackoffDecision {
+    pub allowed: bool,
+    /// Consecutive failures so far.
+    pub failures: u32,
+    /// Epoch milliseconds until which the account is locked (0: not locked).
+    pub locked_until_ms: i64,
+}
+
+impl BackoffDecision {
+    pub fn parse(json: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(json).map_err(|e| format!("malformed backoff decision: {e}"))
+    }
+
+    /// Seconds until the lock ends, at least 1 (for `Retry-After`).
+    pub fn retry_after_secs(&self, now_ms: i64) -> i64 {
+        ((self.locked_until_ms - now_ms).max(0) + 999) / 1000
+    }
+}
+
+/// An account's failed sign-ins, as its object keeps them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backoff {
+    pub failures: u32,
+    pub locked_until_ms: i64,
+    pub last_failure_ms: i64,
+}
+
+impl Backoff {
+    /// Applies `event` at `now_ms` and answers. A check or a failure while locked changes
+    /// nothing (a locked account's password is not even tried, so it cannot fail).
+    pub fn apply(&mut self, event: SignInEvent, p: BackoffPolicy, now_ms: i64) -> BackoffDecision {
+        let locked = now_ms < self.locked_until_ms;
+        match event {
+            SignInEvent::Check => {}
+            SignInEvent::Succeeded => *self = Backoff::default(),
+            SignInEvent::Failed if locked => {}
+            SignInEvent::Failed => {
+                self.failures = self.failures.saturating_add(1);
+                self.last_failure_ms = now_ms;
+                if self.failures >= p.free_failures.max(1) {
+                    let n = (self.failures - p.free_failures.max(1)).min(40);
+                    let lock = p.base_ms.saturating_mul(1i64 << n).min(p.max_ms);
+                    self.locked_until_ms = now_ms + lock;
+                }
+            }
+        }
+        BackoffDecision {
+            allowed: now_ms >= self.locked_until_ms,
+            failures: self.failures,
+            locked_until_ms: if now_ms < self.locked_until_ms {
+                self.locked_until_ms
+            } else {
+                0
+            },
+        }
+    }
+
+    /// When the record can be forgotten: a full maximum lock after the last failure (a later
+    /// failure then starts a fresh count).
+    pub fn forget_at(&self, p: BackoffPolicy) -> i64 {
+        self.locked_until_ms.max(self.last_failure_ms) + p.max_ms
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,5 +477,88 @@ mod tests {
         assert!(!w.hit(L, 0, 11).allowed);
         assert_eq!(w.current, 0);
         assert!(w.hit(L, 0, 10).allowed);
+    }
+
+    const P: BackoffPolicy = BackoffPolicy {
+        free_failures: 5,
+        base_ms: 2_000,
+        max_ms: 60_000,
+    };
+
+    #[test]
+    fn sign_in_backoff_grows_caps_and_resets_on_success() {
+        let mut b = Backoff::default();
+        let t = 1_000_000;
+        for i in 1..5 {
+            let d = b.apply(SignInEvent::Failed, P, t);
+            assert!(d.allowed, "failure {i} is free");
+            assert_eq!(d.failures, i);
+        }
+        // The fifth failure locks for base × 2^0.
+        let d = b.apply(SignInEvent::Failed, P, t);
+        assert_eq!((d.allowed, d.locked_until_ms), (false, t + 2_000));
+        assert_eq!(d.retry_after_secs(t), 2);
+        // While locked, checks are refused and failures are not counted.
+        assert!(!b.apply(SignInEvent::Check, P, t + 1_999).allowed);
+        assert_eq!(b.apply(SignInEvent::Failed, P, t + 1_000).failures, 5);
+        // Then each failure doubles the lock: 4 s, 8 s, … up to the cap.
+        let mut now = t + 2_000;
+        assert!(b.apply(SignInEvent::Check, P, now).allowed);
+        let mut locks = Vec::new();
+        for _ in 0..6 {
+            let d = b.apply(SignInEvent::Failed, P, now);
+            locks.push(d.locked_until_ms - now);
+            now = d.locked_until_ms;
+        }
+        assert_eq!(locks, [4_000, 8_000, 16_000, 32_000, 60_000, 60_000]);
+        // A success clears everything.
+        let d = b.apply(SignInEvent::Succeeded, P, now);
+        assert_eq!((d.allowed, d.failures, d.locked_until_ms), (true, 0, 0));
+        assert_eq!(b, Backoff::default());
+        // A huge count never overflows.
+        let mut b = Backoff {
+            failures: u32::MAX - 1,
+            ..Backoff::default()
+        };
+        let d = b.apply(SignInEvent::Failed, P, t);
+        assert_eq!(d.locked_until_ms, t + 60_000);
+        assert_eq!(b.forget_at(P), t + 120_000);
+    }
+
+    #[test]
+    fn sign_in_events_round_trip_and_bad_ones_are_refused() {
+        let s = SignIn::new("a@b.co", SignInEvent::Failed, P);
+        assert_eq!(s.key, "signin:a@b.co");
+        assert_eq!(SignIn::parse(s.to_json().as_bytes()).unwrap(), s);
+        let mut bad = s.clone();
+        bad.policy.base_ms = 0;
+        assert!(SignIn::parse(bad.to_json().as_bytes()).is_err());
+        assert!(SignIn::parse(b"{}").is_err());
+        let d = Backoff::default().apply(SignInEvent::Check, P, 5);
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(BackoffDecision::parse(json.as_bytes()).unwrap(), d);
+    }
+
+    #[test]
+    fn sign_in_routes_count_per_address_whatever_the_token() {
+        use crate::domain::routes::{AuthLevel, RateClass};
+        let k = |class, auth, user| limiter_key(class, auth, user, "203.0.113.7");
+        assert_eq!(
+            k(RateClass::Auth, AuthLevel::Public, Some("usr_1")),
+            "ip:203.0.113.7"
+        );
+        assert_eq!(
+            k(RateClass::Auth, AuthLevel::Public, None),
+            "ip:203.0.113.7"
+        );
+        assert_eq!(
+            k(RateClass::Auth, AuthLevel::Authenticated, Some("usr_1")),
+            "user:usr_1"
+        );
+        assert_eq!(
+            k(RateClass::Api, AuthLevel::Public, Some("usr_1")),
+            "user:usr_1"
+        );
+        assert_eq!(k(RateClass::Api, AuthLevel::Public, None), "ip:203.0.113.7");
     }
 }

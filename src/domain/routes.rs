@@ -63,6 +63,9 @@ pub enum RateClass {
     /// Model tokens per user (`RATE_LIMIT_AI_TOKENS`); hits cost the tokens used. No route is in
     /// this class: the model client charges it after each call.
     AiTokens,
+    /// Preview requests per client address (`RATE_LIMIT_PREVIEW`). No API route is in this
+    /// class: preview hostnames are served before routing.
+    Preview,
 }
 
 impl RateClass {
@@ -73,6 +76,7 @@ impl RateClass {
             RateClass::Api => "api",
             RateClass::Ai => "ai",
             RateClass::AiTokens => "ai_tokens",
+            RateClass::Preview => "preview",
         }
     }
 }
@@ -97,6 +101,10 @@ pub enum Route {
     Login,
     Logout,
     Me,
+    Verify,
+    VerifyResend,
+    ChangeEmail,
+    DevOutbox,
     DeleteAccount,
     OAuthStart(String),
     OAuthCallback(String),
@@ -204,6 +212,15 @@ pub static TABLE: &[Entry] = &[
     row(Delete, "/api/auth/me", Authenticated, AUTH, |_| {
         Route::DeleteAccount
     }),
+    row(Post, "/api/auth/verify", Public, AUTH, |_| Route::Verify),
+    row(Post, "/api/auth/verify/resend", Authenticated, AUTH, |_| {
+        Route::VerifyResend
+    }),
+    row(Post, "/api/auth/email", Authenticated, AUTH, |_| {
+        Route::ChangeEmail
+    }),
+    // Answers only under MAIL_BACKEND=outbox (`make dev`); a 404 everywhere else.
+    row(Get, "/api/dev/outbox", Public, API, |_| Route::DevOutbox),
     row(Get, "/api/auth/oauth/:provider", Public, AUTH, |p| {
         Route::OAuthStart(p.take("provider"))
     }),
@@ -443,6 +460,10 @@ mod tests {
             ("POST", "/api/auth/login", Login),
             ("POST", "/api/auth/logout", Logout),
             ("GET", "/api/auth/me", Me),
+            ("POST", "/api/auth/verify", Verify),
+            ("POST", "/api/auth/verify/resend", VerifyResend),
+            ("POST", "/api/auth/email", ChangeEmail),
+            ("GET", "/api/dev/outbox", DevOutbox),
             ("DELETE", "/api/auth/me", DeleteAccount),
             ("GET", "/api/auth/oauth/google", OAuthStart(s("google"))),
             (
@@ -547,8 +568,10 @@ mod tests {
     fn old_auth_level(r: &Route) -> AuthLevel {
         use Route::*;
         match r {
-            Health | Providers | Register | Login | OAuthStart(_) | OAuthCallback(_)
-            | ListPublicApps | Templates | Template(_) | GetApp(_) => AuthLevel::Public,
+            Health | Providers | Register | Login | Verify | DevOutbox | OAuthStart(_)
+            | OAuthCallback(_) | ListPublicApps | Templates | Template(_) | GetApp(_) => {
+                AuthLevel::Public
+            }
             AdminUsers => AuthLevel::Admin,
             _ => AuthLevel::Authenticated,
         }
@@ -559,8 +582,8 @@ mod tests {
         use Route::*;
         match r {
             Health => None,
-            Providers | Register | Login | Logout | Me | DeleteAccount | OAuthStart(_)
-            | OAuthCallback(_) => Some(RateClass::Auth),
+            Providers | Register | Login | Logout | Me | DeleteAccount | Verify | VerifyResend
+            | ChangeEmail | OAuthStart(_) | OAuthCallback(_) => Some(RateClass::Auth),
             AgentChat(_) => Some(RateClass::Ai),
             _ => Some(RateClass::Api),
         }

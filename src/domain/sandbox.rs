@@ -221,6 +221,18 @@ pub fn idle_deadline(last_activity_ms: i64, idle_timeout_ms: i64) -> i64 {
     last_activity_ms + idle_timeout_ms
 }
 
+/// The activity a preview request (anyone's: previews of public apps are open) leaves on a
+/// sandbox: `now`, but never more than `keepalive_ms` after the owner's last activity, so
+/// anonymous traffic alone cannot keep a sandbox running forever. Never moves activity back.
+pub fn preview_activity(
+    last_activity_ms: i64,
+    owner_activity_ms: i64,
+    now_ms: i64,
+    keepalive_ms: i64,
+) -> i64 {
+    last_activity_ms.max(now_ms.min(owner_activity_ms.saturating_add(keepalive_ms)))
+}
+
 // ----- the owner's workspace API, checked before it reaches the agent ----------------------
 
 /// `POST /api/apps/:id/sandbox/files` `{"files":[{"path","content","encoding"?}]}` → the
@@ -409,8 +421,13 @@ pub fn install_failure(r: &ExecReply) -> String {
             None => "killed by a signal".to_string(),
         }
     };
-    let tail: Vec<&str> = r.stderr.lines().rev().take(5).collect();
-    format!("dependency install failed ({why}): {}", tail.join(" | "))
+    // npm's first meaningful line, cleaned (its whole output is the caller's to log).
+    let line = crate::domain::error::summarize_upstream(&r.stderr);
+    if line.is_empty() {
+        format!("dependency install failed ({why})")
+    } else {
+        format!("dependency install failed ({why}): {line}")
+    }
 }
 
 /// Why a dev server that should be running is not.
@@ -424,6 +441,32 @@ pub fn server_down_reason(info: &ServerInfo) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preview_traffic_keeps_a_sandbox_awake_only_up_to_the_cap() {
+        let (owner, keep) = (1_000_000, 3_600_000);
+        // Within the cap a preview request counts as activity.
+        assert_eq!(
+            preview_activity(owner, owner, owner + 60_000, keep),
+            owner + 60_000
+        );
+        // Past it, activity stops at owner + cap: the idle timeout runs from there.
+        let late = owner + keep + 500_000;
+        assert_eq!(
+            preview_activity(owner + 60_000, owner, late, keep),
+            owner + keep
+        );
+        assert_eq!(
+            idle_deadline(preview_activity(owner, owner, late, keep), 900_000),
+            owner + keep + 900_000
+        );
+        // Never backwards, and a zero cap means previews never count.
+        assert_eq!(
+            preview_activity(owner + 5, owner, owner + 1, keep),
+            owner + 5
+        );
+        assert_eq!(preview_activity(owner, owner, owner + 60_000, 0), owner);
+    }
 
     #[test]
     fn lifecycle_transitions() {
@@ -633,7 +676,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             install_failure(&r),
-            "dependency install failed (exit code 1): npm error 404 left-pad@99 | npm error 2 | npm error 1"
+            "dependency install failed (exit code 1): 404 left-pad@99"
         );
         let timed_out = ExecReply {
             timed_out: true,

@@ -1,8 +1,12 @@
 //! Session tokens: HS256 JWTs carrying the spec's payload plus a session id (`sid`) that logout
-//! revokes, and the CSRF token bound to that session.
+//! revokes, and the CSRF token bound to that session; and email-verification tokens (HS256 JWTs
+//! under a key derived for that purpose only, carrying the account, the address and a single-use
+//! id `jti` that D1 records, see [`EmailClaims`]).
 //!
 //! Invariants: only `HS256` verifies (a `none` or `RS256` header is rejected before any claim is
-//! read); expiry is always checked against the injected clock; every failure maps to one 401 E001.
+//! read); expiry is always checked against the injected clock; every session failure maps to one
+//! 401 E001 and every email-token failure to one 400 E004; a session token is never accepted as
+//! an email token nor the reverse (different keys).
 
 use super::error::ApiError;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -38,8 +42,27 @@ pub struct Session {
     pub expires_at: i64,
 }
 
+/// How long an email-verification link works: a day, as most services give.
+pub const EMAIL_TOKEN_SECONDS: i64 = 24 * 3600;
+
+/// What an email-verification link proves when it comes back: whoever holds it reads mail at
+/// `email`, and `user_id` asked for that address. `jti` is recorded when the link is sent and
+/// consumed when it is used, so a link works once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailClaims {
+    /// Always `"verify_email"`: a token minted for another purpose never passes.
+    pub purpose: String,
+    pub user_id: String,
+    pub email: String,
+    pub jti: String,
+}
+
+pub const EMAIL_PURPOSE: &str = "verify_email";
+
 pub struct TokenKeys {
     key: Hs256Key,
+    /// HMAC(secret, "email-verification"): email tokens cannot be confused with sessions.
+    email_key: Hs256Key,
     secret: Vec<u8>,
 }
 
@@ -55,10 +78,62 @@ impl TokenKeys {
         if secret.len() < 32 {
             return Err("JWT_SECRET must be at least 32 bytes".into());
         }
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
+        mac.update(b"email-verification");
         Ok(Self {
             key: Hs256Key::new(secret.as_bytes()),
+            email_key: Hs256Key::new(mac.finalize().into_bytes()),
             secret: secret.as_bytes().to_vec(),
         })
+    }
+
+    /// An email-verification token for `user_id` and `email`, valid [`EMAIL_TOKEN_SECONDS`].
+    pub fn issue_email(&self, user_id: &str, email: &str, jti: &str, now_ms: i64) -> String {
+        let now = at(now_ms);
+        let options = TimeOptions::new(Duration::seconds(0), move || now);
+        let claims = Claims::new(EmailClaims {
+            purpose: EMAIL_PURPOSE.into(),
+            user_id: user_id.into(),
+            email: email.into(),
+            jti: jti.into(),
+        })
+        .set_duration_and_issuance(&options, Duration::seconds(EMAIL_TOKEN_SECONDS));
+        Hs256
+            .token(
+                &Header::empty().with_token_type("JWT"),
+                &claims,
+                &self.email_key,
+            )
+            .expect("HS256 signing of serializable claims cannot fail")
+    }
+
+    /// Checks an email-verification token's signature, purpose and expiry (not its single use,
+    /// which D1 records). Every failure is one 400 E004 on the `token` field.
+    pub fn verify_email(&self, token: &str, now_ms: i64) -> Result<EmailClaims, ApiError> {
+        let bad = |why: &str| ApiError::field("token", why.to_string());
+        if token.len() > 4096 {
+            return Err(bad("is not a valid verification token"));
+        }
+        let untrusted =
+            UntrustedToken::new(token).map_err(|_| bad("is not a valid verification token"))?;
+        if untrusted.algorithm() != "HS256" {
+            return Err(bad("is not a valid verification token"));
+        }
+        let verified = Hs256
+            .validator::<EmailClaims>(&self.email_key)
+            .validate(&untrusted)
+            .map_err(|_| bad("is not a valid verification token"))?;
+        let now = at(now_ms);
+        let options = TimeOptions::new(Duration::seconds(0), move || now);
+        let claims = verified.claims();
+        claims
+            .validate_expiration(&options)
+            .map_err(|_| bad("has expired; ask for a new verification link"))?;
+        if claims.custom.purpose != EMAIL_PURPOSE {
+            return Err(bad("is not a valid verification token"));
+        }
+        Ok(claims.custom.clone())
     }
 
     pub fn issue(&self, claims: SessionClaims, now_ms: i64) -> String {
@@ -238,6 +313,54 @@ mod tests {
     #[test]
     fn short_secret_refused() {
         assert!(TokenKeys::new("short").is_err());
+    }
+
+    #[test]
+    fn email_tokens_verify_and_expire_on_the_injected_clock() {
+        let k = keys();
+        let t = k.issue_email("usr_1", "a@example.com", "evt_1", NOW);
+        let c = k.verify_email(&t, NOW + 1000).unwrap();
+        assert_eq!(
+            (c.user_id.as_str(), c.email.as_str(), c.jti.as_str()),
+            ("usr_1", "a@example.com", "evt_1")
+        );
+        assert!(k
+            .verify_email(&t, NOW + EMAIL_TOKEN_SECONDS * 1000 - 1000)
+            .is_ok());
+        let e = k
+            .verify_email(&t, NOW + EMAIL_TOKEN_SECONDS * 1000 + 1000)
+            .unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (400, super::super::error::ErrorCode::E004)
+        );
+        assert!(e.to_json().contains("expired"), "{}", e.to_json());
+    }
+
+    #[test]
+    fn email_and_session_tokens_are_not_interchangeable() {
+        let k = keys();
+        let session = k.issue(claims(), NOW);
+        assert!(k.verify_email(&session, NOW).is_err());
+        let email = k.issue_email("usr_1", "a@example.com", "evt_1", NOW);
+        assert!(k.verify(&email, NOW).is_err());
+        // Tampering with the address breaks the signature.
+        let parts: Vec<&str> = email.split('.').collect();
+        let forged = B64.encode(
+            serde_json::to_vec(&serde_json::json!({
+                "purpose": "verify_email", "user_id": "usr_1", "email": "root@admin.test",
+                "jti": "evt_1", "iat": NOW / 1000, "exp": NOW / 1000 + 999
+            }))
+            .unwrap(),
+        );
+        assert!(k
+            .verify_email(&format!("{}.{forged}.{}", parts[0], parts[2]), NOW)
+            .is_err());
+        let other = TokenKeys::new("another-secret-another-secret-xx").unwrap();
+        assert!(other.verify_email(&email, NOW).is_err());
+        for junk in ["", "a.b.c", &"x".repeat(5000)] {
+            assert!(k.verify_email(junk, NOW).is_err());
+        }
     }
 
     #[test]

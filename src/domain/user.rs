@@ -1,4 +1,8 @@
 //! Users: the email newtype, display names, roles and the sign-up allow-list.
+//!
+//! Invariants: an address counts for `ADMIN_EMAILS` and `ALLOWED_EMAIL` only once its owner has
+//! proved it (a verification link, or a provider that vouches for it); the role is recomputed from
+//! the lists at every sign-in and checked again on every admin request, so removal demotes.
 
 use serde::Serialize;
 
@@ -97,6 +101,36 @@ impl EmailList {
     }
 }
 
+/// The role an account holds: admin only for a verified address on `ADMIN_EMAILS`.
+pub fn role_for(admins: &EmailList, email: &Email, verified: bool) -> Role {
+    if verified && admins.contains(email) {
+        Role::Admin
+    } else {
+        Role::User
+    }
+}
+
+/// Whether `ALLOWED_EMAIL` lets an address register (before it is verified): an empty list lets
+/// everyone.
+pub fn may_register(allowed: &EmailList, email: &Email) -> bool {
+    allowed.is_empty() || allowed.contains(email)
+}
+
+/// Whether `ALLOWED_EMAIL` lets an account use the platform: an empty list lets everyone; a
+/// non-empty one only verified addresses on it.
+pub fn may_enter(allowed: &EmailList, email: &Email, verified: bool) -> bool {
+    allowed.is_empty() || (verified && allowed.contains(email))
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +154,22 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn lists_count_only_verified_addresses() {
+        let admins = EmailList::parse("boss@corp.com");
+        let boss = Email::parse("boss@corp.com").unwrap();
+        assert_eq!(role_for(&admins, &boss, false), Role::User);
+        assert_eq!(role_for(&admins, &boss, true), Role::Admin);
+        assert_eq!(role_for(&EmailList::parse(""), &boss, true), Role::User);
+        let allowed = EmailList::parse("*@corp.com");
+        assert!(may_register(&allowed, &boss) && !may_enter(&allowed, &boss, false));
+        assert!(may_enter(&allowed, &boss, true));
+        let out = Email::parse("x@else.com").unwrap();
+        assert!(!may_register(&allowed, &out) && !may_enter(&allowed, &out, true));
+        let open = EmailList::parse("");
+        assert!(may_register(&open, &out) && may_enter(&open, &out, false));
     }
 
     #[test]

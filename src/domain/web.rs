@@ -37,6 +37,23 @@ pub use byte_protocol::preview::{
 };
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
+/// The session cookie on an https origin. The `__Host-` prefix makes browsers accept it only
+/// when it is Secure, has `Path=/` and no `Domain`, so a sibling or parent domain (an app on a
+/// preview host, say) cannot plant or shadow it.
+pub const HOST_SESSION_COOKIE: &str = "__Host-byte_session";
+
+/// The session cookie's name for an origin: [`HOST_SESSION_COOKIE`] over https; the plain
+/// [`SESSION_COOKIE`] over http (`make dev` on http://localhost), where a `__Host-` cookie would
+/// depend on the browser's treatment of localhost as a secure context (Chromium and Firefox
+/// accept it there, not every client does) and no sibling domain exists to guard against.
+pub fn session_cookie_name(https: bool) -> &'static str {
+    if https {
+        HOST_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
 /// A `Set-Cookie` value. Session cookies are HttpOnly; the CSRF cookie is readable by the page
 /// (double-submit). All are Secure (browsers treat http://localhost as secure) and SameSite=Lax.
 pub fn set_cookie(name: &str, value: &str, max_age: i64, http_only: bool, path: &str) -> String {
@@ -47,12 +64,33 @@ pub fn set_cookie(name: &str, value: &str, max_age: i64, http_only: bool, path: 
     c
 }
 
-/// A cookie's value from a `Cookie` header.
+/// A cookie's value from a `Cookie` header (the first, for cookies where a duplicate is
+/// harmless; the session cookie goes through [`sole_cookie`]).
 pub fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
-    header?.split(';').find_map(|kv| {
-        let (k, v) = kv.trim().split_once('=')?;
-        (k == name).then_some(v)
-    })
+    cookies(header, name).into_iter().next()
+}
+
+fn cookies<'a>(header: Option<&'a str>, name: &str) -> Vec<&'a str> {
+    header
+        .unwrap_or("")
+        .split(';')
+        .filter_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k.trim() == name).then_some(v.trim())
+        })
+        .collect()
+}
+
+/// A cookie that must appear at most once: `Err(())` when the header carries it twice. Two
+/// session cookies mean one was planted (a path- or domain-scoped copy sorts first), and no
+/// rule picks the right one, so the request is refused.
+#[allow(clippy::result_unit_err)]
+pub fn sole_cookie<'a>(header: Option<&'a str>, name: &str) -> Result<Option<&'a str>, ()> {
+    match cookies(header, name).as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        _ => Err(()),
+    }
 }
 
 /// A `Cookie` header without the platform's cookies (`None` when nothing is left), so an app in a
@@ -94,6 +132,41 @@ mod tests {
         assert_eq!(cookie(Some("xbyte_session=tok"), SESSION_COOKIE), None);
         let c = set_cookie(SESSION_COOKIE, "v", 60, true, "/");
         assert!(c.contains("HttpOnly") && c.contains("Secure") && c.contains("SameSite=Lax"));
+    }
+
+    #[test]
+    fn session_cookie_is_host_prefixed_on_https_and_must_be_unique() {
+        assert_eq!(session_cookie_name(true), "__Host-byte_session");
+        assert_eq!(session_cookie_name(false), "byte_session");
+        let c = set_cookie(session_cookie_name(true), "v", 60, true, "/");
+        // What browsers require of a __Host- cookie.
+        assert!(c.contains("; Path=/;") && c.contains("Secure") && !c.contains("Domain"));
+        assert_eq!(
+            sole_cookie(Some("a=1; byte_session=t"), SESSION_COOKIE),
+            Ok(Some("t"))
+        );
+        assert_eq!(sole_cookie(Some("a=1"), SESSION_COOKIE), Ok(None));
+        assert_eq!(sole_cookie(None, SESSION_COOKIE), Ok(None));
+        assert_eq!(
+            sole_cookie(Some("byte_session=planted; byte_session=t"), SESSION_COOKIE),
+            Err(())
+        );
+        assert_eq!(
+            sole_cookie(Some("byte_session=t;byte_session=t"), SESSION_COOKIE),
+            Err(())
+        );
+        // The plain name does not satisfy the prefixed one, nor the reverse.
+        assert_eq!(
+            sole_cookie(Some("byte_session=t"), HOST_SESSION_COOKIE),
+            Ok(None)
+        );
+        assert_eq!(
+            sole_cookie(
+                Some("__Host-byte_session=t; byte_session=x"),
+                HOST_SESSION_COOKIE
+            ),
+            Ok(Some("t"))
+        );
     }
 
     #[test]

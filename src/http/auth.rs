@@ -1,5 +1,9 @@
 //! Who is calling: a bearer token or the session cookie, verified (signature, algorithm, expiry,
 //! revocation) into a [`Caller`]; plus the CSRF rule for cookie-authenticated writes.
+//!
+//! The session cookie is `__Host-byte_session` on an https origin and `byte_session` on http
+//! ([`web::session_cookie_name`]); only that name is read, and a request carrying it twice is
+//! refused (401 E001) rather than trusting whichever copy comes first.
 
 use super::{header, now_ms, App};
 use crate::domain::error::{ApiError, ApiResult};
@@ -41,14 +45,33 @@ fn bearer(req: &Request) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
+/// Whether the deployment is served over https: `PUBLIC_URL`'s scheme when set, else the
+/// request's.
+pub fn https_origin(req: &Request, app: &App) -> bool {
+    match &app.cfg.public_url {
+        Some(u) => u.starts_with("https://"),
+        None => req.url().map(|u| u.scheme() == "https").unwrap_or(false),
+    }
+}
+
+/// The session cookie's name for this deployment.
+pub fn session_cookie(req: &Request, app: &App) -> &'static str {
+    web::session_cookie_name(https_origin(req, app))
+}
+
 /// Reads and verifies the presented token (signature, algorithm, expiry) without I/O. The
 /// result still needs `services::sessions::confirm` (is the session live?) before it is trusted.
 pub fn read_credentials(req: &Request, app: &App) -> Identity {
     let cookie_header = header(req, "Cookie");
     let (token, via_cookie) = match bearer(req) {
         Some(t) => (t, false),
-        None => match web::cookie(cookie_header.as_deref(), web::SESSION_COOKIE) {
-            Some(t) if !t.is_empty() => (t.to_string(), true),
+        None => match web::sole_cookie(cookie_header.as_deref(), session_cookie(req, app)) {
+            Err(()) => {
+                return Identity::Invalid(ApiError::unauthorized(
+                    "invalid authentication token: the session cookie is set more than once",
+                ))
+            }
+            Ok(Some(t)) if !t.is_empty() => (t.to_string(), true),
             _ if header(req, "Authorization").is_some() => {
                 return Identity::Invalid(ApiError::unauthorized(
                     "invalid authentication token: use the Bearer scheme",

@@ -15,18 +15,18 @@
 //! WebSockets (hibernation API) carry the same events plus the client's commands. Every client
 //! gets a `state` event first, then the stored events after the id it names, then live ones.
 
-use super::codegen_ports::{Clients, Frame, LlmModel, SandboxClient};
+use super::codegen_ports::{Clients, LlmModel, SandboxClient};
 use super::codegen_socket::echo_close_code;
 use super::codegen_store::{now, AgentStore, HEARTBEAT_MS};
 use crate::domain::codegen::agent_call::{AgentCall, Requester, CALL_HEADER};
 use crate::domain::codegen::driver::{publish, Cancel, Driver, Store};
 use crate::domain::codegen::events::{AgentEvent, RunOutcome};
+use crate::domain::codegen::fanout::FanOut;
 use crate::domain::codegen::models::ModelOverride;
 use crate::domain::codegen::run::RunState;
 use crate::domain::codegen::sse;
 use crate::domain::error::{ApiError, ErrorCode};
 use crate::http::App;
-use futures_channel::mpsc::{unbounded, UnboundedSender};
 use serde::Deserialize;
 use serde_json::json;
 use std::cell::{Cell, RefCell};
@@ -47,8 +47,8 @@ pub struct CodeGeneratorAgent {
     pub(super) cancel: RefCell<Cancel>,
     /// The app is deleted ([`AgentCall::Erase`]): no call, command or alarm does anything.
     pub(super) retired: Cell<bool>,
-    /// SSE clients: every event until the run ends.
-    streams: RefCell<Vec<UnboundedSender<Frame>>>,
+    /// SSE clients: every event until the run ends (bounded queues).
+    streams: RefCell<FanOut>,
     pub(super) store: AgentStore,
 }
 
@@ -85,31 +85,27 @@ impl CodeGeneratorAgent {
 
     /// Ends every SSE stream (the run is over).
     pub(super) fn close_streams(&self) {
-        self.streams.borrow_mut().clear();
+        self.streams.borrow_mut().close();
     }
 
     /// An SSE response: the state, the stored events after `since`, then (while the run is
     /// active) live events.
     fn subscribe(&self, since: Option<u64>) -> Result<Response> {
-        let (tx, rx) = unbounded::<Frame>();
-        let send = |s: String| {
-            let _ = tx.unbounded_send(Ok(s.into_bytes()));
-        };
-        send(self.state_event().to_sse());
+        let mut replay = vec![self.state_event().to_sse().into_bytes()];
         if let Some(since) = since {
             for (seq, json) in self.store.events_after(since, 10_000) {
                 if let Some(kind) = event_type(&json) {
-                    send(sse::encode_event_with_id(seq, &kind, &json));
+                    replay.push(sse::encode_event_with_id(seq, &kind, &json).into_bytes());
                 }
             }
         }
-        if self.read(RunState::is_active) {
-            self.streams.borrow_mut().push(tx);
-        }
+        let live = self.read(RunState::is_active);
+        let consumer = self.streams.borrow_mut().subscribe(replay, live);
         let headers = worker::Headers::new();
         headers.set("Content-Type", "text/event-stream; charset=utf-8")?;
         headers.set("Cache-Control", "no-cache")?;
-        Ok(Response::from_stream(rx)?.with_headers(headers))
+        let body = futures_util::StreamExt::map(consumer, Ok::<Vec<u8>, worker::Error>);
+        Ok(Response::from_stream(body)?.with_headers(headers))
     }
 
     /// Makes sure a driver will pick the work up: this isolate's if one runs, else the alarm's.
@@ -330,7 +326,7 @@ impl DurableObject for CodeGeneratorAgent {
             running: Cell::new(false),
             retired: Cell::new(false),
             cancel: RefCell::new(Cancel::default()),
-            streams: RefCell::new(Vec::new()),
+            streams: RefCell::new(FanOut::default()),
             store,
         }
     }
@@ -363,6 +359,8 @@ impl DurableObject for CodeGeneratorAgent {
         }
         match message {
             WebSocketIncomingMessage::String(text) => self.command(&ws, &text).await,
+            WebSocketIncomingMessage::Binary(b)
+                if super::codegen_socket::oversized(&ws, b.len()) => {}
             WebSocketIncomingMessage::Binary(_) => {
                 let _ = ws.send_with_str(
                     AgentEvent::Error {

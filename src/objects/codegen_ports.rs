@@ -5,6 +5,7 @@
 
 use crate::domain::codegen::driver::{Cancel, Events, Model, Sandbox};
 use crate::domain::codegen::events::AgentEvent;
+use crate::domain::codegen::fanout::FanOut;
 use crate::domain::codegen::models::{ChatMessage, ModelOverride, Operation};
 use crate::domain::codegen::prompts::Diagnostic;
 use crate::domain::error::{ApiError, ErrorCode};
@@ -14,7 +15,6 @@ use crate::http::App;
 use crate::services::llm::{Call, Llm};
 use crate::services::sandbox as sandbox_service;
 use byte_protocol::{ErrorsReply, ExecReply, FileInput, RelPath, TypecheckRequest, WriteFiles};
-use futures_channel::mpsc::UnboundedSender;
 use std::cell::RefCell;
 use worker::State;
 
@@ -22,8 +22,6 @@ use worker::State;
 const SANDBOX_READY_TIMEOUT_MS: i64 = 240_000;
 /// How long the type check after a phase may run.
 const TYPECHECK_TIMEOUT_MS: u64 = 120_000;
-
-pub type Frame = std::result::Result<Vec<u8>, worker::Error>;
 
 /// The model, for one run: who it works for, its override, its stop flag.
 pub struct LlmModel<'a> {
@@ -161,9 +159,14 @@ impl Sandbox for SandboxClient<'_> {
         } else if r.timed_out {
             Err("npm install timed out".into())
         } else {
-            // The end of npm's report says what went wrong.
+            // The end of npm's report says what went wrong: all of it goes to the model (the
+            // driver shows users a summary, `driver::user_text`).
+            let code = r
+                .exit_code
+                .map(|c| format!("exit {c}"))
+                .unwrap_or_else(|| "killed".into());
             Err(format!(
-                "npm install failed:\n{}",
+                "npm install failed ({code}):\n{}",
                 r.stderr_tail(15).join("\n")
             ))
         }
@@ -195,10 +198,23 @@ impl Sandbox for SandboxClient<'_> {
     }
 }
 
-/// Connected clients: SSE streams (until the run ends) and the object's WebSockets.
+/// Connected clients: SSE streams (until the run ends; bounded queues, a consumer that falls
+/// behind is dropped with [`lagged_event`]) and the object's WebSockets.
 pub struct Clients<'a> {
     pub state: &'a State,
-    pub streams: &'a RefCell<Vec<UnboundedSender<Frame>>>,
+    pub streams: &'a RefCell<FanOut>,
+}
+
+/// The last event of an SSE stream dropped for falling too far behind.
+pub fn lagged_event(cap: usize) -> AgentEvent {
+    AgentEvent::Error {
+        code: ErrorCode::E003,
+        message: format!(
+            "this event stream fell more than {cap} events behind and was closed; reconnect \
+             with Last-Event-ID to resume"
+        ),
+        recoverable: true,
+    }
 }
 
 /// A WebSocket frame: the event's JSON (always an object), with its stored id when it has one.
@@ -215,9 +231,12 @@ impl Events for Clients<'_> {
             Some(id) => ev.to_sse_with_id(id),
             None => ev.to_sse(),
         };
-        self.streams
-            .borrow_mut()
-            .retain(|tx| tx.unbounded_send(Ok(sse.clone().into_bytes())).is_ok());
+        let mut streams = self.streams.borrow_mut();
+        let cap = streams.cap();
+        let dropped = streams.publish(sse.as_bytes(), || lagged_event(cap).to_sse().into_bytes());
+        if dropped > 0 {
+            worker::console_warn!("codegen: dropped {dropped} SSE client(s) that fell behind");
+        }
         let text = ws_text(&ev.to_json(), id);
         for ws in self.state.get_websockets() {
             let _ = ws.send_with_str(&text);

@@ -2,14 +2,18 @@
 //! first, then the stored events after the id it names, then live events through the driver's
 //! event port), and the client's commands (`generate`, `message`, `stop`, `resume`, `preview`),
 //! each checked against the session the socket was opened with (a command after sign-out or
-//! token expiry gets E001 and the socket closes).
+//! token expiry gets E001 and the socket closes). A message over
+//! [`crate::domain::codegen::events::MAX_COMMAND_BYTES`] gets E004 and the socket closes with
+//! 1009 (message too big), unparsed.
 
 use super::codegen_do::CodeGeneratorAgent;
 use super::codegen_ports::ws_text;
 use super::codegen_store::now;
 use crate::domain::codegen::agent_call::Requester;
 use crate::domain::codegen::driver::{Cancel, Driver, Sandbox};
-use crate::domain::codegen::events::{parse_command, AgentEvent, ClientCommand};
+use crate::domain::codegen::events::{
+    check_command_size, parse_command, AgentEvent, ClientCommand, CLOSE_TOO_BIG,
+};
 use crate::domain::codegen::run::RunState;
 use crate::domain::error::ErrorCode;
 use crate::http::App;
@@ -58,6 +62,9 @@ impl CodeGeneratorAgent {
                 recoverable: true,
             })
         };
+        if oversized(ws, text.len()) {
+            return;
+        }
         let by: Option<Requester> = ws.deserialize_attachment().ok().flatten();
         let Some(mut by) = by else {
             let _ = ws.close(Some(1011), Some("lost its session"));
@@ -150,6 +157,19 @@ impl CodeGeneratorAgent {
                     Err(e) => reply(AgentEvent::from_error(&e, true)),
                 }
             }
+        }
+    }
+}
+
+/// Refuses a client message of `len` bytes over the limit: an E004 error event, then the socket
+/// closes with 1009. Returns whether it did.
+pub(super) fn oversized(ws: &WebSocket, len: usize) -> bool {
+    match check_command_size(len) {
+        Ok(()) => false,
+        Err(e) => {
+            let _ = ws.send_with_str(AgentEvent::from_error(&e, false).to_json());
+            let _ = ws.close(Some(CLOSE_TOO_BIG), Some("message too big"));
+            true
         }
     }
 }

@@ -1,14 +1,18 @@
 //! The code generator's storage (the driver's [`Store`] port) in the object's SQLite storage:
-//! `run` (the state, one JSON row), `events` (stored events; `seq` is the SSE id), `files` (the
+//! `run` (the state, one JSON row, written only when it changed), `scratch` (the unit output in
+//! progress, appended a block at a time, and the pending write mark), `events` (stored events; `seq` is the SSE id), `files` (the
 //! app's current files: the edit context and what a fresh sandbox is restored from) and `blobs`
 //! (contents already in R2). Each completed phase or edit is a version: new contents go to R2
 //! under `apps/<app>/blobs/<sha256>` and a [`VersionManifest`] under `apps/<app>/versions/<n>`;
 //! the app record in D1 mirrors the file list and the state.
 //!
-//! Invariant: [`Store::commit`] makes only synchronous storage calls, so the state, a file and an
+//! Invariants: [`Store::commit`] makes only synchronous storage calls, so the state, a file and an
 //! event written by one commit land together (a Durable Object commits writes made without an
-//! intervening `await` atomically).
+//! intervening `await` atomically); stored events are pruned as they are written
+//! ([`crate::domain::codegen::events::prune_through`]), so an app never holds more than
+//! `KEPT_EVENTS + PRUNE_EVERY` of them.
 
+use super::codegen_state::SavedState;
 use crate::domain::codegen::driver::{FileChange, Store};
 use crate::domain::codegen::events::AgentEvent;
 use crate::domain::codegen::run::{blob_key, content_hash, version_key, RunState, VersionManifest};
@@ -20,8 +24,7 @@ use worker::{Env, SqlStorage, SqlStorageValue, Storage};
 /// While the driver works, an alarm stays armed this far ahead: if the object dies, the alarm
 /// resumes the run.
 pub const HEARTBEAT_MS: i64 = 15_000;
-/// Stored events kept for replay (a client that missed more starts from the `state` snapshot).
-pub const KEPT_EVENTS: i64 = 5_000;
+pub use crate::domain::codegen::events::KEPT_EVENTS;
 
 pub fn now() -> i64 {
     js_sys::Date::now() as i64
@@ -34,6 +37,8 @@ pub struct AgentStore {
     run: RefCell<Option<RunState>>,
     /// The app's current files (loaded on first use).
     contents: RefCell<Option<BTreeMap<String, String>>>,
+    /// What storage holds of the run state (so a commit writes only what changed).
+    saved: RefCell<SavedState>,
     ready: Cell<bool>,
     beat: Cell<i64>,
 }
@@ -45,6 +50,7 @@ impl AgentStore {
             env,
             run: RefCell::new(None),
             contents: RefCell::new(None),
+            saved: RefCell::new(SavedState::default()),
             ready: Cell::new(false),
             beat: Cell::new(0),
         }
@@ -53,12 +59,11 @@ impl AgentStore {
     pub fn sql(&self) -> SqlStorage {
         let sql = self.storage.sql();
         if !self.ready.get() {
-            for ddl in [
-                "CREATE TABLE IF NOT EXISTS run (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)",
+            for ddl in super::codegen_state::DDL.into_iter().chain([
                 "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL)",
                 "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, content TEXT NOT NULL, hash TEXT NOT NULL)",
                 "CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY)",
-            ] {
+            ]) {
                 if let Err(e) = sql.exec(ddl, None) {
                     worker::console_error!("codegen: schema: {e}");
                 }
@@ -72,20 +77,7 @@ impl AgentStore {
         if self.run.borrow().is_some() {
             return;
         }
-        #[derive(Deserialize)]
-        struct Row {
-            state: String,
-        }
-        let st = self
-            .sql()
-            .exec("SELECT state FROM run WHERE id = 1", None)
-            .and_then(|c| c.to_array::<Row>())
-            .ok()
-            .and_then(|rows| {
-                rows.first()
-                    .and_then(|r| serde_json::from_str(&r.state).ok())
-            })
-            .unwrap_or_default();
+        let st = self.saved.borrow_mut().load(&self.sql());
         *self.run.borrow_mut() = Some(st);
     }
 
@@ -151,7 +143,7 @@ impl AgentStore {
     pub fn prune_events(&self) {
         if let Err(e) = self.sql().exec(
             "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?",
-            vec![SqlStorageValue::Integer(KEPT_EVENTS)],
+            vec![SqlStorageValue::Integer(KEPT_EVENTS as i64)],
         ) {
             worker::console_error!("codegen: pruning events failed: {e}");
         }
@@ -185,19 +177,14 @@ impl Store for AgentStore {
         event: Option<&AgentEvent>,
     ) -> (R, Option<u64>) {
         self.loaded();
-        let (r, text) = {
+        let sql = self.sql();
+        let r = {
             let mut b = self.run.borrow_mut();
             let st = b.as_mut().expect("loaded");
             let r = f(st);
-            (r, serde_json::to_string(&*st).unwrap_or_default())
+            self.saved.borrow_mut().save(&sql, st);
+            r
         };
-        let sql = self.sql();
-        if let Err(e) = sql.exec(
-            "INSERT INTO run (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state",
-            vec![SqlStorageValue::String(text)],
-        ) {
-            worker::console_error!("codegen: saving run state failed: {e}");
-        }
         match file {
             Some(FileChange::Write { path, content }) => {
                 if let Err(e) = sql.exec(
@@ -237,6 +224,14 @@ impl Store for AgentStore {
             .ok()
             .and_then(|r| r.first().map(|r| r.seq as u64))
         });
+        if let Some(upto) = id.and_then(crate::domain::codegen::events::prune_through) {
+            if let Err(e) = sql.exec(
+                "DELETE FROM events WHERE seq <= ?",
+                vec![SqlStorageValue::Integer(upto as i64)],
+            ) {
+                worker::console_error!("codegen: pruning events failed: {e}");
+            }
+        }
         (r, id)
     }
 

@@ -3,12 +3,14 @@
 //!
 //! Contract ([`crate::domain::ratelimit`], which also names the binding): a POST whose body is a
 //! [`Hit`], parsed once, answered with the [`Decision`] as JSON; a malformed hit is a 400 and
-//! changes nothing. The decision uses the object's clock (one clock per key).
+//! changes nothing. The decision uses the object's clock (one clock per key). A POST to
+//! `/backoff` is a [`SignIn`] event for an account's sign-in backoff ([`Backoff`]), answered
+//! with a [`BackoffDecision`]; such an object keeps only that record.
 //!
 //! Invariant: load → decide → save runs with no `await` in between, so the object's single thread
 //! makes every decision atomic: with a limit of N, exactly N of any number of concurrent hits pass.
 
-use crate::domain::ratelimit::{Decision, Hit, Window};
+use crate::domain::ratelimit::{Backoff, BackoffDecision, Decision, Hit, SignIn, Window};
 use std::cell::{Cell, RefCell};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
@@ -79,6 +81,60 @@ impl DORateLimitStore {
     }
 }
 
+impl DORateLimitStore {
+    /// The account's backoff record and when it may be forgotten, if this object keeps one.
+    fn load_backoff(&self) -> Result<Option<(Backoff, i64)>> {
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS backoff (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL, \
+             forget_at INTEGER NOT NULL)",
+            None,
+        )?;
+        #[derive(serde::Deserialize)]
+        struct Row {
+            record: String,
+            forget_at: f64,
+        }
+        let rows: Vec<Row> = sql
+            .exec("SELECT record, forget_at FROM backoff WHERE id = 1", None)?
+            .to_array()?;
+        Ok(rows.first().and_then(|r| {
+            serde_json::from_str::<Backoff>(&r.record)
+                .ok()
+                .map(|b| (b, r.forget_at as i64))
+        }))
+    }
+
+    /// A sign-in event: load → apply → save with no `await` in between (atomic, as for hits).
+    async fn backoff(&self, body: &[u8]) -> Result<Response> {
+        let event = match SignIn::parse(body) {
+            Ok(e) => e,
+            Err(e) => return Response::error(e, 400),
+        };
+        let now = js_sys::Date::now() as i64;
+        let mut b = self.load_backoff()?.map(|(b, _)| b).unwrap_or_default();
+        let decision: BackoffDecision = b.apply(event.event, event.policy, now);
+        let forget_at = b.forget_at(event.policy);
+        if b == Backoff::default() {
+            self.state
+                .storage()
+                .sql()
+                .exec("DELETE FROM backoff", None)?;
+        } else {
+            self.state.storage().sql().exec(
+                "INSERT INTO backoff (id, record, forget_at) VALUES (1, ?, ?) \
+                 ON CONFLICT (id) DO UPDATE SET record = excluded.record, forget_at = excluded.forget_at",
+                vec![
+                    SqlStorageValue::String(serde_json::to_string(&b)?),
+                    SqlStorageValue::Integer(forget_at),
+                ],
+            )?;
+            super::set_alarm_at(&self.state.storage(), forget_at).await?;
+        }
+        Response::from_json(&decision)
+    }
+}
+
 impl DurableObject for DORateLimitStore {
     fn new(state: State, _env: Env) -> Self {
         Self {
@@ -90,6 +146,9 @@ impl DurableObject for DORateLimitStore {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if req.path() == "/backoff" {
+            return self.backoff(&req.bytes().await?).await;
+        }
         let hit = match Hit::parse(&req.bytes().await?) {
             Ok(h) => h,
             Err(e) => return Response::error(e, 400),
@@ -112,6 +171,14 @@ impl DurableObject for DORateLimitStore {
 
     async fn alarm(&self) -> Result<Response> {
         let now = js_sys::Date::now() as i64;
+        if let Some((_, forget_at)) = self.load_backoff()? {
+            if now >= forget_at {
+                self.state.storage().delete_all().await?;
+            } else {
+                super::set_alarm_at(&self.state.storage(), forget_at).await?;
+            }
+            return Response::ok("");
+        }
         let w = self.load()?;
         let window_ms = self.window_ms.get().max(1000);
         if now - w.start_ms >= 2 * window_ms {

@@ -3,7 +3,7 @@
 //! request carries the shared secret; typed calls read replies as `byte_protocol` types; a
 //! forwarded preview request carries only what the preview cookie policy lets through.
 
-use super::sandbox_do::{config, now, UserAppSandboxService};
+use super::sandbox_do::{config, UserAppSandboxService};
 use crate::domain::sandbox::preview_agent_headers;
 use crate::domain::sandbox_call::{AgentMethod, AgentRoute};
 use byte_protocol::process::ServerInfo;
@@ -100,22 +100,6 @@ impl UserAppSandboxService {
         Ok(parse_reply(status, &bytes))
     }
 
-    /// Notes activity (the idle shutdown's clock).
-    pub(super) fn touch(&self) -> Result<()> {
-        if let Some(mut s) = self.load()? {
-            // Persist at most every 10 s: activity is a hint for idle shutdown, not a ledger.
-            let t = now();
-            if t - s.last_activity_ms > 10_000 {
-                s.last_activity_ms = t;
-                self.save(&s)?;
-            } else {
-                s.last_activity_ms = t;
-                *self.cached.borrow_mut() = Some(s);
-            }
-        }
-        Ok(())
-    }
-
     /// The dev server's status.
     pub(super) async fn server(
         &self,
@@ -132,7 +116,7 @@ impl UserAppSandboxService {
     /// A workspace or preview call (already authorized by the Worker), sent on to the agent;
     /// its answer unchanged. `req` is the request the call came on (a preview forwards it).
     pub(super) async fn forward(&self, req: Request, route: AgentRoute) -> Result<Response> {
-        self.touch()?;
+        self.touch(matches!(route, AgentRoute::Forward { .. }))?;
         let headers = Headers::new();
         match route {
             AgentRoute::Call {

@@ -45,13 +45,15 @@ pub struct UserAppSandboxService {
     pub(super) state: State,
     pub(super) env: Env,
     pub(super) cached: RefCell<Option<SandboxState>>,
+    /// The owner's last activity (see [`Self::touch`]); `None` until read.
+    owner_activity: std::cell::Cell<Option<i64>>,
     /// The app is deleted ([`SandboxCall::Retire`]): nothing is started, saved or forwarded.
     pub(super) retired: Cell<bool>,
     /// Lifecycle steps are running in this isolate (the alarm's [`Self::advance`]).
     pub(super) advancing: Cell<bool>,
 }
 
-pub(super) fn now() -> i64 {
+fn now() -> i64 {
     js_sys::Date::now() as i64
 }
 
@@ -184,7 +186,14 @@ impl UserAppSandboxService {
                         Ok(Ok(r)) if r.success() => {
                             self.transition(&mut s, Status::Starting, None).await?
                         }
-                        Ok(Ok(r)) => return self.fail(&mut s, install_failure(&r)).await,
+                        Ok(Ok(r)) => {
+                            worker::console_error!(
+                                "sandbox {}: dependency install failed: {}",
+                                s.app_id,
+                                r.stderr
+                            );
+                            return self.fail(&mut s, install_failure(&r)).await;
+                        }
                         Ok(Err(e)) => {
                             return self
                                 .fail(&mut s, format!("dependency install could not run {e}"))
@@ -257,9 +266,15 @@ impl UserAppSandboxService {
         super::set_alarm_at(&self.state.storage(), at).await
     }
 
+    /// Fails the sandbox: the full reason goes to the log; the state (which its owner reads)
+    /// keeps a summary without the agent's or npm's raw text, paths or addresses.
     async fn fail(&self, s: &mut SandboxState, reason: String) -> Result<()> {
         worker::console_error!("sandbox {} failed: {reason}", s.app_id);
-        self.transition(s, Status::Failed, Some(reason)).await
+        let public = match reason.strip_prefix("sandbox agent unreachable") {
+            Some(_) => "sandbox agent unreachable".to_string(),
+            None => crate::domain::error::summarize_upstream(&reason),
+        };
+        self.transition(s, Status::Failed, Some(public)).await
     }
 
     async fn stop(&self, s: &mut SandboxState, reason: String) -> Result<()> {
@@ -301,6 +316,7 @@ impl UserAppSandboxService {
                     },
                 };
                 s.last_activity_ms = now();
+                self.set_owner_activity(s.last_activity_ms)?;
                 self.transition(&mut s, Status::Creating, None).await?;
                 // The alarm drives the steps, so they survive this request and an eviction.
                 super::set_alarm_at(&self.state.storage(), now()).await?;
@@ -341,6 +357,83 @@ impl UserAppSandboxService {
         }
     }
 
+    /// Records activity: the owner's (workspace calls, the code generator) counts fully; a
+    /// preview request's (`preview`: anyone's) only up to `PREVIEW_KEEPALIVE_SECONDS` after the
+    /// owner's last activity ([`crate::domain::sandbox::preview_activity`]).
+    pub(super) fn touch(&self, preview: bool) -> Result<()> {
+        if let Some(mut s) = self.load()? {
+            let t = now();
+            let owner = self.owner_activity(&s)?;
+            let at = if preview {
+                crate::domain::sandbox::preview_activity(
+                    s.last_activity_ms,
+                    owner,
+                    t,
+                    config(&self.env)?.preview_keepalive_ms,
+                )
+            } else {
+                if t - owner > 10_000 {
+                    self.set_owner_activity(t)?;
+                } else {
+                    self.owner_activity.set(Some(t));
+                }
+                t
+            };
+            // Persist at most every 10 s: activity is a hint for idle shutdown, not a ledger.
+            if at - s.last_activity_ms > 10_000 {
+                s.last_activity_ms = at;
+                self.save(&s)?;
+            } else {
+                s.last_activity_ms = at;
+                *self.cached.borrow_mut() = Some(s);
+            }
+        }
+        Ok(())
+    }
+
+    /// The owner's last activity (kept beside the state; a sandbox from before it was kept
+    /// starts from its last activity).
+    fn owner_activity(&self, s: &SandboxState) -> Result<i64> {
+        if let Some(t) = self.owner_activity.get() {
+            return Ok(t);
+        }
+        self.sql().exec(
+            "CREATE TABLE IF NOT EXISTS owner_activity (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL)",
+            None,
+        )?;
+        #[derive(serde::Deserialize)]
+        struct Row {
+            at_ms: f64,
+        }
+        let rows: Vec<Row> = self
+            .sql()
+            .exec("SELECT at_ms FROM owner_activity WHERE id = 1", None)?
+            .to_array()?;
+        match rows.first() {
+            Some(r) => {
+                self.owner_activity.set(Some(r.at_ms as i64));
+                Ok(r.at_ms as i64)
+            }
+            None => {
+                self.set_owner_activity(s.last_activity_ms)?;
+                Ok(s.last_activity_ms)
+            }
+        }
+    }
+
+    fn set_owner_activity(&self, at_ms: i64) -> Result<()> {
+        self.sql().exec(
+            "CREATE TABLE IF NOT EXISTS owner_activity (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL)",
+            None,
+        )?;
+        self.sql().exec(
+            "INSERT INTO owner_activity (id, at_ms) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+            vec![SqlStorageValue::Integer(at_ms)],
+        )?;
+        self.owner_activity.set(Some(at_ms));
+        Ok(())
+    }
+
     /// Reads the request's call: the header's, else the body's (parsed once either way).
     async fn serve(&self, mut req: Request) -> Result<Response> {
         let raw = match req.headers().get(CALL_HEADER)? {
@@ -376,6 +469,7 @@ impl DurableObject for UserAppSandboxService {
             state,
             env,
             cached: RefCell::new(None),
+            owner_activity: std::cell::Cell::new(None),
             retired: Cell::new(false),
             advancing: Cell::new(false),
         }

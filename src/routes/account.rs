@@ -19,7 +19,7 @@ use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::input::{parse_object, Patch};
 use crate::domain::sandbox_call::Owner;
 use crate::domain::{password, web};
-use crate::http::auth::Caller;
+use crate::http::auth::{session_cookie, Caller};
 use crate::http::crypto::WebCryptoKdf;
 use crate::http::{header, no_content, read_body, App};
 use crate::objects::deletion_do;
@@ -107,9 +107,7 @@ pub async fn delete(mut req: Request, app: &App, caller: &Caller) -> ApiResult<R
         ));
     }
     let kv = app.kv()?;
-    for sid in db::live_sessions(&db, &caller.user_id).await? {
-        sessions::revoke(&kv, &db, &sid, &caller.user_id).await?;
-    }
+    sessions::revoke_all(&kv, &db, &caller.user_id).await?;
     let recorded = db::delete_account(&db, &caller.user_id, APP_PLAN[0].name()).await?;
     let resumed = join_all(recorded.iter().map(|id| {
         tell(
@@ -129,7 +127,7 @@ pub async fn delete(mut req: Request, app: &App, caller: &Caller) -> ApiResult<R
     let resp = no_content()?;
     resp.headers().append(
         "Set-Cookie",
-        &web::set_cookie(web::SESSION_COOKIE, "", 0, true, "/"),
+        &web::set_cookie(session_cookie(&req, app), "", 0, true, "/"),
     )?;
     resp.headers().append(
         "Set-Cookie",

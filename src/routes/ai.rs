@@ -1,5 +1,6 @@
 //! `/api/ai/*`: the caller's AI settings (own provider keys, per-operation model overrides), a
-//! test completion through the full LLM client, and the caller's token usage.
+//! test completion through the full LLM client, and the caller's token usage and what is left of
+//! their token budget.
 //!
 //! Invariants: a stored key is never returned, only its masked hint; every row read or written
 //! belongs to the caller.
@@ -316,6 +317,17 @@ pub async fn test(mut req: Request, app: &App, caller: &Caller) -> ApiResult<Res
 }
 
 pub async fn usage(app: &App, caller: &Caller) -> ApiResult<Response> {
+    // The token budget as it stands: a probe (cost 0) records nothing.
+    let limit = app.cfg.ai_token_limit;
+    let key = format!("user:{}", caller.user_id);
+    let budget = crate::services::ratelimit::hit(
+        &app.env,
+        crate::services::ratelimit::Class::AiTokens,
+        &key,
+        limit,
+        0,
+    )
+    .await?;
     let since = crate::services::now_ms() / 1000 - 24 * 3600;
     let rows = ai_store::usage_since(&app.db()?, &caller.user_id, since).await?;
     let mut total = (0u64, 0u64, 0u64, 0u64);
@@ -338,6 +350,12 @@ pub async fn usage(app: &App, caller: &Caller) -> ApiResult<Response> {
     json(
         200,
         &json!({
+            "budget": {
+                "tokens": limit.requests,
+                "windowSeconds": limit.window_ms / 1000,
+                "remaining": budget.remaining,
+                "resetAt": (budget.reset_ms + 999) / 1000,
+            },
             "windowHours": 24,
             "operations": ops,
             "total": {

@@ -13,7 +13,7 @@ mod preview;
 pub(crate) mod sandbox;
 
 use crate::domain::error::{ApiError, ApiResult};
-use crate::domain::ratelimit::{Decision, Limit};
+use crate::domain::ratelimit::{limiter_key, Decision, Limit};
 use crate::domain::routes::{resolve, AuthLevel, RateClass, Resolved, Route};
 use crate::domain::web;
 use crate::http::auth::{check_csrf, read_credentials, Caller, Identity};
@@ -35,9 +35,13 @@ async fn dispatch(
         Route::Providers => auth::providers(app),
         Route::Register => auth::register(req, app).await,
         Route::Login => auth::login(req, app).await,
-        Route::Logout => auth::logout(app, user()?).await,
+        Route::Logout => auth::logout(&req, app, user()?).await,
         Route::Me => auth::me(app, user()?).await,
         Route::DeleteAccount => account::delete(req, app, user()?).await,
+        Route::Verify => auth::verify(req, app).await,
+        Route::VerifyResend => auth::resend(req, app, user()?).await,
+        Route::ChangeEmail => auth::change_email(req, app, user()?).await,
+        Route::DevOutbox => auth::outbox(req, app).await,
         Route::OAuthStart(p) => auth::oauth_start(req, app, &p).await,
         Route::OAuthCallback(p) => auth::oauth_callback(req, app, &p).await,
         Route::ListApps => apps::list(req, app, user()?).await,
@@ -101,13 +105,16 @@ async fn api(req: Request, app: &App) -> Response {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
-    // The token is verified locally first, so the limiter can key on the user; then the session
-    // check and the limiter run concurrently (two round trips become one).
+    // The token is verified locally first, so the limiter can key on the user (never on the
+    // public sign-in routes: `limiter_key`); then the session check and the limiter run
+    // concurrently (two round trips become one).
     let claimed = read_credentials(&req, app);
-    let key = claimed
-        .user()
-        .map(|c| format!("user:{}", c.user_id))
-        .unwrap_or_else(|| format!("ip:{}", client_ip(&req)));
+    let key = limiter_key(
+        entry.class.unwrap_or(RateClass::Api),
+        entry.auth,
+        claimed.user().map(|c| c.user_id.as_str()),
+        &client_ip(&req),
+    );
     let limit = entry.class.map(|class| (class, limit_of(app, class)));
     let rate = async {
         match limit {
@@ -138,7 +145,14 @@ async fn api(req: Request, app: &App) -> Response {
         }
         _ => authorize_and_dispatch(route, entry.auth, req, app, identity).await,
     };
-    let resp = result.unwrap_or_else(|e| error_response(&e));
+    let resp = result.unwrap_or_else(|e| {
+        let resp = error_response(&e);
+        // A handler's own limit (the AI budget, the sign-in backoff) names its wait.
+        if let (429, Some(s)) = (e.status, e.fields.get("retryAfter")) {
+            let _ = resp.headers().set("Retry-After", s);
+        }
+        resp
+    });
     if let Some(d) = &decision {
         rate_headers(&resp, d);
     }
@@ -152,6 +166,7 @@ fn limit_of(app: &App, class: RateClass) -> Limit {
         RateClass::Api => app.cfg.api_limit,
         RateClass::Ai => app.cfg.ai_limit,
         RateClass::AiTokens => app.cfg.ai_token_limit,
+        RateClass::Preview => app.cfg.preview_limit,
     }
 }
 
@@ -178,9 +193,10 @@ async fn authorize_and_dispatch(
             .as_ref()
             .ok_or_else(|| ApiError::unauthorized("authentication required"))?;
         check_csrf(&req, app, c)?;
+        auth::gate(app, c, &route).await?;
         if level == AuthLevel::Admin {
             let user = crate::services::db::user_by_id(&app.db()?, &c.user_id).await?;
-            if user.map(|u| u.role != "admin").unwrap_or(true) {
+            if !user.is_some_and(|u| auth::is_admin(app, &u)) {
                 return Err(ApiError::forbidden("administrator role required"));
             }
         }
@@ -218,6 +234,18 @@ pub async fn handle(req: Request, env: Env, _ctx: Context) -> worker::Result<Res
         crate::domain::sandbox::app_for_preview_host(&host, &app.cfg.preview_domain)
     {
         return Ok(preview::serve(req, &app, &app_id).await);
+    }
+    if !crate::domain::hosts::served(
+        &host,
+        app.cfg.public_url.as_deref(),
+        &app.cfg.preview_domain,
+    ) {
+        let e = ApiError::new(
+            421,
+            crate::domain::error::ErrorCode::E004,
+            "this server does not answer for that host name",
+        );
+        return Ok(finish(error_response(&e), None, None));
     }
     if !(path == "/api" || path.starts_with("/api/")) {
         return Ok(finish(assets(req, &app.env).await, None, None));

@@ -20,16 +20,19 @@
 //! whether it is a WebSocket upgrade) riding on the browser's own request, which goes on as it
 //! is: method, headers (after the policy), streamed body ([`services::sandbox::forward_preview`]).
 //!
-//! Invariants: without access a private preview is a 404 like a missing one; the platform's own
-//! cookies and `Authorization` never reach the app, and the app never sets a platform cookie.
+//! Invariants: every preview request first passes the per-address preview limit
+//! (`RATE_LIMIT_PREVIEW`, 429 E003 with `Retry-After`), before any lookup; without access a
+//! private preview is a 404 like a missing one; the platform's own cookies and `Authorization`
+//! never reach the app, and the app never sets a platform cookie.
 
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
 use crate::domain::preview;
+use crate::domain::routes::RateClass;
 use crate::domain::sandbox::{check_preview_token, preview_label, preview_token};
 use crate::domain::sandbox_call::PreviewCall;
 use crate::domain::web;
-use crate::http::{error_response, header, App};
-use crate::services::{self, db, now_ms};
+use crate::http::{client_ip, error_response, header, App};
+use crate::services::{self, db, now_ms, ratelimit};
 use worker::{Headers, Request, Response};
 
 const PARAM: &str = "__byte_preview";
@@ -38,9 +41,34 @@ const COOKIE: &str = web::PREVIEW_COOKIE;
 const COOKIE_TTL_S: i64 = 12 * 3600;
 
 pub async fn serve(req: Request, app: &App, app_id: &str) -> Response {
-    match proxy(req, app, app_id).await {
+    let key = format!("ip:{}", client_ip(&req));
+    let limited = ratelimit::hit(&app.env, RateClass::Preview, &key, app.cfg.preview_limit, 1)
+        .await
+        .and_then(|d| {
+            if d.allowed {
+                return Ok(());
+            }
+            let secs = d.retry_after_secs(now_ms()).max(1);
+            let mut e = ApiError::rate_limited(format!(
+                "preview rate limit of {} requests exceeded; retry in {secs} s",
+                d.limit
+            ));
+            e.fields.insert("retryAfter".into(), secs.to_string());
+            Err(e)
+        });
+    let result = match limited {
+        Ok(()) => proxy(req, app, app_id).await,
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(r) => r,
-        Err(e) => error_response(&e),
+        Err(e) => {
+            let resp = error_response(&e);
+            if let (429, Some(s)) = (e.status, e.fields.get("retryAfter")) {
+                let _ = resp.headers().set("Retry-After", s);
+            }
+            resp
+        }
     }
 }
 

@@ -37,7 +37,11 @@ fn args(a: &[SqlArg]) -> Vec<JsValue> {
         .collect()
 }
 
-fn stmt(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<D1PreparedStatement> {
+pub(super) fn stmt(
+    db: &D1Database,
+    sql: &str,
+    binds: &[JsValue],
+) -> ApiResult<D1PreparedStatement> {
     Ok(db.prepare(sql).bind(binds)?)
 }
 
@@ -63,7 +67,7 @@ pub(super) async fn run(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiRes
     Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) as u64)
 }
 
-fn is_unique_violation(e: &worker::Error) -> bool {
+pub(super) fn is_unique_violation(e: &worker::Error) -> bool {
     e.to_string().contains("UNIQUE constraint failed")
 }
 
@@ -79,10 +83,14 @@ pub struct UserRow {
     pub role: String,
     pub created_at: Option<f64>,
     pub last_login: Option<f64>,
+    /// When the address was proved (see `services::identity`); `None`: not yet.
+    pub email_verified_at: Option<f64>,
+    /// An address change waiting for its verification link.
+    pub pending_email: Option<String>,
 }
 
-const USER_COLUMNS: &str =
-    "id, email, display_name, avatar_url, provider, role, created_at, last_login";
+pub(super) const USER_COLUMNS: &str =
+    "id, email, display_name, avatar_url, provider, role, created_at, last_login, email_verified_at, pending_email";
 
 impl UserRow {
     pub fn to_json(&self) -> serde_json::Value {
@@ -95,7 +103,13 @@ impl UserRow {
             "role": self.role,
             "createdAt": crate::domain::apps::iso(self.created_at),
             "lastLogin": crate::domain::apps::iso(self.last_login),
+            "emailVerified": self.email_verified(),
+            "pendingEmail": self.pending_email,
         })
+    }
+
+    pub fn email_verified(&self) -> bool {
+        self.email_verified_at.is_some()
     }
 }
 
@@ -142,7 +156,7 @@ pub struct NewUser<'a> {
     pub role: &'a str,
 }
 
-fn insert_user(db: &D1Database, u: &NewUser<'_>) -> ApiResult<D1PreparedStatement> {
+pub(super) fn insert_user(db: &D1Database, u: &NewUser<'_>) -> ApiResult<D1PreparedStatement> {
     stmt(
         db,
         "INSERT INTO users (id, email, display_name, avatar_url, provider, provider_user_id, role, last_login) \
@@ -166,72 +180,13 @@ pub async fn create_password_user(db: &D1Database, u: &NewUser<'_>, hash: &str) 
     }
 }
 
-/// Finds the user behind an OAuth identity, linking or creating as needed:
-/// known identity → its user; else a user with the same (provider-verified) email → link it;
-/// else a new user.
-pub async fn upsert_oauth_user(
-    db: &D1Database,
-    u: &NewUser<'_>,
-    email_verified: bool,
-) -> ApiResult<UserRow> {
-    let provider_user_id = u.provider_user_id.unwrap_or_default();
-    #[derive(Deserialize)]
-    struct Link {
-        user_id: String,
-    }
-    let link: Option<Link> = first(
-        db,
-        "SELECT user_id FROM oauth_identities WHERE provider = ?1 AND provider_user_id = ?2",
-        &[text(u.provider), text(provider_user_id)],
-    )
-    .await?;
-    let identity = |user_id: &str| {
-        stmt(
-            db,
-            "INSERT OR IGNORE INTO oauth_identities (provider, provider_user_id, user_id) VALUES (?1, ?2, ?3)",
-            &[text(u.provider), text(provider_user_id), text(user_id)],
-        )
-    };
-    let user_id = match link {
-        Some(l) => l.user_id,
-        None => match user_by_email(db, u.email).await? {
-            Some(existing) if email_verified => {
-                identity(&existing.id)?.run().await?;
-                existing.id
-            }
-            Some(_) => {
-                return Err(ApiError::forbidden(
-                    "an account with this email exists; sign in with it first (the provider did not verify the email)",
-                ))
-            }
-            None => {
-                match db.batch(vec![insert_user(db, u)?, identity(u.id)?]).await {
-                    Ok(_) => u.id.to_string(),
-                    // A concurrent first login created it: use that one.
-                    Err(e) if is_unique_violation(&e) => {
-                        user_by_email(db, u.email).await?.ok_or_else(ApiError::internal)?.id
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        },
-    };
+/// Records a sign-in and sets the role the configuration gives the account now (promoting or
+/// demoting).
+pub async fn touch_login(db: &D1Database, user_id: &str, role: &str) -> ApiResult<()> {
     run(
         db,
-        "UPDATE users SET last_login = unixepoch(), avatar_url = COALESCE(avatar_url, ?2), role = CASE WHEN ?3 = 'admin' THEN 'admin' ELSE role END WHERE id = ?1",
-        &[text(&user_id), opt(u.avatar_url), text(u.role)],
-    )
-    .await?;
-    user_by_id(db, &user_id)
-        .await?
-        .ok_or_else(ApiError::internal)
-}
-
-pub async fn touch_login(db: &D1Database, user_id: &str, promote_admin: bool) -> ApiResult<()> {
-    run(
-        db,
-        "UPDATE users SET last_login = unixepoch(), role = CASE WHEN ?2 = 1 THEN 'admin' ELSE role END WHERE id = ?1",
-        &[text(user_id), int(promote_admin as i64)],
+        "UPDATE users SET last_login = unixepoch(), role = ?2 WHERE id = ?1",
+        &[text(user_id), text(role)],
     )
     .await?;
     Ok(())
@@ -295,6 +250,21 @@ pub async fn session_is_live(db: &D1Database, id: &str, user_id: &str) -> ApiRes
     )
     .await?
         > 0)
+}
+
+/// The ids of a user's sessions that are neither revoked nor expired.
+pub async fn live_sessions(db: &D1Database, user_id: &str) -> ApiResult<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Sid {
+        id: String,
+    }
+    let rows: Vec<Sid> = all(
+        db,
+        "SELECT id FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > unixepoch()",
+        &[text(user_id)],
+    )
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 pub async fn revoke_session(db: &D1Database, id: &str, user_id: &str) -> ApiResult<()> {
@@ -520,21 +490,6 @@ pub async fn app_ids_of(db: &D1Database, user_id: &str) -> ApiResult<Vec<String>
     let rows: Vec<Row> = all(
         db,
         "SELECT id FROM apps WHERE user_id = ?1",
-        &[text(user_id)],
-    )
-    .await?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
-}
-
-/// The user's sessions that are still live (for revocation in the KV cache).
-pub async fn live_sessions(db: &D1Database, user_id: &str) -> ApiResult<Vec<String>> {
-    #[derive(Deserialize)]
-    struct Row {
-        id: String,
-    }
-    let rows: Vec<Row> = all(
-        db,
-        "SELECT id FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > unixepoch()",
         &[text(user_id)],
     )
     .await?;

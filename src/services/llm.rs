@@ -7,13 +7,21 @@
 //!
 //! Invariants:
 //! - every call first passes the AI request limit (`RATE_LIMIT_AI`) and the token budget
-//!   (`RATE_LIMIT_AI_TOKENS`), per user; tokens a call used are charged after it succeeds;
+//!   (`RATE_LIMIT_AI_TOKENS`), per user; the tokens every attempt used are charged when the call
+//!   ends, however it ends (success, failure, time-out, cancellation): the provider's count, else
+//!   an estimate of the prompt and of what streamed ([`AttemptCost`]);
 //! - a user's own key for the provider is used for that user's calls only, and no key is ever
 //!   logged or put in an error (provider error texts are scrubbed of the key sent);
+//! - a provider's own error text goes to the log only: users are told our summary (the status
+//!   and what it means, the provider's error type at most);
 //! - nothing is retried once content reached the caller's callback;
-//! - only successful calls are recorded in `ai_usage`.
+//! - only successful calls are recorded in `ai_usage` (with the estimate when the provider sent
+//!   no usage).
 
-use crate::domain::codegen::chat_stream::{decode_completion, ChatStream, ProviderError, Usage};
+use crate::domain::codegen::chat_stream::{
+    decode_completion, estimate_tokens, status_summary, AttemptCost, ChatError, ChatStream,
+    ProviderError,
+};
 use crate::domain::codegen::crypto;
 use crate::domain::codegen::models::{
     ModelConfig, ModelOverride, ModelTable, Operation, OperationModels, Provider,
@@ -114,13 +122,14 @@ async fn within<F: Future>(f: F, deadline: i64) -> Option<F::Output> {
 }
 
 enum AttemptError {
-    Failed(Failure, String),
+    /// How it failed, the detail for the log (which may quote the provider), and what the user
+    /// is told (our own words: [`ChatError::summary`], [`status_summary`]).
+    Failed(Failure, String, String),
     Cancelled,
 }
 
 struct Success {
     text: String,
-    usage: Option<Usage>,
 }
 
 /// Removes the key a request carried from a text that might echo it.
@@ -285,6 +294,9 @@ impl<'a> Llm<'a> {
     /// Charges a finished call's tokens to the budget (one was charged on admission). A call
     /// that overshoots fills the budget, so the next one waits.
     async fn charge_tokens(&self, user_id: &str, total: u64) {
+        if total > 0 {
+            worker::console_log!("AI call of {user_id} charged {total} tokens");
+        }
         let cost = total.saturating_sub(1);
         if cost == 0 {
             return;
@@ -301,13 +313,29 @@ impl<'a> Llm<'a> {
         }
     }
 
+    /// One logical call: admission, then attempts until one succeeds or the policy gives up;
+    /// every attempt's tokens are charged at the end, whatever the outcome.
     async fn run(
         &self,
         call: &Call<'_>,
         messages: &[ChatMessage],
-        mut on_delta: Option<&mut dyn FnMut(&str)>,
+        on_delta: Option<&mut dyn FnMut(&str)>,
     ) -> ApiResult<Outcome> {
         self.admit(call.user_id).await?;
+        let mut spent = 0u64;
+        let result = self.attempts(call, messages, on_delta, &mut spent).await;
+        self.charge_tokens(call.user_id, spent).await;
+        result
+    }
+
+    async fn attempts(
+        &self,
+        call: &Call<'_>,
+        messages: &[ChatMessage],
+        mut on_delta: Option<&mut dyn FnMut(&str)>,
+        spent: &mut u64,
+    ) -> ApiResult<Outcome> {
+        let prompt_estimate: u64 = messages.iter().map(|m| estimate_tokens(&m.content)).sum();
         let models = self.models_for(call).await?;
         let streamed = on_delta.is_some();
         let deadline = now_ms() + self.total_timeout_ms as i64;
@@ -332,6 +360,7 @@ impl<'a> Llm<'a> {
                 e.insert(self.user_key(call.user_id, cfg.provider).await?);
             }
             let user_key = user_keys.get(&cfg.provider).cloned().flatten();
+            let mut cost = AttemptCost::new(prompt_estimate);
             let result = match build_request(
                 cfg,
                 self.settings(),
@@ -342,7 +371,13 @@ impl<'a> Llm<'a> {
                 Ok(req) => {
                     let attempt_deadline = (now_ms() + self.timeout_ms as i64).min(deadline);
                     let r = self
-                        .attempt(&req, attempt_deadline, call.cancel, on_delta.as_deref_mut())
+                        .attempt(
+                            &req,
+                            attempt_deadline,
+                            call.cancel,
+                            on_delta.as_deref_mut(),
+                            &mut cost,
+                        )
                         .await;
                     r.map(|s| (s, req.key_source))
                 }
@@ -352,20 +387,24 @@ impl<'a> Llm<'a> {
                         retry_after_ms: None,
                     },
                     e.to_string(),
+                    e.to_string(),
                 )),
             };
-            let (failure, why) = match result {
+            *spent += cost.tokens();
+            let (failure, why, summary) = match result {
                 Ok((s, key_source)) => {
-                    return Ok(self.succeeded(call, cfg, s, key_source, &attempts).await);
+                    return Ok(self
+                        .succeeded(call, cfg, s, &cost, key_source, &attempts)
+                        .await);
                 }
                 Err(AttemptError::Cancelled) => return Err(cancelled()),
-                Err(AttemptError::Failed(f, why)) => (f, why),
+                Err(AttemptError::Failed(f, why, summary)) => (f, why, summary),
             };
             worker::console_warn!(
                 "LLM attempt {} on {name} failed: {why}",
                 attempts.failed() + 1
             );
-            last = format!("{name}: {why}");
+            last = format!("{name}: {summary}");
             match attempts.next(&failure, jitter()) {
                 Action::Retry { delay_ms } => {
                     if now_ms() + delay_ms as i64 >= deadline {
@@ -396,10 +435,11 @@ impl<'a> Llm<'a> {
         call: &Call<'_>,
         cfg: &ModelConfig,
         s: Success,
+        cost: &AttemptCost,
         key_source: KeySource,
         attempts: &Attempts,
     ) -> Outcome {
-        let u = s.usage.unwrap_or_default();
+        let u = cost.usage();
         let record = UsageRecord {
             user_id: call.user_id,
             app_id: call.app_id,
@@ -423,7 +463,6 @@ impl<'a> Llm<'a> {
             }
             Err(e) => worker::console_error!("recording AI usage failed: {}", e.message),
         }
-        self.charge_tokens(call.user_id, u.total_tokens).await;
         Outcome {
             text: s.text,
             model: cfg.model.clone(),
@@ -439,17 +478,26 @@ impl<'a> Llm<'a> {
         }
     }
 
-    /// One HTTP exchange with the model, bounded by `deadline`.
+    /// One HTTP exchange with the model, bounded by `deadline`; `cost` follows what it used.
     async fn attempt<'f>(
         &self,
         req: &ChatRequest,
         deadline: i64,
         cancel: Option<&Cancel>,
         on_delta: Option<&mut (dyn FnMut(&str) + 'f)>,
+        cost: &mut AttemptCost,
     ) -> Result<Success, AttemptError> {
-        let failed = |f: Failure, why: String| AttemptError::Failed(f, scrub(&why, req));
+        // Our own words, for the log and the user alike.
+        let failed = |f: Failure, why: String| {
+            let why = scrub(&why, req);
+            AttemptError::Failed(f, why.clone(), why)
+        };
+        // The provider's words for the log; the user gets `user`.
+        let failed_as =
+            |f: Failure, why: String, user: String| AttemptError::Failed(f, scrub(&why, req), user);
+        let chat_failed = |f: Failure, e: &ChatError| failed_as(f, e.to_string(), e.summary());
         let timed_out = || {
-            AttemptError::Failed(
+            failed(
                 Failure::Timeout,
                 format!("no complete answer within {} ms", self.timeout_ms),
             )
@@ -469,6 +517,7 @@ impl<'a> Llm<'a> {
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(request);
+        cost.sent();
         let sent = within(fetch.send_with_signal(&signal), deadline).await;
         let mut resp = match sent {
             None => {
@@ -476,15 +525,18 @@ impl<'a> Llm<'a> {
                 return Err(timed_out());
             }
             Some(Err(e)) => {
-                return Err(failed(
+                cost.refused();
+                return Err(failed_as(
                     Failure::Connection,
                     format!("could not reach the model: {e}"),
-                ))
+                    "could not reach the model provider".into(),
+                ));
             }
             Some(Ok(r)) => r,
         };
         let status = resp.status_code();
         if !(200..300).contains(&status) {
+            cost.refused();
             let h = resp.headers();
             let retry_after = h
                 .get("retry-after-ms")
@@ -505,10 +557,12 @@ impl<'a> Llm<'a> {
                     String::new()
                 }
             };
-            let why = format!("HTTP {status}: {}", ProviderError::from_body(&body));
-            return Err(failed(
+            let provider = ProviderError::from_body(&body);
+            let why = format!("HTTP {status}: {provider}");
+            return Err(failed_as(
                 Failure::from_response(status, retry_after, &body),
                 why,
+                status_summary(status, &provider),
             ));
         }
         let Some(on_delta) = on_delta else {
@@ -518,19 +572,21 @@ impl<'a> Llm<'a> {
                     return Err(timed_out());
                 }
                 Some(Err(e)) => {
-                    return Err(failed(
+                    return Err(failed_as(
                         Failure::Connection,
                         format!("the response could not be read: {e}"),
+                        "the model's response could not be read".into(),
                     ))
                 }
                 Some(Ok(b)) => b,
             };
             return match decode_completion(&body) {
-                Ok(c) => Ok(Success {
-                    text: c.content,
-                    usage: c.usage,
-                }),
-                Err(e) => Err(failed(Failure::from_chat_error(&e), e.to_string())),
+                Ok(c) => {
+                    cost.streamed(&c.content);
+                    cost.reported(c.usage);
+                    Ok(Success { text: c.content })
+                }
+                Err(e) => Err(chat_failed(Failure::from_chat_error(&e), &e)),
             };
         };
         let mut bytes = match resp.stream() {
@@ -545,6 +601,7 @@ impl<'a> Llm<'a> {
         let mut chat = ChatStream::new();
         let mut text = String::new();
         loop {
+            cost.reported(chat.usage());
             if cancel.is_some_and(Cancel::is_cancelled) {
                 controller.abort();
                 return Err(AttemptError::Cancelled);
@@ -553,21 +610,23 @@ impl<'a> Llm<'a> {
             match within(bytes.next(), deadline).await {
                 None => {
                     controller.abort();
-                    let AttemptError::Failed(f, why) = timed_out() else {
+                    let AttemptError::Failed(f, why, _) = timed_out() else {
                         unreachable!()
                     };
                     return Err(failed(after_content(f, received), why));
                 }
                 Some(None) => break,
                 Some(Some(Err(e))) => {
-                    return Err(failed(
+                    return Err(failed_as(
                         after_content(Failure::Connection, received),
                         format!("the response stream broke: {e}"),
+                        "the model's response stream broke".into(),
                     ))
                 }
                 Some(Some(Ok(chunk))) => match chat.feed(&chunk) {
                     Ok(t) => {
                         if !t.is_empty() {
+                            cost.streamed(&t);
                             on_delta(&t);
                             text.push_str(&t);
                         }
@@ -576,7 +635,7 @@ impl<'a> Llm<'a> {
                         controller.abort();
                         let f =
                             after_content(Failure::from_chat_error(&e), chat.received_content());
-                        return Err(failed(f, e.to_string()));
+                        return Err(chat_failed(f, &e));
                     }
                 },
             }
@@ -584,17 +643,17 @@ impl<'a> Llm<'a> {
         match chat.finish() {
             Ok((tail, summary)) => {
                 if !tail.is_empty() {
+                    cost.streamed(&tail);
                     on_delta(&tail);
                     text.push_str(&tail);
                 }
-                Ok(Success {
-                    text,
-                    usage: summary.usage,
-                })
+                cost.reported(summary.usage);
+                Ok(Success { text })
             }
             Err(e) => {
                 let f = after_content(Failure::from_chat_error(&e), chat.received_content());
-                Err(failed(f, e.to_string()))
+                cost.reported(chat.usage());
+                Err(chat_failed(f, &e))
             }
         }
     }

@@ -5,7 +5,9 @@
 
 pub mod ai_store;
 pub mod db;
+pub mod identity;
 pub mod llm;
+pub mod mail;
 pub mod oauth;
 pub mod r2;
 pub mod ratelimit;

@@ -102,15 +102,16 @@ pub async fn exchange_and_fetch_profile(
                 None,
             )
             .await?;
+            // The address list is where GitHub says which addresses are verified; without it
+            // there is no address to trust, so a failure here fails the sign-in.
             let emails = call(
                 &format!("{base}/user/emails"),
                 Method::Get,
                 headers(&common)?,
                 None,
             )
-            .await
-            .ok();
-            oauth::github_profile(&user, emails.as_ref()).map_err(|e| provider_error(&e))
+            .await?;
+            oauth::github_profile(&user, &emails).map_err(|e| provider_error(&e))
         }
     }
 }

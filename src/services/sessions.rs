@@ -80,6 +80,15 @@ pub async fn revoke(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) -> 
     Ok(())
 }
 
+/// Revokes every live session of a user (D1, KV and this isolate's memo), as [`revoke`] does
+/// one.
+pub async fn revoke_all(kv: &KvStore, d1: &D1Database, user_id: &str) -> ApiResult<()> {
+    for sid in db::live_sessions(d1, user_id).await? {
+        revoke(kv, d1, &sid, user_id).await?;
+    }
+    Ok(())
+}
+
 /// Checks that a verified token's session has not been revoked.
 pub async fn confirm(identity: Identity, app: &App) -> ApiResult<Identity> {
     let Identity::User(c) = identity else {

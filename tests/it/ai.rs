@@ -415,8 +415,10 @@ async fn a_failing_primary_falls_back_to_the_fallback_model() {
 #[tokio::test]
 async fn malformed_and_truncated_output_is_e005_and_not_recorded() {
     let app = ai_instance();
-    let u = app.user("bad-output").await;
+    // One user per call: every failed attempt is charged to its user's token budget.
+    let mut users = Vec::new();
     for stream in [false, true] {
+        let u = app.user("bad-output").await;
         let n = nonce("malformed");
         let e = expect_error(
             ai_test(app, &u, json!({ "prompt": n, "stream": stream })).await,
@@ -428,8 +430,10 @@ async fn malformed_and_truncated_output_is_e005_and_not_recorded() {
         assert!(m.contains("malformed"), "{m}");
         // Retried on the primary, then the fallback, then reported.
         assert_eq!(fake_llm::requests_with(&n).len(), 5, "{m}");
+        users.push(u);
     }
     // A stream cut mid-answer is not retried (content had reached the caller).
+    let u = app.user("bad-output").await;
     let n = nonce("truncated");
     let e = expect_error(
         ai_test(app, &u, json!({ "prompt": n, "stream": true })).await,
@@ -442,16 +446,109 @@ async fn malformed_and_truncated_output_is_e005_and_not_recorded() {
         "{e}"
     );
     assert_eq!(fake_llm::requests_with(&n).len(), 1);
-    let usage = get(app, &u, "/api/ai/usage").await;
-    assert_eq!(usage["total"]["requests"], 0, "{usage}");
-    assert_eq!(
-        d1_rows(
+    users.push(u);
+    for u in &users {
+        let usage = get(app, u, "/api/ai/usage").await;
+        assert_eq!(usage["total"]["requests"], 0, "{usage}");
+        assert_eq!(
+            d1_rows(
+                app,
+                &format!("SELECT id FROM ai_usage WHERE user_id = '{}'", u.id)
+            )
+            .len(),
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_streams_tokens_are_charged_to_the_budget() {
+    let app = ai_instance();
+    let u = app.user("charged").await;
+    // A stream cut mid-answer: the provider sent no usage, so the prompt's estimate (one token
+    // per four characters, here well over the budget) and what streamed are charged.
+    let padding = "p".repeat(4 * AI_TOKEN_LIMIT as usize + 40);
+    let n = nonce("truncated");
+    expect_error(
+        ai_test(
             app,
-            &format!("SELECT id FROM ai_usage WHERE user_id = '{}'", u.id)
+            &u,
+            json!({ "prompt": format!("{n} {padding}"), "stream": true }),
         )
-        .len(),
-        0
+        .await,
+        502,
+        "E005",
+    )
+    .await;
+    assert_eq!(fake_llm::requests_with(&n).len(), 1);
+    // The budget is spent: the next call is refused before it reaches the model.
+    let usage = get(app, &u, "/api/ai/usage").await;
+    // (Nothing is left, unless a window rolled over just now and forgave a few.)
+    assert!(
+        usage["budget"]["remaining"].as_u64().unwrap() < 5,
+        "{usage}"
     );
+    assert_eq!(
+        usage["total"]["requests"], 0,
+        "failed calls are not usage rows: {usage}"
+    );
+    let n = nonce("after-charge");
+    let e = expect_error(ai_test(app, &u, json!({ "prompt": n })).await, 429, "E003").await;
+    let m = e["error"]["message"].as_str().unwrap();
+    assert!(m.contains("token limit"), "{m}");
+    assert!(fake_llm::requests_with(&n).is_empty());
+    // Another user's budget is untouched.
+    let v = app.user("charged-other").await;
+    ok_json(ai_test(app, &v, json!({ "prompt": nonce("charged-other") })).await).await;
+}
+
+#[tokio::test]
+async fn a_timed_out_streams_content_is_charged_to_the_budget() {
+    let app = ai_instance();
+    let u = app.user("charged-hang").await;
+    // The prompt alone is estimated well under the budget; with the echo that streamed before
+    // the stream stalled (as long again) it is over.
+    let padding = "q".repeat(2 * AI_TOKEN_LIMIT as usize);
+    let n = nonce("drip-hang");
+    let prompt = format!("{n} {padding}");
+    assert!((prompt.len() + 44) / 4 + 1 < AI_TOKEN_LIMIT as usize);
+    let e = expect_error(
+        ai_test(app, &u, json!({ "prompt": prompt, "stream": true })).await,
+        502,
+        "E005",
+    )
+    .await;
+    let m = e["error"]["message"].as_str().unwrap();
+    assert!(m.contains(&format!("within {AI_TIMEOUT_MS} ms")), "{m}");
+    // Content had arrived: not retried.
+    assert_eq!(fake_llm::requests_with(&n).len(), 1);
+    let n = nonce("after-hang");
+    let e = expect_error(ai_test(app, &u, json!({ "prompt": n })).await, 429, "E003").await;
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("token limit"));
+    assert!(fake_llm::requests_with(&n).is_empty());
+}
+
+#[tokio::test]
+async fn a_providers_error_text_is_summarised_for_the_user() {
+    let app = ai_instance();
+    let u = app.user("provider-401").await;
+    let n = nonce("fail-401-always");
+    let e = expect_error(ai_test(app, &u, json!({ "prompt": n })).await, 502, "E005").await;
+    let m = e["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains(
+            "the model provider answered 401 (invalid_request_error): the API key was rejected"
+        ),
+        "{m}"
+    );
+    // The provider's own words (which quote the key) stay in the log.
+    for raw in ["Incorrect API key", "fake-node-7", AI_PLATFORM_KEY] {
+        assert!(!m.contains(raw), "{raw} in {m}");
+    }
+    assert!(!fake_llm::requests_with(&n).is_empty());
 }
 
 #[tokio::test]
@@ -479,6 +576,14 @@ async fn streamed_completion_and_usage_is_recorded() {
     assert_eq!(r["usage"]["promptTokens"], 7);
     let usage = get(app, &u, "/api/ai/usage").await;
     assert_eq!(usage["total"]["requests"], 2, "{usage}");
+    // Both calls' tokens left the budget (a window that rolled over since may have forgiven
+    // some of them, never more).
+    assert_eq!(usage["budget"]["tokens"], AI_TOKEN_LIMIT, "{usage}");
+    let left = usage["budget"]["remaining"].as_u64().unwrap();
+    assert!(
+        (AI_TOKEN_LIMIT - 2 * NORMAL_TOTAL..AI_TOKEN_LIMIT).contains(&left),
+        "{usage}"
+    );
     assert_eq!(usage["total"]["totalTokens"], 2 * NORMAL_TOTAL);
     assert_eq!(usage["operations"][0]["operation"], "chat_edit");
     let rows = d1_rows(

@@ -8,9 +8,13 @@
 //! `MODEL_CONFIG`: [`scripted_model_config`]) and never by prompt wording:
 //! - `fail-429-once`: the first request with this exact prompt gets 429 with `Retry-After: 1`;
 //! - `fail-500-always`: 500 for every model except [`FALLBACK_MODEL`], which answers normally;
+//! - `fail-401-always`: 401 for every model, the body quoting the key it was sent (as real
+//!   providers do, partly) and an internal detail;
 //! - `malformed`: a 200 whose body (or stream chunk) is not JSON;
 //! - `truncated`: a stream cut after some content, without a finish reason or `[DONE]`;
 //! - `stall`: never answers;
+//! - `drip-hang` (streamed): the whole answer's content, then neither a finish nor `[DONE]`: the
+//!   stream stays open until the client gives up;
 //! - `big-usage`: reports [`BIG_TOTAL`] tokens instead of [`NORMAL_TOTAL`];
 //! - `scripted-app`, `scripted-evil`, `scripted-cut`, `scripted-badplan`: the code generator's
 //!   calls, answered by [`scripted`] (a blueprint, phase output in the files format, corrections);
@@ -361,6 +365,23 @@ async fn completions(
         )
             .into_response();
     }
+    if !scripted_call && prompt.contains("fail-401-always") {
+        let key = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim_start_matches("Bearer ")
+            .to_string();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {
+                "message": format!("Incorrect API key provided: {key}; internal trace id fake-node-7"),
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }})),
+        )
+            .into_response();
+    }
     if !scripted_call && prompt.contains("fail-500-always") && model != FALLBACK_MODEL {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -409,6 +430,9 @@ async fn completions(
             json!({"content": part.concat()}),
             Value::Null,
         ));
+    }
+    if !scripted_call && prompt.contains("drip-hang") {
+        return paced_sse(lines, true, None);
     }
     if !scripted_call && prompt.contains("truncated") {
         lines.truncate(3);

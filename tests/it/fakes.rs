@@ -5,6 +5,12 @@
 //! token, REST `/api/user` and `/api/user/emails`). A test plays the person at the consent screen
 //! by calling `/authorize` itself with `user=<login>`; the fake checks client credentials,
 //! redirect URI, single use of codes and the PKCE verifier exactly as a real provider would.
+//!
+//! Who signs in is spelled in `user`: `<name>` (Google: `<name>@gmail.test`, verified; GitHub: a
+//! verified noreply address and the verified primary `<name>@github.test`), `<name>|<address>`
+//! (that address, verified and primary) or `<name>|<address>|unverified` (that address, not
+//! verified: Google's `email_verified: false`; GitHub lists it primary with `verified: false` and
+//! nothing else verified).
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -169,12 +175,32 @@ async fn google_userinfo(State(s): State<Shared>, headers: HeaderMap) -> Respons
         )
             .into_response();
     };
-    // `user` may carry "name|email" to choose the address, else <name>@gmail.test.
-    let (name, email) = user
-        .split_once('|')
-        .map(|(n, e)| (n.to_string(), e.to_string()))
-        .unwrap_or((user.clone(), format!("{user}@gmail.test")));
-    Json(json!({ "sub": format!("g-{name}"), "email": email, "email_verified": true, "name": name, "picture": "https://img.test/a.png" })).into_response()
+    let who = Who::parse(&user, "gmail.test");
+    Json(json!({ "sub": format!("g-{}", who.name), "email": who.email, "email_verified": who.verified, "name": who.name, "picture": "https://img.test/a.png" })).into_response()
+}
+
+/// The person at the consent screen (see the module header for the spelling).
+struct Who {
+    name: String,
+    email: String,
+    verified: bool,
+    /// The address was chosen by the test (not the provider's default for the name).
+    chosen: bool,
+}
+
+impl Who {
+    fn parse(user: &str, domain: &str) -> Who {
+        let mut parts = user.split('|');
+        let name = parts.next().unwrap_or_default().to_string();
+        let email = parts.next().map(str::to_string);
+        let verified = parts.next() != Some("unverified");
+        Who {
+            chosen: email.is_some(),
+            email: email.unwrap_or_else(|| format!("{name}@{domain}")),
+            name,
+            verified,
+        }
+    }
 }
 
 async fn github_user(State(s): State<Shared>, headers: HeaderMap) -> Response {
@@ -189,7 +215,10 @@ async fn github_user(State(s): State<Shared>, headers: HeaderMap) -> Response {
         .bytes()
         .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
         % 1_000_000_000;
-    Json(json!({ "id": id, "login": user, "name": null, "email": null, "avatar_url": "https://img.test/gh.png" })).into_response()
+    // `/user` shows the public address only (here: the default primary, which is public).
+    let who = Who::parse(&user, "github.test");
+    let public = (who.verified && !who.chosen).then(|| who.email.clone());
+    Json(json!({ "id": id, "login": who.name, "name": null, "email": public, "avatar_url": "https://img.test/gh.png" })).into_response()
 }
 
 async fn github_emails(State(s): State<Shared>, headers: HeaderMap) -> Response {
@@ -200,11 +229,25 @@ async fn github_emails(State(s): State<Shared>, headers: HeaderMap) -> Response 
         )
             .into_response();
     };
-    Json(json!([
-        { "email": format!("{user}+old@users.noreply.test"), "primary": false, "verified": true },
-        { "email": format!("{user}@github.test"), "primary": true, "verified": true }
-    ]))
-    .into_response()
+    // GitHub's shape: every address with `primary`, `verified` and `visibility`.
+    let who = Who::parse(&user, "github.test");
+    let noreply = format!("{}@users.noreply.test", who.name);
+    let list = if !who.verified {
+        json!([
+            { "email": who.email, "primary": true, "verified": false, "visibility": "private" },
+            { "email": noreply, "primary": false, "verified": false, "visibility": null }
+        ])
+    } else if who.chosen {
+        json!([
+            { "email": who.email, "primary": true, "verified": true, "visibility": "private" }
+        ])
+    } else {
+        json!([
+            { "email": noreply, "primary": false, "verified": true, "visibility": null },
+            { "email": who.email, "primary": true, "verified": true, "visibility": "public" }
+        ])
+    };
+    Json(list).into_response()
 }
 
 /// Starts the fake provider once; returns its base URL.

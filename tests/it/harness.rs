@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
 pub const ADMIN_EMAIL: &str = "root@admin.test";
+/// Every address at this domain is on the main instance's `ADMIN_EMAILS` (fresh admins per test).
+pub const ADMIN_DOMAIN: &str = "admins.test";
+pub const PASSWORD: &str = "correct horse battery";
 
 /// Process groups to end at exit, each with the signal that ends it properly.
 static GROUPS: Mutex<Vec<(i32, i32)>> = Mutex::new(Vec::new());
@@ -103,7 +106,7 @@ pub struct Instance {
     /// The instance's local state directory (D1, KV, R2, Durable Objects).
     pub state: PathBuf,
     port: u16,
-    vars: Vec<(String, String)>,
+    vars: Mutex<Vec<(String, String)>>,
     /// The running `wrangler dev`'s process group.
     pgid: Mutex<i32>,
 }
@@ -151,6 +154,8 @@ impl Instance {
             ("JWT_SECRET".into(), JWT_SECRET.to_string()),
             ("ADMIN_EMAILS".into(), ADMIN_EMAIL.into()),
         ];
+        // A var given here replaces the default one.
+        all.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
         all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
@@ -166,7 +171,7 @@ impl Instance {
             client,
             state,
             port,
-            vars: all,
+            vars: Mutex::new(all),
             pgid: Mutex::new(0),
         };
         i.launch();
@@ -193,7 +198,7 @@ impl Instance {
         .arg("--persist-to")
         .arg(&self.state);
         isolate(&mut cmd, &self.state);
-        for (k, v) in &self.vars {
+        for (k, v) in self.vars.lock().unwrap().iter() {
             cmd.arg("--var").arg(format!("{k}:{v}"));
         }
         let log = std::fs::OpenOptions::new()
@@ -214,6 +219,17 @@ impl Instance {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Restarts the instance (same state) with `vars` replacing the ones it had, as an operator
+    /// changing the configuration would.
+    pub fn restart_with(&self, vars: &[(&str, String)]) {
+        {
+            let mut current = self.vars.lock().unwrap();
+            current.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
+            current.extend(vars.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        }
+        self.restart();
     }
 
     /// Kills `wrangler dev` outright (as a crash would) and starts it again on the same port
@@ -239,12 +255,16 @@ impl Instance {
         self.client.request(method, self.url(path))
     }
 
-    /// Registers a fresh user and returns it with its token.
+    /// Registers a fresh user (address not verified) and returns it with its token.
     pub async fn user(&self, tag: &str) -> User {
-        let email = unique_email(tag);
+        self.register(&unique_email(tag)).await
+    }
+
+    /// Registers `email` with [`PASSWORD`] (address not verified).
+    pub async fn register(&self, email: &str) -> User {
         let r = self
             .req(Method::POST, "/api/auth/register")
-            .json(&json!({ "email": email, "password": "correct horse battery" }))
+            .json(&json!({ "email": email, "password": PASSWORD }))
             .send()
             .await
             .unwrap();
@@ -252,9 +272,85 @@ impl Instance {
         let body: Value = r.json().await.unwrap();
         User {
             id: body["user"]["id"].as_str().unwrap().to_string(),
-            email,
+            email: email.to_string(),
             token: body["token"].as_str().unwrap().to_string(),
         }
+    }
+
+    /// Registers `email` and verifies it through the dev outbox (the instance must run with
+    /// `MAIL_BACKEND=outbox`).
+    pub async fn register_verified(&self, email: &str) -> User {
+        let u = self.register(email).await;
+        self.verify(email).await;
+        u
+    }
+
+    /// A fresh user with a verified address.
+    pub async fn verified_user(&self, tag: &str) -> User {
+        self.register_verified(&unique_email(tag)).await
+    }
+
+    /// The dev outbox's messages to `to`, oldest first.
+    pub async fn outbox(&self, to: &str) -> Vec<Value> {
+        let r = self
+            .req(
+                Method::GET,
+                &format!(
+                    "/api/dev/outbox?to={}",
+                    to.replace('+', "%2B").replace('@', "%40")
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "the dev outbox answers");
+        r.json::<Value>().await.unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The token of the newest verification link sent to `to`.
+    pub async fn verification_token(&self, to: &str) -> String {
+        let messages = self.outbox(to).await;
+        let link = messages.last().unwrap_or_else(|| panic!("no mail to {to}"))["link"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        link.split_once("#token=")
+            .expect("the token rides in the link's fragment")
+            .1
+            .to_string()
+    }
+
+    /// Uses the newest verification link sent to `to`; returns the response.
+    pub async fn use_link(&self, token: &str) -> Response {
+        self.req(Method::POST, "/api/auth/verify")
+            .json(&json!({ "token": token }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Verifies `to` with the newest link sent to it.
+    pub async fn verify(&self, to: &str) {
+        let token = self.verification_token(to).await;
+        let r = self.use_link(&token).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "verify {to}: {:?}",
+            r.text().await
+        );
+    }
+
+    /// Signs in with the password and returns the response.
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.req(Method::POST, "/api/auth/login")
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Creates an app for `u` and returns its id.
@@ -281,9 +377,14 @@ pub struct User {
 }
 
 pub fn unique_email(tag: &str) -> String {
+    unique_email_at(tag, "example.com")
+}
+
+/// A fresh address at `domain`.
+pub fn unique_email_at(tag: &str, domain: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     format!(
-        "{tag}-{}-{}@example.com",
+        "{tag}-{}-{}@{domain}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
@@ -356,6 +457,22 @@ pub fn main_instance() -> &'static Instance {
             ("GITHUB_OAUTH_TOKEN_URL", format!("{fake}/github/token")),
             ("GITHUB_API_URL", format!("{fake}/github/api")),
             ("ALLOWED_ORIGINS", "http://allowed.test".into()),
+            ("ADMIN_EMAILS", format!("{ADMIN_EMAIL}, *@{ADMIN_DOMAIN}")),
+            ("MAIL_BACKEND", "outbox".into()),
+        ])
+    })
+}
+
+/// Only this domain is on the gated instance's `ALLOWED_EMAIL`.
+pub const ALLOWED_DOMAIN: &str = "allowed.test";
+
+/// An instance with an allow-list (`ALLOWED_EMAIL=*@allowed.test`) and the dev outbox.
+pub fn gated_instance() -> &'static Instance {
+    static I: OnceLock<Instance> = OnceLock::new();
+    I.get_or_init(|| {
+        Instance::start(&[
+            ("ALLOWED_EMAIL", format!("*@{ALLOWED_DOMAIN}")),
+            ("MAIL_BACKEND", "outbox".into()),
         ])
     })
 }
@@ -364,14 +481,31 @@ pub fn main_instance() -> &'static Instance {
 pub const TIGHT_API_LIMIT: u64 = 8;
 pub const TIGHT_AUTH_LIMIT: u64 = 10;
 pub const TIGHT_MAX_APPS: u64 = 3;
+pub const TIGHT_PREVIEW_LIMIT: u64 = 5;
+/// Wrong passwords an account may send before it is locked; the first lock is a minute long, so
+/// no test depends on timing.
+pub const TIGHT_LOGIN_FREE_FAILURES: u64 = 3;
+pub const TIGHT_LOGIN_BACKOFF_SECONDS: u64 = 60;
+
+/// The tight instance also stands for a production configuration: an https `PUBLIC_URL` (so a
+/// `__Host-` session cookie) and mail through the `send_email` binding (simulated by wrangler
+/// dev), no outbox.
+pub const TIGHT_PUBLIC_URL: &str = "https://byte.test";
 
 pub fn tight_instance() -> &'static Instance {
     static I: OnceLock<Instance> = OnceLock::new();
     I.get_or_init(|| {
         Instance::start(&[
+            ("PUBLIC_URL", TIGHT_PUBLIC_URL.into()),
             ("RATE_LIMIT_API", format!("{TIGHT_API_LIMIT}/60")),
             ("RATE_LIMIT_AUTH", format!("{TIGHT_AUTH_LIMIT}/60")),
             ("MAX_APPS_PER_USER", TIGHT_MAX_APPS.to_string()),
+            ("RATE_LIMIT_PREVIEW", format!("{TIGHT_PREVIEW_LIMIT}/60")),
+            ("LOGIN_FREE_FAILURES", TIGHT_LOGIN_FREE_FAILURES.to_string()),
+            (
+                "LOGIN_BACKOFF_BASE_SECONDS",
+                TIGHT_LOGIN_BACKOFF_SECONDS.to_string(),
+            ),
         ])
     })
 }

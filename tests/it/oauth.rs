@@ -1,7 +1,10 @@
 //! OAuth sign-in through the fake provider: first login creates the user, later ones find it;
-//! the state is single-use and bound to the browser that started the flow.
+//! the state is single-use and bound to the browser that started the flow; only addresses the
+//! provider verified are taken, and an identity is never linked into an unverified account.
 
-use crate::harness::{expect_error, main_instance, Instance};
+use crate::harness::{
+    expect_error, main_instance, unique_email_at, Instance, ADMIN_DOMAIN, PASSWORD,
+};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
 
@@ -104,6 +107,7 @@ async fn github_first_login_creates_then_finds_the_user() {
     );
     assert_eq!(first["user"]["provider"], "github");
     assert_eq!(first["user"]["displayName"], login.as_str());
+    assert_eq!(first["user"]["emailVerified"], true, "GitHub verified it");
     let (_, second) = sign_in(app, "github", &login).await;
     assert_eq!(first["user"]["id"], second["user"]["id"]);
 }
@@ -111,9 +115,96 @@ async fn github_first_login_creates_then_finds_the_user() {
 #[tokio::test]
 async fn google_login_links_to_an_existing_account_with_the_same_verified_email() {
     let app = main_instance();
-    let u = app.user("linked").await;
+    let u = app.verified_user("linked").await;
     let (_, me) = sign_in(app, "google", &format!("ada|{}", u.email)).await;
     assert_eq!(me["user"]["id"], u.id.as_str());
+}
+
+#[tokio::test]
+async fn a_pre_registered_password_account_never_gets_the_owners_identity() {
+    let app = main_instance();
+    let login = format!("victim{}", std::process::id());
+    let address = format!("{login}@github.test");
+    // The attacker registers the victim's address with a password, and never verifies it.
+    let attacker = app.register(&address).await;
+    let planted = app.app(&attacker, "attacker's app", "private").await;
+
+    // The victim signs in with GitHub, which vouches for the address.
+    let (token, me) = sign_in(app, "github", &login).await;
+    assert_ne!(
+        me["user"]["id"],
+        attacker.id.as_str(),
+        "not linked into the attacker's account"
+    );
+    assert_eq!(me["user"]["email"], address.as_str());
+    assert_eq!(me["user"]["emailVerified"], true);
+    let apps: Value = app
+        .call(Method::GET, "/api/apps", &token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        apps["total"], 0,
+        "nothing of the attacker's reaches the victim: {apps}"
+    );
+    let r = app
+        .call(Method::GET, &format!("/api/apps/{planted}"), &token, None)
+        .await;
+    expect_error(r, 404, "E002").await;
+
+    // And the attacker gets nothing: the unverified claim is gone with its sessions and password.
+    let r = app
+        .call(Method::GET, "/api/auth/me", &attacker.token, None)
+        .await;
+    expect_error(r, 401, "E001").await;
+    expect_error(app.login(&address, PASSWORD).await, 401, "E001").await;
+    // The victim's next sign-in finds the same account.
+    let (_, again) = sign_in(app, "github", &login).await;
+    assert_eq!(again["user"]["id"], me["user"]["id"]);
+}
+
+async fn refused(app: &Instance, provider: &str, user: &str) -> Response {
+    let s = start(app, provider, "/").await;
+    let cb = consent(app, &s, user).await;
+    callback(app, &cb, Some(&s.state_cookie)).await
+}
+
+#[tokio::test]
+async fn unverified_provider_addresses_are_refused() {
+    let app = main_instance();
+    // A verified account whose address an attacker lists, unverified, at a provider.
+    let victim = app.verified_user("owner").await;
+    for provider in ["github", "google"] {
+        let r = refused(
+            app,
+            provider,
+            &format!("mallory|{}|unverified", victim.email),
+        )
+        .await;
+        assert!(cookie(&r, "byte_session").is_none());
+        let e = expect_error(r, 403, "E001").await;
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains("verified"),
+            "{e}"
+        );
+    }
+    // Nor may an unverified admin address sign in as admin anywhere.
+    let admin = unique_email_at("ghost", ADMIN_DOMAIN);
+    let r = refused(app, "github", &format!("ghost|{admin}|unverified")).await;
+    expect_error(r, 403, "E001").await;
+}
+
+#[tokio::test]
+async fn a_provider_verified_admin_address_is_admin() {
+    let app = main_instance();
+    let admin = unique_email_at("gh-admin", ADMIN_DOMAIN);
+    let (token, me) = sign_in(app, "github", &format!("boss|{admin}")).await;
+    assert_eq!(me["user"]["role"], "admin");
+    let r = app
+        .call(Method::GET, "/api/admin/users", &token, None)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -183,4 +274,24 @@ async fn provider_error_is_reported_without_a_session() {
     let r = callback(app, &bad, Some(&s.state_cookie)).await;
     assert_eq!(r.status().as_u16(), 502);
     assert!(cookie(&r, "byte_session").is_none());
+}
+
+#[tokio::test]
+async fn the_role_follows_the_accounts_address_not_the_providers_latest() {
+    let app = main_instance();
+    let name = format!("eve{}", std::process::id());
+    let own = format!("{name}@example.com");
+    let (_, first) = sign_in(app, "google", &format!("{name}|{own}")).await;
+    assert_eq!(first["user"]["role"], "user");
+    // Same Google account (same `sub`), now presenting an address on ADMIN_EMAILS: the account's
+    // own address is what counts, and it is not an admin's.
+    let admin = unique_email_at("eve", ADMIN_DOMAIN);
+    let (token, again) = sign_in(app, "google", &format!("{name}|{admin}")).await;
+    assert_eq!(again["user"]["id"], first["user"]["id"]);
+    assert_eq!(again["user"]["email"], own.as_str());
+    assert_eq!(again["user"]["role"], "user");
+    let r = app
+        .call(Method::GET, "/api/admin/users", &token, None)
+        .await;
+    expect_error(r, 403, "E001").await;
 }

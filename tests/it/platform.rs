@@ -139,3 +139,38 @@ async fn bad_query_parameters_name_the_fields() {
         .await;
     expect_error(r, 400, "E004").await;
 }
+
+/// DNS rebinding: a page on another site whose name resolves to 127.0.0.1 reaches the port, but
+/// its `Host` header still names that site. Only our own names are answered.
+#[tokio::test]
+async fn foreign_host_names_are_refused() {
+    let app = main_instance();
+    for host in ["evil.example", "evil.example:8787", "127.0.0.1.nip.io"] {
+        for path in ["/api/health", "/api/auth/me", "/"] {
+            let r = app
+                .req(Method::GET, path)
+                .header("Host", host)
+                .send()
+                .await
+                .unwrap();
+            let body = expect_error(r, 421, "E004").await;
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("host name"),
+                "{host}{path}: {body}"
+            );
+        }
+    }
+    // The loopback names a developer's browser uses are served.
+    for host in ["localhost", "127.0.0.1", "localhost:8787"] {
+        let r = app
+            .req(Method::GET, "/api/health")
+            .header("Host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{host}");
+    }
+}

@@ -118,6 +118,24 @@ impl ProviderError {
             })
     }
 
+    /// ` (<type or code>)` when the provider sent an identifier-like one (never free text).
+    fn label(&self) -> String {
+        let ident = |s: &&String| {
+            (1..=40).contains(&s.len())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        };
+        match self
+            .kind
+            .as_ref()
+            .filter(ident)
+            .or(self.code.as_ref().filter(ident))
+        {
+            Some(l) => format!(" ({l})"),
+            None => String::new(),
+        }
+    }
+
     /// Whether the provider refused on content-policy grounds (retrying the same prompt will not
     /// help).
     pub fn is_content_policy(&self) -> bool {
@@ -238,6 +256,39 @@ impl fmt::Display for ChatError {
 
 impl std::error::Error for ChatError {}
 
+impl ChatError {
+    /// What a user is told (the [`fmt::Display`] text, which quotes the provider, is for the
+    /// log): our own words, the provider's error type or code at most.
+    pub fn summary(&self) -> String {
+        match self {
+            ChatError::Provider(e) => {
+                format!("the model provider reported an error{}", e.label())
+            }
+            ChatError::Malformed(_) => {
+                "malformed model response (not an OpenAI-compatible answer)".into()
+            }
+            ChatError::Truncated { .. } => self.to_string(),
+        }
+    }
+}
+
+/// What a user is told about an HTTP error status from the model provider (the provider's own
+/// message goes to the log only).
+pub fn status_summary(status: u16, e: &ProviderError) -> String {
+    let what = match status {
+        401 | 403 => "the API key was rejected",
+        402 => "the provider account has no credit",
+        404 => "the model was not found",
+        408 | 504 => "the provider timed out",
+        413 => "the request was too large",
+        429 => "the provider's rate limit was reached",
+        400 | 422 if e.is_content_policy() => "the provider's content policy refused the request",
+        500..=599 => "the provider had a server error",
+        _ => "the provider refused the request",
+    };
+    format!("the model provider answered {status}{}: {what}", e.label())
+}
+
 /// How a completed stream ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StreamSummary {
@@ -263,6 +314,11 @@ impl ChatStream {
     /// Whether any content has arrived (after which a retry would repeat visible output).
     pub fn received_content(&self) -> bool {
         self.received_content
+    }
+
+    /// The usage the provider reported so far (a failed stream may still have sent it).
+    pub fn usage(&self) -> Option<Usage> {
+        self.summary.usage
     }
 
     /// Feeds response bytes; returns the content they carried, concatenated.
@@ -370,6 +426,81 @@ pub fn decode_completion(body: &str) -> Result<Completion, ChatError> {
         usage: v.get("usage").and_then(Usage::from_json),
         model: v.get("model").and_then(Value::as_str).map(str::to_string),
     })
+}
+
+/// Tokens a text is estimated at when a provider reports none: one per four characters,
+/// rounded up (the usual rule of thumb for English and code).
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
+/// What one attempt of a model call costs the user's token budget, whatever its outcome
+/// (success, failure, time-out or cancellation): the usage the provider reported when it sent
+/// one, else the prompt's estimate plus the estimate of the completion that streamed.
+///
+/// An attempt the provider never accepted (not sent, unreachable, or answered with an error
+/// status) costs nothing: nothing was generated. An attempt that was sent and then timed out or
+/// was cancelled before any answer still costs its prompt: the provider may be processing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptCost {
+    prompt_estimate: u64,
+    completion_chars: u64,
+    reported: Option<Usage>,
+    accepted: bool,
+}
+
+impl AttemptCost {
+    /// An attempt whose prompt is estimated at `prompt_estimate` tokens, not yet sent.
+    pub fn new(prompt_estimate: u64) -> Self {
+        Self {
+            prompt_estimate,
+            ..Self::default()
+        }
+    }
+
+    /// The request went out (from here on it costs at least its prompt).
+    pub fn sent(&mut self) {
+        self.accepted = true;
+    }
+
+    /// The provider refused the request with an error status: nothing was generated.
+    pub fn refused(&mut self) {
+        self.accepted = false;
+        self.completion_chars = 0;
+        self.reported = None;
+    }
+
+    /// Content that reached the caller.
+    pub fn streamed(&mut self, text: &str) {
+        self.completion_chars += text.chars().count() as u64;
+    }
+
+    /// The provider's own count (preferred over the estimate).
+    pub fn reported(&mut self, usage: Option<Usage>) {
+        if usage.is_some() {
+            self.reported = usage;
+        }
+    }
+
+    /// The usage charged: the provider's, else the estimate (zero for a refused attempt).
+    pub fn usage(&self) -> Usage {
+        if !self.accepted {
+            return Usage::default();
+        }
+        if let Some(u) = self.reported {
+            return u;
+        }
+        let completion = self.completion_chars.div_ceil(4);
+        Usage {
+            prompt_tokens: self.prompt_estimate,
+            completion_tokens: completion,
+            total_tokens: self.prompt_estimate + completion,
+        }
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.usage().total_tokens
+    }
 }
 
 #[cfg(test)]
@@ -575,5 +706,106 @@ mod tests {
             r#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#
         )
         .is_content_policy());
+    }
+
+    #[test]
+    fn attempt_cost_charges_what_streamed_whatever_the_outcome() {
+        assert_eq!(estimate_tokens(""), 0);
+        assert_eq!(estimate_tokens("abcd"), 1);
+        assert_eq!(estimate_tokens("abcde"), 2);
+        assert_eq!(estimate_tokens("✓✓✓✓"), 1, "characters, not bytes");
+
+        // Not sent (unreachable, bad request): free.
+        let c = AttemptCost::new(100);
+        assert_eq!(c.tokens(), 0);
+
+        // Sent, then cancelled or timed out before any answer: the prompt.
+        let mut c = AttemptCost::new(100);
+        c.sent();
+        assert_eq!(c.tokens(), 100);
+
+        // A stream cut (or cancelled) mid-answer without usage: prompt + streamed estimate.
+        let mut s = ChatStream::new();
+        let mut c = AttemptCost::new(100);
+        c.sent();
+        let text = s.feed(&STREAM.as_bytes()[..STREAM.find("finish_reason\":\"stop").unwrap()]);
+        c.streamed(&text.unwrap());
+        c.reported(s.usage());
+        assert_eq!(
+            c.usage(),
+            Usage {
+                prompt_tokens: 100,
+                completion_tokens: 2, // "Hello ✓": 7 characters
+                total_tokens: 102
+            }
+        );
+        assert!(s.finish().is_err(), "the stream was cut");
+
+        // The provider's count wins when it sent one, even on a failed stream.
+        let mut c = AttemptCost::new(100);
+        c.sent();
+        c.streamed("Hello ✓");
+        c.reported(None);
+        c.reported(Some(Usage {
+            prompt_tokens: 10,
+            completion_tokens: 3,
+            total_tokens: 13,
+        }));
+        c.reported(None);
+        assert_eq!(c.tokens(), 13);
+
+        // An error status: nothing generated, nothing charged.
+        let mut c = AttemptCost::new(100);
+        c.sent();
+        c.refused();
+        assert_eq!(c.tokens(), 0);
+    }
+
+    #[test]
+    fn users_get_summaries_never_the_providers_text() {
+        let e = ProviderError::from_body(
+            r#"{"error":{"message":"Incorrect API key provided: sk-abc…xyz","type":"invalid_request_error","code":"invalid_api_key"}}"#,
+        );
+        assert_eq!(
+            status_summary(401, &e),
+            "the model provider answered 401 (invalid_request_error): the API key was rejected"
+        );
+        let html = ProviderError::from_body("<html><body>Bad gateway at 10.0.0.7</body></html>");
+        assert_eq!(
+            status_summary(502, &html),
+            "the model provider answered 502: the provider had a server error"
+        );
+        let policy = ProviderError::from_body(
+            r#"{"error":{"message":"flagged","type":"invalid_request_error","code":"content_policy_violation"}}"#,
+        );
+        assert!(status_summary(400, &policy).ends_with("content policy refused the request"));
+        // Free text in the type field is not echoed.
+        let odd = ProviderError {
+            message: "m".into(),
+            kind: Some("see https://x.example/secret?k=1".into()),
+            code: None,
+        };
+        assert_eq!(
+            status_summary(418, &odd),
+            "the model provider answered 418: the provider refused the request"
+        );
+        let mid = ChatError::Provider(ProviderError {
+            message: "internal detail 42".into(),
+            kind: Some("server_error".into()),
+            code: None,
+        });
+        assert_eq!(
+            mid.summary(),
+            "the model provider reported an error (server_error)"
+        );
+        assert!(!mid.summary().contains("detail"));
+        let bad = ChatError::Malformed("response is not JSON: <raw body>".into());
+        assert!(
+            bad.summary().starts_with("malformed model response") && !bad.summary().contains("raw")
+        );
+        let cut = ChatError::Truncated {
+            received_content: true,
+        };
+        assert!(cut.summary().contains("cut off"));
     }
 }

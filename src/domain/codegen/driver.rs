@@ -29,7 +29,7 @@ use super::models::{ChatMessage, Operation};
 use super::phase_plan::{parse_phase_detail, PhaseDetail};
 use super::prompts::{self, Diagnostic, FileContext, TemplateInfo};
 use super::run::{step, RunState, Step, Work};
-use crate::domain::error::{ApiError, ErrorCode};
+use crate::domain::error::{summarize_upstream, ApiError, ErrorCode};
 use crate::domain::templates;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -695,16 +695,27 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 self.sandbox
                     .write(&std::mem::take(&mut batch))
                     .await
-                    .map_err(|e| unavailable(format!("restoring the app's files failed: {e}")))?;
+                    .map_err(|e| {
+                        self.events
+                            .log(&format!("codegen: restoring the app's files failed: {e}"));
+                        unavailable(format!(
+                            "restoring the app's files failed: {}",
+                            summarize_upstream(&e)
+                        ))
+                    })?;
             }
         }
         if self.store.file("package.json").is_some() {
             // The template's dependencies were installed; the app's may differ.
             self.deps_changed.set(true);
             if let Some(e) = self.install().await.first() {
+                self.events.log(&format!(
+                    "codegen: restoring dependencies failed: {}",
+                    e.message
+                ));
                 return Err(unavailable(format!(
                     "installing the app's dependencies failed: {}",
-                    e.message
+                    user_text(e)
                 )));
             }
         }
@@ -859,7 +870,7 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                         );
                         self.store.keep_alive().await;
                     }
-                    Err(why) => self.refused(format!("{path} was not written: {why}"), output),
+                    Err(why) => self.refused(format!("{path} was not written"), &why, output),
                 }
             }
             Step::Delete { path } => {
@@ -870,7 +881,7 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                         let file = FileChange::Delete { path: &path };
                         self.commit_block(|s| s.record_delete(&path), Some(file), ev, output);
                     }
-                    Err(why) => self.refused(format!("{path} was not deleted: {why}"), output),
+                    Err(why) => self.refused(format!("{path} was not deleted"), &why, output),
                 }
             }
         }
@@ -897,8 +908,11 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         self.events.send(&ev, id);
     }
 
-    /// A block the sandbox refused: a recoverable error, committed like any handled block.
-    fn refused(&self, message: String, output: String) {
+    /// A block the sandbox refused: a recoverable error, committed like any handled block. The
+    /// sandbox's own words go to the log; users get a summary.
+    fn refused(&self, what: String, why: &str, output: String) {
+        self.events.log(&format!("codegen: {what}: {why}"));
+        let message = format!("{what}: {}", summarize_upstream(why));
         let ev = AgentEvent::from_error(&generation_failed(message), true);
         self.commit_block(|_| {}, None, ev, output);
     }
@@ -912,6 +926,25 @@ fn describe_place(d: &Diagnostic) -> String {
     )
 }
 
+/// A diagnostic as users see it: its place and [`user_text`].
 fn describe(d: &Diagnostic) -> String {
-    format!("{} {}", describe_place(d), d.message)
+    format!("{} {}", describe_place(d), user_text(d))
+}
+
+/// What users are told of a diagnostic (the model gets all of it): an install failure's
+/// headline and npm's first meaningful line; otherwise its first line, each cleaned of paths and
+/// secrets and bounded ([`summarize_upstream`]).
+pub fn user_text(d: &Diagnostic) -> String {
+    match d.message.split_once('\n') {
+        Some((head, rest)) if d.kind == "install" => {
+            let line = summarize_upstream(rest);
+            let head = summarize_upstream(head.trim_end_matches(':'));
+            if line.is_empty() {
+                head
+            } else {
+                format!("{head}: {line}")
+            }
+        }
+        _ => summarize_upstream(&d.message),
+    }
 }

@@ -570,6 +570,35 @@ fn a_failed_install_goes_to_the_model_and_is_corrected() {
 }
 
 #[test]
+fn users_see_a_summary_of_a_diagnostic_whose_whole_text_goes_to_the_model() {
+    let install = Diagnostic {
+        file: Some("package.json".into()),
+        line: None,
+        column: None,
+        kind: "install".into(),
+        message: "npm install failed (exit 1):\nnpm error code E404\n\
+                  npm error 404 Not Found - GET https://registry.npmjs.org/no-such-pkg - Not found\n\
+                  npm error A complete log of this run can be found in: /root/.npm/_logs/x-debug-0.log"
+            .into(),
+    };
+    assert_eq!(
+        user_text(&install),
+        "npm install failed (exit 1): 404 Not Found - GET https://registry.npmjs.org/no-such-pkg - Not found"
+    );
+    let runtime = Diagnostic {
+        kind: "runtime".into(),
+        message:
+            "Failed to resolve import './x' from '/srv/sandboxes/ws_1/src/App.tsx'\n    at stack…"
+                .into(),
+        ..install.clone()
+    };
+    assert_eq!(
+        user_text(&runtime),
+        "Failed to resolve import './x' from '…/App.tsx'"
+    );
+}
+
+#[test]
 fn stop_then_resume_continues_the_same_generation() {
     let w = World::new(app_script());
     // A `stop` arrives right after the second file of phase 1 landed.

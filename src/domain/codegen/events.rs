@@ -20,6 +20,40 @@ use serde_json::Value;
 /// Longest prompt or chat message accepted, in characters.
 pub const MAX_PROMPT_CHARS: usize = 10_000;
 
+/// Largest WebSocket message a client may send, in bytes (a command with the longest prompt in
+/// four-byte characters and a model override fits). A larger one is refused and the socket
+/// closed with [`CLOSE_TOO_BIG`].
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+/// Stored events an app keeps for replay (a client that missed more starts from the `state`
+/// snapshot).
+pub const KEPT_EVENTS: u64 = 5_000;
+
+/// Storage is pruned every this many stored events, so an app never holds more than
+/// `KEPT_EVENTS + PRUNE_EVERY` events, however long a run goes.
+pub const PRUNE_EVERY: u64 = 100;
+
+/// After storing the event numbered `seq`: the number up to which (inclusive) older events are
+/// deleted, when a prune is due.
+pub fn prune_through(seq: u64) -> Option<u64> {
+    (seq.is_multiple_of(PRUNE_EVERY) && seq > KEPT_EVENTS).then(|| seq - KEPT_EVENTS)
+}
+
+/// RFC 6455's close code for a message too big to process.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Refuses a client message over [`MAX_COMMAND_BYTES`] (413 E004), before it is parsed.
+pub fn check_command_size(len: usize) -> ApiResult<()> {
+    if len > MAX_COMMAND_BYTES {
+        return Err(ApiError::new(
+            413,
+            ErrorCode::E004,
+            format!("message of {len} bytes exceeds the limit of {MAX_COMMAND_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 /// How a generation run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -322,6 +356,51 @@ pub fn parse_event(json: &str) -> Result<AgentEvent, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn stored_events_stay_bounded_while_written() {
+        let mut stored = std::collections::BTreeSet::new();
+        let mut most = 0;
+        for seq in 1..=23_456u64 {
+            stored.insert(seq);
+            if let Some(upto) = prune_through(seq) {
+                stored.retain(|s| *s > upto);
+            }
+            most = most.max(stored.len() as u64);
+            // The newest KEPT_EVENTS are always there.
+            let oldest_needed = seq.saturating_sub(KEPT_EVENTS - 1).max(1);
+            assert!(*stored.first().unwrap() <= oldest_needed, "at {seq}");
+        }
+        assert!(most <= KEPT_EVENTS + PRUNE_EVERY, "{most}");
+        assert!(most > KEPT_EVENTS, "pruning is batched, not per event");
+        assert_eq!(prune_through(KEPT_EVENTS), None);
+        assert_eq!(prune_through(KEPT_EVENTS + PRUNE_EVERY), Some(PRUNE_EVERY));
+    }
+
+    #[test]
+    fn oversized_commands_are_refused_before_parsing() {
+        assert!(check_command_size(MAX_COMMAND_BYTES).is_ok());
+        let e = check_command_size(MAX_COMMAND_BYTES + 1).unwrap_err();
+        assert_eq!((e.status, e.code), (413, ErrorCode::E004));
+        assert!(
+            e.message.contains("exceeds the limit of 65536 bytes"),
+            "{}",
+            e.message
+        );
+        // The longest legal command fits.
+        let longest = json!({
+            "type": "generate",
+            "prompt": "✓".repeat(MAX_PROMPT_CHARS),
+            "config": {"provider": "openai", "model": "m".repeat(200)},
+        })
+        .to_string();
+        assert!(
+            check_command_size(longest.len()).is_ok(),
+            "{}",
+            longest.len()
+        );
+        assert!(parse_command(&longest).is_ok());
+    }
 
     fn snapshot() -> StateSnapshot {
         StateSnapshot {

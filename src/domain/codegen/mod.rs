@@ -32,6 +32,7 @@ pub mod driver;
 #[cfg(test)]
 mod driver_tests;
 pub mod events;
+pub mod fanout;
 pub mod files_format;
 pub mod models;
 pub mod paths;

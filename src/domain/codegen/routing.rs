@@ -70,16 +70,32 @@ impl fmt::Debug for LlmSettings {
     }
 }
 
-/// An http(s) base URL without its trailing slash; errors name the variable `name`.
+/// An http(s) base URL without its trailing slash; errors name the variable `name`. Parsed with
+/// the `url` crate, so what is accepted is a URL a fetch can use: a scheme of http or https, a
+/// host, no credentials, query or fragment.
 pub(crate) fn base_url(name: &str, v: String) -> Result<String, String> {
-    let v = v.trim_end_matches('/').to_string();
-    if !(v.starts_with("https://") || v.starts_with("http://")) || v.len() < 10 {
-        return Err(format!("{name}: {v:?} is not an http(s) URL"));
+    let bad = |why: &str| {
+        Err(format!(
+            "{name}: {v:?} is not a usable http(s) base URL ({why})"
+        ))
+    };
+    let parsed = match url::Url::parse(v.trim()) {
+        Ok(u) => u,
+        Err(e) => return bad(&e.to_string()),
+    };
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return bad("the scheme must be http or https");
     }
-    if v.contains(char::is_whitespace) {
-        return Err(format!("{name}: URL contains whitespace"));
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return bad("no host");
     }
-    Ok(v)
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return bad("credentials belong in their own secret");
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return bad("no query or fragment");
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_string())
 }
 
 impl LlmSettings {
@@ -360,6 +376,31 @@ pub fn build_request(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn base_urls_are_parsed_not_pattern_matched() {
+        let ok = |v: &str| base_url("X", v.to_string());
+        assert_eq!(
+            ok("http://127.0.0.1:11434/v1/").unwrap(),
+            "http://127.0.0.1:11434/v1"
+        );
+        assert_eq!(
+            ok(" https://Gateway.example/x ").unwrap(),
+            "https://gateway.example/x"
+        );
+        for bad in [
+            "ftp://host/",
+            "http://",
+            "https://user:pw@host/v1",
+            "https://host/v1?key=1",
+            "https://host/v1#f",
+            "not a url",
+            "http://exa mple.com",
+        ] {
+            let e = ok(bad).unwrap_err();
+            assert!(e.starts_with("X: "), "{bad}: {e}");
+        }
+    }
 
     fn settings(pairs: &[(&str, &str)]) -> LlmSettings {
         let m: HashMap<String, String> = pairs

@@ -78,11 +78,14 @@ pub struct RunState {
     pub attempt: BTreeMap<String, Option<String>>,
     /// The model's output of the unit of work in progress, up to the end of its last block
     /// applied (committed with that block); a resumed unit replays it and continues it.
-    #[serde(default)]
+    ///
+    /// Stored apart from the rest of the state (it grows with every block, and is appended to,
+    /// see [`OutputChange`]); read from older stored states that still carry it.
+    #[serde(default, skip_serializing)]
     pub unit_output: String,
     /// A file being written to (or deleted from) the sandbox and not yet committed; a resumed
-    /// run puts the committed content back first.
-    #[serde(default)]
+    /// run puts the committed content back first. Stored apart, like `unit_output`.
+    #[serde(default, skip_serializing)]
     pub pending_write: Option<String>,
     /// Planned phases wait (a follow-up message to a stopped or failed run edits the app
     /// without resuming the plan; `resume` releases them).
@@ -98,6 +101,29 @@ pub struct RunState {
 pub struct EditState {
     pub message: String,
     pub status: PhaseStatus,
+}
+
+/// How a store brings its copy of [`RunState::unit_output`] from `saved` to `new`: within a unit
+/// the output only grows, so a commit appends what is new instead of rewriting the whole output
+/// (which would make storing a unit quadratic in its length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputChange<'a> {
+    Unchanged,
+    Append(&'a str),
+    /// A new unit (or a shorter output): replace everything with this (possibly empty) text.
+    Replace(&'a str),
+}
+
+impl<'a> OutputChange<'a> {
+    pub fn between(saved: &str, new: &'a str) -> Self {
+        if new.len() == saved.len() && new == saved {
+            OutputChange::Unchanged
+        } else if new.len() > saved.len() && new.starts_with(saved) {
+            OutputChange::Append(&new[saved.len()..])
+        } else {
+            OutputChange::Replace(new)
+        }
+    }
 }
 
 /// What the agent should do next, decided from its persisted state alone.
@@ -525,6 +551,46 @@ pub fn step(event: Event, current: impl FnOnce(&str) -> Option<String>) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_output_is_stored_by_appending() {
+        assert_eq!(OutputChange::between("ab", "ab"), OutputChange::Unchanged);
+        assert_eq!(OutputChange::between("", ""), OutputChange::Unchanged);
+        assert_eq!(
+            OutputChange::between("ab", "abcd"),
+            OutputChange::Append("cd")
+        );
+        assert_eq!(OutputChange::between("", "x"), OutputChange::Append("x"));
+        assert_eq!(
+            OutputChange::between("ab", "xbcd"),
+            OutputChange::Replace("xbcd")
+        );
+        assert_eq!(OutputChange::between("abc", ""), OutputChange::Replace(""));
+        assert_eq!(
+            OutputChange::between("abc", "ab"),
+            OutputChange::Replace("ab")
+        );
+    }
+
+    #[test]
+    fn scratch_fields_are_not_in_the_state_json_but_old_states_still_load() {
+        let st = RunState {
+            unit_output: "out".into(),
+            pending_write: Some("a.ts".into()),
+            ..RunState::default()
+        };
+        let json = serde_json::to_string(&st).unwrap();
+        assert!(
+            !json.contains("unitOutput") && !json.contains("pendingWrite"),
+            "{json}"
+        );
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v["unitOutput"] = "legacy".into();
+        v["pendingWrite"] = "b.ts".into();
+        let old: RunState = serde_json::from_value(v).unwrap();
+        assert_eq!(old.unit_output, "legacy");
+        assert_eq!(old.pending_write.as_deref(), Some("b.ts"));
+    }
     use crate::domain::codegen::blueprint::{validate, PhaseKind};
     use crate::domain::codegen::diff::UnifiedDiff;
     use crate::domain::codegen::files_format::parse_all;
