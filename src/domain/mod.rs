@@ -5,6 +5,7 @@ pub mod apps;
 pub mod cache;
 pub mod codegen;
 pub mod config;
+pub mod deletion;
 pub mod error;
 pub mod hosts;
 pub mod input;

@@ -251,6 +251,10 @@ pub fn describe(route: &Route) -> Op {
             .ok(200, "Signed out", schema_ref("Message")),
         Me => Op::new("me", "auth", "The signed-in user and the session's CSRF token")
             .ok(200, "The current user", schema_ref("Me")),
+        DeleteAccount => Op::new("deleteAccount", "auth", "Delete the account and everything it owns")
+            .json_body(schema_ref("DeleteAccountRequest"), false)
+            .empty(204, "Deleted: every session ended, the cookies cleared; the account's apps are erased in the background")
+            .error(403, "Proof missing: the current password, or for an account without one a sign-in in the last ten minutes (E001; `fields` names it)"),
         Verify => Op::new("verifyEmail", "auth", "Use an email verification link")
             .json_body(schema_ref("VerifyRequest"), true)
             .ok(200, "The address is verified; the account as it now is", schema_ref("Verified"))
@@ -654,6 +658,13 @@ pub fn schemas() -> Map<String, Value> {
                     "emailVerified": { "type": "boolean" },
                     "pendingEmail": { "type": ["string", "null"], "description": "A new address waiting for its verification link." },
                 },
+            }),
+        ),
+        (
+            "DeleteAccountRequest",
+            json!({
+                "type": "object", "additionalProperties": false,
+                "properties": { "password": { "type": "string", "maxLength": 1024 } },
             }),
         ),
         (

@@ -108,6 +108,7 @@ pub enum Route {
     VerifyResend,
     ChangeEmail,
     DevOutbox,
+    DeleteAccount,
     OAuthStart(String),
     OAuthCallback(String),
     ListApps,
@@ -224,6 +225,9 @@ pub static TABLE: &[Entry] = &[
         Route::Logout
     }),
     row(Get, "/api/auth/me", Authenticated, AUTH, |_| Route::Me),
+    row(Delete, "/api/auth/me", Authenticated, AUTH, |_| {
+        Route::DeleteAccount
+    }),
     row(Post, "/api/auth/verify", Public, AUTH, |_| Route::Verify),
     row(Post, "/api/auth/verify/resend", Authenticated, AUTH, |_| {
         Route::VerifyResend
@@ -371,10 +375,10 @@ impl Route {
     pub fn scope(&self) -> Scope {
         use Route::*;
         match self {
-            Health | OpenApi | Providers | Register | Login | Logout | Me | Verify
-            | VerifyResend | ChangeEmail | DevOutbox | OAuthStart(_) | OAuthCallback(_)
-            | ListApps | ListPublicApps | CreateApp | AdminUsers | Templates | Template(_)
-            | AiKeys | AiPutKey(_) | AiDeleteKey(_) | AiModels | AiPatchModel(_)
+            Health | OpenApi | Providers | Register | Login | Logout | Me | DeleteAccount
+            | Verify | VerifyResend | ChangeEmail | DevOutbox | OAuthStart(_)
+            | OAuthCallback(_) | ListApps | ListPublicApps | CreateApp | AdminUsers | Templates
+            | Template(_) | AiKeys | AiPutKey(_) | AiDeleteKey(_) | AiModels | AiPatchModel(_)
             | AiDeleteModel(_) | AiTest | AiUsage => Scope::Caller,
             GetApp(_) => Scope::OwnerOrPublic,
             PatchApp(_) | DeleteApp(_) | SandboxCreate(_) | SandboxStatus(_) | SandboxStop(_)
@@ -545,6 +549,7 @@ mod tests {
             ("POST", "/api/auth/verify/resend", VerifyResend),
             ("POST", "/api/auth/email", ChangeEmail),
             ("GET", "/api/dev/outbox", DevOutbox),
+            ("DELETE", "/api/auth/me", DeleteAccount),
             ("GET", "/api/auth/oauth/google", OAuthStart(s("google"))),
             (
                 "GET",
@@ -662,8 +667,8 @@ mod tests {
         match r {
             // The document is static and cheap, like the health check.
             Health | OpenApi => None,
-            Providers | Register | Login | Logout | Me | Verify | VerifyResend | ChangeEmail
-            | OAuthStart(_) | OAuthCallback(_) => Some(RateClass::Auth),
+            Providers | Register | Login | Logout | Me | DeleteAccount | Verify | VerifyResend
+            | ChangeEmail | OAuthStart(_) | OAuthCallback(_) => Some(RateClass::Auth),
             AgentChat(_) => Some(RateClass::Ai),
             _ => Some(RateClass::Api),
         }

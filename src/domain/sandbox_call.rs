@@ -13,7 +13,9 @@
 //! Replies: a lifecycle call ([`SandboxCall::is_lifecycle`]) is answered with the sandbox's
 //! [`State`](super::sandbox::State) (200) or 404 when there is no sandbox; a workspace call with
 //! the agent's own reply, passed through unchanged (its `byte_protocol` body, an event stream,
-//! a 101 for a WebSocket); a malformed call with a 400 in the API's error shape.
+//! a 101 for a WebSocket); a deletion call ([`SandboxCall::is_erasure`], sent only by an app's
+//! deletion plan) with 200 once done, 503 when it must be retried; a malformed call with a 400 in
+//! the API's error shape.
 //!
 //! Invariants: the object trusts the caller's [`Owner`] (the routes checked ownership, the
 //! code generator works for the app's owner); a parsed call names only valid file paths
@@ -131,6 +133,12 @@ pub enum SandboxCall {
     },
     /// A request to the app's dev server (the forwarded request carries it).
     Preview(PreviewCall),
+    /// The app is deleted: stop its sandbox for good (byte-sandbox deletes the workspace, which
+    /// stops the dev server and every command; the container is told to stop), and refuse
+    /// every later call. 200 once the agent confirmed it (or there was never a sandbox).
+    Retire { app_id: String },
+    /// The app is deleted: erase the object's storage and alarm (after [`SandboxCall::Retire`]).
+    Erase,
 }
 
 /// The agent's method for a call built from the call alone.
@@ -169,6 +177,11 @@ impl SandboxCall {
             self,
             SandboxCall::Create { .. } | SandboxCall::Status | SandboxCall::Stop
         )
+    }
+
+    /// Part of an app's deletion (answered by the object itself, never forwarded).
+    pub fn is_erasure(&self) -> bool {
+        matches!(self, SandboxCall::Retire { .. } | SandboxCall::Erase)
     }
 
     pub fn to_json(&self) -> String {
@@ -213,7 +226,11 @@ impl SandboxCall {
             Some(serde_json::to_string(v).unwrap_or_else(|_| "{}".into()))
         }
         let (method, rest, body, event_stream) = match self {
-            SandboxCall::Create { .. } | SandboxCall::Status | SandboxCall::Stop => return None,
+            SandboxCall::Create { .. }
+            | SandboxCall::Status
+            | SandboxCall::Stop
+            | SandboxCall::Retire { .. }
+            | SandboxCall::Erase => return None,
             SandboxCall::Preview(p) => {
                 let query = p
                     .query
@@ -355,6 +372,10 @@ mod tests {
             SandboxCall::LogStream { since: Some(0) },
             SandboxCall::Preview(PreviewCall::new("/src/App.tsx", Some("t=1"), false).unwrap()),
             SandboxCall::Preview(PreviewCall::new("/", None, true).unwrap()),
+            SandboxCall::Retire {
+                app_id: owner().app_id,
+            },
+            SandboxCall::Erase,
         ]
     }
 
@@ -420,7 +441,11 @@ mod tests {
         for call in every_call() {
             let large = matches!(call, SandboxCall::WriteFiles(_) | SandboxCall::Exec(_));
             assert_eq!(call.in_body(), large, "{call:?}");
-            assert_eq!(call.is_lifecycle(), call.agent_route("ws").is_none());
+            assert_eq!(
+                call.is_lifecycle() || call.is_erasure(),
+                call.agent_route("ws").is_none()
+            );
+            assert!(!(call.is_lifecycle() && call.is_erasure()));
         }
     }
 

@@ -9,6 +9,8 @@
 //! that is evicted or a `wrangler dev` that is restarted mid-generation picks the run up where it
 //! was.
 //!
+//! Deletion erases the object ([`super::codegen_erase`]); a retired object answers nothing.
+//!
 //! Clients subscribe: `POST /chat` and `GET /events` answer with Server-Sent Events, and
 //! WebSockets (hibernation API) carry the same events plus the client's commands. Every client
 //! gets a `state` event first, then the stored events after the id it names, then live ones.
@@ -40,9 +42,11 @@ pub struct CodeGeneratorAgent {
     pub(super) state: State,
     pub(super) env: Env,
     /// Whether a driver works in this isolate.
-    running: Cell<bool>,
+    pub(super) running: Cell<bool>,
     /// The driver's stop flag (its model calls check it between chunks).
-    cancel: RefCell<Cancel>,
+    pub(super) cancel: RefCell<Cancel>,
+    /// The app is deleted ([`AgentCall::Erase`]): no call, command or alarm does anything.
+    pub(super) retired: Cell<bool>,
     /// SSE clients: every event until the run ends (bounded queues).
     streams: RefCell<FanOut>,
     pub(super) store: AgentStore,
@@ -186,7 +190,11 @@ impl CodeGeneratorAgent {
             Ok(c) => c,
             Err(e) => return Response::error(e, 400),
         };
+        if self.retired.get() && !matches!(call, AgentCall::Erase { .. }) {
+            return Response::error("the app is deleted", 404);
+        }
         match call {
+            AgentCall::Erase { .. } => self.erase().await,
             AgentCall::Chat { by, chat } => {
                 if let Err(e) = self.chat_message(&by, &chat.message, chat.config) {
                     return Ok(crate::http::error_response(&e));
@@ -316,6 +324,7 @@ impl DurableObject for CodeGeneratorAgent {
             state,
             env,
             running: Cell::new(false),
+            retired: Cell::new(false),
             cancel: RefCell::new(Cancel::default()),
             streams: RefCell::new(FanOut::default()),
             store,
@@ -327,6 +336,9 @@ impl DurableObject for CodeGeneratorAgent {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        if self.retired.get() {
+            return Response::ok("deleted");
+        }
         if self.running.get() {
             // The driver is at work here: keep the watchdog armed.
             self.store.arm(now() + HEARTBEAT_MS).await;
@@ -341,6 +353,10 @@ impl DurableObject for CodeGeneratorAgent {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
+        if self.retired.get() {
+            let _ = ws.close(Some(1001), Some("the app was deleted"));
+            return Ok(());
+        }
         match message {
             WebSocketIncomingMessage::String(text) => self.command(&ws, &text).await,
             WebSocketIncomingMessage::Binary(b)

@@ -4,13 +4,16 @@
 //! never imports this module: objects use services, not the reverse).
 
 pub mod codegen_do;
+pub mod codegen_erase;
 pub mod codegen_ports;
 pub mod codegen_socket;
 pub mod codegen_state;
 pub mod codegen_store;
+pub mod deletion_do;
 pub mod rate_limit_do;
 pub mod sandbox_agent;
 pub mod sandbox_do;
+pub mod sandbox_retire;
 
 /// The stub of the object named `name` in namespace `binding` (one object per name).
 pub use crate::services::stub;

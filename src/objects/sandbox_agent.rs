@@ -154,6 +154,15 @@ impl UserAppSandboxService {
         }
     }
 
+    /// Whether the agent may be running anything of this object's: always for the shared local
+    /// process; in production, while this object's container runs.
+    pub(super) fn agent_may_run(&self) -> Result<bool> {
+        Ok(match self.backend()? {
+            Backend::Local { .. } => true,
+            Backend::Container => self.state.container().is_some_and(|c| c.running()),
+        })
+    }
+
     /// Production: signals this object's container to stop (nothing to do locally).
     pub(super) fn stop_container(&self) -> Result<()> {
         if let (Backend::Container, Some(c)) = (self.backend()?, self.state.container()) {
@@ -162,5 +171,17 @@ impl UserAppSandboxService {
             }
         }
         Ok(())
+    }
+}
+
+/// An agent call as a lifecycle step sees it: the reply on success, or why the step failed.
+pub(super) fn step<T>(
+    result: Result<std::result::Result<T, AgentError>>,
+    what: &str,
+) -> std::result::Result<T, String> {
+    match result {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(e)) => Err(format!("{what} {e}")),
+        Err(e) => Err(format!("sandbox agent unreachable: {e}")),
     }
 }

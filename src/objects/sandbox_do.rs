@@ -12,6 +12,9 @@
 //! WebSocket upgrades included). A preview call forwards the request it came on (method, body,
 //! headers after the preview cookie policy).
 //!
+//! Deletion ([`super::sandbox_retire`]): `retire` stops the sandbox for good and `erase` empties
+//! the storage; a retired object refuses every other call and drops in-flight steps' outcomes.
+//!
 //! Invariants: lifecycle steps run from the alarm, one at a time, each idempotent and persisted
 //! before the next, so an evicted object resumes where it stopped; a ready sandbox idle for
 //! `SANDBOX_IDLE_TIMEOUT_SECONDS` is stopped by the alarm; each step is mirrored into the
@@ -20,6 +23,7 @@
 //! client's headers, and then only the app's own cookies (the preview cookie policy, see
 //! `routes/preview.rs`).
 
+use super::sandbox_agent::step;
 use crate::domain::error::ApiError;
 use crate::domain::sandbox::{
     install_failure, install_request, preview_label, server_down_reason, State as SandboxState,
@@ -29,8 +33,7 @@ use crate::domain::sandbox_call::{Owner, SandboxCall, CALL_HEADER};
 use byte_protocol::exec::ExecReply;
 use byte_protocol::process::{ServerInfo, ServerStatus, StartRequest};
 use byte_protocol::workspace::{CreateWorkspace, WorkspaceCreated};
-use byte_protocol::AgentError;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
 };
@@ -41,9 +44,13 @@ const READY_TIMEOUT_MS: i64 = 90_000;
 pub struct UserAppSandboxService {
     pub(super) state: State,
     pub(super) env: Env,
-    cached: RefCell<Option<SandboxState>>,
+    pub(super) cached: RefCell<Option<SandboxState>>,
     /// The owner's last activity (see [`Self::touch`]); `None` until read.
     owner_activity: std::cell::Cell<Option<i64>>,
+    /// The app is deleted ([`SandboxCall::Retire`]): nothing is started, saved or forwarded.
+    pub(super) retired: Cell<bool>,
+    /// Lifecycle steps are running in this isolate (the alarm's [`Self::advance`]).
+    pub(super) advancing: Cell<bool>,
 }
 
 fn now() -> i64 {
@@ -62,7 +69,7 @@ impl UserAppSandboxService {
         self.state.storage().sql()
     }
 
-    fn load(&self) -> Result<Option<SandboxState>> {
+    pub(super) fn load(&self) -> Result<Option<SandboxState>> {
         if let Some(s) = self.cached.borrow().clone() {
             return Ok(Some(s));
         }
@@ -82,7 +89,7 @@ impl UserAppSandboxService {
         Ok(s)
     }
 
-    fn save(&self, s: &SandboxState) -> Result<()> {
+    pub(super) fn save(&self, s: &SandboxState) -> Result<()> {
         let text = serde_json::to_string(s)?;
         self.sql().exec(
             "INSERT INTO sandbox (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state",
@@ -99,6 +106,10 @@ impl UserAppSandboxService {
         next: Status,
         reason: Option<String>,
     ) -> Result<()> {
+        if self.retired.get() {
+            // The app was deleted while this step ran: its outcome is dropped.
+            return Ok(());
+        }
         // A step that ran long may have been overtaken (the owner stopped or re-created the
         // sandbox meanwhile): the persisted state wins and this step's outcome is dropped.
         if let Some(current) = self.load()? {
@@ -140,6 +151,9 @@ impl UserAppSandboxService {
         };
         let ws = Self::ws(&s);
         loop {
+            if self.retired.get() {
+                return Ok(());
+            }
             match s.status {
                 Status::Creating => {
                     let body = CreateWorkspace {
@@ -205,6 +219,9 @@ impl UserAppSandboxService {
                     }
                     let deadline = now() + READY_TIMEOUT_MS;
                     loop {
+                        if self.retired.get() {
+                            return Ok(());
+                        }
                         // An unreadable or refused answer counts as "not yet", until the deadline.
                         let status = self.server(&ws).await?.ok();
                         match status {
@@ -427,6 +444,12 @@ impl UserAppSandboxService {
             Ok(c) => c,
             Err(e) => return Ok(crate::http::error_response(&ApiError::validation(e))),
         };
+        if call.is_erasure() {
+            return self.erasure(call).await;
+        }
+        if self.retired.get() {
+            return Response::error("no sandbox (the app is deleted)", 404);
+        }
         if call.is_lifecycle() {
             return self.lifecycle(call).await;
         }
@@ -440,18 +463,6 @@ impl UserAppSandboxService {
     }
 }
 
-/// An agent call as a lifecycle step sees it: the reply on success, or why the step failed.
-fn step<T>(
-    result: Result<std::result::Result<T, AgentError>>,
-    what: &str,
-) -> std::result::Result<T, String> {
-    match result {
-        Ok(Ok(reply)) => Ok(reply),
-        Ok(Err(e)) => Err(format!("{what} {e}")),
-        Err(e) => Err(format!("sandbox agent unreachable: {e}")),
-    }
-}
-
 impl DurableObject for UserAppSandboxService {
     fn new(state: State, env: Env) -> Self {
         Self {
@@ -459,6 +470,8 @@ impl DurableObject for UserAppSandboxService {
             env,
             cached: RefCell::new(None),
             owner_activity: std::cell::Cell::new(None),
+            retired: Cell::new(false),
+            advancing: Cell::new(false),
         }
     }
 
@@ -467,7 +480,13 @@ impl DurableObject for UserAppSandboxService {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        self.advance().await?;
+        if self.retired.get() {
+            return Response::ok("");
+        }
+        self.advancing.set(true);
+        let advanced = self.advance().await;
+        self.advancing.set(false);
+        advanced?;
         Response::ok("")
     }
 }

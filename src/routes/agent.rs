@@ -68,9 +68,7 @@ async fn send(req: &Request, app: &App, call: &AgentCall, extra: &[&str]) -> Api
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let fwd = Request::new_with_init("https://codegen/", &init)?;
-    Ok(stub(app, &call.requester().app_id)?
-        .fetch_with_request(fwd)
-        .await?)
+    Ok(stub(app, call.app_id())?.fetch_with_request(fwd).await?)
 }
 
 pub async fn chat(mut req: Request, app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {

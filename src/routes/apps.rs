@@ -3,10 +3,13 @@
 //! Invariant: another user's private app answers 404 on every route, exactly like a missing one.
 
 use crate::domain::apps::{AppPatch, AppRecord, ListQuery, NewApp, Scope};
+use crate::domain::deletion::DeletionCall;
 use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::random;
+use crate::domain::sandbox_call::Owner;
 use crate::http::auth::Caller;
 use crate::http::{json, json_body, no_content, App};
+use crate::objects::deletion_do;
 use crate::services::db;
 use serde_json::json;
 use worker::{Request, Response};
@@ -81,9 +84,37 @@ pub async fn patch(mut req: Request, app: &App, caller: &Caller, id: &str) -> Ap
     json(200, &rec.detail(Some(&caller.user_id)))
 }
 
+/// `DELETE /api/apps/:id`: the app disappears at once (its row goes, a pending deletion is
+/// recorded in the same batch) and its deletion object runs the clean-up plan
+/// (`domain::deletion`): a first attempt before this answers, retries from its alarm. A second
+/// DELETE is a 404, and resumes a deletion that is still pending.
 pub async fn delete(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
-    if !valid_id(id) || !db::delete_app(&app.db()?, id, &caller.user_id).await? {
+    if !valid_id(id) {
         return Err(not_found());
     }
-    no_content()
+    let by = Owner {
+        app_id: id.to_string(),
+        user_id: caller.user_id.clone(),
+    };
+    let db = app.db()?;
+    let owned = db::app_by_id(&db, id)
+        .await?
+        .is_some_and(|r| r.user_id.as_deref() == Some(caller.user_id.as_str()));
+    if !owned {
+        if db::app_deletion(&db, id, &caller.user_id).await?.is_some() {
+            deletion_do::send(&app.env, &DeletionCall::Resume { by }).await?;
+        }
+        return Err(not_found());
+    }
+    let resp = deletion_do::send(&app.env, &DeletionCall::DeleteApp { by }).await?;
+    match resp.status_code() {
+        200 => no_content(),
+        404 => Err(not_found()),
+        s => {
+            worker::console_error!("deleting app {id}: the deletion object answered {s}");
+            Err(ApiError::unavailable(
+                "the deletion could not be started; try again",
+            ))
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! route id to its handler. The route table itself (paths, methods, auth levels, rate-limit
 //! classes) is [`crate::domain::routes`]; this module only acts on what a row says.
 
+mod account;
 mod admin;
 mod agent;
 mod ai;
@@ -37,6 +38,7 @@ async fn dispatch(
         Route::Login => auth::login(req, app).await,
         Route::Logout => auth::logout(&req, app, user()?).await,
         Route::Me => auth::me(app, user()?).await,
+        Route::DeleteAccount => account::delete(req, app, user()?).await,
         Route::Verify => auth::verify(req, app).await,
         Route::VerifyResend => auth::resend(req, app, user()?).await,
         Route::ChangeEmail => auth::change_email(req, app, user()?).await,

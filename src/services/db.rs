@@ -410,20 +410,176 @@ pub async fn patch_app(db: &D1Database, id: &str, user_id: &str, p: &AppPatch) -
     Ok(run(db, &sql, &binds).await? > 0)
 }
 
-pub async fn delete_app(db: &D1Database, id: &str, user_id: &str) -> ApiResult<bool> {
-    Ok(run(
+// ---------------------------------------------------------------- deletions
+
+/// The sandbox statuses that hold a place in the owner's quota.
+const ACTIVE_SANDBOX: &str = "('creating', 'writing_files', 'installing', 'starting', 'ready')";
+
+/// Records the pending deletion of each app the statement's `FROM apps a WHERE …` selects:
+/// `first_step` is the plan's first step; the sandbox keeps its quota place if it is active.
+fn record_deletions(where_apps: &str) -> String {
+    format!(
+        "INSERT OR IGNORE INTO app_deletions (app_id, user_id, next_step, holds_sandbox) \
+         SELECT a.id, a.user_id, ?3, EXISTS (SELECT 1 FROM sandboxes s WHERE s.app_id = a.id AND s.status IN {ACTIVE_SANDBOX}) \
+         FROM apps a WHERE {where_apps} RETURNING app_id"
+    )
+}
+
+/// Removes the owner's app row (hiding the app everywhere at once; its usage rows are detached
+/// by the foreign key) and records its pending deletion, in one batch. `Ok(false)`: no such app
+/// of theirs.
+pub async fn schedule_app_deletion(
+    db: &D1Database,
+    app_id: &str,
+    user_id: &str,
+    first_step: &str,
+) -> ApiResult<bool> {
+    let binds = [text(app_id), text(user_id), text(first_step)];
+    let record = stmt(
+        db,
+        &record_deletions("a.id = ?1 AND a.user_id = ?2"),
+        &binds,
+    )?;
+    let delete = stmt(
         db,
         "DELETE FROM apps WHERE id = ?1 AND user_id = ?2",
+        &binds[..2],
+    )?;
+    let results = db.batch(vec![record, delete]).await?;
+    let changed = results
+        .get(1)
+        .and_then(|r| r.meta().ok().flatten())
+        .and_then(|m| m.changes)
+        .unwrap_or(0);
+    Ok(changed > 0)
+}
+
+/// Deletes an account in one batch: every app of it (each recorded as a pending deletion), then
+/// the user row, whose foreign keys take its sessions, OAuth links, password, provider keys and
+/// model settings with it and detach its usage rows. Returns the apps whose deletion it recorded.
+pub async fn delete_account(
+    db: &D1Database,
+    user_id: &str,
+    first_step: &str,
+) -> ApiResult<Vec<String>> {
+    let record = stmt(
+        db,
+        &record_deletions("a.user_id = ?2"),
+        &[JsValue::NULL, text(user_id), text(first_step)],
+    )?;
+    let apps = stmt(db, "DELETE FROM apps WHERE user_id = ?1", &[text(user_id)])?;
+    let user = stmt(db, "DELETE FROM users WHERE id = ?1", &[text(user_id)])?;
+    let results = db.batch(vec![record, apps, user]).await?;
+    #[derive(Deserialize)]
+    struct Row {
+        app_id: String,
+    }
+    let rows: Vec<Row> = match results.first() {
+        Some(r) => r.results()?,
+        None => Vec::new(),
+    };
+    Ok(rows.into_iter().map(|r| r.app_id).collect())
+}
+
+/// The ids of the user's apps.
+pub async fn app_ids_of(db: &D1Database, user_id: &str) -> ApiResult<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+    }
+    let rows: Vec<Row> = all(
+        db,
+        "SELECT id FROM apps WHERE user_id = ?1",
+        &[text(user_id)],
+    )
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// When the user's session was opened (epoch seconds), if it is theirs.
+pub async fn session_created_at(
+    db: &D1Database,
+    id: &str,
+    user_id: &str,
+) -> ApiResult<Option<i64>> {
+    #[derive(Deserialize)]
+    struct Row {
+        created_at: f64,
+    }
+    let row: Option<Row> = first(
+        db,
+        "SELECT created_at FROM sessions WHERE id = ?1 AND user_id = ?2",
         &[text(id), text(user_id)],
     )
-    .await?
-        > 0)
+    .await?;
+    Ok(row.map(|r| r.created_at as i64))
+}
+
+/// A pending app deletion, as journalled.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeletionRow {
+    pub next_step: String,
+    pub holds_sandbox: f64,
+    pub attempts: f64,
+    pub last_error: Option<String>,
+}
+
+pub async fn app_deletion(
+    db: &D1Database,
+    app_id: &str,
+    user_id: &str,
+) -> ApiResult<Option<DeletionRow>> {
+    first(
+        db,
+        "SELECT next_step, holds_sandbox, attempts, last_error FROM app_deletions WHERE app_id = ?1 AND user_id = ?2",
+        &[text(app_id), text(user_id)],
+    )
+    .await
+}
+
+/// Journals a deletion's progress.
+pub async fn record_app_deletion(
+    db: &D1Database,
+    app_id: &str,
+    user_id: &str,
+    next_step: &str,
+    holds_sandbox: bool,
+    attempts: u32,
+    last_error: Option<&str>,
+) -> ApiResult<()> {
+    run(
+        db,
+        "UPDATE app_deletions SET next_step = ?3, holds_sandbox = ?4, attempts = ?5, last_error = ?6, \
+         updated_at = unixepoch() WHERE app_id = ?1 AND user_id = ?2",
+        &[
+            text(app_id),
+            text(user_id),
+            text(next_step),
+            int(holds_sandbox as i64),
+            int(attempts as i64),
+            opt(last_error),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes a finished deletion's row.
+pub async fn finish_app_deletion(db: &D1Database, app_id: &str, user_id: &str) -> ApiResult<()> {
+    run(
+        db,
+        "DELETE FROM app_deletions WHERE app_id = ?1 AND user_id = ?2",
+        &[text(app_id), text(user_id)],
+    )
+    .await?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------- sandboxes
 
-/// Claims a sandbox slot for the app unless the owner already has `max` active sandboxes (the
-/// check and the write are one statement). An app whose sandbox is already active keeps its slot.
+/// Claims a sandbox slot for the app unless the owner already has `max` active sandboxes, a
+/// deleted app's sandbox counting until its deletion has seen it stopped (the check and the write
+/// are one statement). An app whose sandbox is already active keeps its slot.
 /// `Ok(false)`: the quota is reached.
 pub async fn claim_sandbox(
     db: &D1Database,
@@ -432,14 +588,15 @@ pub async fn claim_sandbox(
     template: &str,
     max: u64,
 ) -> ApiResult<bool> {
-    let active = "('creating', 'writing_files', 'installing', 'starting', 'ready')";
+    let active = ACTIVE_SANDBOX;
     let changed = run(
         db,
         &format!(
             "INSERT INTO sandboxes (app_id, user_id, template, status) \
              SELECT ?1, ?2, ?3, 'creating' \
              WHERE EXISTS (SELECT 1 FROM sandboxes WHERE app_id = ?1 AND status IN {active}) \
-                OR (SELECT COUNT(*) FROM sandboxes WHERE user_id = ?2 AND status IN {active}) < ?4 \
+                OR (SELECT COUNT(*) FROM sandboxes WHERE user_id = ?2 AND status IN {active}) \
+                 + (SELECT COUNT(*) FROM app_deletions WHERE user_id = ?2 AND holds_sandbox = 1) < ?4 \
              ON CONFLICT (app_id) DO UPDATE SET template = excluded.template, \
                 status = CASE WHEN sandboxes.status IN {active} THEN sandboxes.status ELSE 'creating' END, \
                 updated_at = unixepoch()"

@@ -1,4 +1,4 @@
-//! R2 reads shared by the routes.
+//! R2 access shared by the routes and the objects: whole-object reads, prefix deletion.
 
 use crate::domain::error::ApiResult;
 use crate::http::App;
@@ -12,5 +12,27 @@ pub async fn get_bytes(app: &App, binding: &str, key: &str) -> ApiResult<Option<
     match obj.body() {
         Some(body) => Ok(Some(body.bytes().await?)),
         None => Ok(None),
+    }
+}
+
+/// Deletes every object under `prefix` in bucket `binding`, a page (at most 1000 keys, one
+/// batch delete) at a time; returns how many it deleted. Each page is listed from the start:
+/// the keys of the previous page are gone, so what is listed is exactly what is left, and a
+/// retry after a failure resumes without a cursor.
+pub async fn delete_prefix(
+    env: &worker::Env,
+    binding: &str,
+    prefix: &str,
+) -> worker::Result<usize> {
+    let bucket = env.bucket(binding)?;
+    let mut deleted = 0;
+    loop {
+        let page = bucket.list().prefix(prefix).limit(1000).execute().await?;
+        let keys: Vec<String> = page.objects().iter().map(|o| o.key()).collect();
+        if keys.is_empty() {
+            return Ok(deleted);
+        }
+        deleted += keys.len();
+        bucket.delete_multiple(keys).await?;
     }
 }

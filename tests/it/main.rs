@@ -5,6 +5,7 @@ mod agent;
 mod ai;
 mod apps;
 mod auth;
+mod deletion;
 mod fake_llm;
 mod fakes;
 mod harness;

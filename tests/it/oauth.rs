@@ -78,7 +78,7 @@ async fn callback(app: &Instance, url: &str, state_cookie: Option<&str>) -> Resp
     req.send().await.unwrap()
 }
 
-async fn sign_in(app: &Instance, provider: &str, user: &str) -> (String, Value) {
+pub async fn sign_in(app: &Instance, provider: &str, user: &str) -> (String, Value) {
     let s = start(app, provider, "/apps").await;
     let cb = consent(app, &s, user).await;
     assert!(cb.starts_with(&format!("{}/api/auth/callback/{provider}?code=", app.base)));

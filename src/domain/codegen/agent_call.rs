@@ -66,15 +66,29 @@ pub enum AgentCall {
     Events { by: Requester, since: u64 },
     /// A WebSocket (the request is the client's upgrade).
     Socket { by: Requester, since: Option<u64> },
+    /// The app is deleted (sent by its deletion plan, not by a client): stop the run, close
+    /// every client, erase the object's storage and alarm, and refuse every later call. 409
+    /// while a driver is still winding down (the plan retries).
+    Erase { app_id: String },
 }
 
 impl AgentCall {
-    pub fn requester(&self) -> &Requester {
+    /// The client the call comes from (none for the deletion plan's [`AgentCall::Erase`]).
+    pub fn requester(&self) -> Option<&Requester> {
         match self {
             AgentCall::Chat { by, .. }
             | AgentCall::State { by, .. }
             | AgentCall::Events { by, .. }
-            | AgentCall::Socket { by, .. } => by,
+            | AgentCall::Socket { by, .. } => Some(by),
+            AgentCall::Erase { .. } => None,
+        }
+    }
+
+    /// The app whose object the call is for.
+    pub fn app_id(&self) -> &str {
+        match self {
+            AgentCall::Erase { app_id } => app_id,
+            _ => self.requester().map(|r| r.app_id.as_str()).unwrap_or(""),
         }
     }
 
@@ -127,8 +141,14 @@ mod tests {
         ] {
             let back = AgentCall::parse(call.to_json().as_bytes()).unwrap();
             assert_eq!(back, call);
-            assert_eq!(back.requester(), &by());
+            assert_eq!(back.requester(), Some(&by()));
+            assert_eq!(back.app_id(), "app_1");
         }
+        let erase = AgentCall::Erase {
+            app_id: "app_2".into(),
+        };
+        assert_eq!(AgentCall::parse(erase.to_json().as_bytes()).unwrap(), erase);
+        assert_eq!((erase.requester(), erase.app_id()), (None, "app_2"));
         assert!(AgentCall::parse(b"{\"call\":\"nope\"}").is_err());
     }
 
