@@ -14,6 +14,7 @@ pub mod rate_limit_do;
 pub mod sandbox_agent;
 pub mod sandbox_do;
 pub mod sandbox_retire;
+pub mod sandbox_storage;
 
 /// The stub of the object named `name` in namespace `binding` (one object per name).
 pub use crate::services::stub;

@@ -12,6 +12,8 @@
 //! WebSocket upgrades included). A preview call forwards the request it came on (method, body,
 //! headers after the preview cookie policy).
 //!
+//! Storage ([`super::sandbox_storage`]): the state row and the owner's last activity.
+//!
 //! Deletion ([`super::sandbox_retire`]): `retire` stops the sandbox for good and `erase` empties
 //! the storage; a retired object refuses every other call and drops in-flight steps' outcomes.
 //!
@@ -34,9 +36,7 @@ use byte_protocol::exec::ExecReply;
 use byte_protocol::process::{ServerInfo, ServerStatus, StartRequest};
 use byte_protocol::workspace::{CreateWorkspace, WorkspaceCreated};
 use std::cell::{Cell, RefCell};
-use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
-};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
 
 const READY_TIMEOUT_MS: i64 = 90_000;
 
@@ -46,14 +46,14 @@ pub struct UserAppSandboxService {
     pub(super) env: Env,
     pub(super) cached: RefCell<Option<SandboxState>>,
     /// The owner's last activity (see [`Self::touch`]); `None` until read.
-    owner_activity: std::cell::Cell<Option<i64>>,
+    pub(super) owner_activity: std::cell::Cell<Option<i64>>,
     /// The app is deleted ([`SandboxCall::Retire`]): nothing is started, saved or forwarded.
     pub(super) retired: Cell<bool>,
     /// Lifecycle steps are running in this isolate (the alarm's [`Self::advance`]).
     pub(super) advancing: Cell<bool>,
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     js_sys::Date::now() as i64
 }
 
@@ -65,38 +65,8 @@ pub(super) fn config(env: &Env) -> Result<std::rc::Rc<crate::domain::config::Con
 }
 
 impl UserAppSandboxService {
-    fn sql(&self) -> worker::SqlStorage {
+    pub(super) fn sql(&self) -> worker::SqlStorage {
         self.state.storage().sql()
-    }
-
-    pub(super) fn load(&self) -> Result<Option<SandboxState>> {
-        if let Some(s) = self.cached.borrow().clone() {
-            return Ok(Some(s));
-        }
-        self.sql().exec("CREATE TABLE IF NOT EXISTS sandbox (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)", None)?;
-        #[derive(serde::Deserialize)]
-        struct Row {
-            state: String,
-        }
-        let rows: Vec<Row> = self
-            .sql()
-            .exec("SELECT state FROM sandbox WHERE id = 1", None)?
-            .to_array()?;
-        let s = rows
-            .first()
-            .and_then(|r| serde_json::from_str::<SandboxState>(&r.state).ok());
-        *self.cached.borrow_mut() = s.clone();
-        Ok(s)
-    }
-
-    pub(super) fn save(&self, s: &SandboxState) -> Result<()> {
-        let text = serde_json::to_string(s)?;
-        self.sql().exec(
-            "INSERT INTO sandbox (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state",
-            vec![SqlStorageValue::String(text)],
-        )?;
-        *self.cached.borrow_mut() = Some(s.clone());
-        Ok(())
     }
 
     /// Moves to `next` (if the lifecycle allows it), persists, mirrors to D1.
@@ -355,83 +325,6 @@ impl UserAppSandboxService {
                     .await
             }
         }
-    }
-
-    /// Records activity: the owner's (workspace calls, the code generator) counts fully; a
-    /// preview request's (`preview`: anyone's) only up to `PREVIEW_KEEPALIVE_SECONDS` after the
-    /// owner's last activity ([`crate::domain::sandbox::preview_activity`]).
-    pub(super) fn touch(&self, preview: bool) -> Result<()> {
-        if let Some(mut s) = self.load()? {
-            let t = now();
-            let owner = self.owner_activity(&s)?;
-            let at = if preview {
-                crate::domain::sandbox::preview_activity(
-                    s.last_activity_ms,
-                    owner,
-                    t,
-                    config(&self.env)?.preview_keepalive_ms,
-                )
-            } else {
-                if t - owner > 10_000 {
-                    self.set_owner_activity(t)?;
-                } else {
-                    self.owner_activity.set(Some(t));
-                }
-                t
-            };
-            // Persist at most every 10 s: activity is a hint for idle shutdown, not a ledger.
-            if at - s.last_activity_ms > 10_000 {
-                s.last_activity_ms = at;
-                self.save(&s)?;
-            } else {
-                s.last_activity_ms = at;
-                *self.cached.borrow_mut() = Some(s);
-            }
-        }
-        Ok(())
-    }
-
-    /// The owner's last activity (kept beside the state; a sandbox from before it was kept
-    /// starts from its last activity).
-    fn owner_activity(&self, s: &SandboxState) -> Result<i64> {
-        if let Some(t) = self.owner_activity.get() {
-            return Ok(t);
-        }
-        self.sql().exec(
-            "CREATE TABLE IF NOT EXISTS owner_activity (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL)",
-            None,
-        )?;
-        #[derive(serde::Deserialize)]
-        struct Row {
-            at_ms: f64,
-        }
-        let rows: Vec<Row> = self
-            .sql()
-            .exec("SELECT at_ms FROM owner_activity WHERE id = 1", None)?
-            .to_array()?;
-        match rows.first() {
-            Some(r) => {
-                self.owner_activity.set(Some(r.at_ms as i64));
-                Ok(r.at_ms as i64)
-            }
-            None => {
-                self.set_owner_activity(s.last_activity_ms)?;
-                Ok(s.last_activity_ms)
-            }
-        }
-    }
-
-    fn set_owner_activity(&self, at_ms: i64) -> Result<()> {
-        self.sql().exec(
-            "CREATE TABLE IF NOT EXISTS owner_activity (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL)",
-            None,
-        )?;
-        self.sql().exec(
-            "INSERT INTO owner_activity (id, at_ms) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
-            vec![SqlStorageValue::Integer(at_ms)],
-        )?;
-        self.owner_activity.set(Some(at_ms));
-        Ok(())
     }
 
     /// Reads the request's call: the header's, else the body's (parsed once either way).
