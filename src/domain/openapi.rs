@@ -273,6 +273,7 @@ pub fn describe(route: &Route) -> Op {
         DevOutbox => Op::new("devOutbox", "platform", "The local outbox of `make dev` (only with `MAIL_BACKEND=outbox`)")
             .query("to", "Only messages to this address", string(254))
             .ok(200, "Messages, oldest first", schema_ref("Outbox"))
+            .error(400, "`to` is not an email address (E004)")
             .error(404, "Not a development deployment (E002)"),
         OAuthStart(_) => Op::new("oauthStart", "auth", "Start signing in with an OAuth provider")
             .query("redirect", "Where to return in the app afterwards (a local path)", string(2048))

@@ -65,6 +65,15 @@ pub async fn outbox(app: &App, to: Option<&str>) -> ApiResult<Option<Vec<Value>>
     if app.cfg.mail_backend != MailBackend::Outbox {
         return Ok(None);
     }
+    // Only an address can name a mailbox (and a KV key prefix has a bounded length).
+    if let Some(t) = to {
+        if crate::domain::user::Email::parse(t).is_err() {
+            return Err(crate::domain::error::ApiError::field(
+                "to",
+                "must be an email address",
+            ));
+        }
+    }
     let kv = app.kv()?;
     let prefix = match to {
         Some(t) => format!("{OUTBOX_PREFIX}{t}:"),

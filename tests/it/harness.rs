@@ -637,6 +637,7 @@ pub fn contract_instance() -> &'static Instance {
             ("RATE_LIMIT_API", "100000/60".into()),
             ("RATE_LIMIT_AUTH", "100000/60".into()),
             ("MAIL_BACKEND", "outbox".into()),
+            ("ADMIN_EMAILS", format!("{ADMIN_EMAIL}, *@{ADMIN_DOMAIN}")),
         ]);
         i.publish_templates();
         i
@@ -668,6 +669,9 @@ impl Instance {
     /// `MAIL_BACKEND=outbox`) on the instance's first call: every test that needs an admin goes
     /// through here.
     pub async fn admin(&self) -> User {
+        // Tests on one instance ask at once: registering and verifying happen once, in turn.
+        static SETUP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _turn = SETUP.lock().await;
         let creds = json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD });
         let r = self
             .req(Method::POST, "/api/auth/register")

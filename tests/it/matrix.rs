@@ -7,7 +7,9 @@
 //! call a model, the body fails its validation after the ownership check (a 400, still the
 //! handler's own answer).
 
-use crate::harness::{contract_instance, Instance, User, ADMIN_PASSWORD, PASSWORD};
+use crate::harness::{
+    contract_instance, unique_email_at, Instance, User, ADMIN_DOMAIN, ADMIN_PASSWORD, PASSWORD,
+};
 use byte_platform::domain::routes::{
     expected, Answer, Entry, Method as M, Route, Viewer, WorkspaceCall, TABLE,
 };
@@ -48,10 +50,28 @@ fn body_of(route: &Route) -> Option<Value> {
 }
 
 /// Routes that end the session they are called with: each cell signs in afresh for them, so
-/// the cast's own sessions live on. (A route that deletes the caller's account needs more: a
-/// throwaway user per cell, as its scope is the caller's own.)
+/// the cast's own sessions live on.
 fn ends_session(route: &Route) -> bool {
     matches!(route, Route::Logout)
+}
+
+/// Routes that delete the caller's account: each signed-in cell is a throwaway account of the
+/// viewer's kind (an admin one at the instance's admin domain), proving itself with its password.
+fn ends_account(route: &Route) -> bool {
+    matches!(route, Route::DeleteAccount)
+}
+
+async fn throwaway(i: &Instance, who: Viewer) -> User {
+    match who {
+        Viewer::Admin => {
+            let u = i
+                .register_verified(&unique_email_at("matrix-admin", ADMIN_DOMAIN))
+                .await;
+            let token = i.fresh_token(&u.email, PASSWORD).await;
+            User { token, ..u }
+        }
+        _ => i.user("matrix-throwaway").await,
+    }
 }
 
 fn method(m: M) -> Method {
@@ -79,7 +99,11 @@ impl Cast {
 async fn call(i: &Instance, cast: &Cast, entry: &Entry, who: Viewer, app_id: &str) -> (u16, Value) {
     let route = entry.template_route();
     let path = path_of(entry, app_id);
-    let user = cast.user(who);
+    let gone = match cast.user(who) {
+        Some(_) if ends_account(&route) => Some(throwaway(i, who).await),
+        _ => None,
+    };
+    let user = gone.as_ref().or(cast.user(who));
     let token = match (ends_session(&route), user) {
         (true, Some(u)) => {
             let pw = if who == Viewer::Admin {
@@ -105,6 +129,9 @@ async fn call(i: &Instance, cast: &Cast, entry: &Entry, who: Viewer, app_id: &st
     }
     if let Some(b) = body_of(&route) {
         req = req.json(&b);
+    }
+    if gone.is_some() {
+        req = req.json(&json!({ "password": PASSWORD }));
     }
     let r = req.send().await.unwrap();
     let status = r.status().as_u16();
