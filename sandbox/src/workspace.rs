@@ -20,6 +20,7 @@ use crate::api_error::{ApiError, ApiResult};
 use crate::config::Config;
 use crate::errors::{parse_lines, strip_ansi, Diagnostic, Kind, PathMapper};
 use crate::exec::ProcessGroups;
+use crate::jail::{chown_tree, Jail};
 use crate::logs::{LogBuffer, LogLine, Source, Stream};
 use crate::paths::WorkspaceId;
 use crate::ports::PortAllocator;
@@ -78,10 +79,14 @@ impl Workspace {
         root: PathBuf,
         log_lines: usize,
         ports: Arc<PortAllocator>,
+        jail: Arc<Jail>,
     ) -> Self {
         let logs = Arc::new(LogBuffer::new(log_lines));
-        let server = Supervisor::new(root.clone(), logs.clone(), ports);
-        let mapper = PathMapper::new(&[configured_root, root.clone()]);
+        // Jailed tools print paths under the jail's mount point.
+        let mut roots = vec![configured_root, root.clone()];
+        roots.extend(jail.inside_root().map(PathBuf::from));
+        let mapper = PathMapper::new(&roots);
+        let server = Supervisor::new(root.clone(), logs.clone(), ports, jail);
         Workspace {
             id,
             root,
@@ -275,6 +280,7 @@ impl Workspace {
 
 pub struct Registry {
     config: Arc<Config>,
+    jail: Arc<Jail>,
     /// `SANDBOX_ROOT` as configured (made absolute) and canonical.
     configured_root: PathBuf,
     root: PathBuf,
@@ -287,14 +293,16 @@ pub struct Registry {
 static TEMP_DIRS: AtomicU64 = AtomicU64::new(0);
 
 impl Registry {
-    /// Creates `SANDBOX_ROOT` if needed and registers the workspaces already in it.
-    pub fn new(config: Arc<Config>) -> io::Result<Self> {
+    /// Creates `SANDBOX_ROOT` if needed and registers the workspaces already in it (given to
+    /// the jail's uid if they were not).
+    pub fn new(config: Arc<Config>, jail: Arc<Jail>) -> io::Result<Self> {
         std::fs::create_dir_all(&config.root)?;
         let configured_root = std::path::absolute(&config.root)?;
         let root = config.root.canonicalize()?;
         let ports = Arc::new(PortAllocator::new(config.port_range.clone()));
         let registry = Registry {
             config,
+            jail,
             configured_root,
             root,
             ports,
@@ -308,6 +316,15 @@ impl Registry {
             }
             let name = entry.file_name();
             if let Some(id) = name.to_str().and_then(|n| WorkspaceId::parse(n).ok()) {
+                if let Some((uid, gid)) = registry.jail.owner() {
+                    let meta = entry.metadata()?;
+                    if std::os::unix::fs::MetadataExt::uid(&meta) != uid
+                        || std::os::unix::fs::MetadataExt::gid(&meta) != gid
+                    {
+                        // Made before the jail (or by another uid): no process runs in it yet.
+                        chown_tree(&entry.path(), Some((uid, gid)))?;
+                    }
+                }
                 let ws = registry.make(id.clone())?;
                 registry
                     .map
@@ -331,6 +348,7 @@ impl Registry {
             canonical,
             self.config.log_lines,
             self.ports.clone(),
+            self.jail.clone(),
         ))
     }
 
@@ -369,6 +387,7 @@ impl Registry {
                 id,
                 TEMP_DIRS.fetch_add(1, Ordering::Relaxed)
             ));
+            let owner = self.jail.owner();
             let result = tokio::task::spawn_blocking({
                 let tmp = tmp.clone();
                 let final_dir = final_dir.clone();
@@ -377,6 +396,7 @@ impl Registry {
                     if let Some(src) = template_dir {
                         copy_tree(&src, &tmp)?;
                     }
+                    chown_tree(&tmp, owner)?;
                     std::fs::rename(&tmp, &final_dir)
                 }
             })
@@ -430,6 +450,10 @@ impl Registry {
                 }
             })
             .map_err(|e| ApiError::io("cannot remove the workspace", e))
+    }
+
+    pub fn jail(&self) -> &Arc<Jail> {
+        &self.jail
     }
 
     /// Agent shutdown: kill every command and stop every dev server.
@@ -503,7 +527,7 @@ mod tests {
         std::fs::write(templates.join("demo/node_modules/x/i.js"), "").unwrap();
         let mut config = Config::new("s", dir.path().join("root"));
         config.templates_dir = templates;
-        let reg = Registry::new(Arc::new(config)).unwrap();
+        let reg = Registry::new(Arc::new(config), Jail::unconfined(Default::default())).unwrap();
 
         let id = WorkspaceId::parse("w1").unwrap();
         let (ws, created) = reg.create(id.clone(), Some("demo")).await.unwrap();
@@ -535,7 +559,7 @@ mod tests {
         // A restarted agent finds existing workspaces.
         let mut config = Config::new("s", dir.path().join("root"));
         config.templates_dir = dir.path().join("templates");
-        let again = Registry::new(Arc::new(config)).unwrap();
+        let again = Registry::new(Arc::new(config), Jail::unconfined(Default::default())).unwrap();
         assert!(again.get(&id).is_ok());
 
         reg.delete(&id).await.unwrap();
@@ -560,6 +584,7 @@ mod tests {
             root.clone(),
             100,
             Arc::new(PortAllocator::new(1..=1)),
+            Jail::unconfined(Default::default()),
         );
         ws.logs.push(
             Stream::Stdout,

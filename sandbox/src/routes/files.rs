@@ -32,9 +32,10 @@ pub async fn write(
 ) -> ApiResult<Json<Written>> {
     let ws = state.workspace(&id)?;
     let root = ws.root.clone();
+    let owner = state.registry.jail().owner();
     let written = blocking(move || {
         let writes = fileops::validate_batch(&root, body.files)?;
-        fileops::write_all(&writes)
+        fileops::write_all(&writes, owner)
     })
     .await?;
     ws.record_writes(written.iter().map(String::as_str));
