@@ -551,6 +551,29 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_swapped_for_a_symlink_after_validation_is_never_followed() {
+        let (_d, root, outside) = setup();
+        fs::create_dir_all(root.join("src")).unwrap();
+        fs::write(outside.join("victim.txt"), "host").unwrap();
+        let writes = validate_batch(&root, vec![input("src/victim.txt", "mine")]).unwrap();
+        let rel = parse_rel("path", "src/victim.txt").unwrap();
+        // A jailed process swaps `src` for a link to a host directory after the checks.
+        fs::remove_dir(root.join("src")).unwrap();
+        symlink(&outside, root.join("src")).unwrap();
+        assert!(write_all(&writes, None).is_err());
+        assert_eq!(
+            fs::read_to_string(outside.join("victim.txt")).unwrap(),
+            "host"
+        );
+        let raw = crate::paths::RelPath::parse("src/victim.txt").unwrap();
+        assert!(open_parent(&root, &raw, false, None).is_err());
+        // Read and delete check the path first (refused here); the walk refuses it too.
+        assert!(read(&root, &rel).is_err());
+        assert!(delete(&root, &rel).is_err());
+        assert!(outside.join("victim.txt").exists());
+    }
+
+    #[test]
     fn overwrite_keeps_mode_and_leaves_no_temp_files() {
         let (_d, root, _) = setup();
         fs::write(root.join("run.sh"), "old").unwrap();
