@@ -366,7 +366,7 @@ async fn sandbox_lifecycle_preview_changes_errors_and_isolation() {
     // cannot kill it: each run is jailed in its own pid namespace. A config that exits does:
     // Vite reloads its config when it changes.)
     let r = write(
-        &app,
+        app,
         &owner,
         &app_id,
         "vite.config.ts",
