@@ -97,7 +97,7 @@ pub struct ExecRequest {
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// How often a running command's workspace is measured against the disk quota.
-const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
+const DISK_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Starts `command` for the workspace at `cwd` through `jail` (see [`Jail::command`]).
 pub fn spawn_shell(

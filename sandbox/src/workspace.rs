@@ -37,6 +37,8 @@ const MAX_PROBES: usize = 50;
 /// How long a dev server's file watcher is given to notice a write (inotify plus chokidar's
 /// short debounce of atomic renames) before we ask the server about the file.
 const WATCHER_SETTLE: Duration = Duration::from_millis(300);
+/// How often file writes re-measure the workspace against its disk quota.
+const DISK_MEASURE_EVERY: Duration = Duration::from_secs(10);
 /// How long a written file keeps being re-checked by the errors endpoint.
 const RECENT_WRITE: Duration = Duration::from_secs(30);
 
@@ -51,6 +53,8 @@ pub struct Workspace {
     pub closed: tokio::sync::watch::Sender<bool>,
     mapper: PathMapper,
     freshness: Mutex<Freshness>,
+    /// The last measure of the workspace's disk use, and when it was taken.
+    disk: tokio::sync::Mutex<Option<(tokio::time::Instant, u64)>>,
 }
 
 /// What the errors endpoint needs to drop stale errors.
@@ -96,7 +100,44 @@ impl Workspace {
             closed: tokio::sync::watch::channel(false).0,
             mapper,
             freshness: Mutex::default(),
+            disk: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Drops the last disk measure (a command just ran and may have written anything).
+    pub async fn forget_disk_measure(&self) {
+        *self.disk.lock().await = None;
+    }
+
+    /// Refuses a write of `adding` bytes that would take the workspace over `limit` (its disk
+    /// quota). The workspace is measured at most every [`DISK_MEASURE_EVERY`] and after every
+    /// command; writes in between are added to the last measure (a running dev server's own
+    /// writes are bounded by its disk watch).
+    pub async fn check_disk_room(&self, adding: u64, limit: u64) -> ApiResult<()> {
+        let mut last = self.disk.lock().await;
+        let (at, used) = match *last {
+            Some((at, used)) if at.elapsed() < DISK_MEASURE_EVERY => (at, used),
+            _ => {
+                let root = self.root.clone();
+                let used = tokio::task::spawn_blocking(move || crate::jail::disk_usage(&root))
+                    .await
+                    .map_err(|_| ApiError::internal("measuring the workspace was interrupted"))?;
+                (tokio::time::Instant::now(), used)
+            }
+        };
+        let after = used.saturating_add(adding);
+        if after > limit {
+            *last = Some((at, used));
+            return Err(ApiError::validation_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the workspace would use {after} bytes, over its disk quota of {limit} bytes \
+                     (SANDBOX_DISK_BYTES); delete files (node_modules included) first"
+                ),
+            ));
+        }
+        *last = Some((at, after));
+        Ok(())
     }
 
     pub fn mapper(&self) -> &PathMapper {

@@ -489,6 +489,15 @@ async fn file_size_disk_and_memory_limits_hold() {
     );
     assert_eq!(b["timedOut"], false, "{b}");
     assert!(err.contains("disk quota"), "{b}");
+    // Nor can the file API take it further.
+    let (s, b) = agent
+        .call(
+            "POST",
+            "/v1/workspaces/app/files",
+            json!({ "files": [{ "path": "more.txt", "content": "x" }] }),
+        )
+        .await;
+    assert_eq!(s, 413, "{b}");
     std::fs::remove_dir_all(agent.root.join("app/fill")).unwrap();
     // Memory: allocating past RLIMIT_DATA fails inside node instead of eating the host.
     let (code, out, _, b) = agent

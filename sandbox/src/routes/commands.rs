@@ -75,8 +75,10 @@ async fn run(state: &AppState, ws: &Workspace, req: ExecRequest) -> ApiResult<Ex
         &ws.execs,
         state.registry.jail(),
     )
-    .await
-    .map_err(|e| ApiError::io("cannot run the command", e))?;
+    .await;
+    // The command may have written anything: the next file write measures again.
+    ws.forget_disk_measure().await;
+    let out = out.map_err(|e| ApiError::io("cannot run the command", e))?;
     tracing::debug!(ws = %ws.id, code = ?out.exit_code, ms = out.duration_ms, "command finished");
     Ok(out)
 }
