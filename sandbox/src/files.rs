@@ -27,7 +27,7 @@ use base64::Engine;
 pub use byte_protocol::files::{Encoding, FileContent, FileInput, TreeEntry};
 
 use crate::api_error::{io_kind, ApiError, ApiResult};
-use crate::paths::{relative_to, resolve, PathError, RelPath, ResolveError};
+use crate::paths::{resolve, PathError, RelPath, ResolveError};
 
 /// Directories the tree listing does not descend into.
 pub const SKIPPED_DIRS: &[&str] = &["node_modules", ".git", "dist"];
@@ -339,36 +339,51 @@ pub fn delete(root: &Path, rel: &RelPath) -> ApiResult<()> {
 /// Lists regular files under `root` recursively, sorted, skipping [`SKIPPED_DIRS`] and
 /// symlinks (never followed). Returns the entries and whether the listing was cut short.
 pub fn tree(root: &Path) -> io::Result<(Vec<TreeEntry>, bool)> {
+    // Each directory is held open (`O_NOFOLLOW`) and listed through its fd, so a directory
+    // swapped for a symlink while we walk is skipped, never listed.
+    let root_c = CString::new(root.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: open on a NUL-terminated path; the fd is owned at once.
+    let root_fd = unsafe { OwnedFd::from_raw_fd(check(libc::open(root_c.as_ptr(), DIR_FLAGS))?) };
     let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
+    let mut stack = vec![(String::new(), root_fd)];
     let mut truncated = false;
-    while let Some(dir) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
+    while let Some((prefix, dir)) = stack.pop() {
+        let entries = match fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) {
             Ok(e) => e,
-            Err(e) if dir != root && e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if !prefix.is_empty() && e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
         for entry in entries {
             let entry = entry?;
             let ft = entry.file_type()?;
             let name = entry.file_name();
+            let Some(name_str) = name.to_str() else {
+                continue;
+            };
+            let rel = if prefix.is_empty() {
+                name_str.to_string()
+            } else {
+                format!("{prefix}/{name_str}")
+            };
             if ft.is_dir() {
                 if !SKIPPED_DIRS.iter().any(|s| name == *s) {
-                    stack.push(entry.path());
+                    let c = cstr(name_str)?;
+                    // SAFETY: openat relative to an open directory; owned at once.
+                    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), DIR_FLAGS) };
+                    if fd >= 0 {
+                        stack.push((rel, unsafe { OwnedFd::from_raw_fd(fd) }));
+                    }
                 }
             } else if ft.is_file() {
-                if name.to_string_lossy().starts_with(".byte-tmp-") {
+                if name_str.starts_with(".byte-tmp-") {
                     continue;
                 }
                 if out.len() >= MAX_TREE_ENTRIES {
                     truncated = true;
                     break;
                 }
-                let path = entry.path();
-                if let Some(rel) = relative_to(root, &path) {
-                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    out.push(TreeEntry { path: rel, size });
-                }
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                out.push(TreeEntry { path: rel, size });
             }
         }
     }
