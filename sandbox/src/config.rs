@@ -282,6 +282,40 @@ mod tests {
     }
 
     #[test]
+    fn jail_settings() {
+        let c = Config::from_env_and_args(env(&[("SANDBOX_SECRET", "s")]), Vec::new()).unwrap();
+        assert!(!c.unconfined, "confined unless told otherwise");
+        assert_eq!((c.jail_uid, c.bwrap.clone()), (100_000, None));
+        assert_eq!(c.limits, Limits::default());
+        let c = Config::from_env_and_args(
+            env(&[
+                ("SANDBOX_SECRET", "s"),
+                ("SANDBOX_UNCONFINED", "1"),
+                ("SANDBOX_MAX_PROCESSES", "64"),
+                ("SANDBOX_DISK_BYTES", "1000"),
+                ("SANDBOX_NPM_CACHE", "/c"),
+            ]),
+            vec!["--jail-uid=200000".into()],
+        )
+        .unwrap();
+        assert!(c.unconfined);
+        assert_eq!((c.limits.processes, c.limits.disk_bytes), (64, 1000));
+        assert_eq!(c.jail_uid, 200_000);
+        assert_eq!(c.npm_cache, Some(PathBuf::from("/c")));
+        for (k, v) in [
+            ("SANDBOX_UNCONFINED", "yes"),
+            ("SANDBOX_MAX_PROCESSES", "0"),
+            ("SANDBOX_JAIL_UID", "99999999999"),
+        ] {
+            let pairs = [("SANDBOX_SECRET", "s"), (k, v)];
+            assert!(
+                Config::from_env_and_args(env(&pairs), Vec::new()).is_err(),
+                "{k}={v}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         for (k, v) in [
             ("SANDBOX_PORT_RANGE", "9-1"),
