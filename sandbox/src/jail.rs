@@ -37,7 +37,12 @@
 //!   one file system) and kills the run that took it over the quota. Loop devices and
 //!   size-limited tmpfs workspaces need root (or lose the workspace on restart), and project
 //!   quotas need file-system support; a periodic measure works everywhere. The overshoot is
-//!   bounded by what a run writes between two measures (plus `RLIMIT_FSIZE` per file).
+//!   bounded by what a run writes between two measures (plus `RLIMIT_FSIZE` per file). File
+//!   writes through the API check the quota before writing (`Workspace::check_disk_room`).
+//! - **Shared npm cache**: one cache for every jail (installs stay fast and offline-capable),
+//!   so one workspace's install can write entries another reads; npm checks tarballs against
+//!   their integrity hashes, but cached registry metadata is not signed. A per-workspace cache
+//!   would close that at the cost of downloading every package per workspace.
 //! - **Network stays shared**: `npm install` needs the registry and the agent reaches dev
 //!   servers on loopback. A jailed process can therefore reach other loopback services (other
 //!   workspaces' dev servers included); see the README.
