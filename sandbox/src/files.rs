@@ -10,7 +10,7 @@
 //! Jailed processes can change the workspace while the agent works in it (and the agent may
 //! run as root), so writes, reads and deletes never trust a path resolved earlier: they walk
 //! from the workspace root one component at a time with `O_NOFOLLOW` directory fds
-//! ([`open_parent`]) and act on the last name relative to its directory. A directory swapped
+//! (`open_parent`) and act on the last name relative to its directory. A directory swapped
 //! for a symlink after validation makes the operation fail instead of following it out.
 
 use std::collections::BTreeSet;

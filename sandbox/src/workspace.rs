@@ -110,7 +110,7 @@ impl Workspace {
     }
 
     /// Refuses a write of `adding` bytes that would take the workspace over `limit` (its disk
-    /// quota). The workspace is measured at most every [`DISK_MEASURE_EVERY`] and after every
+    /// quota). The workspace is measured at most every `DISK_MEASURE_EVERY` and after every
     /// command; writes in between are added to the last measure (a running dev server's own
     /// writes are bounded by its disk watch).
     pub async fn check_disk_room(&self, adding: u64, limit: u64) -> ApiResult<()> {
