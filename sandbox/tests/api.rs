@@ -776,6 +776,23 @@ async fn slow_react_vite_preview_hmr_errors_and_build() {
     );
     let port = wait_running(&app, ws).await;
     assert!(port > 0);
+    // The template's Vite answers only its allowed hosts: loopback (what the proxy sends) and
+    // the preview domain; any other name (DNS rebinding) is refused.
+    for (host, allowed) in [
+        ("app-1.preview.localhost:8787", true),
+        ("evil.example", false),
+        ("app-1.preview.localhost.evil.example", false),
+    ] {
+        let status = app
+            .http
+            .get(format!("http://127.0.0.1:{port}/"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status == StatusCode::OK, allowed, "Host {host}: {status}");
+    }
 
     let (s, module) = app.preview(ws, "/src/App.tsx").await;
     assert_eq!(s, StatusCode::OK);
