@@ -51,6 +51,12 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   log "installing Node.js and npm from Debian"
   apt-get update -qq >&2 && apt-get install -y -qq nodejs npm >&2
 fi
+# byte-sandbox runs every workspace command inside a bubblewrap jail and refuses to start
+# without it (sandbox/src/jail.rs); prlimit (util-linux) sets the jail's limits.
+if ! command -v bwrap >/dev/null || ! command -v prlimit >/dev/null; then
+  log "installing bubblewrap (the sandbox jail) from Debian"
+  apt-get update -qq >&2 && apt-get install -y -qq bubblewrap util-linux >&2
+fi
 # npm install only when package.json or the lock changed since the last install.
 stamp=node_modules/.byte-install-stamp
 if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then

@@ -70,8 +70,19 @@ pub fn collect(root: &Path, out_dir: &RelPath, cap: u64) -> Result<Vec<OutputFil
         return Err(CollectError::TooLarge { total, cap });
     }
     let mut out = Vec::with_capacity(found.len());
+    let mut read_total = 0u64;
     for (path, _) in found {
-        let bytes = fs::read(&path)?;
+        let Some(bytes) = read_confined(root, &path, cap)? else {
+            continue;
+        };
+        // Files may have grown since they were listed.
+        read_total += bytes.len() as u64;
+        if read_total > cap {
+            return Err(CollectError::TooLarge {
+                total: read_total,
+                cap,
+            });
+        }
         let Some(rel) = relative_to(root, &path) else {
             continue;
         };
@@ -83,6 +94,31 @@ pub fn collect(root: &Path, out_dir: &RelPath, cap: u64) -> Result<Vec<OutputFil
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// Reads a regular file that is still inside `root` once opened: a jailed process (the dev
+/// server may still run) can swap a listed file or a directory above it for a symlink, so the
+/// open never follows the last component, and the path the kernel reports for the open file
+/// must lie under `root` (canonical). `None` for anything else.
+fn read_confined(root: &Path, path: &Path, cap: u64) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(_) => return Ok(None),
+    };
+    let real = fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))?;
+    if !real.starts_with(root) || !f.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    f.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
 }
 
 #[cfg(test)]
@@ -104,6 +140,27 @@ mod tests {
         assert_eq!(paths, vec!["dist/assets/a.js", "dist/index.html"]);
         assert_eq!(files[1].content, "PGh0bWw+");
         assert_eq!(files[1].size, 6);
+    }
+
+    #[test]
+    fn a_directory_swapped_for_a_symlink_after_listing_is_not_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let root = base.join("ws");
+        fs::create_dir_all(root.join("dist")).unwrap();
+        fs::create_dir_all(base.join("outside")).unwrap();
+        fs::write(base.join("outside/secret"), "host secret").unwrap();
+        // As if `dist/assets` was listed as a directory, then replaced by a link.
+        symlink(base.join("outside"), root.join("dist/assets")).unwrap();
+        assert_eq!(
+            read_confined(&root, &root.join("dist/assets/secret"), 100).unwrap(),
+            None
+        );
+        fs::write(root.join("dist/ok"), "fine").unwrap();
+        assert_eq!(
+            read_confined(&root, &root.join("dist/ok"), 100).unwrap(),
+            Some(b"fine".to_vec())
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::jail::Limits;
+
 pub const USAGE: &str = "\
 usage: byte-sandbox [--listen ADDR] [--secret S] [--root DIR] [--templates-dir DIR]
                     [--port-range LO-HI] [--command-timeout-ms N] [--output-cap-bytes N]
@@ -24,7 +26,21 @@ Every flag has an environment variable, used when the flag is absent:
   SANDBOX_BUILD_OUTPUT_CAP_BYTES  cap on a build's returned files (default 26214400)
   SANDBOX_READY_TIMEOUT_MS    how long the preview waits for a starting dev server (default 15000)
   SANDBOX_LOG                 agent log filter, e.g. `info` or `byte_sandbox=debug`
-Child processes inherit the environment (NPM_CONFIG_CACHE included) minus SANDBOX_SECRET.";
+The jail (bubblewrap) every workspace command and dev server runs in:
+  SANDBOX_BWRAP               path of bwrap (default: found in PATH)
+  SANDBOX_JAIL_UID            host uid (and gid) of jailed processes when the agent is root
+                              (default 100000)
+  SANDBOX_NPM_CACHE           npm cache shared by jails (default: as root
+                              /var/cache/byte-sandbox/npm, seeded from your npm cache;
+                              otherwise NPM_CONFIG_CACHE or ~/.npm)
+  SANDBOX_MEMORY_BYTES        data (heap) memory per process (default 4294967296)
+  SANDBOX_MAX_PROCESSES       processes and threads per run (default 512)
+  SANDBOX_FILE_SIZE_BYTES     largest file a process may write (default 268435456)
+  SANDBOX_DISK_BYTES          disk per workspace (default 2147483648)
+  SANDBOX_TMP_BYTES           size of each run's private /tmp (default 536870912)
+  SANDBOX_UNCONFINED=1        UNSAFE: run commands without the jail, as this user
+Jailed processes get an environment rebuilt from an allowlist (NPM_CONFIG_* and the
+request's variables); unconfined ones inherit this one minus SANDBOX_SECRET.";
 
 /// Flags and the variables they stand for.
 const FLAGS: &[(&str, &str)] = &[
@@ -38,6 +54,15 @@ const FLAGS: &[(&str, &str)] = &[
     ("--log-lines", "SANDBOX_LOG_LINES"),
     ("--build-output-cap-bytes", "SANDBOX_BUILD_OUTPUT_CAP_BYTES"),
     ("--ready-timeout-ms", "SANDBOX_READY_TIMEOUT_MS"),
+    ("--bwrap", "SANDBOX_BWRAP"),
+    ("--jail-uid", "SANDBOX_JAIL_UID"),
+    ("--npm-cache", "SANDBOX_NPM_CACHE"),
+    ("--memory-bytes", "SANDBOX_MEMORY_BYTES"),
+    ("--max-processes", "SANDBOX_MAX_PROCESSES"),
+    ("--file-size-bytes", "SANDBOX_FILE_SIZE_BYTES"),
+    ("--disk-bytes", "SANDBOX_DISK_BYTES"),
+    ("--tmp-bytes", "SANDBOX_TMP_BYTES"),
+    ("--unconfined", "SANDBOX_UNCONFINED"),
 ];
 
 #[derive(Clone, Debug)]
@@ -52,6 +77,15 @@ pub struct Config {
     pub log_lines: usize,
     pub build_output_cap: u64,
     pub ready_timeout: Duration,
+    /// `SANDBOX_UNCONFINED=1`: run workspace processes without the jail (unsafe).
+    pub unconfined: bool,
+    /// bwrap's path; `None` looks it up in `PATH`.
+    pub bwrap: Option<PathBuf>,
+    /// Host uid and gid of jailed processes when the agent runs as root.
+    pub jail_uid: u32,
+    /// The npm cache jails share; `None` picks the default (see `USAGE`).
+    pub npm_cache: Option<PathBuf>,
+    pub limits: Limits,
 }
 
 impl Config {
@@ -68,6 +102,11 @@ impl Config {
             log_lines: 5000,
             build_output_cap: 25 * 1024 * 1024,
             ready_timeout: Duration::from_millis(15_000),
+            unconfined: false,
+            bwrap: None,
+            jail_uid: 100_000,
+            npm_cache: None,
+            limits: Limits::default(),
         }
     }
 
@@ -138,6 +177,34 @@ impl Config {
         if let Some(v) = get("SANDBOX_READY_TIMEOUT_MS") {
             config.ready_timeout =
                 Duration::from_millis(parse_positive("SANDBOX_READY_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = get("SANDBOX_UNCONFINED") {
+            config.unconfined = match v.trim() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => return Err(format!("SANDBOX_UNCONFINED: `{v}` is not 1 or 0")),
+            };
+        }
+        config.bwrap = get("SANDBOX_BWRAP").map(PathBuf::from);
+        config.npm_cache = get("SANDBOX_NPM_CACHE").map(PathBuf::from);
+        if let Some(v) = get("SANDBOX_JAIL_UID") {
+            let uid = parse_positive("SANDBOX_JAIL_UID", &v)?;
+            config.jail_uid = u32::try_from(uid)
+                .ok()
+                .filter(|u| *u < u32::MAX)
+                .ok_or_else(|| format!("SANDBOX_JAIL_UID: `{v}` is not a uid"))?;
+        }
+        let limits = &mut config.limits;
+        for (var, field) in [
+            ("SANDBOX_MEMORY_BYTES", &mut limits.memory_bytes),
+            ("SANDBOX_MAX_PROCESSES", &mut limits.processes),
+            ("SANDBOX_FILE_SIZE_BYTES", &mut limits.file_size_bytes),
+            ("SANDBOX_DISK_BYTES", &mut limits.disk_bytes),
+            ("SANDBOX_TMP_BYTES", &mut limits.tmp_bytes),
+        ] {
+            if let Some(v) = get(var) {
+                *field = parse_positive(var, &v)?;
+            }
         }
         Ok(config)
     }
@@ -212,6 +279,40 @@ mod tests {
             "flags win over the environment"
         );
         assert_eq!(c.listen.to_string(), "127.0.0.1:9");
+    }
+
+    #[test]
+    fn jail_settings() {
+        let c = Config::from_env_and_args(env(&[("SANDBOX_SECRET", "s")]), Vec::new()).unwrap();
+        assert!(!c.unconfined, "confined unless told otherwise");
+        assert_eq!((c.jail_uid, c.bwrap.clone()), (100_000, None));
+        assert_eq!(c.limits, Limits::default());
+        let c = Config::from_env_and_args(
+            env(&[
+                ("SANDBOX_SECRET", "s"),
+                ("SANDBOX_UNCONFINED", "1"),
+                ("SANDBOX_MAX_PROCESSES", "64"),
+                ("SANDBOX_DISK_BYTES", "1000"),
+                ("SANDBOX_NPM_CACHE", "/c"),
+            ]),
+            vec!["--jail-uid=200000".into()],
+        )
+        .unwrap();
+        assert!(c.unconfined);
+        assert_eq!((c.limits.processes, c.limits.disk_bytes), (64, 1000));
+        assert_eq!(c.jail_uid, 200_000);
+        assert_eq!(c.npm_cache, Some(PathBuf::from("/c")));
+        for (k, v) in [
+            ("SANDBOX_UNCONFINED", "yes"),
+            ("SANDBOX_MAX_PROCESSES", "0"),
+            ("SANDBOX_JAIL_UID", "99999999999"),
+        ] {
+            let pairs = [("SANDBOX_SECRET", "s"), (k, v)];
+            assert!(
+                Config::from_env_and_args(env(&pairs), Vec::new()).is_err(),
+                "{k}={v}"
+            );
+        }
     }
 
     #[test]

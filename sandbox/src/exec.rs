@@ -3,46 +3,25 @@
 //! and every line copied to the workspace log.
 //!
 //! Invariants: a command's process group never outlives the command (it is SIGKILLed on
-//! timeout and swept once the shell exits, so `cmd &` leftovers do not linger), and the agent's
-//! shared secret is removed from every child's environment.
+//! timeout and swept once the shell exits, so `cmd &` leftovers do not linger), every command
+//! starts through [`Jail::command`] (confined, its pid namespace dies with it, `setsid`
+//! escapes included), and a confined command that takes its workspace over the disk quota
+//! is killed.
 
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
+use crate::jail::{spawn_disk_watch, Jail};
 use crate::logs::{LineSplitter, LogBuffer, Source, Stream};
 
 /// A command's outcome, as the API returns it.
 pub use byte_protocol::exec::ExecReply;
-
-/// Variables never passed to children.
-const SECRET_VARS: &[&str] = &["SANDBOX_SECRET"];
-
-/// Starts `sh -c command` in `cwd` as the leader of a new process group (pgid = pid), with
-/// stdin closed and stdout/stderr piped.
-pub fn spawn_shell(command: &str, cwd: &Path, env: &[(String, String)]) -> io::Result<Child> {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(command)
-        .current_dir(cwd)
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // A backstop only: it kills the shell, not its children; callers kill the group.
-        .kill_on_drop(true);
-    for var in SECRET_VARS {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    cmd.spawn()
-}
 
 /// Sends `signal` to every process in group `pgid`. Refuses pgid 0 and 1, which would mean
 /// "our own group" and "init" to the kernel.
@@ -117,22 +96,49 @@ pub struct ExecRequest {
 /// (a process that escaped the group with `setsid` could hold the pipes open forever).
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
+/// How often a running command's workspace is measured against the disk quota.
+const DISK_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Starts `command` for the workspace at `cwd` through `jail` (see [`Jail::command`]).
+pub fn spawn_shell(
+    jail: &Jail,
+    command: &str,
+    cwd: &Path,
+    env: &[(String, String)],
+) -> io::Result<Child> {
+    jail.command(command, cwd, env).spawn()
+}
+
 /// Runs the command to completion or timeout. `log`, when given, receives every line.
 pub async fn run(
     req: &ExecRequest,
     log: Option<Arc<LogBuffer>>,
     groups: &ProcessGroups,
+    jail: &Jail,
 ) -> io::Result<ExecReply> {
     let started = Instant::now();
     if let Some(log) = &log {
         log.push(Stream::System, Source::Exec, &format!("$ {}", req.command));
     }
-    let mut child = spawn_shell(&req.command, &req.cwd, &req.env)?;
+    let mut child = spawn_shell(jail, &req.command, &req.cwd, &req.env)?;
     let pgid = child
         .id()
         .map(|p| p as i32)
         .ok_or_else(|| io::Error::other("child exited before it was tracked"))?;
     let _registered = groups.register(pgid);
+    let over_quota = Arc::new(Mutex::new(None::<u64>));
+    let _disk_watch = jail.is_confined().then(|| {
+        let over_quota = over_quota.clone();
+        spawn_disk_watch(
+            req.cwd.clone(),
+            jail.limits().disk_bytes,
+            DISK_CHECK_EVERY,
+            move |used| {
+                *over_quota.lock().expect("quota lock") = Some(used);
+                kill_group(pgid, libc::SIGKILL);
+            },
+        )
+    });
 
     let stdout = Arc::new(Mutex::new(Captured::default()));
     let stderr = Arc::new(Mutex::new(Captured::default()));
@@ -179,7 +185,23 @@ pub async fn run(
     } else {
         status.and_then(|s| s.code())
     };
+    let over_quota = *over_quota.lock().expect("quota lock");
+    if let Some(used) = over_quota {
+        let message = quota_message(used, jail.limits().disk_bytes);
+        stderr
+            .lock()
+            .expect("capture lock")
+            .bytes
+            .extend_from_slice(format!("\n{message}\n").as_bytes());
+    }
     if let Some(log) = &log {
+        if let Some(used) = over_quota {
+            log.push(
+                Stream::System,
+                Source::Exec,
+                &quota_message(used, jail.limits().disk_bytes),
+            );
+        }
         let summary = match (timed_out, exit_code) {
             (true, _) => format!(
                 "timed out after {} ms; process group killed",
@@ -201,6 +223,15 @@ pub async fn run(
         timed_out,
         duration_ms,
     })
+}
+
+/// What a run killed for the disk quota is told.
+pub fn quota_message(used: u64, limit: u64) -> String {
+    format!(
+        "byte-sandbox: the workspace uses {used} bytes, over its disk quota of {limit} bytes \
+         (SANDBOX_DISK_BYTES); the process was killed. Delete files (node_modules included) \
+         to continue."
+    )
 }
 
 #[derive(Default)]
@@ -266,6 +297,15 @@ async fn capture<R: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn run(
+        req: &ExecRequest,
+        log: Option<Arc<LogBuffer>>,
+        groups: &ProcessGroups,
+    ) -> io::Result<ExecReply> {
+        // Process-group handling without the jail; the jail has its own tests (tests/jail.rs).
+        super::run(req, log, groups, &Jail::unconfined(Default::default())).await
+    }
 
     fn req(command: &str, timeout_ms: u64, cap: usize) -> ExecRequest {
         ExecRequest {

@@ -6,11 +6,19 @@
 //! is written, so one bad path means nothing is written. Each file is written to a temporary
 //! name in its directory and renamed over the target, so readers (Vite's watcher, a
 //! concurrent GET) never see a half-written file.
+//!
+//! Jailed processes can change the workspace while the agent works in it (and the agent may
+//! run as root), so writes, reads and deletes never trust a path resolved earlier: they walk
+//! from the workspace root one component at a time with `O_NOFOLLOW` directory fds
+//! (`open_parent`) and act on the last name relative to its directory. A directory swapped
+//! for a symlink after validation makes the operation fail instead of following it out.
 
 use std::collections::BTreeSet;
-use std::fs::{self, OpenOptions};
+use std::ffi::CString;
+use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,7 +27,7 @@ use base64::Engine;
 pub use byte_protocol::files::{Encoding, FileContent, FileInput, TreeEntry};
 
 use crate::api_error::{io_kind, ApiError, ApiResult};
-use crate::paths::{relative_to, resolve, PathError, RelPath, ResolveError};
+use crate::paths::{resolve, PathError, RelPath, ResolveError};
 
 /// Directories the tree listing does not descend into.
 pub const SKIPPED_DIRS: &[&str] = &["node_modules", ".git", "dist"];
@@ -31,7 +39,7 @@ pub const MAX_TREE_ENTRIES: usize = 20_000;
 /// A write that passed every check.
 pub struct ValidWrite {
     pub rel: RelPath,
-    target: PathBuf,
+    root: PathBuf,
     bytes: Vec<u8>,
 }
 
@@ -76,7 +84,7 @@ pub fn validate_batch(root: &Path, files: Vec<FileInput>) -> ApiResult<Vec<Valid
     for (i, file) in files.into_iter().enumerate() {
         let field = format!("files[{i}].path");
         let rel = parse_rel(&field, &file.path)?;
-        let target = resolve(root, &rel).map_err(|e| resolve_error(&field, &file.path, e))?;
+        resolve(root, &rel).map_err(|e| resolve_error(&field, &file.path, e))?;
         let bytes = match file.encoding {
             Encoding::Utf8 => file.content.into_bytes(),
             Encoding::Base64 => base64::engine::general_purpose::STANDARD
@@ -89,7 +97,11 @@ pub fn validate_batch(root: &Path, files: Vec<FileInput>) -> ApiResult<Vec<Valid
                 })?,
         };
         seen.insert(rel.as_str().to_string());
-        out.push(ValidWrite { rel, target, bytes });
+        out.push(ValidWrite {
+            rel,
+            root: root.to_path_buf(),
+            bytes,
+        });
     }
     // `a` and `a/b` in one batch cannot both be files.
     for (i, w) in out.iter().enumerate() {
@@ -121,11 +133,12 @@ pub fn validate_batch(root: &Path, files: Vec<FileInput>) -> ApiResult<Vec<Valid
     Ok(out)
 }
 
-/// Performs validated writes, in order. Returns the relative paths written.
-pub fn write_all(writes: &[ValidWrite]) -> ApiResult<Vec<String>> {
+/// Performs validated writes, in order, giving new files and directories to `owner` when
+/// set (the jail's uid, when the agent is root). Returns the relative paths written.
+pub fn write_all(writes: &[ValidWrite], owner: Option<(u32, u32)>) -> ApiResult<Vec<String>> {
     let mut written = Vec::with_capacity(writes.len());
     for w in writes {
-        write_atomic(&w.target, &w.bytes)
+        write_atomic(&w.root, &w.rel, &w.bytes, owner)
             .map_err(|e| ApiError::io(&format!("cannot write `{}`", w.rel), e))?;
         written.push(w.rel.as_str().to_string());
     }
@@ -134,51 +147,138 @@ pub fn write_all(writes: &[ValidWrite]) -> ApiResult<Vec<String>> {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Writes `bytes` to a new temporary file next to `target` and renames it into place.
-/// `rename` replaces the directory entry itself, so even a symlink planted at `target` after
+fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(io::Error::other)
+}
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+const DIR_FLAGS: libc::c_int =
+    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+
+/// Opens the directory holding `rel` by walking from `root` one component at a time, never
+/// following a symlink; with `create`, missing directories are made (and given to `owner`).
+/// Returns the directory and the last component's name.
+fn open_parent(
+    root: &Path,
+    rel: &RelPath,
+    create: bool,
+    owner: Option<(u32, u32)>,
+) -> io::Result<(OwnedFd, CString)> {
+    let root = CString::new(root.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: plain syscalls on NUL-terminated strings; each fd is owned at once.
+    let mut dir = unsafe { OwnedFd::from_raw_fd(check(libc::open(root.as_ptr(), DIR_FLAGS))?) };
+    let parts: Vec<&str> = rel.as_str().split('/').collect();
+    let (last, dirs) = parts
+        .split_last()
+        .ok_or_else(|| io::Error::other("empty path"))?;
+    for part in dirs {
+        let name = cstr(part)?;
+        let mut fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), DIR_FLAGS) };
+        if fd < 0 && create && io::Error::last_os_error().kind() == io::ErrorKind::NotFound {
+            let made = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755) };
+            if made < 0 && io::Error::last_os_error().kind() != io::ErrorKind::AlreadyExists {
+                return Err(io::Error::last_os_error());
+            }
+            fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), DIR_FLAGS) };
+            if fd >= 0 && made == 0 {
+                if let Some((uid, gid)) = owner {
+                    check(unsafe { libc::fchown(fd, uid, gid) })?;
+                }
+            }
+        }
+        dir = unsafe { OwnedFd::from_raw_fd(check(fd)?) };
+    }
+    Ok((dir, cstr(last)?))
+}
+
+/// Writes `bytes` to a new temporary file next to `rel` and renames it into place.
+/// `rename` replaces the directory entry itself, so even a symlink planted at the target after
 /// validation is replaced, never followed.
-pub fn write_atomic(target: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = target
-        .parent()
-        .ok_or_else(|| io::Error::other("target has no parent"))?;
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
+pub fn write_atomic(
+    root: &Path,
+    rel: &RelPath,
+    bytes: &[u8],
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
+    let (dir, name) = open_parent(root, rel, true, owner)?;
+    let tmp = cstr(&format!(
         ".byte-tmp-{}-{}",
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    ))?;
     // Keep the mode of a file being replaced (an executable script stays executable).
-    let mode = fs::symlink_metadata(target)
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.permissions().mode() & 0o777)
-        .unwrap_or(0o644);
+    let mode = {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatat fills `st` for a name relative to an open directory.
+        let r = unsafe {
+            libc::fstatat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG {
+            st.st_mode & 0o777
+        } else {
+            0o644
+        }
+    };
+    // SAFETY: as above; the fd is owned at once.
+    let fd = check(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            tmp.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    })?;
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
+        let mut f = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        if let Some((uid, gid)) = owner {
+            check(unsafe { libc::fchown(f.as_raw_fd(), uid, gid) })?;
+        }
         f.write_all(bytes)?;
         f.flush()?;
         drop(f);
-        fs::rename(&tmp, target)
+        check(unsafe {
+            libc::renameat(
+                dir.as_raw_fd(),
+                tmp.as_ptr(),
+                dir.as_raw_fd(),
+                name.as_ptr(),
+            )
+        })
+        .map(drop)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        unsafe { libc::unlinkat(dir.as_raw_fd(), tmp.as_ptr(), 0) };
     }
     result
 }
 
 /// Reads a file (UTF-8 as text, anything else as base64).
 pub fn read(root: &Path, rel: &RelPath) -> ApiResult<FileContent> {
-    let target = resolve(root, rel).map_err(|e| resolve_error("path", rel.as_str(), e))?;
-    let mut f = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&target)
-    {
+    resolve(root, rel).map_err(|e| resolve_error("path", rel.as_str(), e))?;
+    let opened = open_parent(root, rel, false, None).and_then(|(dir, name)| {
+        // SAFETY: openat on a name relative to an open directory; the fd is owned at once.
+        let fd = check(unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
+            )
+        })?;
+        Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    });
+    let mut f = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(ApiError::not_found(format!("no file `{rel}`")))
@@ -219,8 +319,12 @@ pub fn read(root: &Path, rel: &RelPath) -> ApiResult<FileContent> {
 
 /// Deletes one file (not a directory). `Err(not found)` when absent.
 pub fn delete(root: &Path, rel: &RelPath) -> ApiResult<()> {
-    let target = resolve(root, rel).map_err(|e| resolve_error("path", rel.as_str(), e))?;
-    match fs::remove_file(&target) {
+    resolve(root, rel).map_err(|e| resolve_error("path", rel.as_str(), e))?;
+    let removed = open_parent(root, rel, false, None).and_then(|(dir, name)| {
+        // SAFETY: unlinkat (files only, never directories) relative to an open directory.
+        check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
+    });
+    match removed {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             Err(ApiError::not_found(format!("no file `{rel}`")))
@@ -235,36 +339,51 @@ pub fn delete(root: &Path, rel: &RelPath) -> ApiResult<()> {
 /// Lists regular files under `root` recursively, sorted, skipping [`SKIPPED_DIRS`] and
 /// symlinks (never followed). Returns the entries and whether the listing was cut short.
 pub fn tree(root: &Path) -> io::Result<(Vec<TreeEntry>, bool)> {
+    // Each directory is held open (`O_NOFOLLOW`) and listed through its fd, so a directory
+    // swapped for a symlink while we walk is skipped, never listed.
+    let root_c = CString::new(root.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: open on a NUL-terminated path; the fd is owned at once.
+    let root_fd = unsafe { OwnedFd::from_raw_fd(check(libc::open(root_c.as_ptr(), DIR_FLAGS))?) };
     let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
+    let mut stack = vec![(String::new(), root_fd)];
     let mut truncated = false;
-    while let Some(dir) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
+    while let Some((prefix, dir)) = stack.pop() {
+        let entries = match fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) {
             Ok(e) => e,
-            Err(e) if dir != root && e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if !prefix.is_empty() && e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
         for entry in entries {
             let entry = entry?;
             let ft = entry.file_type()?;
             let name = entry.file_name();
+            let Some(name_str) = name.to_str() else {
+                continue;
+            };
+            let rel = if prefix.is_empty() {
+                name_str.to_string()
+            } else {
+                format!("{prefix}/{name_str}")
+            };
             if ft.is_dir() {
                 if !SKIPPED_DIRS.iter().any(|s| name == *s) {
-                    stack.push(entry.path());
+                    let c = cstr(name_str)?;
+                    // SAFETY: openat relative to an open directory; owned at once.
+                    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), DIR_FLAGS) };
+                    if fd >= 0 {
+                        stack.push((rel, unsafe { OwnedFd::from_raw_fd(fd) }));
+                    }
                 }
             } else if ft.is_file() {
-                if name.to_string_lossy().starts_with(".byte-tmp-") {
+                if name_str.starts_with(".byte-tmp-") {
                     continue;
                 }
                 if out.len() >= MAX_TREE_ENTRIES {
                     truncated = true;
                     break;
                 }
-                let path = entry.path();
-                if let Some(rel) = relative_to(root, &path) {
-                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    out.push(TreeEntry { path: rel, size });
-                }
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                out.push(TreeEntry { path: rel, size });
             }
         }
     }
@@ -276,6 +395,7 @@ pub fn tree(root: &Path) -> io::Result<(Vec<TreeEntry>, bool)> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+    use std::os::unix::fs::PermissionsExt;
 
     fn input(path: &str, content: &str) -> FileInput {
         FileInput {
@@ -318,7 +438,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            write_all(&writes).unwrap(),
+            write_all(&writes, None).unwrap(),
             vec!["src/App.tsx", "README.md", "public/x.bin"]
         );
         let got = read(&root, &RelPath::parse("src/App.tsx").unwrap()).unwrap();
@@ -433,7 +553,7 @@ mod tests {
         let writes = validate_batch(&root, vec![input("race.txt", "mine")]).unwrap();
         // Attacker swaps in a symlink between validation and write.
         symlink(outside.join("victim.txt"), root.join("race.txt")).unwrap();
-        write_all(&writes).unwrap();
+        write_all(&writes, None).unwrap();
         assert!(
             !outside.join("victim.txt").exists(),
             "the link was replaced, not followed"
@@ -446,11 +566,38 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_swapped_for_a_symlink_after_validation_is_never_followed() {
+        let (_d, root, outside) = setup();
+        fs::create_dir_all(root.join("src")).unwrap();
+        fs::write(outside.join("victim.txt"), "host").unwrap();
+        let writes = validate_batch(&root, vec![input("src/victim.txt", "mine")]).unwrap();
+        let rel = parse_rel("path", "src/victim.txt").unwrap();
+        // A jailed process swaps `src` for a link to a host directory after the checks.
+        fs::remove_dir(root.join("src")).unwrap();
+        symlink(&outside, root.join("src")).unwrap();
+        assert!(write_all(&writes, None).is_err());
+        assert_eq!(
+            fs::read_to_string(outside.join("victim.txt")).unwrap(),
+            "host"
+        );
+        let raw = crate::paths::RelPath::parse("src/victim.txt").unwrap();
+        assert!(open_parent(&root, &raw, false, None).is_err());
+        // Read and delete check the path first (refused here); the walk refuses it too.
+        assert!(read(&root, &rel).is_err());
+        assert!(delete(&root, &rel).is_err());
+        assert!(outside.join("victim.txt").exists());
+    }
+
+    #[test]
     fn overwrite_keeps_mode_and_leaves_no_temp_files() {
         let (_d, root, _) = setup();
         fs::write(root.join("run.sh"), "old").unwrap();
         fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
-        write_all(&validate_batch(&root, vec![input("run.sh", "new")]).unwrap()).unwrap();
+        write_all(
+            &validate_batch(&root, vec![input("run.sh", "new")]).unwrap(),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             fs::metadata(root.join("run.sh"))
                 .unwrap()

@@ -14,6 +14,7 @@ pub mod config;
 pub mod errors;
 pub mod exec;
 pub mod files;
+pub mod jail;
 pub mod logs;
 pub mod paths;
 pub mod ports;
@@ -35,16 +36,18 @@ pub use routes::{router, AppState};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops every process the agent
-/// started (dev servers and commands, whole process groups) before returning.
+/// started (dev servers and commands, whole process groups) before returning. Workspace
+/// processes start through `jail` (see [`jail::Jail::setup`]).
 ///
 /// Open Server-Sent Event streams and WebSocket tunnels are told to finish; connections that
 /// still linger after a short grace period are dropped rather than keeping the agent alive.
 pub async fn serve(
     config: Config,
+    jail: Arc<jail::Jail>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = AppState::new(Arc::new(config))?;
+    let state = AppState::new(Arc::new(config), jail)?;
     let registry = state.registry.clone();
     let stop_tx = state.shutdown_sender();
     let app = router(state);

@@ -32,6 +32,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before listening: an agent that cannot jail commands must not look ready.
+    let jail = match byte_sandbox::jail::Jail::setup(&config).await {
+        Ok(jail) => jail,
+        Err(e) => {
+            eprintln!("byte-sandbox: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -45,9 +53,9 @@ async fn main() -> ExitCode {
         .unwrap_or_default();
     // One line on stdout, parsed by `make dev` and the integration tests.
     println!("byte-sandbox {VERSION} listening on http://{addr}");
-    tracing::info!(%addr, root = %config.root.display(), "byte-sandbox started");
+    tracing::info!(%addr, root = %config.root.display(), confined = jail.is_confined(), "byte-sandbox started");
 
-    match serve(config, listener, shutdown_signal()).await {
+    match serve(config, jail, listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("byte-sandbox: {e}");

@@ -15,7 +15,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
 use crate::api_error::{ApiError, ApiResult};
-use crate::exec::{kill_group, spawn_shell};
+use crate::exec::{kill_group, quota_message, spawn_shell};
+use crate::jail::{spawn_disk_watch, Jail};
 use crate::logs::{now_ms, LineSplitter, LogBuffer, Source, Stream};
 use crate::ports::PortAllocator;
 
@@ -24,6 +25,9 @@ pub use byte_protocol::process::{ServerInfo, ServerStatus as Status};
 
 /// The command used when a start request names none.
 pub const DEFAULT_DEV_COMMAND: &str = "npm run dev -- --port {port} --host 127.0.0.1 --strictPort";
+
+/// How often a running server's workspace is measured against the disk quota.
+const DISK_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// How often a starting server's port is probed.
 const PROBE_INTERVAL: Duration = Duration::from_millis(150);
@@ -57,6 +61,7 @@ struct Running {
 
 pub struct Supervisor {
     cwd: PathBuf,
+    jail: Arc<Jail>,
     shared: Arc<Shared>,
     /// Serialises start/stop/restart.
     op: tokio::sync::Mutex<Option<Running>>,
@@ -65,10 +70,16 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(cwd: PathBuf, logs: Arc<LogBuffer>, ports: Arc<PortAllocator>) -> Self {
+    pub fn new(
+        cwd: PathBuf,
+        logs: Arc<LogBuffer>,
+        ports: Arc<PortAllocator>,
+        jail: Arc<Jail>,
+    ) -> Self {
         let (info, _) = watch::channel(ServerInfo::stopped());
         Supervisor {
             cwd,
+            jail,
             shared: Arc::new(Shared {
                 info,
                 logs,
@@ -146,7 +157,7 @@ impl Supervisor {
             .ok_or_else(|| ApiError::unavailable("no free port left in SANDBOX_PORT_RANGE"))?;
         let command = template.replace("{port}", &port.to_string());
         let env = vec![("PORT".to_string(), port.to_string())];
-        let mut child = match spawn_shell(&command, &self.cwd, &env) {
+        let mut child = match spawn_shell(&self.jail, &command, &self.cwd, &env) {
             Ok(child) => child,
             Err(e) => {
                 ports.release(port);
@@ -193,7 +204,16 @@ impl Supervisor {
         let (exit_tx, exited) = watch::channel(None);
         let shared = self.shared.clone();
         let stop_flag = stopping.clone();
+        let disk_watch = self.jail.is_confined().then(|| {
+            let logs = logs.clone();
+            let limit = self.jail.limits().disk_bytes;
+            spawn_disk_watch(self.cwd.clone(), limit, DISK_CHECK_EVERY, move |used| {
+                logs.push(Stream::System, Source::Server, &quota_message(used, limit));
+                kill_group(pgid, libc::SIGKILL);
+            })
+        });
         tokio::spawn(async move {
+            let _disk_watch = disk_watch;
             let mut ready = false;
             let mut probe = tokio::time::interval(PROBE_INTERVAL);
             let status = loop {
@@ -320,7 +340,13 @@ mod tests {
         drop(probe);
         let ports = Arc::new(PortAllocator::new(base..=base.saturating_add(20)));
         (
-            Supervisor::new(dir.to_path_buf(), logs.clone(), ports),
+            // Process handling without the jail; the jail has its own tests (tests/jail.rs).
+            Supervisor::new(
+                dir.to_path_buf(),
+                logs.clone(),
+                ports,
+                Jail::unconfined(Default::default()),
+            ),
             logs,
         )
     }

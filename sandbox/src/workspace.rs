@@ -20,6 +20,7 @@ use crate::api_error::{ApiError, ApiResult};
 use crate::config::Config;
 use crate::errors::{parse_lines, strip_ansi, Diagnostic, Kind, PathMapper};
 use crate::exec::ProcessGroups;
+use crate::jail::{chown_tree, Jail};
 use crate::logs::{LogBuffer, LogLine, Source, Stream};
 use crate::paths::WorkspaceId;
 use crate::ports::PortAllocator;
@@ -36,6 +37,8 @@ const MAX_PROBES: usize = 50;
 /// How long a dev server's file watcher is given to notice a write (inotify plus chokidar's
 /// short debounce of atomic renames) before we ask the server about the file.
 const WATCHER_SETTLE: Duration = Duration::from_millis(300);
+/// How often file writes re-measure the workspace against its disk quota.
+const DISK_MEASURE_EVERY: Duration = Duration::from_secs(10);
 /// How long a written file keeps being re-checked by the errors endpoint.
 const RECENT_WRITE: Duration = Duration::from_secs(30);
 
@@ -50,6 +53,8 @@ pub struct Workspace {
     pub closed: tokio::sync::watch::Sender<bool>,
     mapper: PathMapper,
     freshness: Mutex<Freshness>,
+    /// The last measure of the workspace's disk use, and when it was taken.
+    disk: tokio::sync::Mutex<Option<(tokio::time::Instant, u64)>>,
 }
 
 /// What the errors endpoint needs to drop stale errors.
@@ -78,10 +83,14 @@ impl Workspace {
         root: PathBuf,
         log_lines: usize,
         ports: Arc<PortAllocator>,
+        jail: Arc<Jail>,
     ) -> Self {
         let logs = Arc::new(LogBuffer::new(log_lines));
-        let server = Supervisor::new(root.clone(), logs.clone(), ports);
-        let mapper = PathMapper::new(&[configured_root, root.clone()]);
+        // Jailed tools print paths under the jail's mount point.
+        let mut roots = vec![configured_root, root.clone()];
+        roots.extend(jail.inside_root().map(PathBuf::from));
+        let mapper = PathMapper::new(&roots);
+        let server = Supervisor::new(root.clone(), logs.clone(), ports, jail);
         Workspace {
             id,
             root,
@@ -91,7 +100,44 @@ impl Workspace {
             closed: tokio::sync::watch::channel(false).0,
             mapper,
             freshness: Mutex::default(),
+            disk: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Drops the last disk measure (a command just ran and may have written anything).
+    pub async fn forget_disk_measure(&self) {
+        *self.disk.lock().await = None;
+    }
+
+    /// Refuses a write of `adding` bytes that would take the workspace over `limit` (its disk
+    /// quota). The workspace is measured at most every `DISK_MEASURE_EVERY` and after every
+    /// command; writes in between are added to the last measure (a running dev server's own
+    /// writes are bounded by its disk watch).
+    pub async fn check_disk_room(&self, adding: u64, limit: u64) -> ApiResult<()> {
+        let mut last = self.disk.lock().await;
+        let (at, used) = match *last {
+            Some((at, used)) if at.elapsed() < DISK_MEASURE_EVERY => (at, used),
+            _ => {
+                let root = self.root.clone();
+                let used = tokio::task::spawn_blocking(move || crate::jail::disk_usage(&root))
+                    .await
+                    .map_err(|_| ApiError::internal("measuring the workspace was interrupted"))?;
+                (tokio::time::Instant::now(), used)
+            }
+        };
+        let after = used.saturating_add(adding);
+        if after > limit {
+            *last = Some((at, used));
+            return Err(ApiError::validation_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the workspace would use {after} bytes, over its disk quota of {limit} bytes \
+                     (SANDBOX_DISK_BYTES); delete files (node_modules included) first"
+                ),
+            ));
+        }
+        *last = Some((at, after));
+        Ok(())
     }
 
     pub fn mapper(&self) -> &PathMapper {
@@ -275,6 +321,7 @@ impl Workspace {
 
 pub struct Registry {
     config: Arc<Config>,
+    jail: Arc<Jail>,
     /// `SANDBOX_ROOT` as configured (made absolute) and canonical.
     configured_root: PathBuf,
     root: PathBuf,
@@ -287,14 +334,16 @@ pub struct Registry {
 static TEMP_DIRS: AtomicU64 = AtomicU64::new(0);
 
 impl Registry {
-    /// Creates `SANDBOX_ROOT` if needed and registers the workspaces already in it.
-    pub fn new(config: Arc<Config>) -> io::Result<Self> {
+    /// Creates `SANDBOX_ROOT` if needed and registers the workspaces already in it (given to
+    /// the jail's uid if they were not).
+    pub fn new(config: Arc<Config>, jail: Arc<Jail>) -> io::Result<Self> {
         std::fs::create_dir_all(&config.root)?;
         let configured_root = std::path::absolute(&config.root)?;
         let root = config.root.canonicalize()?;
         let ports = Arc::new(PortAllocator::new(config.port_range.clone()));
         let registry = Registry {
             config,
+            jail,
             configured_root,
             root,
             ports,
@@ -308,6 +357,15 @@ impl Registry {
             }
             let name = entry.file_name();
             if let Some(id) = name.to_str().and_then(|n| WorkspaceId::parse(n).ok()) {
+                if let Some((uid, gid)) = registry.jail.owner() {
+                    let meta = entry.metadata()?;
+                    if std::os::unix::fs::MetadataExt::uid(&meta) != uid
+                        || std::os::unix::fs::MetadataExt::gid(&meta) != gid
+                    {
+                        // Made before the jail (or by another uid): no process runs in it yet.
+                        chown_tree(&entry.path(), Some((uid, gid)))?;
+                    }
+                }
                 let ws = registry.make(id.clone())?;
                 registry
                     .map
@@ -331,6 +389,7 @@ impl Registry {
             canonical,
             self.config.log_lines,
             self.ports.clone(),
+            self.jail.clone(),
         ))
     }
 
@@ -369,6 +428,7 @@ impl Registry {
                 id,
                 TEMP_DIRS.fetch_add(1, Ordering::Relaxed)
             ));
+            let owner = self.jail.owner();
             let result = tokio::task::spawn_blocking({
                 let tmp = tmp.clone();
                 let final_dir = final_dir.clone();
@@ -377,6 +437,7 @@ impl Registry {
                     if let Some(src) = template_dir {
                         copy_tree(&src, &tmp)?;
                     }
+                    chown_tree(&tmp, owner)?;
                     std::fs::rename(&tmp, &final_dir)
                 }
             })
@@ -430,6 +491,10 @@ impl Registry {
                 }
             })
             .map_err(|e| ApiError::io("cannot remove the workspace", e))
+    }
+
+    pub fn jail(&self) -> &Arc<Jail> {
+        &self.jail
     }
 
     /// Agent shutdown: kill every command and stop every dev server.
@@ -503,7 +568,7 @@ mod tests {
         std::fs::write(templates.join("demo/node_modules/x/i.js"), "").unwrap();
         let mut config = Config::new("s", dir.path().join("root"));
         config.templates_dir = templates;
-        let reg = Registry::new(Arc::new(config)).unwrap();
+        let reg = Registry::new(Arc::new(config), Jail::unconfined(Default::default())).unwrap();
 
         let id = WorkspaceId::parse("w1").unwrap();
         let (ws, created) = reg.create(id.clone(), Some("demo")).await.unwrap();
@@ -535,7 +600,7 @@ mod tests {
         // A restarted agent finds existing workspaces.
         let mut config = Config::new("s", dir.path().join("root"));
         config.templates_dir = dir.path().join("templates");
-        let again = Registry::new(Arc::new(config)).unwrap();
+        let again = Registry::new(Arc::new(config), Jail::unconfined(Default::default())).unwrap();
         assert!(again.get(&id).is_ok());
 
         reg.delete(&id).await.unwrap();
@@ -560,6 +625,7 @@ mod tests {
             root.clone(),
             100,
             Arc::new(PortAllocator::new(1..=1)),
+            Jail::unconfined(Default::default()),
         );
         ws.logs.push(
             Stream::Stdout,

@@ -4,6 +4,7 @@
 //! warm) and run real Vite dev servers and builds; they are part of the normal suite.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -32,6 +33,8 @@ impl TestApp {
 
     fn start_with(extra_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // The jail's uid (the agent runs it as another uid when it is root) must reach the root.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let root = dir.path().join("workspaces");
         let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
         // Separate dev-server port ranges per agent, so parallel tests never race for one.
@@ -499,7 +502,7 @@ async fn exec_timeout_caps_and_logs() {
     let (s, b) = app
         .post(
             &format!("{base}/exec"),
-            json!({ "command": "sleep 30 & echo $! > bg.pid; echo started; sleep 30", "timeoutMs": 700 }),
+            json!({ "command": "sleep 30.0701 & echo started; sleep 30", "timeoutMs": 700 }),
         )
         .await;
     assert_eq!(s, StatusCode::OK);
@@ -510,16 +513,15 @@ async fn exec_timeout_caps_and_logs() {
     );
     assert_eq!(b["stdout"], "started\n");
     assert!(started.elapsed() < Duration::from_secs(10));
-    let pid: i32 = std::fs::read_to_string(app.root.join("cmd/bg.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    // Pids inside the jail are its own namespace's: find the child by its command line.
     let deadline = Instant::now() + Duration::from_secs(3);
-    while alive(pid) && Instant::now() < deadline {
+    while !host_pids_running("30.0701").is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!alive(pid), "background child survived the timeout");
+    assert!(
+        host_pids_running("30.0701").is_empty(),
+        "background child survived the timeout"
+    );
 
     let (_, b) = app.get(&format!("{base}/logs?since=0")).await;
     let lines = b["lines"].as_array().unwrap();
@@ -557,7 +559,7 @@ async fn exec_timeout_caps_and_logs() {
     let pending = tokio::spawn(async move {
         http.post(url)
             .bearer_auth(SECRET)
-            .json(&json!({ "command": "sleep 60 & echo $! > long.pid; sleep 60", "timeoutMs": 120000 }))
+            .json(&json!({ "command": "sleep 60.0563 & echo $! > long.pid; sleep 60", "timeoutMs": 120000 }))
             .send()
             .await
     });
@@ -566,20 +568,21 @@ async fn exec_timeout_caps_and_logs() {
     while !pid_file.exists() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    assert!(
+        !host_pids_running("60.0563").is_empty(),
+        "the background command is not running"
+    );
     let status = app.terminate();
     assert!(status.success(), "{status:?}");
     let _ = pending.await;
     let deadline = Instant::now() + Duration::from_secs(3);
-    while alive(pid) && Instant::now() < deadline {
+    while !host_pids_running("60.0563").is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!alive(pid), "command survived agent shutdown");
+    assert!(
+        host_pids_running("60.0563").is_empty(),
+        "command survived agent shutdown"
+    );
 }
 
 /// The preview cookie policy through the real agent: a dev server (a few lines of Node)
@@ -666,16 +669,30 @@ http.createServer((req, res) => {
     assert_eq!(s, StatusCode::OK);
 }
 
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
+/// Host pids of live (not zombie) processes whose command line contains `marker` (jailed
+/// processes have other pids inside their namespace, so tests find them by what they run).
+fn host_pids_running(marker: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true);
+        if !zombie && cmdline.contains(marker) && !cmdline.contains("sh -c") {
+            pids.push(pid);
+        }
     }
+    pids
 }
 
 async fn npm_install(app: &TestApp, ws: &str) {
@@ -759,6 +776,23 @@ async fn slow_react_vite_preview_hmr_errors_and_build() {
     );
     let port = wait_running(&app, ws).await;
     assert!(port > 0);
+    // The template's Vite answers only its allowed hosts: loopback (what the proxy sends) and
+    // the preview domain; any other name (DNS rebinding) is refused.
+    for (host, allowed) in [
+        ("app-1.preview.localhost:8787", true),
+        ("evil.example", false),
+        ("app-1.preview.localhost.evil.example", false),
+    ] {
+        let status = app
+            .http
+            .get(format!("http://127.0.0.1:{port}/"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status == StatusCode::OK, allowed, "Host {host}: {status}");
+    }
 
     let (s, module) = app.preview(ws, "/src/App.tsx").await;
     assert_eq!(s, StatusCode::OK);

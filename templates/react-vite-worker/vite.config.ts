@@ -44,6 +44,10 @@ async function handle(server: ViteDevServer, req: IncomingMessage, res: ServerRe
 export default defineConfig({
   plugins: [react(), tailwindcss(), workerApi()],
   server: {
-    allowedHosts: true,
+    // Only these hosts reach the dev server (no DNS rebinding): byte-sandbox's preview proxy
+    // sends `Host: 127.0.0.1:<port>` (loopback IPs are always allowed) and keeps the preview
+    // hostname, <app>.<PREVIEW_DOMAIN> (`preview.localhost` in development), in
+    // X-Forwarded-Host; that domain is the only name allowed besides.
+    allowedHosts: ['.preview.localhost'],
   },
 })

@@ -68,10 +68,17 @@ fn env(vars: BTreeMap<String, String>) -> ApiResult<Vec<(String, String)>> {
     Ok(out)
 }
 
-async fn run(ws: &Workspace, req: ExecRequest) -> ApiResult<ExecReply> {
-    let out = exec::run(&req, Some(ws.logs.clone()), &ws.execs)
-        .await
-        .map_err(|e| ApiError::io("cannot run the command", e))?;
+async fn run(state: &AppState, ws: &Workspace, req: ExecRequest) -> ApiResult<ExecReply> {
+    let out = exec::run(
+        &req,
+        Some(ws.logs.clone()),
+        &ws.execs,
+        state.registry.jail(),
+    )
+    .await;
+    // The command may have written anything: the next file write measures again.
+    ws.forget_disk_measure().await;
+    let out = out.map_err(|e| ApiError::io("cannot run the command", e))?;
     tracing::debug!(ws = %ws.id, code = ?out.exit_code, ms = out.duration_ms, "command finished");
     Ok(out)
 }
@@ -90,7 +97,7 @@ pub async fn exec(
         timeout: timeout(body.timeout_ms, state.config.command_timeout)?,
         output_cap: state.config.output_cap,
     };
-    Ok(Json(run(&ws, req).await?))
+    Ok(Json(run(&state, &ws, req).await?))
 }
 
 fn errors_of(out: &ExecReply, ws: &Workspace) -> Vec<Diagnostic> {
@@ -126,7 +133,7 @@ pub async fn typecheck(
         )?,
         output_cap: state.config.output_cap,
     };
-    let out = run(&ws, req).await?;
+    let out = run(&state, &ws, req).await?;
     let errors = errors_of(&out, &ws);
     Ok(Json(TypecheckReply {
         ok: out.success() && errors.is_empty(),
@@ -159,7 +166,7 @@ pub async fn build(
         )?,
         output_cap: state.config.output_cap,
     };
-    let output = run(&ws, req).await?;
+    let output = run(&state, &ws, req).await?;
     let mut errors = errors_of(&output, &ws);
     let mut files = Vec::new();
     let mut ok = output.success();

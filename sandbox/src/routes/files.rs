@@ -31,10 +31,16 @@ pub async fn write(
     JsonBody(body): JsonBody<WriteFiles>,
 ) -> ApiResult<Json<Written>> {
     let ws = state.workspace(&id)?;
+    let jail = state.registry.jail();
+    if jail.is_confined() {
+        let adding = body.files.iter().map(|f| f.content.len() as u64).sum();
+        ws.check_disk_room(adding, jail.limits().disk_bytes).await?;
+    }
     let root = ws.root.clone();
+    let owner = jail.owner();
     let written = blocking(move || {
         let writes = fileops::validate_batch(&root, body.files)?;
-        fileops::write_all(&writes)
+        fileops::write_all(&writes, owner)
     })
     .await?;
     ws.record_writes(written.iter().map(String::as_str));

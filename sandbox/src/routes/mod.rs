@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use crate::api_error::ApiError;
 use crate::auth::require_secret;
 use crate::config::Config;
+use crate::jail::Jail;
 use crate::paths::WorkspaceId;
 use crate::proxy::{self, HttpClient};
 use crate::workspace::{Registry, Workspace};
@@ -42,8 +43,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>) -> std::io::Result<Self> {
-        let registry = Arc::new(Registry::new(config.clone())?);
+    pub fn new(config: Arc<Config>, jail: Arc<Jail>) -> std::io::Result<Self> {
+        let registry = Arc::new(Registry::new(config.clone(), jail)?);
         let (shutdown, _) = watch::channel(false);
         Ok(AppState {
             config,
