@@ -14,3 +14,4 @@ mod ratelimit;
 mod sandbox;
 mod tokens;
 mod validation;
+mod web;

@@ -2,13 +2,19 @@ import { useEffect, useState, type ReactNode } from "react";
 import { Link, NavLink, Navigate, Outlet, useLocation, useNavigate } from "react-router";
 import { useAuth } from "../auth";
 
+/** The theme (class `dark` on <html>, saved in localStorage); every user of the hook follows a toggle. */
 export function useTheme(): [boolean, () => void] {
   const [dark, setDark] = useState(() => document.documentElement.classList.contains("dark"));
+  useEffect(() => {
+    const sync = () => setDark(document.documentElement.classList.contains("dark"));
+    window.addEventListener("byte-theme", sync);
+    return () => window.removeEventListener("byte-theme", sync);
+  }, []);
   const toggle = () => {
-    const next = !dark;
+    const next = !document.documentElement.classList.contains("dark");
     document.documentElement.classList.toggle("dark", next);
     localStorage.setItem("byte-theme", next ? "dark" : "light");
-    setDark(next);
+    window.dispatchEvent(new Event("byte-theme"));
   };
   return [dark, toggle];
 }
