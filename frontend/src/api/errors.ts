@@ -22,7 +22,8 @@ export class ApiError extends Error {
   readonly retryAfter: number | null;
 
   constructor(status: number, code: ErrorCode | "network", detail: string, fields: Record<string, string> = {}, retryAfter: number | null = null) {
-    super(describe(code, detail));
+    // A 503 is a feature this deployment has not set up (or a service down), not a crash.
+    super(status === 503 && code === "E000" ? `Not available on this server right now${detail ? ` (${detail})` : "."}` : describe(code, detail));
     this.status = status;
     this.code = code;
     this.detail = detail;

@@ -14,9 +14,19 @@ const EXAMPLES = [
 /** Where a new app's prompt waits until its workspace is connected (survives a reload). */
 export const startKey = (id: string) => `byte-start-${id}`;
 
-/** Whether any model can answer: a platform key, an own key, a gateway or an OpenAI-compatible server. */
+/**
+ * Whether the models that plan and write an app can answer: each one's provider (or its
+ * fallback's) has a platform key, an own key, the gateway, or (`custom`) an OpenAI-compatible server.
+ */
 export function modelConfigured(m: ModelsResponse): boolean {
-  return m.customBaseUrl || m.gateway || m.providers.some((p) => p.platformKey || p.userKey);
+  const usable = (c: { provider?: unknown } | null | undefined) => {
+    if (!c) return false;
+    const p = String(c.provider ?? "");
+    if (p === "custom") return m.customBaseUrl || m.providers.some((x) => x.provider === "custom" && (x.platformKey || x.userKey));
+    return m.gateway || m.providers.some((x) => x.provider === p && (x.platformKey || x.userKey));
+  };
+  const ops = ["blueprint", "implementation"].map((op) => m.operations[op]).filter((o) => o !== undefined);
+  return ops.length > 0 && ops.every((o) => usable(o.primary) || usable(o.fallback));
 }
 
 export function titleFrom(prompt: string): string {

@@ -138,7 +138,7 @@ function Chat({ app, state, send, onSent, running }: { app: AppDetail; state: Wo
         ))}
       </ol>
       {state.queued > 0 && <p role="status" data-testid="queued" className="text-sm">{state.queued} message{state.queued === 1 ? "" : "s"} queued</p>}
-      {state.failure && <p role="alert" className="text-sm text-red-800 dark:text-red-300">{state.failure}</p>}
+      {state.failure && state.status !== "failed" && <p role="alert" className="text-sm text-red-800 dark:text-red-300">{state.failure}</p>}
       <form onSubmit={submit} className="space-y-2">
         <label htmlFor="chat-input" className="sr-only">Ask for a change</label>
         <textarea id="chat-input" className="input" rows={2} placeholder={hasApp ? "Ask for a change…" : "Describe the app…"} value={text}
