@@ -1,5 +1,6 @@
-// The product's main path in a real browser: sign up → type a prompt → phases → files → the
-// preview shows the generated app → a follow-up changes it → find it in My apps → sign out; a
+// The product's main path in a real browser: sign up → type a prompt → phases (a reload mid-run
+// picks the run up) → files → the preview shows the generated app → a follow-up changes it → a
+// file edited by hand changes it → find it in My apps → sign out; a
 // second user gets the not-found page for the first user's app. Axe on every screen.
 import { expect, test } from "@playwright/test";
 import { checkA11y, shot, signUp, uniqueEmail } from "./helpers";
@@ -19,12 +20,15 @@ test("a prompt becomes a running app, a follow-up changes it, and strangers cann
   await page.waitForURL(/\/apps\/[^/]+$/);
   const appUrl = new URL(page.url()).pathname;
 
-  // The timeline shows the planning step, then the blueprint's phases.
+  // The timeline shows the planning step, then the blueprint's phases; a reload mid-run
+  // reconnects and shows the same run going on, with nothing lost or doubled.
   const timeline = page.getByTestId("timeline");
   await expect(timeline.locator('[data-phase="planning"]')).toBeVisible({ timeout: LONG });
+  await page.reload();
   await expect(timeline.locator('[data-phase="Foundation"]')).toBeVisible({ timeout: LONG });
   await expect(timeline.locator('[data-phase="Core"][data-status="complete"]')).toBeVisible({ timeout: LONG });
   await expect(page.getByTestId("run-status")).toHaveText("Ready", { timeout: LONG });
+  for (const phase of ["planning", "Foundation", "Core"]) await expect(timeline.locator(`[data-phase="${phase}"]`)).toHaveCount(1);
 
   // The files are in the tree, and open in the editor.
   await page.getByRole("tab", { name: /Code/ }).click();
@@ -49,6 +53,19 @@ test("a prompt becomes a running app, a follow-up changes it, and strangers cann
   await page.getByLabel("Ask for a change").press("Enter");
   await expect(page.getByTestId("timeline").locator('[data-phase="edit"][data-status="complete"]')).toBeVisible({ timeout: LONG });
   await expect(preview.getByRole("heading", { name: HEAD })).toBeVisible({ timeout: LONG });
+
+  // A file edited by hand and saved reaches the sandbox, and the preview shows it.
+  await page.getByRole("tab", { name: /Code/ }).click();
+  await tree.getByRole("button", { name: "src/components/Hello.tsx" }).click();
+  const editor = page.locator(".monaco-editor").first();
+  await expect(editor).toContainText("Hello from", { timeout: 60_000 });
+  await editor.click();
+  await page.keyboard.press("ControlOrMeta+A");
+  await page.keyboard.insertText(`export default function Hello() {\n  return <p>Edited by hand ${MARK}</p>;\n}\n`);
+  await page.getByRole("button", { name: "Save to sandbox" }).click();
+  await expect(page.getByRole("button", { name: "Save to sandbox" })).toBeHidden();
+  await page.getByRole("tab", { name: "Preview" }).click();
+  await expect(preview.getByText(`Edited by hand ${MARK}`)).toBeVisible({ timeout: LONG });
 
   // My apps finds it by search.
   await page.getByRole("link", { name: "My apps" }).click();

@@ -39,6 +39,7 @@ describe("agent reducer", () => {
     expect(s.status).toBe("complete");
     expect(s.outcome).toBe("completed");
     expect(s.lastEventId).toBe(9);
+    expect(s.version).toBe(2);
   });
 
   it("ignores duplicate events", () => {

@@ -74,7 +74,8 @@ export type Action =
   | { type: "connected"; connected: boolean }
   | { type: "flush" }
   | { type: "sent"; text: string }
-  | { type: "file_loaded"; path: string; content: string };
+  | { type: "file_loaded"; path: string; content: string }
+  | { type: "file_saved"; path: string; content: string };
 
 export function initialState(appId: string | null = null): WorkspaceState {
   return {
@@ -100,6 +101,8 @@ export function reduce(s: WorkspaceState, a: Action): WorkspaceState {
       if (!f || f.content !== undefined) return s;
       return { ...s, files: { ...s.files, [a.path]: { ...f, content: a.content } } };
     }
+    case "file_saved":
+      return { ...s, files: { ...s.files, [a.path]: { path: a.path, bytes: new TextEncoder().encode(a.content).length, content: a.content } } };
     case "flush":
       return drain({ ...s }, true);
     case "event":
@@ -217,7 +220,9 @@ function apply(s: WorkspaceState, e: AgentEvent, live: boolean): WorkspaceState 
       const timeline = s.timeline.slice();
       const i = findEntry(timeline, e.phase);
       if (i >= 0 && live) timeline[i] = { ...timeline[i]!, status: "complete" };
-      return { ...s, timeline, currentPhase: live && s.currentPhase === e.phase ? undefined : s.currentPhase, editing: live && e.phase === "edit" ? undefined : s.editing };
+      // Every completed phase or edit is saved as a version (the next snapshot confirms the number).
+      const version = live && e.phase !== "planning" ? s.version + 1 : s.version;
+      return { ...s, timeline, version, currentPhase: live && s.currentPhase === e.phase ? undefined : s.currentPhase, editing: live && e.phase === "edit" ? undefined : s.editing };
     }
     case "file_chunk": {
       const text = s.live && s.live.path === e.path ? s.live.text + e.chunk : e.chunk;

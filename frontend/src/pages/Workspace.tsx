@@ -49,6 +49,7 @@ function Live({ app }: { app: AppDetail }) {
   const [line, setLine] = useState<number | undefined>();
   const [dark] = useTheme();
   const started = useRef(false);
+  const [saves, setSaves] = useState(0);
 
   // A new app's prompt (left by the home screen) starts generation once, when the agent is idle.
   useEffect(() => {
@@ -96,11 +97,12 @@ function Live({ app }: { app: AppDetail }) {
             ))}
           </div>
           <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} className="card min-h-[60vh] p-2">
-            {tab === "preview" && <Preview state={state} requestPreview={() => send({ type: "preview" })} />}
+            {tab === "preview" && <Preview state={state} reloadKey={state.version + saves * 1000} requestPreview={() => send({ type: "preview" })} />}
             {tab === "code" && (
               <Code appId={app.id} state={state} selected={selected} dark={dark} line={line} running={running}
                 select={(p) => { setFollow(false); setSelected(p); setLine(undefined); }}
-                follow={follow} setFollow={setFollow} loaded={(path, content) => dispatch({ type: "file_loaded", path, content })} />
+                follow={follow} setFollow={setFollow} loaded={(path, content) => dispatch({ type: "file_loaded", path, content })}
+                saved={(path, content) => { dispatch({ type: "file_saved", path, content }); setSaves((n) => n + 1); }} />
             )}
             {tab === "errors" && <Errors appId={app.id} state={state} open={(f, l) => { setFollow(false); setSelected(f); setLine(l); setTab("code"); }} />}
             {tab === "versions" && <Versions appId={app.id} state={state} dark={dark} />}
@@ -192,11 +194,12 @@ function Timeline({ state }: { state: WorkspaceState }) {
 
 const WIDTHS = { phone: 390, tablet: 768, desktop: 0 } as const;
 
-function Preview({ state, requestPreview }: { state: WorkspaceState; requestPreview: () => void }) {
+function Preview({ state, requestPreview, reloadKey }: { state: WorkspaceState; requestPreview: () => void; reloadKey: number }) {
   const [width, setWidth] = useState<keyof typeof WIDTHS>("desktop");
   const [nonce, setNonce] = useState(0);
-  // A new saved version reloads the preview (Vite's HMR usually got there first).
-  useEffect(() => { setNonce((n) => n + 1); }, [state.version]);
+  // A new saved version, or a file saved by hand, reloads the preview (Vite's HMR usually got
+  // there first).
+  useEffect(() => { setNonce((n) => n + 1); }, [reloadKey]);
   if (!state.previewUrl) {
     return (
       <div className="p-4 text-sm muted">
@@ -227,9 +230,9 @@ function Preview({ state, requestPreview }: { state: WorkspaceState; requestPrev
   );
 }
 
-function Code({ appId, state, selected, select, dark, line, running, follow, setFollow, loaded }: {
+function Code({ appId, state, selected, select, dark, line, running, follow, setFollow, loaded, saved }: {
   appId: string; state: WorkspaceState; selected: string | null; select: (p: string) => void; dark: boolean; line?: number; running: boolean;
-  follow: boolean; setFollow: (f: boolean) => void; loaded: (path: string, content: string) => void;
+  follow: boolean; setFollow: (f: boolean) => void; loaded: (path: string, content: string) => void; saved: (path: string, content: string) => void;
 }) {
   const paths = filePaths(state);
   const livePath = state.live?.path;
@@ -249,7 +252,7 @@ function Code({ appId, state, selected, select, dark, line, running, follow, set
   const save = async () => {
     if (!selected || draft === null) return;
     setSaving(true);
-    try { await api.writeFiles(appId, [{ path: selected, content: draft }]); loaded(selected, draft); setDraft(null); setError(null); }
+    try { await api.writeFiles(appId, [{ path: selected, content: draft }]); saved(selected, draft); setDraft(null); setError(null); }
     catch (e) { setError(e); } finally { setSaving(false); }
   };
   return (
