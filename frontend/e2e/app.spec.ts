@@ -59,13 +59,18 @@ test("a prompt becomes a running app, a follow-up changes it, and strangers cann
   await tree.getByRole("button", { name: "src/components/Hello.tsx" }).click();
   const editor = page.locator(".monaco-editor").first();
   await expect(editor).toContainText("Hello from", { timeout: 60_000 });
+  // Line 2 is `  return <p>Hello from MARK</p>;`: type before its `</p>;` (plain words, so the
+  // editor's bracket auto-closing stays out of it).
   await editor.click();
-  await page.keyboard.press("ControlOrMeta+A");
-  await page.keyboard.insertText(`export default function Hello() {\n  return <p>Edited by hand ${MARK}</p>;\n}\n`);
+  await page.keyboard.press("ControlOrMeta+Home");
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("End");
+  for (let i = 0; i < "</p>;".length; i++) await page.keyboard.press("ArrowLeft");
+  await page.keyboard.insertText(" edited by hand");
   await page.getByRole("button", { name: "Save to sandbox" }).click();
   await expect(page.getByRole("button", { name: "Save to sandbox" })).toBeHidden();
   await page.getByRole("tab", { name: "Preview" }).click();
-  await expect(preview.getByText(`Edited by hand ${MARK}`)).toBeVisible({ timeout: LONG });
+  await expect(preview.getByText(`Hello from ${MARK} edited by hand`)).toBeVisible({ timeout: LONG });
 
   // My apps finds it by search.
   await page.getByRole("link", { name: "My apps" }).click();
