@@ -63,7 +63,9 @@ pub fn set_cookie(name: &str, value: &str, max_age: i64, http_only: bool, path: 
 /// frame (`<app>.preview.localhost` under `localhost`), so `SameSite=None` and `Partitioned`
 /// (kept per top-level site, which third-party cookie blocking allows).
 pub fn set_embedded_cookie(name: &str, value: &str, max_age: i64) -> String {
-    format!("{name}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=None; Partitioned")
+    format!(
+        "{name}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=None; Partitioned"
+    )
 }
 
 /// A cookie's value from a `Cookie` header.

@@ -30,7 +30,9 @@ fn the_web_app_in_chromium() {
                 .find(|p| std::path::Path::new(p).exists())
                 .map(String::from)
         })
-        .expect("Chromium is not installed: run scripts/ensure-tools.sh (apt-get install chromium)");
+        .expect(
+            "Chromium is not installed: run scripts/ensure-tools.sh (apt-get install chromium)",
+        );
 
     let fake = fake_llm::url();
     let instance = Instance::start(&[
