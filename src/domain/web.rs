@@ -6,16 +6,22 @@ pub const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'un
 style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; connect-src 'self' wss: https:; \
 frame-ancestors 'none'; base-uri 'self'; object-src 'none'";
 
-/// The CSP of the platform's own pages: [`CSP`] plus `frame-src` naming only the preview
-/// origins (`*.<preview_domain>`, any port; plain http only for a `.localhost` domain), so the
-/// workspace can frame an app's preview and nothing else.
+/// The CSP of the platform's own pages and API: [`CSP`] tightened where the web app allows —
+/// scripts only from files of this origin (the web app has no inline script and nothing in it,
+/// Monaco included, evaluates strings) — plus `frame-src` naming only the preview origins
+/// (`*.<preview_domain>`, any port; plain http only for a `.localhost` domain), so the workspace
+/// can frame an app's preview and nothing else.
 pub fn csp(preview_domain: &str) -> String {
     let d = preview_domain.trim_matches('.');
     let mut frame = format!("'self' https://*.{d}:*");
     if d == "localhost" || d.ends_with(".localhost") {
         frame.push_str(&format!(" http://*.{d}:*"));
     }
-    format!("{CSP}; frame-src {frame}")
+    let base = CSP.replace(
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval';",
+        "script-src 'self';",
+    );
+    format!("{base}; frame-src {frame}")
 }
 
 /// Headers every response carries.
@@ -135,14 +141,14 @@ mod tests {
 
     #[test]
     fn page_csp_frames_only_previews() {
-        assert_eq!(
-            csp("preview.localhost"),
-            format!("{CSP}; frame-src 'self' https://*.preview.localhost:* http://*.preview.localhost:*")
-        );
-        assert_eq!(
-            csp("preview.example.com"),
-            format!("{CSP}; frame-src 'self' https://*.preview.example.com:*")
-        );
+        let page = csp("preview.localhost");
+        assert!(page.starts_with("default-src 'self'; script-src 'self'; style-src"));
+        assert!(!page.contains("unsafe-eval"));
+        assert!(page.ends_with(
+            "; frame-src 'self' https://*.preview.localhost:* http://*.preview.localhost:*"
+        ));
+        assert!(csp("preview.example.com")
+            .ends_with("; frame-src 'self' https://*.preview.example.com:*"));
         assert!(set_embedded_cookie("byte_preview", "t", 60).contains("SameSite=None; Partitioned"));
     }
 
