@@ -13,6 +13,7 @@ import { NotFound, Offline } from "./NotFound";
 const CodeEditor = lazy(() => import("../components/CodeEditor"));
 
 type Tab = "preview" | "code" | "errors" | "versions";
+const TABS: Tab[] = ["preview", "code", "errors", "versions"];
 
 export function Workspace() {
   const { id = "" } = useParams();
@@ -88,9 +89,15 @@ function Live({ app }: { app: AppDetail }) {
           <Timeline state={state} />
         </div>
         <div className="min-w-0">
-          <div role="tablist" aria-label="Workspace panels" className="mb-2 flex flex-wrap gap-1">
-            {(["preview", "code", "errors", "versions"] as Tab[]).map((t) => (
-              <button key={t} role="tab" type="button" aria-selected={tab === t} aria-controls={`panel-${t}`} id={`tab-${t}`}
+          <div role="tablist" aria-label="Workspace panels" className="mb-2 flex flex-wrap gap-1"
+            onKeyDown={(e) => {
+              // Arrow keys move between tabs (the tab pattern); Tab leaves the list.
+              const i = TABS.indexOf(tab);
+              const next = e.key === "ArrowRight" ? TABS[(i + 1) % TABS.length] : e.key === "ArrowLeft" ? TABS[(i + TABS.length - 1) % TABS.length] : undefined;
+              if (next) { e.preventDefault(); setTab(next); document.getElementById(`tab-${next}`)?.focus(); }
+            }}>
+            {TABS.map((t) => (
+              <button key={t} role="tab" type="button" aria-selected={tab === t} aria-controls={`panel-${t}`} id={`tab-${t}`} tabIndex={tab === t ? 0 : -1}
                 className={tab === t ? "btn-primary" : "btn-secondary"} onClick={() => setTab(t)}>
                 {t === "preview" ? "Preview" : t === "code" ? `Code (${Object.keys(state.files).length})` : t === "errors" ? `Errors (${state.errors.length})` : "Versions"}
               </button>
