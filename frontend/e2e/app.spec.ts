@@ -3,7 +3,7 @@
 // file edited by hand changes it → find it in My apps → sign out; a
 // second user gets the not-found page for the first user's app. Axe on every screen.
 import { expect, test } from "@playwright/test";
-import { checkA11y, shot, signUp, uniqueEmail } from "./helpers";
+import { checkA11y, shot, signUp, uniqueEmail, watchCsp } from "./helpers";
 
 const MARK = process.env.BYTE_E2E_MARK ?? `MARKweb${Date.now()}`;
 const PROMPT = `scripted-app ${MARK}`;
@@ -11,6 +11,7 @@ const HEAD = `HEAD${MARK.replace(/[^A-Za-z0-9]/g, "")}`;
 const LONG = 5 * 60_000;
 
 test("a prompt becomes a running app, a follow-up changes it, and strangers cannot see it", async ({ page, browser }) => {
+  const refused = watchCsp(page);
   await signUp(page, uniqueEmail("owner"));
   await checkA11y(page, "home");
   await shot(page, "home");
@@ -84,6 +85,9 @@ test("a prompt becomes a running app, a follow-up changes it, and strangers cann
   await expect(page.getByRole("heading", { name: "Usage, last 24 hours" })).toBeVisible();
   await checkA11y(page, "settings");
   await shot(page, "settings");
+
+  // Nothing the web app (Monaco and its workers included) needed was refused by the CSP.
+  expect(refused).toEqual([]);
 
   await page.getByRole("button", { name: "Sign out" }).click();
   await expect(page.getByRole("heading", { name: "Sign in" })).toBeVisible();

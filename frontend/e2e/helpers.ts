@@ -32,3 +32,13 @@ export async function checkA11y(page: Page, screen: string): Promise<void> {
 export async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: `${ARTIFACTS}/${name}.png`, fullPage: true });
 }
+
+/** Collects what the page's Content-Security-Policy refused (expected to stay empty). */
+export function watchCsp(page: Page): string[] {
+  const refused: string[] = [];
+  page.on("console", (m) => {
+    const t = m.text();
+    if (/Content Security Policy|Refused to (load|execute|create|evaluate|frame)/i.test(t)) refused.push(t);
+  });
+  return refused;
+}
