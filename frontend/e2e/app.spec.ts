@@ -3,7 +3,8 @@
 // file edited by hand changes it → find it in My apps → sign out; a
 // second user gets the not-found page for the first user's app. Axe on every screen.
 import { expect, test } from "@playwright/test";
-import { checkA11y, shot, signUp, uniqueEmail, watchCsp } from "./helpers";
+import { writeFileSync } from "node:fs";
+import { ARTIFACTS, checkA11y, shot, signUp, uniqueEmail, watchCsp } from "./helpers";
 
 const MARK = process.env.BYTE_E2E_MARK ?? `MARKweb${Date.now()}`;
 const PROMPT = `scripted-app ${MARK}`;
@@ -105,6 +106,33 @@ test("a prompt becomes a running app, a follow-up changes it, and strangers cann
   await expect(page2.getByRole("heading", { name: "Discover" })).toBeVisible();
   await checkA11y(page2, "discover");
   await other.close();
+});
+
+test("the file being written streams into the editor; stop, then resume, finishes the app", async ({ page }) => {
+  const gate = process.env.BYTE_E2E_GATE_MARK;
+  test.skip(!gate, "needs the fake model's gate (run through tests/it/web.rs)");
+  await signUp(page, uniqueEmail("stopper"));
+  await page.getByLabel("Describe the app you want").fill(`scripted-gate ${gate}`);
+  await page.getByRole("button", { name: "Build it" }).click();
+  await page.waitForURL(/\/apps\/[^/]+$/);
+
+  // The second phase's stream is held inside src/App.tsx: the editor follows that file live.
+  await page.getByRole("tab", { name: /Code/ }).click();
+  await expect(page.getByText("being written…")).toBeVisible({ timeout: LONG });
+  await expect(page.getByTestId("file-tree").getByRole("button", { name: /src\/App\.tsx/ })).toBeVisible();
+  await expect(page.locator(".monaco-editor").first()).toContainText("components", { timeout: 60_000 });
+  await shot(page, "workspace-streaming");
+
+  await page.getByRole("button", { name: "Stop", exact: true }).click();
+  // Open the held stream only once the stop has surely reached the agent (a stopped run
+  // applies none of what streams after it).
+  await page.waitForTimeout(2000);
+  writeFileSync(`${ARTIFACTS}/release-${gate}`, "");
+  await expect(page.getByTestId("run-status")).toHaveText("Stopped", { timeout: LONG });
+  await page.getByRole("button", { name: "Resume", exact: true }).click();
+  await expect(page.getByTestId("run-status")).toHaveText("Ready", { timeout: LONG });
+  await page.getByRole("tab", { name: "Preview" }).click();
+  await expect(page.frameLocator('[data-testid="preview"]').getByRole("heading", { name: gate! })).toBeVisible({ timeout: LONG });
 });
 
 test("the home screen is usable at 390 px in the dark theme", async ({ browser }) => {

@@ -52,18 +52,44 @@ fn the_web_app_in_chromium() {
     let artifacts = root().join("target/web-e2e");
     std::fs::create_dir_all(&artifacts).unwrap();
     let mark = format!("MARKweb{}", std::process::id());
+    // The stop/resume test's run (`scripted-gate`) holds its second phase inside src/App.tsx
+    // until the fake model's gate opens; the browser test asks for that by creating this file.
+    let gate_mark = format!("MARKgate{}", std::process::id());
+    let release = artifacts.join(format!("release-{gate_mark}"));
+    let _ = std::fs::remove_file(&release);
 
-    let out = Command::new(&playwright)
+    let child = Command::new(&playwright)
         .arg("test")
         .current_dir(&frontend)
         .env("BYTE_E2E_BASE_URL", &base)
         .env("BYTE_E2E_MARK", &mark)
+        .env("BYTE_E2E_GATE_MARK", &gate_mark)
         .env("BYTE_E2E_ARTIFACTS", &artifacts)
         .env("CHROMIUM_BIN", &chromium)
         .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
         .env("CI", "1")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run playwright");
+    let opener = {
+        let release = release.clone();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        let t = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if release.exists() {
+                    fake_llm::release(&gate_mark);
+                    let _ = std::fs::remove_file(&release);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        (done, t)
+    };
+    let out = child.wait_with_output().expect("playwright runs");
+    opener.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = opener.1.join();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
