@@ -56,8 +56,16 @@ test("a prompt becomes a running app, a follow-up changes it, and strangers cann
   await expect(page.getByTestId("timeline").locator('[data-phase="edit"][data-status="complete"]')).toBeVisible({ timeout: LONG });
   await expect(preview.getByRole("heading", { name: HEAD })).toBeVisible({ timeout: LONG });
 
-  // A file edited by hand and saved reaches the sandbox, and the preview shows it.
+  // The edit's change shows as a diff; the timeline names the models and the tokens spent.
+  await expect(page.getByTestId("models-used")).toContainText("fake-blueprint");
   await page.getByRole("tab", { name: /Code/ }).click();
+  await tree.getByRole("button", { name: "src/App.tsx" }).click();
+  await page.getByLabel("Show the last change").check();
+  await expect(page.locator(".monaco-diff-editor").first()).toBeVisible({ timeout: 60_000 });
+  await checkA11y(page, "workspace-diff");
+  await page.getByLabel("Show the last change").uncheck();
+
+  // A file edited by hand and saved reaches the sandbox, and the preview shows it.
   await tree.getByRole("button", { name: "src/components/Hello.tsx" }).click();
   const editor = page.locator(".monaco-editor").first();
   await expect(editor).toContainText("Hello from", { timeout: 60_000 });

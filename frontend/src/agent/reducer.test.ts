@@ -127,7 +127,8 @@ describe("agent reducer", () => {
       files: [{ path: "src/Hello.tsx", bytes: 35 }] })], s);
     expect(s.queued).toBe(1);
     s = run([...RUN.slice(8, 10), { id: 10, type: "phase_start", phase: "edit", message: "make it blue" }], s);
-    s = run([snap({ status: "generating", lastEventId: 10, editing: "make it blue", queuedMessages: 0, phases: [], files: [] })], s);
+    s = run([snap({ status: "generating", lastEventId: 10, editing: "make it blue", queuedMessages: 0, phases: [],
+      files: [{ path: "src/Hello.tsx", bytes: 35 }, { path: "src/App.tsx", bytes: 4 }] })], s);
     expect(s.queued).toBe(0);
     expect(s.editing).toBe("make it blue");
     expect(s.chat.filter((c) => c.role === "user").map((c) => c.text)).toEqual(["make it blue"]);
@@ -136,6 +137,7 @@ describe("agent reducer", () => {
       { id: 12, type: "phase_complete", phase: "edit", message: "applied" },
       { id: 13, type: "done", status: "completed" },
     ], s);
+    expect(s.files["src/App.tsx"]).toMatchObject({ content: "blue\n", previous: "app\n" });
     const edit = s.timeline.filter((t) => t.name === "edit");
     expect(edit).toHaveLength(1);
     expect(edit[0]).toMatchObject({ status: "complete", written: ["src/App.tsx"] });

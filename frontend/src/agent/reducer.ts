@@ -26,6 +26,8 @@ export interface FileView {
   bytes: number;
   /** Known content (from `file_generated`), or undefined until fetched. */
   content?: string;
+  /** The content before the agent's last change to it (an edit's diff shows against it). */
+  previous?: string;
 }
 
 export interface ErrorView {
@@ -229,7 +231,9 @@ function apply(s: WorkspaceState, e: AgentEvent, live: boolean): WorkspaceState 
       return { ...s, live: { path: e.path, text } };
     }
     case "file_generated": {
-      const files = { ...s.files, [e.path]: { path: e.path, bytes: new TextEncoder().encode(e.content).length, content: e.content } };
+      const before = s.files[e.path]?.content;
+      const previous = before !== undefined && before !== e.content ? before : s.files[e.path]?.previous;
+      const files = { ...s.files, [e.path]: { path: e.path, bytes: new TextEncoder().encode(e.content).length, content: e.content, previous } };
       const timeline = s.timeline.slice();
       const phase = live ? s.currentPhase : undefined;
       const i = phase ? findEntry(timeline, phase) : lastEntry(timeline);

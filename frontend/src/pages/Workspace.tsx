@@ -195,8 +195,21 @@ function Timeline({ state }: { state: WorkspaceState }) {
         </ol>
       )}
       <p className="mt-2 text-xs muted">Version {state.version}</p>
+      <ModelsUsed key={state.outcome ?? "running"} />
     </section>
   );
+}
+
+/** The models that plan and write (effective settings) and the tokens spent in the last day. */
+function ModelsUsed() {
+  const [text, setText] = useState<string | null>(null);
+  useEffect(() => {
+    Promise.all([api.models(), api.usage()]).then(([m, u]) => {
+      const name = (op: string) => { const p = m.operations[op]?.primary; return p ? [p.provider, p.model].filter(Boolean).join("/") : "?"; };
+      setText(`Planning with ${name("blueprint")}, writing with ${name("implementation")} · ${u.total.totalTokens.toLocaleString()} tokens in the last 24 h`);
+    }).catch(() => setText(null));
+  }, []);
+  return text ? <p className="mt-1 text-xs muted" data-testid="models-used">{text}</p> : null;
 }
 
 const WIDTHS = { phone: 390, tablet: 768, desktop: 0 } as const;
@@ -246,6 +259,7 @@ function Code({ appId, state, selected, select, dark, line, running, follow, set
   const all = livePath && !paths.includes(livePath) ? [...paths, livePath].sort() : paths;
   const file = selected ? state.files[selected] : undefined;
   const [draft, setDraft] = useState<string | null>(null);
+  const [showDiff, setShowDiff] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [saving, setSaving] = useState(false);
   useEffect(() => { setDraft(null); setError(null); }, [selected]);
@@ -285,12 +299,17 @@ function Code({ appId, state, selected, select, dark, line, running, follow, set
             <div className="flex flex-wrap items-center gap-2 text-sm">
               <span className="font-mono">{selected}</span>
               {streaming && <span role="status" className="text-xs text-indigo-700 dark:text-indigo-300">being written…</span>}
+              {file?.previous !== undefined && !streaming && draft === null && (
+                <label className="flex items-center gap-1 text-xs"><input type="checkbox" checked={showDiff} onChange={(e) => setShowDiff(e.target.checked)} /> Show the last change</label>
+              )}
               {draft !== null && !streaming && <button type="button" className="btn-primary ml-auto" onClick={save} disabled={saving || running}>{saving ? "Saving…" : "Save to sandbox"}</button>}
             </div>
             <ErrorNote error={error} />
             <div className="min-h-[50vh] flex-1">
               <Suspense fallback={<p role="status" className="muted">Loading the editor…</p>}>
-                <CodeEditor path={selected} value={value} readOnly={streaming || running} dark={dark} line={line} onChange={(v) => { if (!streaming) setDraft(v); }} />
+                {showDiff && file?.previous !== undefined && !streaming && draft === null
+                  ? <CodeEditor path={selected} original={file.previous} value={value} readOnly dark={dark} />
+                  : <CodeEditor path={selected} value={value} readOnly={streaming || running} dark={dark} line={line} onChange={(v) => { if (!streaming) setDraft(v); }} />}
               </Suspense>
             </div>
           </>
