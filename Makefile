@@ -28,7 +28,7 @@ build/worker/shim.mjs: $(WORKER_SOURCES) package.json
 ## The web app (frontend/, its own package.json): `npm ci` only when its lock changed, then
 ## `vite build` into frontend/dist (served by the ASSETS binding), which prints the bundle sizes
 ## and fails when the initial JavaScript is over budget.
-FRONTEND_SOURCES := $(shell find frontend/src frontend/public frontend/scripts -type f 2>/dev/null) \
+FRONTEND_SOURCES := $(shell find frontend/src frontend/public frontend/scripts -type f ! -name '*.test.ts' 2>/dev/null) \
 	frontend/index.html frontend/vite.config.ts frontend/tsconfig.json frontend/package.json
 FRONTEND_STAMP := frontend/node_modules/.byte-install-stamp
 
