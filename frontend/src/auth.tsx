@@ -1,7 +1,7 @@
 // Who is signed in: loaded once from /api/auth/me (401 means nobody), kept in context; the CSRF
 // token of the session goes to the API client.
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
-import { api, setCsrf } from "./api/client";
+import { api, setCsrf, SIGNED_OUT_EVENT } from "./api/client";
 import { ApiError } from "./api/errors";
 import type { User } from "./api/types";
 
@@ -24,6 +24,12 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       .then((r) => { setCsrf(r.csrfToken); setUser(r.user); })
       .catch((e: unknown) => { if (!(e instanceof ApiError) || e.code !== "E001") console.warn(e); })
       .finally(() => setLoading(false));
+  }, []);
+
+  useEffect(() => {
+    const gone = () => { setCsrf(null); setUser(null); };
+    window.addEventListener(SIGNED_OUT_EVENT, gone);
+    return () => window.removeEventListener(SIGNED_OUT_EVENT, gone);
   }, []);
 
   const signIn = useCallback(async (email: string, password: string) => {

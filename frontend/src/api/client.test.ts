@@ -51,6 +51,17 @@ describe("API client", () => {
   });
 });
 
+describe("an expired session", () => {
+  it("tells every screen when the API answers 401", async () => {
+    const seen: string[] = [];
+    vi.stubGlobal("window", { dispatchEvent: (e: Event) => { seen.push(e.type); return true; } });
+    vi.stubGlobal("fetch", answer(401, { error: { code: "E001", message: "session revoked" } }));
+    await api.apps({}).catch(() => {});
+    await api.login("a@b.c", "x").catch(() => {});
+    expect(seen).toEqual(["byte-signed-out"]);
+  });
+});
+
 describe("the no-model notice", () => {
   const models = (provider: string, over: Partial<ModelsResponse> = {}): ModelsResponse => ({
     operations: {

@@ -9,6 +9,8 @@ import type {
 
 export const CSRF_COOKIE = "byte_csrf";
 export const CSRF_HEADER = "X-CSRF-Token";
+/** Dispatched on `window` when the API answers 401: the session is gone. */
+export const SIGNED_OUT_EVENT = "byte-signed-out";
 
 let csrfFromServer: string | null = null;
 export function setCsrf(token: string | null) { csrfFromServer = token; }
@@ -43,6 +45,8 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   if (!resp.ok) {
     const e = (data as ErrorBody | null)?.error;
     const retry = Number(resp.headers.get("Retry-After")) || null;
+    // A session that expired or was revoked elsewhere: every screen learns it at once.
+    if (resp.status === 401 && !path.startsWith("/api/auth/")) window.dispatchEvent(new Event(SIGNED_OUT_EVENT));
     throw new ApiError(resp.status, e?.code ?? "E000", e?.message ?? `HTTP ${resp.status}`, e?.fields ?? {}, retry);
   }
   return data as T;
