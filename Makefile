@@ -13,7 +13,7 @@ TEMPLATE_SOURCES := $(shell find templates/ \( -name node_modules -o -name dist 
 GIT_STAMP_INPUTS := $(shell scripts/git-stamp-inputs.sh)
 WORKER_SOURCES := $(shell find src protocol -name '*.rs') Cargo.toml protocol/Cargo.toml Cargo.lock build.rs $(wildcard migrations/*.sql) $(TEMPLATE_SOURCES) $(GIT_STAMP_INPUTS)
 
-.PHONY: dev test build tools migrate secrets templates lint fmt bench clean
+.PHONY: dev test build tools migrate secrets templates lint fmt bench clean web
 
 tools:
 	@$(TOOLS_ENV) && echo "[tools] ready"
@@ -25,9 +25,24 @@ build/worker/shim.mjs: $(WORKER_SOURCES) package.json
 	@$(TOOLS_ENV) && "$$WORKER_BUILD_BIN" --release --no-opt
 	@touch $@
 
-## Until the web app exists, assets serve a minimal page; the API never depends on it.
-frontend/dist/index.html: frontend/placeholder/index.html
-	@mkdir -p frontend/dist && cp frontend/placeholder/index.html $@
+## The web app (frontend/, its own package.json): `npm ci` only when its lock changed, then
+## `vite build` into frontend/dist (served by the ASSETS binding), which prints the bundle sizes
+## and fails when the initial JavaScript is over budget.
+FRONTEND_SOURCES := $(shell find frontend/src frontend/public frontend/scripts -type f ! -name '*.test.ts' 2>/dev/null) \
+	frontend/index.html frontend/vite.config.ts frontend/tsconfig.json frontend/package.json
+FRONTEND_STAMP := frontend/node_modules/.byte-install-stamp
+
+$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
+	@echo "[web] installing the web app's npm packages"
+	@cd frontend && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+	@touch $@
+
+frontend/dist/index.html: $(FRONTEND_STAMP) $(FRONTEND_SOURCES)
+	@cd frontend && npm run -s build
+
+## Vite's dev server with HMR on :5173, proxying /api (HTTP and WebSocket) to `make dev` on :8787.
+web: $(FRONTEND_STAMP)
+	@cd frontend && BYTE_API=http://localhost:$(PORT) exec npx vite
 
 ## Local development secrets (.dev.vars, never committed): missing ones are generated.
 secrets:
@@ -45,6 +60,7 @@ dev: build templates
 
 ## Unit tests on the host, then the integration suite against real wrangler dev instances.
 test: build
+	@cd frontend && npx vitest run
 	@$(TOOLS_ENV) && cargo build -q -p byte-sandbox && cargo test --workspace --all-targets 2>&1 | tee target/test.log | grep -vE '^\s+(Compiling|Fresh|Running)' || { echo "[test] FAILED (full log: target/test.log)"; exit 1; }
 
 lint:

@@ -74,10 +74,19 @@ if ! "$TOOLS/venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION
   "$TOOLS/venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" >&2
 fi
 
+# Debian's Chromium for the web app's browser tests (Playwright drives it through executablePath
+# and never downloads a browser of its own).
+if ! command -v chromium >/dev/null; then
+  log "installing Chromium from Debian (browser tests)"
+  apt-get update -qq >&2 && apt-get install -y -qq chromium >&2
+fi
+
 cat <<ENV
 export WASM_BINDGEN_BIN=$WASM_BINDGEN_BIN
 export WORKER_BUILD_BIN=$WORKER_BUILD_BIN
 export ESBUILD_BIN=$ROOT/node_modules/@esbuild/linux-x64/bin/esbuild
 export WRANGLER=$ROOT/node_modules/.bin/wrangler
 export WRANGLER_SEND_METRICS=false
+export CHROMIUM_BIN=$(command -v chromium)
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 ENV

@@ -6,6 +6,24 @@ pub const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'un
 style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; connect-src 'self' wss: https:; \
 frame-ancestors 'none'; base-uri 'self'; object-src 'none'";
 
+/// The CSP of the platform's own pages and API: [`CSP`] tightened where the web app allows —
+/// scripts only from files of this origin (the web app has no inline script and nothing in it,
+/// Monaco included, evaluates strings) — plus `frame-src` naming only the preview origins
+/// (`*.<preview_domain>`, any port; plain http only for a `.localhost` domain), so the workspace
+/// can frame an app's preview and nothing else.
+pub fn csp(preview_domain: &str) -> String {
+    let d = preview_domain.trim_matches('.');
+    let mut frame = format!("'self' https://*.{d}:*");
+    if d == "localhost" || d.ends_with(".localhost") {
+        frame.push_str(&format!(" http://*.{d}:*"));
+    }
+    let base = CSP.replace(
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval';",
+        "script-src 'self';",
+    );
+    format!("{base}; frame-src {frame}")
+}
+
 /// Headers every response carries.
 pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     ("Content-Security-Policy", CSP),
@@ -62,6 +80,15 @@ pub fn set_cookie(name: &str, value: &str, max_age: i64, http_only: bool, path: 
         c.push_str("; HttpOnly");
     }
     c
+}
+
+/// The preview cookie: set by an app's preview host inside the workspace's iframe, a cross-site
+/// frame (`<app>.preview.localhost` under `localhost`), so `SameSite=None` and `Partitioned`
+/// (kept per top-level site, which third-party cookie blocking allows).
+pub fn set_embedded_cookie(name: &str, value: &str, max_age: i64) -> String {
+    format!(
+        "{name}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=None; Partitioned"
+    )
 }
 
 /// A cookie's value from a `Cookie` header (the first, for cookies where a duplicate is
@@ -183,6 +210,19 @@ mod tests {
             strip_platform_cookies("byte_sessionx=keep").as_deref(),
             Some("byte_sessionx=keep")
         );
+    }
+
+    #[test]
+    fn page_csp_frames_only_previews() {
+        let page = csp("preview.localhost");
+        assert!(page.starts_with("default-src 'self'; script-src 'self'; style-src"));
+        assert!(!page.contains("unsafe-eval"));
+        assert!(page.ends_with(
+            "; frame-src 'self' https://*.preview.localhost:* http://*.preview.localhost:*"
+        ));
+        assert!(csp("preview.example.com")
+            .ends_with("; frame-src 'self' https://*.preview.example.com:*"));
+        assert!(set_embedded_cookie("byte_preview", "t", 60).contains("SameSite=None; Partitioned"));
     }
 
     #[test]

@@ -191,6 +191,10 @@ pub fn finish(resp: Response, cfg: Option<&Config>, origin: Option<&str>) -> Res
     for (k, v) in web::SECURITY_HEADERS {
         let _ = headers.set(k, v);
     }
+    if let Some(c) = cfg {
+        // The web app frames previews (and only previews).
+        let _ = headers.set("Content-Security-Policy", &web::csp(&c.preview_domain));
+    }
     let allowed = cfg.map(|c| c.allowed_origins.as_slice()).unwrap_or(&[]);
     if let Some(o) = web::cors_origin(allowed, origin) {
         let _ = headers.set("Access-Control-Allow-Origin", o);

@@ -250,7 +250,7 @@ pub async fn handle(req: Request, env: Env, _ctx: Context) -> worker::Result<Res
         return Ok(finish(error_response(&e), None, None));
     }
     if !(path == "/api" || path.starts_with("/api/")) {
-        return Ok(finish(assets(req, &app.env).await, None, None));
+        return Ok(finish(assets(req, &app.env).await, Some(&app.cfg), None));
     }
     let resp = api(req, &app).await;
     Ok(finish(resp, Some(&app.cfg), origin.as_deref()))

@@ -107,7 +107,7 @@ async fn proxy(req: Request, app: &App, app_id: &str) -> ApiResult<Response> {
             resp.headers().set("Cache-Control", "no-store")?;
             resp.headers().set(
                 "Set-Cookie",
-                &web::set_cookie(COOKIE, &cookie_token, COOKIE_TTL_S, true, "/"),
+                &web::set_embedded_cookie(COOKIE, &cookie_token, COOKIE_TTL_S),
             )?;
             return Ok(resp);
         }

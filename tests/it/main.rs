@@ -17,3 +17,4 @@ mod ratelimit;
 mod sandbox;
 mod tokens;
 mod validation;
+mod web;

@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { api, setCsrf } from "./client";
+import { ApiError, ERROR_MESSAGES } from "./errors";
+import { modelConfigured } from "../pages/Home";
+import type { ModelsResponse } from "./types";
+
+function answer(status: number, body: unknown, headers: Record<string, string> = {}) {
+  return vi.fn(async (_url: string, _init?: RequestInit) => new Response(body === null ? null : JSON.stringify(body), { status, headers }));
+}
+
+afterEach(() => { vi.unstubAllGlobals(); setCsrf(null); });
+
+describe("API client", () => {
+  it("sends the CSRF token on writes only, with the session cookie", async () => {
+    const f = answer(201, { id: "a1" });
+    vi.stubGlobal("fetch", f);
+    setCsrf("tok");
+    await api.createApp({ title: "x" });
+    await api.apps({ search: "q", page: 2 });
+    const calls = f.mock.calls as [string, RequestInit][];
+    const write = calls[0]![1];
+    const [url, read] = calls[1]!;
+    expect((write.headers as Record<string, string>)["X-CSRF-Token"]).toBe("tok");
+    expect(write.credentials).toBe("include");
+    expect((read.headers as Record<string, string>)["X-CSRF-Token"]).toBeUndefined();
+    expect(url).toBe("/api/apps?search=q&page=2");
+  });
+
+  it("turns every error code into a message for people, keeping the server's detail", async () => {
+    for (const code of ["E000", "E001", "E002", "E003", "E004", "E005", "E006", "E007"] as const) {
+      vi.stubGlobal("fetch", answer(400, { error: { code, message: "detail here", fields: { title: "too long" } } }, { "Retry-After": "7" }));
+      const e = await api.app("x").catch((e: unknown) => e);
+      expect(e).toBeInstanceOf(ApiError);
+      const err = e as ApiError;
+      expect(err.code).toBe(code);
+      expect(err.message).toContain(ERROR_MESSAGES[code]);
+      expect(err.message).toContain("detail here");
+      expect(err.fields).toEqual({ title: "too long" });
+      expect(err.retryAfter).toBe(7);
+    }
+  });
+
+  it("says offline when the server cannot be reached, and unavailable on a 503", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => { throw new TypeError("Failed to fetch"); }));
+    const off = (await api.me().catch((e: unknown) => e)) as ApiError;
+    expect(off.code).toBe("network");
+    expect(off.message).toBe(ERROR_MESSAGES.network);
+    vi.stubGlobal("fetch", answer(503, { error: { code: "E000", message: "SECRETS_ENCRYPTION_KEY is not set" } }));
+    const na = (await api.keys().catch((e: unknown) => e)) as ApiError;
+    expect(na.message).toMatch(/^Not available on this server right now/);
+  });
+});
+
+describe("an expired session", () => {
+  it("tells every screen when the API answers 401", async () => {
+    const seen: string[] = [];
+    vi.stubGlobal("window", { dispatchEvent: (e: Event) => { seen.push(e.type); return true; } });
+    vi.stubGlobal("fetch", answer(401, { error: { code: "E001", message: "session revoked" } }));
+    await api.apps({}).catch(() => {});
+    await api.login("a@b.c", "x").catch(() => {});
+    expect(seen).toEqual(["byte-signed-out"]);
+  });
+});
+
+describe("the no-model notice", () => {
+  const models = (provider: string, over: Partial<ModelsResponse> = {}): ModelsResponse => ({
+    operations: {
+      blueprint: { primary: { provider, model: "m" }, fallback: null, override: null },
+      implementation: { primary: { provider, model: "m" }, fallback: null, override: null },
+    },
+    providers: [{ provider: "anthropic", platformKey: false, userKey: false }, { provider: "custom", platformKey: false, userKey: false }],
+    gateway: false,
+    customBaseUrl: false,
+    ...over,
+  });
+  it("shows when the planning and writing models have no key or server", () => {
+    expect(modelConfigured(models("anthropic"))).toBe(false);
+    expect(modelConfigured(models("custom"))).toBe(false);
+  });
+  it("hides with an own key, a platform key, the gateway or an OpenAI-compatible server", () => {
+    expect(modelConfigured(models("anthropic", { providers: [{ provider: "anthropic", platformKey: false, userKey: true }] }))).toBe(true);
+    expect(modelConfigured(models("anthropic", { gateway: true }))).toBe(true);
+    expect(modelConfigured(models("custom", { customBaseUrl: true }))).toBe(true);
+  });
+});

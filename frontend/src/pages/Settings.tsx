@@ -1,0 +1,146 @@
+// Own provider keys (only hints are ever shown), the model per operation, and the last day's usage.
+import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { api } from "../api/client";
+import type { ModelsResponse, ProviderKey, UsageResponse } from "../api/types";
+import { ErrorNote } from "../components/Layout";
+
+export function Settings() {
+  return (
+    <div className="space-y-6">
+      <h1 className="text-2xl font-bold">Settings</h1>
+      <Keys />
+      <Models />
+      <Usage />
+    </div>
+  );
+}
+
+function Keys() {
+  const [keys, setKeys] = useState<ProviderKey[] | null>(null);
+  const [providers, setProviders] = useState<string[]>([]);
+  const [error, setError] = useState<unknown>(null);
+  const [provider, setProvider] = useState("");
+  const [value, setValue] = useState("");
+  const [note, setNote] = useState("");
+  const load = useCallback(() => {
+    api.keys().then((r) => setKeys(r.keys)).catch((e) => { setKeys([]); setError(e); });
+    api.models().then((m) => { setProviders(m.providers.map((p) => p.provider)); setProvider((p) => p || m.providers[0]?.provider || ""); }).catch(() => {});
+  }, []);
+  useEffect(load, [load]);
+  const save = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null); setNote("");
+    try { const r = await api.putKey(provider, value.trim()); setValue(""); setNote(`Saved the ${r.provider} key (${r.hint}).`); load(); } catch (err) { setError(err); }
+  };
+  const remove = async (p: string) => {
+    setError(null); setNote("");
+    try { await api.deleteKey(p); setNote(`Removed the ${p} key.`); load(); } catch (err) { setError(err); }
+  };
+  return (
+    <section aria-labelledby="keys-title" className="card space-y-3">
+      <h2 id="keys-title" className="text-lg font-semibold">Your API keys</h2>
+      <p className="text-sm muted">Your own key is used for your apps instead of the platform's. Keys are stored encrypted; only a hint is ever shown.</p>
+      {keys && keys.length > 0 ? (
+        <ul className="space-y-1 text-sm">
+          {keys.map((k) => (
+            <li key={k.provider} className="flex items-center gap-2">
+              <span className="font-medium">{k.provider}</span><span className="font-mono muted">{k.hint}</span>
+              <button type="button" className="btn-secondary ml-auto" onClick={() => remove(k.provider)} aria-label={`Remove the ${k.provider} key`}>Remove</button>
+            </li>
+          ))}
+        </ul>
+      ) : keys && <p className="text-sm muted">No keys yet.</p>}
+      <form onSubmit={save} className="flex flex-wrap items-end gap-2">
+        <div><label htmlFor="key-provider" className="label">Provider</label>
+          <select id="key-provider" className="input" value={provider} onChange={(e) => setProvider(e.target.value)}>
+            {providers.map((p) => <option key={p} value={p}>{p}</option>)}
+          </select></div>
+        <div className="min-w-48 flex-1"><label htmlFor="key-value" className="label">API key (adds or replaces)</label>
+          <input id="key-value" className="input font-mono" type="password" autoComplete="off" value={value} onChange={(e) => setValue(e.target.value)} /></div>
+        <button type="submit" className="btn-primary" disabled={!value.trim() || !provider}>Save key</button>
+      </form>
+      {note && <p role="status" className="text-sm">{note}</p>}
+      <ErrorNote error={error} />
+    </section>
+  );
+}
+
+const OP_NAMES: Record<string, string> = {
+  blueprint: "Planning", phase_planning: "Phase planning", implementation: "Writing code", error_correction: "Fixing errors",
+  chat_edit: "Follow-up changes", ticket_generation: "Tickets",
+};
+
+function describeModel(m: Record<string, unknown> | null | undefined): string {
+  if (!m) return "—";
+  return [m.provider, m.model].filter(Boolean).join(" / ") || "—";
+}
+
+function Models() {
+  const [m, setM] = useState<ModelsResponse | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [drafts, setDrafts] = useState<Record<string, string>>({});
+  const load = useCallback(() => { api.models().then(setM).catch(setError); }, []);
+  useEffect(load, [load]);
+  const set = async (op: string) => {
+    setError(null);
+    try { await api.setModel(op, { model: drafts[op] }); setDrafts((d) => ({ ...d, [op]: "" })); load(); } catch (e) { setError(e); }
+  };
+  const reset = async (op: string) => { setError(null); try { await api.resetModel(op); load(); } catch (e) { setError(e); } };
+  return (
+    <section aria-labelledby="models-title" className="card space-y-3">
+      <h2 id="models-title" className="text-lg font-semibold">Models</h2>
+      <ErrorNote error={error} />
+      {!m ? <p className="muted">Loading…</p> : (
+        <div className="overflow-x-auto">
+          <table className="w-full text-left text-sm">
+            <thead><tr><th scope="col" className="py-1">Operation</th><th scope="col">In use</th><th scope="col">Your choice</th><th scope="col"><span className="sr-only">Actions</span></th></tr></thead>
+            <tbody>
+              {Object.entries(m.operations).map(([op, o]) => (
+                <tr key={op} className="border-t border-slate-200 align-top dark:border-slate-700">
+                  <th scope="row" className="py-2 pr-2 font-medium">{OP_NAMES[op] ?? op}</th>
+                  <td className="py-2 pr-2 font-mono text-xs">{describeModel(o.primary)}{o.fallback ? <><br /><span className="muted">fallback {describeModel(o.fallback)}</span></> : null}</td>
+                  <td className="py-2 pr-2">
+                    {o.override ? <span className="font-mono text-xs">{describeModel(o.override)}</span> : <span className="text-xs muted">default</span>}
+                    {o.overrideError && <p className="text-xs text-red-800 dark:text-red-300">{Object.values(o.overrideError).join("; ")}</p>}
+                  </td>
+                  <td className="py-2">
+                    <form className="flex gap-1" onSubmit={(e) => { e.preventDefault(); set(op); }}>
+                      <label className="sr-only" htmlFor={`model-${op}`}>Model for {OP_NAMES[op] ?? op}</label>
+                      <input id={`model-${op}`} className="input w-40 py-1" placeholder="model id" value={drafts[op] ?? ""} onChange={(e) => setDrafts((d) => ({ ...d, [op]: e.target.value }))} />
+                      <button type="submit" className="btn-secondary" disabled={!drafts[op]}>Set</button>
+                      {o.override && <button type="button" className="btn-secondary" onClick={() => reset(op)}>Default</button>}
+                    </form>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function Usage() {
+  const [u, setU] = useState<UsageResponse | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => { api.usage().then(setU).catch(setError); }, []);
+  const max = Math.max(1, ...(u?.operations.map((o) => o.totalTokens) ?? [1]));
+  return (
+    <section aria-labelledby="usage-title" className="card space-y-3">
+      <h2 id="usage-title" className="text-lg font-semibold">Usage, last 24 hours</h2>
+      <ErrorNote error={error} />
+      {u && (u.operations.length === 0 ? <p className="text-sm muted">No model calls yet.</p> : (
+        <ul className="space-y-2 text-sm" aria-label="Tokens per operation">
+          {u.operations.map((o) => (
+            <li key={o.operation}>
+              <div className="flex"><span>{OP_NAMES[o.operation] ?? o.operation}</span><span className="ml-auto muted">{o.totalTokens.toLocaleString()} tokens · {o.requests} calls</span></div>
+              <div className="h-2 rounded bg-slate-200 dark:bg-slate-700" aria-hidden="true"><div className="h-2 rounded bg-indigo-600" style={{ width: `${(o.totalTokens / max) * 100}%` }} /></div>
+            </li>
+          ))}
+          <li className="font-medium">Total: {u.total.totalTokens.toLocaleString()} tokens in {u.total.requests} calls</li>
+        </ul>
+      ))}
+    </section>
+  );
+}
