@@ -132,9 +132,15 @@ test("the file being written streams into the editor; stop, then resume, finishe
   await shot(page, "workspace-streaming");
 
   await page.getByRole("button", { name: "Stop", exact: true }).click();
-  // Open the held stream only once the stop has surely reached the agent (a stopped run
-  // applies none of what streams after it).
-  await page.waitForTimeout(2000);
+  // Open the held stream only once the agent has recorded the stop (a stopped run applies none
+  // of what streams after it): its persisted state says so before the held driver returns.
+  const appId = new URL(page.url()).pathname.split("/").pop();
+  await expect
+    .poll(async () => {
+      const r = await page.request.get(`/api/agent/${appId}/state`);
+      return r.ok() ? (await r.json()).state?.status : `HTTP ${r.status()}`;
+    }, { timeout: LONG })
+    .toBe("stopped");
   writeFileSync(`${ARTIFACTS}/release-${gate}`, "");
   await expect(page.getByTestId("run-status")).toHaveText("Stopped", { timeout: LONG });
   await page.getByRole("button", { name: "Resume", exact: true }).click();
