@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod common;
+use common::host_pids_running;
+
 const SECRET: &str = "jail-test-agent-secret";
 const DEV_VARS_SECRET: &str = "JWT_SECRET=jail-test-jwt-secret-8c1f";
 const STATE_SECRET: &str = "d1-state-secret-71aa";
@@ -227,32 +230,6 @@ impl Agent {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-/// Host pids of live processes whose command line contains `marker` (jailed processes have
-/// other pids inside their namespace); shells and bwrap carrying it in `sh -c` are skipped.
-fn host_pids_running(marker: &str) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(true);
-        if !zombie && cmdline.contains(marker) && !cmdline.contains("sh -c") {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 async fn assert_gone_soon(marker: &str, what: &str) {

@@ -107,6 +107,34 @@ impl JsonObject {
         }
     }
 
+    /// A required email address (at most 254 characters, normalised by [`Email::parse`]).
+    pub fn required_email(&mut self, field: &str) -> Option<super::user::Email> {
+        let raw = self.required_string(field, 254)?;
+        match super::user::Email::parse(&raw) {
+            Ok(e) => Some(e),
+            Err(m) => {
+                self.error(field, m);
+                None
+            }
+        }
+    }
+
+    /// An optional secret (a password given to confirm an action), taken verbatim: spaces are
+    /// legitimate characters, so nothing is trimmed. Absent or null is `None`.
+    pub fn optional_secret(&mut self, field: &str, max_bytes: usize) -> Option<String> {
+        match self.take_raw(field) {
+            Patch::Value(Value::String(p)) if p.len() <= max_bytes => Some(p),
+            Patch::Absent | Patch::Null => None,
+            _ => {
+                self.error(
+                    field,
+                    format!("must be a string of at most {max_bytes} bytes"),
+                );
+                None
+            }
+        }
+    }
+
     /// A string that must be one of `allowed`.
     pub fn enumeration<T: Copy>(&mut self, field: &str, allowed: &[(&str, T)]) -> Patch<T> {
         match self.string(field, 64) {
@@ -349,6 +377,27 @@ pub fn percent_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emails_and_secrets() {
+        let mut o = parse_object(br#"{"email":" A@B.io ","password":" p w ","n":1}"#).unwrap();
+        assert_eq!(o.required_email("email").unwrap().as_str(), "a@b.io");
+        assert_eq!(
+            o.optional_secret("password", 1024).as_deref(),
+            Some(" p w ")
+        );
+        assert_eq!(o.optional_secret("missing", 1024), None);
+        assert_eq!(o.optional_secret("n", 1024), None);
+        assert!(o.finish().unwrap_err().fields.contains_key("n"));
+        let mut o = parse_object(br#"{"email":"nope","password":"xx"}"#).unwrap();
+        assert!(o.required_email("email").is_none());
+        assert!(o.optional_secret("password", 1).is_none());
+        let e = o.finish().unwrap_err();
+        assert!(
+            e.fields.contains_key("email") && e.fields.contains_key("password"),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn collects_all_field_errors_and_unknown_fields() {

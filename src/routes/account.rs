@@ -16,7 +16,7 @@
 
 use crate::domain::deletion::{account_deletion_allowed, DeletionCall, APP_PLAN};
 use crate::domain::error::{ApiError, ApiResult};
-use crate::domain::input::{parse_object, Patch};
+use crate::domain::input::parse_object;
 use crate::domain::sandbox_call::Owner;
 use crate::domain::{password, web};
 use crate::http::auth::{session_cookie, Caller};
@@ -38,14 +38,7 @@ async fn password_field(req: &mut Request) -> ApiResult<Option<String>> {
         return Err(ApiError::field("Content-Type", "must be application/json"));
     }
     let mut obj = parse_object(&body)?;
-    let pw = match obj.take_raw("password") {
-        Patch::Value(serde_json::Value::String(p)) if p.len() <= 1024 => Some(p),
-        Patch::Absent | Patch::Null => None,
-        _ => {
-            obj.error("password", "must be a string of at most 1024 bytes");
-            None
-        }
-    };
+    let pw = obj.optional_secret("password", 1024);
     obj.finish()?;
     Ok(pw)
 }

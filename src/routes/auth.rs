@@ -15,7 +15,7 @@
 
 use crate::domain::config::OAuthClient;
 use crate::domain::error::{ApiError, ApiResult};
-use crate::domain::input::{percent_encode, Patch, Query};
+use crate::domain::input::{percent_encode, Query};
 use crate::domain::oauth::{self, Provider, STATE_TTL_SECONDS};
 use crate::domain::routes::Route;
 use crate::domain::token::{SessionClaims, EMAIL_TOKEN_SECONDS, TOKEN_SECONDS};
@@ -204,15 +204,7 @@ fn session_response(
 
 pub async fn register(mut req: Request, app: &App) -> ApiResult<Response> {
     let mut body = json_body(&mut req).await?;
-    let email = body
-        .required_string("email", 254)
-        .and_then(|e| match Email::parse(&e) {
-            Ok(e) => Some(e),
-            Err(m) => {
-                body.error("email", m);
-                None
-            }
-        });
+    let email = body.required_email("email");
     // Passwords are taken verbatim (no trimming): spaces are legitimate characters.
     let pw = match body.take_raw("password") {
         crate::domain::input::Patch::Value(serde_json::Value::String(p)) => {
@@ -439,23 +431,8 @@ pub async fn resend(req: Request, app: &App, caller: &Caller) -> ApiResult<Respo
 /// password (a stolen session alone cannot move the account to another mailbox).
 pub async fn change_email(mut req: Request, app: &App, caller: &Caller) -> ApiResult<Response> {
     let mut body = json_body(&mut req).await?;
-    let email = body
-        .required_string("email", 254)
-        .and_then(|e| match Email::parse(&e) {
-            Ok(e) => Some(e),
-            Err(m) => {
-                body.error("email", m);
-                None
-            }
-        });
-    let pw = match body.take_raw("password") {
-        Patch::Value(serde_json::Value::String(p)) if p.len() <= 1024 => Some(p),
-        Patch::Absent | Patch::Null => None,
-        _ => {
-            body.error("password", "must be a string");
-            None
-        }
-    };
+    let email = body.required_email("email");
+    let pw = body.optional_secret("password", 1024);
     body.finish()?;
     let Some(email) = email else {
         return Err(ApiError::internal());

@@ -719,7 +719,16 @@ async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
     ));
 
     a.send(json!({"type": "stop"})).await;
-    // The held stream goes on; the stopped driver applies none of it.
+    // Once the agent has recorded the stop, the held stream goes on; the stopped driver applies
+    // none of it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while state(app, &owner, &app_id, 1 << 40).await["state"]["status"] != "stopped" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stop was never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     fake_llm::release(&m);
     let rest_a = a.until_done().await;
     assert!(matches!(
