@@ -4,7 +4,7 @@
 // second user gets the not-found page for the first user's app. Axe on every screen.
 import { expect, test } from "@playwright/test";
 import { writeFileSync } from "node:fs";
-import { ARTIFACTS, checkA11y, shot, signUp, uniqueEmail, watchCsp } from "./helpers";
+import { ARTIFACTS, checkA11y, PASSWORD, shot, signUp, uniqueEmail, watchCsp } from "./helpers";
 
 const MARK = process.env.BYTE_E2E_MARK ?? `MARKweb${Date.now()}`;
 const PROMPT = `scripted-app ${MARK}`;
@@ -158,4 +158,37 @@ test("the home screen is usable at 390 px in the dark theme", async ({ browser }
   await checkA11y(page, "home-phone-dark");
   await shot(page, "home-phone-dark");
   await ctx.close();
+});
+
+test("the address is verified from the mailed link, and the account can be deleted", async ({ page }) => {
+  const email = uniqueEmail("verifier");
+  await signUp(page, email);
+  await expect(page.getByTestId("verify-banner")).toContainText(email);
+  // The dev outbox (MAIL_BACKEND=outbox) holds the mail the user would receive.
+  const outbox = await page.request.get(`/api/dev/outbox?to=${encodeURIComponent(email)}`);
+  expect(outbox.ok()).toBe(true);
+  const messages = (await outbox.json()).messages as { link: string }[];
+  expect(messages.length).toBe(1);
+  const link = messages[0]!.link;
+  await page.goto(link);
+  await expect(page.getByRole("heading", { name: "Email address verified" })).toBeVisible();
+  await expect(page).not.toHaveURL(/token=/);
+  await checkA11y(page, "verify-email");
+  await shot(page, "verify-email");
+  await page.getByRole("link", { name: "Go home" }).click();
+  await expect(page.getByTestId("verify-banner")).toHaveCount(0);
+  // A link works once.
+  await page.goto(link);
+  await expect(page.getByRole("heading", { name: "This link did not work" })).toBeVisible();
+
+  await page.goto("/settings");
+  await page.getByLabel("Current password").fill(PASSWORD);
+  await page.getByLabel("I understand that everything is erased").check();
+  await checkA11y(page, "settings-delete");
+  await page.getByRole("button", { name: "Delete my account" }).click();
+  await page.waitForURL(/\/signin/);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).last().click();
+  await expect(page.getByRole("alert")).toBeVisible();
 });

@@ -11,6 +11,10 @@ interface Auth {
   signIn: (email: string, password: string) => Promise<void>;
   signUp: (email: string, password: string, displayName?: string) => Promise<void>;
   signOut: () => Promise<void>;
+  /** Reads the signed-in user again (after a verification, say). */
+  refresh: () => Promise<void>;
+  /** Forgets the user locally (the server has ended the session, e.g. the account is deleted). */
+  forget: () => void;
 }
 
 const Ctx = createContext<Auth | null>(null);
@@ -46,7 +50,21 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     try { await api.logout(); } finally { setCsrf(null); setUser(null); }
   }, []);
 
-  const value = useMemo(() => ({ user, loading, signIn, signUp, signOut }), [user, loading, signIn, signUp, signOut]);
+  const refresh = useCallback(async () => {
+    try {
+      const r = await api.me();
+      setCsrf(r.csrfToken);
+      setUser(r.user);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === "E001") { setCsrf(null); setUser(null); } else throw e;
+    }
+  }, []);
+  const forget = useCallback(() => { setCsrf(null); setUser(null); }, []);
+
+  const value = useMemo(
+    () => ({ user, loading, signIn, signUp, signOut, refresh, forget }),
+    [user, loading, signIn, signUp, signOut, refresh, forget],
+  );
   return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
 }
 

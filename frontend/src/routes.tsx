@@ -11,6 +11,7 @@ export const router = createBrowserRouter([
     children: [
       { path: "/signin", element: <SignIn mode="signin" /> },
       { path: "/signup", element: <SignIn mode="signup" /> },
+      { path: "/verify-email", lazy: async () => { const m = await import("./pages/VerifyEmail"); return { element: <m.VerifyEmail /> }; } },
       { path: "/", element: <RequireAuth><Home /></RequireAuth> },
       { path: "/apps", lazy: async () => { const m = await import("./pages/MyApps"); return { element: <RequireAuth><m.MyApps /></RequireAuth> }; } },
       { path: "/apps/:id", lazy: async () => { const m = await import("./pages/Workspace"); return { element: <RequireAuth><m.Workspace /></RequireAuth> }; } },

@@ -45,6 +45,7 @@ fn the_web_app_in_chromium() {
         ("RATE_LIMIT_AI", "1000/60".into()),
         ("RATE_LIMIT_AI_TOKENS", "1000000/60".into()),
         ("LLM_TIMEOUT_MS", "30000".into()),
+        ("MAIL_BACKEND", "outbox".into()),
     ]);
     // The browser uses `localhost` (not 127.0.0.1) so that previews at
     // `<app>.preview.localhost:<port>` resolve to the same server.

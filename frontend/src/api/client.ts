@@ -4,7 +4,8 @@
 import { ApiError } from "./errors";
 import type {
   AppDetail, AppList, AppSummary, AuthResponse, ErrorBody, ListQuery, MeResponse, ModelsResponse,
-  NewApp, Providers, ProviderKey, SandboxError, Template, UsageResponse, VersionSummary, Visibility,
+  NewApp, Providers, ProviderKey, SandboxError, Template, UsageResponse, User, VersionSummary,
+  Visibility,
 } from "./types";
 
 export const CSRF_COOKIE = "byte_csrf";
@@ -80,6 +81,9 @@ export const api = {
   login: (email: string, password: string) => request<AuthResponse>("POST", "/api/auth/login", { email, password }),
   logout: () => request<{ message: string }>("POST", "/api/auth/logout"),
   me: () => request<MeResponse>("GET", "/api/auth/me"),
+  verifyEmail: (token: string) => request<{ message: string; user: User }>("POST", "/api/auth/verify", { token }),
+  resendVerification: () => request<{ message: string; to: string }>("POST", "/api/auth/verify/resend"),
+  deleteAccount: (password?: string) => request<void>("DELETE", "/api/auth/me", password ? { password } : undefined),
   oauthUrl: (provider: string, redirect = "/") => `/api/auth/oauth/${enc(provider)}?redirect=${enc(redirect)}`,
 
   apps: (query: ListQuery) => request<AppList>("GET", `/api/apps${q({ ...query })}`),

@@ -18,6 +18,10 @@ export interface User {
   role: "user" | "admin";
   createdAt: string | null;
   lastLogin: string | null;
+  /** Whether the account's address is proved (password accounts verify through a mailed link). */
+  emailVerified?: boolean;
+  /** A new address waiting for its verification link. */
+  pendingEmail?: string | null;
 }
 
 export interface AuthResponse {

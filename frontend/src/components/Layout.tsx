@@ -1,5 +1,6 @@
 import { useEffect, useState, type ReactNode } from "react";
 import { Link, NavLink, Navigate, Outlet, useLocation, useNavigate } from "react-router";
+import { api } from "../api/client";
 import { useAuth } from "../auth";
 
 /** The theme (class `dark` on <html>, saved in localStorage); every user of the hook follows a toggle. */
@@ -71,6 +72,7 @@ export function Layout() {
           You are offline. Changes will not be saved until the connection comes back.
         </div>
       )}
+      {user && user.emailVerified === false && <VerifyBanner email={user.pendingEmail ?? user.email} />}
       <main id="main" className="mx-auto w-full max-w-7xl flex-1 px-3 py-4">
         <Outlet />
       </main>
@@ -90,4 +92,22 @@ export function ErrorNote({ error }: { error: unknown }) {
   if (!error) return null;
   const text = error instanceof Error ? error.message : String(error);
   return <p role="alert" className="rounded-md border border-red-300 bg-red-50 p-2 text-sm text-red-900 dark:border-red-800 dark:bg-red-950 dark:text-red-100">{text}</p>;
+}
+
+/** Until the address is verified: where the link went, and a way to send another. */
+function VerifyBanner({ email }: { email: string }) {
+  const [note, setNote] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const resend = async () => {
+    setNote(""); setError(null);
+    try { const r = await api.resendVerification(); setNote(`A new link is on its way to ${r.to}.`); } catch (e) { setError(e); }
+  };
+  return (
+    <div role="status" data-testid="verify-banner" className="bg-sky-50 px-3 py-2 text-center text-sm text-sky-950 dark:bg-sky-950 dark:text-sky-50">
+      Confirm your address: we sent a link to <strong>{email}</strong>.{" "}
+      <button type="button" className="underline" onClick={resend}>Send another link</button>
+      {note && <span className="ml-2">{note}</span>}
+      <ErrorNote error={error} />
+    </div>
+  );
 }

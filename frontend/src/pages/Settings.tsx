@@ -1,6 +1,9 @@
-// Own provider keys (only hints are ever shown), the model per operation, and the last day's usage.
+// Own provider keys (only hints are ever shown), the model per operation, the last day's usage,
+// and deleting the account.
 import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { useNavigate } from "react-router";
 import { api } from "../api/client";
+import { useAuth } from "../auth";
 import type { ModelsResponse, ProviderKey, UsageResponse } from "../api/types";
 import { ErrorNote } from "../components/Layout";
 
@@ -11,6 +14,7 @@ export function Settings() {
       <Keys />
       <Models />
       <Usage />
+      <DeleteAccount />
     </div>
   );
 }
@@ -141,6 +145,48 @@ function Usage() {
           <li className="font-medium">Total: {u.total.totalTokens.toLocaleString()} tokens in {u.total.requests} calls</li>
         </ul>
       ))}
+    </section>
+  );
+}
+
+/** Deleting the account: everything it owns goes (apps, previews, keys, sessions). A password
+ * account confirms with its password; an account without one must have signed in recently. */
+function DeleteAccount() {
+  const { user, forget } = useAuth();
+  const navigate = useNavigate();
+  const [password, setPassword] = useState("");
+  const [sure, setSure] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const passwordAccount = user?.provider === "email";
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null); setBusy(true);
+    try {
+      await api.deleteAccount(passwordAccount ? password : undefined);
+      forget();
+      navigate("/signin", { replace: true });
+    } catch (err) { setError(err); } finally { setBusy(false); }
+  };
+  return (
+    <section aria-labelledby="delete-title" className="card space-y-3">
+      <h2 id="delete-title" className="text-lg font-semibold">Delete your account</h2>
+      <p className="text-sm muted">Your apps, their previews and saved versions, your keys and settings are erased. This cannot be undone.</p>
+      <form className="space-y-2" onSubmit={submit}>
+        {passwordAccount ? (
+          <label className="block text-sm">Current password
+            <input type="password" autoComplete="current-password" required className="input mt-1 w-full" value={password} onChange={(e) => setPassword(e.target.value)} />
+          </label>
+        ) : (
+          <p className="text-sm muted">Accounts without a password confirm by having signed in within the last ten minutes.</p>
+        )}
+        <label className="flex items-center gap-2 text-sm">
+          <input type="checkbox" checked={sure} onChange={(e) => setSure(e.target.checked)} />
+          I understand that everything is erased
+        </label>
+        <ErrorNote error={error} />
+        <button type="submit" className="btn-danger" disabled={!sure || busy}>Delete my account</button>
+      </form>
     </section>
   );
 }
