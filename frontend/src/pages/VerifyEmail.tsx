@@ -20,9 +20,14 @@ export function VerifyEmail() {
     // The token leaves the address bar once read.
     window.history.replaceState(null, "", window.location.pathname);
     api.verifyEmail(token)
-      .then(async (r) => { setOutcome({ kind: "done", email: r.user.email }); if (user) await refresh(); })
+      .then(async (r) => {
+        setOutcome({ kind: "done", email: r.user.email });
+        // Whoever is signed in here (the page may have loaded before the session was read)
+        // sees the verified account from now on.
+        await refresh().catch(() => {});
+      })
       .catch((error: unknown) => setOutcome({ kind: "failed", error }));
-  }, [user, refresh]);
+  }, [refresh]);
   return (
     <section className="mx-auto max-w-lg space-y-4 py-16 text-center" aria-labelledby="verify-title">
       <h1 id="verify-title" className="text-2xl font-bold">
