@@ -106,10 +106,12 @@ async fn main() {
         sh("nproc"),
         sh("free -h | awk '/Mem:/ {print $2}'")
     );
-    // `BENCH_ONLY=agent` runs just the code generator's figures.
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("agent") {
-        agent_figures().await;
-        return;
+    // `BENCH_ONLY=agent` runs just the code generator's figures, `BENCH_ONLY=sandbox` just the
+    // sandbox's (with `SANDBOX_UNCONFINED=1` too, the same without the jail, for comparison).
+    match std::env::var("BENCH_ONLY").as_deref() {
+        Ok("agent") => return agent_figures().await,
+        Ok("sandbox") => return sandbox_figures().await,
+        _ => {}
     }
     print!("starting wrangler dev with fresh state … ");
     std::io::stdout().flush().unwrap();
