@@ -3,8 +3,8 @@
 //! session cookie hardening.
 
 use crate::harness::{
-    expect_error, gated_instance, main_instance, tight_instance, unique_email, unique_email_at,
-    Instance, ADMIN_DOMAIN, ALLOWED_DOMAIN, PASSWORD,
+    expect_error, gated_instance, main_instance, set_cookies, tight_instance, unique_email,
+    unique_email_at, Instance, ADMIN_DOMAIN, ALLOWED_DOMAIN, PASSWORD,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -20,12 +20,7 @@ async fn register_login_me_logout() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let cookies: Vec<String> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
+    let cookies: Vec<String> = set_cookies(&r);
     assert!(cookies.iter().any(|c| c.starts_with("byte_session=")
         && c.contains("HttpOnly")
         && c.contains("Secure")
@@ -488,12 +483,7 @@ async fn https_deployments_use_a_host_prefixed_cookie_and_no_outbox() {
     assert_eq!(r.status(), StatusCode::CREATED);
     let session = session_cookie(&r, "__Host-byte_session").expect("a __Host- session cookie");
     assert!(session_cookie(&r, "byte_session").is_none());
-    let set: Vec<String> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
+    let set: Vec<String> = set_cookies(&r);
     assert!(set.iter().any(|c| c.starts_with("__Host-byte_session=")
         && c.contains("; Path=/;")
         && c.contains("Secure")

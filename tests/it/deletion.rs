@@ -9,7 +9,9 @@
 //! test blocks: for those apps the agent is unreachable, for every other test it is not.
 
 use crate::fake_llm;
-use crate::harness::{expect_error, sandbox_agent, serve, Instance, User, SANDBOX_SECRET};
+use crate::harness::{
+    expect_error, sandbox_agent, serve, set_cookies, Instance, User, SANDBOX_SECRET,
+};
 use crate::sandbox::eventually;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -587,12 +589,7 @@ async fn deleting_an_account_removes_everything_it_owns() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let cleared: Vec<String> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
+    let cleared: Vec<String> = set_cookies(&r);
     assert!(
         cleared
             .iter()

@@ -714,3 +714,12 @@ impl Instance {
             .to_string()
     }
 }
+
+/// The `Set-Cookie` headers of a response, as text.
+pub fn set_cookies(r: &Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}

@@ -2,7 +2,7 @@
 //! preview hostname; live file changes; structured errors; command timeouts; path confinement;
 //! isolation between users; the per-user quota.
 
-use crate::harness::{expect_error, sandbox_instance, Instance, User, SANDBOX_QUOTA};
+use crate::harness::{expect_error, sandbox_instance, set_cookies, Instance, User, SANDBOX_QUOTA};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -564,15 +564,10 @@ async fn a_previewed_app_reads_and_sets_its_own_cookies() {
                 .headers()
                 .get("content-type")
                 .is_some_and(|c| c.to_str().unwrap().starts_with("application/json"));
-            let set_cookies: Vec<String> = r
-                .headers()
-                .get_all("set-cookie")
-                .iter()
-                .map(|v| v.to_str().unwrap().to_string())
-                .collect();
+            let cookies: Vec<String> = set_cookies(&r);
             let status = r.status();
             let body = r.text().await.unwrap();
-            (status, json, set_cookies, body)
+            (status, json, cookies, body)
         }
     };
 
@@ -582,9 +577,9 @@ async fn a_previewed_app_reads_and_sets_its_own_cookies() {
         let pending = echo("app_cookie=hello");
         let found = found.clone();
         async move {
-            let (status, json, set_cookies, body) = pending.await;
+            let (status, json, cookies, body) = pending.await;
             if status == StatusCode::OK && json {
-                *found.lock().unwrap() = Some((set_cookies, body));
+                *found.lock().unwrap() = Some((cookies, body));
                 true
             } else {
                 false
@@ -592,7 +587,7 @@ async fn a_previewed_app_reads_and_sets_its_own_cookies() {
         }
     })
     .await;
-    let (set_cookies, body) = found.lock().unwrap().take().unwrap();
+    let (cookies, body) = found.lock().unwrap().take().unwrap();
     let seen: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         seen,
@@ -600,20 +595,20 @@ async fn a_previewed_app_reads_and_sets_its_own_cookies() {
         "the app sees its own cookie only"
     );
     assert!(
-        set_cookies
+        cookies
             .iter()
             .any(|c| c == "app_cookie=from-app; Path=/; SameSite=Lax"),
-        "{set_cookies:?}"
+        "{cookies:?}"
     );
     assert!(
-        set_cookies.iter().any(|c| c == "tossed=1; Path=/"),
-        "host-only: {set_cookies:?}"
+        cookies.iter().any(|c| c == "tossed=1; Path=/"),
+        "host-only: {cookies:?}"
     );
     assert!(
-        !set_cookies
+        !cookies
             .iter()
             .any(|c| c.to_ascii_lowercase().starts_with("byte_")),
-        "an app never sets a platform cookie: {set_cookies:?}"
+        "an app never sets a platform cookie: {cookies:?}"
     );
 
     // The browser sends the app's cookie back; the app reads it.
