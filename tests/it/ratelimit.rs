@@ -52,8 +52,8 @@ async fn exactly_n_of_m_simultaneous_requests_pass() {
             .send()
     })
     .await;
-    let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
-    let limited = statuses.iter().filter(|s| **s == 429).count() as u64;
+    let ok = count(&statuses, 200) as u64;
+    let limited = count(&statuses, 429) as u64;
     assert_eq!(
         (ok, limited),
         (TIGHT_API_LIMIT, m as u64 - TIGHT_API_LIMIT),
@@ -103,8 +103,8 @@ async fn anonymous_auth_requests_are_limited_per_client_address() {
             .send()
     })
     .await;
-    let limited = statuses.iter().filter(|s| **s == 429).count();
-    let answered = statuses.iter().filter(|s| **s == 401).count();
+    let limited = count(&statuses, 429);
+    let answered = count(&statuses, 401);
     assert_eq!(
         (answered, limited),
         (TIGHT_AUTH_LIMIT as usize, 10),
@@ -143,8 +143,8 @@ async fn sign_in_is_limited_per_address_whatever_bearer_token_comes_with_it() {
             .send()
     })
     .await;
-    let limited = statuses.iter().filter(|s| **s == 429).count();
-    let answered = statuses.iter().filter(|s| **s == 401).count();
+    let limited = count(&statuses, 429);
+    let answered = count(&statuses, 401);
     assert_eq!(
         (answered, limited),
         (TIGHT_AUTH_LIMIT as usize, extra),
@@ -238,8 +238,8 @@ async fn a_preview_flood_from_one_address_gets_429s() {
             .send()
     })
     .await;
-    let limited = statuses.iter().filter(|s| **s == 429).count();
-    let missing = statuses.iter().filter(|s| **s == 404).count();
+    let limited = count(&statuses, 429);
+    let missing = count(&statuses, 404);
     assert_eq!(
         (missing, limited),
         (TIGHT_PREVIEW_LIMIT as usize, extra),
@@ -334,4 +334,9 @@ async fn an_oversized_websocket_message_is_refused_and_the_socket_closed() {
         panic!("{close:?}")
     };
     assert_eq!(frame.code, CloseCode::Size);
+}
+
+/// How many of `statuses` are `status`.
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
 }
