@@ -6,6 +6,7 @@ pub mod cache;
 pub mod codegen;
 pub mod config;
 pub mod deletion;
+pub mod deploy;
 pub mod error;
 pub mod hosts;
 pub mod input;

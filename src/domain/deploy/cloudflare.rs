@@ -1,0 +1,1 @@
+//! Publishing a `Bundle` to a Workers for Platforms dispatch namespace through the Cloudflare API.
