@@ -14,6 +14,8 @@ use super::blueprint::PhaseKind;
 use super::models::ModelOverride;
 use super::phase::PhaseStatus;
 use super::sse;
+use crate::domain::deploy::pipeline::DeployStep;
+use byte_protocol::Diagnostic;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -182,6 +184,30 @@ pub enum AgentEvent {
     },
     /// The current state, sent first to every (re)connecting client.
     State(StateSnapshot),
+    /// A deployment of the app began (`deployment` is its number in the app's history).
+    DeployStarted {
+        deployment: u32,
+    },
+    /// A deployment reached a step.
+    DeployProgress {
+        deployment: u32,
+        step: DeployStep,
+    },
+    /// A deployment is live at `url`.
+    DeployComplete {
+        deployment: u32,
+        url: String,
+    },
+    /// A deployment failed (`E007`); nothing was published and the previous one keeps serving.
+    /// `errors` are the build's structured errors, if the build failed.
+    DeployFailed {
+        deployment: u32,
+        #[serde(deserialize_with = "de_code")]
+        code: ErrorCode,
+        message: String,
+        #[serde(default)]
+        errors: Vec<Diagnostic>,
+    },
 }
 
 impl AgentEvent {
@@ -197,6 +223,10 @@ impl AgentEvent {
             AgentEvent::PreviewReady { .. } => "preview_ready",
             AgentEvent::Done { .. } => "done",
             AgentEvent::State(_) => "state",
+            AgentEvent::DeployStarted { .. } => "deploy_started",
+            AgentEvent::DeployProgress { .. } => "deploy_progress",
+            AgentEvent::DeployComplete { .. } => "deploy_complete",
+            AgentEvent::DeployFailed { .. } => "deploy_failed",
         }
     }
 

@@ -5,3 +5,6 @@
 
 pub mod artifact;
 pub mod cloudflare;
+pub mod manifest;
+pub mod pipeline;
+pub mod router;
