@@ -130,14 +130,31 @@ fn catalog() {
                 "{name}: missing {required}"
             );
         }
+        // The app's own Worker, inside the build output (`workerEntry`, optional), and whether
+        // deployed code may make outbound requests (`outbound`, default false).
+        let output_dir = field("outputDir");
+        let worker_entry: Option<String> = meta.get("workerEntry").map(|v| {
+            let v = v
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: workerEntry must be a string"));
+            v.strip_prefix(&format!("{}/", output_dir.trim_end_matches('/')))
+                .unwrap_or_else(|| panic!("{name}: workerEntry must be inside outputDir"))
+                .to_string()
+        });
+        let outbound = meta.get("outbound").map(|v| {
+            v.as_bool()
+                .unwrap_or_else(|| panic!("{name}: outbound must be true or false"))
+        });
         out.push_str(&format!(
-            "    Template {{ name: {:?}, description: {:?}, frameworks: &{:?}, dev_command: {:?}, build_command: {:?}, output_dir: {:?}, files: &{:?} }},\n",
+            "    Template {{ name: {:?}, description: {:?}, frameworks: &{:?}, dev_command: {:?}, build_command: {:?}, output_dir: {:?}, worker_entry: {:?}, outbound: {:?}, files: &{:?} }},\n",
             name,
             field("description"),
             frameworks,
             dev,
             field("buildCommand"),
-            field("outputDir"),
+            output_dir,
+            worker_entry,
+            outbound.unwrap_or(false),
             files
         ));
     }

@@ -17,6 +17,8 @@ pub use objects::codegen_do::CodeGeneratorAgent;
 #[cfg(target_arch = "wasm32")]
 pub use objects::deletion_do::AppDeletion;
 #[cfg(target_arch = "wasm32")]
+pub use objects::deploy_do::AppDeployer;
+#[cfg(target_arch = "wasm32")]
 pub use objects::rate_limit_do::DORateLimitStore;
 #[cfg(target_arch = "wasm32")]
 pub use objects::sandbox_do::UserAppSandboxService;

@@ -57,6 +57,15 @@ pub const VARS: &[(&str, &str)] = &[
     ("LLM_TIMEOUT_MS", "120000"),
     ("LLM_TOTAL_TIMEOUT_MS", "600000"),
     ("MAX_CORRECTION_ROUNDS", "3"),
+    ("RATE_LIMIT_DEPLOY", "10/3600"),
+    ("HOSTING", "loader"),
+    ("CUSTOM_DOMAIN", "apps.localhost"),
+    (
+        "CLOUDFLARE_API_BASE_URL",
+        "https://api.cloudflare.com/client/v4",
+    ),
+    ("DISPATCH_NAMESPACE", ""),
+    ("DEPLOY_BUILD_TIMEOUT_SECONDS", "300"),
 ];
 
 /// The shortest idle timeout a sandbox may have (`SANDBOX_IDLE_TIMEOUT_SECONDS`).
@@ -127,6 +136,37 @@ pub struct LlmConfig {
     pub total_timeout_ms: u64,
 }
 
+/// Where deployed apps run (`HOSTING`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hosting {
+    /// Dynamic Workers through the `LOADER` binding (`wrangler dev`; no account needed).
+    Loader,
+    /// Workers for Platforms: uploaded through the Cloudflare API, served by `DISPATCHER`.
+    Dispatch(DispatchSettings),
+}
+
+/// The Cloudflare API settings of the dispatch hosting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchSettings {
+    /// `CLOUDFLARE_API_BASE_URL` (Cloudflare's by default; tests point it at a fake).
+    pub api_base: String,
+    pub account_id: String,
+    pub namespace: String,
+    pub api_token: Secret,
+}
+
+/// One-click deployment settings.
+#[derive(Debug)]
+pub struct DeployConfig {
+    pub hosting: Hosting,
+    /// Deployed apps are served on `<app label>.<domain>` (`CUSTOM_DOMAIN`).
+    pub domain: String,
+    /// Deployments per user (`RATE_LIMIT_DEPLOY`).
+    pub limit: Limit,
+    /// The longest a production build may run (`DEPLOY_BUILD_TIMEOUT_SECONDS`, in ms here).
+    pub build_timeout_ms: u64,
+}
+
 #[derive(Debug)]
 pub struct Config {
     pub auth_limit: Limit,
@@ -166,6 +206,7 @@ pub struct Config {
     /// Seals users' own provider keys (`SECRETS_ENCRYPTION_KEY`); storing them is unavailable
     /// without it.
     pub sealing_key: Option<SealingKey>,
+    pub deploy: DeployConfig,
 }
 
 /// The default [`VARS`] gives `k` (`None` for secrets and optional vars).
@@ -263,6 +304,52 @@ impl Config {
             })
         })();
         let preview_keepalive_ms = seconds_ms("PREVIEW_KEEPALIVE_SECONDS", 0);
+        let deploy = (|| {
+            let api_base = base_url(
+                "CLOUDFLARE_API_BASE_URL",
+                get("CLOUDFLARE_API_BASE_URL").unwrap_or_default(),
+            );
+            let namespace = get("DISPATCH_NAMESPACE");
+            let hosting = match get("HOSTING").as_deref() {
+                Some("loader") => Hosting::Loader,
+                Some("dispatch") => {
+                    let need = |k: &str| {
+                        get(k).ok_or_else(|| format!("{k}: required when HOSTING is dispatch"))
+                    };
+                    Hosting::Dispatch(DispatchSettings {
+                        api_base: api_base?,
+                        account_id: need("CLOUDFLARE_ACCOUNT_ID")?,
+                        namespace: namespace
+                            .ok_or("DISPATCH_NAMESPACE: required when HOSTING is dispatch")?,
+                        api_token: Secret(need("CLOUDFLARE_API_TOKEN")?),
+                    })
+                }
+                other => {
+                    return Err(format!(
+                        "HOSTING: {:?} is not loader or dispatch",
+                        other.unwrap_or_default()
+                    ))
+                }
+            };
+            let domain = get("CUSTOM_DOMAIN")
+                .unwrap_or_default()
+                .trim_matches('.')
+                .to_ascii_lowercase();
+            if domain.is_empty()
+                || !domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                return Err(format!("CUSTOM_DOMAIN: {domain:?} is not a domain name"));
+            }
+            let build_timeout_ms = seconds_ms("DEPLOY_BUILD_TIMEOUT_SECONDS", 10)? as u64;
+            Ok(DeployConfig {
+                hosting,
+                domain,
+                limit: limit("RATE_LIMIT_DEPLOY")?,
+                build_timeout_ms,
+            })
+        })();
         let max_apps_per_user = number("MAX_APPS_PER_USER");
         let max_sandboxes_per_user = number("MAX_SANDBOX_INSTANCES");
         let google = oauth(Provider::Google, "GOOGLE");
@@ -335,6 +422,7 @@ impl Config {
             preview_limit.as_ref().err(),
             signin_backoff.as_ref().err(),
             preview_keepalive_ms.as_ref().err(),
+            deploy.as_ref().err(),
             max_apps_per_user.as_ref().err(),
             max_sandboxes_per_user.as_ref().err(),
             google.as_ref().err(),
@@ -400,6 +488,7 @@ impl Config {
                 total_timeout_ms: total_timeout_ms?,
             },
             sealing_key: sealing_key?,
+            deploy: deploy?,
         })
     }
 
@@ -533,6 +622,12 @@ mod tests {
             (120_000, 600_000)
         );
         assert_eq!(c.llm.models, ModelTable::defaults());
+        assert_eq!(c.deploy.hosting, Hosting::Loader);
+        assert_eq!(c.deploy.domain, "apps.localhost");
+        assert_eq!(
+            (c.deploy.limit.requests, c.deploy.build_timeout_ms),
+            (10, 300_000)
+        );
         assert!(c.llm.settings.keys.is_empty() && c.llm.settings.gateway_endpoint().is_none());
     }
 
@@ -578,6 +673,10 @@ mod tests {
             ("LOGIN_BACKOFF_BASE_SECONDS", "0"),
             ("LOGIN_BACKOFF_MAX_SECONDS", "1"),
             ("PREVIEW_KEEPALIVE_SECONDS", "86401"),
+            ("HOSTING", "somewhere"),
+            ("CUSTOM_DOMAIN", "bad domain"),
+            ("RATE_LIMIT_DEPLOY", "x"),
+            ("DEPLOY_BUILD_TIMEOUT_SECONDS", "1"),
         ] {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert!(
@@ -585,6 +684,35 @@ mod tests {
                 "{k}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn dispatch_hosting_needs_its_account_and_never_shows_its_token() {
+        let e = cfg(&[("HOSTING", "dispatch")]).unwrap_err();
+        assert!(
+            e.starts_with("HOSTING") || e.contains("required when HOSTING"),
+            "{e}"
+        );
+        let c = cfg(&[
+            ("HOSTING", "dispatch"),
+            ("CLOUDFLARE_ACCOUNT_ID", "acc"),
+            ("DISPATCH_NAMESPACE", "apps"),
+            ("CLOUDFLARE_API_TOKEN", "tok-secret"),
+            ("CLOUDFLARE_API_BASE_URL", "http://127.0.0.1:9/client/v4/"),
+            ("CUSTOM_DOMAIN", "Apps.Example.com."),
+        ])
+        .unwrap();
+        let Hosting::Dispatch(d) = &c.deploy.hosting else {
+            panic!("dispatch expected")
+        };
+        assert_eq!(d.api_base, "http://127.0.0.1:9/client/v4");
+        assert_eq!(
+            (d.account_id.as_str(), d.namespace.as_str()),
+            ("acc", "apps")
+        );
+        assert_eq!(d.api_token.expose(), "tok-secret");
+        assert_eq!(c.deploy.domain, "apps.example.com");
+        assert!(!format!("{c:?}").contains("tok-secret"));
     }
 
     #[test]

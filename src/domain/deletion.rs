@@ -81,6 +81,10 @@ pub enum Step {
     EraseSandbox,
     /// Every R2 object under `apps/<id>/` (blobs and version manifests), page by page.
     DeleteFiles,
+    /// The app's deployer: a running deployment finishes first (the step fails until then),
+    /// the deployed app is unpublished from its hosting, its artifacts (`deployments/<id>/`)
+    /// are deleted and the object erased. Its D1 rows went with the app row.
+    Undeploy,
 }
 
 /// The app deletion plan, in order.
@@ -89,6 +93,7 @@ pub const APP_PLAN: &[Step] = &[
     Step::StopSandbox,
     Step::EraseSandbox,
     Step::DeleteFiles,
+    Step::Undeploy,
 ];
 
 /// What `next_step` says once every step has succeeded (only the row is left to remove).
@@ -101,6 +106,7 @@ impl Step {
             Step::StopSandbox => "stop_sandbox",
             Step::EraseSandbox => "erase_sandbox",
             Step::DeleteFiles => "delete_files",
+            Step::Undeploy => "undeploy",
         }
     }
 
@@ -322,6 +328,7 @@ mod tests {
                 "stop_sandbox",
                 "erase_sandbox",
                 "delete_files",
+                "undeploy",
                 DONE
             ]
         );
@@ -354,7 +361,12 @@ mod tests {
         assert_eq!(run(&mut p, &f), Outcome::Done);
         assert_eq!(
             f.ran.borrow()[3..],
-            [Step::StopSandbox, Step::EraseSandbox, Step::DeleteFiles]
+            [
+                Step::StopSandbox,
+                Step::EraseSandbox,
+                Step::DeleteFiles,
+                Step::Undeploy
+            ]
         );
         assert_eq!(p.attempts, 3);
         assert_eq!(p.last_error, None);

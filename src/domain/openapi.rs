@@ -15,6 +15,8 @@ use super::apps::{self, AppDetail, AppSummary, Visibility};
 use super::codegen::events::MAX_PROMPT_CHARS;
 use super::codegen::models::{Operation, Provider};
 use super::codegen::run::{VersionFile, VersionManifest, VersionSummary};
+use super::deploy::call::Deployment;
+use super::deploy::pipeline::DeployStatus;
 use super::error::ErrorCode;
 use super::routes::{AuthLevel, Entry, Method, Route, WorkspaceCall, TABLE};
 use super::sandbox::{State, Status};
@@ -391,6 +393,24 @@ pub fn describe(route: &Route) -> Op {
         AgentVersionFile(..) => Op::new("agentVersionFile", "agent", "A file as it was in a saved version")
             .content(200, "The file's content", "text/plain", json!({ "type": "string" }))
             .error(404, "No such app, version or file (E002)"),
+        Deploy(_) => Op::new("deploy", "deploy", "Build the app in its sandbox and publish it at its own address")
+            .ok(202, "The deployment, building (progress as `deploy_*` agent events)", schema_ref("Deployment"))
+            .error(404, APP_MISSING)
+            .error(409, "Another deployment of the app is under way (E007)")
+            .error(429, "The deployment limit (`RATE_LIMIT_DEPLOY`) is reached (E003)"),
+        Undeploy(_) => Op::new("undeploy", "deploy", "Take the app's deployment down")
+            .ok(200, "Undeployed", json!({ "type": "object", "required": ["undeployed"], "properties": { "undeployed": { "const": true } } }))
+            .error(404, "No such app, or it is not deployed (E002)")
+            .error(409, "A deployment of the app is under way (E007)")
+            .error(502, "The hosting refused to take it down (E007)"),
+        Deployments(_) => Op::new("deployments", "deploy", "The app's deployments, newest first")
+            .ok(200, "The history", schema_ref("DeploymentList"))
+            .error(404, APP_MISSING),
+        Rollback(..) => Op::new("rollback", "deploy", "Republish an earlier deployment's artifact (no rebuild)")
+            .ok(202, "The new deployment, publishing", schema_ref("Deployment"))
+            .error(404, "No such app, or no such deployment that once served (E002)")
+            .error(409, "Another deployment of the app is under way (E007)")
+            .error(429, "The deployment limit (`RATE_LIMIT_DEPLOY`) is reached (E003)"),
     }
 }
 
@@ -594,6 +614,8 @@ pub fn schemas() -> Map<String, Value> {
         derived::<VersionFile>(),
         derived::<VersionSummary>(),
         derived::<VersionManifest>(),
+        derived::<DeployStatus>(),
+        derived::<Deployment>(),
     ]
     .into_iter()
     .collect();
@@ -808,6 +830,8 @@ pub fn schemas() -> Map<String, Value> {
                     "devCommand": { "type": "string" },
                     "buildCommand": { "type": "string" },
                     "outputDir": { "type": "string" },
+                    "workerEntry": { "type": ["string", "null"], "description": "The app's own Worker inside the build output, deployed as its main module." },
+                    "outbound": { "type": "boolean", "description": "Whether deployed code may make outbound requests." },
                     "files": { "type": "array", "items": { "type": "string" } },
                 },
             }),
@@ -1074,6 +1098,13 @@ pub fn schemas() -> Map<String, Value> {
                     "id": { "type": "string" },
                     "retry": { "type": "integer" },
                 },
+            }),
+        ),
+        (
+            "DeploymentList",
+            json!({
+                "type": "object", "required": ["deployments"],
+                "properties": { "deployments": { "type": "array", "items": schema_ref("Deployment") } },
             }),
         ),
         (

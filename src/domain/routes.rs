@@ -68,6 +68,8 @@ pub enum RateClass {
     /// Preview requests per client address (`RATE_LIMIT_PREVIEW`). No API route is in this
     /// class: preview hostnames are served before routing.
     Preview,
+    /// Deployments per user (`RATE_LIMIT_DEPLOY`): deploys and rollbacks.
+    Deploy,
 }
 
 impl RateClass {
@@ -79,6 +81,7 @@ impl RateClass {
             RateClass::Ai => "ai",
             RateClass::AiTokens => "ai_tokens",
             RateClass::Preview => "preview",
+            RateClass::Deploy => "deploy",
         }
     }
 }
@@ -139,6 +142,10 @@ pub enum Route {
     AgentVersions(String),
     AgentVersion(String, String),
     AgentVersionFile(String, String, String),
+    Deploy(String),
+    Undeploy(String),
+    Deployments(String),
+    Rollback(String, String),
 }
 
 /// One row of the table.
@@ -208,6 +215,7 @@ use Method::{Delete, Get, Patch, Post, Put};
 const AUTH: Option<RateClass> = Some(RateClass::Auth);
 const API: Option<RateClass> = Some(RateClass::Api);
 const AI: Option<RateClass> = Some(RateClass::Ai);
+const DEPLOY: Option<RateClass> = Some(RateClass::Deploy);
 
 /// The route table. Rows of one pattern are kept together; their order is the order a 405 names
 /// the allowed methods in.
@@ -356,6 +364,22 @@ pub static TABLE: &[Entry] = &[
         API,
         |p| Route::AgentVersionFile(p.take("id"), p.take("n"), p.take("path")),
     ),
+    row(Post, "/api/apps/:id/deploy", Authenticated, DEPLOY, |p| {
+        Route::Deploy(p.take("id"))
+    }),
+    row(Delete, "/api/apps/:id/deploy", Authenticated, API, |p| {
+        Route::Undeploy(p.take("id"))
+    }),
+    row(Get, "/api/apps/:id/deployments", Authenticated, API, |p| {
+        Route::Deployments(p.take("id"))
+    }),
+    row(
+        Post,
+        "/api/apps/:id/deployments/:n/rollback",
+        Authenticated,
+        DEPLOY,
+        |p| Route::Rollback(p.take("id"), p.take("n")),
+    ),
 ];
 
 /// Whose resource a route is about, beyond its [`AuthLevel`]: the ownership half of the
@@ -383,7 +407,8 @@ impl Route {
             GetApp(_) => Scope::OwnerOrPublic,
             PatchApp(_) | DeleteApp(_) | SandboxCreate(_) | SandboxStatus(_) | SandboxStop(_)
             | Workspace(..) | AgentChat(_) | AgentState(_) | AgentEvents(_) | AgentSocket(_)
-            | AgentVersions(_) | AgentVersion(..) | AgentVersionFile(..) => Scope::OwnerOnly,
+            | AgentVersions(_) | AgentVersion(..) | AgentVersionFile(..) | Deploy(_)
+            | Undeploy(_) | Deployments(_) | Rollback(..) => Scope::OwnerOnly,
         }
     }
 }
@@ -625,6 +650,14 @@ mod tests {
                 "/api/agent/a1/versions/3/files/src/App.tsx",
                 AgentVersionFile(s("a1"), s("3"), s("src/App.tsx")),
             ),
+            ("POST", "/api/apps/a1/deploy", Deploy(s("a1"))),
+            ("DELETE", "/api/apps/a1/deploy", Undeploy(s("a1"))),
+            ("GET", "/api/apps/a1/deployments", Deployments(s("a1"))),
+            (
+                "POST",
+                "/api/apps/a1/deployments/2/rollback",
+                Rollback(s("a1"), s("2")),
+            ),
         ]
     }
 
@@ -670,6 +703,8 @@ mod tests {
             Providers | Register | Login | Logout | Me | DeleteAccount | Verify | VerifyResend
             | ChangeEmail | OAuthStart(_) | OAuthCallback(_) => Some(RateClass::Auth),
             AgentChat(_) => Some(RateClass::Ai),
+            // Deploys and rollbacks count against the deployment limit.
+            Deploy(_) | Rollback(..) => Some(RateClass::Deploy),
             _ => Some(RateClass::Api),
         }
     }

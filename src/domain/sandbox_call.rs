@@ -26,7 +26,7 @@ use super::error::{ApiError, ApiResult};
 use super::input::{percent_encode, Query};
 use super::routes::WorkspaceCall;
 use super::sandbox::{exec_request, file_path_query, write_files_request};
-use byte_protocol::{ExecRequest, RelPath, TypecheckRequest, WriteFiles};
+use byte_protocol::{BuildRequest, ExecRequest, RelPath, TypecheckRequest, WriteFiles};
 use serde::{Deserialize, Serialize};
 
 /// The request header that carries a bodyless call (the same for every object).
@@ -116,6 +116,8 @@ pub enum SandboxCall {
     Exec(ExecRequest),
     /// Run the type checker.
     Typecheck(TypecheckRequest),
+    /// Run the production build and read its output directory (for a deployment).
+    Build(BuildRequest),
     /// The structured errors of the log after `since`.
     Errors {
         #[serde(default)]
@@ -258,6 +260,7 @@ impl SandboxCall {
             SandboxCall::Tree => (Get, "tree".to_string(), None, false),
             SandboxCall::Exec(e) => (Post, "exec".to_string(), json(e), false),
             SandboxCall::Typecheck(t) => (Post, "typecheck".to_string(), json(t), false),
+            SandboxCall::Build(b) => (Post, "build".to_string(), json(b), false),
             SandboxCall::Errors { since: s } => (Get, format!("errors{}", since(s)), None, false),
             SandboxCall::Logs { since: s } => (Get, format!("logs{}", since(s)), None, false),
             SandboxCall::LogStream { since: s } => {

@@ -12,6 +12,10 @@ pub struct Template {
     pub dev_command: &'static str,
     pub build_command: &'static str,
     pub output_dir: &'static str,
+    /// The app's own Worker inside the build output (`_worker.js`), deployed as the main module.
+    pub worker_entry: Option<&'static str>,
+    /// Whether deployed code may make outbound requests (off unless the template says so).
+    pub outbound: bool,
     /// Every file of the template (relative paths), as published to R2 under `templates/<name>/`.
     pub files: &'static [&'static str],
 }
@@ -34,6 +38,11 @@ mod tests {
         assert!(t.dev_command.contains("{port}"));
         assert!(super::find("react-vite-worker")
             .is_some_and(|t| t.files.iter().any(|f| f.starts_with("worker/"))));
+        assert_eq!(
+            super::find("react-vite-worker").unwrap().worker_entry,
+            Some("_worker.js")
+        );
+        assert_eq!(t.worker_entry, None);
         assert!(t
             .files
             .iter()

@@ -35,7 +35,7 @@ use worker::{
     WebSocketIncomingMessage,
 };
 
-pub const BINDING: &str = "CODEGEN";
+pub use crate::domain::codegen::agent_call::BINDING;
 
 #[durable_object]
 pub struct CodeGeneratorAgent {
@@ -212,6 +212,11 @@ impl CodeGeneratorAgent {
                 r
             }
             AgentCall::Socket { by, since } => self.open_socket(by, since).await,
+            AgentCall::PrepareDeploy { by } => self.prepare_deploy(&by).await,
+            AgentCall::Publish { event, .. } => {
+                self.emit(event);
+                Response::empty().map(|r| r.with_status(204))
+            }
         }
     }
 

@@ -88,7 +88,7 @@ impl SandboxClient<'_> {
         sandbox_service::reply(&self.app.env, &self.app_id, call).await
     }
 
-    async fn status(&self) -> Result2<Option<crate::domain::sandbox::State>> {
+    pub(super) async fn status(&self) -> Result2<Option<crate::domain::sandbox::State>> {
         sandbox_service::lifecycle(&self.app.env, &self.app_id, &SandboxCall::Status).await
     }
 }

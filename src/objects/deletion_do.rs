@@ -13,6 +13,7 @@ use crate::domain::codegen::agent_call::{AgentCall, CALL_HEADER};
 use crate::domain::deletion::{
     attempt, files_prefix, DeletionCall, Executor, Journal, Outcome, Progress, Step, APP_PLAN,
 };
+use crate::domain::deploy::call::{DeployCall, BINDING as DEPLOYER};
 use crate::domain::error::ApiError;
 use crate::domain::sandbox_call::{Owner, SandboxCall};
 use crate::services::{db, r2, sandbox as sandbox_service};
@@ -200,6 +201,16 @@ async fn to_codegen(env: &Env, call: &AgentCall) -> Result<Response> {
         .await
 }
 
+async fn to_deployer(env: &Env, call: &DeployCall) -> Result<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(call.to_json().into()));
+    let req = Request::new_with_init("https://deployer/", &init)?;
+    super::stub(env, DEPLOYER, &call.owner().app_id)?
+        .fetch_with_request(req)
+        .await
+}
+
 impl Executor for Plan<'_> {
     async fn run(&self, step: Step) -> std::result::Result<(), String> {
         let app_id = &self.by.app_id;
@@ -218,6 +229,12 @@ impl Executor for Plan<'_> {
             }
             Step::EraseSandbox => {
                 answered(sandbox_service::send(self.env, app_id, &SandboxCall::Erase).await).await
+            }
+            Step::Undeploy => {
+                let call = DeployCall::Erase {
+                    by: self.by.clone(),
+                };
+                answered(to_deployer(self.env, &call).await).await
             }
             Step::DeleteFiles => r2::delete_prefix(self.env, "APP_FILES", &files_prefix(app_id))
                 .await

@@ -3,6 +3,7 @@
 //! its caller and parsed once here; their clients are in the routes and in `services` (which
 //! never imports this module: objects use services, not the reverse).
 
+pub mod codegen_deploy;
 pub mod codegen_do;
 pub mod codegen_erase;
 pub mod codegen_ports;
@@ -10,6 +11,7 @@ pub mod codegen_socket;
 pub mod codegen_state;
 pub mod codegen_store;
 pub mod deletion_do;
+pub mod deploy_do;
 pub mod rate_limit_do;
 pub mod sandbox_agent;
 pub mod sandbox_do;

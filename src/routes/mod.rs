@@ -8,6 +8,7 @@ mod agent;
 mod ai;
 mod apps;
 mod auth;
+mod deploy;
 mod health;
 mod preview;
 pub(crate) mod sandbox;
@@ -75,6 +76,10 @@ async fn dispatch(
         Route::AgentVersionFile(id, n, path) => {
             agent::version_file(app, user()?, &id, &n, &path).await
         }
+        Route::Deploy(id) => deploy::deploy(&req, app, user()?, &id).await,
+        Route::Undeploy(id) => deploy::undeploy(app, user()?, &id).await,
+        Route::Deployments(id) => deploy::list(app, user()?, &id).await,
+        Route::Rollback(id, n) => deploy::rollback(&req, app, user()?, &id, &n).await,
     }
 }
 
@@ -169,6 +174,7 @@ fn limit_of(app: &App, class: RateClass) -> Limit {
         RateClass::Ai => app.cfg.ai_limit,
         RateClass::AiTokens => app.cfg.ai_token_limit,
         RateClass::Preview => app.cfg.preview_limit,
+        RateClass::Deploy => app.cfg.deploy.limit,
     }
 }
 
@@ -236,6 +242,10 @@ pub async fn handle(req: Request, env: Env, _ctx: Context) -> worker::Result<Res
         crate::domain::sandbox::app_for_preview_host(&host, &app.cfg.preview_domain)
     {
         return Ok(preview::serve(req, &app, &app_id).await);
+    }
+    // Deployed apps' hostnames: the app's own answers, on its own origin.
+    if let Some(app_id) = crate::domain::deploy::call::app_for_host(&host, &app.cfg.deploy.domain) {
+        return Ok(deploy::serve(req, &app, &app_id).await);
     }
     if !crate::domain::hosts::served(
         &host,

@@ -145,7 +145,7 @@ async fn proxy(req: Request, app: &App, app_id: &str) -> ApiResult<Response> {
 
 /// The app's answer with its `Set-Cookie` headers filtered by the policy; untouched (body
 /// streaming, WebSocket and all) when every one passes as it is.
-fn without_platform_set_cookies(resp: Response) -> ApiResult<Response> {
+pub(super) fn without_platform_set_cookies(resp: Response) -> ApiResult<Response> {
     // workerd keeps each `Set-Cookie` separate and lists them with `getAll`.
     let values = resp.headers().get_all("set-cookie")?;
     let Some(kept) = preview::set_cookies(&values) else {

@@ -5,6 +5,10 @@
 
 pub mod ai_store;
 pub mod db;
+pub mod deploy;
+pub mod deployments;
+pub mod dispatch;
+pub mod hosting;
 pub mod identity;
 pub mod llm;
 pub mod mail;

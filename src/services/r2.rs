@@ -15,6 +15,17 @@ pub async fn get_bytes(app: &App, binding: &str, key: &str) -> ApiResult<Option<
     }
 }
 
+/// The whole object at `key` in `bucket`; `None` when there is none.
+pub async fn bucket_bytes(bucket: &worker::Bucket, key: &str) -> Result<Option<Vec<u8>>, String> {
+    let Some(obj) = bucket.get(key).execute().await.map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    match obj.body() {
+        Some(body) => body.bytes().await.map(Some).map_err(|e| e.to_string()),
+        None => Ok(None),
+    }
+}
+
 /// Deletes every object under `prefix` in bucket `binding`, a page (at most 1000 keys, one
 /// batch delete) at a time; returns how many it deleted. Each page is listed from the start:
 /// the keys of the previous page are gone, so what is listed is exactly what is left, and a

@@ -261,6 +261,21 @@ fn workspace_dir(app_id: &str) -> PathBuf {
     root.join(preview_label(app_id).unwrap())
 }
 
+/// How many R2 objects are under `prefix` (any bucket).
+pub(crate) fn r2_count(app: &Instance, prefix: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM _mf_objects WHERE key LIKE '{prefix}%'");
+    sqlite_files(&app.state.join("v3/r2"))
+        .iter()
+        .filter_map(|f| rows_in(f, &sql))
+        .map(|r| r[0][0].as_i64().unwrap())
+        .sum()
+}
+
+/// Waits until the app's deletion plan has finished (its `app_deletions` row is gone).
+pub(crate) async fn wait_deleted(app: &Instance, app_id: &str) {
+    crate::sandbox::eventually(240, "the deletion to finish", || deletion_done(app, app_id)).await;
+}
+
 async fn deletion_done(app: &Instance, app_id: &str) -> bool {
     d1_count(
         app,

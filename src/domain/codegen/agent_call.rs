@@ -6,10 +6,14 @@
 //! object (a WebSocket upgrade must be a bodyless GET, so one transport serves every call); a
 //! chat's message goes in the body instead, as the call's JSON, since it may be long.
 
-use super::events::StartChat;
+use super::events::{AgentEvent, StartChat};
 use super::models::ModelOverride;
 use super::run::RunState;
+use crate::domain::sandbox_call::Owner;
 use serde::{Deserialize, Serialize};
+
+/// The Durable Object binding of the code generator objects (one per app id).
+pub const BINDING: &str = "CODEGEN";
 
 /// The request header that carries a bodyless call.
 pub const CALL_HEADER: &str = "X-Byte-Call";
@@ -70,6 +74,22 @@ pub enum AgentCall {
     /// every client, erase the object's storage and alarm, and refuse every later call. 409
     /// while a driver is still winding down (the plan retries).
     Erase { app_id: String },
+    /// From the app's deployer (its route checked the owner): make sure the sandbox runs with
+    /// the app's files (restoring them into a fresh one), and answer
+    /// [`PreparedDeploy`]; 409 while the agent is still writing the app.
+    PrepareDeploy { by: Owner },
+    /// From the app's deployer: store and send a deployment event to the app's clients.
+    Publish { app_id: String, event: AgentEvent },
+}
+
+/// What [`AgentCall::PrepareDeploy`] answers: the sandbox is ready with the app's files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreparedDeploy {
+    /// The app's saved version (0 before the first).
+    pub version: u32,
+    /// The sandbox's template.
+    pub template: String,
 }
 
 impl AgentCall {
@@ -80,14 +100,17 @@ impl AgentCall {
             | AgentCall::State { by, .. }
             | AgentCall::Events { by, .. }
             | AgentCall::Socket { by, .. } => Some(by),
-            AgentCall::Erase { .. } => None,
+            AgentCall::Erase { .. }
+            | AgentCall::PrepareDeploy { .. }
+            | AgentCall::Publish { .. } => None,
         }
     }
 
     /// The app whose object the call is for.
     pub fn app_id(&self) -> &str {
         match self {
-            AgentCall::Erase { app_id } => app_id,
+            AgentCall::Erase { app_id } | AgentCall::Publish { app_id, .. } => app_id,
+            AgentCall::PrepareDeploy { by } => &by.app_id,
             _ => self.requester().map(|r| r.app_id.as_str()).unwrap_or(""),
         }
     }

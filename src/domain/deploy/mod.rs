@@ -4,6 +4,7 @@
 //! Workers (`[[worker_loaders]]`) under `wrangler dev`.
 
 pub mod artifact;
+pub mod call;
 pub mod cloudflare;
 pub mod manifest;
 pub mod pipeline;

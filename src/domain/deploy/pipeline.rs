@@ -64,10 +64,13 @@ pub enum DeployStep {
     Publishing,
 }
 
-/// What a build produced: the output directory's files (paths relative to it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a build produced: the output directory's files (paths relative to it), how the app's
+/// template lays them out, and the app's saved version the sandbox held.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildOutput {
     pub files: Vec<(String, Vec<u8>)>,
+    pub layout: BuildLayout,
+    pub source_version: u32,
 }
 
 /// Why a deployment failed: a message for the user and the build's structured errors.
@@ -100,14 +103,17 @@ pub struct BuildLayout {
 /// Turns a build's output into what is published: every file an asset at `/<path>`, except
 /// the Worker entry, which becomes the main module. Refuses an empty output, one without
 /// `index.html` (nothing to serve), a missing Worker entry and oversized outputs.
-pub fn bundle_of(out: BuildOutput, layout: &BuildLayout) -> Result<Bundle, DeployFailure> {
-    if out.files.len() > MAX_ARTIFACT_FILES {
+pub fn bundle_of(
+    files: Vec<(String, Vec<u8>)>,
+    layout: &BuildLayout,
+) -> Result<Bundle, DeployFailure> {
+    if files.len() > MAX_ARTIFACT_FILES {
         return Err(DeployFailure::new(format!(
             "the build produced {} files; a deployment holds at most {MAX_ARTIFACT_FILES}",
-            out.files.len()
+            files.len()
         )));
     }
-    let total: u64 = out.files.iter().map(|(_, b)| b.len() as u64).sum();
+    let total: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
     if total > MAX_ARTIFACT_BYTES {
         return Err(DeployFailure::new(format!(
             "the build output is {} MB; a deployment holds at most {} MB",
@@ -116,7 +122,7 @@ pub fn bundle_of(out: BuildOutput, layout: &BuildLayout) -> Result<Bundle, Deplo
         )));
     }
     let mut bundle = Bundle::default();
-    for (path, bytes) in out.files {
+    for (path, bytes) in files {
         let path = path.trim_start_matches('/').to_string();
         if layout.worker_entry.as_deref() == Some(path.as_str()) {
             let content = String::from_utf8(bytes).map_err(|_| {
@@ -173,25 +179,25 @@ pub trait AppHosting {
 /// The deployments table and the app's deployed state.
 #[allow(async_fn_in_trait)]
 pub trait Records {
-    /// Records `number` as live at `url` (its size and content hash), retires the previous live
-    /// one and marks the app deployed — one write.
-    async fn live(&self, number: u32, url: &str, size: u64, hash: &str) -> Result<(), String>;
+    /// Records `number` as live at `url` (its source version, size and content hash), retires
+    /// the previous live one and marks the app deployed — one write.
+    async fn live(&self, number: u32, url: &str, m: &Manifest) -> Result<(), String>;
     /// Records `number` as failed with `failure`.
     async fn failed(&self, number: u32, failure: &DeployFailure) -> Result<(), String>;
 }
 
+/// The app's event streams (the code generator object stores and sends them).
+#[allow(async_fn_in_trait)]
 pub trait Events {
-    fn emit(&self, ev: AgentEvent);
+    async fn emit(&self, ev: AgentEvent);
 }
 
 /// One deployment's work.
 pub struct Job {
     pub app_id: String,
     pub number: u32,
-    pub source_version: u32,
     pub created_at: i64,
     pub url: String,
-    pub layout: BuildLayout,
 }
 
 pub struct Deployer<'a, B, A, H, R, E> {
@@ -205,9 +211,11 @@ pub struct Deployer<'a, B, A, H, R, E> {
 impl<B: Builder, A: Artifacts, H: AppHosting, R: Records, E: Events> Deployer<'_, B, A, H, R, E> {
     /// Builds and publishes `job`; `Ok` with the manifest once it is live.
     pub async fn deploy(&self, job: &Job) -> Result<Manifest, DeployFailure> {
-        self.events.emit(AgentEvent::DeployStarted {
-            deployment: job.number,
-        });
+        self.events
+            .emit(AgentEvent::DeployStarted {
+                deployment: job.number,
+            })
+            .await;
         let result = self.build_and_publish(job).await;
         self.settle(job, result).await
     }
@@ -219,9 +227,11 @@ impl<B: Builder, A: Artifacts, H: AppHosting, R: Records, E: Events> Deployer<'_
         manifest: Manifest,
         bundle: Bundle,
     ) -> Result<Manifest, DeployFailure> {
-        self.events.emit(AgentEvent::DeployStarted {
-            deployment: job.number,
-        });
+        self.events
+            .emit(AgentEvent::DeployStarted {
+                deployment: job.number,
+            })
+            .await;
         let manifest = Manifest {
             number: job.number,
             created_at: job.created_at,
@@ -232,16 +242,16 @@ impl<B: Builder, A: Artifacts, H: AppHosting, R: Records, E: Events> Deployer<'_
     }
 
     async fn build_and_publish(&self, job: &Job) -> Result<Manifest, DeployFailure> {
-        self.progress(job.number, DeployStep::Building);
+        self.progress(job.number, DeployStep::Building).await;
         let out = self.builder.build().await?;
-        let bundle = bundle_of(out, &job.layout)?;
+        let bundle = bundle_of(out.files, &out.layout)?;
         let manifest = Manifest::of(
             &job.app_id,
             job.number,
-            job.source_version,
+            out.source_version,
             job.created_at,
             &bundle,
-            job.layout.outbound,
+            out.layout.outbound,
         );
         self.store_and_publish(job.number, manifest, bundle).await
     }
@@ -252,12 +262,12 @@ impl<B: Builder, A: Artifacts, H: AppHosting, R: Records, E: Events> Deployer<'_
         manifest: Manifest,
         bundle: Bundle,
     ) -> Result<Manifest, DeployFailure> {
-        self.progress(number, DeployStep::Storing);
+        self.progress(number, DeployStep::Storing).await;
         self.artifacts
             .store(&manifest, &bundle)
             .await
             .map_err(|e| DeployFailure::new(format!("storing the deployment failed: {e}")))?;
-        self.progress(number, DeployStep::Publishing);
+        self.progress(number, DeployStep::Publishing).await;
         self.hosting.publish(&manifest, &bundle).await?;
         Ok(manifest)
     }
@@ -268,11 +278,7 @@ impl<B: Builder, A: Artifacts, H: AppHosting, R: Records, E: Events> Deployer<'_
         result: Result<Manifest, DeployFailure>,
     ) -> Result<Manifest, DeployFailure> {
         let recorded = match &result {
-            Ok(m) => {
-                self.records
-                    .live(job.number, &job.url, m.size(), &m.content_hash())
-                    .await
-            }
+            Ok(m) => self.records.live(job.number, &job.url, m).await,
             Err(f) => self.records.failed(job.number, f).await,
         };
         let result = match (result, recorded) {
@@ -285,23 +291,32 @@ impl<B: Builder, A: Artifacts, H: AppHosting, R: Records, E: Events> Deployer<'_
             (Err(f), _) => Err(f),
         };
         match &result {
-            Ok(_) => self.events.emit(AgentEvent::DeployComplete {
-                deployment: job.number,
-                url: job.url.clone(),
-            }),
-            Err(f) => self.events.emit(AgentEvent::DeployFailed {
-                deployment: job.number,
-                code: ErrorCode::E007,
-                message: f.message.clone(),
-                errors: f.errors.clone(),
-            }),
+            Ok(_) => {
+                self.events
+                    .emit(AgentEvent::DeployComplete {
+                        deployment: job.number,
+                        url: job.url.clone(),
+                    })
+                    .await
+            }
+            Err(f) => {
+                self.events
+                    .emit(AgentEvent::DeployFailed {
+                        deployment: job.number,
+                        code: ErrorCode::E007,
+                        message: f.message.clone(),
+                        errors: f.errors.clone(),
+                    })
+                    .await
+            }
         }
         result
     }
 
-    fn progress(&self, deployment: u32, step: DeployStep) {
+    async fn progress(&self, deployment: u32, step: DeployStep) {
         self.events
-            .emit(AgentEvent::DeployProgress { deployment, step });
+            .emit(AgentEvent::DeployProgress { deployment, step })
+            .await;
     }
 }
 

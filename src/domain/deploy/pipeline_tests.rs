@@ -45,10 +45,10 @@ impl AppHosting for Fakes {
 }
 
 impl Records for Fakes {
-    async fn live(&self, number: u32, url: &str, size: u64, _hash: &str) -> Result<(), String> {
+    async fn live(&self, number: u32, url: &str, m: &Manifest) -> Result<(), String> {
         self.records
             .borrow_mut()
-            .push(format!("live {number} {url} {size}"));
+            .push(format!("live {number} {url} {}", m.size()));
         Ok(())
     }
     async fn failed(&self, number: u32, failure: &DeployFailure) -> Result<(), String> {
@@ -60,19 +60,17 @@ impl Records for Fakes {
 }
 
 impl Events for Fakes {
-    fn emit(&self, ev: AgentEvent) {
+    async fn emit(&self, ev: AgentEvent) {
         self.events.borrow_mut().push(ev);
     }
 }
 
-fn job(layout: BuildLayout) -> Job {
+fn job() -> Job {
     Job {
         app_id: "app1".into(),
         number: 2,
-        source_version: 4,
         created_at: 1_000,
         url: "http://app1.apps.localhost:8787/".into(),
-        layout,
     }
 }
 
@@ -83,12 +81,18 @@ fn spa() -> BuildLayout {
     }
 }
 
-fn output(files: &[(&str, &str)]) -> BuildOutput {
+fn files(files: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    files
+        .iter()
+        .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+        .collect()
+}
+
+fn output(f: &[(&str, &str)]) -> BuildOutput {
     BuildOutput {
-        files: files
-            .iter()
-            .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
-            .collect(),
+        files: files(f),
+        layout: spa(),
+        source_version: 4,
     }
 }
 
@@ -116,7 +120,7 @@ fn a_build_becomes_a_stored_published_live_deployment() {
         ("index.html", "<div id=root></div>"),
         ("assets/index-abc.js", "console.log(1)"),
     ])));
-    let m = run(&f, &job(spa())).unwrap();
+    let m = run(&f, &job()).unwrap();
     assert_eq!(m.number, 2);
     assert_eq!(m.source_version, 4);
     let paths: Vec<_> = m.assets.iter().map(|a| a.path.as_str()).collect();
@@ -157,7 +161,7 @@ fn a_failed_build_publishes_nothing_and_reports_its_errors() {
         message: "the build failed".into(),
         errors: vec![diag.clone()],
     }));
-    let err = run(&f, &job(spa())).unwrap_err();
+    let err = run(&f, &job()).unwrap_err();
     assert_eq!(err.errors, [diag.clone()]);
     assert!(f.stored.borrow().is_empty() && f.published.borrow().is_empty());
     assert_eq!(*f.records.borrow(), ["failed 2: the build failed"]);
@@ -178,36 +182,31 @@ fn a_failed_publish_or_store_leaves_nothing_live() {
     let f = Fakes::default();
     *f.build.borrow_mut() = Some(Ok(output(&[("index.html", "x")])));
     *f.publish_fails.borrow_mut() = Some(DeployFailure::new("Cloudflare said no"));
-    assert_eq!(
-        run(&f, &job(spa())).unwrap_err().message,
-        "Cloudflare said no"
-    );
+    assert_eq!(run(&f, &job()).unwrap_err().message, "Cloudflare said no");
     assert_eq!(*f.records.borrow(), ["failed 2: Cloudflare said no"]);
 
     let f = Fakes::default();
     *f.build.borrow_mut() = Some(Ok(output(&[("index.html", "x")])));
     *f.store_fails.borrow_mut() = true;
-    let err = run(&f, &job(spa())).unwrap_err();
+    let err = run(&f, &job()).unwrap_err();
     assert!(err.message.contains("R2 unavailable"), "{err:?}");
     assert!(f.published.borrow().is_empty());
 }
 
 #[test]
 fn outputs_that_cannot_be_served_are_refused() {
-    let no_index = bundle_of(output(&[("app.js", "1")]), &spa()).unwrap_err();
+    let no_index = bundle_of(files(&[("app.js", "1")]), &spa()).unwrap_err();
     assert!(no_index.message.contains("index.html"));
-    let big = BuildOutput {
-        files: vec![
-            (
-                "index.html".into(),
-                vec![b'x'; (MAX_ARTIFACT_BYTES / 2) as usize],
-            ),
-            (
-                "b.bin".into(),
-                vec![0; (MAX_ARTIFACT_BYTES / 2 + 1) as usize],
-            ),
-        ],
-    };
+    let big = vec![
+        (
+            "index.html".into(),
+            vec![b'x'; (MAX_ARTIFACT_BYTES / 2) as usize],
+        ),
+        (
+            "b.bin".into(),
+            vec![0; (MAX_ARTIFACT_BYTES / 2 + 1) as usize],
+        ),
+    ];
     assert!(bundle_of(big, &spa())
         .unwrap_err()
         .message
@@ -216,7 +215,7 @@ fn outputs_that_cannot_be_served_are_refused() {
         worker_entry: Some("_worker.js".into()),
         outbound: false,
     };
-    assert!(bundle_of(output(&[("index.html", "x")]), &worker)
+    assert!(bundle_of(files(&[("index.html", "x")]), &worker)
         .unwrap_err()
         .message
         .contains("_worker.js"));
@@ -229,7 +228,7 @@ fn the_worker_entry_becomes_the_main_module_not_an_asset() {
         outbound: true,
     };
     let b = bundle_of(
-        output(&[("index.html", "x"), ("_worker.js", "export default {}")]),
+        files(&[("index.html", "x"), ("_worker.js", "export default {}")]),
         &layout,
     )
     .unwrap();
@@ -241,7 +240,7 @@ fn the_worker_entry_becomes_the_main_module_not_an_asset() {
 #[test]
 fn a_rollback_republishes_the_stored_content_under_a_new_number() {
     let f = Fakes::default();
-    let bundle = bundle_of(output(&[("index.html", "old")]), &spa()).unwrap();
+    let bundle = bundle_of(files(&[("index.html", "old")]), &spa()).unwrap();
     let old = Manifest::of("app1", 1, 1, 10, &bundle, false);
     let m = block_on(
         Deployer {
@@ -251,7 +250,7 @@ fn a_rollback_republishes_the_stored_content_under_a_new_number() {
             records: &f,
             events: &f,
         }
-        .rollback(&job(spa()), old.clone(), bundle),
+        .rollback(&job(), old.clone(), bundle),
     )
     .unwrap();
     assert_eq!(m.number, 2);
