@@ -6,6 +6,7 @@ mod ai;
 mod apps;
 mod auth;
 mod deletion;
+mod fake_cloudflare;
 mod fake_llm;
 mod fakes;
 mod harness;
