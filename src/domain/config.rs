@@ -17,6 +17,7 @@ use super::codegen::blueprint::parse_max_corrections;
 use super::codegen::crypto::SealingKey;
 use super::codegen::models::ModelTable;
 use super::codegen::routing::{base_url, LlmSettings};
+use super::deploy::cloudflare::DispatchTarget;
 use super::oauth::{Endpoints, Provider};
 use super::ratelimit::{BackoffPolicy, Limit};
 use super::sandbox::InstanceType;
@@ -67,6 +68,9 @@ pub const VARS: &[(&str, &str)] = &[
     ("DISPATCH_NAMESPACE", ""),
     ("DEPLOY_BUILD_TIMEOUT_SECONDS", "300"),
 ];
+
+/// The compatibility date deployed apps run with (loader and dispatch alike).
+pub const DEPLOYED_COMPATIBILITY_DATE: &str = "2026-05-01";
 
 /// The shortest idle timeout a sandbox may have (`SANDBOX_IDLE_TIMEOUT_SECONDS`).
 pub const MIN_SANDBOX_IDLE_SECONDS: u64 = 10;
@@ -142,17 +146,7 @@ pub enum Hosting {
     /// Dynamic Workers through the `LOADER` binding (`wrangler dev`; no account needed).
     Loader,
     /// Workers for Platforms: uploaded through the Cloudflare API, served by `DISPATCHER`.
-    Dispatch(DispatchSettings),
-}
-
-/// The Cloudflare API settings of the dispatch hosting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DispatchSettings {
-    /// `CLOUDFLARE_API_BASE_URL` (Cloudflare's by default; tests point it at a fake).
-    pub api_base: String,
-    pub account_id: String,
-    pub namespace: String,
-    pub api_token: Secret,
+    Dispatch(DispatchTarget),
 }
 
 /// One-click deployment settings.
@@ -316,13 +310,15 @@ impl Config {
                     let need = |k: &str| {
                         get(k).ok_or_else(|| format!("{k}: required when HOSTING is dispatch"))
                     };
-                    Hosting::Dispatch(DispatchSettings {
-                        api_base: api_base?,
-                        account_id: need("CLOUDFLARE_ACCOUNT_ID")?,
-                        namespace: namespace
-                            .ok_or("DISPATCH_NAMESPACE: required when HOSTING is dispatch")?,
-                        api_token: Secret(need("CLOUDFLARE_API_TOKEN")?),
-                    })
+                    let namespace =
+                        namespace.ok_or("DISPATCH_NAMESPACE: required when HOSTING is dispatch")?;
+                    Hosting::Dispatch(DispatchTarget::new(
+                        Some(&api_base?),
+                        &need("CLOUDFLARE_ACCOUNT_ID")?,
+                        &namespace,
+                        &need("CLOUDFLARE_API_TOKEN")?,
+                        DEPLOYED_COMPATIBILITY_DATE,
+                    )?)
                 }
                 other => {
                     return Err(format!(
@@ -710,7 +706,7 @@ mod tests {
             (d.account_id.as_str(), d.namespace.as_str()),
             ("acc", "apps")
         );
-        assert_eq!(d.api_token.expose(), "tok-secret");
+        assert_eq!(d.api_token, "tok-secret");
         assert_eq!(c.deploy.domain, "apps.example.com");
         assert!(!format!("{c:?}").contains("tok-secret"));
     }

@@ -12,8 +12,9 @@
 //! Both fail closed: an app with no live deployment (unknown, deleted, undeployed) is a 404.
 
 use super::deployments;
-use crate::domain::config::{DispatchSettings, Hosting};
+use crate::domain::config::{Hosting, DEPLOYED_COMPATIBILITY_DATE};
 use crate::domain::deploy::artifact::Bundle;
+use crate::domain::deploy::cloudflare::DispatchTarget;
 use crate::domain::deploy::manifest::{blob_key, manifest_key, Manifest};
 use crate::domain::deploy::pipeline::{AppHosting, DeployFailure};
 use crate::domain::deploy::router::{modules, LoaderModule, ROUTER_MODULE};
@@ -25,8 +26,6 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use worker::{Env, Request, Response};
 
-/// The compatibility date deployed apps run with.
-pub const COMPATIBILITY_DATE: &str = "2026-05-01";
 const LOADER_BINDING: &str = "LOADER";
 
 #[wasm_bindgen]
@@ -70,7 +69,7 @@ pub async fn fetch_deployed(app: &App, app_id: &str, req: Request) -> ApiResult<
             .await
             .map(Some),
         Hosting::Dispatch(_) => {
-            let script = crate::domain::deploy::call::script_name(app_id);
+            let script = crate::domain::deploy::cloudflare::script_name(app_id);
             let fetcher = app.env.dynamic_dispatcher("DISPATCHER")?.get(script)?;
             Ok(Some(fetcher.fetch_request(req).await?))
         }
@@ -158,7 +157,7 @@ async fn worker_code(env: &Env, app_id: &str, number: u32) -> Result<Object, Str
     set(
         &code,
         "compatibilityDate",
-        &JsValue::from_str(COMPATIBILITY_DATE),
+        &JsValue::from_str(DEPLOYED_COMPATIBILITY_DATE),
     )?;
     set(&code, "mainModule", &JsValue::from_str(ROUTER_MODULE))?;
     set(&code, "modules", &mods)?;
@@ -173,20 +172,14 @@ async fn worker_code(env: &Env, app_id: &str, number: u32) -> Result<Object, Str
 pub enum Hosted<'a> {
     /// The live record is what serves: publishing has nothing to upload.
     Loader,
-    Dispatch {
-        env: &'a Env,
-        settings: &'a DispatchSettings,
-    },
+    Dispatch(&'a DispatchTarget),
 }
 
 impl<'a> Hosted<'a> {
     pub fn of(app: &'a App) -> Self {
         match &app.cfg.deploy.hosting {
             Hosting::Loader => Hosted::Loader,
-            Hosting::Dispatch(settings) => Hosted::Dispatch {
-                env: &app.env,
-                settings,
-            },
+            Hosting::Dispatch(target) => Hosted::Dispatch(target),
         }
     }
 }
@@ -195,18 +188,14 @@ impl AppHosting for Hosted<'_> {
     async fn publish(&self, manifest: &Manifest, bundle: &Bundle) -> Result<(), DeployFailure> {
         match self {
             Hosted::Loader => Ok(()),
-            Hosted::Dispatch { env, settings } => {
-                super::dispatch::publish(env, settings, manifest, bundle).await
-            }
+            Hosted::Dispatch(target) => super::dispatch::publish(target, manifest, bundle).await,
         }
     }
 
     async fn unpublish(&self, app_id: &str) -> Result<(), DeployFailure> {
         match self {
             Hosted::Loader => Ok(()),
-            Hosted::Dispatch { env, settings } => {
-                super::dispatch::unpublish(env, settings, app_id).await
-            }
+            Hosted::Dispatch(target) => super::dispatch::unpublish(target, app_id).await,
         }
     }
 }

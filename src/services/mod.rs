@@ -1,9 +1,10 @@
-//! Adapters to the platform: D1 repositories, KV, R2, the LLM, OAuth providers, and the
-//! clients of the Durable Objects the routes and the code generator call (the rate-limit
-//! objects, the sandbox objects), each speaking the typed contract its object declares in the
-//! domain. Nothing here imports `objects`: the objects use these services, not the reverse.
+//! Adapters to the platform: D1 repositories, KV, R2, the LLM, OAuth providers, the Cloudflare
+//! API (publishing deployed apps), and the clients of the Durable Objects the routes and the code
+//! generator call (the rate-limit objects, the sandbox objects), each speaking the typed contract
+//! its object declares in the domain. Nothing here imports `objects`: the objects use these services, not the reverse.
 
 pub mod ai_store;
+pub mod cloudflare_api;
 pub mod db;
 pub mod deploy;
 pub mod deployments;

@@ -539,3 +539,102 @@ async fn visit_file(app: &Instance, u: &User, id: &str, path: &str) -> String {
     let v: Value = r.json().await.unwrap();
     v["content"].as_str().unwrap().to_string()
 }
+
+/// The production path under `wrangler dev`: HOSTING=dispatch against the fake Cloudflare API.
+/// What is uploaded is exactly what was built; a permanent refusal is E007 with nothing live.
+#[tokio::test]
+async fn with_dispatch_hosting_the_build_is_uploaded_to_the_namespace_and_a_refusal_is_e007() {
+    use crate::fake_cloudflare::{Failure, FakeCloudflare, Route};
+    let cf = FakeCloudflare::start();
+    let app = Instance::start(&[
+        ("SANDBOX_BACKEND", "local".into()),
+        ("SANDBOX_URL", crate::harness::sandbox_agent()),
+        ("SANDBOX_SECRET", crate::harness::SANDBOX_SECRET.into()),
+        ("HOSTING", "dispatch".into()),
+        ("CLOUDFLARE_API_BASE_URL", cf.api_base()),
+        ("CLOUDFLARE_ACCOUNT_ID", cf.account_id.clone()),
+        ("DISPATCH_NAMESPACE", cf.namespace.clone()),
+        ("CLOUDFLARE_API_TOKEN", cf.api_token.clone()),
+        ("CUSTOM_DOMAIN", "apps.example.com".into()),
+    ]);
+    let u = app.user("dispatcher").await;
+    let id = app.app(&u, "Dispatched", "private").await;
+    sandbox_ready(&app, &u, &id, "react-vite").await;
+    write(
+        &app,
+        &u,
+        &id,
+        &[("src/App.tsx", &app_tsx("Dispatched marker"))],
+    )
+    .await;
+
+    // A transient outage is retried; the upload then holds the built files.
+    cf.fail_once(Route::Script, Failure::Status(503));
+    deploy(&app, &u, &id).await;
+    let d = settled(&app, &u, &id, 1).await;
+    assert_eq!(d["status"], "live", "{d}");
+    assert_eq!(
+        d["url"],
+        format!("https://{}.apps.example.com/", label(&id))
+    );
+    let names = cf.script_names();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let script = cf.script(&names[0]).unwrap();
+    assert!(
+        script.assets.contains_key("/index.html"),
+        "{:?}",
+        script.assets.keys()
+    );
+    let js = script
+        .assets
+        .iter()
+        .find(|(p, _)| p.starts_with("/assets/") && p.ends_with(".js"))
+        .expect("the built script");
+    assert!(String::from_utf8_lossy(&js.1.bytes).contains("Dispatched marker"));
+    assert!(cf.calls_to(Route::Script) >= 2, "the 503 was retried");
+
+    // A permanent refusal: E007 with Cloudflare's reason, and #1 stays the live one.
+    cf.fail_always(
+        Route::Session,
+        Failure::Refuse {
+            status: 403,
+            code: 10000,
+            message: "Authentication error".into(),
+        },
+    );
+    write(
+        &app,
+        &u,
+        &id,
+        &[("src/App.tsx", &app_tsx("Never published"))],
+    )
+    .await;
+    deploy(&app, &u, &id).await;
+    let d2 = settled(&app, &u, &id, 2).await;
+    assert_eq!(d2["status"], "failed", "{d2}");
+    let msg = d2["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("Authentication error"), "{msg}");
+    assert!(!msg.contains(&cf.api_token), "the token never shows");
+    let all = history(&app, &u, &id).await;
+    assert_eq!(all.iter().filter(|d| d["status"] == "live").count(), 1);
+    let script = cf.script(&names[0]).unwrap();
+    let js = script
+        .assets
+        .iter()
+        .find(|(p, _)| p.starts_with("/assets/") && p.ends_with(".js"))
+        .unwrap();
+    assert!(String::from_utf8_lossy(&js.1.bytes).contains("Dispatched marker"));
+
+    // Undeploy deletes the script from the namespace.
+    cf.heal();
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/apps/{id}/deploy"),
+            &u.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(cf.script_names().is_empty());
+}

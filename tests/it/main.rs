@@ -7,6 +7,7 @@ mod apps;
 mod auth;
 mod deletion;
 mod deploy;
+mod fake_cloudflare;
 mod fake_llm;
 mod fakes;
 mod harness;

@@ -83,34 +83,19 @@ pub fn host_label(app_id: &str) -> Option<&str> {
     crate::domain::sandbox::preview_label(app_id)
 }
 
-/// The address of an app's deployment: `<label>.<domain>` on the scheme and port the API was
-/// reached on when that is loopback (`make dev`), else `https://<label>.<domain>/`.
+/// The address of an app's deployment: under a `*.localhost` domain (`make dev`), on the scheme
+/// and port the API was reached on; under a real domain, `https://<label>.<domain>/` (Cloudflare
+/// serves the wildcard route over TLS).
 pub fn app_url(app_id: &str, domain: &str, origin: &str) -> Option<String> {
     let label = host_label(app_id)?;
-    let parsed = url::Url::parse(origin).ok();
-    let local = parsed
-        .as_ref()
-        .and_then(|u| u.host_str())
-        .is_some_and(|h| h == "localhost" || h.ends_with(".localhost") || h == "127.0.0.1");
-    let local = local || domain == "localhost" || domain.ends_with(".localhost");
-    Some(match parsed {
+    let local = domain == "localhost" || domain.ends_with(".localhost");
+    Some(match url::Url::parse(origin).ok() {
         Some(u) if local => {
             let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
             format!("{}://{label}.{domain}{port}/", u.scheme())
         }
         _ => format!("https://{label}.{domain}/"),
     })
-}
-
-/// The app's Worker name in the dispatch namespace: lowercase `[a-z0-9-]`, at most 63 characters,
-/// one per app.
-pub fn script_name(app_id: &str) -> String {
-    let label: String = app_id
-        .chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    format!("byte-{}", label).chars().take(63).collect()
 }
 
 /// The app a deployed-app host belongs to: `<label>.<domain>[:port]` → `app_<label>`.
@@ -135,6 +120,10 @@ mod tests {
         );
         assert_eq!(
             app_url(APP, "apps.example.com", "https://build.example.com").unwrap(),
+            "https://0123456789abcdef0123456789abcdef.apps.example.com/"
+        );
+        assert_eq!(
+            app_url(APP, "apps.example.com", "http://localhost:8787").unwrap(),
             "https://0123456789abcdef0123456789abcdef.apps.example.com/"
         );
         assert_eq!(app_url("not-an-app", "apps.localhost", "http://x"), None);
