@@ -8,7 +8,9 @@
 //! killed mid-generation that resumes with every file written exactly once.
 
 use crate::fake_llm;
-use crate::harness::{expect_error, sandbox_agent, Instance, User, SANDBOX_SECRET};
+use crate::harness::{
+    chat, eventually, expect_error, sandbox_agent, Instance, User, SANDBOX_SECRET,
+};
 use crate::sandbox::Preview;
 use byte_platform::domain::codegen::events::{parse_event, AgentEvent, RunOutcome};
 use byte_platform::domain::error::ErrorCode;
@@ -48,52 +50,6 @@ fn mark() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// Starts a generation and reads its whole SSE stream: `(id, event)` in order.
-async fn chat(
-    app: &Instance,
-    u: &User,
-    app_id: &str,
-    message: &str,
-) -> Vec<(Option<u64>, AgentEvent)> {
-    // Sandbox creation and install can take a while: a longer limit than the shared client's.
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(400))
-        .build()
-        .unwrap();
-    let r = client
-        .post(app.url(&format!("/api/agent/chat/{app_id}")))
-        .bearer_auth(&u.token)
-        .json(&json!({ "message": message }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/event-stream"));
-    let text = r.text().await.unwrap();
-    let mut out = Vec::new();
-    for frame in text.split("\n\n").filter(|f| !f.trim().is_empty()) {
-        let mut id = None;
-        let mut name = "";
-        let mut data = String::new();
-        for line in frame.lines() {
-            if let Some(v) = line.strip_prefix("id: ") {
-                id = v.parse().ok();
-            } else if let Some(v) = line.strip_prefix("event: ") {
-                name = v;
-            } else if let Some(v) = line.strip_prefix("data: ") {
-                data.push_str(v);
-            }
-        }
-        let ev = parse_event(&data).unwrap_or_else(|e| panic!("{e}: {frame}"));
-        assert_eq!(ev.sse_name(), name, "{frame}");
-        out.push((id, ev));
-    }
-    out
 }
 
 /// The events without live chunks, as short labels.
@@ -376,7 +332,7 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
         })
         .unwrap();
     let preview = Preview::open(app, &url).await;
-    crate::sandbox::eventually(30, "the generated App.tsx in the preview", || async {
+    eventually(30, "the generated App.tsx in the preview", || async {
         preview.get("/src/App.tsx").await.1.contains(&m)
     })
     .await;
@@ -889,7 +845,7 @@ async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
         )
         .await;
     assert!(r.status().is_success(), "{}", r.status());
-    crate::sandbox::eventually(60, "the sandbox to stop", || async {
+    eventually(60, "the sandbox to stop", || async {
         let s: Value = app
             .call(
                 Method::GET,
@@ -1115,13 +1071,13 @@ async fn a_restarted_wrangler_dev_resumes_the_run_and_writes_every_file_once() {
 
     // Nobody calls the agent: its alarm picks the run up. The resumed phase asks the model to
     // continue its own output (and this time the stream completes).
-    crate::sandbox::eventually(120, "the resumed phase-2 request", || async {
+    eventually(120, "the resumed phase-2 request", || async {
         fake_llm::conversations_with(&m)
             .iter()
             .any(|r| r.op == Some(fake_llm::Op::Implement) && r.phase == 2 && r.continued)
     })
     .await;
-    crate::sandbox::eventually(120, "the resumed run to complete", || async {
+    eventually(120, "the resumed run to complete", || async {
         state(&app, &owner, &app_id, 0).await["state"]["status"] == "complete"
     })
     .await;
