@@ -24,6 +24,7 @@ use crate::domain::codegen::events::{AgentEvent, RunOutcome};
 use crate::domain::codegen::fanout::FanOut;
 use crate::domain::codegen::models::ModelOverride;
 use crate::domain::codegen::run::RunState;
+use crate::domain::codegen::socket_fanout::SocketFanOut;
 use crate::domain::codegen::sse;
 use crate::domain::error::{ApiError, ErrorCode};
 use crate::http::App;
@@ -49,6 +50,8 @@ pub struct CodeGeneratorAgent {
     pub(super) retired: Cell<bool>,
     /// SSE clients: every event until the run ends (bounded queues).
     streams: RefCell<FanOut>,
+    /// WebSockets' unacknowledged counts (bounded).
+    pub(super) sockets: RefCell<SocketFanOut>,
     pub(super) store: AgentStore,
 }
 
@@ -69,6 +72,7 @@ impl CodeGeneratorAgent {
         Clients {
             state: &self.state,
             streams: &self.streams,
+            sockets: &self.sockets,
         }
     }
 
@@ -327,6 +331,7 @@ impl DurableObject for CodeGeneratorAgent {
             retired: Cell::new(false),
             cancel: RefCell::new(Cancel::default()),
             streams: RefCell::new(FanOut::default()),
+            sockets: RefCell::new(SocketFanOut::default()),
             store,
         }
     }
@@ -382,11 +387,13 @@ impl DurableObject for CodeGeneratorAgent {
         _reason: String,
         _clean: bool,
     ) -> Result<()> {
+        self.socket_gone(&ws);
         let _ = ws.close(Some(echo_close_code(code)), Some("closed"));
         Ok(())
     }
 
-    async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        self.socket_gone(&ws);
         Ok(())
     }
 }
