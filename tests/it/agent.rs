@@ -580,6 +580,75 @@ async fn file(app: &Instance, u: &User, app_id: &str, path: &str) -> Option<Stri
     }
 }
 
+/// The caller's `GET /api/ai/usage` row for `operation` (zeros when it has none).
+async fn usage_of(app: &Instance, u: &User, operation: &str) -> Value {
+    let r = app.call(Method::GET, "/api/ai/usage", &u.token, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    v["operations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .find(|o| o["operation"] == operation)
+        .cloned()
+        .unwrap_or_else(|| json!({"requests": 0, "cancelled": {"requests": 0, "totalTokens": 0}}))
+}
+
+#[tokio::test]
+async fn a_stopped_runs_cancelled_model_call_is_charged_and_reported() {
+    let app = agent_instance();
+    let owner = app.user("agent-cancel-usage").await;
+    let app_id = app.app(&owner, "Cancelled", "private").await;
+    let m = mark();
+    let mut ws = Ws::connect(app, &owner, &app_id, None).await;
+    assert!(matches!(ws.next().await.1, AgentEvent::State(_)));
+    ws.send(json!({"type": "generate", "prompt": format!("scripted-gate {m}")}))
+        .await;
+    // Phase 2's stream has sent part of src/App.tsx and is held open by the fake model.
+    ws.until(|e| matches!(e, AgentEvent::FileChunk { path, .. } if path == "src/App.tsx"))
+        .await;
+    let before = usage_of(app, &owner, "implementation").await;
+    assert_eq!(before["cancelled"]["requests"], 0, "{before}");
+
+    ws.send(json!({"type": "stop"})).await;
+    eventually(60, "the stop to be recorded", || async {
+        state(app, &owner, &app_id, 1 << 40).await["state"]["status"] == "stopped"
+    })
+    .await;
+    // The held stream goes on; the client sees the cancellation at its next read.
+    fake_llm::release(&m);
+    let rest = ws.until_done().await;
+    assert!(matches!(
+        rest.last().unwrap().1,
+        AgentEvent::Done {
+            status: RunOutcome::Stopped
+        }
+    ));
+
+    // The call is recorded before the driver hears of the cancellation, so it is there now:
+    // charged from its prompt and what streamed (the provider never sent its usage).
+    let after = usage_of(app, &owner, "implementation").await;
+    assert_eq!(after["cancelled"]["requests"], 1, "{after}");
+    let cancelled = after["cancelled"]["totalTokens"].as_u64().unwrap();
+    assert!(cancelled > 0, "{after}");
+    assert_eq!(
+        after["requests"].as_u64().unwrap(),
+        before["requests"].as_u64().unwrap() + 1,
+        "{after}"
+    );
+    assert_eq!(
+        after["totalTokens"].as_u64().unwrap(),
+        before["totalTokens"].as_u64().unwrap_or(0) + cancelled,
+        "{after}"
+    );
+    let r = app
+        .call(Method::GET, "/api/ai/usage", &owner.token, None)
+        .await;
+    let all: Value = r.json().await.unwrap();
+    assert_eq!(all["total"]["cancelled"]["requests"], 1, "{all}");
+    assert_eq!(all["total"]["failed"]["requests"], 0, "{all}");
+}
+
 #[tokio::test]
 async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
     let app = agent_instance();
