@@ -365,7 +365,12 @@ pub fn describe(route: &Route) -> Op {
             .error(502, "Every model the operation may use failed (E005)")
             .error(503, "No model is configured for the operation (E005)"),
         AiUsage => Op::new("aiUsage", "ai", "The caller's model usage in the last 24 hours")
-            .ok(200, "Requests and tokens per operation", schema_ref("Usage")),
+            .ok(
+                200,
+                "Calls and tokens per operation, every call that cost tokens whatever its outcome \
+                 (cancelled and failed ones also counted apart)",
+                schema_ref("Usage"),
+            ),
         AgentChat(_) => Op::new("agentChat", "agent", "Send the app's agent a message")
             .about("The first message plans and generates the app; later ones edit it (queued while work runs). The run's events follow as Server-Sent Events.")
             .json_body(schema_ref("StartChat"), true)
@@ -577,15 +582,26 @@ pub fn schemas() -> Map<String, Value> {
             "overrideError": { "type": "object" },
         },
     });
+    // The calls of an outcome other than completed (their tokens are in the totals too).
+    let part = json!({
+        "type": "object",
+        "required": ["requests", "totalTokens"],
+        "properties": {
+            "requests": { "type": "integer", "minimum": 0 },
+            "totalTokens": { "type": "integer", "minimum": 0 },
+        },
+    });
     let counts = json!({
         "type": "object",
-        "required": ["requests", "promptTokens", "completionTokens", "totalTokens"],
+        "required": ["requests", "promptTokens", "completionTokens", "totalTokens", "cancelled", "failed"],
         "properties": {
             "operation": { "type": "string" },
             "requests": { "type": "integer", "minimum": 0 },
             "promptTokens": { "type": "integer", "minimum": 0 },
             "completionTokens": { "type": "integer", "minimum": 0 },
             "totalTokens": { "type": "integer", "minimum": 0 },
+            "cancelled": part,
+            "failed": part,
         },
     });
     let page = |item: &str, key: &str| {

@@ -13,6 +13,7 @@
 use super::codegen_do::CodeGeneratorAgent;
 use crate::domain::codegen::agent_call::PreparedDeploy;
 use crate::domain::codegen::driver::{Cancel, Driver};
+use crate::domain::codegen::events::AgentEvent;
 use crate::domain::codegen::run::RunState;
 use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::sandbox_call::Owner;
@@ -72,5 +73,11 @@ impl CodeGeneratorAgent {
             version: self.read(|s| s.version),
             template,
         })
+    }
+
+    /// A deployment event from the app's deployer: stored and sent like the agent's own.
+    pub(super) fn publish_event(&self, event: AgentEvent) -> Result<Response> {
+        self.emit(event);
+        Response::empty().map(|r| r.with_status(204))
     }
 }

@@ -17,17 +17,17 @@
 
 use super::codegen_ports::{Clients, LlmModel, SandboxClient};
 use super::codegen_socket::echo_close_code;
-use super::codegen_store::{now, AgentStore, HEARTBEAT_MS};
+use super::codegen_store::{event_type, now, AgentStore, HEARTBEAT_MS};
 use crate::domain::codegen::agent_call::{AgentCall, Requester, CALL_HEADER};
 use crate::domain::codegen::driver::{publish, Cancel, Driver, Store};
 use crate::domain::codegen::events::{AgentEvent, RunOutcome};
 use crate::domain::codegen::fanout::FanOut;
 use crate::domain::codegen::models::ModelOverride;
 use crate::domain::codegen::run::RunState;
+use crate::domain::codegen::socket_fanout::SocketFanOut;
 use crate::domain::codegen::sse;
 use crate::domain::error::{ApiError, ErrorCode};
 use crate::http::App;
-use serde::Deserialize;
 use serde_json::json;
 use std::cell::{Cell, RefCell};
 use worker::{
@@ -49,6 +49,8 @@ pub struct CodeGeneratorAgent {
     pub(super) retired: Cell<bool>,
     /// SSE clients: every event until the run ends (bounded queues).
     streams: RefCell<FanOut>,
+    /// WebSockets' unacknowledged counts (bounded).
+    pub(super) sockets: RefCell<SocketFanOut>,
     pub(super) store: AgentStore,
 }
 
@@ -69,6 +71,7 @@ impl CodeGeneratorAgent {
         Clients {
             state: &self.state,
             streams: &self.streams,
+            sockets: &self.sockets,
         }
     }
 
@@ -213,10 +216,7 @@ impl CodeGeneratorAgent {
             }
             AgentCall::Socket { by, since } => self.open_socket(by, since).await,
             AgentCall::PrepareDeploy { by } => self.prepare_deploy(&by).await,
-            AgentCall::Publish { event, .. } => {
-                self.emit(event);
-                Response::empty().map(|r| r.with_status(204))
-            }
+            AgentCall::Publish { event, .. } => self.publish_event(event),
         }
     }
 
@@ -312,16 +312,6 @@ impl CodeGeneratorAgent {
     }
 }
 
-/// The `type` of a stored event's JSON (its SSE event name).
-fn event_type(json: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Kind {
-        #[serde(rename = "type")]
-        kind: String,
-    }
-    serde_json::from_str::<Kind>(json).ok().map(|k| k.kind)
-}
-
 impl DurableObject for CodeGeneratorAgent {
     fn new(state: State, env: Env) -> Self {
         let store = AgentStore::new(state.storage(), env.clone());
@@ -332,6 +322,7 @@ impl DurableObject for CodeGeneratorAgent {
             retired: Cell::new(false),
             cancel: RefCell::new(Cancel::default()),
             streams: RefCell::new(FanOut::default()),
+            sockets: RefCell::new(SocketFanOut::default()),
             store,
         }
     }
@@ -387,11 +378,13 @@ impl DurableObject for CodeGeneratorAgent {
         _reason: String,
         _clean: bool,
     ) -> Result<()> {
+        self.socket_gone(&ws);
         let _ = ws.close(Some(echo_close_code(code)), Some("closed"));
         Ok(())
     }
 
-    async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        self.socket_gone(&ws);
         Ok(())
     }
 }

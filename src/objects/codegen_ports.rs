@@ -8,6 +8,7 @@ use crate::domain::codegen::events::AgentEvent;
 use crate::domain::codegen::fanout::FanOut;
 use crate::domain::codegen::models::{ChatMessage, ModelOverride, Operation};
 use crate::domain::codegen::prompts::Diagnostic;
+use crate::domain::codegen::socket_fanout::{Sent, Socket, SocketFanOut};
 use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::sandbox::{install_request, Status as SandboxStatus};
 use crate::domain::sandbox_call::{Owner, SandboxCall};
@@ -16,7 +17,7 @@ use crate::services::llm::{Call, Llm};
 use crate::services::sandbox as sandbox_service;
 use byte_protocol::{ErrorsReply, ExecReply, FileInput, RelPath, TypecheckRequest, WriteFiles};
 use std::cell::RefCell;
-use worker::State;
+use worker::{State, WebSocket};
 
 /// How long a generation waits for its sandbox to become ready.
 const SANDBOX_READY_TIMEOUT_MS: i64 = 240_000;
@@ -199,10 +200,75 @@ impl Sandbox for SandboxClient<'_> {
 }
 
 /// Connected clients: SSE streams (until the run ends; bounded queues, a consumer that falls
-/// behind is dropped with [`lagged_event`]) and the object's WebSockets.
+/// behind is dropped with [`lagged_event`]) and the object's WebSockets (each bounded by what
+/// it has not acknowledged, [`SocketFanOut`]; one that falls behind is dropped with
+/// [`socket_lagged_event`]).
 pub struct Clients<'a> {
     pub state: &'a State,
     pub streams: &'a RefCell<FanOut>,
+    pub sockets: &'a RefCell<SocketFanOut>,
+}
+
+/// The tag prefix that names one socket (its key in [`SocketFanOut`]).
+pub const SOCKET_TAG: &str = "ws:";
+
+/// A fresh socket key, given to the socket as its tag when it is accepted.
+pub fn new_socket_key() -> String {
+    use crate::domain::random;
+    format!("{SOCKET_TAG}{}", random::hex(&random::bytes::<12>()))
+}
+
+/// One of the object's WebSockets, keyed by its tag.
+pub struct Tagged<'a> {
+    pub ws: WebSocket,
+    pub state: &'a State,
+}
+
+impl Socket for Tagged<'_> {
+    fn key(&self) -> Option<String> {
+        socket_key(self.state, &self.ws)
+    }
+    fn send(&self, text: &str) {
+        let _ = self.ws.send_with_str(text);
+    }
+    fn close(&self, code: u16, reason: &str) {
+        let _ = self.ws.close(Some(code), Some(reason));
+    }
+}
+
+/// The socket's key (from its tags).
+pub fn socket_key(state: &State, ws: &WebSocket) -> Option<String> {
+    state
+        .get_tags(ws)
+        .into_iter()
+        .find(|t| t.starts_with(SOCKET_TAG))
+}
+
+/// The last event of a WebSocket dropped for leaving too many messages unacknowledged.
+pub fn socket_lagged_event(cap: u64) -> AgentEvent {
+    AgentEvent::Error {
+        code: ErrorCode::E003,
+        message: format!(
+            "this socket left more than {cap} messages unacknowledged and was closed; \
+             reconnect with ?since=<last event id> to resume"
+        ),
+        recoverable: true,
+    }
+}
+
+impl Clients<'_> {
+    /// Sends one event to one socket, within its bound.
+    pub fn send_to(&self, ws: &WebSocket, ev: &AgentEvent) -> Sent {
+        let mut sockets = self.sockets.borrow_mut();
+        let cap = sockets.cap();
+        let tagged = Tagged {
+            ws: ws.clone(),
+            state: self.state,
+        };
+        sockets.send(&tagged, &ev.to_json(), || {
+            socket_lagged_event(cap).to_json()
+        })
+    }
 }
 
 /// The last event of an SSE stream dropped for falling too far behind.
@@ -238,8 +304,22 @@ impl Events for Clients<'_> {
             worker::console_warn!("codegen: dropped {dropped} SSE client(s) that fell behind");
         }
         let text = ws_text(&ev.to_json(), id);
-        for ws in self.state.get_websockets() {
-            let _ = ws.send_with_str(&text);
+        let sockets: Vec<Tagged> = self
+            .state
+            .get_websockets()
+            .into_iter()
+            .map(|ws| Tagged {
+                ws,
+                state: self.state,
+            })
+            .collect();
+        let mut fanout = self.sockets.borrow_mut();
+        let cap = fanout.cap();
+        let dropped = fanout.publish(&sockets, &text, || socket_lagged_event(cap).to_json());
+        if dropped > 0 {
+            worker::console_warn!(
+                "codegen: dropped {dropped} WebSocket client(s) that left {cap} messages unacknowledged"
+            );
         }
     }
 

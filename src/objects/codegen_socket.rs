@@ -5,9 +5,14 @@
 //! token expiry gets E001 and the socket closes). A message over
 //! [`crate::domain::codegen::events::MAX_COMMAND_BYTES`] gets E004 and the socket closes with
 //! 1009 (message too big), unparsed.
+//!
+//! Every socket is tagged with its own key when accepted, and everything sent to it after its
+//! opening replay is counted against what it acknowledged (`ack`, handled before any session
+//! check: it changes nothing but the count) by the object's
+//! [`crate::domain::codegen::socket_fanout::SocketFanOut`].
 
 use super::codegen_do::CodeGeneratorAgent;
-use super::codegen_ports::ws_text;
+use super::codegen_ports::{new_socket_key, socket_key, ws_text};
 use super::codegen_store::now;
 use crate::domain::codegen::agent_call::Requester;
 use crate::domain::codegen::driver::{Cancel, Driver, Sandbox};
@@ -24,18 +29,23 @@ impl CodeGeneratorAgent {
     pub(super) async fn open_socket(&self, by: Requester, since: Option<u64>) -> Result<Response> {
         let pair = WebSocketPair::new()?;
         let server = pair.server;
-        self.state.accept_web_socket(&server);
+        let key = new_socket_key();
+        self.state.accept_websocket_with_tags(&server, &[&key]);
         server.serialize_attachment(&by)?;
         if self.read(|s| s.app_id.is_empty()) {
             self.update(|s| s.app_id = by.app_id.clone());
         }
         // The state first, then what the client missed, then (through the event port) live ones.
         server.send_with_str(self.state_event().to_json())?;
+        let mut replayed = 1;
         if let Some(since) = since {
             for (seq, json) in self.store.events_after(since, 10_000) {
                 server.send_with_str(ws_text(&json, Some(seq)))?;
+                replayed += 1;
             }
         }
+        // The opening messages are outside the socket's bound (storage bounds them).
+        self.sockets.borrow_mut().open(&key, replayed);
         if self.read(RunState::is_active) {
             self.kick().await;
         }
@@ -51,9 +61,17 @@ impl CodeGeneratorAgent {
             .ok()
     }
 
+    /// A socket closed or failed: its count goes.
+    pub(super) fn socket_gone(&self, ws: &WebSocket) {
+        if let Some(key) = socket_key(&self.state, ws) {
+            self.sockets.borrow_mut().forget(&key);
+        }
+    }
+
     pub(super) async fn command(&self, ws: &WebSocket, text: &str) {
+        let clients = self.clients();
         let reply = |ev: AgentEvent| {
-            let _ = ws.send_with_str(ev.to_json());
+            clients.send_to(ws, &ev);
         };
         let refuse = |code: ErrorCode, m: String| {
             reply(AgentEvent::Error {
@@ -63,6 +81,13 @@ impl CodeGeneratorAgent {
             })
         };
         if oversized(ws, text.len()) {
+            return;
+        }
+        let parsed = parse_command(text);
+        if let Ok(ClientCommand::Ack { received }) = parsed {
+            if let Some(key) = socket_key(&self.state, ws) {
+                self.sockets.borrow_mut().ack(&key, received);
+            }
             return;
         }
         let by: Option<Requester> = ws.deserialize_attachment().ok().flatten();
@@ -89,7 +114,7 @@ impl CodeGeneratorAgent {
             let _ = ws.close(Some(4001), Some("session ended"));
             return;
         }
-        let cmd = match parse_command(text) {
+        let cmd = match parsed {
             Ok(c) => c,
             Err(e) => return reply(AgentEvent::from_error(&e, true)),
         };
@@ -126,6 +151,7 @@ impl CodeGeneratorAgent {
                 Ok(()) => self.emit(self.state_event()),
                 Err(m) => refuse(ErrorCode::E004, m),
             },
+            ClientCommand::Ack { .. } => {}
             ClientCommand::Preview => {
                 let Some(template) =
                     self.read(|s| s.blueprint.as_ref().map(|b| b.template.clone()))
@@ -140,7 +166,6 @@ impl CodeGeneratorAgent {
                     Err(e) => return refuse(ErrorCode::E000, format!("misconfigured: {e}")),
                 };
                 let (model, sandbox) = self.ports(&app, Cancel::default());
-                let clients = self.clients();
                 let driver = Driver::new(
                     &model,
                     &sandbox,

@@ -325,3 +325,13 @@ impl Store for AgentStore {
         }
     }
 }
+
+/// The `type` of a stored event's JSON (its SSE event name).
+pub(super) fn event_type(json: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    serde_json::from_str::<Kind>(json).ok().map(|k| k.kind)
+}

@@ -330,21 +330,27 @@ pub async fn usage(app: &App, caller: &Caller) -> ApiResult<Response> {
     .await?;
     let since = crate::services::now_ms() / 1000 - 24 * 3600;
     let rows = ai_store::usage_since(&app.db()?, &caller.user_id, since).await?;
-    let mut total = (0u64, 0u64, 0u64, 0u64);
+    let mut total = [0u64; 8];
     let ops: Vec<Value> = rows
         .iter()
         .map(|r| {
-            total.0 += r.requests as u64;
-            total.1 += r.prompt_tokens as u64;
-            total.2 += r.completion_tokens as u64;
-            total.3 += r.total_tokens as u64;
-            json!({
-                "operation": r.operation,
-                "requests": r.requests as u64,
-                "promptTokens": r.prompt_tokens as u64,
-                "completionTokens": r.completion_tokens as u64,
-                "totalTokens": r.total_tokens as u64,
-            })
+            let n = [
+                r.requests,
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.total_tokens,
+                r.cancelled_requests,
+                r.cancelled_tokens,
+                r.failed_requests,
+                r.failed_tokens,
+            ]
+            .map(|v| v as u64);
+            for (t, v) in total.iter_mut().zip(n) {
+                *t += v;
+            }
+            let mut v = usage_counts(&n);
+            v["operation"] = json!(r.operation);
+            v
         })
         .collect();
     json(
@@ -358,12 +364,19 @@ pub async fn usage(app: &App, caller: &Caller) -> ApiResult<Response> {
             },
             "windowHours": 24,
             "operations": ops,
-            "total": {
-                "requests": total.0,
-                "promptTokens": total.1,
-                "completionTokens": total.2,
-                "totalTokens": total.3,
-            },
+            "total": usage_counts(&total),
         }),
     )
+}
+
+/// One row of usage: requests, tokens, then requests and tokens of cancelled and failed calls.
+fn usage_counts(n: &[u64; 8]) -> Value {
+    json!({
+        "requests": n[0],
+        "promptTokens": n[1],
+        "completionTokens": n[2],
+        "totalTokens": n[3],
+        "cancelled": { "requests": n[4], "totalTokens": n[5] },
+        "failed": { "requests": n[6], "totalTokens": n[7] },
+    })
 }

@@ -137,13 +137,16 @@ pub struct UsageRecord<'a> {
     pub total_tokens: u64,
     /// `user` or `platform`.
     pub key_source: &'a str,
+    /// `completed`, `cancelled` or `failed`.
+    pub outcome: &'a str,
 }
 
 pub async fn record_usage(db: &D1Database, r: &UsageRecord<'_>) -> ApiResult<()> {
     run(
         db,
         "INSERT INTO ai_usage (id, user_id, app_id, operation, provider, model, prompt_tokens, \
-         completion_tokens, total_tokens, key_source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         completion_tokens, total_tokens, key_source, outcome) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         &[
             text(&crate::domain::random::id("use")),
             text(r.user_id),
@@ -155,6 +158,7 @@ pub async fn record_usage(db: &D1Database, r: &UsageRecord<'_>) -> ApiResult<()>
             int(r.completion_tokens as i64),
             int(r.total_tokens as i64),
             text(r.key_source),
+            text(r.outcome),
         ],
     )
     .await
@@ -168,9 +172,15 @@ pub struct UsageTotals {
     pub prompt_tokens: f64,
     pub completion_tokens: f64,
     pub total_tokens: f64,
+    /// Calls (and their tokens, included above) that were cancelled or failed.
+    pub cancelled_requests: f64,
+    pub cancelled_tokens: f64,
+    pub failed_requests: f64,
+    pub failed_tokens: f64,
 }
 
-/// The user's usage since `since` (epoch seconds), per operation.
+/// The user's usage since `since` (epoch seconds), per operation: every recorded attempt,
+/// whatever its outcome.
 pub async fn usage_since(
     db: &D1Database,
     user_id: &str,
@@ -179,7 +189,11 @@ pub async fn usage_since(
     all(
         db,
         "SELECT operation, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, \
-         SUM(completion_tokens) AS completion_tokens, SUM(total_tokens) AS total_tokens \
+         SUM(completion_tokens) AS completion_tokens, SUM(total_tokens) AS total_tokens, \
+         SUM(outcome = 'cancelled') AS cancelled_requests, \
+         SUM(CASE WHEN outcome = 'cancelled' THEN total_tokens ELSE 0 END) AS cancelled_tokens, \
+         SUM(outcome = 'failed') AS failed_requests, \
+         SUM(CASE WHEN outcome = 'failed' THEN total_tokens ELSE 0 END) AS failed_tokens \
          FROM ai_usage WHERE user_id = ?1 AND created_at >= ?2 GROUP BY operation ORDER BY operation",
         &[text(user_id), int(since)],
     )

@@ -15,8 +15,9 @@
 //! - a provider's own error text goes to the log only: users are told our summary (the status
 //!   and what it means, the provider's error type at most);
 //! - nothing is retried once content reached the caller's callback;
-//! - only successful calls are recorded in `ai_usage` (with the estimate when the provider sent
-//!   no usage).
+//! - every attempt that cost tokens is recorded in `ai_usage` with its outcome (`completed`,
+//!   `cancelled` or `failed`; the provider's count, else the estimate), before the call returns,
+//!   so what `GET /api/ai/usage` reports matches what the budget was charged.
 
 use crate::domain::codegen::chat_stream::{
     decode_completion, estimate_tokens, status_summary, AttemptCost, ChatError, ChatStream,
@@ -391,14 +392,23 @@ impl<'a> Llm<'a> {
                 )),
             };
             *spent += cost.tokens();
+            let key_source = user_key
+                .as_ref()
+                .map_or(KeySource::Platform, |_| KeySource::User);
             let (failure, why, summary) = match result {
                 Ok((s, key_source)) => {
                     return Ok(self
                         .succeeded(call, cfg, s, &cost, key_source, &attempts)
                         .await);
                 }
-                Err(AttemptError::Cancelled) => return Err(cancelled()),
-                Err(AttemptError::Failed(f, why, summary)) => (f, why, summary),
+                Err(AttemptError::Cancelled) => {
+                    self.record(call, cfg, &cost, key_source, "cancelled").await;
+                    return Err(cancelled());
+                }
+                Err(AttemptError::Failed(f, why, summary)) => {
+                    self.record(call, cfg, &cost, key_source, "failed").await;
+                    (f, why, summary)
+                }
             };
             worker::console_warn!(
                 "LLM attempt {} on {name} failed: {why}",
@@ -430,16 +440,20 @@ impl<'a> Llm<'a> {
         )))
     }
 
-    async fn succeeded(
+    /// Records one attempt in `ai_usage` (an attempt that cost nothing is not recorded, unless
+    /// it completed). A failure to record is logged: the call's outcome stands.
+    async fn record(
         &self,
         call: &Call<'_>,
         cfg: &ModelConfig,
-        s: Success,
         cost: &AttemptCost,
         key_source: KeySource,
-        attempts: &Attempts,
-    ) -> Outcome {
+        outcome: &str,
+    ) {
         let u = cost.usage();
+        if u.total_tokens == 0 && outcome != "completed" {
+            return;
+        }
         let record = UsageRecord {
             user_id: call.user_id,
             app_id: call.app_id,
@@ -454,15 +468,28 @@ impl<'a> Llm<'a> {
             } else {
                 "platform"
             },
+            outcome,
         };
-        match self.app.db() {
-            Ok(db) => {
-                if let Err(e) = ai_store::record_usage(&db, &record).await {
-                    worker::console_error!("recording AI usage failed: {}", e.message);
-                }
-            }
-            Err(e) => worker::console_error!("recording AI usage failed: {}", e.message),
+        let result = match self.app.db() {
+            Ok(db) => ai_store::record_usage(&db, &record).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            worker::console_error!("recording AI usage failed: {}", e.message);
         }
+    }
+
+    async fn succeeded(
+        &self,
+        call: &Call<'_>,
+        cfg: &ModelConfig,
+        s: Success,
+        cost: &AttemptCost,
+        key_source: KeySource,
+        attempts: &Attempts,
+    ) -> Outcome {
+        self.record(call, cfg, cost, key_source, "completed").await;
+        let u = cost.usage();
         Outcome {
             text: s.text,
             model: cfg.model.clone(),

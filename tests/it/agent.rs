@@ -8,7 +8,9 @@
 //! killed mid-generation that resumes with every file written exactly once.
 
 use crate::fake_llm;
-use crate::harness::{expect_error, sandbox_agent, Instance, User, SANDBOX_SECRET};
+use crate::harness::{
+    chat, eventually, expect_error, sandbox_agent, Instance, User, SANDBOX_SECRET,
+};
 use crate::sandbox::Preview;
 use byte_platform::domain::codegen::events::{parse_event, AgentEvent, RunOutcome};
 use byte_platform::domain::error::ErrorCode;
@@ -48,52 +50,6 @@ fn mark() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// Starts a generation and reads its whole SSE stream: `(id, event)` in order.
-async fn chat(
-    app: &Instance,
-    u: &User,
-    app_id: &str,
-    message: &str,
-) -> Vec<(Option<u64>, AgentEvent)> {
-    // Sandbox creation and install can take a while: a longer limit than the shared client's.
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(400))
-        .build()
-        .unwrap();
-    let r = client
-        .post(app.url(&format!("/api/agent/chat/{app_id}")))
-        .bearer_auth(&u.token)
-        .json(&json!({ "message": message }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/event-stream"));
-    let text = r.text().await.unwrap();
-    let mut out = Vec::new();
-    for frame in text.split("\n\n").filter(|f| !f.trim().is_empty()) {
-        let mut id = None;
-        let mut name = "";
-        let mut data = String::new();
-        for line in frame.lines() {
-            if let Some(v) = line.strip_prefix("id: ") {
-                id = v.parse().ok();
-            } else if let Some(v) = line.strip_prefix("event: ") {
-                name = v;
-            } else if let Some(v) = line.strip_prefix("data: ") {
-                data.push_str(v);
-            }
-        }
-        let ev = parse_event(&data).unwrap_or_else(|e| panic!("{e}: {frame}"));
-        assert_eq!(ev.sse_name(), name, "{frame}");
-        out.push((id, ev));
-    }
-    out
 }
 
 /// The events without live chunks, as short labels.
@@ -376,7 +332,7 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
         })
         .unwrap();
     let preview = Preview::open(app, &url).await;
-    crate::sandbox::eventually(30, "the generated App.tsx in the preview", || async {
+    eventually(30, "the generated App.tsx in the preview", || async {
         preview.get("/src/App.tsx").await.1.contains(&m)
     })
     .await;
@@ -624,6 +580,75 @@ async fn file(app: &Instance, u: &User, app_id: &str, path: &str) -> Option<Stri
     }
 }
 
+/// The caller's `GET /api/ai/usage` row for `operation` (zeros when it has none).
+async fn usage_of(app: &Instance, u: &User, operation: &str) -> Value {
+    let r = app.call(Method::GET, "/api/ai/usage", &u.token, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    v["operations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .find(|o| o["operation"] == operation)
+        .cloned()
+        .unwrap_or_else(|| json!({"requests": 0, "cancelled": {"requests": 0, "totalTokens": 0}}))
+}
+
+#[tokio::test]
+async fn a_stopped_runs_cancelled_model_call_is_charged_and_reported() {
+    let app = agent_instance();
+    let owner = app.user("agent-cancel-usage").await;
+    let app_id = app.app(&owner, "Cancelled", "private").await;
+    let m = mark();
+    let mut ws = Ws::connect(app, &owner, &app_id, None).await;
+    assert!(matches!(ws.next().await.1, AgentEvent::State(_)));
+    ws.send(json!({"type": "generate", "prompt": format!("scripted-gate {m}")}))
+        .await;
+    // Phase 2's stream has sent part of src/App.tsx and is held open by the fake model.
+    ws.until(|e| matches!(e, AgentEvent::FileChunk { path, .. } if path == "src/App.tsx"))
+        .await;
+    let before = usage_of(app, &owner, "implementation").await;
+    assert_eq!(before["cancelled"]["requests"], 0, "{before}");
+
+    ws.send(json!({"type": "stop"})).await;
+    eventually(60, "the stop to be recorded", || async {
+        state(app, &owner, &app_id, 1 << 40).await["state"]["status"] == "stopped"
+    })
+    .await;
+    // The held stream goes on; the client sees the cancellation at its next read.
+    fake_llm::release(&m);
+    let rest = ws.until_done().await;
+    assert!(matches!(
+        rest.last().unwrap().1,
+        AgentEvent::Done {
+            status: RunOutcome::Stopped
+        }
+    ));
+
+    // The call is recorded before the driver hears of the cancellation, so it is there now:
+    // charged from its prompt and what streamed (the provider never sent its usage).
+    let after = usage_of(app, &owner, "implementation").await;
+    assert_eq!(after["cancelled"]["requests"], 1, "{after}");
+    let cancelled = after["cancelled"]["totalTokens"].as_u64().unwrap();
+    assert!(cancelled > 0, "{after}");
+    assert_eq!(
+        after["requests"].as_u64().unwrap(),
+        before["requests"].as_u64().unwrap() + 1,
+        "{after}"
+    );
+    assert_eq!(
+        after["totalTokens"].as_u64().unwrap(),
+        before["totalTokens"].as_u64().unwrap_or(0) + cancelled,
+        "{after}"
+    );
+    let r = app
+        .call(Method::GET, "/api/ai/usage", &owner.token, None)
+        .await;
+    let all: Value = r.json().await.unwrap();
+    assert_eq!(all["total"]["cancelled"]["requests"], 1, "{all}");
+    assert_eq!(all["total"]["failed"]["requests"], 0, "{all}");
+}
+
 #[tokio::test]
 async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
     let app = agent_instance();
@@ -655,7 +680,9 @@ async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
         panic!("the state comes first")
     };
     assert_eq!(first.last_event_id, 0);
-    // A bad command is answered on this socket only, with the field at fault.
+    // An acknowledgement is never answered (the next message is the bad command's answer);
+    // a bad command is answered on this socket only, with the field at fault.
+    a.send(json!({"type": "ack", "received": 1})).await;
     a.send(json!({"type": "explode"})).await;
     let (_, e) = a.next().await;
     assert!(
@@ -889,7 +916,7 @@ async fn sockets_reconnect_stop_resume_and_follow_up_edits() {
         )
         .await;
     assert!(r.status().is_success(), "{}", r.status());
-    crate::sandbox::eventually(60, "the sandbox to stop", || async {
+    eventually(60, "the sandbox to stop", || async {
         let s: Value = app
             .call(
                 Method::GET,
@@ -1115,13 +1142,13 @@ async fn a_restarted_wrangler_dev_resumes_the_run_and_writes_every_file_once() {
 
     // Nobody calls the agent: its alarm picks the run up. The resumed phase asks the model to
     // continue its own output (and this time the stream completes).
-    crate::sandbox::eventually(120, "the resumed phase-2 request", || async {
+    eventually(120, "the resumed phase-2 request", || async {
         fake_llm::conversations_with(&m)
             .iter()
             .any(|r| r.op == Some(fake_llm::Op::Implement) && r.phase == 2 && r.continued)
     })
     .await;
-    crate::sandbox::eventually(120, "the resumed run to complete", || async {
+    eventually(120, "the resumed run to complete", || async {
         state(&app, &owner, &app_id, 0).await["state"]["status"] == "complete"
     })
     .await;

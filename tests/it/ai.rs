@@ -413,7 +413,7 @@ async fn a_failing_primary_falls_back_to_the_fallback_model() {
 }
 
 #[tokio::test]
-async fn malformed_and_truncated_output_is_e005_and_not_recorded() {
+async fn malformed_and_truncated_output_is_e005_and_recorded_as_failed() {
     let app = ai_instance();
     // One user per call: every failed attempt is charged to its user's token budget.
     let mut users = Vec::new();
@@ -447,16 +447,26 @@ async fn malformed_and_truncated_output_is_e005_and_not_recorded() {
     );
     assert_eq!(fake_llm::requests_with(&n).len(), 1);
     users.push(u);
+    // Every attempt that cost tokens is recorded, as failed: none as completed.
     for u in &users {
         let usage = get(app, u, "/api/ai/usage").await;
-        assert_eq!(usage["total"]["requests"], 0, "{usage}");
+        let total = &usage["total"];
+        assert_eq!(total["requests"], total["failed"]["requests"], "{usage}");
         assert_eq!(
-            d1_rows(
-                app,
-                &format!("SELECT id FROM ai_usage WHERE user_id = '{}'", u.id)
-            )
-            .len(),
-            0
+            total["totalTokens"], total["failed"]["totalTokens"],
+            "{usage}"
+        );
+        assert_eq!(total["cancelled"]["requests"], 0, "{usage}");
+        let outcomes = d1_rows(
+            app,
+            &format!(
+                "SELECT DISTINCT outcome FROM ai_usage WHERE user_id = '{}'",
+                u.id
+            ),
+        );
+        assert!(
+            !outcomes.is_empty() && outcomes.iter().all(|r| r.to_string().contains("failed")),
+            "{outcomes:?}"
         );
     }
 }
@@ -488,9 +498,12 @@ async fn a_failed_streams_tokens_are_charged_to_the_budget() {
         usage["budget"]["remaining"].as_u64().unwrap() < 5,
         "{usage}"
     );
-    assert_eq!(
-        usage["total"]["requests"], 0,
-        "failed calls are not usage rows: {usage}"
+    // ... and reported: one failed call with what it was charged.
+    assert_eq!(usage["total"]["requests"], 1, "{usage}");
+    assert_eq!(usage["total"]["failed"]["requests"], 1, "{usage}");
+    assert!(
+        usage["total"]["failed"]["totalTokens"].as_u64().unwrap() > AI_TOKEN_LIMIT,
+        "{usage}"
     );
     let n = nonce("after-charge");
     let e = expect_error(ai_test(app, &u, json!({ "prompt": n })).await, 429, "E003").await;

@@ -10,13 +10,14 @@
 
 use crate::fake_llm;
 use crate::harness::{
-    expect_error, sandbox_agent, serve, set_cookies, Instance, User, SANDBOX_SECRET,
+    chat, eventually, expect_error, sandbox_agent, sandbox_ready, serve, set_cookies, Instance,
+    User, SANDBOX_SECRET,
 };
-use crate::sandbox::eventually;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response as AxResponse;
+use byte_platform::domain::codegen::events::{AgentEvent, RunOutcome};
 use byte_platform::domain::sandbox::preview_label;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -273,7 +274,7 @@ pub(crate) fn r2_count(app: &Instance, prefix: &str) -> i64 {
 
 /// Waits until the app's deletion plan has finished (its `app_deletions` row is gone).
 pub(crate) async fn wait_deleted(app: &Instance, app_id: &str) {
-    crate::sandbox::eventually(240, "the deletion to finish", || deletion_done(app, app_id)).await;
+    crate::harness::eventually(240, "the deletion to finish", || deletion_done(app, app_id)).await;
 }
 
 async fn deletion_done(app: &Instance, app_id: &str) -> bool {
@@ -295,28 +296,6 @@ async fn create_sandbox(app: &Instance, u: &User, app_id: &str) -> reqwest::Resp
     .await
 }
 
-async fn wait_ready(app: &Instance, u: &User, app_id: &str) {
-    eventually(240, "the sandbox to be ready", || async {
-        let s: Value = app
-            .call(
-                Method::GET,
-                &format!("/api/apps/{app_id}/sandbox"),
-                &u.token,
-                None,
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert!(
-            !matches!(s["status"].as_str(), Some("failed" | "stopped")),
-            "{s}"
-        );
-        s["status"] == "ready"
-    })
-    .await;
-}
-
 async fn delete_app(app: &Instance, u: &User, app_id: &str) -> u16 {
     app.call(
         Method::DELETE,
@@ -331,23 +310,20 @@ async fn delete_app(app: &Instance, u: &User, app_id: &str) -> u16 {
 
 /// A whole scripted generation (plan, phases, versions, the sandbox it starts).
 async fn generate(app: &Instance, u: &User, app_id: &str) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(400))
-        .build()
-        .unwrap();
-    let r = client
-        .post(app.url(&format!("/api/agent/chat/{app_id}")))
-        .bearer_auth(&u.token)
-        .json(&json!({ "message": format!("Build a page scripted-app MARKdel{}", std::process::id()) }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let text = r.text().await.unwrap();
+    let message = format!("Build a page scripted-app MARKdel{}", std::process::id());
+    let events = chat(app, u, app_id, &message).await;
     assert!(
-        text.contains("event: done") && text.contains("\"completed\""),
-        "the generation did not complete: {}",
-        &text[text.len().saturating_sub(2000)..]
+        matches!(
+            events.last(),
+            Some((
+                _,
+                AgentEvent::Done {
+                    status: RunOutcome::Completed
+                }
+            ))
+        ),
+        "the generation did not complete: {:?}",
+        &events[events.len().saturating_sub(5)..]
     );
 }
 
@@ -447,7 +423,7 @@ async fn a_deleted_apps_sandbox_holds_its_quota_place_until_a_retry_stops_it() {
     let next = app.app(&u, "Next", "private").await;
     let r = create_sandbox(app, &u, &first).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    wait_ready(app, &u, &first).await;
+    sandbox_ready(app, &u, &first).await;
 
     let sandbox = object_file(app, "UserAppSandboxService", &first).expect("the sandbox's file");
 
@@ -535,7 +511,7 @@ async fn deleting_an_account_removes_everything_it_owns() {
         create_sandbox(app, &u, &with_sandbox).await.status(),
         StatusCode::ACCEPTED
     );
-    wait_ready(app, &u, &with_sandbox).await;
+    sandbox_ready(app, &u, &with_sandbox).await;
     let r = app
         .call(
             Method::PATCH,

@@ -5,7 +5,7 @@
 //! serialisation of deployments and the deploy limit.
 
 use crate::deletion::{r2_count, wait_deleted};
-use crate::harness::{expect_error, sandbox_instance, Instance, User};
+use crate::harness::{expect_error, sandbox_instance, sandbox_ready, Instance, User};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -46,7 +46,8 @@ async fn get(
         .unwrap()
 }
 
-async fn sandbox_ready(app: &Instance, u: &User, app_id: &str, template: &str) {
+/// Creates the app's sandbox from `template` and waits until it is ready.
+async fn sandbox_from(app: &Instance, u: &User, app_id: &str, template: &str) {
     let r = app
         .call(
             Method::POST,
@@ -56,27 +57,7 @@ async fn sandbox_ready(app: &Instance, u: &User, app_id: &str, template: &str) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED, "{:?}", r.text().await);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let s: Value = app
-            .call(
-                Method::GET,
-                &format!("/api/apps/{app_id}/sandbox"),
-                &u.token,
-                None,
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        match s["status"].as_str().unwrap() {
-            "ready" => return,
-            "failed" | "stopped" => panic!("sandbox did not come up: {s}"),
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "sandbox still {}", s["status"]);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    sandbox_ready(app, u, app_id).await;
 }
 
 async fn write(app: &Instance, u: &User, app_id: &str, files: &[(&str, &str)]) {
@@ -192,7 +173,7 @@ async fn an_app_deploys_fails_safely_rolls_back_undeploys_and_is_deleted_with_it
     let app = sandbox_instance();
     let u = app.user("deployer").await;
     let id = app.app(&u, "Deployed", "private").await;
-    sandbox_ready(app, &u, &id, "react-vite").await;
+    sandbox_from(app, &u, &id, "react-vite").await;
 
     // Nothing deployed yet: the address is a 404 page, not an error.
     assert_eq!(visit(app, &id, "/").await.status(), StatusCode::NOT_FOUND);
@@ -420,7 +401,7 @@ async fn an_apps_own_worker_is_deployed_without_the_platforms_credentials_or_net
     let app = sandbox_instance();
     let u = app.user("worker-deployer").await;
     let id = app.app(&u, "With a Worker", "private").await;
-    sandbox_ready(app, &u, &id, "react-vite-worker").await;
+    sandbox_from(app, &u, &id, "react-vite-worker").await;
     write(
         app,
         &u,
@@ -468,7 +449,7 @@ async fn a_second_deploy_waits_for_the_first_and_the_deploy_limit_holds() {
     let app = sandbox_instance();
     let u = app.user("deploy-serial").await;
     let id = app.app(&u, "Serial", "private").await;
-    sandbox_ready(app, &u, &id, "react-vite").await;
+    sandbox_from(app, &u, &id, "react-vite").await;
     let pkg = visit_file(app, &u, &id, "package.json").await;
     let mut pkg: Value = serde_json::from_str(&pkg).unwrap();
     let build = pkg["scripts"]["build"].as_str().unwrap().to_string();
@@ -559,7 +540,7 @@ async fn with_dispatch_hosting_the_build_is_uploaded_to_the_namespace_and_a_refu
     ]);
     let u = app.user("dispatcher").await;
     let id = app.app(&u, "Dispatched", "private").await;
-    sandbox_ready(&app, &u, &id, "react-vite").await;
+    sandbox_from(&app, &u, &id, "react-vite").await;
     write(
         &app,
         &u,

@@ -495,8 +495,7 @@ fn file_block(out: &mut String, path: &str, content: &str) {
 /// - phase 2 (core): `src/App.tsx` rendering the mark;
 /// - a correction round: no blocks;
 /// - `scripted-fix`: phase 1 writes a component with a syntax error, the first correction fixes
-///   it; `scripted-types`: the same with a type error only `tsc` sees; `scripted-stuck`: every
-///   correction rewrites it broken, phase 2 fixes it.
+///   it; `scripted-types`: the same with a type error only `tsc` sees.
 pub fn scripted(op: Op, phase: u32, prompt: &str) -> Option<String> {
     if op == Op::Edit && prompt.contains("scripted-edit") {
         // The heading as the current App.tsx shown in the prompt has it.
@@ -526,7 +525,6 @@ pub fn scripted(op: Op, phase: u32, prompt: &str) -> Option<String> {
         "scripted-cut",
         "scripted-badplan",
         "scripted-fix",
-        "scripted-stuck",
         "scripted-types",
     ]
     .into_iter()
@@ -580,15 +578,12 @@ pub fn scripted(op: Op, phase: u32, prompt: &str) -> Option<String> {
             "scripted-fix" | "scripted-types" => {
                 file_block(&mut out, "src/components/Hello.tsx", &fixed)
             }
-            "scripted-stuck" => file_block(&mut out, "src/components/Hello.tsx", &broken),
             "scripted-deps" if prompt.contains("npm install failed") => {
                 file_block(&mut out, "package.json", &package_json(mode, &mark, false))
             }
             _ => out.push_str("Nothing to fix.\n"),
         }
-    } else if op == Op::Implement
-        && phase == 1
-        && matches!(mode, "scripted-fix" | "scripted-stuck" | "scripted-types")
+    } else if op == Op::Implement && phase == 1 && matches!(mode, "scripted-fix" | "scripted-types")
     {
         file_block(&mut out, "src/components/Hello.tsx", &broken);
     } else if op == Op::Implement && phase == 1 {
@@ -630,9 +625,6 @@ pub fn scripted(op: Op, phase: u32, prompt: &str) -> Option<String> {
                 "src/lib/first.ts",
                 &format!("export const first = \"{mark}\";\n"),
             );
-        }
-        if mode == "scripted-stuck" {
-            file_block(&mut out, "src/components/Hello.tsx", &fixed);
         }
         file_block(
             &mut out,

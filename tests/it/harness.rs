@@ -723,3 +723,111 @@ pub fn set_cookies(r: &Response) -> Vec<String> {
         .map(|v| v.to_str().unwrap().to_string())
         .collect()
 }
+
+/// Polls until `f` says yes (file watchers, dev servers and alarms take a moment); panics after
+/// `secs`.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until the app's sandbox is ready (failing at once if it failed or stopped); its state.
+pub async fn sandbox_ready(app: &Instance, u: &User, app_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let s: Value = app
+            .call(
+                Method::GET,
+                &format!("/api/apps/{app_id}/sandbox"),
+                &u.token,
+                None,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        match s["status"].as_str() {
+            Some("ready") => return s,
+            Some("failed" | "stopped") => panic!("the sandbox did not come up: {s}"),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sandbox still {} after 240 s",
+            s["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Creates the app's sandbox (202) and waits until it is ready; its state.
+pub async fn create_ready(app: &Instance, u: &User, app_id: &str) -> Value {
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/apps/{app_id}/sandbox"),
+            &u.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED, "{:?}", r.text().await);
+    sandbox_ready(app, u, app_id).await
+}
+
+/// Sends a chat message to the app's agent and reads the whole SSE stream until the run ends:
+/// `(id, event)` in order.
+pub async fn chat(
+    app: &Instance,
+    u: &User,
+    app_id: &str,
+    message: &str,
+) -> Vec<(
+    Option<u64>,
+    byte_platform::domain::codegen::events::AgentEvent,
+)> {
+    use byte_platform::domain::codegen::events::parse_event;
+    // Sandbox creation and install can take a while: a longer limit than the shared client's.
+    let client = Client::builder()
+        .timeout(Duration::from_secs(400))
+        .build()
+        .unwrap();
+    let r = client
+        .post(app.url(&format!("/api/agent/chat/{app_id}")))
+        .bearer_auth(&u.token)
+        .json(&json!({ "message": message }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = r.text().await.unwrap();
+    let mut out = Vec::new();
+    for frame in text.split("\n\n").filter(|f| !f.trim().is_empty()) {
+        let mut id = None;
+        let mut name = "";
+        let mut data = String::new();
+        for line in frame.lines() {
+            if let Some(v) = line.strip_prefix("id: ") {
+                id = v.parse().ok();
+            } else if let Some(v) = line.strip_prefix("event: ") {
+                name = v;
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data.push_str(v);
+            }
+        }
+        let ev = parse_event(&data).unwrap_or_else(|e| panic!("{e}: {frame}"));
+        assert_eq!(ev.sse_name(), name, "{frame}");
+        out.push((id, ev));
+    }
+    out
+}

@@ -2,47 +2,13 @@
 //! preview hostname; live file changes; structured errors; command timeouts; path confinement;
 //! isolation between users; the per-user quota.
 
-use crate::harness::{expect_error, sandbox_instance, set_cookies, Instance, User, SANDBOX_QUOTA};
+use crate::harness::{
+    create_ready, eventually, expect_error, sandbox_instance, set_cookies, Instance, User,
+    SANDBOX_QUOTA,
+};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
-
-async fn create_ready(app: &Instance, u: &User, app_id: &str) -> Value {
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/api/apps/{app_id}/sandbox"),
-            &u.token,
-            None,
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::ACCEPTED, "{:?}", r.text().await);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let s: Value = app
-            .call(
-                Method::GET,
-                &format!("/api/apps/{app_id}/sandbox"),
-                &u.token,
-                None,
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        match s["status"].as_str().unwrap() {
-            "ready" => return s,
-            "failed" | "stopped" => panic!("sandbox did not come up: {s}"),
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sandbox still {} after 180 s",
-            s["status"]
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
+use std::time::Duration;
 
 /// Opens a preview URL like a browser: follows the token exchange, keeps the cookie.
 pub struct Preview {
@@ -105,19 +71,6 @@ async fn write(
         Some(&json!({ "files": [{ "path": path, "content": content }] })),
     )
     .await
-}
-
-/// Polls until `f` says yes (file watchers and dev servers take a moment); panics after `secs`.
-pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 const APP_TSX: &str = r#"export default function App() {

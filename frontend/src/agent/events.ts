@@ -47,7 +47,10 @@ export type ClientCommand =
   | { type: "message"; text: string }
   | { type: "stop" }
   | { type: "resume" }
-  | { type: "preview" };
+  | { type: "preview" }
+  // How many messages this socket has received (the server drops a socket that leaves too
+  // many unacknowledged).
+  | { type: "ack"; received: number };
 
 export const EVENT_TYPES = [
   "phase_start", "phase_complete", "file_chunk", "file_generated", "file_deleted", "error",

@@ -130,7 +130,10 @@ export interface UsageRow {
   requests: number;
   promptTokens: number;
   completionTokens: number;
+  /** Every call that cost tokens, cancelled and failed ones included (also counted apart). */
   totalTokens: number;
+  cancelled: { requests: number; totalTokens: number };
+  failed: { requests: number; totalTokens: number };
 }
 
 export interface UsageResponse {

@@ -41,6 +41,9 @@ pub fn prune_through(seq: u64) -> Option<u64> {
     (seq.is_multiple_of(PRUNE_EVERY) && seq > KEPT_EVENTS).then(|| seq - KEPT_EVENTS)
 }
 
+/// Largest `received` an `ack` may carry (2^53 − 1, exact in JavaScript).
+pub const MAX_ACK: u64 = (1 << 53) - 1;
+
 /// RFC 6455's close code for a message too big to process.
 pub const CLOSE_TOO_BIG: u16 = 1009;
 
@@ -275,6 +278,12 @@ pub enum ClientCommand {
     },
     /// Ask for the preview (answered with `preview_ready`).
     Preview,
+    /// How many messages the client has received on this socket so far (counting every one,
+    /// the `state` and replay included): the server's bound on unacknowledged messages
+    /// ([`super::socket_fanout`]) is measured from it. Never answered.
+    Ack {
+        received: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -284,6 +293,7 @@ enum CommandType {
     Resume,
     Message,
     Preview,
+    Ack,
 }
 
 const COMMAND_TYPES: &[(&str, CommandType)] = &[
@@ -292,6 +302,7 @@ const COMMAND_TYPES: &[(&str, CommandType)] = &[
     ("resume", CommandType::Resume),
     ("message", CommandType::Message),
     ("preview", CommandType::Preview),
+    ("ack", CommandType::Ack),
 ];
 
 /// Takes an optional `config` object, folding its field errors into `o` as `config.field`.
@@ -334,7 +345,7 @@ pub fn parse_command(text: &str) -> ApiResult<ClientCommand> {
         // `enumeration` has recorded why if the value was bad (the first message wins);
         // otherwise it was missing. The payload fields are not "unknown": their command is.
         o.error("type", "is required");
-        for f in ["prompt", "config", "text"] {
+        for f in ["prompt", "config", "text", "received"] {
             let _ = o.take_raw(f);
         }
         return Err(match o.finish() {
@@ -353,6 +364,16 @@ pub fn parse_command(text: &str) -> ApiResult<ClientCommand> {
         CommandType::Message => ClientCommand::Message {
             text: prompt_text(&mut o, "text", true).unwrap_or_default(),
         },
+        CommandType::Ack => {
+            let received = o.integer("received", 0, MAX_ACK);
+            if received.is_none() {
+                // A bad value has recorded why already (the first message wins).
+                o.error("received", "is required");
+            }
+            ClientCommand::Ack {
+                received: received.unwrap_or_default(),
+            }
+        }
     };
     o.finish()?;
     Ok(cmd)
@@ -626,7 +647,7 @@ mod tests {
         assert_eq!(e.status, 400);
         assert_eq!(
             e.fields["type"],
-            "must be one of: generate, stop, resume, message, preview"
+            "must be one of: generate, stop, resume, message, preview, ack"
         );
         let e = parse_command(r#"{"text":"hi"}"#).unwrap_err();
         assert_eq!(e.fields["type"], "is required");
@@ -655,6 +676,16 @@ mod tests {
             .unwrap_err()
             .message
             .contains("malformed JSON"));
+        assert_eq!(
+            parse_command(r#"{"type":"ack","received":7}"#).unwrap(),
+            ClientCommand::Ack { received: 7 }
+        );
+        let e = parse_command(r#"{"type":"ack"}"#).unwrap_err();
+        assert_eq!(e.fields["received"], "is required");
+        let e = parse_command(r#"{"type":"ack","received":-1}"#).unwrap_err();
+        assert!(e.fields["received"].contains("integer"), "{e:?}");
+        let e = parse_command(r#"{"type":"ack","received":1,"text":"x"}"#).unwrap_err();
+        assert_eq!(e.fields["text"], "unknown field");
         assert!(parse_command(r#"{"type":5}"#)
             .unwrap_err()
             .fields
@@ -666,6 +697,7 @@ mod tests {
         for c in [
             ClientCommand::Stop,
             ClientCommand::Message { text: "t".into() },
+            ClientCommand::Ack { received: 42 },
             ClientCommand::Generate {
                 prompt: Some("p".into()),
                 config: Some(ModelOverride {

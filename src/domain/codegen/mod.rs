@@ -21,7 +21,8 @@
 //!   each file (or diff, or delete) the moment its block closes; [`paths`] rejects unsafe paths
 //!   there and in every plan, and [`diff`] parses and applies the unified diffs;
 //! - everything clients see is an [`events::AgentEvent`], the same JSON over SSE and WebSocket;
-//!   what they send is an [`events::ClientCommand`].
+//!   what they send is an [`events::ClientCommand`]; [`fanout`] (SSE) and [`socket_fanout`]
+//!   (WebSockets) bound what a client that does not keep up can make the object hold.
 
 pub mod agent_call;
 pub mod blueprint;
@@ -42,6 +43,7 @@ pub mod prompts;
 pub mod retry;
 pub mod routing;
 pub mod run;
+pub mod socket_fanout;
 pub mod sse;
 
 #[cfg(test)]
