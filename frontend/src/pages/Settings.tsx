@@ -137,8 +137,8 @@ function Usage() {
       {u && (u.operations.length === 0 ? <p className="text-sm muted">No model calls yet.</p> : (
         <ul className="space-y-2 text-sm" aria-label="Tokens per operation">
           {u.operations.map((o) => (
-            <li key={o.operation}>
-              <div className="flex"><span>{OP_NAMES[o.operation] ?? o.operation}</span><span className="ml-auto muted">{o.totalTokens.toLocaleString()} tokens · {o.requests} calls</span></div>
+            <li key={o.operation ?? "other"}>
+              <div className="flex"><span>{OP_NAMES[o.operation ?? ""] ?? o.operation}</span><span className="ml-auto muted">{o.totalTokens.toLocaleString()} tokens · {o.requests} calls</span></div>
               <div className="h-2 rounded bg-slate-200 dark:bg-slate-700" aria-hidden="true"><div className="h-2 rounded bg-indigo-600" style={{ width: `${(o.totalTokens / max) * 100}%` }} /></div>
             </li>
           ))}

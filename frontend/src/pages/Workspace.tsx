@@ -331,7 +331,11 @@ function Errors({ appId, state, open }: { appId: string; state: WorkspaceState; 
       {found && found.length === 0 && !error && <p className="muted">No errors.</p>}
       <ul className="space-y-1">
         {found?.map((e, i) => (
-          <li key={i}><button type="button" className="font-mono underline" onClick={() => open(e.file, e.line)}>{e.file}:{e.line}:{e.column}</button> <span className="muted">[{e.kind}]</span> {e.message}</li>
+          <li key={i}>
+            {/* A diagnostic without a file (a failed install's summary, a runtime error) has no place to open. */}
+            {e.file ? <button type="button" className="font-mono underline" onClick={() => open(e.file!, e.line ?? 1)}>{[e.file, e.line, e.column].filter((x) => x !== null && x !== undefined).join(":")}</button> : null}
+            {" "}<span className="muted">[{e.kind}]</span> {e.message}
+          </li>
         ))}
       </ul>
       <h2 className="font-semibold">Agent messages</h2>
