@@ -321,6 +321,15 @@ function addChat(chat: ChatEntry[], key: string, role: ChatEntry["role"], text: 
   return [...chat, { key, role, text }];
 }
 
+/** How far a phase is: the planned files written so far (a finished phase is whole). */
+export function phaseProgress(t: TimelineEntry): { done: number; planned: number; extra: number; percent: number } {
+  const done = t.planned.filter((p) => t.written.includes(p)).length;
+  const extra = t.written.filter((p) => !t.planned.includes(p)).length;
+  const finished = t.status === "complete";
+  const percent = finished ? 100 : t.planned.length > 0 ? Math.round((done / t.planned.length) * 100) : 0;
+  return { done, planned: t.planned.length, extra, percent };
+}
+
 /** The files as a sorted list of paths. */
 export function filePaths(s: WorkspaceState): string[] {
   return Object.keys(s.files).sort();
