@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { api, setCsrf } from "./client";
 import { ApiError, ERROR_MESSAGES } from "./errors";
 import { modelConfigured } from "../pages/Home";
+import { modelProblem } from "../pages/Settings";
 import type { ModelsResponse } from "./types";
 
 function answer(status: number, body: unknown, headers: Record<string, string> = {}) {
@@ -83,5 +84,16 @@ describe("the no-model notice", () => {
     fallback.operations.blueprint!.fallback = choice("custom").primary;
     fallback.operations.implementation!.fallback = choice("custom").primary;
     expect(modelConfigured(fallback)).toBe(true);
+  });
+});
+
+describe("the model form's validation", () => {
+  it("asks for a provider and a model id the server accepts", () => {
+    expect(modelProblem("", "gpt-5")).toMatch(/provider/);
+    expect(modelProblem("openai", "  ")).toMatch(/model/);
+    expect(modelProblem("openai", "gpt 5")).toMatch(/at most 200/);
+    expect(modelProblem("openai", "x".repeat(201))).toMatch(/at most 200/);
+    expect(modelProblem("workers-ai", "@cf/qwen/qwen2.5-coder-32b-instruct")).toBeNull();
+    expect(modelProblem("custom", "qwen2.5-coder:7b")).toBeNull();
   });
 });

@@ -9,7 +9,7 @@ import type { ModelUsage } from "../agent/events";
 import { useAgent } from "../agent/socket";
 import { ErrorNote, useTheme } from "../components/Layout";
 import { startKey } from "./Home";
-import { NotFound, Offline } from "./NotFound";
+import { LoadFailure } from "./NotFound";
 
 const CodeEditor = lazy(() => import("../components/CodeEditor"));
 
@@ -27,9 +27,7 @@ export function Workspace() {
     api.app(id).then(setApp).catch((e: unknown) => setLoadError(e instanceof ApiError ? e : new ApiError(0, "E000", String(e))));
   }, [id, attempt]);
 
-  if (loadError?.code === "E002") return <NotFound what="app" />;
-  if (loadError?.code === "network") return <Offline retry={() => setAttempt((n) => n + 1)} />;
-  if (loadError) return <ErrorNote error={loadError} />;
+  if (loadError) return <LoadFailure error={loadError} what="app" retry={() => setAttempt((n) => n + 1)} />;
   if (!app) return <p role="status" className="muted">Loading the app…</p>;
   if (!app.isOwner) {
     return (
