@@ -12,7 +12,7 @@ TARGET=frontend/src/api/schema.d.ts
 WORK=target/api-types
 mkdir -p "$WORK"
 cargo run -q --example openapi > "$WORK/openapi.json"
-(cd frontend && node_modules/.bin/openapi-typescript "../$WORK/openapi.json" -o "../$WORK/schema.d.ts" --empty-objects-unknown --silent)
+(cd frontend && node_modules/.bin/openapi-typescript "../$WORK/openapi.json" -o "../$WORK/schema.d.ts" --empty-objects-unknown >/dev/null)
 
 if [[ "${1:-}" == "--check" ]]; then
   # The committed (or staged) file; outside a git checkout, the file as it is.
