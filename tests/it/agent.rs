@@ -435,8 +435,9 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
     assert_eq!(Some(&last), ids.last());
     let all = s["events"].as_array().unwrap().len();
     let later = state(app, &owner, &app_id, ids[0]).await;
-    // Everything stored so far: the failed plan's 3 events, then this run's.
-    assert_eq!(all, 3 + ids.len());
+    // Everything stored so far: the failed plan's 3 events and the usage of its two model calls
+    // (the plan and its retry), then this run's.
+    assert_eq!(all, 3 + 2 + ids.len());
     let later_ids: Vec<u64> = later["events"]
         .as_array()
         .unwrap()
