@@ -13,7 +13,7 @@ TEMPLATE_SOURCES := $(shell find templates/ \( -name node_modules -o -name dist 
 GIT_STAMP_INPUTS := $(shell scripts/git-stamp-inputs.sh)
 WORKER_SOURCES := $(shell find src protocol -name '*.rs') Cargo.toml protocol/Cargo.toml Cargo.lock build.rs $(wildcard migrations/*.sql) $(TEMPLATE_SOURCES) $(GIT_STAMP_INPUTS)
 
-.PHONY: dev test build tools migrate secrets templates lint fmt bench clean web
+.PHONY: dev test build tools migrate secrets templates lint fmt bench clean web api-types
 
 tools:
 	@$(TOOLS_ENV) && echo "[tools] ready"
@@ -37,7 +37,20 @@ $(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
 	@cd frontend && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 	@touch $@
 
-frontend/dist/index.html: $(FRONTEND_STAMP) $(FRONTEND_SOURCES)
+## The web app's API types, generated from the OpenAPI document (src/domain/openapi.rs, printed
+## on the host by examples/openapi.rs) whenever the Rust sources change; the file is committed,
+## and `make test` fails when it drifts from a fresh generation.
+API_TYPES := frontend/src/api/schema.d.ts
+API_SOURCES := $(filter-out $(GIT_STAMP_INPUTS),$(WORKER_SOURCES)) examples/openapi.rs
+
+$(API_TYPES): $(API_SOURCES) $(FRONTEND_STAMP)
+	@scripts/api-types.sh
+	@touch $@
+
+api-types: $(FRONTEND_STAMP)
+	@scripts/api-types.sh
+
+frontend/dist/index.html: $(FRONTEND_STAMP) $(FRONTEND_SOURCES) $(API_TYPES)
 	@cd frontend && npm run -s build
 
 ## Vite's dev server with HMR on :5173, proxying /api (HTTP and WebSocket) to `make dev` on :8787.
@@ -60,6 +73,7 @@ dev: build templates
 
 ## Unit tests on the host, then the integration suite against real wrangler dev instances.
 test: build
+	@scripts/api-types.sh --check
 	@cd frontend && npx vitest run
 	@$(TOOLS_ENV) && cargo build -q -p byte-sandbox && cargo test --workspace --all-targets 2>&1 | tee target/test.log | grep -vE '^\s+(Compiling|Fresh|Running)' || { echo "[test] FAILED (full log: target/test.log)"; exit 1; }
 

@@ -31,6 +31,19 @@ test("a prompt becomes a running app, a follow-up changes it, and strangers cann
   await expect(timeline.locator('[data-phase="Core"][data-status="complete"]')).toBeVisible({ timeout: LONG });
   await expect(page.getByTestId("run-status")).toHaveText("Ready", { timeout: LONG });
   for (const phase of ["planning", "Foundation", "Core"]) await expect(timeline.locator(`[data-phase="${phase}"]`)).toHaveCount(1);
+  // Each phase shows its planned files against the written ones, its bar full; the run's models
+  // and tokens so far are listed (the fake reports 12 tokens a call).
+  for (const phase of ["Foundation", "Core"]) {
+    const entry = timeline.locator(`[data-phase="${phase}"]`);
+    await expect(entry.getByTestId("phase-files")).toHaveText("1 of 1 planned file written");
+    await expect(entry.getByRole("progressbar")).toHaveAttribute("aria-valuenow", "100");
+  }
+  await timeline.locator('[data-phase="Foundation"] summary').click();
+  await expect(timeline.getByRole("list", { name: "Files of Foundation" })).toContainText("src/components/Hello.tsx");
+  const usage = page.getByTestId("run-usage");
+  await expect(usage).toContainText("custom/fake-blueprint: 12 tokens");
+  await expect(usage).toContainText("custom/fake-implement: 24 tokens");
+  await expect(usage).toContainText("This run: 60 tokens");
 
   // The files are in the tree, and open in the editor.
   await page.getByRole("tab", { name: /Code/ }).click();
@@ -56,8 +69,8 @@ test("a prompt becomes a running app, a follow-up changes it, and strangers cann
   await expect(page.getByTestId("timeline").locator('[data-phase="edit"][data-status="complete"]')).toBeVisible({ timeout: LONG });
   await expect(preview.getByRole("heading", { name: HEAD })).toBeVisible({ timeout: LONG });
 
-  // The edit's change shows as a diff; the timeline names the models and the tokens spent.
-  await expect(page.getByTestId("models-used")).toContainText("fake-blueprint");
+  // The edit's change shows as a diff; the run's token count now includes the edit's call.
+  await expect(page.getByTestId("run-usage")).toContainText("custom/fake-edit: 12 tokens");
   await page.getByRole("tab", { name: /Code/ }).click();
   await tree.getByRole("button", { name: "src/App.tsx" }).click();
   await page.getByLabel("Show the last change").check();
@@ -92,8 +105,28 @@ test("a prompt becomes a running app, a follow-up changes it, and strangers cann
 
   await page.getByRole("link", { name: "Settings" }).click();
   await expect(page.getByRole("heading", { name: "Usage, last 24 hours" })).toBeVisible();
+  // The model per operation: the provider this deployment can call, its models, the default.
+  const tickets = page.getByTestId("model-row-ticket_generation");
+  await expect(tickets.getByTestId("model-default")).toHaveText("default custom / fake-primary");
+  const providerSelect = tickets.getByLabel("Provider for Tickets");
+  await expect(providerSelect).toHaveValue("custom");
+  await expect(providerSelect.locator("option")).toHaveText(["custom"]);
+  const modelSelect = tickets.getByLabel("Model for Tickets");
+  await expect(modelSelect.locator("option", { hasText: "fake-implement" })).toHaveCount(1);
+  // A model id the server would refuse is caught before it is sent.
+  await modelSelect.selectOption("__other__");
+  await tickets.getByLabel("Model id for Tickets").fill("not a model");
+  await tickets.getByRole("button", { name: "Set" }).click();
+  await expect(tickets.getByRole("alert")).toContainText("at most 200 letters");
+  await modelSelect.selectOption("fake-correct");
+  await tickets.getByRole("button", { name: "Set" }).click();
+  await expect(tickets.getByTestId("model-in-use")).toHaveText("custom / fake-correct");
   await checkA11y(page, "settings");
   await shot(page, "settings");
+  await tickets.getByRole("button", { name: "Use default" }).click();
+  await expect(tickets.getByTestId("model-in-use")).toHaveText("custom / fake-primary");
+  // Not an administrator: no admin menu, and its address is the forbidden page.
+  await expect(page.getByRole("link", { name: "Admin" })).toHaveCount(0);
 
   // Nothing the web app (Monaco and its workers included) needed was refused by the CSP.
   expect(refused).toEqual([]);
@@ -147,6 +180,37 @@ test("the file being written streams into the editor; stop, then resume, finishe
   await expect(page.getByTestId("run-status")).toHaveText("Ready", { timeout: LONG });
   await page.getByRole("tab", { name: "Preview" }).click();
   await expect(page.frameLocator('[data-testid="preview"]').getByRole("heading", { name: gate! })).toBeVisible({ timeout: LONG });
+});
+
+test("an administrator sees every account; anyone else opening the admin screen is forbidden", async ({ page, browser }) => {
+  const admin = process.env.BYTE_E2E_ADMIN;
+  test.skip(!admin, "needs ADMIN_EMAILS (run through tests/it/web.rs)");
+  // A stranger first: the admin screen's address is the forbidden page (the API's 403).
+  const other = await browser.newContext();
+  const page2 = await other.newPage();
+  const stranger = uniqueEmail("not-admin");
+  await signUp(page2, stranger);
+  await expect(page2.getByRole("link", { name: "Admin" })).toHaveCount(0);
+  await page2.goto("/admin");
+  await expect(page2.getByRole("heading", { name: "Not allowed" })).toBeVisible();
+  await checkA11y(page2, "forbidden");
+  await shot(page2, "forbidden");
+  await other.close();
+
+  // The administrator's address counts once it is verified.
+  await signUp(page, admin!);
+  const outbox = await page.request.get(`/api/dev/outbox?to=${encodeURIComponent(admin!)}`);
+  const link = ((await outbox.json()).messages as { link: string }[])[0]!.link;
+  await page.goto(link);
+  await expect(page.getByRole("heading", { name: "Email address verified" })).toBeVisible();
+  await page.goto("/");
+  await page.getByRole("link", { name: "Admin" }).click();
+  await expect(page.getByRole("heading", { name: "Administration" })).toBeVisible();
+  const users = page.getByTestId("admin-users");
+  await expect(users).toContainText(admin!);
+  await expect(users).toContainText(stranger);
+  await checkA11y(page, "admin");
+  await shot(page, "admin");
 });
 
 test("the home screen is usable at 390 px in the dark theme", async ({ browser }) => {

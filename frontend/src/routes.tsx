@@ -16,6 +16,7 @@ export const router = createBrowserRouter([
       { path: "/apps", lazy: async () => { const m = await import("./pages/MyApps"); return { element: <RequireAuth><m.MyApps /></RequireAuth> }; } },
       { path: "/apps/:id", lazy: async () => { const m = await import("./pages/Workspace"); return { element: <RequireAuth><m.Workspace /></RequireAuth> }; } },
       { path: "/discover", lazy: async () => { const m = await import("./pages/Discover"); return { element: <m.Discover /> }; } },
+      { path: "/admin", lazy: async () => { const m = await import("./pages/Admin"); return { element: <RequireAuth><m.Admin /></RequireAuth> }; } },
       { path: "/settings", lazy: async () => { const m = await import("./pages/Settings"); return { element: <RequireAuth><m.Settings /></RequireAuth> }; } },
       { path: "*", element: <NotFound /> },
     ],

@@ -12,11 +12,17 @@
 //! `$ref` resolves; every error response is the one [`ERROR`] envelope.
 
 use super::apps::{self, AppDetail, AppSummary, Visibility};
-use super::codegen::events::MAX_PROMPT_CHARS;
+use super::codegen::blueprint::PhaseKind;
+use super::codegen::events::{
+    AgentEvent, CallUsage, ClientCommand, FileSummary, ModelUsage, PhaseSummary, RunOutcome,
+    RunStatus, StateSnapshot, MAX_PROMPT_CHARS,
+};
 use super::codegen::models::{Operation, Provider};
+use super::codegen::phase::PhaseStatus;
 use super::codegen::run::{VersionFile, VersionManifest, VersionSummary};
 use super::deploy::call::Deployment;
 use super::deploy::pipeline::DeployStatus;
+use super::deploy::pipeline::DeployStep;
 use super::error::ErrorCode;
 use super::routes::{AuthLevel, Entry, Method, Route, WorkspaceCall, TABLE};
 use super::sandbox::{State, Status};
@@ -576,10 +582,14 @@ pub fn schemas() -> Map<String, Value> {
         "type": "object", "required": ["primary", "fallback"],
         "properties": {
             "operation": operations,
-            "primary": { "type": "object" },
-            "fallback": { "type": ["object", "null"] },
-            "override": { "type": ["object", "null"] },
-            "overrideError": { "type": "object" },
+            "primary": schema_ref("ModelConfig"),
+            "fallback": { "anyOf": [schema_ref("ModelConfig"), { "type": "null" }] },
+            "override": { "anyOf": [schema_ref("ModelOverride"), { "type": "null" }] },
+            "overrideError": { "type": "object", "additionalProperties": { "type": "string" } },
+            "default": {
+                "allOf": [schema_ref("ModelConfig")],
+                "description": "The deployment's model for the operation (what applies without an override).",
+            },
         },
     });
     // The calls of an outcome other than completed (their tokens are in the totals too).
@@ -632,6 +642,18 @@ pub fn schemas() -> Map<String, Value> {
         derived::<VersionManifest>(),
         derived::<DeployStatus>(),
         derived::<Deployment>(),
+        derived::<AgentEvent>(),
+        derived::<ClientCommand>(),
+        derived::<StateSnapshot>(),
+        derived::<PhaseSummary>(),
+        derived::<FileSummary>(),
+        derived::<RunStatus>(),
+        derived::<RunOutcome>(),
+        derived::<PhaseKind>(),
+        derived::<PhaseStatus>(),
+        derived::<CallUsage>(),
+        derived::<ModelUsage>(),
+        derived::<DeployStep>(),
     ]
     .into_iter()
     .collect();
@@ -961,16 +983,21 @@ pub fn schemas() -> Map<String, Value> {
             "ErrorsReply",
             json!({
                 "type": "object", "required": ["errors"],
-                "properties": { "errors": { "type": "array", "items": {
-                    "type": "object", "required": ["message", "kind"],
-                    "properties": {
-                        "file": { "type": ["string", "null"] },
-                        "line": { "type": ["integer", "null"], "minimum": 0 },
-                        "column": { "type": ["integer", "null"], "minimum": 0 },
-                        "message": { "type": "string" },
-                        "kind": { "type": "string", "description": "install, typescript, vite, esbuild, runtime, build, or another tool's name" },
-                    },
-                }}},
+                "properties": { "errors": { "type": "array", "items": schema_ref("Diagnostic") }},
+            }),
+        ),
+        (
+            "Diagnostic",
+            json!({
+                "description": "One structured error from the sandbox (a build, the dev server, the type checker, an install).",
+                "type": "object", "required": ["message", "kind"],
+                "properties": {
+                    "file": { "type": ["string", "null"] },
+                    "line": { "type": ["integer", "null"], "minimum": 0 },
+                    "column": { "type": ["integer", "null"], "minimum": 0 },
+                    "message": { "type": "string" },
+                    "kind": { "type": "string", "description": "install, typescript, vite, esbuild, runtime, build, or another tool's name" },
+                },
             }),
         ),
         (
@@ -1032,11 +1059,13 @@ pub fn schemas() -> Map<String, Value> {
                 "properties": {
                     "operations": { "type": "object", "additionalProperties": model_choice },
                     "providers": { "type": "array", "items": {
-                        "type": "object", "required": ["provider", "platformKey", "userKey"],
+                        "type": "object", "required": ["provider", "platformKey", "userKey", "usable", "models"],
                         "properties": {
                             "provider": providers,
                             "platformKey": { "type": "boolean" },
                             "userKey": { "type": "boolean" },
+                            "usable": { "type": "boolean", "description": "Whether this deployment can call the provider for the caller (keys, gateway, base URL)." },
+                            "models": { "type": "array", "items": { "type": "string" }, "description": "Models to offer: the deployment's configured ones first, then well-known ones. Any valid id may be chosen." },
                         },
                     }},
                     "gateway": { "type": "boolean" },
@@ -1060,6 +1089,22 @@ pub fn schemas() -> Map<String, Value> {
             }),
         ),
         ("ModelChoice", model_choice.clone()),
+        (
+            "ModelConfig",
+            json!({
+                "description": "A model and its settings, as resolved for an operation.",
+                "type": "object", "required": ["provider", "model", "temperature", "maxTokens"],
+                "properties": {
+                    "provider": providers,
+                    "model": { "type": "string" },
+                    "temperature": { "type": "number" },
+                    "maxTokens": { "type": "integer", "minimum": 1 },
+                    "topP": { "type": "number" },
+                    "frequencyPenalty": { "type": "number" },
+                    "presencePenalty": { "type": "number" },
+                },
+            }),
+        ),
         (
             "AiTestRequest",
             json!({
@@ -1097,10 +1142,23 @@ pub fn schemas() -> Map<String, Value> {
             json!({
                 "type": "object", "required": ["state", "events", "running"],
                 "properties": {
-                    "state": { "type": "object", "required": ["appId", "status"] },
-                    "events": { "type": "array", "items": { "type": "object", "required": ["id"] } },
+                    "state": schema_ref("StateSnapshot"),
+                    "events": { "type": "array", "items": schema_ref("StoredEvent") },
                     "running": { "type": "boolean" },
                 },
+            }),
+        ),
+        (
+            "StoredEvent",
+            json!({
+                "description": "A stored agent event with its id (replay resumes after it).",
+                "allOf": [
+                    schema_ref("AgentEvent"),
+                    {
+                        "type": "object", "required": ["id"],
+                        "properties": { "id": { "type": "integer", "minimum": 1 } },
+                    },
+                ],
             }),
         ),
         (
@@ -1367,6 +1425,157 @@ mod tests {
         for scheme in ["bearer", "session", "csrf"] {
             assert!(d["components"]["securitySchemes"].get(scheme).is_some());
         }
+    }
+
+    /// The agent's events and commands as they serialize validate against the document's
+    /// (derived) schemas, and the document lists every event type: the web app's event types are
+    /// generated from these.
+    #[test]
+    fn agent_events_and_commands_match_their_schemas() {
+        use super::super::codegen::events::parse_command;
+        use super::super::codegen::models::Provider;
+        let d = doc();
+        let valid = |name: &str, v: &Value| {
+            let root = json!({ "components": d["components"], "$ref": format!("#/components/schemas/{name}") });
+            let validator = jsonschema::validator_for(&root).unwrap();
+            let errors: Vec<String> = validator.iter_errors(v).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{name}: {errors:?} in {v}");
+        };
+        let snapshot = StateSnapshot {
+            app_id: "app_1".into(),
+            status: RunStatus::Generating,
+            title: Some("T".into()),
+            phases: vec![PhaseSummary {
+                name: "UI".into(),
+                kind: PhaseKind::Core,
+                status: PhaseStatus::Correcting { round: 1 },
+                planned_files: vec!["src/App.tsx".into()],
+                written_files: vec![],
+            }],
+            current_phase: Some("UI".into()),
+            files: vec![FileSummary {
+                path: "src/App.tsx".into(),
+                bytes: 3,
+            }],
+            preview_url: None,
+            editing: None,
+            queued_messages: 0,
+            version: 1,
+            usage: vec![ModelUsage {
+                provider: Provider::Custom,
+                model: "m".into(),
+                calls: 1,
+                prompt_tokens: 1,
+                completion_tokens: 1,
+                total_tokens: 2,
+            }],
+            last_event_id: 7,
+        };
+        let events = [
+            AgentEvent::PhaseStart {
+                phase: "planning".into(),
+                message: "m".into(),
+            },
+            AgentEvent::PhasePlanned {
+                phase: "UI".into(),
+                files: vec!["a".into()],
+            },
+            AgentEvent::FileChunk {
+                path: "a".into(),
+                chunk: "x".into(),
+            },
+            AgentEvent::FileGenerated {
+                path: "a".into(),
+                content: "x".into(),
+            },
+            AgentEvent::FileDeleted { path: "a".into() },
+            AgentEvent::PhaseComplete {
+                phase: "UI".into(),
+                message: "m".into(),
+            },
+            AgentEvent::Error {
+                code: ErrorCode::E005,
+                message: "m".into(),
+                recoverable: true,
+            },
+            AgentEvent::PreviewReady {
+                url: "http://p".into(),
+            },
+            AgentEvent::Done {
+                status: RunOutcome::Completed,
+            },
+            AgentEvent::State(snapshot),
+            AgentEvent::Usage(CallUsage {
+                operation: Operation::Implementation,
+                provider: Provider::OpenAi,
+                model: "gpt-5".into(),
+                prompt_tokens: 1,
+                completion_tokens: 2,
+                total_tokens: 3,
+            }),
+            AgentEvent::DeployStarted { deployment: 1 },
+            AgentEvent::DeployProgress {
+                deployment: 1,
+                step: DeployStep::Building,
+            },
+            AgentEvent::DeployComplete {
+                deployment: 1,
+                url: "https://a".into(),
+            },
+            AgentEvent::DeployFailed {
+                deployment: 1,
+                code: ErrorCode::E007,
+                message: "m".into(),
+                errors: vec![byte_protocol::Diagnostic {
+                    file: Some("a.ts".into()),
+                    line: Some(1),
+                    column: None,
+                    message: "m".into(),
+                    kind: "build".into(),
+                }],
+            },
+        ];
+        let mut types = BTreeSet::new();
+        for e in &events {
+            let v: Value = serde_json::from_str(&e.to_json()).unwrap();
+            valid("AgentEvent", &v);
+            types.insert(e.sse_name().to_string());
+            let mut stored = v.clone();
+            stored["id"] = json!(3);
+            valid("StoredEvent", &stored);
+        }
+        let documented: BTreeSet<String> = d["components"]["schemas"]["AgentEvent"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                // A struct variant names its type; a newtype variant's is its allOf's second part.
+                let tagged = v["allOf"].get(1).unwrap_or(v);
+                tagged["properties"]["type"]["enum"][0]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(documented, types, "a sample of every event");
+        for c in [
+            r#"{"type":"generate","prompt":"p","config":{"model":"m"}}"#,
+            r#"{"type":"stop"}"#,
+            r#"{"type":"resume"}"#,
+            r#"{"type":"message","text":"t"}"#,
+            r#"{"type":"preview"}"#,
+        ] {
+            let v = serde_json::to_value(parse_command(c).unwrap()).unwrap();
+            valid("ClientCommand", &v);
+        }
+        // And the check bites: an event missing a field, or of no known type, fails.
+        let root =
+            json!({ "components": d["components"], "$ref": "#/components/schemas/AgentEvent" });
+        assert!(!jsonschema::is_valid(
+            &root,
+            &json!({ "type": "file_chunk", "path": "a" })
+        ));
+        assert!(!jsonschema::is_valid(&root, &json!({ "type": "bogus" })));
     }
 
     /// The described workspace bodies are the agent's own types as they serialize: a sample of

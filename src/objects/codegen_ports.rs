@@ -4,7 +4,7 @@
 //! hibernatable WebSockets).
 
 use crate::domain::codegen::driver::{Cancel, Events, Model, Sandbox};
-use crate::domain::codegen::events::AgentEvent;
+use crate::domain::codegen::events::{AgentEvent, CallUsage};
 use crate::domain::codegen::fanout::FanOut;
 use crate::domain::codegen::models::{ChatMessage, ModelOverride, Operation};
 use crate::domain::codegen::prompts::Diagnostic;
@@ -13,7 +13,7 @@ use crate::domain::error::{ApiError, ErrorCode};
 use crate::domain::sandbox::{install_request, Status as SandboxStatus};
 use crate::domain::sandbox_call::{Owner, SandboxCall};
 use crate::http::App;
-use crate::services::llm::{Call, Llm};
+use crate::services::llm::{Call, Llm, Outcome};
 use crate::services::sandbox as sandbox_service;
 use byte_protocol::{ErrorsReply, ExecReply, FileInput, RelPath, TypecheckRequest, WriteFiles};
 use std::cell::RefCell;
@@ -45,10 +45,28 @@ impl LlmModel<'_> {
     }
 }
 
+/// What a successful call used, for the run's token count.
+fn usage_of(op: Operation, o: &Outcome) -> CallUsage {
+    CallUsage {
+        operation: op,
+        provider: o.provider,
+        model: o.model.clone(),
+        prompt_tokens: o.usage.prompt_tokens,
+        completion_tokens: o.usage.completion_tokens,
+        total_tokens: o.usage.total_tokens,
+    }
+}
+
 impl Model for LlmModel<'_> {
-    async fn complete(&self, op: Operation, messages: &[ChatMessage]) -> Result2<String> {
+    async fn complete(
+        &self,
+        op: Operation,
+        messages: &[ChatMessage],
+    ) -> Result2<(String, CallUsage)> {
         let llm = Llm::new(self.app)?;
-        Ok(llm.complete(&self.call(op), messages).await?.text)
+        let o = llm.complete(&self.call(op), messages).await?;
+        let usage = usage_of(op, &o);
+        Ok((o.text, usage))
     }
 
     async fn stream(
@@ -56,10 +74,10 @@ impl Model for LlmModel<'_> {
         op: Operation,
         messages: &[ChatMessage],
         on_delta: &mut dyn FnMut(&str),
-    ) -> Result2<()> {
+    ) -> Result2<CallUsage> {
         let llm = Llm::new(self.app)?;
-        llm.stream(&self.call(op), messages, on_delta).await?;
-        Ok(())
+        let o = llm.stream(&self.call(op), messages, on_delta).await?;
+        Ok(usage_of(op, &o))
     }
 }
 

@@ -7,7 +7,7 @@
 
 use crate::domain::codegen::crypto::{self, SealingKey};
 use crate::domain::codegen::models::{ModelOverride, Operation, Provider};
-use crate::domain::codegen::routing::ChatMessage;
+use crate::domain::codegen::routing::{provider_usable, ChatMessage};
 use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::random;
 use crate::http::auth::Caller;
@@ -130,11 +130,13 @@ pub async fn models(app: &App, caller: &Caller) -> ApiResult<Response> {
     let mut ops = Map::new();
     for op in Operation::ALL {
         let o = saved.get(&op).cloned().unwrap_or_default();
+        let default = &client.table().get(op).primary;
         let entry = match client.table().resolve(op, &[&o]) {
             Ok(m) => json!({
                 "primary": m.primary,
                 "fallback": m.fallback,
                 "override": saved.get(&op),
+                "default": default,
             }),
             // A saved override that no longer validates (e.g. MODEL_CONFIG changed): show the
             // deployment's choice and the problem.
@@ -145,6 +147,7 @@ pub async fn models(app: &App, caller: &Caller) -> ApiResult<Response> {
                     "fallback": m.fallback,
                     "override": saved.get(&op),
                     "overrideError": e.fields,
+                    "default": default,
                 })
             }
         };
@@ -159,10 +162,13 @@ pub async fn models(app: &App, caller: &Caller) -> ApiResult<Response> {
     let providers: Vec<Value> = Provider::ALL
         .iter()
         .map(|p| {
+            let user_key = user_keys.iter().any(|u| u == p.as_str());
             json!({
                 "provider": p,
                 "platformKey": settings.keys.contains_key(p),
-                "userKey": user_keys.iter().any(|u| u == p.as_str()),
+                "userKey": user_key,
+                "usable": provider_usable(*p, settings, user_key),
+                "models": client.table().models_of(*p),
             })
         })
         .collect();

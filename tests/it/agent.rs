@@ -57,7 +57,11 @@ fn labels(events: &[(Option<u64>, AgentEvent)]) -> Vec<String> {
     events
         .iter()
         .filter_map(|(_, e)| match e {
-            AgentEvent::FileChunk { .. } | AgentEvent::State(_) => None,
+            // Plans and usage are checked on their own (prompt_to_previewed_app_…).
+            AgentEvent::FileChunk { .. }
+            | AgentEvent::State(_)
+            | AgentEvent::PhasePlanned { .. }
+            | AgentEvent::Usage(_) => None,
             AgentEvent::PhaseStart { phase, .. } => Some(format!("phase_start {phase}")),
             AgentEvent::PhaseComplete { phase, .. } => Some(format!("phase_complete {phase}")),
             AgentEvent::FileGenerated { path, .. } => Some(format!("file_generated {path}")),
@@ -321,6 +325,39 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
     // Stored events carry increasing ids.
     let ids: Vec<u64> = events.iter().filter_map(|(id, _)| *id).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    // Each phase announces the files its plan names; each model call what it used.
+    let planned: Vec<(String, Vec<String>)> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            AgentEvent::PhasePlanned { phase, files } => Some((phase.clone(), files.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            ("Foundation".into(), vec!["src/components/Hello.tsx".into()]),
+            ("Core".into(), vec!["src/App.tsx".into()])
+        ]
+    );
+    let used: Vec<(String, u64)> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            AgentEvent::Usage(u) => Some((u.model.clone(), u.total_tokens)),
+            _ => None,
+        })
+        .collect();
+    let each = |m: &str| (m.to_string(), fake_llm::NORMAL_TOTAL);
+    assert_eq!(
+        used,
+        [
+            each(fake_llm::BLUEPRINT_MODEL),
+            each(fake_llm::PHASE_PLAN_MODEL),
+            each(fake_llm::IMPLEMENT_MODEL),
+            each(fake_llm::PHASE_PLAN_MODEL),
+            each(fake_llm::IMPLEMENT_MODEL),
+        ]
+    );
     let (status, f) = read_file(app, &owner, &app_id, "src/App.tsx").await;
     assert_eq!(status, 200);
     assert!(f["content"].as_str().unwrap().contains(&m), "{f}");
@@ -354,8 +391,9 @@ async fn prompt_to_previewed_app_with_rejections_and_failures() {
     assert_eq!(Some(&last), ids.last());
     let all = s["events"].as_array().unwrap().len();
     let later = state(app, &owner, &app_id, ids[0]).await;
-    // Everything stored so far: the failed plan's 3 events, then this run's.
-    assert_eq!(all, 3 + ids.len());
+    // Everything stored so far: the failed plan's 3 events and the usage of its two model calls
+    // (the plan and its retry), then this run's.
+    assert_eq!(all, 3 + 2 + ids.len());
     let later_ids: Vec<u64> = later["events"]
         .as_array()
         .unwrap()

@@ -212,6 +212,25 @@ async fn own_keys_are_sealed_never_returned_and_used_only_by_their_owner() {
         (custom["userKey"].clone(), custom["platformKey"].clone()),
         (json!(true), json!(true))
     );
+    // What the settings screen offers: the providers this deployment can call (the local
+    // server here; no other provider has a key, gateway or account), their models (the
+    // configured one first), and each operation's default.
+    let usable: Vec<&str> = models["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["usable"] == true)
+        .map(|p| p["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(usable, ["custom"], "{models}");
+    assert_eq!(
+        custom["models"][0],
+        models["operations"]["blueprint"]["default"]["model"]
+    );
+    assert_eq!(
+        models["operations"]["blueprint"]["default"]["provider"],
+        "custom"
+    );
 
     // A's calls carry A's key; B's carry the platform's.
     let na = nonce("byok-call-a");

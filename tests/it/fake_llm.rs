@@ -536,8 +536,14 @@ pub fn scripted(op: Op, phase: u32, prompt: &str) -> Option<String> {
     let (at, mode) = mode;
     let mark = mark(&prompt[at..]);
     if op == Op::PhasePlan {
+        // The files the blueprint's phase writes (the first phase the greeting, then the page).
+        let (path, purpose) = if phase == 1 {
+            ("src/components/Hello.tsx", "the greeting component")
+        } else {
+            ("src/App.tsx", "the page")
+        };
         return Some(
-            json!({"files": [{"path": "src/App.tsx", "purpose": "the page"}], "steps": ["Write the phase."]})
+            json!({"files": [{"path": path, "purpose": purpose}], "steps": ["Write the phase."]})
                 .to_string(),
         );
     }

@@ -9,6 +9,9 @@ use crate::harness::{sandbox_agent, Instance, SANDBOX_SECRET};
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The browser test's administrator (`ADMIN_EMAILS`; the role counts once the address is verified).
+const WEB_ADMIN: &str = "admin-web@example.com";
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -46,6 +49,7 @@ fn the_web_app_in_chromium() {
         ("RATE_LIMIT_AI_TOKENS", "1000000/60".into()),
         ("LLM_TIMEOUT_MS", "30000".into()),
         ("MAIL_BACKEND", "outbox".into()),
+        ("ADMIN_EMAILS", WEB_ADMIN.into()),
     ]);
     // The browser uses `localhost` (not 127.0.0.1) so that previews at
     // `<app>.preview.localhost:<port>` resolve to the same server.
@@ -65,6 +69,7 @@ fn the_web_app_in_chromium() {
         .env("BYTE_E2E_BASE_URL", &base)
         .env("BYTE_E2E_MARK", &mark)
         .env("BYTE_E2E_GATE_MARK", &gate_mark)
+        .env("BYTE_E2E_ADMIN", WEB_ADMIN)
         .env("BYTE_E2E_ARTIFACTS", &artifacts)
         .env("CHROMIUM_BIN", &chromium)
         .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")

@@ -1,61 +1,31 @@
-// The agent's events and commands, mirroring src/domain/codegen/events.rs (AgentEvent and
-// ClientCommand, tagged by `type`). Stored events arrive with a numeric `id`.
-// Seam: generate these from the Worker's schema once the OpenAPI document describes them.
-import type { ErrorCode } from "../api/types";
+// The agent's events and commands: the enums the Worker serves (src/domain/codegen/events.rs
+// `AgentEvent` and `ClientCommand`, tagged by `type`), through the generated schema (see
+// api/types.ts). Stored events arrive with a numeric `id`.
+import type { components } from "../api/schema";
 
-export type RunStatus = "idle" | "planning" | "generating" | "stopped" | "complete" | "failed";
-export type RunOutcome = "completed" | "stopped" | "failed";
-export type PhaseKind = "foundation" | "core" | "styling" | "integration" | "optimization";
-export type PhaseStatus = "planned" | "implementing" | "validating" | "correcting" | "complete" | "failed";
+type Schemas = components["schemas"];
 
-export interface PhaseSummary {
-  name: string;
-  kind: PhaseKind;
-  status: PhaseStatus;
-  round?: number;
-  corrections?: number;
-}
+export type RunStatus = Schemas["RunStatus"];
+export type RunOutcome = Schemas["RunOutcome"];
+export type PhaseKind = Schemas["PhaseKind"];
+export type PhaseStatus = Schemas["PhaseStatus"]["status"];
+export type PhaseSummary = Schemas["PhaseSummary"];
+export type StateSnapshot = Schemas["StateSnapshot"];
+export type ModelUsage = Schemas["ModelUsage"];
+export type CallUsage = Schemas["CallUsage"];
 
-export interface StateSnapshot {
-  appId: string;
-  status: RunStatus;
-  title?: string;
-  phases: PhaseSummary[];
-  currentPhase?: string;
-  files: { path: string; bytes: number }[];
-  previewUrl?: string;
-  editing?: string;
-  queuedMessages: number;
-  version: number;
-  lastEventId: number;
-}
+export type AgentEvent = { id?: number } & Schemas["AgentEvent"];
+export type ClientCommand = Schemas["ClientCommand"];
+export type EventType = Schemas["AgentEvent"]["type"];
 
-export type AgentEvent = { id?: number } & (
-  | { type: "phase_start"; phase: string; message: string }
-  | { type: "phase_complete"; phase: string; message: string }
-  | { type: "file_chunk"; path: string; chunk: string }
-  | { type: "file_generated"; path: string; content: string }
-  | { type: "file_deleted"; path: string }
-  | { type: "error"; code: ErrorCode; message: string; recoverable: boolean }
-  | { type: "preview_ready"; url: string }
-  | { type: "done"; status: RunOutcome }
-  | ({ type: "state" } & StateSnapshot)
-);
-
-export type ClientCommand =
-  | { type: "generate"; prompt?: string; config?: Record<string, unknown> }
-  | { type: "message"; text: string }
-  | { type: "stop" }
-  | { type: "resume" }
-  | { type: "preview" }
-  // How many messages this socket has received (the server drops a socket that leaves too
-  // many unacknowledged).
-  | { type: "ack"; received: number };
-
+/** Every event type the agent sends (the compiler checks the list against the schema both ways). */
 export const EVENT_TYPES = [
-  "phase_start", "phase_complete", "file_chunk", "file_generated", "file_deleted", "error",
-  "preview_ready", "done", "state",
-] as const;
+  "phase_start", "phase_planned", "phase_complete", "file_chunk", "file_generated", "file_deleted", "error",
+  "preview_ready", "done", "state", "usage", "deploy_started", "deploy_progress", "deploy_complete", "deploy_failed",
+] as const satisfies readonly EventType[];
+type Missing = Exclude<EventType, (typeof EVENT_TYPES)[number]>;
+const complete: Missing extends never ? true : Missing = true;
+void complete;
 
 export function parseEvent(text: string): AgentEvent | null {
   try {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AgentEvent, StateSnapshot } from "./events";
-import { initialState, reduce, type WorkspaceState } from "./reducer";
+import { initialState, phaseProgress, reduce, type WorkspaceState } from "./reducer";
 
 const snap = (over: Partial<StateSnapshot> = {}): AgentEvent => ({
   type: "state", appId: "a1", status: "idle", phases: [], files: [], queuedMessages: 0, version: 0, lastEventId: 0, ...over,
@@ -167,5 +167,48 @@ describe("agent reducer", () => {
   it("drops a deleted file", () => {
     const s = run([snap(), ...RUN, { id: 10, type: "file_deleted", path: "src/App.tsx" }]);
     expect(Object.keys(s.files)).toEqual(["src/Hello.tsx"]);
+  });
+
+  it("shows each phase's planned files against the written ones, from events and from a snapshot", () => {
+    const planned: AgentEvent[] = [
+      ...RUN.slice(0, 3),
+      { id: 4, type: "phase_planned", phase: "Foundation", files: ["src/Hello.tsx", "src/Other.tsx"] },
+      { id: 5, type: "file_generated", path: "src/Hello.tsx", content: "hello\n" },
+    ];
+    const live = run([snap(), ...planned]);
+    const foundation = live.timeline.find((t) => t.name === "Foundation")!;
+    expect([foundation.planned, foundation.written]).toEqual([["src/Hello.tsx", "src/Other.tsx"], ["src/Hello.tsx"]]);
+    expect(phaseProgress(foundation)).toEqual({ done: 1, planned: 2, extra: 0, percent: 50 });
+
+    // A page that connects mid-phase gets the same from the snapshot alone (its events pruned).
+    const mid = run([snap({
+      status: "generating", currentPhase: "Foundation", lastEventId: 5,
+      phases: [
+        { name: "Foundation", kind: "foundation", status: "implementing", plannedFiles: ["src/Hello.tsx", "src/Other.tsx"], writtenFiles: ["src/Hello.tsx"] },
+        { name: "Core", kind: "core", status: "planned", plannedFiles: ["src/App.tsx"], writtenFiles: [] },
+      ],
+    })]);
+    expect(mid.timeline.map((t) => [t.name, phaseProgress(t).percent])).toEqual([["Foundation", 50], ["Core", 0]]);
+    // …and live events after it move the phase on.
+    const after = run([{ id: 6, type: "file_generated", path: "src/Other.tsx", content: "x" }, { id: 7, type: "file_generated", path: "src/extra.ts", content: "y" }], mid);
+    expect(phaseProgress(after.timeline[0]!)).toEqual({ done: 2, planned: 2, extra: 1, percent: 100 });
+    // A replayed plan (at or below the snapshot) changes nothing the snapshot said.
+    const replay = run([{ id: 4, type: "phase_planned", phase: "Foundation", files: ["src/Hello.tsx", "src/Other.tsx"] }], mid);
+    expect(replay.timeline).toEqual(mid.timeline);
+  });
+
+  it("counts the run's tokens per model: snapshot totals, then live usage, reset by a new run", () => {
+    const use = (id: number, model: string, total: number): AgentEvent => ({
+      id, type: "usage", operation: "implementation", provider: "custom", model, promptTokens: total - 1, completionTokens: 1, totalTokens: total,
+    });
+    const usage = [{ provider: "custom" as const, model: "plan", calls: 1, promptTokens: 9, completionTokens: 1, totalTokens: 10 }];
+    let s = run([snap({ status: "generating", lastEventId: 3, usage }), use(2, "plan", 10), use(3, "plan", 10)]);
+    expect(s.usage).toEqual(usage); // ids 2 and 3 are in the snapshot's totals already
+    s = run([use(4, "plan", 5), use(5, "write", 20)], s);
+    expect(s.usage.map((m) => [m.model, m.calls, m.totalTokens])).toEqual([["plan", 2, 15], ["write", 1, 20]]);
+    s = run([use(5, "write", 20)], s); // a duplicate
+    expect(s.usage.map((m) => m.calls)).toEqual([2, 1]);
+    s = run([{ id: 6, type: "phase_start", phase: "planning", message: "Planning the app" }, use(7, "plan", 3)], s);
+    expect(s.usage.map((m) => [m.model, m.totalTokens])).toEqual([["plan", 3]]);
   });
 });

@@ -8,8 +8,10 @@
 // - every stored event is applied once: ids at or below the highest applied are duplicates;
 // - a live event whose id skips ahead waits in `pending` until the gap is filled (or a `flush`
 //   gives up waiting), so out-of-order delivery never applies a later event first;
-// - `file_chunk` (never stored, no id) only feeds the live view of the file being written.
-import type { AgentEvent, PhaseKind, PhaseStatus, RunOutcome, RunStatus, StateSnapshot } from "./events";
+// - `file_chunk` (never stored, no id) only feeds the live view of the file being written;
+// - the run's token count is the snapshot's per-model totals plus the `usage` events after it
+//   (events at or below the snapshot are already in its totals); a new run starts from zero.
+import type { AgentEvent, CallUsage, ModelUsage, PhaseKind, PhaseStatus, RunOutcome, RunStatus, StateSnapshot } from "./events";
 
 export interface TimelineEntry {
   key: string;
@@ -18,6 +20,8 @@ export interface TimelineEntry {
   status: PhaseStatus;
   round?: number;
   message: string;
+  /** The files the phase's plan names (empty until known; edits have none). */
+  planned: string[];
   written: string[];
 }
 
@@ -69,6 +73,8 @@ export interface WorkspaceState {
   outcome?: RunOutcome;
   /** Why the run failed, in words. */
   failure?: string;
+  /** The tokens each model used in this run so far. */
+  usage: ModelUsage[];
 }
 
 export type Action =
@@ -82,7 +88,7 @@ export type Action =
 export function initialState(appId: string | null = null): WorkspaceState {
   return {
     appId, connected: false, synced: false, status: "idle", timeline: [], files: {}, live: null, queued: 0,
-    version: 0, lastEventId: 0, snapshotId: 0, pending: [], errors: [], chat: [],
+    version: 0, lastEventId: 0, snapshotId: 0, pending: [], errors: [], chat: [], usage: [],
   };
 }
 
@@ -146,7 +152,7 @@ function drain(s: WorkspaceState, force: boolean): WorkspaceState {
 function snapshot(s: WorkspaceState, snap: StateSnapshot): WorkspaceState {
   if (snap.lastEventId < s.lastEventId) {
     // Older than what we applied: only what events never carry.
-    return { ...s, queued: snap.queuedMessages, editing: snap.editing, previewUrl: snap.previewUrl ?? s.previewUrl };
+    return { ...s, queued: snap.queuedMessages, editing: snap.editing ?? undefined, previewUrl: snap.previewUrl ?? s.previewUrl };
   }
   const files: Record<string, FileView> = {};
   for (const f of snap.files) {
@@ -159,9 +165,12 @@ function snapshot(s: WorkspaceState, snap: StateSnapshot): WorkspaceState {
   for (const p of snap.phases) {
     const i = timeline.findIndex((t) => t.name === p.name && t.kind !== undefined);
     const i2 = i >= 0 ? i : timeline.findIndex((t) => t.name === p.name && t.name !== "edit" && t.name !== "planning");
+    const known = i2 >= 0 ? timeline[i2]! : { key: `phase-${p.name}`, message: "", planned: [], written: [] };
     const entry: TimelineEntry = {
-      ...(i2 >= 0 ? timeline[i2]! : { key: `phase-${p.name}`, message: "", written: [] }),
-      name: p.name, kind: p.kind, status: p.status, round: p.round,
+      ...known,
+      name: p.name, kind: p.kind, status: p.status, round: p.status === "correcting" ? p.round : undefined,
+      planned: p.plannedFiles ?? known.planned,
+      written: p.writtenFiles ?? known.written,
     };
     if (i2 >= 0) timeline[i2] = entry; else timeline.push(entry);
   }
@@ -176,13 +185,14 @@ function snapshot(s: WorkspaceState, snap: StateSnapshot): WorkspaceState {
     status: snap.status,
     title: snap.title ?? s.title,
     timeline,
-    currentPhase: snap.currentPhase,
+    currentPhase: snap.currentPhase ?? undefined,
     files,
     live: stillLive,
     previewUrl: snap.previewUrl ?? s.previewUrl,
-    editing: snap.editing,
+    editing: snap.editing ?? undefined,
     queued: snap.queuedMessages,
-    version: snap.version,
+    version: snap.version ?? s.version,
+    usage: snap.usage ?? s.usage,
     snapshotId: snap.lastEventId,
     lastEventId: s.lastEventId,
     outcome: snap.status === "complete" ? "completed" : snap.status === "stopped" ? "stopped" : snap.status === "failed" ? "failed" : undefined,
@@ -206,7 +216,7 @@ function apply(s: WorkspaceState, e: AgentEvent, live: boolean): WorkspaceState 
         const t = timeline[i]!;
         timeline[i] = { ...t, message: t.message || e.message, status: live ? "implementing" : t.kind ? t.status : replayed };
       } else {
-        const entry: TimelineEntry = { key: `${e.phase}-${e.id ?? timeline.length}`, name: e.phase, status: live ? "implementing" : replayed, message: e.message, written: [] };
+        const entry: TimelineEntry = { key: `${e.phase}-${e.id ?? timeline.length}`, name: e.phase, status: live ? "implementing" : replayed, message: e.message, planned: [], written: [] };
         // Planning comes before every phase, even when the snapshot listed the phases first.
         if (e.phase === "planning") timeline.unshift(entry); else timeline.push(entry);
       }
@@ -214,6 +224,8 @@ function apply(s: WorkspaceState, e: AgentEvent, live: boolean): WorkspaceState 
       if (!live) return { ...s, timeline, chat };
       return {
         ...s, timeline, chat, currentPhase: e.phase, outcome: undefined, failure: undefined,
+        // Planning starts a new run, whose token count starts from zero.
+        usage: e.phase === "planning" ? [] : s.usage,
         status: e.phase === "planning" ? "planning" : "generating",
         editing: e.phase === "edit" ? e.message : s.editing,
       };
@@ -226,6 +238,16 @@ function apply(s: WorkspaceState, e: AgentEvent, live: boolean): WorkspaceState 
       const version = live && e.phase !== "planning" ? s.version + 1 : s.version;
       return { ...s, timeline, version, currentPhase: live && s.currentPhase === e.phase ? undefined : s.currentPhase, editing: live && e.phase === "edit" ? undefined : s.editing };
     }
+    case "phase_planned": {
+      const timeline = s.timeline.slice();
+      const i = findEntry(timeline, e.phase);
+      if (i >= 0) timeline[i] = { ...timeline[i]!, planned: e.files };
+      else timeline.push({ key: `phase-${e.phase}`, name: e.phase, status: live ? "implementing" : "complete", message: "", planned: e.files, written: [] });
+      return { ...s, timeline };
+    }
+    case "usage":
+      // Replayed ones are in the snapshot's totals already.
+      return live ? { ...s, usage: addUsage(s.usage, e) } : s;
     case "file_chunk": {
       const text = s.live && s.live.path === e.path ? s.live.text + e.chunk : e.chunk;
       return { ...s, live: { path: e.path, text } };
@@ -262,7 +284,22 @@ function apply(s: WorkspaceState, e: AgentEvent, live: boolean): WorkspaceState 
     }
     case "state":
       return snapshot(s, e);
+    case "deploy_started":
+    case "deploy_progress":
+    case "deploy_complete":
+    case "deploy_failed":
+      return s;
   }
+}
+
+/** Adds one call to the per-model totals (the server's `add_usage`, mirrored). */
+export function addUsage(totals: ModelUsage[], u: CallUsage): ModelUsage[] {
+  const i = totals.findIndex((m) => m.provider === u.provider && m.model === u.model);
+  if (i < 0) return [...totals, { provider: u.provider, model: u.model, calls: 1, promptTokens: u.promptTokens, completionTokens: u.completionTokens, totalTokens: u.totalTokens }];
+  return totals.map((m, j) => (j === i ? {
+    ...m, calls: m.calls + 1, promptTokens: m.promptTokens + u.promptTokens,
+    completionTokens: m.completionTokens + u.completionTokens, totalTokens: m.totalTokens + u.totalTokens,
+  } : m));
 }
 
 function findEntry(t: TimelineEntry[], name: string): number {
@@ -282,6 +319,15 @@ function addChat(chat: ChatEntry[], key: string, role: ChatEntry["role"], text: 
     if (i >= 0) return chat.map((c, j) => (j === i ? { ...c, key } : c));
   }
   return [...chat, { key, role, text }];
+}
+
+/** How far a phase is: the planned files written so far (a finished phase is whole). */
+export function phaseProgress(t: TimelineEntry): { done: number; planned: number; extra: number; percent: number } {
+  const done = t.planned.filter((p) => t.written.includes(p)).length;
+  const extra = t.written.filter((p) => !t.planned.includes(p)).length;
+  const finished = t.status === "complete";
+  const percent = finished ? 100 : t.planned.length > 0 ? Math.round((done / t.planned.length) * 100) : 0;
+  return { done, planned: t.planned.length, extra, percent };
 }
 
 /** The files as a sorted list of paths. */

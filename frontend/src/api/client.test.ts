@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { api, setCsrf } from "./client";
 import { ApiError, ERROR_MESSAGES } from "./errors";
 import { modelConfigured } from "../pages/Home";
+import { modelProblem } from "../pages/Settings";
 import type { ModelsResponse } from "./types";
 
 function answer(status: number, body: unknown, headers: Record<string, string> = {}) {
@@ -63,23 +64,36 @@ describe("an expired session", () => {
 });
 
 describe("the no-model notice", () => {
-  const models = (provider: string, over: Partial<ModelsResponse> = {}): ModelsResponse => ({
-    operations: {
-      blueprint: { primary: { provider, model: "m" }, fallback: null, override: null },
-      implementation: { primary: { provider, model: "m" }, fallback: null, override: null },
-    },
-    providers: [{ provider: "anthropic", platformKey: false, userKey: false }, { provider: "custom", platformKey: false, userKey: false }],
+  type Name = ModelsResponse["providers"][number]["provider"];
+  const choice = (provider: Name) => ({ primary: { provider, model: "m", temperature: 0.3, maxTokens: 100 }, fallback: null, override: null });
+  const provider = (name: Name, usable: boolean) => ({ provider: name, platformKey: false, userKey: usable, usable, models: [] });
+  const models = (primary: Name, usable: Name[] = []): ModelsResponse => ({
+    operations: { blueprint: choice(primary), implementation: choice(primary) },
+    providers: (["anthropic", "custom"] as Name[]).map((p) => provider(p, usable.includes(p))),
     gateway: false,
     customBaseUrl: false,
-    ...over,
   });
-  it("shows when the planning and writing models have no key or server", () => {
+  it("shows when the server can call none of the planning and writing models' providers", () => {
     expect(modelConfigured(models("anthropic"))).toBe(false);
-    expect(modelConfigured(models("custom"))).toBe(false);
+    expect(modelConfigured(models("custom", ["anthropic"]))).toBe(false);
   });
-  it("hides with an own key, a platform key, the gateway or an OpenAI-compatible server", () => {
-    expect(modelConfigured(models("anthropic", { providers: [{ provider: "anthropic", platformKey: false, userKey: true }] }))).toBe(true);
-    expect(modelConfigured(models("anthropic", { gateway: true }))).toBe(true);
-    expect(modelConfigured(models("custom", { customBaseUrl: true }))).toBe(true);
+  it("hides when the server can call them (an own or platform key, the gateway, a local server)", () => {
+    expect(modelConfigured(models("anthropic", ["anthropic"]))).toBe(true);
+    expect(modelConfigured(models("custom", ["custom"]))).toBe(true);
+    const fallback = models("anthropic", ["custom"]);
+    fallback.operations.blueprint!.fallback = choice("custom").primary;
+    fallback.operations.implementation!.fallback = choice("custom").primary;
+    expect(modelConfigured(fallback)).toBe(true);
+  });
+});
+
+describe("the model form's validation", () => {
+  it("asks for a provider and a model id the server accepts", () => {
+    expect(modelProblem("", "gpt-5")).toMatch(/provider/);
+    expect(modelProblem("openai", "  ")).toMatch(/model/);
+    expect(modelProblem("openai", "gpt 5")).toMatch(/at most 200/);
+    expect(modelProblem("openai", "x".repeat(201))).toMatch(/at most 200/);
+    expect(modelProblem("workers-ai", "@cf/qwen/qwen2.5-coder-32b-instruct")).toBeNull();
+    expect(modelProblem("custom", "qwen2.5-coder:7b")).toBeNull();
   });
 });

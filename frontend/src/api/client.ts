@@ -3,9 +3,9 @@
 // and every failure turned into an ApiError whose message says what happened.
 import { ApiError } from "./errors";
 import type {
-  AppDetail, AppList, AppSummary, AuthResponse, ErrorBody, ListQuery, MeResponse, ModelsResponse,
-  NewApp, Providers, ProviderKey, SandboxError, Template, UsageResponse, User, VersionSummary,
-  Visibility,
+  AppDetail, AppList, AppSummary, AuthResponse, ErrorBody, ListQuery, MeResponse, ModelOverride, ModelsResponse,
+  NewApp, OperationModels, Providers, ProviderKey, SandboxError, Template, UsageResponse, User, UserList,
+  VersionSummary, Visibility,
 } from "./types";
 
 export const CSRF_COOKIE = "byte_csrf";
@@ -100,8 +100,9 @@ export const api = {
   putKey: (provider: string, apiKey: string) => request<{ provider: string; hint: string }>("PUT", `/api/ai/keys/${enc(provider)}`, { apiKey }),
   deleteKey: (provider: string) => request<void>("DELETE", `/api/ai/keys/${enc(provider)}`),
   models: () => request<ModelsResponse>("GET", "/api/ai/models"),
-  setModel: (op: string, choice: Record<string, unknown>) => request<unknown>("PATCH", `/api/ai/models/${enc(op)}`, choice),
-  resetModel: (op: string) => request<unknown>("DELETE", `/api/ai/models/${enc(op)}`),
+  setModel: (op: string, choice: ModelOverride) => request<OperationModels>("PATCH", `/api/ai/models/${enc(op)}`, choice),
+  resetModel: (op: string) => request<OperationModels>("DELETE", `/api/ai/models/${enc(op)}`),
+  adminUsers: (page: number, limit = 20) => request<UserList>("GET", `/api/admin/users${q({ page, limit })}`),
   usage: () => request<UsageResponse>("GET", "/api/ai/usage"),
 
   agentState: (id: string, since = 0) => request<{ state: unknown; events: unknown[]; running: boolean }>("GET", `/api/agent/${enc(id)}/state?since=${since}`),

@@ -1,158 +1,46 @@
-// The API's shapes, written by hand from README "API so far" and the Rust serializers
-// (src/services/db.rs UserRow::to_json, src/domain/apps.rs AppSummary/AppDetail, src/routes/ai.rs).
-// Seam: when `/api/openapi.json` lands, generate `schema.d.ts` from it and re-export the same
-// names from here (every screen imports from this file only).
+// The API's shapes, named for the screens. Each is an alias into `schema.d.ts`, which is
+// generated from the OpenAPI document the Worker serves (`GET /api/openapi.json`, built by
+// src/domain/openapi.rs) by `scripts/api-types.sh` (`make build` regenerates it when the Rust
+// sources change; `make test` fails when the committed file drifts). Never edit schema.d.ts by
+// hand: change the Rust side. Screens import from this file only.
+import type { components, operations } from "./schema";
 
-export type ErrorCode = "E000" | "E001" | "E002" | "E003" | "E004" | "E005" | "E006" | "E007";
+type Schemas = components["schemas"];
 
-export interface ErrorBody {
-  error: { code: ErrorCode; message: string; fields?: Record<string, string> };
-}
+export type ErrorCode = Schemas["ErrorCode"];
+export type ErrorBody = Schemas["Error"];
+export type User = Schemas["User"];
+export type AuthResponse = Schemas["Session"];
+export type MeResponse = Schemas["Me"];
+export type Providers = Schemas["Providers"];
+export type Visibility = Schemas["Visibility"];
+export type AppSummary = Schemas["AppSummary"];
+export type AppDetail = Schemas["AppDetail"];
+export type AppList = Schemas["AppList"];
+export type NewApp = Schemas["NewApp"];
+export type AppPatch = Schemas["AppPatch"];
+export type Template = Schemas["Template"];
 
-export interface User {
-  id: string;
-  email: string;
-  displayName: string;
-  avatarUrl: string | null;
-  provider: string;
-  role: "user" | "admin";
-  createdAt: string | null;
-  lastLogin: string | null;
-  /** Whether the account's address is proved (password accounts verify through a mailed link). */
-  emailVerified?: boolean;
-  /** A new address waiting for its verification link. */
-  pendingEmail?: string | null;
-}
+/** The list screens' query (search, sort, visibility filter, page), as `GET /api/apps` takes it. */
+export type ListQuery = NonNullable<operations["listApps"]["parameters"]["query"]>;
+export type Sort = NonNullable<ListQuery["sort"]>;
+export type VisibilityFilter = NonNullable<ListQuery["visibility"]>;
 
-export interface AuthResponse {
-  token: string;
-  csrfToken: string;
-  expiresIn?: number;
-  user: User;
-}
+export type ProviderKey = Schemas["KeyList"]["keys"][number];
+export type KeyHint = Schemas["KeyHint"];
+export type ProviderName = Schemas["KeyHint"]["provider"];
+/** A model with its settings, as resolved for an operation. */
+export type ModelConfig = Schemas["ModelConfig"];
+export type ModelOverride = Schemas["ModelOverride"];
+/** One operation's models: in use, fallback, the caller's override, the deployment's default. */
+export type OperationModels = Schemas["ModelChoice"];
+export type ModelsResponse = Schemas["Models"];
+export type ProviderChoice = ModelsResponse["providers"][number];
+export type UsageResponse = Schemas["Usage"];
+export type UsageRow = UsageResponse["operations"][number];
 
-export interface MeResponse {
-  user: User;
-  csrfToken: string;
-}
-
-export interface Providers {
-  password: boolean;
-  google: boolean;
-  github: boolean;
-}
-
-export type Visibility = "public" | "private";
-
-export interface AppSummary {
-  id: string;
-  title: string;
-  description: string | null;
-  visibility: Visibility;
-  tags: string[] | unknown;
-  isDeployed: boolean;
-  deployUrl: string | null;
-  userId: string | null;
-  createdAt: string | null;
-  updatedAt: string | null;
-}
-
-export interface AppDetail extends AppSummary {
-  files: unknown;
-  config: unknown;
-  containerState: unknown;
-  isOwner: boolean;
-}
-
-export type Sort = "date" | "name" | "updated";
-export type VisibilityFilter = Visibility | "all";
-
-export interface ListQuery {
-  search?: string;
-  sort?: Sort;
-  visibility?: VisibilityFilter;
-  page?: number;
-  limit?: number;
-}
-
-export interface AppList {
-  apps: AppSummary[];
-  total: number;
-  page: number;
-  limit: number;
-  totalPages: number;
-}
-
-export interface NewApp {
-  title: string;
-  description?: string;
-  visibility?: Visibility;
-  tags?: string[];
-  config?: Record<string, unknown>;
-}
-
-export interface Template {
-  name: string;
-  description: string;
-  frameworks: string[];
-}
-
-export interface ProviderKey {
-  provider: string;
-  hint: string;
-  createdAt: string | null;
-  updatedAt: string | null;
-}
-
-export interface ModelChoice {
-  provider?: string;
-  model?: string;
-  temperature?: number;
-  maxTokens?: number;
-}
-
-export interface OperationModels {
-  primary: ModelChoice & Record<string, unknown>;
-  fallback: (ModelChoice & Record<string, unknown>) | null;
-  override: (ModelChoice & Record<string, unknown>) | null;
-  overrideError?: Record<string, string>;
-}
-
-export interface ModelsResponse {
-  operations: Record<string, OperationModels>;
-  providers: { provider: string; platformKey: boolean; userKey: boolean }[];
-  gateway: boolean;
-  customBaseUrl: boolean;
-}
-
-export interface UsageRow {
-  operation: string;
-  requests: number;
-  promptTokens: number;
-  completionTokens: number;
-  /** Every call that cost tokens, cancelled and failed ones included (also counted apart). */
-  totalTokens: number;
-  cancelled: { requests: number; totalTokens: number };
-  failed: { requests: number; totalTokens: number };
-}
-
-export interface UsageResponse {
-  windowHours: number;
-  operations: UsageRow[];
-  total: Omit<UsageRow, "operation">;
-}
-
-export interface SandboxError {
-  file: string;
-  line: number;
-  column: number;
-  message: string;
-  kind: string;
-}
-
-export interface VersionSummary {
-  version: number;
-  label: string | null;
-  createdAt: number | null;
-  files: number | null;
-}
+export type SandboxError = Schemas["Diagnostic"];
+export type VersionSummary = Schemas["VersionSummary"];
+export type VersionList = Schemas["VersionList"];
+export type AgentStateResponse = Schemas["AgentState"];
+export type UserList = Schemas["UserList"];

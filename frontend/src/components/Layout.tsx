@@ -51,6 +51,7 @@ export function Layout() {
             {user && <NavLink to="/apps" end className={navClass}>My apps</NavLink>}
             <NavLink to="/discover" className={navClass}>Discover</NavLink>
             {user && <NavLink to="/settings" className={navClass}>Settings</NavLink>}
+            {user?.role === "admin" && <NavLink to="/admin" className={navClass}>Admin</NavLink>}
           </nav>
           <div className="ml-auto flex items-center gap-2">
             <button type="button" className="btn-secondary" onClick={toggle} aria-label={dark ? "Switch to light theme" : "Switch to dark theme"}>

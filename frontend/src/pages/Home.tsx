@@ -1,7 +1,7 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router";
 import { api } from "../api/client";
-import type { AppSummary, ModelsResponse, Template } from "../api/types";
+import type { AppSummary, ModelConfig, ModelsResponse, Template } from "../api/types";
 import { ErrorNote } from "../components/Layout";
 
 const EXAMPLES = [
@@ -19,12 +19,8 @@ export const startKey = (id: string) => `byte-start-${id}`;
  * fallback's) has a platform key, an own key, the gateway, or (`custom`) an OpenAI-compatible server.
  */
 export function modelConfigured(m: ModelsResponse): boolean {
-  const usable = (c: { provider?: unknown } | null | undefined) => {
-    if (!c) return false;
-    const p = String(c.provider ?? "");
-    if (p === "custom") return m.customBaseUrl || m.providers.some((x) => x.provider === "custom" && (x.platformKey || x.userKey));
-    return m.gateway || m.providers.some((x) => x.provider === p && (x.platformKey || x.userKey));
-  };
+  // The server says which providers it can call for this user (keys, gateway, base URL).
+  const usable = (c: ModelConfig | null | undefined) => !!c && m.providers.some((x) => x.provider === c.provider && x.usable);
   const ops = ["blueprint", "implementation"].map((op) => m.operations[op]).filter((o) => o !== undefined);
   return ops.length > 0 && ops.every((o) => usable(o.primary) || usable(o.fallback));
 }

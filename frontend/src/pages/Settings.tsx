@@ -4,7 +4,7 @@ import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { useNavigate } from "react-router";
 import { api } from "../api/client";
 import { useAuth } from "../auth";
-import type { ModelsResponse, ProviderKey, UsageResponse } from "../api/types";
+import type { ModelsResponse, OperationModels, ProviderChoice, ProviderKey, ProviderName, UsageResponse } from "../api/types";
 import { ErrorNote } from "../components/Layout";
 
 export function Settings() {
@@ -74,54 +74,128 @@ const OP_NAMES: Record<string, string> = {
   chat_edit: "Follow-up changes", ticket_generation: "Tickets",
 };
 
-function describeModel(m: Record<string, unknown> | null | undefined): string {
+function describeModel(m: { provider?: string; model?: string } | null | undefined): string {
   if (!m) return "—";
   return [m.provider, m.model].filter(Boolean).join(" / ") || "—";
+}
+
+/** The server's rule for a model id (src/domain/codegen/models.rs `check_model_name`). */
+const MODEL_ID = /^[A-Za-z0-9\-._/:@+]{1,200}$/;
+const OTHER = "__other__";
+
+/** Why a model choice cannot be saved, or null. */
+export function modelProblem(provider: string, model: string): string | null {
+  if (!provider) return "Choose a provider.";
+  if (!model.trim()) return "Choose a model, or type its id.";
+  if (!MODEL_ID.test(model.trim())) return "A model id has at most 200 letters, digits and - . _ / : @ +.";
+  return null;
 }
 
 function Models() {
   const [m, setM] = useState<ModelsResponse | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [drafts, setDrafts] = useState<Record<string, string>>({});
   const load = useCallback(() => { api.models().then(setM).catch(setError); }, []);
   useEffect(load, [load]);
-  const set = async (op: string) => {
-    setError(null);
-    try { await api.setModel(op, { model: drafts[op] }); setDrafts((d) => ({ ...d, [op]: "" })); load(); } catch (e) { setError(e); }
-  };
-  const reset = async (op: string) => { setError(null); try { await api.resetModel(op); load(); } catch (e) { setError(e); } };
+  const usable = m?.providers.filter((p) => p.usable) ?? [];
   return (
     <section aria-labelledby="models-title" className="card space-y-3">
       <h2 id="models-title" className="text-lg font-semibold">Models</h2>
+      <p className="text-sm muted">
+        The model each step uses. Providers listed are the ones this server can call for you
+        {usable.length > 0 ? ` (${usable.map((p) => p.provider).join(", ")})` : ""}; add your own key above for more.
+      </p>
       <ErrorNote error={error} />
       {!m ? <p className="muted">Loading…</p> : (
         <div className="overflow-x-auto">
           <table className="w-full text-left text-sm">
-            <thead><tr><th scope="col" className="py-1">Operation</th><th scope="col">In use</th><th scope="col">Your choice</th><th scope="col"><span className="sr-only">Actions</span></th></tr></thead>
+            <thead><tr><th scope="col" className="py-1">Operation</th><th scope="col">In use</th><th scope="col">Your choice</th></tr></thead>
             <tbody>
-              {Object.entries(m.operations).map(([op, o]) => (
-                <tr key={op} className="border-t border-slate-200 align-top dark:border-slate-700">
-                  <th scope="row" className="py-2 pr-2 font-medium">{OP_NAMES[op] ?? op}</th>
-                  <td className="py-2 pr-2 font-mono text-xs">{describeModel(o.primary)}{o.fallback ? <><br /><span className="muted">fallback {describeModel(o.fallback)}</span></> : null}</td>
-                  <td className="py-2 pr-2">
-                    {o.override ? <span className="font-mono text-xs">{describeModel(o.override)}</span> : <span className="text-xs muted">default</span>}
-                    {o.overrideError && <p className="text-xs text-red-800 dark:text-red-300">{Object.values(o.overrideError).join("; ")}</p>}
-                  </td>
-                  <td className="py-2">
-                    <form className="flex gap-1" onSubmit={(e) => { e.preventDefault(); set(op); }}>
-                      <label className="sr-only" htmlFor={`model-${op}`}>Model for {OP_NAMES[op] ?? op}</label>
-                      <input id={`model-${op}`} className="input w-40 py-1" placeholder="model id" value={drafts[op] ?? ""} onChange={(e) => setDrafts((d) => ({ ...d, [op]: e.target.value }))} />
-                      <button type="submit" className="btn-secondary" disabled={!drafts[op]}>Set</button>
-                      {o.override && <button type="button" className="btn-secondary" onClick={() => reset(op)}>Default</button>}
-                    </form>
-                  </td>
-                </tr>
-              ))}
+              {Object.entries(m.operations).map(([op, o]) => <ModelRow key={op} op={op} o={o} providers={m.providers} saved={load} />)}
             </tbody>
           </table>
         </div>
       )}
     </section>
+  );
+}
+
+function ModelRow({ op, o, providers, saved }: { op: string; o: OperationModels; providers: ProviderChoice[]; saved: () => void }) {
+  const name = OP_NAMES[op] ?? op;
+  const current = o.override?.provider ?? o.primary.provider;
+  const [provider, setProvider] = useState<string>(current);
+  const [choice, setChoice] = useState<string>("");
+  const [typed, setTyped] = useState("");
+  const [problem, setProblem] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [note, setNote] = useState("");
+  // Usable providers, plus the one in use (so the form shows what is set even if it is not).
+  const offered = providers.filter((p) => p.usable || p.provider === current);
+  const models = providers.find((p) => p.provider === provider)?.models ?? [];
+  const model = choice === OTHER || models.length === 0 ? typed : choice;
+  const pickProvider = (p: string) => { setProvider(p); setChoice(""); setTyped(""); setProblem(null); };
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null); setNote("");
+    const why = modelProblem(provider, model);
+    setProblem(why);
+    if (why) return;
+    try {
+      await api.setModel(op, { provider: provider as ProviderName, model: model.trim() });
+      setNote(`${name} now uses ${provider} / ${model.trim()}.`);
+      setChoice(""); setTyped("");
+      saved();
+    } catch (err) { setError(err); }
+  };
+  const reset = async () => {
+    setError(null); setNote("");
+    try { await api.resetModel(op); setNote(`${name} uses the default again.`); pickProvider(o.default?.provider ?? current); saved(); } catch (err) { setError(err); }
+  };
+  const id = `model-${op}`;
+  return (
+    <tr className="border-t border-slate-200 align-top dark:border-slate-700" data-testid={`model-row-${op}`}>
+      <th scope="row" className="py-2 pr-2 font-medium">{name}</th>
+      <td className="py-2 pr-2 text-xs">
+        <span className="font-mono" data-testid="model-in-use">{describeModel(o.primary)}</span>
+        {o.fallback ? <><br /><span className="muted">fallback {describeModel(o.fallback)}</span></> : null}
+        <br /><span className="muted" data-testid="model-default">default {describeModel(o.default)}</span>
+        {o.override ? <><br /><span>yours: <span className="font-mono">{describeModel(o.override)}</span></span></> : null}
+        {o.overrideError && <p className="text-red-800 dark:text-red-300">{Object.values(o.overrideError).join("; ")}</p>}
+      </td>
+      <td className="py-2">
+        <form className="flex flex-wrap items-end gap-1" onSubmit={submit} noValidate>
+          <div>
+            <label className="sr-only" htmlFor={`${id}-provider`}>Provider for {name}</label>
+            <select id={`${id}-provider`} className="input py-1" value={provider} onChange={(e) => pickProvider(e.target.value)}>
+              {offered.map((p) => <option key={p.provider} value={p.provider}>{p.provider}{p.usable ? "" : " (not available)"}</option>)}
+            </select>
+          </div>
+          {models.length > 0 && (
+            <div>
+              <label className="sr-only" htmlFor={`${id}-model`}>Model for {name}</label>
+              <select id={`${id}-model`} className="input py-1" value={choice} onChange={(e) => { setChoice(e.target.value); setProblem(null); }}
+                aria-invalid={problem ? true : undefined} aria-describedby={problem ? `${id}-problem` : undefined}>
+                <option value="">Choose a model…</option>
+                {models.map((mm) => <option key={mm} value={mm}>{mm}</option>)}
+                <option value={OTHER}>Other…</option>
+              </select>
+            </div>
+          )}
+          {(choice === OTHER || models.length === 0) && (
+            <div>
+              <label className="sr-only" htmlFor={`${id}-typed`}>Model id for {name}</label>
+              <input id={`${id}-typed`} className="input w-40 py-1" placeholder="model id" value={typed}
+                onChange={(e) => { setTyped(e.target.value); setProblem(null); }}
+                aria-invalid={problem ? true : undefined} aria-describedby={problem ? `${id}-problem` : undefined} />
+            </div>
+          )}
+          <button type="submit" className="btn-secondary">Set</button>
+          {o.override && <button type="button" className="btn-secondary" onClick={reset}>Use default</button>}
+        </form>
+        {problem && <p id={`${id}-problem`} role="alert" className="mt-1 text-xs text-red-800 dark:text-red-300">{problem}</p>}
+        {note && <p role="status" className="mt-1 text-xs">{note}</p>}
+        <ErrorNote error={error} />
+      </td>
+    </tr>
   );
 }
 
@@ -137,8 +211,8 @@ function Usage() {
       {u && (u.operations.length === 0 ? <p className="text-sm muted">No model calls yet.</p> : (
         <ul className="space-y-2 text-sm" aria-label="Tokens per operation">
           {u.operations.map((o) => (
-            <li key={o.operation}>
-              <div className="flex"><span>{OP_NAMES[o.operation] ?? o.operation}</span><span className="ml-auto muted">{o.totalTokens.toLocaleString()} tokens · {o.requests} calls</span></div>
+            <li key={o.operation ?? "other"}>
+              <div className="flex"><span>{OP_NAMES[o.operation ?? ""] ?? o.operation}</span><span className="ml-auto muted">{o.totalTokens.toLocaleString()} tokens · {o.requests} calls</span></div>
               <div className="h-2 rounded bg-slate-200 dark:bg-slate-700" aria-hidden="true"><div className="h-2 rounded bg-indigo-600" style={{ width: `${(o.totalTokens / max) * 100}%` }} /></div>
             </li>
           ))}

@@ -4,11 +4,12 @@ import { Link, useParams } from "react-router";
 import { api } from "../api/client";
 import { ApiError } from "../api/errors";
 import type { AppDetail, SandboxError, VersionSummary } from "../api/types";
-import { isRunning, filePaths, type WorkspaceState } from "../agent/reducer";
+import { isRunning, filePaths, phaseProgress, type WorkspaceState } from "../agent/reducer";
+import type { ModelUsage } from "../agent/events";
 import { useAgent } from "../agent/socket";
 import { ErrorNote, useTheme } from "../components/Layout";
 import { startKey } from "./Home";
-import { NotFound, Offline } from "./NotFound";
+import { LoadFailure } from "./NotFound";
 
 const CodeEditor = lazy(() => import("../components/CodeEditor"));
 
@@ -26,9 +27,7 @@ export function Workspace() {
     api.app(id).then(setApp).catch((e: unknown) => setLoadError(e instanceof ApiError ? e : new ApiError(0, "E000", String(e))));
   }, [id, attempt]);
 
-  if (loadError?.code === "E002") return <NotFound what="app" />;
-  if (loadError?.code === "network") return <Offline retry={() => setAttempt((n) => n + 1)} />;
-  if (loadError) return <ErrorNote error={loadError} />;
+  if (loadError) return <LoadFailure error={loadError} what="app" retry={() => setAttempt((n) => n + 1)} />;
   if (!app) return <p role="status" className="muted">Loading the app…</p>;
   if (!app.isOwner) {
     return (
@@ -174,42 +173,63 @@ function Timeline({ state }: { state: WorkspaceState }) {
           {state.timeline.map((t) => {
             const done = t.status === "complete";
             const active = ["implementing", "validating", "correcting"].includes(t.status);
+            const label = t.name === "planning" ? "Planning" : t.name === "edit" ? "Change" : t.name;
+            const p = phaseProgress(t);
+            const files = p.planned > 0
+              ? `${p.done} of ${p.planned} planned file${p.planned === 1 ? "" : "s"} written${p.extra > 0 ? ` (+${p.extra} more)` : ""}`
+              : t.written.length > 0 ? `${t.written.length} file${t.written.length === 1 ? "" : "s"} written` : "";
             return (
               <li key={t.key} className="text-sm" data-phase={t.name} data-status={t.status}>
                 <div className="flex items-center gap-2">
                   <span aria-hidden="true">{done ? "✓" : t.status === "failed" ? "✗" : active ? "●" : "○"}</span>
-                  <span className="font-medium">{t.name === "planning" ? "Planning" : t.name === "edit" ? "Change" : t.name}</span>
-                  <span className="ml-auto text-xs muted">
-                    {t.status === "correcting" ? `fixing errors, round ${t.round ?? 1}` : t.status}
-                    {t.written.length > 0 && ` · ${t.written.length} file${t.written.length === 1 ? "" : "s"} written`}
-                  </span>
+                  <span className="font-medium">{label}</span>
+                  <span className="ml-auto text-xs muted">{t.status === "correcting" ? `fixing errors, round ${t.round ?? 1}` : t.status}</span>
                 </div>
                 {t.message && <p className="ml-6 text-xs muted">{t.message}</p>}
-                <div className="ml-6 mt-1 h-1.5 rounded bg-slate-200 dark:bg-slate-700" role="progressbar" aria-label={`${t.name} progress`}
-                  aria-valuemin={0} aria-valuemax={100} aria-valuenow={done ? 100 : active ? 50 : 0}>
-                  <div className={`h-1.5 rounded ${t.status === "failed" ? "bg-red-600" : "bg-indigo-600"}`} style={{ width: done ? "100%" : active ? "50%" : "0%" }} />
-                </div>
+                {files && <p className="ml-6 text-xs" data-testid="phase-files">{files}</p>}
+                {t.name !== "planning" && (
+                  <div className="ml-6 mt-1 h-1.5 rounded bg-slate-200 dark:bg-slate-700" role="progressbar" aria-label={`${label}: planned files written`}
+                    aria-valuemin={0} aria-valuemax={100} aria-valuenow={p.percent} aria-valuetext={files || t.status}>
+                    <div className={`h-1.5 rounded ${t.status === "failed" ? "bg-red-600" : "bg-indigo-600"}`} style={{ width: `${p.percent}%` }} />
+                  </div>
+                )}
+                {t.planned.length > 0 && (
+                  <details className="ml-6 mt-1 text-xs">
+                    <summary className="cursor-pointer muted">Files of {label}</summary>
+                    <ul className="mt-1 space-y-0.5 font-mono" aria-label={`Files of ${label}`}>
+                      {[...t.planned, ...t.written.filter((w) => !t.planned.includes(w))].map((f) => (
+                        <li key={f}>{t.written.includes(f) ? "✓ " : "· "}{f}{t.planned.includes(f) ? "" : " (not planned)"}<span className="sr-only">{t.written.includes(f) ? ", written" : ", not written yet"}</span></li>
+                      ))}
+                    </ul>
+                  </details>
+                )}
               </li>
             );
           })}
         </ol>
       )}
       <p className="mt-2 text-xs muted">Version {state.version}</p>
-      <ModelsUsed key={state.outcome ?? "running"} />
+      <RunUsage usage={state.usage} />
     </section>
   );
 }
 
-/** The models that plan and write (effective settings) and the tokens spent in the last day. */
-function ModelsUsed() {
-  const [text, setText] = useState<string | null>(null);
-  useEffect(() => {
-    Promise.all([api.models(), api.usage()]).then(([m, u]) => {
-      const name = (op: string) => { const p = m.operations[op]?.primary; return p ? [p.provider, p.model].filter(Boolean).join("/") : "?"; };
-      setText(`Planning with ${name("blueprint")}, writing with ${name("implementation")} · ${u.total.totalTokens.toLocaleString()} tokens in the last 24 h`);
-    }).catch(() => setText(null));
-  }, []);
-  return text ? <p className="mt-1 text-xs muted" data-testid="models-used">{text}</p> : null;
+/** The models this run used and their tokens so far (the snapshot's totals plus live `usage` events). */
+function RunUsage({ usage }: { usage: ModelUsage[] }) {
+  if (usage.length === 0) return null;
+  const total = usage.reduce((n, m) => n + m.totalTokens, 0);
+  return (
+    <div className="mt-1 text-xs" data-testid="run-usage">
+      <p className="font-medium">This run: {total.toLocaleString()} tokens</p>
+      <ul className="muted" aria-label="Tokens per model in this run">
+        {usage.map((m) => (
+          <li key={`${m.provider}/${m.model}`}>
+            <span className="font-mono">{m.provider}/{m.model}</span>: {m.totalTokens.toLocaleString()} tokens ({m.promptTokens.toLocaleString()} in, {m.completionTokens.toLocaleString()} out) in {m.calls} call{m.calls === 1 ? "" : "s"}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
 }
 
 const WIDTHS = { phone: 390, tablet: 768, desktop: 0 } as const;
@@ -331,7 +351,11 @@ function Errors({ appId, state, open }: { appId: string; state: WorkspaceState; 
       {found && found.length === 0 && !error && <p className="muted">No errors.</p>}
       <ul className="space-y-1">
         {found?.map((e, i) => (
-          <li key={i}><button type="button" className="font-mono underline" onClick={() => open(e.file, e.line)}>{e.file}:{e.line}:{e.column}</button> <span className="muted">[{e.kind}]</span> {e.message}</li>
+          <li key={i}>
+            {/* A diagnostic without a file (a failed install's summary, a runtime error) has no place to open. */}
+            {e.file ? <button type="button" className="font-mono underline" onClick={() => open(e.file!, e.line ?? 1)}>{[e.file, e.line, e.column].filter((x) => x !== null && x !== undefined).join(":")}</button> : null}
+            {" "}<span className="muted">[{e.kind}]</span> {e.message}
+          </li>
         ))}
       </ul>
       <h2 className="font-semibold">Agent messages</h2>

@@ -31,7 +31,19 @@ const MAX_PHASE_NAME: usize = 100;
 const MAX_FRAMEWORKS: usize = 20;
 
 /// The spec's phase kinds, in the order phases must follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PhaseKind {
     Foundation,

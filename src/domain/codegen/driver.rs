@@ -23,7 +23,7 @@
 //! file from a lost generation.
 
 use super::blueprint::{parse_blueprint, Blueprint, PhaseInput, PhaseKind, PhasePlan, PhaseStatus};
-use super::events::{AgentEvent, RunOutcome, RunStatus};
+use super::events::{AgentEvent, CallUsage, RunOutcome, RunStatus};
 use super::files_format::{Event as FileEvent, Parser};
 use super::models::{ChatMessage, Operation};
 use super::phase_plan::{parse_phase_detail, PhaseDetail};
@@ -72,18 +72,23 @@ pub fn publish(store: &impl Store, events: &impl Events, ev: AgentEvent) {
     events.send(&ev, id);
 }
 
-/// The model: one chat completion for an operation.
+/// The model: one chat completion for an operation. A successful call also says what it used
+/// (the run's token count shown to its clients).
 #[allow(async_fn_in_trait)]
 pub trait Model {
     /// A whole completion's text.
-    async fn complete(&self, op: Operation, messages: &[ChatMessage]) -> Result<String, ApiError>;
+    async fn complete(
+        &self,
+        op: Operation,
+        messages: &[ChatMessage],
+    ) -> Result<(String, CallUsage), ApiError>;
     /// A streamed completion: `on_delta` gets each piece of content as it arrives.
     async fn stream(
         &self,
         op: Operation,
         messages: &[ChatMessage],
         on_delta: &mut dyn FnMut(&str),
-    ) -> Result<(), ApiError>;
+    ) -> Result<CallUsage, ApiError>;
 }
 
 /// The app's sandbox.
@@ -214,6 +219,21 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         self.emit(AgentEvent::from_error(e, recoverable));
     }
 
+    /// Counts a finished model call in the run's totals and tells clients, in one store write.
+    fn used(&self, call: CallUsage) {
+        let ev = AgentEvent::Usage(call);
+        let (_, id) = self.store.commit(
+            |s| {
+                if let AgentEvent::Usage(u) = &ev {
+                    s.record_usage(u);
+                }
+            },
+            None,
+            Some(&ev),
+        );
+        self.events.send(&ev, id);
+    }
+
     fn stopped(&self) -> bool {
         self.cancel.is_cancelled() || self.read(|s| s.status == RunStatus::Stopped)
     }
@@ -332,7 +352,10 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         let mut messages = prompts::blueprint_messages(&prompt, &infos);
         for attempt in 0..2 {
             let text = match self.model.complete(Operation::Blueprint, &messages).await {
-                Ok(t) => t,
+                Ok((t, usage)) => {
+                    self.used(usage);
+                    t
+                }
                 Err(_) if self.stopped() => return Flow::Stopped,
                 Err(e) => {
                     self.error(&e, false);
@@ -416,10 +439,27 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 message: plan.description.clone(),
             });
             match self.plan_phase(&blueprint, i).await {
-                Ok(Some(detail)) => self.update(|s| {
-                    s.phase_details.insert(i, detail);
-                }),
-                Ok(None) => {}
+                Ok(detail) => {
+                    // The detailed plan's files, or the blueprint's when the model gave none.
+                    let files: Vec<String> = match &detail {
+                        Some(d) => d.files.iter().map(|f| f.path.clone()).collect(),
+                        None => plan.files.clone(),
+                    };
+                    let ev = AgentEvent::PhasePlanned {
+                        phase: plan.name.clone(),
+                        files,
+                    };
+                    let (_, id) = self.store.commit(
+                        |s| {
+                            if let Some(d) = detail {
+                                s.phase_details.insert(i, d);
+                            }
+                        },
+                        None,
+                        Some(&ev),
+                    );
+                    self.events.send(&ev, id);
+                }
                 Err(flow) => return flow,
             }
             self.advance(Unit::Phase(i), PhaseInput::Start);
@@ -482,7 +522,10 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
             .complete(Operation::PhasePlanning, &messages)
             .await
         {
-            Ok(text) => Ok(parse_phase_detail(&text).ok()),
+            Ok((text, usage)) => {
+                self.used(usage);
+                Ok(parse_phase_detail(&text).ok())
+            }
             Err(_) if self.stopped() => Err(Flow::Stopped),
             Err(e) => {
                 self.error(&e, false);
@@ -815,6 +858,8 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
             }
         };
         let ((result, tail), ()) = futures_util::join!(producer, consumer);
+        // The call's tokens were spent however its output is used.
+        let result = result.map(|usage| self.used(usage));
         if self.stopped() {
             return Flow::Stopped;
         }

@@ -2,9 +2,9 @@
 //! interruption at every file boundary of a multi-phase run.
 
 use super::driver::*;
-use super::events::{AgentEvent, RunOutcome, RunStatus};
+use super::events::{AgentEvent, CallUsage, RunOutcome, RunStatus};
 use super::files_format::UnifiedDiff;
-use super::models::{ChatMessage, Operation, Role};
+use super::models::{ChatMessage, Operation, Provider, Role};
 use super::prompts::Diagnostic;
 use super::run::RunState;
 use crate::domain::error::{ApiError, ErrorCode};
@@ -111,9 +111,28 @@ impl FakeModel {
     }
 }
 
+/// What the fake says a call used: one token per byte, from a model named after the operation.
+fn fake_usage(op: Operation, messages: &[ChatMessage], text: &str) -> CallUsage {
+    let prompt: u64 = messages.iter().map(|m| m.content.len() as u64).sum();
+    CallUsage {
+        operation: op,
+        provider: Provider::Custom,
+        model: format!("fake-{}", op.as_str()),
+        prompt_tokens: prompt,
+        completion_tokens: text.len() as u64,
+        total_tokens: prompt + text.len() as u64,
+    }
+}
+
 impl Model for FakeModel {
-    async fn complete(&self, op: Operation, messages: &[ChatMessage]) -> Result<String, ApiError> {
-        self.answer(op, messages)
+    async fn complete(
+        &self,
+        op: Operation,
+        messages: &[ChatMessage],
+    ) -> Result<(String, CallUsage), ApiError> {
+        let text = self.answer(op, messages)?;
+        let usage = fake_usage(op, messages, &text);
+        Ok((text, usage))
     }
 
     async fn stream(
@@ -121,8 +140,9 @@ impl Model for FakeModel {
         op: Operation,
         messages: &[ChatMessage],
         on_delta: &mut dyn FnMut(&str),
-    ) -> Result<(), ApiError> {
+    ) -> Result<CallUsage, ApiError> {
         let text = self.answer(op, messages)?;
+        let usage = fake_usage(op, messages, &text);
         let bytes = text.as_bytes();
         let mut at = 0;
         while at < bytes.len() {
@@ -130,7 +150,7 @@ impl Model for FakeModel {
             on_delta(&text[at..end]);
             at = end;
         }
-        Ok(())
+        Ok(usage)
     }
 }
 
@@ -770,4 +790,145 @@ fn a_lost_sandbox_comes_back_with_the_apps_files() {
     futures_executor::block_on(d.ensure_sandbox("react-vite")).unwrap();
     assert_eq!(*w.sandbox.files.borrow(), *w.store.files.borrow());
     assert_eq!(w.sandbox.files.borrow().len(), PHASES * FILES_PER_PHASE);
+}
+
+#[test]
+fn each_phase_reports_the_files_planned_and_written() {
+    // Phase 1 gets a detailed plan naming a file it never writes; the others keep the
+    // blueprint's list (their plan is not usable).
+    let plans = Cell::new(0);
+    let w = World::new(Box::new(move |op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => {
+            plans.set(plans.get() + 1);
+            Ok(if plans.get() == 2 {
+                r#"{"files":[{"path":"src/p1_0.ts"},{"path":"src/p1_1.ts"},{"path":"src/p1_extra.ts"}]}"#.into()
+            } else {
+                "no plan".into()
+            })
+        }
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        Operation::ChatEdit => Ok("===FILE: src/edit.ts===\nexport {};\n===END FILE===\n".into()),
+        other => panic!("unexpected call {other:?}"),
+    }));
+    // Mid-phase (phase 1's second file reaching the sandbox), a reconnecting client sees the
+    // plan and what is written so far.
+    let mid = Rc::new(RefCell::new(None));
+    let (store, seen) = (w.store.clone(), mid.clone());
+    *w.sandbox.on_write.borrow_mut() = Some(Box::new(move |n| {
+        if n == FILES_PER_PHASE + 1 {
+            *seen.borrow_mut() = Some(store.state.borrow().snapshot("app", 0));
+        }
+    }));
+    w.start("build it");
+    assert!(w.run());
+    let mid = mid.borrow().clone().expect("a snapshot mid-phase");
+    assert_eq!(mid.current_phase.as_deref(), Some("Phase 1"));
+    assert_eq!(
+        mid.phases[1].planned_files,
+        ["src/p1_0.ts", "src/p1_1.ts", "src/p1_extra.ts"]
+    );
+    assert_eq!(mid.phases[1].written_files, ["src/p1_0.ts"]);
+    assert_eq!(mid.phases[0].written_files.len(), FILES_PER_PHASE);
+    assert_eq!(
+        mid.phases[2].planned_files.len(),
+        FILES_PER_PHASE,
+        "the blueprint's list"
+    );
+    assert!(mid.phases[2].written_files.is_empty());
+
+    // Each phase's plan is announced right after its start.
+    let ev = w.stored();
+    let planned: Vec<(String, Vec<String>)> = ev
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            AgentEvent::PhasePlanned { phase, files } => {
+                assert!(
+                    matches!(&ev[i - 2..i], [AgentEvent::PhaseStart { phase: p, .. }, AgentEvent::Usage(_)] if p == phase),
+                    "{:?}",
+                    &ev[i - 2..i]
+                );
+                Some((phase.clone(), files.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let blueprint_files = |i: usize| -> Vec<String> {
+        (0..FILES_PER_PHASE)
+            .map(|k| format!("src/p{i}_{k}.ts"))
+            .collect()
+    };
+    assert_eq!(
+        planned,
+        vec![
+            ("Phase 0".into(), blueprint_files(0)),
+            ("Phase 1".into(), mid.phases[1].planned_files.clone()),
+            ("Phase 2".into(), blueprint_files(2)),
+        ]
+    );
+
+    // A follow-up edit's files belong to no phase.
+    w.store.state.borrow_mut().enqueue("add a file").unwrap();
+    assert!(w.run());
+    let end = w.store.state.borrow().snapshot("app", 0);
+    assert!(w.store.files.borrow().contains_key("src/edit.ts"));
+    for (i, p) in end.phases.iter().enumerate() {
+        assert_eq!(p.written_files, blueprint_files(i), "{}", p.name);
+    }
+    assert_eq!(end.phases[1].planned_files.len(), 3);
+}
+
+#[test]
+fn the_runs_tokens_add_up_per_model_and_a_new_run_starts_from_zero() {
+    let w = World::new(app_script());
+    w.start("build it");
+    assert!(w.run());
+    let usage: Vec<CallUsage> = w
+        .stored()
+        .into_iter()
+        .filter_map(|e| match e {
+            AgentEvent::Usage(u) => Some(u),
+            _ => None,
+        })
+        .collect();
+    // One per model call, each with the operation that made it.
+    let calls = w.model.calls.borrow().clone();
+    assert_eq!(usage.len(), calls.len());
+    for (u, (op, _)) in usage.iter().zip(&calls) {
+        assert_eq!(u.operation, *op);
+        assert_eq!(u.model, format!("fake-{}", op.as_str()));
+    }
+    let snap = w.store.state.borrow().snapshot("app", 0);
+    let per_model: Vec<(&str, u32)> = snap
+        .usage
+        .iter()
+        .map(|m| (m.model.as_str(), m.calls))
+        .collect();
+    assert_eq!(
+        per_model,
+        [
+            ("fake-blueprint", 1),
+            ("fake-phase_planning", PHASES as u32),
+            ("fake-implementation", PHASES as u32)
+        ]
+    );
+    let sum = |f: fn(&CallUsage) -> u64| usage.iter().map(f).sum::<u64>();
+    assert_eq!(
+        snap.usage.iter().map(|m| m.total_tokens).sum::<u64>(),
+        sum(|u| u.total_tokens)
+    );
+    assert_eq!(
+        snap.usage.iter().map(|m| m.prompt_tokens).sum::<u64>(),
+        sum(|u| u.prompt_tokens)
+    );
+    assert!(sum(|u| u.completion_tokens) > 0);
+
+    // A new generation counts from zero.
+    w.start("build it again");
+    assert!(w.store.state.borrow().snapshot("app", 0).usage.is_empty());
+    assert!(w.run());
+    let again = w.store.state.borrow().snapshot("app", 0);
+    assert_eq!(again.usage.len(), 3);
+    assert_eq!(again.usage[0].calls, 1);
 }

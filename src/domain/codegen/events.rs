@@ -11,13 +11,14 @@
 use super::super::error::{ApiError, ApiResult, ErrorCode};
 use super::super::input::{parse_object, JsonObject, Patch};
 use super::blueprint::PhaseKind;
-use super::models::ModelOverride;
+use super::models::{ModelOverride, Operation, Provider};
 use super::phase::PhaseStatus;
 use super::sse;
 use crate::domain::deploy::pipeline::DeployStep;
 use byte_protocol::Diagnostic;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Longest prompt or chat message accepted, in characters.
 pub const MAX_PROMPT_CHARS: usize = 10_000;
@@ -60,7 +61,7 @@ pub fn check_command_size(len: usize) -> ApiResult<()> {
 }
 
 /// How a generation run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
     Completed,
@@ -69,7 +70,7 @@ pub enum RunOutcome {
 }
 
 /// What the agent is doing, for clients that (re)connect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Idle,
@@ -80,7 +81,9 @@ pub enum RunStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A blueprint phase as clients see it: where it is, the files its plan names and the files it
+/// wrote so far (its progress is how many of the planned ones are written).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PhaseSummary {
     pub name: String,
@@ -88,9 +91,97 @@ pub struct PhaseSummary {
     /// Flattened: `"status": "correcting", "round": 2`.
     #[serde(flatten)]
     pub status: PhaseStatus,
+    /// The files the phase's plan names (its detailed plan once made, else the blueprint's).
+    #[serde(default)]
+    pub planned_files: Vec<String>,
+    /// The files the phase (its correction rounds included) wrote, in order, each once.
+    #[serde(default)]
+    pub written_files: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What one successful model call of the run used: the tokens the provider reported (or the
+/// client's estimate when it reported none) and the model that answered (the fallback, if the
+/// primary failed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallUsage {
+    #[schema(schema_with = operation_schema)]
+    pub operation: Operation,
+    #[schema(schema_with = provider_schema)]
+    pub provider: Provider,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// The tokens one model used so far in the current run (since the last `generate`), over all
+/// of its calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelUsage {
+    #[schema(schema_with = provider_schema)]
+    pub provider: Provider,
+    pub model: String,
+    pub calls: u32,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// Adds one call to a run's per-model totals (a model's first call appends its row).
+pub fn add_usage(totals: &mut Vec<ModelUsage>, call: &CallUsage) {
+    match totals
+        .iter_mut()
+        .find(|m| m.provider == call.provider && m.model == call.model)
+    {
+        Some(m) => {
+            m.calls = m.calls.saturating_add(1);
+            m.prompt_tokens = m.prompt_tokens.saturating_add(call.prompt_tokens);
+            m.completion_tokens = m.completion_tokens.saturating_add(call.completion_tokens);
+            m.total_tokens = m.total_tokens.saturating_add(call.total_tokens);
+        }
+        None => totals.push(ModelUsage {
+            provider: call.provider,
+            model: call.model.clone(),
+            calls: 1,
+            prompt_tokens: call.prompt_tokens,
+            completion_tokens: call.completion_tokens,
+            total_tokens: call.total_tokens,
+        }),
+    }
+}
+
+fn string_enum(values: Vec<&'static str>) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values))
+        .build()
+}
+
+fn provider_schema() -> utoipa::openapi::Object {
+    string_enum(Provider::ALL.map(Provider::as_str).to_vec())
+}
+
+fn operation_schema() -> utoipa::openapi::Object {
+    string_enum(Operation::ALL.map(Operation::as_str).to_vec())
+}
+
+fn error_code_schema() -> utoipa::openapi::Ref {
+    utoipa::openapi::Ref::from_schema_name("ErrorCode")
+}
+
+fn model_override_schema() -> utoipa::openapi::Ref {
+    utoipa::openapi::Ref::from_schema_name("ModelOverride")
+}
+
+fn diagnostics_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name("Diagnostic"))
+        .build()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileSummary {
     pub path: String,
@@ -98,7 +189,7 @@ pub struct FileSummary {
 }
 
 /// Everything a reconnecting client needs to draw the current state before live events resume.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateSnapshot {
     pub app_id: String,
@@ -120,6 +211,9 @@ pub struct StateSnapshot {
     /// The app's saved version (one per completed phase or edit; 0 before the first).
     #[serde(default)]
     pub version: u32,
+    /// The tokens each model used so far in the current run (since the last `generate`).
+    #[serde(default)]
+    pub usage: Vec<ModelUsage>,
     /// The id of the last event sent before this snapshot (SSE `Last-Event-ID` resumes after it).
     pub last_event_id: u64,
 }
@@ -144,13 +238,18 @@ fn de_code<'de, D: Deserializer<'de>>(d: D) -> Result<ErrorCode, D::Error> {
 }
 
 /// An event from the agent to its clients.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentEvent {
     /// A phase (or `planning`) began.
     PhaseStart {
         phase: String,
         message: String,
+    },
+    /// A phase's plan was made (right after its `phase_start`): the files it will write.
+    PhasePlanned {
+        phase: String,
+        files: Vec<String>,
     },
     /// More of a file being written, for live display.
     FileChunk {
@@ -174,6 +273,7 @@ pub enum AgentEvent {
     /// run continues.
     Error {
         #[serde(deserialize_with = "de_code")]
+        #[schema(schema_with = error_code_schema)]
         code: ErrorCode,
         message: String,
         recoverable: bool,
@@ -187,6 +287,8 @@ pub enum AgentEvent {
     },
     /// The current state, sent first to every (re)connecting client.
     State(StateSnapshot),
+    /// A model call of the run finished: what it used (the snapshot's `usage` sums them).
+    Usage(CallUsage),
     /// A deployment of the app began (`deployment` is its number in the app's history).
     DeployStarted {
         deployment: u32,
@@ -206,9 +308,11 @@ pub enum AgentEvent {
     DeployFailed {
         deployment: u32,
         #[serde(deserialize_with = "de_code")]
+        #[schema(schema_with = error_code_schema)]
         code: ErrorCode,
         message: String,
         #[serde(default)]
+        #[schema(schema_with = diagnostics_schema)]
         errors: Vec<Diagnostic>,
     },
 }
@@ -218,6 +322,7 @@ impl AgentEvent {
     pub fn sse_name(&self) -> &'static str {
         match self {
             AgentEvent::PhaseStart { .. } => "phase_start",
+            AgentEvent::PhasePlanned { .. } => "phase_planned",
             AgentEvent::FileChunk { .. } => "file_chunk",
             AgentEvent::FileGenerated { .. } => "file_generated",
             AgentEvent::FileDeleted { .. } => "file_deleted",
@@ -226,6 +331,7 @@ impl AgentEvent {
             AgentEvent::PreviewReady { .. } => "preview_ready",
             AgentEvent::Done { .. } => "done",
             AgentEvent::State(_) => "state",
+            AgentEvent::Usage(_) => "usage",
             AgentEvent::DeployStarted { .. } => "deploy_started",
             AgentEvent::DeployProgress { .. } => "deploy_progress",
             AgentEvent::DeployComplete { .. } => "deploy_complete",
@@ -260,7 +366,7 @@ impl AgentEvent {
 }
 
 /// A command from a WebSocket client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientCommand {
     /// Start generating (from `prompt`, or from the app's saved prompt when absent).
@@ -268,6 +374,7 @@ pub enum ClientCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         prompt: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = model_override_schema)]
         config: Option<ModelOverride>,
     },
     Stop,
@@ -463,11 +570,15 @@ mod tests {
                     name: "Setup".into(),
                     kind: PhaseKind::Foundation,
                     status: PhaseStatus::Complete,
+                    planned_files: vec!["package.json".into()],
+                    written_files: vec!["package.json".into()],
                 },
                 PhaseSummary {
                     name: "UI".into(),
                     kind: PhaseKind::Core,
                     status: PhaseStatus::Correcting { round: 2 },
+                    planned_files: vec!["src/App.tsx".into(), "src/a.ts".into()],
+                    written_files: vec!["src/App.tsx".into()],
                 },
             ],
             current_phase: Some("UI".into()),
@@ -479,6 +590,14 @@ mod tests {
             editing: None,
             queued_messages: 1,
             version: 3,
+            usage: vec![ModelUsage {
+                provider: Provider::Custom,
+                model: "qwen".into(),
+                calls: 2,
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                total_tokens: 15,
+            }],
             last_event_id: 42,
         }
     }
@@ -514,7 +633,58 @@ mod tests {
                 status: RunOutcome::Completed,
             },
             AgentEvent::State(snapshot()),
+            AgentEvent::PhasePlanned {
+                phase: "UI".into(),
+                files: vec!["src/App.tsx".into()],
+            },
+            AgentEvent::Usage(CallUsage {
+                operation: Operation::Blueprint,
+                provider: Provider::GoogleAiStudio,
+                model: "gemini-2.5-pro".into(),
+                prompt_tokens: 100,
+                completion_tokens: 20,
+                total_tokens: 120,
+            }),
         ]
+    }
+
+    #[test]
+    fn usage_adds_up_per_model() {
+        let call = |provider, model: &str, t: u64| CallUsage {
+            operation: Operation::Implementation,
+            provider,
+            model: model.into(),
+            prompt_tokens: t,
+            completion_tokens: t.saturating_mul(2),
+            total_tokens: t.saturating_mul(3),
+        };
+        let mut totals = Vec::new();
+        add_usage(&mut totals, &call(Provider::OpenAi, "gpt-5", 1));
+        add_usage(&mut totals, &call(Provider::Custom, "gpt-5", 10));
+        add_usage(&mut totals, &call(Provider::OpenAi, "gpt-5", 100));
+        assert_eq!(
+            totals,
+            vec![
+                ModelUsage {
+                    provider: Provider::OpenAi,
+                    model: "gpt-5".into(),
+                    calls: 2,
+                    prompt_tokens: 101,
+                    completion_tokens: 202,
+                    total_tokens: 303,
+                },
+                ModelUsage {
+                    provider: Provider::Custom,
+                    model: "gpt-5".into(),
+                    calls: 1,
+                    prompt_tokens: 10,
+                    completion_tokens: 20,
+                    total_tokens: 30,
+                },
+            ]
+        );
+        add_usage(&mut totals, &call(Provider::Custom, "gpt-5", u64::MAX));
+        assert_eq!(totals[1].total_tokens, u64::MAX, "saturates");
     }
 
     #[test]
@@ -550,7 +720,37 @@ mod tests {
         assert_eq!(v["lastEventId"], 42);
         assert_eq!(
             v["phases"][1],
-            json!({"name":"UI","kind":"core","status":"correcting","round":2})
+            json!({"name":"UI","kind":"core","status":"correcting","round":2,
+                "plannedFiles":["src/App.tsx","src/a.ts"],"writtenFiles":["src/App.tsx"]})
+        );
+        assert_eq!(
+            v["usage"],
+            json!([{"provider":"custom","model":"qwen","calls":2,"promptTokens":10,
+                "completionTokens":5,"totalTokens":15}])
+        );
+        // Snapshots from before the phase file lists and usage existed still read.
+        let old: StateSnapshot = serde_json::from_value(json!({
+            "appId": "a", "status": "idle", "phases": [{"name":"UI","kind":"core","status":"planned"}],
+            "files": [], "queuedMessages": 0, "lastEventId": 0,
+        }))
+        .unwrap();
+        assert!(old.phases[0].planned_files.is_empty() && old.usage.is_empty());
+        let v: Value = serde_json::from_str(
+            &AgentEvent::Usage(CallUsage {
+                operation: Operation::Implementation,
+                provider: Provider::OpenAi,
+                model: "gpt-5".into(),
+                prompt_tokens: 1,
+                completion_tokens: 2,
+                total_tokens: 3,
+            })
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"usage","operation":"implementation","provider":"openai","model":"gpt-5",
+                "promptTokens":1,"completionTokens":2,"totalTokens":3})
         );
         assert!(v.get("previewUrl").is_none());
         let v: Value = serde_json::from_str(

@@ -127,6 +127,28 @@ impl Provider {
     }
 }
 
+/// Well-known model ids per provider, offered by the settings screen (any other valid id may
+/// still be typed: providers add models faster than deployments update). `custom` has none: a
+/// local server serves whatever was pulled into it.
+pub fn suggested_models(provider: Provider) -> &'static [&'static str] {
+    match provider {
+        Provider::Anthropic => &["claude-sonnet-4-5", "claude-opus-4-1", "claude-haiku-4-5"],
+        Provider::OpenAi => &["gpt-5", "gpt-5-mini", "gpt-4.1"],
+        Provider::GoogleAiStudio => &[
+            "gemini-2.5-pro",
+            "gemini-2.5-flash",
+            "gemini-2.5-flash-lite",
+        ],
+        Provider::Cerebras => &["qwen-3-coder-480b", "gpt-oss-120b", "llama-3.3-70b"],
+        Provider::WorkersAi => &[
+            "@cf/qwen/qwen2.5-coder-32b-instruct",
+            "@cf/openai/gpt-oss-120b",
+            "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
+        ],
+        Provider::Custom => &[],
+    }
+}
+
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -631,6 +653,24 @@ impl ModelTable {
         Ok(table)
     }
 
+    /// The models offered for `provider`: those this deployment's table configures for it
+    /// (primary and fallback of every operation) first, then [`suggested_models`]; each once.
+    pub fn models_of(&self, provider: Provider) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let configured = self
+            .entries
+            .values()
+            .flat_map(|m| std::iter::once(&m.primary).chain(m.fallback.as_ref()))
+            .filter(|c| c.provider == provider)
+            .map(|c| c.model.as_str());
+        for m in configured.chain(suggested_models(provider).iter().copied()) {
+            if !out.iter().any(|o| o == m) {
+                out.push(m.to_string());
+            }
+        }
+        out
+    }
+
     pub fn get(&self, op: Operation) -> &OperationModels {
         &self.entries[&op]
     }
@@ -654,6 +694,38 @@ mod tests {
 
     fn cfg(provider: Provider, model: &str) -> ModelConfig {
         ModelConfig::new(provider, model, 0.5, 1000)
+    }
+
+    #[test]
+    fn models_offered_per_provider_start_with_the_configured_ones() {
+        let t = ModelTable::from_json(
+            r#"{"default": {"provider": "custom", "model": "qwen2.5-coder:7b"},
+                "implementation": {"provider": "google-ai-studio", "model": "gemini-exp", "fallback": {"model": "gemini-2.5-flash"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(t.models_of(Provider::Custom), ["qwen2.5-coder:7b"]);
+        assert_eq!(
+            t.models_of(Provider::GoogleAiStudio),
+            [
+                "gemini-exp",
+                "gemini-2.5-flash",
+                "gemini-2.5-pro",
+                "gemini-2.5-flash-lite"
+            ]
+        );
+        assert_eq!(
+            t.models_of(Provider::OpenAi),
+            suggested_models(Provider::OpenAi)
+        );
+        // Every suggestion is a valid model id for its provider.
+        for p in Provider::ALL {
+            for m in suggested_models(p) {
+                assert!(
+                    ModelConfig::new(p, m, 0.5, 1000).validate().is_ok(),
+                    "{p} {m}"
+                );
+            }
+        }
     }
 
     #[test]

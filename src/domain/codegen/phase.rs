@@ -29,7 +29,7 @@ pub fn parse_max_corrections(s: &str) -> Result<u32, String> {
 }
 
 /// Where a phase is. Persisted with the agent's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum PhaseStatus {
     Planned,

@@ -283,6 +283,14 @@ fn openai_reasoning_model(model: &str) -> bool {
     })
 }
 
+/// Whether this deployment can call `provider` for a user (who has their own key for it or
+/// not): the rules [`build_request`] applies, so the settings screen offers exactly the
+/// providers a generation could use.
+pub fn provider_usable(provider: Provider, settings: &LlmSettings, user_key: bool) -> bool {
+    let probe = ModelConfig::new(provider, "probe", 0.0, 1);
+    build_request(&probe, settings, user_key.then_some("user-key"), &[], false).is_ok()
+}
+
 /// Addresses a call: URL, headers and JSON body.
 ///
 /// Routing: `custom` goes to `OPENAI_COMPATIBLE_BASE_URL` with the bare model name; any other
@@ -423,6 +431,37 @@ mod tests {
 
     fn body(r: &ChatRequest) -> Value {
         serde_json::from_str(&r.body).unwrap()
+    }
+
+    #[test]
+    fn usable_providers_follow_keys_gateway_and_base_url() {
+        let usable = |s: &LlmSettings, user: bool| -> Vec<&str> {
+            Provider::ALL
+                .into_iter()
+                .filter(|p| provider_usable(*p, s, user))
+                .map(Provider::as_str)
+                .collect()
+        };
+        let none = settings(&[]);
+        assert!(usable(&none, false).is_empty());
+        // An own key makes every provider reachable directly usable (Workers AI needs the account).
+        assert_eq!(
+            usable(&none, true),
+            ["anthropic", "openai", "google-ai-studio", "cerebras"]
+        );
+        let keyed = settings(&[
+            ("OPENAI_API_KEY", "sk-platform"),
+            ("OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:11434/v1"),
+        ]);
+        assert_eq!(usable(&keyed, false), ["openai", "custom"]);
+        // A gateway holding the provider keys itself serves every provider.
+        let gateway = settings(&[
+            ("CLOUDFLARE_ACCOUNT_ID", "acct"),
+            ("CLOUDFLARE_AI_GATEWAY", "gw"),
+            ("CLOUDFLARE_AI_GATEWAY_TOKEN", "t"),
+        ]);
+        assert_eq!(usable(&gateway, false).len(), Provider::ALL.len() - 1);
+        assert!(!usable(&gateway, false).contains(&"custom"));
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //!   ([`RunState::unit_output`]; see the driver's guarantee in [`super::driver`]).
 
 use super::blueprint::Blueprint;
-use super::events::{AgentEvent, FileSummary, PhaseSummary, RunStatus, StateSnapshot};
+use super::events::{
+    add_usage, AgentEvent, CallUsage, FileSummary, ModelUsage, PhaseSummary, RunStatus,
+    StateSnapshot,
+};
 use super::files_format::Event;
 use super::models::ModelOverride;
 use super::phase::PhaseStatus;
@@ -94,6 +97,12 @@ pub struct RunState {
     /// The last version saved (one per completed phase or edit).
     #[serde(default)]
     pub version: u32,
+    /// The files each phase wrote (by phase index; correction rounds included), each once.
+    #[serde(default)]
+    pub phase_written: BTreeMap<usize, Vec<String>>,
+    /// The tokens each model used in this run (since the last `generate`).
+    #[serde(default)]
+    pub usage: Vec<ModelUsage>,
 }
 
 /// A follow-up chat message being applied to the app.
@@ -165,6 +174,8 @@ impl Default for RunState {
             pending_write: None,
             hold_phases: false,
             version: 0,
+            phase_written: BTreeMap::new(),
+            usage: Vec::new(),
         }
     }
 }
@@ -178,9 +189,29 @@ impl RunState {
         self.phases.clear();
         self.current_phase = None;
         self.phase_details.clear();
+        self.phase_written.clear();
+        self.usage.clear();
         self.edit = None;
         self.begin_unit();
         self.hold_phases = false;
+    }
+
+    /// Counts a model call in the run's per-model totals.
+    pub fn record_usage(&mut self, call: &CallUsage) {
+        add_usage(&mut self.usage, call);
+    }
+
+    /// The files phase `i`'s plan names: its detailed plan once made, else the blueprint's.
+    pub fn planned_files(&self, i: usize) -> Vec<String> {
+        match self.phase_details.get(&i) {
+            Some(d) => d.files.iter().map(|f| f.path.clone()).collect(),
+            None => self
+                .blueprint
+                .as_ref()
+                .and_then(|b| b.phases.get(i))
+                .map(|p| p.files.clone())
+                .unwrap_or_default(),
+        }
     }
 
     /// A new unit of work (a phase's implementation, a correction round, an edit) begins: its
@@ -308,9 +339,17 @@ impl RunState {
         self.status = RunStatus::Generating;
     }
 
-    /// Records a written file; returns its content hash.
+    /// Records a written file; returns its content hash. A phase in progress (not an edit)
+    /// counts it as one of its written files.
     pub fn record_write(&mut self, path: &str, content: &str) -> String {
         let hash = content_hash(content);
+        let editing = self.edit.as_ref().is_some_and(|e| !e.status.is_terminal());
+        if let (Some(i), false) = (self.current_phase, editing) {
+            let written = self.phase_written.entry(i).or_default();
+            if !written.iter().any(|p| p == path) {
+                written.push(path.to_string());
+            }
+        }
         self.attempt.insert(path.to_string(), Some(hash.clone()));
         self.files.insert(
             path.to_string(),
@@ -334,10 +373,13 @@ impl RunState {
                 .phases
                 .iter()
                 .zip(self.phases.iter())
-                .map(|(p, s)| PhaseSummary {
+                .enumerate()
+                .map(|(i, (p, s))| PhaseSummary {
                     name: p.name.clone(),
                     kind: p.kind,
                     status: *s,
+                    planned_files: self.planned_files(i),
+                    written_files: self.phase_written.get(&i).cloned().unwrap_or_default(),
                 })
                 .collect(),
             None => Vec::new(),
@@ -367,6 +409,7 @@ impl RunState {
                 .map(|e| e.message.clone()),
             queued_messages: self.queue.len() as u32,
             version: self.version,
+            usage: self.usage.clone(),
             last_event_id,
         }
     }
