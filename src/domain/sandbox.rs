@@ -11,6 +11,7 @@
 //! rules, command and timeout bounds), so a refusal names the owner's field, not the agent's.
 
 use super::error::{ApiError, ApiResult, ErrorCode};
+use super::ids::{AppId, UserId};
 use super::input::{parse_object, Patch, Query};
 use byte_protocol::exec::{ExecReply, ExecRequest, MAX_COMMAND_BYTES, MAX_TIMEOUT_MS};
 use byte_protocol::files::{Encoding, FileInput, WriteFiles};
@@ -163,8 +164,10 @@ pub fn quota_reached(max: u64) -> ApiError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct State {
-    pub app_id: String,
-    pub user_id: String,
+    #[schema(value_type = String)]
+    pub app_id: AppId,
+    #[schema(value_type = String)]
+    pub user_id: UserId,
     pub template: String,
     pub status: Status,
     pub reason: Option<String>,
@@ -184,11 +187,11 @@ pub fn preview_label(app_id: &str) -> Option<&str> {
 }
 
 /// The app a preview host belongs to: `<label>.<preview domain>[:port]` → `app_<label>`.
-pub fn app_for_preview_host(host: &str, preview_domain: &str) -> Option<String> {
+pub fn app_for_preview_host(host: &str, preview_domain: &str) -> Option<AppId> {
     let host = host.split(':').next()?.to_ascii_lowercase();
     let label = host.strip_suffix(preview_domain)?.strip_suffix('.')?;
     let id = format!("app_{label}");
-    preview_label(&id).is_some().then_some(id)
+    preview_label(&id).is_some().then(|| AppId::from(id))
 }
 
 /// Preview tokens: `<expiry seconds>.<hmac hex>` over the host label, so a token opens one
@@ -507,7 +510,8 @@ mod tests {
                 &format!("{label}.preview.localhost:8787"),
                 "preview.localhost"
             )
-            .as_deref(),
+            .as_ref()
+            .map(AppId::as_str),
             Some(id)
         );
         assert_eq!(
@@ -515,7 +519,8 @@ mod tests {
                 &format!("{label}.preview.example.com"),
                 "preview.example.com"
             )
-            .as_deref(),
+            .as_ref()
+            .map(AppId::as_str),
             Some(id)
         );
         for bad in [

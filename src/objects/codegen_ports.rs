@@ -9,6 +9,7 @@ use crate::domain::codegen::fanout::FanOut;
 use crate::domain::codegen::models::{ChatMessage, ModelOverride, Operation};
 use crate::domain::codegen::prompts::Diagnostic;
 use crate::domain::error::{ApiError, ErrorCode};
+use crate::domain::ids::{AppId, UserId};
 use crate::domain::sandbox::{install_request, Status as SandboxStatus};
 use crate::domain::sandbox_call::{Owner, SandboxCall};
 use crate::http::App;
@@ -26,8 +27,8 @@ const TYPECHECK_TIMEOUT_MS: u64 = 120_000;
 /// The model, for one run: who it works for, its override, its stop flag.
 pub struct LlmModel<'a> {
     pub app: &'a App,
-    pub user_id: String,
-    pub app_id: String,
+    pub user_id: UserId,
+    pub app_id: AppId,
     pub config: Option<ModelOverride>,
     pub cancel: Cancel,
 }
@@ -69,8 +70,8 @@ type Result2<T> = std::result::Result<T, ApiError>;
 /// owner's quota, as for the API).
 pub struct SandboxClient<'a> {
     pub app: &'a App,
-    pub app_id: String,
-    pub user_id: String,
+    pub app_id: AppId,
+    pub user_id: UserId,
     /// Where the API was reached (`scheme://host[:port]`), for preview addresses.
     pub origin: Option<String>,
 }

@@ -26,7 +26,7 @@ impl CodeGeneratorAgent {
         let server = pair.server;
         self.state.accept_web_socket(&server);
         server.serialize_attachment(&by)?;
-        if self.read(|s| s.app_id.is_empty()) {
+        if self.read(|s| s.app_id.as_str().is_empty()) {
             self.update(|s| s.app_id = by.app_id.clone());
         }
         // The state first, then what the client missed, then (through the event port) live ones.

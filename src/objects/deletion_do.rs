@@ -38,7 +38,7 @@ pub async fn send(env: &Env, call: &DeletionCall) -> Result<Response> {
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let req = Request::new_with_init("https://deletion/", &init)?;
-    super::stub(env, BINDING, &call.owner().app_id)?
+    super::stub(env, BINDING, call.owner().app_id.as_str())?
         .fetch_with_request(req)
         .await
 }
@@ -195,7 +195,7 @@ async fn to_codegen(env: &Env, call: &AgentCall) -> Result<Response> {
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let req = Request::new_with_init("https://codegen/", &init)?;
-    super::stub(env, super::codegen_do::BINDING, call.app_id())?
+    super::stub(env, super::codegen_do::BINDING, call.app_id().as_str())?
         .fetch_with_request(req)
         .await
 }
@@ -219,10 +219,12 @@ impl Executor for Plan<'_> {
             Step::EraseSandbox => {
                 answered(sandbox_service::send(self.env, app_id, &SandboxCall::Erase).await).await
             }
-            Step::DeleteFiles => r2::delete_prefix(self.env, "APP_FILES", &files_prefix(app_id))
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Step::DeleteFiles => {
+                r2::delete_prefix(self.env, "APP_FILES", &files_prefix(app_id.as_str()))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 }

@@ -98,7 +98,7 @@ pub async fn put_key(mut req: Request, app: &App, caller: &Caller, p: &str) -> A
     let key = key.ok_or_else(ApiError::internal)?;
     let sealed = crypto::seal(
         sealing,
-        &caller.user_id,
+        caller.user_id.as_str(),
         provider,
         &key,
         random::bytes::<12>(),

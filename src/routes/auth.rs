@@ -15,6 +15,7 @@
 
 use crate::domain::config::OAuthClient;
 use crate::domain::error::{ApiError, ApiResult};
+use crate::domain::ids::{SessionId, UserId};
 use crate::domain::input::{percent_encode, Query};
 use crate::domain::oauth::{self, Provider, STATE_TTL_SECONDS};
 use crate::domain::routes::Route;
@@ -111,7 +112,7 @@ fn mail_from(req: &Request, app: &App) -> ApiResult<String> {
 async fn send_verification(
     req: &Request,
     app: &App,
-    user_id: &str,
+    user_id: &UserId,
     email: &str,
     purpose: Purpose,
 ) -> ApiResult<()> {
@@ -158,7 +159,7 @@ async fn open_session(
     provider: &str,
 ) -> ApiResult<(String, String, Vec<String>)> {
     let now = now_ms();
-    let sid = random::id("ses");
+    let sid = SessionId::generate();
     db::create_session(
         &app.db()?,
         &sid,
@@ -235,7 +236,7 @@ pub async fn register(mut req: Request, app: &App) -> ApiResult<Response> {
         crate::domain::input::Patch::Value(d) if !d.is_empty() => d,
         _ => default_display_name(&email),
     };
-    let id = random::id("usr");
+    let id = UserId::generate();
     let hash = password::hash(&WebCryptoKdf, &pw, random::bytes::<16>())
         .await
         .ok_or_else(ApiError::internal)?;
@@ -631,7 +632,7 @@ pub async fn oauth_callback(req: Request, app: &App, name: &str) -> ApiResult<Re
         }
     };
     check_allowed(app, &email)?;
-    let id = random::id("usr");
+    let id = UserId::generate();
     let display = profile
         .display_name
         .clone()

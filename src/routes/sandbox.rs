@@ -11,6 +11,7 @@
 //! replies pass through unchanged.
 
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::ids::AppId;
 use crate::domain::routes::WorkspaceCall;
 use crate::domain::sandbox::State;
 use crate::domain::sandbox_call::{takes_body, workspace_call, Owner, SandboxCall};
@@ -31,12 +32,11 @@ pub async fn owned(
     caller: &Caller,
     id: &str,
 ) -> ApiResult<crate::domain::apps::AppRecord> {
-    let rec = if super::apps::valid_id(id) {
-        db::app_by_id(&app.db()?, id).await?
-    } else {
-        None
+    let rec = match AppId::parse(id) {
+        Some(id) => db::app_by_id(&app.db()?, &id).await?,
+        None => None,
     };
-    rec.filter(|r| r.user_id.as_deref() == Some(caller.user_id.as_str()))
+    rec.filter(|r| r.user_id.as_ref() == Some(&caller.user_id))
         .ok_or_else(|| ApiError::not_found("app"))
 }
 

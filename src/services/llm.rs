@@ -34,6 +34,7 @@ use crate::domain::codegen::routing::{
     build_request, ChatMessage, ChatRequest, KeySource, LlmSettings,
 };
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::ids::{AppId, UserId};
 use crate::domain::ratelimit::{Decision, Limit};
 use crate::http::App;
 use crate::services::ai_store::{self, UsageRecord};
@@ -53,8 +54,8 @@ pub use crate::domain::codegen::driver::Cancel;
 
 /// What one logical call is for.
 pub struct Call<'a> {
-    pub user_id: &'a str,
-    pub app_id: Option<&'a str>,
+    pub user_id: &'a UserId,
+    pub app_id: Option<&'a AppId>,
     pub operation: Operation,
     /// A request's own override, laid over the user's saved one.
     pub overrides: Option<&'a ModelOverride>,
@@ -187,7 +188,7 @@ impl<'a> Llm<'a> {
     /// The user's saved overrides, by operation (unreadable rows are logged and skipped).
     pub async fn user_overrides(
         &self,
-        user_id: &str,
+        user_id: &UserId,
     ) -> ApiResult<BTreeMap<Operation, ModelOverride>> {
         let rows = ai_store::overrides(&self.app.db()?, user_id).await?;
         let mut out = BTreeMap::new();
@@ -220,7 +221,7 @@ impl<'a> Llm<'a> {
     }
 
     /// The user's own key for `provider`, opened; `None` when they stored none.
-    async fn user_key(&self, user_id: &str, provider: Provider) -> ApiResult<Option<String>> {
+    async fn user_key(&self, user_id: &UserId, provider: Provider) -> ApiResult<Option<String>> {
         let Some(sealed) =
             ai_store::sealed_key(&self.app.db()?, user_id, provider.as_str()).await?
         else {
@@ -232,7 +233,7 @@ impl<'a> Llm<'a> {
             );
             return Ok(None);
         };
-        crypto::open(key, user_id, provider, &sealed)
+        crypto::open(key, user_id.as_str(), provider, &sealed)
             .map(Some)
             .map_err(|e| {
                 worker::console_error!("stored {provider} key of a user does not open: {e}");
@@ -260,7 +261,7 @@ impl<'a> Llm<'a> {
 
     /// Checks the request limit and that some token budget is left (charging one token, which
     /// [`Llm::charge_tokens`] accounts for).
-    async fn admit(&self, user_id: &str) -> ApiResult<()> {
+    async fn admit(&self, user_id: &UserId) -> ApiResult<()> {
         let env = &self.app.env;
         let cfg = &self.app.cfg;
         let key = format!("user:{user_id}");
@@ -293,7 +294,7 @@ impl<'a> Llm<'a> {
 
     /// Charges a finished call's tokens to the budget (one was charged on admission). A call
     /// that overshoots fills the budget, so the next one waits.
-    async fn charge_tokens(&self, user_id: &str, total: u64) {
+    async fn charge_tokens(&self, user_id: &UserId, total: u64) {
         if total > 0 {
             worker::console_log!("AI call of {user_id} charged {total} tokens");
         }

@@ -12,6 +12,7 @@
 
 use super::{db, now_ms};
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::ids::AppId;
 use crate::domain::preview::signed_url;
 use crate::domain::sandbox::{quota_reached, State};
 use crate::domain::sandbox_call::{Owner, PreviewCall, SandboxCall, BINDING, CALL_HEADER};
@@ -35,16 +36,16 @@ fn unreachable(why: impl Display) -> ApiError {
     )
 }
 
-async fn fetch(env: &Env, app_id: &str, init: &RequestInit) -> worker::Result<Response> {
+async fn fetch(env: &Env, app_id: &AppId, init: &RequestInit) -> worker::Result<Response> {
     let req = Request::new_with_init(OBJECT_URL, init)?;
-    super::stub(env, BINDING, app_id)?
+    super::stub(env, BINDING, app_id.as_str())?
         .fetch_with_request(req)
         .await
 }
 
 /// Sends `call` to `app_id`'s object: in the body when it may be large, else in the header of
 /// a bodyless GET. The object's answer as it is (for a workspace call, the agent's).
-pub async fn send(env: &Env, app_id: &str, call: &SandboxCall) -> worker::Result<Response> {
+pub async fn send(env: &Env, app_id: &AppId, call: &SandboxCall) -> worker::Result<Response> {
     let headers = Headers::new();
     let mut init = RequestInit::new();
     if call.in_body() {
@@ -63,7 +64,7 @@ pub async fn send(env: &Env, app_id: &str, call: &SandboxCall) -> worker::Result
 /// cookie policy, `body` as a stream) to `app_id`'s object, the call beside it.
 pub async fn forward_preview(
     env: &Env,
-    app_id: &str,
+    app_id: &AppId,
     call: PreviewCall,
     method: Method,
     headers: Headers,
@@ -79,7 +80,7 @@ pub async fn forward_preview(
 }
 
 /// A lifecycle call (create, status, stop): the sandbox's state, `None` when it has none.
-pub async fn lifecycle(env: &Env, app_id: &str, call: &SandboxCall) -> ApiResult<Option<State>> {
+pub async fn lifecycle(env: &Env, app_id: &AppId, call: &SandboxCall) -> ApiResult<Option<State>> {
     let mut resp = send(env, app_id, call).await.map_err(unreachable)?;
     match resp.status_code() {
         200 => Ok(Some(resp.json().await.map_err(unreachable)?)),
@@ -95,7 +96,7 @@ pub async fn lifecycle(env: &Env, app_id: &str, call: &SandboxCall) -> ApiResult
 /// that the sandbox could not be reached), in words the model can act on.
 pub async fn reply<T: DeserializeOwned>(
     env: &Env,
-    app_id: &str,
+    app_id: &AppId,
     call: &SandboxCall,
 ) -> Result<T, String> {
     let mut r = send(env, app_id, call)
@@ -124,12 +125,12 @@ pub async fn start(app: &App, by: &Owner, template: &str) -> ApiResult<State> {
 
 /// A fresh signed URL that opens `app_id`'s preview, on the scheme and port of `api` (the URL
 /// the API was reached on: the preview hostnames share the Worker's listener).
-pub fn preview_url(app: &App, api: &Url, app_id: &str) -> ApiResult<String> {
+pub fn preview_url(app: &App, api: &Url, app_id: &AppId) -> ApiResult<String> {
     signed_url(
         api.scheme(),
         &app.cfg.preview_domain,
         api.port(),
-        app_id,
+        app_id.as_str(),
         now_ms() / 1000,
         |text| app.keys.sign("preview", text),
     )

@@ -9,6 +9,7 @@
 use super::events::StartChat;
 use super::models::ModelOverride;
 use super::run::RunState;
+use crate::domain::ids::{AppId, SessionId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// The request header that carries a bodyless call.
@@ -18,12 +19,12 @@ pub const CALL_HEADER: &str = "X-Byte-Call";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Requester {
-    pub app_id: String,
-    pub user_id: String,
+    pub app_id: AppId,
+    pub user_id: UserId,
     /// `scheme://host[:port]` the API was reached on (previews are served beside it).
     pub origin: String,
     /// The session the caller signed in with (a WebSocket command after sign-out is refused).
-    pub session_id: String,
+    pub session_id: SessionId,
     /// When the caller's token expires (epoch seconds).
     pub token_exp: i64,
 }
@@ -69,7 +70,7 @@ pub enum AgentCall {
     /// The app is deleted (sent by its deletion plan, not by a client): stop the run, close
     /// every client, erase the object's storage and alarm, and refuse every later call. 409
     /// while a driver is still winding down (the plan retries).
-    Erase { app_id: String },
+    Erase { app_id: AppId },
 }
 
 impl AgentCall {
@@ -85,10 +86,13 @@ impl AgentCall {
     }
 
     /// The app whose object the call is for.
-    pub fn app_id(&self) -> &str {
+    pub fn app_id(&self) -> &AppId {
         match self {
             AgentCall::Erase { app_id } => app_id,
-            _ => self.requester().map(|r| r.app_id.as_str()).unwrap_or(""),
+            AgentCall::Chat { by, .. }
+            | AgentCall::State { by, .. }
+            | AgentCall::Events { by, .. }
+            | AgentCall::Socket { by, .. } => &by.app_id,
         }
     }
 
@@ -148,7 +152,10 @@ mod tests {
             app_id: "app_2".into(),
         };
         assert_eq!(AgentCall::parse(erase.to_json().as_bytes()).unwrap(), erase);
-        assert_eq!((erase.requester(), erase.app_id()), (None, "app_2"));
+        assert_eq!(
+            (erase.requester(), erase.app_id().as_str()),
+            (None, "app_2")
+        );
         assert!(AgentCall::parse(b"{\"call\":\"nope\"}").is_err());
     }
 
