@@ -20,11 +20,24 @@ use byte_protocol::process::{ServerInfo, ServerStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use strum::{EnumString, IntoStaticStr};
 
 /// Lifecycle: creating → writing_files → installing → starting → ready; any step may fail;
 /// a live sandbox can be stopped; a stopped or failed one can be created again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    IntoStaticStr,
+    EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Status {
     Creating,
     WritingFiles,
@@ -37,29 +50,11 @@ pub enum Status {
 
 impl Status {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Creating => "creating",
-            Status::WritingFiles => "writing_files",
-            Status::Installing => "installing",
-            Status::Starting => "starting",
-            Status::Ready => "ready",
-            Status::Failed => "failed",
-            Status::Stopped => "stopped",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Status::Creating,
-            Status::WritingFiles,
-            Status::Installing,
-            Status::Starting,
-            Status::Ready,
-            Status::Failed,
-            Status::Stopped,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        s.parse().ok()
     }
 
     /// Still on its way to `ready`.
@@ -93,19 +88,24 @@ impl Status {
 }
 
 /// The spec's container instance types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr)]
 pub enum InstanceType {
     #[serde(rename = "lite")]
+    #[strum(serialize = "lite")]
     Lite,
     #[serde(rename = "standard-1")]
+    #[strum(serialize = "standard-1")]
     Standard1,
     #[serde(rename = "standard-3")]
+    #[strum(serialize = "standard-3")]
     Standard3,
     #[serde(rename = "standard-4")]
+    #[strum(serialize = "standard-4")]
     Standard4,
 }
 
 impl InstanceType {
+    /// Hand-written, not strum: the value is trimmed and a refusal lists the accepted names.
     pub fn parse(s: &str) -> Result<Self, String> {
         match s.trim() {
             "lite" => Ok(Self::Lite),
@@ -119,12 +119,7 @@ impl InstanceType {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Lite => "lite",
-            Self::Standard1 => "standard-1",
-            Self::Standard3 => "standard-3",
-            Self::Standard4 => "standard-4",
-        }
+        self.into()
     }
 
     /// (memory MiB, vCPU, disk GB) as the spec lists them.
