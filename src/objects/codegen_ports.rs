@@ -47,7 +47,7 @@ impl LlmModel<'_> {
 
 impl Model for LlmModel<'_> {
     async fn complete(&self, op: Operation, messages: &[ChatMessage]) -> Result2<String> {
-        let llm = Llm::new(self.app)?;
+        let llm = Llm::new(&self.app.env, &self.app.cfg)?;
         Ok(llm.complete(&self.call(op), messages).await?.text)
     }
 
@@ -57,7 +57,7 @@ impl Model for LlmModel<'_> {
         messages: &[ChatMessage],
         on_delta: &mut dyn FnMut(&str),
     ) -> Result2<()> {
-        let llm = Llm::new(self.app)?;
+        let llm = Llm::new(&self.app.env, &self.app.cfg)?;
         llm.stream(&self.call(op), messages, on_delta).await?;
         Ok(())
     }
@@ -103,7 +103,9 @@ impl Sandbox for SandboxClient<'_> {
                 app_id: self.app_id.clone(),
                 user_id: self.user_id.clone(),
             };
-            sandbox_service::start(self.app, &by, template).await?;
+            let (env, cfg) = (&self.app.env, &self.app.cfg);
+            let max = cfg.max_sandboxes_per_user;
+            sandbox_service::start(env, &self.app.db()?, max, &by, template).await?;
         }
         let deadline = super::codegen_store::now() + SANDBOX_READY_TIMEOUT_MS;
         loop {
@@ -195,7 +197,8 @@ impl Sandbox for SandboxClient<'_> {
 
     fn preview_url(&self) -> Option<String> {
         let api = worker::Url::parse(self.origin.as_deref()?).ok()?;
-        sandbox_service::preview_url(self.app, &api, &self.app_id).ok()
+        let domain = &self.app.cfg.preview_domain;
+        sandbox_service::preview_url(&self.app.keys, domain, &api, &self.app_id).ok()
     }
 }
 

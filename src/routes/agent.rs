@@ -168,9 +168,12 @@ pub async fn versions(app: &App, caller: &Caller, id: &str) -> ApiResult<Respons
 async fn manifest(app: &App, app_id: &AppId, n: &str) -> ApiResult<VersionManifest> {
     let missing = || ApiError::not_found("version");
     let n: u32 = n.parse().map_err(|_| missing())?;
-    let bytes = get_bytes(app, "APP_FILES", &version_key(app_id.as_str(), n))
-        .await?
-        .ok_or_else(missing)?;
+    let bytes = get_bytes(
+        &app.env.bucket("APP_FILES")?,
+        &version_key(app_id.as_str(), n),
+    )
+    .await?
+    .ok_or_else(missing)?;
     VersionManifest::parse(&bytes).map_err(internal)
 }
 
@@ -192,9 +195,12 @@ pub async fn version_file(
     let m = manifest(app, &rec.id, n).await?;
     let missing = || ApiError::not_found("file in this version");
     let hash = m.hash_of(path).ok_or_else(missing)?.to_string();
-    let bytes = get_bytes(app, "APP_FILES", &blob_key(rec.id.as_str(), &hash))
-        .await?
-        .ok_or_else(missing)?;
+    let bytes = get_bytes(
+        &app.env.bucket("APP_FILES")?,
+        &blob_key(rec.id.as_str(), &hash),
+    )
+    .await?
+    .ok_or_else(missing)?;
     let resp = Response::from_bytes(bytes)?;
     let h = resp.headers();
     h.set("Content-Type", "text/plain; charset=utf-8")?;

@@ -148,7 +148,7 @@ async fn send_verification(
         purpose,
         EMAIL_TOKEN_SECONDS / 3600,
     );
-    mail::send(app, &mail_from(req, app)?, &m).await
+    mail::send(&app.env, app.cfg.mail_backend, &mail_from(req, app)?, &m).await
 }
 
 /// Opens a session: a D1 row, a signed token, and the session + CSRF cookies.
@@ -298,7 +298,8 @@ pub async fn login(mut req: Request, app: &App) -> ApiResult<Response> {
         return Err(generic());
     };
     // Per-account backoff after repeated failures, whatever the client address.
-    crate::services::ratelimit::admit_sign_in(app, email.as_str()).await?;
+    let backoff = app.cfg.signin_backoff;
+    crate::services::ratelimit::admit_sign_in(&app.env, backoff, email.as_str()).await?;
     let db = app.db()?;
     let user = db::user_by_email(&db, email.as_str()).await?;
     let hash = match &user {
@@ -309,7 +310,7 @@ pub async fn login(mut req: Request, app: &App) -> ApiResult<Response> {
         Some(h) => password::verify(&WebCryptoKdf, &pw, h).await,
         None => false,
     };
-    crate::services::ratelimit::record_sign_in(app, email.as_str(), matches).await;
+    crate::services::ratelimit::record_sign_in(&app.env, backoff, email.as_str(), matches).await;
     match (user, hash) {
         (Some(user), Some(_)) if matches => {
             check_allowed(app, &email)?;
@@ -478,7 +479,7 @@ pub async fn outbox(req: Request, app: &App) -> ApiResult<Response> {
     let url = req.url()?;
     let q = Query::parse(url.query().unwrap_or(""));
     let to = q.get("to").map(|t| t.trim().to_ascii_lowercase());
-    match mail::outbox(app, to.as_deref()).await? {
+    match mail::outbox(&app.kv()?, app.cfg.mail_backend, to.as_deref()).await? {
         Some(messages) => json(200, &json!({ "messages": messages })),
         None => Err(ApiError::new(
             404,

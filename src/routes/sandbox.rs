@@ -44,7 +44,8 @@ pub async fn owned(
 /// private one).
 fn with_preview(req: &Request, app: &App, s: &State) -> ApiResult<serde_json::Value> {
     let mut v = serde_json::to_value(s).map_err(internal)?;
-    v["previewUrl"] = json!(sandbox::preview_url(app, &req.url()?, &s.app_id)?);
+    let url = sandbox::preview_url(&app.keys, &app.cfg.preview_domain, &req.url()?, &s.app_id)?;
+    v["previewUrl"] = json!(url);
     Ok(v)
 }
 
@@ -78,7 +79,8 @@ pub async fn create(mut req: Request, app: &App, caller: &Caller, id: &str) -> A
         app_id: rec.id,
         user_id: caller.user_id.clone(),
     };
-    let state = sandbox::start(app, &by, &template).await?;
+    let max = app.cfg.max_sandboxes_per_user;
+    let state = sandbox::start(&app.env, &app.db()?, max, &by, &template).await?;
     json(202, &with_preview(&req, app, &state)?)
 }
 
@@ -137,7 +139,8 @@ pub async fn workspace(
 /// `make dev` (or the deploy pipeline) publishes.
 pub async fn template(app: &App, name: &str) -> ApiResult<Response> {
     let t = templates::find(name).ok_or_else(|| ApiError::not_found("template"))?;
-    let bytes = crate::services::r2::get_bytes(app, "TEMPLATES", &format!("templates/{name}.json"))
+    let bucket = app.env.bucket("TEMPLATES")?;
+    let bytes = crate::services::r2::get_bytes(&bucket, &format!("templates/{name}.json"))
         .await?
         .ok_or_else(|| {
             ApiError::unavailable(

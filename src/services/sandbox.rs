@@ -16,12 +16,12 @@ use crate::domain::ids::AppId;
 use crate::domain::preview::signed_url;
 use crate::domain::sandbox::{quota_reached, State};
 use crate::domain::sandbox_call::{Owner, PreviewCall, SandboxCall, BINDING, CALL_HEADER};
-use crate::http::App;
+use crate::domain::token::TokenKeys;
 use byte_protocol::parse_reply;
 use serde::de::DeserializeOwned;
 use std::fmt::Display;
 use worker::wasm_bindgen::JsValue;
-use worker::{Env, Headers, Method, Request, RequestInit, Response, Url};
+use worker::{D1Database, Env, Headers, Method, Request, RequestInit, Response, Url};
 
 /// The URL requests to a sandbox object are made on (the object reads the call, not the URL).
 const OBJECT_URL: &str = "https://sandbox/";
@@ -106,33 +106,45 @@ pub async fn reply<T: DeserializeOwned>(
     parse_reply(r.status_code(), &bytes).map_err(|e| e.message)
 }
 
-/// Starts `by.app_id`'s sandbox from `template`: claims a slot of the owner's quota in D1
-/// (403 E006 when every slot is taken; an app whose sandbox is active keeps its own), then asks
-/// the object to create it (an active sandbox is left as it is). The state it starts from.
-pub async fn start(app: &App, by: &Owner, template: &str) -> ApiResult<State> {
-    let max = app.cfg.max_sandboxes_per_user;
-    if !db::claim_sandbox(&app.db()?, &by.app_id, &by.user_id, template, max).await? {
+/// Starts `by.app_id`'s sandbox from `template`: claims a slot of the owner's quota of `max`
+/// sandboxes in D1 (403 E006 when every slot is taken; an app whose sandbox is active keeps its
+/// own), then asks the object to create it (an active sandbox is left as it is). The state it
+/// starts from.
+pub async fn start(
+    env: &Env,
+    d1: &D1Database,
+    max: u64,
+    by: &Owner,
+    template: &str,
+) -> ApiResult<State> {
+    if !db::claim_sandbox(d1, &by.app_id, &by.user_id, template, max).await? {
         return Err(quota_reached(max));
     }
     let create = SandboxCall::Create {
         by: by.clone(),
         template: template.to_string(),
     };
-    lifecycle(&app.env, &by.app_id, &create)
+    lifecycle(env, &by.app_id, &create)
         .await?
         .ok_or_else(|| unreachable("no state after create"))
 }
 
-/// A fresh signed URL that opens `app_id`'s preview, on the scheme and port of `api` (the URL
-/// the API was reached on: the preview hostnames share the Worker's listener).
-pub fn preview_url(app: &App, api: &Url, app_id: &AppId) -> ApiResult<String> {
+/// A fresh signed URL that opens `app_id`'s preview at `<label>.<preview_domain>`, on the scheme
+/// and port of `api` (the URL the API was reached on: the preview hostnames share the Worker's
+/// listener), signed with `keys`.
+pub fn preview_url(
+    keys: &TokenKeys,
+    preview_domain: &str,
+    api: &Url,
+    app_id: &AppId,
+) -> ApiResult<String> {
     signed_url(
         api.scheme(),
-        &app.cfg.preview_domain,
+        preview_domain,
         api.port(),
         app_id.as_str(),
         now_ms() / 1000,
-        |text| app.keys.sign("preview", text),
+        |text| keys.sign("preview", text),
     )
     .ok_or_else(ApiError::internal)
 }

@@ -11,7 +11,7 @@ use crate::domain::cache::TtlCache;
 use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::ids::{SessionId, UserId};
 use crate::http::auth::Identity;
-use crate::http::{internal, App};
+use crate::http::internal;
 use worker::{kv::KvStore, D1Database};
 
 pub use crate::http::KV_BINDING;
@@ -97,11 +97,11 @@ pub async fn revoke_all(kv: &KvStore, d1: &D1Database, user_id: &UserId) -> ApiR
 }
 
 /// Checks that a verified token's session has not been revoked.
-pub async fn confirm(identity: Identity, app: &App) -> ApiResult<Identity> {
+pub async fn confirm(identity: Identity, kv: &KvStore, d1: &D1Database) -> ApiResult<Identity> {
     let Identity::User(c) = identity else {
         return Ok(identity);
     };
-    if is_live(&app.kv()?, &app.db()?, &c.sid, &c.user_id).await? {
+    if is_live(kv, d1, &c.sid, &c.user_id).await? {
         Ok(Identity::User(c))
     } else {
         Ok(Identity::Invalid(ApiError::unauthorized(
