@@ -5,10 +5,12 @@
 //! escaped); sort columns come from a closed enum, never from input.
 
 use super::error::ApiResult;
+use super::ids::{AppId, UserId};
 use super::input::{JsonObject, Patch, Query};
 use chrono::{TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use strum::IntoStaticStr;
 
 pub const MAX_TITLE: usize = 200;
 pub const MAX_DESCRIPTION: usize = 1000;
@@ -19,8 +21,20 @@ pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 pub const MAX_SEARCH: usize = 200;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Visibility {
     Public,
     /// What a row without a (known) visibility is: nobody else sees it.
@@ -41,18 +55,15 @@ impl Visibility {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Visibility::Public => "public",
-            Visibility::Private => "private",
-        }
+        self.into()
     }
 }
 
 /// A row of `apps` as D1 returns it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AppRecord {
-    pub id: String,
-    pub user_id: Option<String>,
+    pub id: AppId,
+    pub user_id: Option<UserId>,
     pub title: String,
     pub description: Option<String>,
     #[serde(default, deserialize_with = "visibility_or_private")]
@@ -84,7 +95,8 @@ fn json_or(text: &Option<String>, fallback: Value) -> Value {
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppSummary {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: AppId,
     pub title: String,
     pub description: Option<String>,
     pub visibility: Visibility,
@@ -92,7 +104,8 @@ pub struct AppSummary {
     pub tags: Value,
     pub is_deployed: bool,
     pub deploy_url: Option<String>,
-    pub user_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub user_id: Option<UserId>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
 }
@@ -131,8 +144,8 @@ impl AppRecord {
         }
     }
 
-    pub fn detail(&self, viewer: Option<&str>) -> AppDetail {
-        let is_owner = viewer.is_some() && viewer == self.user_id.as_deref();
+    pub fn detail(&self, viewer: Option<&UserId>) -> AppDetail {
+        let is_owner = viewer.is_some() && viewer == self.user_id.as_ref();
         AppDetail {
             summary: self.summary(),
             files: json_or(&self.files, Value::Object(Map::new())),
@@ -148,9 +161,9 @@ impl AppRecord {
     }
 
     /// Who may see it: the owner always, others only when public.
-    pub fn visible_to(&self, viewer: Option<&str>) -> bool {
+    pub fn visible_to(&self, viewer: Option<&UserId>) -> bool {
         self.visibility == Visibility::Public
-            || (viewer.is_some() && viewer == self.user_id.as_deref())
+            || (viewer.is_some() && viewer == self.user_id.as_ref())
     }
 }
 
@@ -275,7 +288,7 @@ pub enum VisibilityFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// The caller's own apps.
-    Owner(String),
+    Owner(UserId),
     /// Everyone's public apps.
     Public,
 }
@@ -370,7 +383,7 @@ impl ListQuery {
         let mut args = Vec::new();
         match scope {
             Scope::Owner(user) => {
-                args.push(SqlArg::Text(user.clone()));
+                args.push(SqlArg::Text(user.to_string()));
                 clauses.push(format!("user_id = ?{}", args.len()));
                 match self.visibility {
                     VisibilityFilter::Public => clauses.push("visibility = 'public'".into()),
@@ -528,10 +541,11 @@ mod tests {
             serde_json::json!({"id":"a","user_id":"u1","title":"t","visibility":"private"}),
         )
         .unwrap();
-        assert!(r.visible_to(Some("u1")) && !r.visible_to(Some("u2")) && !r.visible_to(None));
+        let (u1, u2) = (UserId::from("u1"), UserId::from("u2"));
+        assert!(r.visible_to(Some(&u1)) && !r.visible_to(Some(&u2)) && !r.visible_to(None));
         r.visibility = Visibility::Public;
         assert!(r.visible_to(None));
-        assert!(r.detail(Some("u2")).container_state.is_null());
+        assert!(r.detail(Some(&u2)).container_state.is_null());
         // A row without a visibility (or an unknown one) is private.
         for v in [serde_json::Value::Null, serde_json::json!("secret")] {
             let r: AppRecord = serde_json::from_value(

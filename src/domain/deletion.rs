@@ -22,6 +22,7 @@
 
 use super::sandbox_call::Owner;
 use serde::{Deserialize, Serialize};
+use strum::IntoStaticStr;
 
 /// The Durable Object binding of the deletion objects (one object per app id).
 pub const BINDING: &str = "DELETIONS";
@@ -66,8 +67,9 @@ pub fn files_prefix(app_id: &str) -> String {
 }
 
 /// One idempotent clean-up step of an app deletion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Step {
     /// The code generator object: its run is stopped (the step fails while its driver is still
     /// winding down), then its storage (state, files, prompts, events) and alarm are erased.
@@ -101,13 +103,7 @@ pub const DONE: &str = "done";
 
 impl Step {
     pub fn name(self) -> &'static str {
-        match self {
-            Step::EraseGenerator => "erase_generator",
-            Step::StopSandbox => "stop_sandbox",
-            Step::EraseSandbox => "erase_sandbox",
-            Step::DeleteFiles => "delete_files",
-            Step::Undeploy => "undeploy",
-        }
+        self.into()
     }
 
     /// Whether the sandbox's quota slot is free once this step has succeeded.

@@ -9,6 +9,7 @@ pub mod deletion;
 pub mod deploy;
 pub mod error;
 pub mod hosts;
+pub mod ids;
 pub mod input;
 pub mod oauth;
 pub mod openapi;

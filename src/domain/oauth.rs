@@ -10,10 +10,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use strum::{EnumString, IntoStaticStr};
 
 pub const STATE_TTL_SECONDS: i64 = 600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, EnumString)]
+#[strum(serialize_all = "lowercase")]
 pub enum Provider {
     Google,
     Github,
@@ -21,18 +23,11 @@ pub enum Provider {
 
 impl Provider {
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "google" => Some(Provider::Google),
-            "github" => Some(Provider::Github),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Provider::Google => "google",
-            Provider::Github => "github",
-        }
+        self.into()
     }
 
     pub fn scope(self) -> &'static str {

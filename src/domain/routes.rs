@@ -19,10 +19,12 @@
 //!   listed in [`SHADOWED`].
 
 use super::error::{ApiError, ApiResult, ErrorCode};
+use strum::IntoStaticStr;
 
 /// The methods routes are declared with (HEAD follows GET; OPTIONS is the CORS preflight,
 /// answered before routing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr)]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum Method {
     Get,
     Post,
@@ -32,14 +34,8 @@ pub enum Method {
 }
 
 impl Method {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -56,7 +52,8 @@ pub enum AuthLevel {
 
 /// The rate-limit classes of the spec. Each class has its own limit and its own counters (one
 /// `DORateLimitStore` object per `<name>:<key>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RateClass {
     Auth,
     Api,
@@ -75,14 +72,7 @@ pub enum RateClass {
 impl RateClass {
     /// The class's part of a limiter key.
     pub fn name(self) -> &'static str {
-        match self {
-            RateClass::Auth => "auth",
-            RateClass::Api => "api",
-            RateClass::Ai => "ai",
-            RateClass::AiTokens => "ai_tokens",
-            RateClass::Preview => "preview",
-            RateClass::Deploy => "deploy",
-        }
+        self.into()
     }
 }
 

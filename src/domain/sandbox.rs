@@ -11,6 +11,7 @@
 //! rules, command and timeout bounds), so a refusal names the owner's field, not the agent's.
 
 use super::error::{ApiError, ApiResult, ErrorCode};
+use super::ids::{AppId, UserId};
 use super::input::{parse_object, Patch, Query};
 use byte_protocol::exec::{ExecReply, ExecRequest, MAX_COMMAND_BYTES, MAX_TIMEOUT_MS};
 use byte_protocol::files::{Encoding, FileInput, WriteFiles};
@@ -19,11 +20,24 @@ use byte_protocol::process::{ServerInfo, ServerStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use strum::{EnumString, IntoStaticStr};
 
 /// Lifecycle: creating → writing_files → installing → starting → ready; any step may fail;
 /// a live sandbox can be stopped; a stopped or failed one can be created again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    IntoStaticStr,
+    EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Status {
     Creating,
     WritingFiles,
@@ -36,29 +50,11 @@ pub enum Status {
 
 impl Status {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Creating => "creating",
-            Status::WritingFiles => "writing_files",
-            Status::Installing => "installing",
-            Status::Starting => "starting",
-            Status::Ready => "ready",
-            Status::Failed => "failed",
-            Status::Stopped => "stopped",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Status::Creating,
-            Status::WritingFiles,
-            Status::Installing,
-            Status::Starting,
-            Status::Ready,
-            Status::Failed,
-            Status::Stopped,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        s.parse().ok()
     }
 
     /// Still on its way to `ready`.
@@ -92,19 +88,24 @@ impl Status {
 }
 
 /// The spec's container instance types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr)]
 pub enum InstanceType {
     #[serde(rename = "lite")]
+    #[strum(serialize = "lite")]
     Lite,
     #[serde(rename = "standard-1")]
+    #[strum(serialize = "standard-1")]
     Standard1,
     #[serde(rename = "standard-3")]
+    #[strum(serialize = "standard-3")]
     Standard3,
     #[serde(rename = "standard-4")]
+    #[strum(serialize = "standard-4")]
     Standard4,
 }
 
 impl InstanceType {
+    /// Hand-written, not strum: the value is trimmed and a refusal lists the accepted names.
     pub fn parse(s: &str) -> Result<Self, String> {
         match s.trim() {
             "lite" => Ok(Self::Lite),
@@ -118,12 +119,7 @@ impl InstanceType {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Lite => "lite",
-            Self::Standard1 => "standard-1",
-            Self::Standard3 => "standard-3",
-            Self::Standard4 => "standard-4",
-        }
+        self.into()
     }
 
     /// (memory MiB, vCPU, disk GB) as the spec lists them.
@@ -163,8 +159,10 @@ pub fn quota_reached(max: u64) -> ApiError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct State {
-    pub app_id: String,
-    pub user_id: String,
+    #[schema(value_type = String)]
+    pub app_id: AppId,
+    #[schema(value_type = String)]
+    pub user_id: UserId,
     pub template: String,
     pub status: Status,
     pub reason: Option<String>,
@@ -184,11 +182,11 @@ pub fn preview_label(app_id: &str) -> Option<&str> {
 }
 
 /// The app a preview host belongs to: `<label>.<preview domain>[:port]` → `app_<label>`.
-pub fn app_for_preview_host(host: &str, preview_domain: &str) -> Option<String> {
+pub fn app_for_preview_host(host: &str, preview_domain: &str) -> Option<AppId> {
     let host = host.split(':').next()?.to_ascii_lowercase();
     let label = host.strip_suffix(preview_domain)?.strip_suffix('.')?;
     let id = format!("app_{label}");
-    preview_label(&id).is_some().then_some(id)
+    preview_label(&id).is_some().then(|| AppId::from(id))
 }
 
 /// Preview tokens: `<expiry seconds>.<hmac hex>` over the host label, so a token opens one
@@ -507,7 +505,8 @@ mod tests {
                 &format!("{label}.preview.localhost:8787"),
                 "preview.localhost"
             )
-            .as_deref(),
+            .as_ref()
+            .map(AppId::as_str),
             Some(id)
         );
         assert_eq!(
@@ -515,7 +514,8 @@ mod tests {
                 &format!("{label}.preview.example.com"),
                 "preview.example.com"
             )
-            .as_deref(),
+            .as_ref()
+            .map(AppId::as_str),
             Some(id)
         );
         for bad in [

@@ -23,6 +23,7 @@
 //! its own workspace's preview.
 
 use super::error::{ApiError, ApiResult};
+use super::ids::{AppId, UserId};
 use super::input::{percent_encode, Query};
 use super::routes::WorkspaceCall;
 use super::sandbox::{exec_request, file_path_query, write_files_request};
@@ -39,8 +40,8 @@ pub const BINDING: &str = "SANDBOX";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Owner {
-    pub app_id: String,
-    pub user_id: String,
+    pub app_id: AppId,
+    pub user_id: UserId,
 }
 
 /// A request to the app's preview: its path and query on the preview host.
@@ -138,7 +139,7 @@ pub enum SandboxCall {
     /// The app is deleted: stop its sandbox for good (byte-sandbox deletes the workspace, which
     /// stops the dev server and every command; the container is told to stop), and refuse
     /// every later call. 200 once the agent confirmed it (or there was never a sandbox).
-    Retire { app_id: String },
+    Retire { app_id: AppId },
     /// The app is deleted: erase the object's storage and alarm (after [`SandboxCall::Retire`]).
     Erase,
 }

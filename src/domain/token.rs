@@ -9,6 +9,7 @@
 //! an email token nor the reverse (different keys).
 
 use super::error::ApiError;
+use super::ids::{SessionId, UserId};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use jwt_compact::alg::{Hs256, Hs256Key};
@@ -25,13 +26,13 @@ pub const TOKEN_SECONDS: i64 = TOKEN_DAYS * 24 * 3600;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionClaims {
-    pub user_id: String,
+    pub user_id: UserId,
     pub email: String,
     pub display_name: String,
     /// `email`, `google` or `github`: how the session was established.
     pub provider: String,
     /// Session id, the handle logout revokes.
-    pub sid: String,
+    pub sid: SessionId,
 }
 
 /// A verified token's content.
@@ -52,7 +53,7 @@ pub const EMAIL_TOKEN_SECONDS: i64 = 24 * 3600;
 pub struct EmailClaims {
     /// Always `"verify_email"`: a token minted for another purpose never passes.
     pub purpose: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub email: String,
     pub jti: String,
 }
@@ -89,12 +90,12 @@ impl TokenKeys {
     }
 
     /// An email-verification token for `user_id` and `email`, valid [`EMAIL_TOKEN_SECONDS`].
-    pub fn issue_email(&self, user_id: &str, email: &str, jti: &str, now_ms: i64) -> String {
+    pub fn issue_email(&self, user_id: &UserId, email: &str, jti: &str, now_ms: i64) -> String {
         let now = at(now_ms);
         let options = TimeOptions::new(Duration::seconds(0), move || now);
         let claims = Claims::new(EmailClaims {
             purpose: EMAIL_PURPOSE.into(),
-            user_id: user_id.into(),
+            user_id: user_id.clone(),
             email: email.into(),
             jti: jti.into(),
         })
@@ -181,15 +182,15 @@ impl TokenKeys {
 
     /// The CSRF token for a session: HMAC(secret, "csrf:" + sid), hex. Bound to the session, so it
     /// is useless to anyone without the session and dies with it.
-    pub fn csrf_token(&self, sid: &str) -> String {
+    pub fn csrf_token(&self, sid: &SessionId) -> String {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
         mac.update(b"csrf:");
-        mac.update(sid.as_bytes());
+        mac.update(sid.as_str().as_bytes());
         super::random::hex(&mac.finalize().into_bytes())
     }
 
-    pub fn check_csrf(&self, sid: &str, presented: &str) -> bool {
+    pub fn check_csrf(&self, sid: &SessionId, presented: &str) -> bool {
         self.csrf_token(sid)
             .as_bytes()
             .ct_eq(presented.as_bytes())
@@ -318,7 +319,7 @@ mod tests {
     #[test]
     fn email_tokens_verify_and_expire_on_the_injected_clock() {
         let k = keys();
-        let t = k.issue_email("usr_1", "a@example.com", "evt_1", NOW);
+        let t = k.issue_email(&"usr_1".into(), "a@example.com", "evt_1", NOW);
         let c = k.verify_email(&t, NOW + 1000).unwrap();
         assert_eq!(
             (c.user_id.as_str(), c.email.as_str(), c.jti.as_str()),
@@ -342,7 +343,7 @@ mod tests {
         let k = keys();
         let session = k.issue(claims(), NOW);
         assert!(k.verify_email(&session, NOW).is_err());
-        let email = k.issue_email("usr_1", "a@example.com", "evt_1", NOW);
+        let email = k.issue_email(&"usr_1".into(), "a@example.com", "evt_1", NOW);
         assert!(k.verify(&email, NOW).is_err());
         // Tampering with the address breaks the signature.
         let parts: Vec<&str> = email.split('.').collect();
@@ -366,9 +367,9 @@ mod tests {
     #[test]
     fn csrf_is_bound_to_session() {
         let k = keys();
-        let t = k.csrf_token("ses_1");
-        assert!(k.check_csrf("ses_1", &t));
-        assert!(!k.check_csrf("ses_2", &t));
-        assert!(!k.check_csrf("ses_1", ""));
+        let t = k.csrf_token(&"ses_1".into());
+        assert!(k.check_csrf(&"ses_1".into(), &t));
+        assert!(!k.check_csrf(&"ses_2".into(), &t));
+        assert!(!k.check_csrf(&"ses_1".into(), ""));
     }
 }

@@ -5,6 +5,7 @@
 //! the lists at every sign-in and checked again on every admin request, so removal demotes.
 
 use serde::Serialize;
+use strum::IntoStaticStr;
 
 /// A syntactically plausible, normalized (trimmed, lower-cased) email address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,14 +53,16 @@ pub fn default_display_name(email: &Email) -> String {
         .to_string()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Role {
     User,
     Admin,
 }
 
 impl Role {
+    /// Hand-written, not strum: anything but `admin` (an unknown or missing role) is a user.
     pub fn parse(s: &str) -> Self {
         if s == "admin" {
             Role::Admin
@@ -124,10 +127,7 @@ pub fn may_enter(allowed: &EmailList, email: &Email, verified: bool) -> bool {
 
 impl Role {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
+        self.into()
     }
 }
 

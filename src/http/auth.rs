@@ -7,14 +7,15 @@
 
 use super::{header, now_ms, App};
 use crate::domain::error::{ApiError, ApiResult};
+use crate::domain::ids::{SessionId, UserId};
 use crate::domain::token::Session;
 use crate::domain::web;
 use worker::Request;
 
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub user_id: String,
-    pub sid: String,
+    pub user_id: UserId,
+    pub sid: SessionId,
     pub via_cookie: bool,
     /// When the presented token expires (epoch seconds).
     pub expires_at: i64,

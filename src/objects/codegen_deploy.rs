@@ -42,7 +42,7 @@ impl CodeGeneratorAgent {
         // An app written without the agent (files put into its sandbox directly) has no run
         // yet: the sandbox port needs to know whose it is.
         self.update(|s| {
-            if s.app_id.is_empty() {
+            if s.app_id.as_str().is_empty() {
                 s.app_id = by.app_id.clone();
                 s.user_id = by.user_id.clone();
             }

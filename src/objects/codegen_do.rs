@@ -83,7 +83,7 @@ impl CodeGeneratorAgent {
     /// What a (re)connecting client draws first.
     pub(super) fn state_event(&self) -> AgentEvent {
         let last = self.store.last_seq();
-        AgentEvent::State(self.read(|s| s.snapshot(&s.app_id, last)))
+        AgentEvent::State(self.read(|s| s.snapshot(s.app_id.as_str(), last)))
     }
 
     /// Ends every SSE stream (the run is over).

@@ -10,6 +10,7 @@ use crate::domain::codegen::models::{ChatMessage, ModelOverride, Operation};
 use crate::domain::codegen::prompts::Diagnostic;
 use crate::domain::codegen::socket_fanout::{Sent, Socket, SocketFanOut};
 use crate::domain::error::{ApiError, ErrorCode};
+use crate::domain::ids::{AppId, UserId};
 use crate::domain::sandbox::{install_request, Status as SandboxStatus};
 use crate::domain::sandbox_call::{Owner, SandboxCall};
 use crate::http::App;
@@ -27,8 +28,8 @@ const TYPECHECK_TIMEOUT_MS: u64 = 120_000;
 /// The model, for one run: who it works for, its override, its stop flag.
 pub struct LlmModel<'a> {
     pub app: &'a App,
-    pub user_id: String,
-    pub app_id: String,
+    pub user_id: UserId,
+    pub app_id: AppId,
     pub config: Option<ModelOverride>,
     pub cancel: Cancel,
 }
@@ -63,7 +64,7 @@ impl Model for LlmModel<'_> {
         op: Operation,
         messages: &[ChatMessage],
     ) -> Result2<(String, CallUsage)> {
-        let llm = Llm::new(self.app)?;
+        let llm = Llm::new(&self.app.env, &self.app.cfg)?;
         let o = llm.complete(&self.call(op), messages).await?;
         let usage = usage_of(op, &o);
         Ok((o.text, usage))
@@ -75,7 +76,7 @@ impl Model for LlmModel<'_> {
         messages: &[ChatMessage],
         on_delta: &mut dyn FnMut(&str),
     ) -> Result2<CallUsage> {
-        let llm = Llm::new(self.app)?;
+        let llm = Llm::new(&self.app.env, &self.app.cfg)?;
         let o = llm.stream(&self.call(op), messages, on_delta).await?;
         Ok(usage_of(op, &o))
     }
@@ -88,8 +89,8 @@ type Result2<T> = std::result::Result<T, ApiError>;
 /// owner's quota, as for the API).
 pub struct SandboxClient<'a> {
     pub app: &'a App,
-    pub app_id: String,
-    pub user_id: String,
+    pub app_id: AppId,
+    pub user_id: UserId,
     /// Where the API was reached (`scheme://host[:port]`), for preview addresses.
     pub origin: Option<String>,
 }
@@ -121,7 +122,9 @@ impl Sandbox for SandboxClient<'_> {
                 app_id: self.app_id.clone(),
                 user_id: self.user_id.clone(),
             };
-            sandbox_service::start(self.app, &by, template).await?;
+            let (env, cfg) = (&self.app.env, &self.app.cfg);
+            let max = cfg.max_sandboxes_per_user;
+            sandbox_service::start(env, &self.app.db()?, max, &by, template).await?;
         }
         let deadline = super::codegen_store::now() + SANDBOX_READY_TIMEOUT_MS;
         loop {
@@ -213,7 +216,8 @@ impl Sandbox for SandboxClient<'_> {
 
     fn preview_url(&self) -> Option<String> {
         let api = worker::Url::parse(self.origin.as_deref()?).ok()?;
-        sandbox_service::preview_url(self.app, &api, &self.app_id).ok()
+        let domain = &self.app.cfg.preview_domain;
+        sandbox_service::preview_url(&self.app.keys, domain, &api, &self.app_id).ok()
     }
 }
 

@@ -32,7 +32,7 @@ impl CodeGeneratorAgent {
         let key = new_socket_key();
         self.state.accept_websocket_with_tags(&server, &[&key]);
         server.serialize_attachment(&by)?;
-        if self.read(|s| s.app_id.is_empty()) {
+        if self.read(|s| s.app_id.as_str().is_empty()) {
             self.update(|s| s.app_id = by.app_id.clone());
         }
         // The state first, then what the client missed, then (through the event port) live ones.

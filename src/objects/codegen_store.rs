@@ -267,7 +267,7 @@ impl Store for AgentStore {
                     continue;
                 };
                 bucket
-                    .put(blob_key(&app_id, &f.hash), content)
+                    .put(blob_key(app_id.as_str(), &f.hash), content)
                     .execute()
                     .await?;
                 self.sql().exec(
@@ -275,9 +275,9 @@ impl Store for AgentStore {
                     vec![SqlStorageValue::String(f.hash.clone())],
                 )?;
             }
-            let manifest = VersionManifest::new(&app_id, next, label, now(), &files);
+            let manifest = VersionManifest::new(app_id.as_str(), next, label, now(), &files);
             bucket
-                .put(version_key(&app_id, next), manifest.to_json())
+                .put(version_key(app_id.as_str(), next), manifest.to_json())
                 .custom_metadata(manifest.metadata())
                 .execute()
                 .await?;
@@ -296,7 +296,7 @@ impl Store for AgentStore {
                 .iter()
                 .map(|(p, f)| serde_json::json!({"path": p, "bytes": f.bytes, "hash": f.hash}))
                 .collect();
-            let snap = st.snapshot(&st.app_id, last);
+            let snap = st.snapshot(st.app_id.as_str(), last);
             (
                 serde_json::json!(files).to_string(),
                 serde_json::json!({ "generation": snap }).to_string(),

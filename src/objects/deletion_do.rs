@@ -39,7 +39,7 @@ pub async fn send(env: &Env, call: &DeletionCall) -> Result<Response> {
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let req = Request::new_with_init("https://deletion/", &init)?;
-    super::stub(env, BINDING, &call.owner().app_id)?
+    super::stub(env, BINDING, call.owner().app_id.as_str())?
         .fetch_with_request(req)
         .await
 }
@@ -196,7 +196,7 @@ async fn to_codegen(env: &Env, call: &AgentCall) -> Result<Response> {
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let req = Request::new_with_init("https://codegen/", &init)?;
-    super::stub(env, super::codegen_do::BINDING, call.app_id())?
+    super::stub(env, super::codegen_do::BINDING, call.app_id().as_str())?
         .fetch_with_request(req)
         .await
 }
@@ -206,7 +206,7 @@ async fn to_deployer(env: &Env, call: &DeployCall) -> Result<Response> {
     init.with_method(Method::Post)
         .with_body(Some(call.to_json().into()));
     let req = Request::new_with_init("https://deployer/", &init)?;
-    super::stub(env, DEPLOYER, &call.owner().app_id)?
+    super::stub(env, DEPLOYER, call.owner().app_id.as_str())?
         .fetch_with_request(req)
         .await
 }
@@ -236,10 +236,12 @@ impl Executor for Plan<'_> {
                 };
                 answered(to_deployer(self.env, &call).await).await
             }
-            Step::DeleteFiles => r2::delete_prefix(self.env, "APP_FILES", &files_prefix(app_id))
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Step::DeleteFiles => {
+                r2::delete_prefix(self.env, "APP_FILES", &files_prefix(app_id.as_str()))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 }

@@ -92,16 +92,18 @@ impl AppDeployer {
         let db = app.db()?;
         if let Some(n) = rollback_of {
             // Only a deployment that once served has an artifact to republish.
-            deployments::get(&db, &by.app_id, n)
+            deployments::get(&db, by.app_id.as_str(), n)
                 .await?
                 .filter(|d| d.content_hash.is_some())
                 .ok_or_else(|| ApiError::not_found("deployment"))?;
         }
         // No job here means no deployment is under way: a `building` row is an orphan.
-        deployments::fail_orphans(&db, &by.app_id).await?;
-        let url = app_url(&by.app_id, &app.cfg.deploy.domain, origin)
+        deployments::fail_orphans(&db, by.app_id.as_str()).await?;
+        let url = app_url(by.app_id.as_str(), &app.cfg.deploy.domain, origin)
             .ok_or_else(|| ApiError::not_found("app"))?;
-        let Some(dep) = deployments::start(&db, &by.app_id, &by.user_id, rollback_of).await? else {
+        let Some(dep) =
+            deployments::start(&db, by.app_id.as_str(), by.user_id.as_str(), rollback_of).await?
+        else {
             return Err(ApiError::new(
                 409,
                 ErrorCode::E007,
@@ -155,14 +157,14 @@ impl AppDeployer {
         };
         let records = D1Records {
             db: &db,
-            app_id: job.by.app_id.clone(),
+            app_id: job.by.app_id.to_string(),
         };
         let events = AgentEvents {
             env: &self.env,
-            app_id: job.by.app_id.clone(),
+            app_id: job.by.app_id.to_string(),
         };
         let spec = Job {
-            app_id: job.by.app_id.clone(),
+            app_id: job.by.app_id.to_string(),
             number: job.number,
             created_at: job.created_at,
             url: job.url.clone(),
@@ -177,7 +179,7 @@ impl AppDeployer {
         };
         let result = match job.rollback_of {
             None => d.deploy(&spec).await.map(|_| ()),
-            Some(n) => match ports::load(&bucket, &job.by.app_id, n).await {
+            Some(n) => match ports::load(&bucket, job.by.app_id.as_str(), n).await {
                 Ok(Some((m, b))) => d.rollback(&spec, m, b).await.map(|_| ()),
                 Ok(None) => Err(DeployFailure::new(format!(
                     "deployment #{n} has no stored artifact"
@@ -190,7 +192,7 @@ impl AppDeployer {
         if let Err(f) = &result {
             // A rollback that could not even read its artifact never reached the driver's
             // records: record it here (a no-op when the driver already did).
-            let _ = deployments::mark_failed(&db, &job.by.app_id, job.number, f).await;
+            let _ = deployments::mark_failed(&db, job.by.app_id.as_str(), job.number, f).await;
         }
         Ok(())
     }
@@ -200,14 +202,14 @@ impl AppDeployer {
             return Err(conflict(j.number));
         }
         let db = app.db()?;
-        if deployments::live(&db, &by.app_id).await?.is_none() {
+        if deployments::live(&db, by.app_id.as_str()).await?.is_none() {
             return Err(ApiError::not_found("deployment (the app is not deployed)"));
         }
         Hosted::of(app)
-            .unpublish(&by.app_id)
+            .unpublish(by.app_id.as_str())
             .await
             .map_err(|f| ApiError::new(502, ErrorCode::E007, f.message))?;
-        deployments::undeploy(&db, &by.app_id).await?;
+        deployments::undeploy(&db, by.app_id.as_str()).await?;
         json(200, &serde_json::json!({ "undeployed": true }))
     }
 
@@ -217,13 +219,13 @@ impl AppDeployer {
             return Ok(Response::error("a deployment is still running", 409)?);
         }
         Hosted::of(app)
-            .unpublish(&by.app_id)
+            .unpublish(by.app_id.as_str())
             .await
             .map_err(|f| ApiError::new(502, ErrorCode::E007, f.message))?;
         r2::delete_prefix(
             &self.env,
             ports::BUCKET,
-            &crate::domain::deploy::manifest::prefix(&by.app_id),
+            &crate::domain::deploy::manifest::prefix(by.app_id.as_str()),
         )
         .await?;
         let storage = self.state.storage();

@@ -111,7 +111,9 @@ impl UserAppSandboxService {
     }
 
     fn ws(s: &SandboxState) -> String {
-        preview_label(&s.app_id).unwrap_or("invalid").to_string()
+        preview_label(s.app_id.as_str())
+            .unwrap_or("invalid")
+            .to_string()
     }
 
     /// Runs lifecycle steps until the sandbox is ready, failed or stopped.

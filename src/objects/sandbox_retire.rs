@@ -8,6 +8,7 @@
 //! create the workspace again before it sees the flag); anything else is a 503 the plan retries.
 
 use super::sandbox_do::UserAppSandboxService;
+use crate::domain::ids::AppId;
 use crate::domain::sandbox::preview_label;
 use crate::domain::sandbox_call::SandboxCall;
 use byte_protocol::parse_reply;
@@ -23,8 +24,8 @@ impl UserAppSandboxService {
         }
     }
 
-    async fn retire(&self, app_id: &str) -> Result<Response> {
-        let Some(ws) = preview_label(app_id) else {
+    async fn retire(&self, app_id: &AppId) -> Result<Response> {
+        let Some(ws) = preview_label(app_id.as_str()) else {
             return Response::error("not an app id", 400);
         };
         self.retired.set(true);

@@ -16,6 +16,7 @@
 
 use crate::domain::deletion::{account_deletion_allowed, DeletionCall, APP_PLAN};
 use crate::domain::error::{ApiError, ApiResult};
+use crate::domain::ids::AppId;
 use crate::domain::input::parse_object;
 use crate::domain::sandbox_call::Owner;
 use crate::domain::{password, web};
@@ -43,9 +44,9 @@ async fn password_field(req: &mut Request) -> ApiResult<Option<String>> {
     Ok(pw)
 }
 
-fn owner(app_id: &str, caller: &Caller) -> Owner {
+fn owner(app_id: &AppId, caller: &Caller) -> Owner {
     Owner {
-        app_id: app_id.to_string(),
+        app_id: app_id.clone(),
         user_id: caller.user_id.clone(),
     }
 }

@@ -16,14 +16,15 @@ use crate::domain::codegen::run::{
     blob_key, version_key, versions_prefix, VersionManifest, VersionSummary,
 };
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::ids::AppId;
 use crate::http::auth::Caller;
 use crate::http::{header, internal, read_body, App};
 use crate::objects::codegen_do::BINDING;
 use crate::services::r2::get_bytes;
 use worker::{Headers, Method, Request, RequestInit, Response, Stub};
 
-fn stub(app: &App, app_id: &str) -> ApiResult<Stub> {
-    Ok(crate::objects::stub(&app.env, BINDING, app_id)?)
+fn stub(app: &App, app_id: &AppId) -> ApiResult<Stub> {
+    Ok(crate::objects::stub(&app.env, BINDING, app_id.as_str())?)
 }
 
 /// `scheme://host` the API was reached on (previews are served beside it).
@@ -33,9 +34,9 @@ fn origin(req: &Request) -> ApiResult<String> {
 }
 
 /// Who calls (ownership was checked by the caller of this).
-fn requester(req: &Request, caller: &Caller, app_id: &str) -> ApiResult<Requester> {
+fn requester(req: &Request, caller: &Caller, app_id: &AppId) -> ApiResult<Requester> {
     Ok(Requester {
-        app_id: app_id.to_string(),
+        app_id: app_id.clone(),
         user_id: caller.user_id.clone(),
         origin: origin(req)?,
         session_id: caller.sid.clone(),
@@ -151,7 +152,7 @@ pub async fn versions(app: &App, caller: &Caller, id: &str) -> ApiResult<Respons
     let bucket = app.env.bucket("APP_FILES")?;
     let listed = bucket
         .list()
-        .prefix(versions_prefix(&rec.id))
+        .prefix(versions_prefix(rec.id.as_str()))
         .limit(MAX_VERSIONS_LISTED)
         .include(vec![worker::Include::CustomMetadata])
         .execute()
@@ -164,12 +165,15 @@ pub async fn versions(app: &App, caller: &Caller, id: &str) -> ApiResult<Respons
     crate::http::json(200, &serde_json::json!({ "versions": out }))
 }
 
-async fn manifest(app: &App, app_id: &str, n: &str) -> ApiResult<VersionManifest> {
+async fn manifest(app: &App, app_id: &AppId, n: &str) -> ApiResult<VersionManifest> {
     let missing = || ApiError::not_found("version");
     let n: u32 = n.parse().map_err(|_| missing())?;
-    let bytes = get_bytes(app, "APP_FILES", &version_key(app_id, n))
-        .await?
-        .ok_or_else(missing)?;
+    let bytes = get_bytes(
+        &app.env.bucket("APP_FILES")?,
+        &version_key(app_id.as_str(), n),
+    )
+    .await?
+    .ok_or_else(missing)?;
     VersionManifest::parse(&bytes).map_err(internal)
 }
 
@@ -191,9 +195,12 @@ pub async fn version_file(
     let m = manifest(app, &rec.id, n).await?;
     let missing = || ApiError::not_found("file in this version");
     let hash = m.hash_of(path).ok_or_else(missing)?.to_string();
-    let bytes = get_bytes(app, "APP_FILES", &blob_key(&rec.id, &hash))
-        .await?
-        .ok_or_else(missing)?;
+    let bytes = get_bytes(
+        &app.env.bucket("APP_FILES")?,
+        &blob_key(rec.id.as_str(), &hash),
+    )
+    .await?
+    .ok_or_else(missing)?;
     let resp = Response::from_bytes(bytes)?;
     let h = resp.headers();
     h.set("Content-Type", "text/plain; charset=utf-8")?;

@@ -98,7 +98,7 @@ pub async fn put_key(mut req: Request, app: &App, caller: &Caller, p: &str) -> A
     let key = key.ok_or_else(ApiError::internal)?;
     let sealed = crypto::seal(
         sealing,
-        &caller.user_id,
+        caller.user_id.as_str(),
         provider,
         &key,
         random::bytes::<12>(),
@@ -125,7 +125,7 @@ pub async fn delete_key(app: &App, caller: &Caller, p: &str) -> ApiResult<Respon
 }
 
 pub async fn models(app: &App, caller: &Caller) -> ApiResult<Response> {
-    let client = Llm::new(app)?;
+    let client = Llm::new(&app.env, &app.cfg)?;
     let saved = client.user_overrides(&caller.user_id).await?;
     let mut ops = Map::new();
     for op in Operation::ALL {
@@ -292,7 +292,7 @@ pub async fn test(mut req: Request, app: &App, caller: &Caller) -> ApiResult<Res
     let (Some(op), Some(prompt)) = (op, prompt) else {
         return Err(ApiError::internal());
     };
-    let client = Llm::new(app)?;
+    let client = Llm::new(&app.env, &app.cfg)?;
     let call = Call {
         user_id: &caller.user_id,
         app_id: None,

@@ -5,7 +5,7 @@
 use crate::domain::apps::{AppPatch, AppRecord, ListQuery, NewApp, Scope};
 use crate::domain::deletion::DeletionCall;
 use crate::domain::error::{ApiError, ApiResult};
-use crate::domain::random;
+use crate::domain::ids::AppId;
 use crate::domain::sandbox_call::Owner;
 use crate::http::auth::Caller;
 use crate::http::{json, json_body, no_content, App};
@@ -13,11 +13,6 @@ use crate::objects::deletion_do;
 use crate::services::db;
 use serde_json::json;
 use worker::{Request, Response};
-
-/// App ids are ours (`app_` + 32 hex); anything else cannot exist.
-pub(super) fn valid_id(id: &str) -> bool {
-    id.len() == 36 && id.starts_with("app_") && id[4..].chars().all(|c| c.is_ascii_hexdigit())
-}
 
 fn not_found() -> ApiError {
     ApiError::not_found("app")
@@ -44,7 +39,7 @@ pub async fn list_public(req: Request, app: &App) -> ApiResult<Response> {
 
 pub async fn create(mut req: Request, app: &App, caller: &Caller) -> ApiResult<Response> {
     let new = NewApp::parse(json_body(&mut req).await?)?;
-    let id = random::id("app");
+    let id = AppId::generate();
     let max = app.cfg.max_apps_per_user;
     if !db::create_app(&app.db()?, &id, &caller.user_id, &new, max).await? {
         let mut e = ApiError::new(
@@ -61,26 +56,29 @@ pub async fn create(mut req: Request, app: &App, caller: &Caller) -> ApiResult<R
     json(201, &rec.detail(Some(&caller.user_id)))
 }
 
+/// App ids are ours (`app_` + 32 hex); anything else cannot exist.
+fn parse_id(id: &str) -> ApiResult<AppId> {
+    AppId::parse(id).ok_or_else(not_found)
+}
+
 pub async fn get(app: &App, caller: Option<&Caller>, id: &str) -> ApiResult<Response> {
-    if !valid_id(id) {
-        return Err(not_found());
-    }
-    let viewer = caller.map(|c| c.user_id.as_str());
-    match db::app_by_id(&app.db()?, id).await? {
+    let id = parse_id(id)?;
+    let viewer = caller.map(|c| &c.user_id);
+    match db::app_by_id(&app.db()?, &id).await? {
         Some(rec) if rec.visible_to(viewer) => json(200, &rec.detail(viewer)),
         _ => Err(not_found()),
     }
 }
 
 pub async fn patch(mut req: Request, app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
-    if !valid_id(id) {
-        return Err(not_found());
-    }
+    let id = parse_id(id)?;
     let patch = AppPatch::parse(json_body(&mut req).await?)?;
-    if !db::patch_app(&app.db()?, id, &caller.user_id, &patch).await? {
+    if !db::patch_app(&app.db()?, &id, &caller.user_id, &patch).await? {
         return Err(not_found());
     }
-    let rec = db::app_by_id(&app.db()?, id).await?.ok_or_else(not_found)?;
+    let rec = db::app_by_id(&app.db()?, &id)
+        .await?
+        .ok_or_else(not_found)?;
     json(200, &rec.detail(Some(&caller.user_id)))
 }
 
@@ -89,19 +87,17 @@ pub async fn patch(mut req: Request, app: &App, caller: &Caller, id: &str) -> Ap
 /// (`domain::deletion`): a first attempt before this answers, retries from its alarm. A second
 /// DELETE is a 404, and resumes a deletion that is still pending.
 pub async fn delete(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
-    if !valid_id(id) {
-        return Err(not_found());
-    }
+    let id = parse_id(id)?;
     let by = Owner {
-        app_id: id.to_string(),
+        app_id: id.clone(),
         user_id: caller.user_id.clone(),
     };
     let db = app.db()?;
-    let owned = db::app_by_id(&db, id)
+    let owned = db::app_by_id(&db, &id)
         .await?
-        .is_some_and(|r| r.user_id.as_deref() == Some(caller.user_id.as_str()));
+        .is_some_and(|r| r.user_id.as_ref() == Some(&caller.user_id));
     if !owned {
-        if db::app_deletion(&db, id, &caller.user_id).await?.is_some() {
+        if db::app_deletion(&db, &id, &caller.user_id).await?.is_some() {
             deletion_do::send(&app.env, &DeletionCall::Resume { by }).await?;
         }
         return Err(not_found());

@@ -15,6 +15,7 @@
 
 use crate::domain::config::OAuthClient;
 use crate::domain::error::{ApiError, ApiResult};
+use crate::domain::ids::{SessionId, UserId};
 use crate::domain::input::{percent_encode, Query};
 use crate::domain::oauth::{self, Provider, STATE_TTL_SECONDS};
 use crate::domain::routes::Route;
@@ -111,7 +112,7 @@ fn mail_from(req: &Request, app: &App) -> ApiResult<String> {
 async fn send_verification(
     req: &Request,
     app: &App,
-    user_id: &str,
+    user_id: &UserId,
     email: &str,
     purpose: Purpose,
 ) -> ApiResult<()> {
@@ -147,7 +148,7 @@ async fn send_verification(
         purpose,
         EMAIL_TOKEN_SECONDS / 3600,
     );
-    mail::send(app, &mail_from(req, app)?, &m).await
+    mail::send(&app.env, app.cfg.mail_backend, &mail_from(req, app)?, &m).await
 }
 
 /// Opens a session: a D1 row, a signed token, and the session + CSRF cookies.
@@ -158,7 +159,7 @@ async fn open_session(
     provider: &str,
 ) -> ApiResult<(String, String, Vec<String>)> {
     let now = now_ms();
-    let sid = random::id("ses");
+    let sid = SessionId::generate();
     db::create_session(
         &app.db()?,
         &sid,
@@ -235,7 +236,7 @@ pub async fn register(mut req: Request, app: &App) -> ApiResult<Response> {
         crate::domain::input::Patch::Value(d) if !d.is_empty() => d,
         _ => default_display_name(&email),
     };
-    let id = random::id("usr");
+    let id = UserId::generate();
     let hash = password::hash(&WebCryptoKdf, &pw, random::bytes::<16>())
         .await
         .ok_or_else(ApiError::internal)?;
@@ -297,7 +298,8 @@ pub async fn login(mut req: Request, app: &App) -> ApiResult<Response> {
         return Err(generic());
     };
     // Per-account backoff after repeated failures, whatever the client address.
-    crate::services::ratelimit::admit_sign_in(app, email.as_str()).await?;
+    let backoff = app.cfg.signin_backoff;
+    crate::services::ratelimit::admit_sign_in(&app.env, backoff, email.as_str()).await?;
     let db = app.db()?;
     let user = db::user_by_email(&db, email.as_str()).await?;
     let hash = match &user {
@@ -308,7 +310,7 @@ pub async fn login(mut req: Request, app: &App) -> ApiResult<Response> {
         Some(h) => password::verify(&WebCryptoKdf, &pw, h).await,
         None => false,
     };
-    crate::services::ratelimit::record_sign_in(app, email.as_str(), matches).await;
+    crate::services::ratelimit::record_sign_in(&app.env, backoff, email.as_str(), matches).await;
     match (user, hash) {
         (Some(user), Some(_)) if matches => {
             check_allowed(app, &email)?;
@@ -477,7 +479,7 @@ pub async fn outbox(req: Request, app: &App) -> ApiResult<Response> {
     let url = req.url()?;
     let q = Query::parse(url.query().unwrap_or(""));
     let to = q.get("to").map(|t| t.trim().to_ascii_lowercase());
-    match mail::outbox(app, to.as_deref()).await? {
+    match mail::outbox(&app.kv()?, app.cfg.mail_backend, to.as_deref()).await? {
         Some(messages) => json(200, &json!({ "messages": messages })),
         None => Err(ApiError::new(
             404,
@@ -631,7 +633,7 @@ pub async fn oauth_callback(req: Request, app: &App, name: &str) -> ApiResult<Re
         }
     };
     check_allowed(app, &email)?;
-    let id = random::id("usr");
+    let id = UserId::generate();
     let display = profile
         .display_name
         .clone()

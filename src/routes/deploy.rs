@@ -26,7 +26,7 @@ async fn send(app: &App, call: &DeployCall) -> ApiResult<Response> {
     init.with_method(Method::Post)
         .with_body(Some(call.to_json().into()));
     let req = Request::new_with_init("https://deployer/", &init)?;
-    Ok(stub(&app.env, BINDING, &call.owner().app_id)?
+    Ok(stub(&app.env, BINDING, call.owner().app_id.as_str())?
         .fetch_with_request(req)
         .await?)
 }
@@ -87,7 +87,7 @@ pub async fn undeploy(app: &App, caller: &Caller, id: &str) -> ApiResult<Respons
 /// `GET /api/apps/:id/deployments`: the history, newest first.
 pub async fn list(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
     let by = owner(app, caller, id).await?;
-    let all = deployments::list(&app.db()?, &by.app_id).await?;
+    let all = deployments::list(&app.db()?, by.app_id.as_str()).await?;
     json(200, &serde_json::json!({ "deployments": all }))
 }
 

@@ -131,7 +131,8 @@ async fn api(req: Request, app: &App) -> Response {
             None => Ok(None),
         }
     };
-    let (identity, decision) = futures_util::join!(confirm(claimed, app), rate);
+    let session = async { confirm(claimed, &app.kv()?, &app.db()?).await };
+    let (identity, decision) = futures_util::join!(session, rate);
     let (identity, decision) = match (identity, decision) {
         (Ok(i), Ok(d)) => (i, d),
         (Err(e), _) | (_, Err(e)) => return error_response(&e),

@@ -26,6 +26,7 @@
 //! never reach the app, and the app never sets a platform cookie.
 
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::ids::AppId;
 use crate::domain::preview;
 use crate::domain::routes::RateClass;
 use crate::domain::sandbox::{check_preview_token, preview_label, preview_token};
@@ -40,7 +41,7 @@ const COOKIE: &str = web::PREVIEW_COOKIE;
 /// Lifetime of the preview cookie.
 const COOKIE_TTL_S: i64 = 12 * 3600;
 
-pub async fn serve(req: Request, app: &App, app_id: &str) -> Response {
+pub async fn serve(req: Request, app: &App, app_id: &AppId) -> Response {
     let key = format!("ip:{}", client_ip(&req));
     let limited = ratelimit::hit(&app.env, RateClass::Preview, &key, app.cfg.preview_limit, 1)
         .await
@@ -72,12 +73,12 @@ pub async fn serve(req: Request, app: &App, app_id: &str) -> Response {
     }
 }
 
-async fn proxy(req: Request, app: &App, app_id: &str) -> ApiResult<Response> {
+async fn proxy(req: Request, app: &App, app_id: &AppId) -> ApiResult<Response> {
     let not_found = || ApiError::not_found("preview");
     let rec = db::app_by_id(&app.db()?, app_id)
         .await?
         .ok_or_else(not_found)?;
-    let label = preview_label(app_id).ok_or_else(not_found)?;
+    let label = preview_label(app_id.as_str()).ok_or_else(not_found)?;
     let sign = |text: &str| app.keys.sign("preview", text);
     let now_s = now_ms() / 1000;
     let mut url = req.url()?;

@@ -11,6 +11,7 @@
 //! replies pass through unchanged.
 
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::ids::AppId;
 use crate::domain::routes::WorkspaceCall;
 use crate::domain::sandbox::State;
 use crate::domain::sandbox_call::{takes_body, workspace_call, Owner, SandboxCall};
@@ -31,12 +32,11 @@ pub async fn owned(
     caller: &Caller,
     id: &str,
 ) -> ApiResult<crate::domain::apps::AppRecord> {
-    let rec = if super::apps::valid_id(id) {
-        db::app_by_id(&app.db()?, id).await?
-    } else {
-        None
+    let rec = match AppId::parse(id) {
+        Some(id) => db::app_by_id(&app.db()?, &id).await?,
+        None => None,
     };
-    rec.filter(|r| r.user_id.as_deref() == Some(caller.user_id.as_str()))
+    rec.filter(|r| r.user_id.as_ref() == Some(&caller.user_id))
         .ok_or_else(|| ApiError::not_found("app"))
 }
 
@@ -44,7 +44,8 @@ pub async fn owned(
 /// private one).
 fn with_preview(req: &Request, app: &App, s: &State) -> ApiResult<serde_json::Value> {
     let mut v = serde_json::to_value(s).map_err(internal)?;
-    v["previewUrl"] = json!(sandbox::preview_url(app, &req.url()?, &s.app_id)?);
+    let url = sandbox::preview_url(&app.keys, &app.cfg.preview_domain, &req.url()?, &s.app_id)?;
+    v["previewUrl"] = json!(url);
     Ok(v)
 }
 
@@ -78,7 +79,8 @@ pub async fn create(mut req: Request, app: &App, caller: &Caller, id: &str) -> A
         app_id: rec.id,
         user_id: caller.user_id.clone(),
     };
-    let state = sandbox::start(app, &by, &template).await?;
+    let max = app.cfg.max_sandboxes_per_user;
+    let state = sandbox::start(&app.env, &app.db()?, max, &by, &template).await?;
     json(202, &with_preview(&req, app, &state)?)
 }
 
@@ -137,7 +139,8 @@ pub async fn workspace(
 /// `make dev` (or the deploy pipeline) publishes.
 pub async fn template(app: &App, name: &str) -> ApiResult<Response> {
     let t = templates::find(name).ok_or_else(|| ApiError::not_found("template"))?;
-    let bytes = crate::services::r2::get_bytes(app, "TEMPLATES", &format!("templates/{name}.json"))
+    let bucket = app.env.bucket("TEMPLATES")?;
+    let bytes = crate::services::r2::get_bytes(&bucket, &format!("templates/{name}.json"))
         .await?
         .ok_or_else(|| {
             ApiError::unavailable(

@@ -3,6 +3,7 @@
 //! scoped by `user_id`, so one user's rows are unreachable from another's calls.
 
 use crate::domain::error::ApiResult;
+use crate::domain::ids::{AppId, UserId};
 use serde::Deserialize;
 use worker::D1Database;
 
@@ -19,7 +20,7 @@ pub struct KeyRow {
     pub updated_at: Option<f64>,
 }
 
-pub async fn list_keys(db: &D1Database, user_id: &str) -> ApiResult<Vec<KeyRow>> {
+pub async fn list_keys(db: &D1Database, user_id: &UserId) -> ApiResult<Vec<KeyRow>> {
     all(
         db,
         "SELECT provider, key_hint, created_at, updated_at FROM user_provider_keys \
@@ -31,7 +32,7 @@ pub async fn list_keys(db: &D1Database, user_id: &str) -> ApiResult<Vec<KeyRow>>
 
 pub async fn sealed_key(
     db: &D1Database,
-    user_id: &str,
+    user_id: &UserId,
     provider: &str,
 ) -> ApiResult<Option<String>> {
     #[derive(Deserialize)]
@@ -49,7 +50,7 @@ pub async fn sealed_key(
 
 pub async fn put_key(
     db: &D1Database,
-    user_id: &str,
+    user_id: &UserId,
     provider: &str,
     sealed: &str,
     hint: &str,
@@ -65,7 +66,7 @@ pub async fn put_key(
     .map(|_| ())
 }
 
-pub async fn delete_key(db: &D1Database, user_id: &str, provider: &str) -> ApiResult<bool> {
+pub async fn delete_key(db: &D1Database, user_id: &UserId, provider: &str) -> ApiResult<bool> {
     Ok(run(
         db,
         "DELETE FROM user_provider_keys WHERE user_id = ?1 AND provider = ?2",
@@ -83,7 +84,7 @@ pub struct OverrideRow {
     pub config: String,
 }
 
-pub async fn overrides(db: &D1Database, user_id: &str) -> ApiResult<Vec<OverrideRow>> {
+pub async fn overrides(db: &D1Database, user_id: &UserId) -> ApiResult<Vec<OverrideRow>> {
     all(
         db,
         "SELECT operation, config FROM user_model_configs WHERE user_id = ?1",
@@ -92,7 +93,11 @@ pub async fn overrides(db: &D1Database, user_id: &str) -> ApiResult<Vec<Override
     .await
 }
 
-pub async fn override_for(db: &D1Database, user_id: &str, op: &str) -> ApiResult<Option<String>> {
+pub async fn override_for(
+    db: &D1Database,
+    user_id: &UserId,
+    op: &str,
+) -> ApiResult<Option<String>> {
     Ok(first::<OverrideRow>(
         db,
         "SELECT operation, config FROM user_model_configs WHERE user_id = ?1 AND operation = ?2",
@@ -102,7 +107,12 @@ pub async fn override_for(db: &D1Database, user_id: &str, op: &str) -> ApiResult
     .map(|r| r.config))
 }
 
-pub async fn put_override(db: &D1Database, user_id: &str, op: &str, config: &str) -> ApiResult<()> {
+pub async fn put_override(
+    db: &D1Database,
+    user_id: &UserId,
+    op: &str,
+    config: &str,
+) -> ApiResult<()> {
     run(
         db,
         "INSERT INTO user_model_configs (user_id, operation, config) VALUES (?1, ?2, ?3) \
@@ -113,7 +123,7 @@ pub async fn put_override(db: &D1Database, user_id: &str, op: &str, config: &str
     .map(|_| ())
 }
 
-pub async fn delete_override(db: &D1Database, user_id: &str, op: &str) -> ApiResult<bool> {
+pub async fn delete_override(db: &D1Database, user_id: &UserId, op: &str) -> ApiResult<bool> {
     Ok(run(
         db,
         "DELETE FROM user_model_configs WHERE user_id = ?1 AND operation = ?2",
@@ -127,8 +137,8 @@ pub async fn delete_override(db: &D1Database, user_id: &str, op: &str) -> ApiRes
 
 /// One successful model call.
 pub struct UsageRecord<'a> {
-    pub user_id: &'a str,
-    pub app_id: Option<&'a str>,
+    pub user_id: &'a UserId,
+    pub app_id: Option<&'a AppId>,
     pub operation: &'a str,
     pub provider: &'a str,
     pub model: &'a str,
@@ -148,9 +158,9 @@ pub async fn record_usage(db: &D1Database, r: &UsageRecord<'_>) -> ApiResult<()>
          completion_tokens, total_tokens, key_source, outcome) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         &[
-            text(&crate::domain::random::id("use")),
+            text(crate::domain::random::id("use")),
             text(r.user_id),
-            opt(r.app_id),
+            opt(r.app_id.map(AppId::as_str)),
             text(r.operation),
             text(r.provider),
             text(r.model),
@@ -183,7 +193,7 @@ pub struct UsageTotals {
 /// whatever its outcome.
 pub async fn usage_since(
     db: &D1Database,
-    user_id: &str,
+    user_id: &UserId,
     since: i64,
 ) -> ApiResult<Vec<UsageTotals>> {
     all(

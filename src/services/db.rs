@@ -6,6 +6,7 @@
 
 use crate::domain::apps::{AppPatch, AppRecord, ListSql, NewApp, SqlArg};
 use crate::domain::error::{ApiError, ApiResult};
+use crate::domain::ids::{AppId, SessionId, UserId};
 use crate::domain::input::Patch;
 use crate::domain::sandbox::Status;
 use crate::http::internal;
@@ -16,8 +17,8 @@ use worker::{D1Database, D1PreparedStatement};
 
 pub use crate::http::DB_BINDING as BINDING;
 
-pub(super) fn text(s: &str) -> JsValue {
-    JsValue::from_str(s)
+pub(super) fn text(s: impl AsRef<str>) -> JsValue {
+    JsValue::from_str(s.as_ref())
 }
 
 pub(super) fn int(n: i64) -> JsValue {
@@ -75,7 +76,7 @@ pub(super) fn is_unique_violation(e: &worker::Error) -> bool {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct UserRow {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub display_name: Option<String>,
     pub avatar_url: Option<String>,
@@ -113,7 +114,7 @@ impl UserRow {
     }
 }
 
-pub async fn user_by_id(db: &D1Database, id: &str) -> ApiResult<Option<UserRow>> {
+pub async fn user_by_id(db: &D1Database, id: &UserId) -> ApiResult<Option<UserRow>> {
     first(
         db,
         &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
@@ -136,7 +137,7 @@ pub struct Credential {
     pub password_hash: String,
 }
 
-pub async fn password_hash(db: &D1Database, user_id: &str) -> ApiResult<Option<String>> {
+pub async fn password_hash(db: &D1Database, user_id: &UserId) -> ApiResult<Option<String>> {
     let c: Option<Credential> = first(
         db,
         "SELECT password_hash FROM password_credentials WHERE user_id = ?1",
@@ -147,7 +148,7 @@ pub async fn password_hash(db: &D1Database, user_id: &str) -> ApiResult<Option<S
 }
 
 pub struct NewUser<'a> {
-    pub id: &'a str,
+    pub id: &'a UserId,
     pub email: &'a str,
     pub display_name: &'a str,
     pub avatar_url: Option<&'a str>,
@@ -182,7 +183,7 @@ pub async fn create_password_user(db: &D1Database, u: &NewUser<'_>, hash: &str) 
 
 /// Records a sign-in and sets the role the configuration gives the account now (promoting or
 /// demoting).
-pub async fn touch_login(db: &D1Database, user_id: &str, role: &str) -> ApiResult<()> {
+pub async fn touch_login(db: &D1Database, user_id: &UserId, role: &str) -> ApiResult<()> {
     run(
         db,
         "UPDATE users SET last_login = unixepoch(), role = ?2 WHERE id = ?1",
@@ -227,8 +228,8 @@ async fn count(db: &D1Database, sql: &str, binds: &[JsValue]) -> ApiResult<u64> 
 
 pub async fn create_session(
     db: &D1Database,
-    id: &str,
-    user_id: &str,
+    id: &SessionId,
+    user_id: &UserId,
     provider: &str,
     expires_at: i64,
 ) -> ApiResult<()> {
@@ -242,7 +243,7 @@ pub async fn create_session(
 }
 
 /// True when the session exists, belongs to the user, and is neither revoked nor expired.
-pub async fn session_is_live(db: &D1Database, id: &str, user_id: &str) -> ApiResult<bool> {
+pub async fn session_is_live(db: &D1Database, id: &SessionId, user_id: &UserId) -> ApiResult<bool> {
     Ok(count(
         db,
         "SELECT COUNT(*) AS total FROM sessions WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL AND expires_at > unixepoch()",
@@ -253,10 +254,10 @@ pub async fn session_is_live(db: &D1Database, id: &str, user_id: &str) -> ApiRes
 }
 
 /// The ids of a user's sessions that are neither revoked nor expired.
-pub async fn live_sessions(db: &D1Database, user_id: &str) -> ApiResult<Vec<String>> {
+pub async fn live_sessions(db: &D1Database, user_id: &UserId) -> ApiResult<Vec<SessionId>> {
     #[derive(Deserialize)]
     struct Sid {
-        id: String,
+        id: SessionId,
     }
     let rows: Vec<Sid> = all(
         db,
@@ -267,7 +268,7 @@ pub async fn live_sessions(db: &D1Database, user_id: &str) -> ApiResult<Vec<Stri
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-pub async fn revoke_session(db: &D1Database, id: &str, user_id: &str) -> ApiResult<()> {
+pub async fn revoke_session(db: &D1Database, id: &SessionId, user_id: &UserId) -> ApiResult<()> {
     run(
         db,
         "UPDATE sessions SET revoked_at = unixepoch() WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
@@ -326,7 +327,7 @@ pub async fn take_oauth_state(db: &D1Database, state: &str) -> ApiResult<Option<
 const APP_COLUMNS: &str =
     "id, user_id, title, description, visibility, config, tags, files, container_state, is_deployed, deploy_url, created_at, updated_at";
 
-pub async fn app_by_id(db: &D1Database, id: &str) -> ApiResult<Option<AppRecord>> {
+pub async fn app_by_id(db: &D1Database, id: &AppId) -> ApiResult<Option<AppRecord>> {
     first(
         db,
         &format!("SELECT {APP_COLUMNS} FROM apps WHERE id = ?1"),
@@ -352,8 +353,8 @@ pub async fn list_apps(db: &D1Database, sql: &ListSql) -> ApiResult<(Vec<AppReco
 /// statement, so concurrent creates cannot overshoot. `Ok(false)`: the limit is reached.
 pub async fn create_app(
     db: &D1Database,
-    id: &str,
-    user_id: &str,
+    id: &AppId,
+    user_id: &UserId,
     app: &NewApp,
     max_apps: u64,
 ) -> ApiResult<bool> {
@@ -379,7 +380,12 @@ pub async fn create_app(
 }
 
 /// Applies a patch to the caller's own app. `Ok(false)`: no such app of theirs.
-pub async fn patch_app(db: &D1Database, id: &str, user_id: &str, p: &AppPatch) -> ApiResult<bool> {
+pub async fn patch_app(
+    db: &D1Database,
+    id: &AppId,
+    user_id: &UserId,
+    p: &AppPatch,
+) -> ApiResult<bool> {
     let mut sets = vec!["updated_at = unixepoch()".to_string()];
     let mut binds = vec![text(id), text(user_id)];
     let mut set = |col: &str, v: JsValue| {
@@ -430,8 +436,8 @@ fn record_deletions(where_apps: &str) -> String {
 /// of theirs.
 pub async fn schedule_app_deletion(
     db: &D1Database,
-    app_id: &str,
-    user_id: &str,
+    app_id: &AppId,
+    user_id: &UserId,
     first_step: &str,
 ) -> ApiResult<bool> {
     let binds = [text(app_id), text(user_id), text(first_step)];
@@ -459,9 +465,9 @@ pub async fn schedule_app_deletion(
 /// model settings with it and detach its usage rows. Returns the apps whose deletion it recorded.
 pub async fn delete_account(
     db: &D1Database,
-    user_id: &str,
+    user_id: &UserId,
     first_step: &str,
-) -> ApiResult<Vec<String>> {
+) -> ApiResult<Vec<AppId>> {
     let record = stmt(
         db,
         &record_deletions("a.user_id = ?2"),
@@ -472,7 +478,7 @@ pub async fn delete_account(
     let results = db.batch(vec![record, apps, user]).await?;
     #[derive(Deserialize)]
     struct Row {
-        app_id: String,
+        app_id: AppId,
     }
     let rows: Vec<Row> = match results.first() {
         Some(r) => r.results()?,
@@ -482,10 +488,10 @@ pub async fn delete_account(
 }
 
 /// The ids of the user's apps.
-pub async fn app_ids_of(db: &D1Database, user_id: &str) -> ApiResult<Vec<String>> {
+pub async fn app_ids_of(db: &D1Database, user_id: &UserId) -> ApiResult<Vec<AppId>> {
     #[derive(Deserialize)]
     struct Row {
-        id: String,
+        id: AppId,
     }
     let rows: Vec<Row> = all(
         db,
@@ -499,8 +505,8 @@ pub async fn app_ids_of(db: &D1Database, user_id: &str) -> ApiResult<Vec<String>
 /// When the user's session was opened (epoch seconds), if it is theirs.
 pub async fn session_created_at(
     db: &D1Database,
-    id: &str,
-    user_id: &str,
+    id: &SessionId,
+    user_id: &UserId,
 ) -> ApiResult<Option<i64>> {
     #[derive(Deserialize)]
     struct Row {
@@ -526,8 +532,8 @@ pub struct DeletionRow {
 
 pub async fn app_deletion(
     db: &D1Database,
-    app_id: &str,
-    user_id: &str,
+    app_id: &AppId,
+    user_id: &UserId,
 ) -> ApiResult<Option<DeletionRow>> {
     first(
         db,
@@ -540,8 +546,8 @@ pub async fn app_deletion(
 /// Journals a deletion's progress.
 pub async fn record_app_deletion(
     db: &D1Database,
-    app_id: &str,
-    user_id: &str,
+    app_id: &AppId,
+    user_id: &UserId,
     next_step: &str,
     holds_sandbox: bool,
     attempts: u32,
@@ -565,7 +571,11 @@ pub async fn record_app_deletion(
 }
 
 /// Removes a finished deletion's row.
-pub async fn finish_app_deletion(db: &D1Database, app_id: &str, user_id: &str) -> ApiResult<()> {
+pub async fn finish_app_deletion(
+    db: &D1Database,
+    app_id: &AppId,
+    user_id: &UserId,
+) -> ApiResult<()> {
     run(
         db,
         "DELETE FROM app_deletions WHERE app_id = ?1 AND user_id = ?2",
@@ -583,8 +593,8 @@ pub async fn finish_app_deletion(db: &D1Database, app_id: &str, user_id: &str) -
 /// `Ok(false)`: the quota is reached.
 pub async fn claim_sandbox(
     db: &D1Database,
-    app_id: &str,
-    user_id: &str,
+    app_id: &AppId,
+    user_id: &UserId,
     template: &str,
     max: u64,
 ) -> ApiResult<bool> {
@@ -611,8 +621,8 @@ pub async fn claim_sandbox(
 /// `Ok(false)`: no such sandbox of theirs.
 pub async fn set_sandbox_status(
     db: &D1Database,
-    app_id: &str,
-    user_id: &str,
+    app_id: &AppId,
+    user_id: &UserId,
     status: Status,
 ) -> ApiResult<bool> {
     Ok(run(
@@ -627,8 +637,8 @@ pub async fn set_sandbox_status(
 /// Mirrors the code generator's file list and state (JSON) into the owner's app row.
 pub async fn mirror_generation(
     db: &D1Database,
-    app_id: &str,
-    user_id: &str,
+    app_id: &AppId,
+    user_id: &UserId,
     files_json: &str,
     state_json: &str,
 ) -> ApiResult<()> {

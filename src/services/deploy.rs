@@ -30,7 +30,7 @@ pub async fn to_agent(env: &Env, call: &AgentCall) -> worker::Result<Response> {
     super::stub(
         env,
         crate::domain::codegen::agent_call::BINDING,
-        call.app_id(),
+        call.app_id().as_str(),
     )?
     .fetch_with_request(req)
     .await
@@ -198,7 +198,7 @@ pub struct AgentEvents<'a> {
 impl Events for AgentEvents<'_> {
     async fn emit(&self, event: AgentEvent) {
         let call = AgentCall::Publish {
-            app_id: self.app_id.clone(),
+            app_id: self.app_id.as_str().into(),
             event,
         };
         match to_agent(self.env, &call).await {

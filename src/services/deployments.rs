@@ -146,7 +146,7 @@ pub async fn mark_live(
             int(number as i64),
             text(url),
             int(m.size() as i64),
-            text(&m.content_hash()),
+            text(m.content_hash()),
             int(m.source_version as i64),
         ],
     )?;

@@ -15,6 +15,7 @@ use super::db::{
 };
 use super::sessions;
 use crate::domain::error::{ApiError, ApiResult};
+use crate::domain::ids::UserId;
 use crate::domain::user::{role_for, Email, EmailList};
 use serde::Deserialize;
 use worker::{kv::KvStore, D1Database};
@@ -24,7 +25,7 @@ use worker::{kv::KvStore, D1Database};
 pub async fn record_link(
     db: &D1Database,
     jti: &str,
-    user_id: &str,
+    user_id: &UserId,
     email: &str,
     expires_at: i64,
 ) -> ApiResult<()> {
@@ -48,7 +49,7 @@ pub async fn record_link(
 pub async fn consume_link(
     db: &D1Database,
     jti: &str,
-    user_id: &str,
+    user_id: &UserId,
     email: &str,
 ) -> ApiResult<bool> {
     Ok(run(
@@ -64,7 +65,7 @@ pub async fn consume_link(
 /// Marks the account's current address proved and sets the role that now follows from it.
 pub async fn mark_verified(
     db: &D1Database,
-    user_id: &str,
+    user_id: &UserId,
     email: &str,
     role: &str,
 ) -> ApiResult<()> {
@@ -78,7 +79,7 @@ pub async fn mark_verified(
     Ok(())
 }
 
-pub async fn set_pending_email(db: &D1Database, user_id: &str, email: &str) -> ApiResult<()> {
+pub async fn set_pending_email(db: &D1Database, user_id: &UserId, email: &str) -> ApiResult<()> {
     run(
         db,
         "UPDATE users SET pending_email = ?2 WHERE id = ?1",
@@ -91,7 +92,7 @@ pub async fn set_pending_email(db: &D1Database, user_id: &str, email: &str) -> A
 /// Makes the proved pending address the account's. `Ok(false)`: another account holds it.
 pub async fn adopt_pending_email(
     db: &D1Database,
-    user_id: &str,
+    user_id: &UserId,
     email: &str,
     role: &str,
 ) -> ApiResult<bool> {
@@ -117,7 +118,10 @@ pub async fn release_claim(kv: &KvStore, d1: &D1Database, holder: &UserRow) -> A
         return Ok(());
     }
     // `.invalid` is reserved (RFC 2606): the placeholder can never be anyone's address.
-    let placeholder = format!("{}@unclaimed.invalid", holder.id.to_ascii_lowercase());
+    let placeholder = format!(
+        "{}@unclaimed.invalid",
+        holder.id.as_str().to_ascii_lowercase()
+    );
     d1.batch(vec![
         stmt(
             d1,
@@ -153,7 +157,7 @@ pub struct OAuthSignIn<'a> {
     pub email: &'a Email,
     pub display_name: &'a str,
     pub avatar_url: Option<&'a str>,
-    pub new_id: &'a str,
+    pub new_id: &'a UserId,
 }
 
 /// Finds the account behind a provider identity, linking or creating it:
@@ -168,7 +172,7 @@ pub async fn oauth_sign_in(
 ) -> ApiResult<UserRow> {
     #[derive(Deserialize)]
     struct Link {
-        user_id: String,
+        user_id: UserId,
     }
     let find_link = || async {
         first::<Link>(
@@ -178,7 +182,7 @@ pub async fn oauth_sign_in(
         )
         .await
     };
-    let link_to = |user_id: &str| {
+    let link_to = |user_id: &UserId| {
         stmt(
             d1,
             "INSERT OR IGNORE INTO oauth_identities (provider, provider_user_id, user_id) VALUES (?1, ?2, ?3)",
@@ -211,7 +215,7 @@ pub async fn oauth_sign_in(
                         .batch(vec![insert_user(d1, &new)?, link_to(s.new_id)?])
                         .await
                     {
-                        Ok(_) => s.new_id.to_string(),
+                        Ok(_) => s.new_id.clone(),
                         // A concurrent first sign-in created it: use that one.
                         Err(e) if is_unique_violation(&e) => {
                             find_link().await?.map(|l| l.user_id).ok_or_else(|| {

@@ -34,9 +34,11 @@ use crate::domain::codegen::retry::{
 use crate::domain::codegen::routing::{
     build_request, ChatMessage, ChatRequest, KeySource, LlmSettings,
 };
+use crate::domain::config::Config;
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::ids::{AppId, UserId};
 use crate::domain::ratelimit::{Decision, Limit};
-use crate::http::App;
+use crate::http::DB_BINDING;
 use crate::services::ai_store::{self, UsageRecord};
 use crate::services::now_ms;
 use crate::services::ratelimit::{self, Class};
@@ -46,7 +48,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{
+    AbortController, D1Database, Delay, Env, Fetch, Headers, Method, Request, RequestInit,
+};
 
 /// A cancellation flag, checked before each attempt and between streamed chunks (the code
 /// generator's `stop`).
@@ -54,8 +58,8 @@ pub use crate::domain::codegen::driver::Cancel;
 
 /// What one logical call is for.
 pub struct Call<'a> {
-    pub user_id: &'a str,
-    pub app_id: Option<&'a str>,
+    pub user_id: &'a UserId,
+    pub app_id: Option<&'a AppId>,
     pub operation: Operation,
     /// A request's own override, laid over the user's saved one.
     pub overrides: Option<&'a ModelOverride>,
@@ -87,7 +91,9 @@ pub struct Outcome {
 /// The client for one request. Its settings (routing, model table, time limits) come from the
 /// configuration parsed once per isolate (`domain::config::LlmConfig`).
 pub struct Llm<'a> {
-    app: &'a App,
+    /// The bindings it uses: `DB` (keys, overrides, usage) and the rate-limit objects.
+    env: &'a Env,
+    cfg: &'a Config,
     policy: RetryPolicy,
     timeout_ms: u64,
     total_timeout_ms: u64,
@@ -165,32 +171,37 @@ fn jitter() -> f64 {
 
 impl<'a> Llm<'a> {
     /// A client over the deployment's parsed LLM configuration. The configuration was checked
-    /// when `app` was built, so this does not fail today; the `Result` leaves room for checks
+    /// when `cfg` was parsed, so this does not fail today; the `Result` leaves room for checks
     /// that need the request.
-    pub fn new(app: &'a App) -> ApiResult<Self> {
-        let llm = &app.cfg.llm;
+    pub fn new(env: &'a Env, cfg: &'a Config) -> ApiResult<Self> {
+        let llm = &cfg.llm;
         Ok(Self {
-            app,
+            env,
+            cfg,
             policy: RetryPolicy::default(),
             timeout_ms: llm.timeout_ms,
             total_timeout_ms: llm.total_timeout_ms,
         })
     }
 
+    fn db(&self) -> ApiResult<D1Database> {
+        Ok(self.env.d1(DB_BINDING)?)
+    }
+
     pub fn settings(&self) -> &LlmSettings {
-        &self.app.cfg.llm.settings
+        &self.cfg.llm.settings
     }
 
     pub fn table(&self) -> &ModelTable {
-        &self.app.cfg.llm.models
+        &self.cfg.llm.models
     }
 
     /// The user's saved overrides, by operation (unreadable rows are logged and skipped).
     pub async fn user_overrides(
         &self,
-        user_id: &str,
+        user_id: &UserId,
     ) -> ApiResult<BTreeMap<Operation, ModelOverride>> {
-        let rows = ai_store::overrides(&self.app.db()?, user_id).await?;
+        let rows = ai_store::overrides(&self.db()?, user_id).await?;
         let mut out = BTreeMap::new();
         for r in rows {
             let parsed = Operation::parse(&r.operation).and_then(|op| {
@@ -221,19 +232,18 @@ impl<'a> Llm<'a> {
     }
 
     /// The user's own key for `provider`, opened; `None` when they stored none.
-    async fn user_key(&self, user_id: &str, provider: Provider) -> ApiResult<Option<String>> {
-        let Some(sealed) =
-            ai_store::sealed_key(&self.app.db()?, user_id, provider.as_str()).await?
+    async fn user_key(&self, user_id: &UserId, provider: Provider) -> ApiResult<Option<String>> {
+        let Some(sealed) = ai_store::sealed_key(&self.db()?, user_id, provider.as_str()).await?
         else {
             return Ok(None);
         };
-        let Some(key) = self.app.cfg.sealing_key.as_ref() else {
+        let Some(key) = self.cfg.sealing_key.as_ref() else {
             worker::console_warn!(
                 "a stored {provider} key is ignored: SECRETS_ENCRYPTION_KEY is not set"
             );
             return Ok(None);
         };
-        crypto::open(key, user_id, provider, &sealed)
+        crypto::open(key, user_id.as_str(), provider, &sealed)
             .map(Some)
             .map_err(|e| {
                 worker::console_error!("stored {provider} key of a user does not open: {e}");
@@ -261,9 +271,9 @@ impl<'a> Llm<'a> {
 
     /// Checks the request limit and that some token budget is left (charging one token, which
     /// [`Llm::charge_tokens`] accounts for).
-    async fn admit(&self, user_id: &str) -> ApiResult<()> {
-        let env = &self.app.env;
-        let cfg = &self.app.cfg;
+    async fn admit(&self, user_id: &UserId) -> ApiResult<()> {
+        let env = self.env;
+        let cfg = self.cfg;
         let key = format!("user:{user_id}");
         let d = ratelimit::hit(env, Class::Ai, &key, cfg.ai_limit, 1).await?;
         if !d.allowed {
@@ -294,7 +304,7 @@ impl<'a> Llm<'a> {
 
     /// Charges a finished call's tokens to the budget (one was charged on admission). A call
     /// that overshoots fills the budget, so the next one waits.
-    async fn charge_tokens(&self, user_id: &str, total: u64) {
+    async fn charge_tokens(&self, user_id: &UserId, total: u64) {
         if total > 0 {
             worker::console_log!("AI call of {user_id} charged {total} tokens");
         }
@@ -302,8 +312,8 @@ impl<'a> Llm<'a> {
         if cost == 0 {
             return;
         }
-        let env = &self.app.env;
-        let limit = self.app.cfg.ai_token_limit;
+        let env = self.env;
+        let limit = self.cfg.ai_token_limit;
         let key = format!("user:{user_id}");
         match ratelimit::hit(env, Class::AiTokens, &key, limit, cost.min(limit.requests)).await {
             Ok(d) if !d.allowed && d.remaining > 0 => {
@@ -470,7 +480,7 @@ impl<'a> Llm<'a> {
             },
             outcome,
         };
-        let result = match self.app.db() {
+        let result = match self.db() {
             Ok(db) => ai_store::record_usage(&db, &record).await,
             Err(e) => Err(e),
         };

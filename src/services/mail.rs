@@ -8,9 +8,10 @@
 use crate::domain::config::MailBackend;
 use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::verification::Mail;
-use crate::http::{internal, App};
+use crate::http::internal;
 use serde_json::{json, Value};
-use worker::SendEmailBuilder;
+use worker::kv::KvStore;
+use worker::{Env, SendEmailBuilder};
 
 /// The `[[send_email]]` binding in `wrangler.toml`.
 pub const BINDING: &str = "EMAIL";
@@ -21,11 +22,12 @@ fn outbox_key(to: &str, now_ms: i64, id: &str) -> String {
     format!("{OUTBOX_PREFIX}{to}:{now_ms:015}:{id}")
 }
 
-/// Sends `mail` from `from`.
-pub async fn send(app: &App, from: &str, mail: &Mail) -> ApiResult<()> {
-    match app.cfg.mail_backend {
+/// Sends `mail` from `from` through `backend` (the [`BINDING`] or the outbox in KV, both found
+/// in `env`).
+pub async fn send(env: &Env, backend: MailBackend, from: &str, mail: &Mail) -> ApiResult<()> {
+    match backend {
         MailBackend::SendEmail => {
-            let binding = app.env.send_email(BINDING).map_err(|e| {
+            let binding = env.send_email(BINDING).map_err(|e| {
                 worker::console_error!("mail: no send_email binding {BINDING}: {e}");
                 ApiError::unavailable("mail is not configured")
             })?;
@@ -47,7 +49,7 @@ pub async fn send(app: &App, from: &str, mail: &Mail) -> ApiResult<()> {
                 "from": from, "to": mail.to, "subject": mail.subject, "text": mail.text,
                 "link": mail.link, "sentAt": now,
             });
-            app.kv()?
+            env.kv(crate::http::KV_BINDING)?
                 .put(&key, body.to_string())
                 .map_err(internal)?
                 .expiration_ttl(OUTBOX_TTL_SECONDS)
@@ -60,9 +62,13 @@ pub async fn send(app: &App, from: &str, mail: &Mail) -> ApiResult<()> {
 }
 
 /// The outbox's messages to `to` (or to everyone), oldest first; `None` unless the outbox is the
-/// configured backend.
-pub async fn outbox(app: &App, to: Option<&str>) -> ApiResult<Option<Vec<Value>>> {
-    if app.cfg.mail_backend != MailBackend::Outbox {
+/// configured `backend`.
+pub async fn outbox(
+    kv: &KvStore,
+    backend: MailBackend,
+    to: Option<&str>,
+) -> ApiResult<Option<Vec<Value>>> {
+    if backend != MailBackend::Outbox {
         return Ok(None);
     }
     // Only an address can name a mailbox (and a KV key prefix has a bounded length).
@@ -74,7 +80,6 @@ pub async fn outbox(app: &App, to: Option<&str>) -> ApiResult<Option<Vec<Value>>
             ));
         }
     }
-    let kv = app.kv()?;
     let prefix = match to {
         Some(t) => format!("{OUTBOX_PREFIX}{t}:"),
         None => OUTBOX_PREFIX.to_string(),

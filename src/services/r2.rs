@@ -1,11 +1,10 @@
 //! R2 access shared by the routes and the objects: whole-object reads, prefix deletion.
 
 use crate::domain::error::ApiResult;
-use crate::http::App;
+use worker::Bucket;
 
-/// The whole object at `key` in bucket `binding`; `None` when there is none.
-pub async fn get_bytes(app: &App, binding: &str, key: &str) -> ApiResult<Option<Vec<u8>>> {
-    let bucket = app.env.bucket(binding)?;
+/// The whole object at `key` in `bucket`; `None` when there is none.
+pub async fn get_bytes(bucket: &Bucket, key: &str) -> ApiResult<Option<Vec<u8>>> {
     let Some(obj) = bucket.get(key).execute().await? else {
         return Ok(None);
     };

@@ -9,7 +9,7 @@
 
 use crate::domain::error::{ApiError, ApiResult};
 use crate::domain::ratelimit::{
-    BackoffDecision, Decision, Hit, Limit, SignIn, SignInEvent, BINDING,
+    BackoffDecision, BackoffPolicy, Decision, Hit, Limit, SignIn, SignInEvent, BINDING,
 };
 use worker::{Env, Headers, Method, Request, RequestInit};
 
@@ -60,7 +60,7 @@ pub async fn hit(
 /// deployment's backoff policy; answers whether the account may try now.
 pub async fn sign_in(
     env: &Env,
-    policy: crate::domain::ratelimit::BackoffPolicy,
+    policy: BackoffPolicy,
     email: &str,
     event: SignInEvent,
 ) -> ApiResult<BackoffDecision> {
@@ -71,8 +71,8 @@ pub async fn sign_in(
 
 /// Refuses a sign-in to a locked account: 429 E003 naming the wait (the caller sets
 /// `Retry-After` from `fields.retryAfter`).
-pub async fn admit_sign_in(app: &crate::http::App, email: &str) -> ApiResult<()> {
-    let d = sign_in(&app.env, app.cfg.signin_backoff, email, SignInEvent::Check).await?;
+pub async fn admit_sign_in(env: &Env, policy: BackoffPolicy, email: &str) -> ApiResult<()> {
+    let d = sign_in(env, policy, email, SignInEvent::Check).await?;
     if d.allowed {
         return Ok(());
     }
@@ -86,13 +86,13 @@ pub async fn admit_sign_in(app: &crate::http::App, email: &str) -> ApiResult<()>
 
 /// Records a sign-in's outcome for the account (a failure may lock it; a success clears it).
 /// Best effort: the outcome stands even if the record cannot be written.
-pub async fn record_sign_in(app: &crate::http::App, email: &str, succeeded: bool) {
+pub async fn record_sign_in(env: &Env, policy: BackoffPolicy, email: &str, succeeded: bool) {
     let event = if succeeded {
         SignInEvent::Succeeded
     } else {
         SignInEvent::Failed
     };
-    if let Err(e) = sign_in(&app.env, app.cfg.signin_backoff, email, event).await {
+    if let Err(e) = sign_in(env, policy, email, event).await {
         worker::console_error!("recording a sign-in outcome failed: {}", e.message);
     }
 }

@@ -12,15 +12,16 @@
 
 use super::{db, now_ms};
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::ids::AppId;
 use crate::domain::preview::signed_url;
 use crate::domain::sandbox::{quota_reached, State};
 use crate::domain::sandbox_call::{Owner, PreviewCall, SandboxCall, BINDING, CALL_HEADER};
-use crate::http::App;
+use crate::domain::token::TokenKeys;
 use byte_protocol::parse_reply;
 use serde::de::DeserializeOwned;
 use std::fmt::Display;
 use worker::wasm_bindgen::JsValue;
-use worker::{Env, Headers, Method, Request, RequestInit, Response, Url};
+use worker::{D1Database, Env, Headers, Method, Request, RequestInit, Response, Url};
 
 /// The URL requests to a sandbox object are made on (the object reads the call, not the URL).
 const OBJECT_URL: &str = "https://sandbox/";
@@ -35,16 +36,16 @@ fn unreachable(why: impl Display) -> ApiError {
     )
 }
 
-async fn fetch(env: &Env, app_id: &str, init: &RequestInit) -> worker::Result<Response> {
+async fn fetch(env: &Env, app_id: &AppId, init: &RequestInit) -> worker::Result<Response> {
     let req = Request::new_with_init(OBJECT_URL, init)?;
-    super::stub(env, BINDING, app_id)?
+    super::stub(env, BINDING, app_id.as_str())?
         .fetch_with_request(req)
         .await
 }
 
 /// Sends `call` to `app_id`'s object: in the body when it may be large, else in the header of
 /// a bodyless GET. The object's answer as it is (for a workspace call, the agent's).
-pub async fn send(env: &Env, app_id: &str, call: &SandboxCall) -> worker::Result<Response> {
+pub async fn send(env: &Env, app_id: &AppId, call: &SandboxCall) -> worker::Result<Response> {
     let headers = Headers::new();
     let mut init = RequestInit::new();
     if call.in_body() {
@@ -63,7 +64,7 @@ pub async fn send(env: &Env, app_id: &str, call: &SandboxCall) -> worker::Result
 /// cookie policy, `body` as a stream) to `app_id`'s object, the call beside it.
 pub async fn forward_preview(
     env: &Env,
-    app_id: &str,
+    app_id: &AppId,
     call: PreviewCall,
     method: Method,
     headers: Headers,
@@ -79,7 +80,7 @@ pub async fn forward_preview(
 }
 
 /// A lifecycle call (create, status, stop): the sandbox's state, `None` when it has none.
-pub async fn lifecycle(env: &Env, app_id: &str, call: &SandboxCall) -> ApiResult<Option<State>> {
+pub async fn lifecycle(env: &Env, app_id: &AppId, call: &SandboxCall) -> ApiResult<Option<State>> {
     let mut resp = send(env, app_id, call).await.map_err(unreachable)?;
     match resp.status_code() {
         200 => Ok(Some(resp.json().await.map_err(unreachable)?)),
@@ -95,7 +96,7 @@ pub async fn lifecycle(env: &Env, app_id: &str, call: &SandboxCall) -> ApiResult
 /// that the sandbox could not be reached), in words the model can act on.
 pub async fn reply<T: DeserializeOwned>(
     env: &Env,
-    app_id: &str,
+    app_id: &AppId,
     call: &SandboxCall,
 ) -> Result<T, String> {
     let mut r = send(env, app_id, call)
@@ -105,33 +106,45 @@ pub async fn reply<T: DeserializeOwned>(
     parse_reply(r.status_code(), &bytes).map_err(|e| e.message)
 }
 
-/// Starts `by.app_id`'s sandbox from `template`: claims a slot of the owner's quota in D1
-/// (403 E006 when every slot is taken; an app whose sandbox is active keeps its own), then asks
-/// the object to create it (an active sandbox is left as it is). The state it starts from.
-pub async fn start(app: &App, by: &Owner, template: &str) -> ApiResult<State> {
-    let max = app.cfg.max_sandboxes_per_user;
-    if !db::claim_sandbox(&app.db()?, &by.app_id, &by.user_id, template, max).await? {
+/// Starts `by.app_id`'s sandbox from `template`: claims a slot of the owner's quota of `max`
+/// sandboxes in D1 (403 E006 when every slot is taken; an app whose sandbox is active keeps its
+/// own), then asks the object to create it (an active sandbox is left as it is). The state it
+/// starts from.
+pub async fn start(
+    env: &Env,
+    d1: &D1Database,
+    max: u64,
+    by: &Owner,
+    template: &str,
+) -> ApiResult<State> {
+    if !db::claim_sandbox(d1, &by.app_id, &by.user_id, template, max).await? {
         return Err(quota_reached(max));
     }
     let create = SandboxCall::Create {
         by: by.clone(),
         template: template.to_string(),
     };
-    lifecycle(&app.env, &by.app_id, &create)
+    lifecycle(env, &by.app_id, &create)
         .await?
         .ok_or_else(|| unreachable("no state after create"))
 }
 
-/// A fresh signed URL that opens `app_id`'s preview, on the scheme and port of `api` (the URL
-/// the API was reached on: the preview hostnames share the Worker's listener).
-pub fn preview_url(app: &App, api: &Url, app_id: &str) -> ApiResult<String> {
+/// A fresh signed URL that opens `app_id`'s preview at `<label>.<preview_domain>`, on the scheme
+/// and port of `api` (the URL the API was reached on: the preview hostnames share the Worker's
+/// listener), signed with `keys`.
+pub fn preview_url(
+    keys: &TokenKeys,
+    preview_domain: &str,
+    api: &Url,
+    app_id: &AppId,
+) -> ApiResult<String> {
     signed_url(
         api.scheme(),
-        &app.cfg.preview_domain,
+        preview_domain,
         api.port(),
-        app_id,
+        app_id.as_str(),
         now_ms() / 1000,
-        |text| app.keys.sign("preview", text),
+        |text| keys.sign("preview", text),
     )
     .ok_or_else(ApiError::internal)
 }

@@ -9,8 +9,9 @@
 use super::{db, now_ms};
 use crate::domain::cache::TtlCache;
 use crate::domain::error::{ApiError, ApiResult};
+use crate::domain::ids::{SessionId, UserId};
 use crate::http::auth::Identity;
-use crate::http::{internal, App};
+use crate::http::internal;
 use worker::{kv::KvStore, D1Database};
 
 pub use crate::http::KV_BINDING;
@@ -19,20 +20,21 @@ const TTL_SECONDS: u64 = 3600;
 pub const MEMO_MS: i64 = 30_000;
 
 thread_local! {
-    static MEMO: std::cell::RefCell<TtlCache<String, String>> = std::cell::RefCell::new(TtlCache::new(10_000));
+    static MEMO: std::cell::RefCell<TtlCache<SessionId, UserId>> = std::cell::RefCell::new(TtlCache::new(10_000));
 }
 
-fn key(sid: &str) -> String {
+fn key(sid: &SessionId) -> String {
     format!("session:{sid}")
 }
 
-pub async fn is_live(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) -> ApiResult<bool> {
+pub async fn is_live(
+    kv: &KvStore,
+    d1: &D1Database,
+    sid: &SessionId,
+    user_id: &UserId,
+) -> ApiResult<bool> {
     let now = now_ms();
-    if MEMO
-        .with(|m| m.borrow().get(&sid.to_string(), now))
-        .as_deref()
-        == Some(user_id)
-    {
+    if MEMO.with(|m| m.borrow().get(sid, now)).as_ref() == Some(user_id) {
         return Ok(true);
     }
     let cached = kv.get(&key(sid)).text().await.map_err(internal)?;
@@ -40,7 +42,7 @@ pub async fn is_live(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) ->
         Some(v) if v == format!("live:{user_id}") => {
             MEMO.with(|m| {
                 m.borrow_mut()
-                    .insert(sid.to_string(), user_id.to_string(), now, MEMO_MS)
+                    .insert(sid.clone(), user_id.clone(), now, MEMO_MS)
             });
             return Ok(true);
         }
@@ -51,7 +53,7 @@ pub async fn is_live(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) ->
     if live {
         MEMO.with(|m| {
             m.borrow_mut()
-                .insert(sid.to_string(), user_id.to_string(), now, MEMO_MS)
+                .insert(sid.clone(), user_id.clone(), now, MEMO_MS)
         });
     }
     let value = if live {
@@ -68,8 +70,13 @@ pub async fn is_live(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) ->
     Ok(live)
 }
 
-pub async fn revoke(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) -> ApiResult<()> {
-    MEMO.with(|m| m.borrow_mut().remove(&sid.to_string()));
+pub async fn revoke(
+    kv: &KvStore,
+    d1: &D1Database,
+    sid: &SessionId,
+    user_id: &UserId,
+) -> ApiResult<()> {
+    MEMO.with(|m| m.borrow_mut().remove(sid));
     db::revoke_session(d1, sid, user_id).await?;
     kv.put(&key(sid), "revoked")
         .map_err(internal)?
@@ -82,7 +89,7 @@ pub async fn revoke(kv: &KvStore, d1: &D1Database, sid: &str, user_id: &str) -> 
 
 /// Revokes every live session of a user (D1, KV and this isolate's memo), as [`revoke`] does
 /// one.
-pub async fn revoke_all(kv: &KvStore, d1: &D1Database, user_id: &str) -> ApiResult<()> {
+pub async fn revoke_all(kv: &KvStore, d1: &D1Database, user_id: &UserId) -> ApiResult<()> {
     for sid in db::live_sessions(d1, user_id).await? {
         revoke(kv, d1, &sid, user_id).await?;
     }
@@ -90,11 +97,11 @@ pub async fn revoke_all(kv: &KvStore, d1: &D1Database, user_id: &str) -> ApiResu
 }
 
 /// Checks that a verified token's session has not been revoked.
-pub async fn confirm(identity: Identity, app: &App) -> ApiResult<Identity> {
+pub async fn confirm(identity: Identity, kv: &KvStore, d1: &D1Database) -> ApiResult<Identity> {
     let Identity::User(c) = identity else {
         return Ok(identity);
     };
-    if is_live(&app.kv()?, &app.db()?, &c.sid, &c.user_id).await? {
+    if is_live(kv, d1, &c.sid, &c.user_id).await? {
         Ok(Identity::User(c))
     } else {
         Ok(Identity::Invalid(ApiError::unauthorized(

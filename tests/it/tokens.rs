@@ -66,7 +66,7 @@ async fn bad_tokens_are_401() {
     }
     // Signed with another secret.
     let claims = SessionClaims {
-        user_id: u.id.clone(),
+        user_id: u.id.clone().into(),
         email: u.email.clone(),
         display_name: "x".into(),
         provider: "email".into(),

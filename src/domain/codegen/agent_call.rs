@@ -9,6 +9,7 @@
 use super::events::{AgentEvent, StartChat};
 use super::models::ModelOverride;
 use super::run::RunState;
+use crate::domain::ids::{AppId, SessionId, UserId};
 use crate::domain::sandbox_call::Owner;
 use serde::{Deserialize, Serialize};
 
@@ -22,12 +23,12 @@ pub const CALL_HEADER: &str = "X-Byte-Call";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Requester {
-    pub app_id: String,
-    pub user_id: String,
+    pub app_id: AppId,
+    pub user_id: UserId,
     /// `scheme://host[:port]` the API was reached on (previews are served beside it).
     pub origin: String,
     /// The session the caller signed in with (a WebSocket command after sign-out is refused).
-    pub session_id: String,
+    pub session_id: SessionId,
     /// When the caller's token expires (epoch seconds).
     pub token_exp: i64,
 }
@@ -73,13 +74,13 @@ pub enum AgentCall {
     /// The app is deleted (sent by its deletion plan, not by a client): stop the run, close
     /// every client, erase the object's storage and alarm, and refuse every later call. 409
     /// while a driver is still winding down (the plan retries).
-    Erase { app_id: String },
+    Erase { app_id: AppId },
     /// From the app's deployer (its route checked the owner): make sure the sandbox runs with
     /// the app's files (restoring them into a fresh one), and answer
     /// [`PreparedDeploy`]; 409 while the agent is still writing the app.
     PrepareDeploy { by: Owner },
     /// From the app's deployer: store and send a deployment event to the app's clients.
-    Publish { app_id: String, event: AgentEvent },
+    Publish { app_id: AppId, event: AgentEvent },
 }
 
 /// What [`AgentCall::PrepareDeploy`] answers: the sandbox is ready with the app's files.
@@ -107,11 +108,14 @@ impl AgentCall {
     }
 
     /// The app whose object the call is for.
-    pub fn app_id(&self) -> &str {
+    pub fn app_id(&self) -> &AppId {
         match self {
             AgentCall::Erase { app_id } | AgentCall::Publish { app_id, .. } => app_id,
             AgentCall::PrepareDeploy { by } => &by.app_id,
-            _ => self.requester().map(|r| r.app_id.as_str()).unwrap_or(""),
+            AgentCall::Chat { by, .. }
+            | AgentCall::State { by, .. }
+            | AgentCall::Events { by, .. }
+            | AgentCall::Socket { by, .. } => &by.app_id,
         }
     }
 
@@ -171,7 +175,10 @@ mod tests {
             app_id: "app_2".into(),
         };
         assert_eq!(AgentCall::parse(erase.to_json().as_bytes()).unwrap(), erase);
-        assert_eq!((erase.requester(), erase.app_id()), (None, "app_2"));
+        assert_eq!(
+            (erase.requester(), erase.app_id().as_str()),
+            (None, "app_2")
+        );
         assert!(AgentCall::parse(b"{\"call\":\"nope\"}").is_err());
     }
 

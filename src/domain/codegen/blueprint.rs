@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fmt;
+use strum::IntoStaticStr;
 
 // The phase state machine lived here before it got its own module; re-exported so the
 // `blueprint::` paths callers already use keep working.
@@ -42,9 +43,11 @@ const MAX_FRAMEWORKS: usize = 20;
     Hash,
     Serialize,
     Deserialize,
+    IntoStaticStr,
     utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum PhaseKind {
     Foundation,
     Core,
@@ -63,15 +66,10 @@ impl PhaseKind {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            PhaseKind::Foundation => "foundation",
-            PhaseKind::Core => "core",
-            PhaseKind::Styling => "styling",
-            PhaseKind::Integration => "integration",
-            PhaseKind::Optimization => "optimization",
-        }
+        self.into()
     }
 
+    /// Hand-written, not strum: the model's text is trimmed and case-folded first.
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim().to_ascii_lowercase();
         PhaseKind::ALL.into_iter().find(|k| k.as_str() == s)

@@ -14,7 +14,7 @@ use super::super::input::{parse_object, JsonObject, Patch};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::fmt;
+use strum::{Display, IntoStaticStr};
 
 /// The chat messages moved to [`super::routing`] with request building; these names stay
 /// importable from here for the modules that always found them here.
@@ -29,9 +29,11 @@ const MAX_MODEL_CHARS: usize = 200;
 // Providers and operations.
 
 /// An LLM provider. The canonical names are the AI Gateway's provider slugs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, IntoStaticStr, Display)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Provider {
     Anthropic,
+    #[strum(serialize = "openai")]
     OpenAi,
     GoogleAiStudio,
     Cerebras,
@@ -51,17 +53,11 @@ impl Provider {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Anthropic => "anthropic",
-            Provider::OpenAi => "openai",
-            Provider::GoogleAiStudio => "google-ai-studio",
-            Provider::Cerebras => "cerebras",
-            Provider::WorkersAi => "workers-ai",
-            Provider::Custom => "custom",
-        }
+        self.into()
     }
 
     /// Accepts the canonical names and the spec's (`google`, `cloudflare`), case-insensitively.
+    /// (Hand-written, not strum: aliases, trimming and case folding.)
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim().to_ascii_lowercase();
         Some(match s.as_str() {
@@ -149,12 +145,6 @@ pub fn suggested_models(provider: Provider) -> &'static [&'static str] {
     }
 }
 
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl Serialize for Provider {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -174,8 +164,22 @@ fn provider_names() -> String {
 }
 
 /// A job the platform asks a model to do; each has its own model configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Operation {
     Blueprint,
     PhasePlanning,
@@ -196,17 +200,11 @@ impl Operation {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Blueprint => "blueprint",
-            Operation::PhasePlanning => "phase_planning",
-            Operation::Implementation => "implementation",
-            Operation::ErrorCorrection => "error_correction",
-            Operation::ChatEdit => "chat_edit",
-            Operation::TicketGeneration => "ticket_generation",
-        }
+        self.into()
     }
 
-    /// Accepts `snake_case` and `camelCase`.
+    /// Accepts `snake_case` and `camelCase`. (Hand-written, not strum: separators and case are
+    /// folded.)
     pub fn parse(s: &str) -> Option<Self> {
         let norm: String = s
             .trim()
@@ -217,12 +215,6 @@ impl Operation {
         Operation::ALL
             .into_iter()
             .find(|op| op.as_str().replace('_', "") == norm)
-    }
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -23,6 +23,7 @@ use super::models::ModelOverride;
 use super::phase::PhaseStatus;
 use super::phase_plan::PhaseDetail;
 use crate::domain::error::ErrorCode;
+use crate::domain::ids::{AppId, UserId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -60,9 +61,9 @@ pub struct RunState {
     pub preview_url: Option<String>,
     /// Who the run works for (an alarm resumes it without a request).
     #[serde(default)]
-    pub app_id: String,
+    pub app_id: AppId,
     #[serde(default)]
-    pub user_id: String,
+    pub user_id: UserId,
     /// Where the API was reached (`scheme://host[:port]`), for fresh preview URLs.
     #[serde(default)]
     pub origin: Option<String>,
@@ -163,8 +164,8 @@ impl Default for RunState {
             phase_details: BTreeMap::new(),
             files: BTreeMap::new(),
             preview_url: None,
-            app_id: String::new(),
-            user_id: String::new(),
+            app_id: AppId::default(),
+            user_id: UserId::default(),
             origin: None,
             config: None,
             queue: Vec::new(),

@@ -15,10 +15,23 @@ use crate::domain::codegen::events::AgentEvent;
 use crate::domain::error::ErrorCode;
 use byte_protocol::Diagnostic;
 use serde::{Deserialize, Serialize};
+use strum::{EnumString, IntoStaticStr};
 
 /// A deployment's lifecycle (`deployments.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    IntoStaticStr,
+    EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum DeployStatus {
     /// Building, storing or publishing.
     Building,
@@ -34,24 +47,11 @@ pub enum DeployStatus {
 
 impl DeployStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            DeployStatus::Building => "building",
-            DeployStatus::Live => "live",
-            DeployStatus::Superseded => "superseded",
-            DeployStatus::Undeployed => "undeployed",
-            DeployStatus::Failed => "failed",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "building" => DeployStatus::Building,
-            "live" => DeployStatus::Live,
-            "superseded" => DeployStatus::Superseded,
-            "undeployed" => DeployStatus::Undeployed,
-            "failed" => DeployStatus::Failed,
-            _ => return None,
-        })
+        s.parse().ok()
     }
 }
 
