@@ -1,7 +1,7 @@
 // The agent's events and commands, mirroring src/domain/codegen/events.rs (AgentEvent and
 // ClientCommand, tagged by `type`). Stored events arrive with a numeric `id`.
 // Seam: generate these from the Worker's schema once the OpenAPI document describes them.
-import type { ErrorCode } from "../api/types";
+import type { Diagnostic, DeployStep, ErrorCode } from "../api/types";
 
 export type RunStatus = "idle" | "planning" | "generating" | "stopped" | "complete" | "failed";
 export type RunOutcome = "completed" | "stopped" | "failed";
@@ -40,7 +40,15 @@ export type AgentEvent = { id?: number } & (
   | { type: "preview_ready"; url: string }
   | { type: "done"; status: RunOutcome }
   | ({ type: "state" } & StateSnapshot)
+  | DeployEvent
 );
+
+/** A deployment's progress (`deployment` is its number in the app's history). */
+export type DeployEvent =
+  | { type: "deploy_started"; deployment: number }
+  | { type: "deploy_progress"; deployment: number; step: DeployStep }
+  | { type: "deploy_complete"; deployment: number; url: string }
+  | { type: "deploy_failed"; deployment: number; code: ErrorCode; message: string; errors: Diagnostic[] };
 
 export type ClientCommand =
   | { type: "generate"; prompt?: string; config?: Record<string, unknown> }
@@ -52,6 +60,7 @@ export type ClientCommand =
 export const EVENT_TYPES = [
   "phase_start", "phase_complete", "file_chunk", "file_generated", "file_deleted", "error",
   "preview_ready", "done", "state",
+  "deploy_started", "deploy_progress", "deploy_complete", "deploy_failed",
 ] as const;
 
 export function parseEvent(text: string): AgentEvent | null {

@@ -10,6 +10,7 @@
 //   gives up waiting), so out-of-order delivery never applies a later event first;
 // - `file_chunk` (never stored, no id) only feeds the live view of the file being written.
 import type { AgentEvent, PhaseKind, PhaseStatus, RunOutcome, RunStatus, StateSnapshot } from "./events";
+import { initialDeploy, reduceDeploy, type DeployAction, type DeployView } from "./deploy";
 
 export interface TimelineEntry {
   key: string;
@@ -69,6 +70,8 @@ export interface WorkspaceState {
   outcome?: RunOutcome;
   /** Why the run failed, in words. */
   failure?: string;
+  /** The app's deployments (history and live progress; agent/deploy.ts). */
+  deploy: DeployView;
 }
 
 export type Action =
@@ -77,12 +80,13 @@ export type Action =
   | { type: "flush" }
   | { type: "sent"; text: string }
   | { type: "file_loaded"; path: string; content: string }
-  | { type: "file_saved"; path: string; content: string };
+  | { type: "file_saved"; path: string; content: string }
+  | { type: "deploy"; action: DeployAction };
 
 export function initialState(appId: string | null = null): WorkspaceState {
   return {
     appId, connected: false, synced: false, status: "idle", timeline: [], files: {}, live: null, queued: 0,
-    version: 0, lastEventId: 0, snapshotId: 0, pending: [], errors: [], chat: [],
+    version: 0, lastEventId: 0, snapshotId: 0, pending: [], errors: [], chat: [], deploy: initialDeploy(),
   };
 }
 
@@ -109,6 +113,8 @@ export function reduce(s: WorkspaceState, a: Action): WorkspaceState {
       return drain({ ...s }, true);
     case "event":
       return receive(s, a.event);
+    case "deploy":
+      return { ...s, deploy: reduceDeploy(s.deploy, a.action) };
   }
 }
 
@@ -262,6 +268,12 @@ function apply(s: WorkspaceState, e: AgentEvent, live: boolean): WorkspaceState 
     }
     case "state":
       return snapshot(s, e);
+    // A replayed deploy event is history, which the deployments list already has.
+    case "deploy_started":
+    case "deploy_progress":
+    case "deploy_complete":
+    case "deploy_failed":
+      return live ? { ...s, deploy: reduceDeploy(s.deploy, { type: "event", event: e }) } : s;
   }
 }
 

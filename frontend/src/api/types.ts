@@ -153,3 +153,36 @@ export interface VersionSummary {
   createdAt: number | null;
   files: number | null;
 }
+
+/** One structured build error (protocol/src/diagnostic.rs): a place when the tool named one. */
+export interface Diagnostic {
+  file: string | null;
+  line: number | null;
+  column: number | null;
+  message: string;
+  kind: string;
+}
+
+export type DeployStatus = "building" | "live" | "superseded" | "undeployed" | "failed";
+export type DeployStep = "building" | "storing" | "publishing";
+
+/** A deployment as `GET /api/apps/:id/deployments` shows it (src/domain/deploy/call.rs). */
+export interface Deployment {
+  id: string;
+  appId: string;
+  /** 1, 2, … within the app. */
+  number: number;
+  /** The app's saved version it was built from (0: none saved yet). */
+  sourceVersion: number;
+  /** The deployment whose artifact a rollback republished. */
+  rollbackOf: number | null;
+  status: DeployStatus;
+  url: string | null;
+  /** Bytes of deployed content. */
+  size: number;
+  contentHash: string | null;
+  error: { message: string; errors: Diagnostic[] } | null;
+  /** Epoch seconds. */
+  createdAt: number;
+  updatedAt: number;
+}
