@@ -18,6 +18,9 @@ export type AgentEvent = { id?: number } & Schemas["AgentEvent"];
 export type ClientCommand = Schemas["ClientCommand"];
 export type EventType = Schemas["AgentEvent"]["type"];
 
+/** A deployment's progress (`deployment` is its number in the app's history). */
+export type DeployEvent = Extract<AgentEvent, { type: "deploy_started" | "deploy_progress" | "deploy_complete" | "deploy_failed" }>;
+
 /** Every event type the agent sends (the compiler checks the list against the schema both ways). */
 export const EVENT_TYPES = [
   "phase_start", "phase_planned", "phase_complete", "file_chunk", "file_generated", "file_deleted", "error",

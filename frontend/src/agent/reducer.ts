@@ -12,6 +12,7 @@
 // - the run's token count is the snapshot's per-model totals plus the `usage` events after it
 //   (events at or below the snapshot are already in its totals); a new run starts from zero.
 import type { AgentEvent, CallUsage, ModelUsage, PhaseKind, PhaseStatus, RunOutcome, RunStatus, StateSnapshot } from "./events";
+import { initialDeploy, reduceDeploy, type DeployAction, type DeployView } from "./deploy";
 
 export interface TimelineEntry {
   key: string;
@@ -75,6 +76,8 @@ export interface WorkspaceState {
   failure?: string;
   /** The tokens each model used in this run so far. */
   usage: ModelUsage[];
+  /** The app's deployments (history and live progress; agent/deploy.ts). */
+  deploy: DeployView;
 }
 
 export type Action =
@@ -83,12 +86,13 @@ export type Action =
   | { type: "flush" }
   | { type: "sent"; text: string }
   | { type: "file_loaded"; path: string; content: string }
-  | { type: "file_saved"; path: string; content: string };
+  | { type: "file_saved"; path: string; content: string }
+  | { type: "deploy"; action: DeployAction };
 
 export function initialState(appId: string | null = null): WorkspaceState {
   return {
     appId, connected: false, synced: false, status: "idle", timeline: [], files: {}, live: null, queued: 0,
-    version: 0, lastEventId: 0, snapshotId: 0, pending: [], errors: [], chat: [], usage: [],
+    version: 0, lastEventId: 0, snapshotId: 0, pending: [], errors: [], chat: [], usage: [], deploy: initialDeploy(),
   };
 }
 
@@ -115,6 +119,8 @@ export function reduce(s: WorkspaceState, a: Action): WorkspaceState {
       return drain({ ...s }, true);
     case "event":
       return receive(s, a.event);
+    case "deploy":
+      return { ...s, deploy: reduceDeploy(s.deploy, a.action) };
   }
 }
 
@@ -284,11 +290,12 @@ function apply(s: WorkspaceState, e: AgentEvent, live: boolean): WorkspaceState 
     }
     case "state":
       return snapshot(s, e);
+    // A replayed deploy event is history, which the deployments list already has.
     case "deploy_started":
     case "deploy_progress":
     case "deploy_complete":
     case "deploy_failed":
-      return s;
+      return live ? { ...s, deploy: reduceDeploy(s.deploy, { type: "event", event: e }) } : s;
   }
 }
 

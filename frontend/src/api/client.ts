@@ -3,7 +3,7 @@
 // and every failure turned into an ApiError whose message says what happened.
 import { ApiError } from "./errors";
 import type {
-  AppDetail, AppList, AppSummary, AuthResponse, ErrorBody, ListQuery, MeResponse, ModelOverride, ModelsResponse,
+  AppDetail, AppList, AppSummary, AuthResponse, Deployment, ErrorBody, ListQuery, MeResponse, ModelOverride, ModelsResponse,
   NewApp, OperationModels, Providers, ProviderKey, SandboxError, Template, UsageResponse, User, UserList,
   VersionSummary, Visibility,
 } from "./types";
@@ -111,4 +111,9 @@ export const api = {
   readFile: (id: string, path: string) => request<{ path?: string; content: string }>("GET", `/api/apps/${enc(id)}/sandbox/files?path=${enc(path)}`),
   writeFiles: (id: string, files: { path: string; content: string }[]) => request<unknown>("POST", `/api/apps/${enc(id)}/sandbox/files`, { files }),
   sandboxErrors: (id: string) => request<{ errors: SandboxError[] }>("GET", `/api/apps/${enc(id)}/sandbox/errors`),
+
+  deploy: (id: string) => request<Deployment>("POST", `/api/apps/${enc(id)}/deploy`),
+  deployments: (id: string) => request<{ deployments: Deployment[] }>("GET", `/api/apps/${enc(id)}/deployments`),
+  rollback: (id: string, n: number) => request<Deployment>("POST", `/api/apps/${enc(id)}/deployments/${n}/rollback`),
+  undeploy: (id: string) => request<{ undeployed: boolean }>("DELETE", `/api/apps/${enc(id)}/deploy`),
 };

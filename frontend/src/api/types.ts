@@ -44,3 +44,10 @@ export type VersionSummary = Schemas["VersionSummary"];
 export type VersionList = Schemas["VersionList"];
 export type AgentStateResponse = Schemas["AgentState"];
 export type UserList = Schemas["UserList"];
+export type Diagnostic = Schemas["Diagnostic"];
+export type DeployStatus = Schemas["DeployStatus"];
+export type DeployStep = Schemas["DeployStep"];
+/** Why a deployment failed: the reason in words and the build's structured errors. */
+export interface DeployFailure { message: string; errors: Diagnostic[] }
+/** A deployment as `GET /api/apps/:id/deployments` shows it (its `error` typed). */
+export type Deployment = Omit<Schemas["Deployment"], "error"> & { error: DeployFailure | null };

@@ -74,6 +74,12 @@ export function AppBrowser({ load, withVisibility, actions, reloadKey = 0, label
               <Link to={`/apps/${a.id}`} className="font-semibold hover:underline">{a.title}</Link>
               <p className="line-clamp-2 text-sm muted">{a.description}</p>
               <p className="text-xs muted">{a.visibility} · updated {a.updatedAt ? new Date(a.updatedAt).toLocaleDateString() : "—"}</p>
+              {a.isDeployed && a.deployUrl ? (
+                <p className="text-xs" data-testid="app-deployed">
+                  <span className="rounded-full bg-green-100 px-2 py-0.5 font-semibold text-green-900">Live</span>{" "}
+                  <a className="break-all underline" href={a.deployUrl} target="_blank" rel="noopener noreferrer" aria-label={`${a.title}, deployed at ${a.deployUrl}`}>{a.deployUrl}</a>
+                </p>
+              ) : <p className="text-xs muted">Not deployed</p>}
               {actions && <div className="mt-auto flex flex-wrap gap-2 pt-2">{actions(a)}</div>}
             </li>
           ))}

@@ -7,6 +7,7 @@ import type { AppDetail, SandboxError, VersionSummary } from "../api/types";
 import { isRunning, filePaths, phaseProgress, type WorkspaceState } from "../agent/reducer";
 import type { ModelUsage } from "../agent/events";
 import { useAgent } from "../agent/socket";
+import { DeployPanel } from "../components/DeployPanel";
 import { ErrorNote, useTheme } from "../components/Layout";
 import { startKey } from "./Home";
 import { LoadFailure } from "./NotFound";
@@ -86,6 +87,7 @@ function Live({ app }: { app: AppDetail }) {
         <div className="space-y-3">
           <Chat app={app} state={state} send={send} onSent={(t) => dispatch({ type: "sent", text: t })} running={running} />
           <Timeline state={state} />
+          <DeployPanel appId={app.id} state={state} dispatch={dispatch} open={(f, l) => { setFollow(false); setSelected(f); setLine(l); setTab("code"); }} />
         </div>
         <div className="min-w-0">
           <div role="tablist" aria-label="Workspace panels" className="mb-2 flex flex-wrap gap-1"
