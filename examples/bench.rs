@@ -1,7 +1,10 @@
 //! `make bench`: figures, not tests. Starts a fresh `wrangler dev`, seeds 10,000 apps in D1, and
 //! measures `GET /api/apps` (search + page) next to `GET /api/health` the same way; prints the
-//! built Worker's gzip size. Everything runs on loopback.
+//! built Worker's gzip size; then the parser's, the sandbox's, the code generator's and the
+//! deployments' figures (`bench_sections/`). Everything runs on loopback.
 
+#[path = "bench_sections/deploy.rs"]
+mod deploy;
 #[path = "../tests/it/fake_llm.rs"]
 #[allow(dead_code)]
 mod fake_llm;
@@ -107,10 +110,12 @@ async fn main() {
         sh("free -h | awk '/Mem:/ {print $2}'")
     );
     // `BENCH_ONLY=agent` runs just the code generator's figures, `BENCH_ONLY=sandbox` just the
-    // sandbox's (with `SANDBOX_UNCONFINED=1` too, the same without the jail, for comparison).
+    // sandbox's (with `SANDBOX_UNCONFINED=1` too, the same without the jail, for comparison),
+    // `BENCH_ONLY=deploy` just the deployments'.
     match std::env::var("BENCH_ONLY").as_deref() {
         Ok("agent") => return agent_figures().await,
         Ok("sandbox") => return sandbox_figures().await,
+        Ok("deploy") => return deploy::figures().await,
         _ => {}
     }
     print!("starting wrangler dev with fresh state … ");
@@ -216,6 +221,7 @@ async fn main() {
     parser_figures();
     sandbox_figures().await;
     agent_figures().await;
+    deploy::figures().await;
 }
 
 /// The code generator's own overhead: from the fake model's last content chunk of a phase
