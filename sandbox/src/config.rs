@@ -19,7 +19,8 @@ Every flag has an environment variable, used when the flag is absent:
                               prefer the variable: flags are visible in `ps`)
   SANDBOX_ROOT                directory holding workspaces (default /workspace)
   SANDBOX_TEMPLATES_DIR       directory holding templates (default /templates)
-  SANDBOX_PORT_RANGE          dev-server ports, LO-HI (default 41000-41999)
+  SANDBOX_PORT_RANGE          dev-server ports, LO-HI (default 20000-20999); ports inside the
+                              kernel's ephemeral range are never used
   SANDBOX_COMMAND_TIMEOUT_MS  default command timeout (default 60000)
   SANDBOX_OUTPUT_CAP_BYTES    cap on captured stdout and on stderr (default 1048576)
   SANDBOX_LOG_LINES           log lines kept per workspace (default 5000)
@@ -96,7 +97,7 @@ impl Config {
             secret: secret.into(),
             root: root.into(),
             templates_dir: PathBuf::from("/templates"),
-            port_range: 41000..=41999,
+            port_range: 20000..=20999,
             command_timeout: Duration::from_millis(60_000),
             output_cap: 1024 * 1024,
             log_lines: 5000,
@@ -219,7 +220,7 @@ fn parse_positive(name: &str, v: &str) -> Result<u64, String> {
 
 /// Parses `LO-HI` (inclusive). Port 0 and reversed ranges are refused.
 pub fn parse_port_range(v: &str) -> Result<RangeInclusive<u16>, String> {
-    let err = || format!("SANDBOX_PORT_RANGE: `{v}` is not a range like 41000-41999");
+    let err = || format!("SANDBOX_PORT_RANGE: `{v}` is not a range like 20000-20999");
     let (lo, hi) = v.trim().split_once('-').ok_or_else(err)?;
     let lo: u16 = lo.trim().parse().map_err(|_| err())?;
     let hi: u16 = hi.trim().parse().map_err(|_| err())?;

@@ -32,6 +32,28 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Dev-server ports must lie outside the kernel's ephemeral range: any outgoing connection
+    // may hold one of those (see `ports`).
+    let ephemeral = byte_sandbox::ports::ephemeral_range();
+    let usable = byte_sandbox::ports::usable_ports(&config.port_range, ephemeral.as_ref());
+    let (lo, hi) = (config.port_range.start(), config.port_range.end());
+    if let Some(e) = &ephemeral {
+        let (elo, ehi) = (e.start(), e.end());
+        if usable == 0 {
+            eprintln!(
+                "byte-sandbox: SANDBOX_PORT_RANGE {lo}-{hi} lies inside the kernel's ephemeral \
+                 port range {elo}-{ehi} (/proc/sys/net/ipv4/ip_local_port_range), where outgoing \
+                 connections take ports at any moment; choose ports outside it"
+            );
+            return ExitCode::from(2);
+        }
+        if usable <= u32::from(hi - lo) {
+            tracing::warn!(
+                "SANDBOX_PORT_RANGE {lo}-{hi} overlaps the kernel's ephemeral range {elo}-{ehi}: \
+                 only the {usable} ports outside it are used"
+            );
+        }
+    }
     // Before listening: an agent that cannot jail commands must not look ready.
     let jail = match byte_sandbox::jail::Jail::setup(&config).await {
         Ok(jail) => jail,

@@ -42,7 +42,7 @@ impl TestApp {
         let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
         // Separate dev-server port ranges per agent, so parallel tests never race for one.
         let block = PORT_BLOCK.fetch_add(1, Ordering::SeqCst);
-        let lo = 42000 + (std::process::id() % 40) as u16 * 200 + block * 20;
+        let lo = 22000 + (std::process::id() % 40) as u16 * 200 + block * 20;
         let range = format!("{lo}-{}", lo + 19);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_byte-sandbox"));
         cmd.env("SANDBOX_SECRET", SECRET)
