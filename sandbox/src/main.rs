@@ -25,7 +25,16 @@ async fn main() -> ExitCode {
         println!("byte-sandbox {VERSION}");
         return ExitCode::SUCCESS;
     }
-    let config = match Config::from_env_and_args(|k| std::env::var(k).ok(), args) {
+    // `byte-sandbox prepare-deps`: install every template's dependencies into
+    // SANDBOX_DEPS_DIR and exit (the container image runs it at build time).
+    let prepare_only = args.first().is_some_and(|a| a == "prepare-deps");
+    let args: Vec<String> = args.into_iter().skip(usize::from(prepare_only)).collect();
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .or_else(|| (prepare_only && k == "SANDBOX_SECRET").then(|| "unused".to_string()))
+    };
+    let config = match Config::from_env_and_args(env, args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("byte-sandbox: {e}\n\n{}", byte_sandbox::config::USAGE);
@@ -62,6 +71,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if prepare_only {
+        return prepare_deps(&config, jail).await;
+    }
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -83,5 +95,29 @@ async fn main() -> ExitCode {
             eprintln!("byte-sandbox: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+async fn prepare_deps(config: &Config, jail: std::sync::Arc<byte_sandbox::jail::Jail>) -> ExitCode {
+    let deps = byte_sandbox::deps::DepStore::new(
+        config.deps_dir(),
+        config.templates_dir.clone(),
+        jail,
+    );
+    let mut failed = false;
+    for template in deps.templates() {
+        match deps.prepare(&template).await {
+            Ok(Some(p)) => println!("{template}: {}", p.node_modules.display()),
+            Ok(None) => println!("{template}: no package-lock.json, nothing to prepare"),
+            Err(e) => {
+                eprintln!("byte-sandbox: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

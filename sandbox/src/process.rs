@@ -416,9 +416,26 @@ impl Monitor {
         let mut ready = false;
         let mut told_foreign = false;
         let mut probe = tokio::time::interval(PROBE_INTERVAL);
+        // A line naming the port (Vite's `Local: http://127.0.0.1:<port>/`) checks at once.
+        let mut output = self.shared.logs.subscribe();
+        let needle = format!(":{port}");
+        let mut output_open = true;
         loop {
             tokio::select! {
                 status = attempt.child.wait() => return (status, ready),
+                line = output.recv(), if !ready && output_open => {
+                    let names_port = match line {
+                        Ok(l) => l.source == Source::Server && l.line.contains(&needle),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(_) => {
+                            output_open = false;
+                            false
+                        }
+                    };
+                    if names_port {
+                        probe.reset_immediately();
+                    }
+                }
                 _ = probe.tick(), if !ready => {
                     let owner = tokio::task::spawn_blocking(move || listener_owner(port, pid))
                         .await

@@ -4,7 +4,8 @@
 //! server supervisor, the process groups of running commands, and which files were written
 //! when (to tell current errors from stale ones). Creation from a template is atomic: files
 //! are copied into a hidden temporary directory that is renamed into place, so a workspace
-//! either exists complete or not at all.
+//! either exists complete or not at all. A workspace made from a template gets the
+//! template's prepared `node_modules` (`crate::deps`) linked in before the rename.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -18,6 +19,7 @@ use axum::http::{Request, StatusCode};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::config::Config;
+use crate::deps::{link_tree, may_share, DepStore, Prepared};
 use crate::errors::{parse_lines, strip_ansi, Diagnostic, Kind, PathMapper};
 use crate::exec::ProcessGroups;
 use crate::jail::{chown_tree, Jail};
@@ -55,6 +57,9 @@ pub struct Workspace {
     freshness: Mutex<Freshness>,
     /// The last measure of the workspace's disk use, and when it was taken.
     disk: tokio::sync::Mutex<Option<(tokio::time::Instant, u64)>>,
+    /// The key of the prepared dependencies `node_modules` was linked from, while no command
+    /// has run since (see `crate::deps`).
+    linked_deps: Mutex<Option<String>>,
 }
 
 /// What the errors endpoint needs to drop stale errors.
@@ -101,7 +106,25 @@ impl Workspace {
             mapper,
             freshness: Mutex::default(),
             disk: tokio::sync::Mutex::new(None),
+            linked_deps: Mutex::new(None),
         }
+    }
+
+    /// A command is about to run: `node_modules` may no longer be the prepared tree.
+    pub fn forget_linked_deps(&self) {
+        *self.linked_deps.lock().expect("deps lock") = None;
+    }
+
+    /// The template whose prepared dependencies are in place and still match `package.json`
+    /// and `package-lock.json`, so a dependency install has nothing to do.
+    pub fn deps_up_to_date(&self) -> bool {
+        let linked = self.linked_deps.lock().expect("deps lock").clone();
+        let Some(key) = linked else {
+            return false;
+        };
+        let node_modules = std::fs::symlink_metadata(self.root.join("node_modules"));
+        node_modules.is_ok_and(|m| m.is_dir())
+            && crate::deps::key_of_dir(&self.root).as_deref() == Some(key.as_str())
     }
 
     /// Drops the last disk measure (a command just ran and may have written anything).
@@ -326,6 +349,7 @@ pub struct Registry {
     configured_root: PathBuf,
     root: PathBuf,
     ports: Arc<PortAllocator>,
+    deps: Arc<DepStore>,
     map: Mutex<HashMap<WorkspaceId, Arc<Workspace>>>,
     /// Serialises creation and deletion.
     lifecycle: tokio::sync::Mutex<()>,
@@ -341,7 +365,13 @@ impl Registry {
         let configured_root = std::path::absolute(&config.root)?;
         let root = config.root.canonicalize()?;
         let ports = Arc::new(PortAllocator::new(config.port_range.clone()));
+        let deps = Arc::new(DepStore::new(
+            config.deps_dir(),
+            config.templates_dir.clone(),
+            jail.clone(),
+        ));
         let registry = Registry {
+            deps,
             config,
             jail,
             configured_root,
@@ -417,6 +447,21 @@ impl Registry {
             Some(name) => Some(self.template_dir(name)?),
             None => None,
         };
+        if let Ok(ws) = self.get(&id) {
+            return Ok((ws, false));
+        }
+        // The template's prepared dependencies (installed once, by the first workspace that
+        // needs them or at start). Without them the workspace's install runs npm as usual.
+        let prepared: Option<Prepared> = match template {
+            Some(name) => match self.deps.prepare(name).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("{e}; the workspace installs its own dependencies");
+                    None
+                }
+            },
+            None => None,
+        };
         let _guard = self.lifecycle.lock().await;
         if let Ok(ws) = self.get(&id) {
             return Ok((ws, false));
@@ -429,6 +474,13 @@ impl Registry {
                 TEMP_DIRS.fetch_add(1, Ordering::Relaxed)
             ));
             let owner = self.jail.owner();
+            // Hard links only where jailed processes cannot change the shared files.
+            let copy_deps = prepared.as_ref().is_some_and(|p| {
+                self.jail.is_confined() && !may_share(&p.node_modules, owner.map(|(uid, _)| uid))
+            });
+            let store = prepared
+                .as_ref()
+                .map(|p| (p.node_modules.clone(), p.lockfile.clone()));
             let result = tokio::task::spawn_blocking({
                 let tmp = tmp.clone();
                 let final_dir = final_dir.clone();
@@ -438,6 +490,16 @@ impl Registry {
                         copy_tree(&src, &tmp)?;
                     }
                     chown_tree(&tmp, owner)?;
+                    // After the chown: it must not reach the store's inodes.
+                    if let Some((store, lockfile)) = store {
+                        link_tree(&store, &tmp.join("node_modules"), owner, copy_deps)?;
+                        // The lockfile as the install left it, as if the workspace had run it.
+                        let lock = tmp.join("package-lock.json");
+                        std::fs::copy(&lockfile, &lock)?;
+                        if let Some((uid, gid)) = owner {
+                            std::os::unix::fs::lchown(&lock, Some(uid), Some(gid))?;
+                        }
+                    }
                     std::fs::rename(&tmp, &final_dir)
                 }
             })
@@ -452,6 +514,7 @@ impl Registry {
             self.make(id.clone())
                 .map_err(|e| ApiError::io("cannot open the workspace", e))?,
         );
+        *ws.linked_deps.lock().expect("deps lock") = prepared.map(|p| p.key);
         self.map
             .lock()
             .expect("registry lock")
@@ -497,6 +560,10 @@ impl Registry {
         &self.jail
     }
 
+    pub fn deps(&self) -> &Arc<DepStore> {
+        &self.deps
+    }
+
     /// Agent shutdown: kill every command and stop every dev server.
     pub async fn shutdown(&self) {
         let all: Vec<Arc<Workspace>> = self
@@ -506,6 +573,7 @@ impl Registry {
             .values()
             .cloned()
             .collect();
+        self.deps.shutdown();
         for ws in &all {
             ws.execs.kill_all(libc::SIGKILL);
         }
