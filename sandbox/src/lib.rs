@@ -15,6 +15,7 @@ pub mod deps;
 pub mod errors;
 pub mod exec;
 pub mod files;
+pub mod hmr;
 pub mod jail;
 pub mod logs;
 pub mod paths;

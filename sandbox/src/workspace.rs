@@ -36,9 +36,6 @@ const PROBED_EXTENSIONS: &[&str] = &[
     "js", "jsx", "mjs", "cjs", "ts", "tsx", "mts", "cts", "css", "vue", "svelte",
 ];
 const MAX_PROBES: usize = 50;
-/// How long a dev server's file watcher is given to notice a write (inotify plus chokidar's
-/// short debounce of atomic renames) before we ask the server about the file.
-const WATCHER_SETTLE: Duration = Duration::from_millis(300);
 /// How often file writes re-measure the workspace against its disk quota.
 const DISK_MEASURE_EVERY: Duration = Duration::from_secs(10);
 /// How long a written file keeps being re-checked by the errors endpoint.
@@ -55,6 +52,8 @@ pub struct Workspace {
     pub closed: tokio::sync::watch::Sender<bool>,
     mapper: PathMapper,
     freshness: Mutex<Freshness>,
+    /// Whether the dev server has seen the latest writes (read-after-write for the preview).
+    pub preview: Arc<crate::hmr::Freshness>,
     /// The last measure of the workspace's disk use, and when it was taken.
     disk: tokio::sync::Mutex<Option<(tokio::time::Instant, u64)>>,
     /// The key of the prepared dependencies `node_modules` was linked from, while no command
@@ -74,11 +73,9 @@ struct Freshness {
     /// Sequence number of the last write of any file.
     any_since: u64,
     /// Recently written files and when: each `errors` call asks the dev server about them
-    /// again (cheap, it caches transforms), so a watcher slower than [`WATCHER_SETTLE`]
+    /// again (cheap, it caches transforms), so a watcher slower than the preview's wait
     /// only delays an error instead of hiding it.
     recent: HashMap<String, tokio::time::Instant>,
-    /// When the last write happened, to give the dev server's file watcher time to notice.
-    last_write: Option<tokio::time::Instant>,
 }
 
 impl Workspace {
@@ -105,6 +102,7 @@ impl Workspace {
             closed: tokio::sync::watch::channel(false).0,
             mapper,
             freshness: Mutex::default(),
+            preview: Arc::default(),
             disk: tokio::sync::Mutex::new(None),
             linked_deps: Mutex::new(None),
         }
@@ -170,22 +168,36 @@ impl Workspace {
     /// Records that `paths` were just written: their older errors are stale.
     pub fn record_writes<'a>(&self, paths: impl IntoIterator<Item = &'a str>) {
         let seq = self.logs.next_seq();
-        let mut f = self.freshness.lock().expect("freshness lock");
-        for p in paths {
-            f.file_since.insert(p.to_string(), seq);
-            f.recent.insert(p.to_string(), tokio::time::Instant::now());
+        let paths: Vec<&str> = paths.into_iter().collect();
+        {
+            let mut f = self.freshness.lock().expect("freshness lock");
+            for p in &paths {
+                f.file_since.insert(p.to_string(), seq);
+                f.recent.insert(p.to_string(), tokio::time::Instant::now());
+            }
+            f.any_since = seq;
         }
-        f.any_since = seq;
-        f.last_write = Some(tokio::time::Instant::now());
+        self.preview.written(paths);
     }
 
-    /// Waits until the dev server's file watcher has had time to see the latest write, so
-    /// what it serves next reflects it (a no-op when nothing was written recently).
-    pub async fn settle_writes(&self) {
-        let last_write = self.freshness.lock().expect("freshness lock").last_write;
-        if let Some(at) = last_write {
-            tokio::time::sleep_until(at + WATCHER_SETTLE).await;
+    /// Makes sure an HMR client watches the dev server on `port` (see `crate::hmr`).
+    pub fn watch_dev_server(&self, port: u16) {
+        if self.preview.claim(port) {
+            crate::hmr::spawn_watch(self.preview.clone(), port);
         }
+    }
+
+    /// Waits until the dev server has reported the writes made so far, so what it serves
+    /// next reflects them (at once when nothing it served was written; see `crate::hmr`).
+    pub async fn settle_writes(&self) {
+        let root = self.root.clone();
+        self.preview
+            .wait(|file| {
+                if let Ok(rel) = crate::paths::RelPath::parse(file) {
+                    let _ = crate::files::touch(&root, &rel);
+                }
+            })
+            .await;
     }
 
     /// Current errors, newest occurrence of each kept, in log order. With the dev server
@@ -195,6 +207,7 @@ impl Workspace {
     pub async fn errors(&self, client: &HttpClient, since: u64) -> Vec<Diagnostic> {
         let info = self.server.info();
         if let (Status::Running, Some(port)) = (info.status, info.port) {
+            self.watch_dev_server(port);
             self.settle_writes().await;
             let mut targets: BTreeSet<String> = {
                 let mut f = self.freshness.lock().expect("freshness lock");
@@ -230,6 +243,10 @@ impl Workspace {
             return;
         }
         let before = self.logs.next_seq();
+        for file in &files {
+            // Transformed now: its later writes wait for the dev server to report them.
+            self.preview.served(port, file.clone());
+        }
         let probes = files.iter().map(|file| async move {
             let Ok(req) = Request::get(format!("http://127.0.0.1:{port}/{}", url_path(file)))
                 .header("host", format!("127.0.0.1:{port}"))
