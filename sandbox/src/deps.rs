@@ -196,9 +196,8 @@ impl DepStore {
 
     async fn install_in(&self, src: &Path, staging: &Path, name: &str) -> io::Result<()> {
         std::fs::create_dir(staging)?;
-        for file in ["package.json", "package-lock.json"] {
-            std::fs::copy(src.join(file), staging.join(file))?;
-        }
+        // The whole template, as a workspace gets it (`file:` dependencies included).
+        crate::workspace::copy_tree(src, staging)?;
         chown_tree(staging, self.jail.owner())?;
         let req = ExecRequest {
             command: PREPARE_COMMAND.to_string(),

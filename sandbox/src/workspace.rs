@@ -613,7 +613,7 @@ fn url_path(path: &str) -> String {
 
 /// Copies regular files and directories from `src` into `dst` (which exists), skipping
 /// [`TEMPLATE_SKIP`] entries at the top and symlinks everywhere.
-fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
+pub(crate) fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
     let mut stack = vec![(src.to_path_buf(), dst.to_path_buf(), true)];
     while let Some((from, to, top)) = stack.pop() {
         for entry in std::fs::read_dir(&from)? {
