@@ -160,7 +160,9 @@ impl DepStore {
                 let manifest = std::fs::read(src.join("package.json"));
                 let lock = std::fs::read(store.join("package-lock.json"));
                 let (Ok(manifest), Ok(lock)) = (manifest, lock) else {
-                    return Err(format!("the prepared dependencies of `{template}` are incomplete"));
+                    return Err(format!(
+                        "the prepared dependencies of `{template}` are incomplete"
+                    ));
                 };
                 Ok(Prepared {
                     key: key_of(&manifest, &lock),
@@ -179,7 +181,8 @@ impl DepStore {
 
     async fn install(&self, template: &str, src: &Path, name: &str) -> Result<(), String> {
         let fail = |what: &str, e: io::Error| format!("{what} for template `{template}`: {e}");
-        std::fs::create_dir_all(&self.dir).map_err(|e| fail("cannot create SANDBOX_DEPS_DIR", e))?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| fail("cannot create SANDBOX_DEPS_DIR", e))?;
         // The jail's uid must reach the staging directory inside it.
         let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o755));
         let staging = self.dir.join(format!(
@@ -206,7 +209,10 @@ impl DepStore {
             timeout: PREPARE_TIMEOUT,
             output_cap: 64 * 1024,
         };
-        tracing::info!(store = name, "preparing template dependencies: {PREPARE_COMMAND}");
+        tracing::info!(
+            store = name,
+            "preparing template dependencies: {PREPARE_COMMAND}"
+        );
         let out = exec::run(&req, None, &self.groups, &self.jail).await?;
         if !out.success() {
             return Err(io::Error::other(format!(
@@ -257,7 +263,8 @@ impl DepStore {
             let name = entry.file_name().to_string_lossy().to_string();
             let rest = name.strip_prefix(&prefix);
             // `<template>-<16 hex>` only: another template may be named `<template>-x`.
-            let is_store = rest.is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+            let is_store =
+                rest.is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_hexdigit()));
             if is_store && name != keep {
                 tracing::info!(store = name, "removing outdated template dependencies");
                 remove_store(&entry.path());
@@ -342,7 +349,10 @@ pub fn link_tree(
                         std::os::unix::fs::lchown(&target, Some(uid), Some(gid))?;
                     }
                     let mode = entry.metadata()?.mode() & 0o777;
-                    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode | 0o200))?;
+                    std::fs::set_permissions(
+                        &target,
+                        std::fs::Permissions::from_mode(mode | 0o200),
+                    )?;
                 }
             }
         }
@@ -419,21 +429,35 @@ mod tests {
         assert_eq!(a.ino(), b.ino(), "files are hard links");
         assert_eq!(b.mode() & 0o222, 0, "and read-only");
         let lock = std::fs::metadata(ws.join(HIDDEN_LOCKFILE)).unwrap();
-        assert_ne!(lock.ino(), std::fs::metadata(store.join(HIDDEN_LOCKFILE)).unwrap().ino());
-        assert_ne!(lock.mode() & 0o200, 0, "the hidden lockfile is the workspace's own");
+        assert_ne!(
+            lock.ino(),
+            std::fs::metadata(store.join(HIDDEN_LOCKFILE))
+                .unwrap()
+                .ino()
+        );
+        assert_ne!(
+            lock.mode() & 0o200,
+            0,
+            "the hidden lockfile is the workspace's own"
+        );
         assert_eq!(
             std::fs::read_link(ws.join(".bin/pkg")).unwrap(),
             Path::new("../pkg/lib/index.js")
         );
         // The workspace's directories are its own: a package can be removed and replaced.
         std::fs::remove_dir_all(ws.join("pkg")).unwrap();
-        assert!(store.join("pkg/lib/index.js").is_file(), "the store keeps its files");
+        assert!(
+            store.join("pkg/lib/index.js").is_file(),
+            "the store keeps its files"
+        );
 
         let copied = dir.path().join("ws2/node_modules");
         std::fs::create_dir_all(dir.path().join("ws2")).unwrap();
         link_tree(&store, &copied, None, true).unwrap();
         assert_ne!(
-            std::fs::metadata(copied.join("pkg/lib/index.js")).unwrap().ino(),
+            std::fs::metadata(copied.join("pkg/lib/index.js"))
+                .unwrap()
+                .ino(),
             a.ino(),
             "copied when sharing is not safe"
         );
@@ -445,7 +469,10 @@ mod tests {
     fn only_stores_owned_by_someone_else_are_shared() {
         let dir = tempfile::tempdir().unwrap();
         let me = unsafe { libc::geteuid() };
-        assert!(!may_share(dir.path(), None), "jailed processes run as the store's owner");
+        assert!(
+            !may_share(dir.path(), None),
+            "jailed processes run as the store's owner"
+        );
         assert!(!may_share(dir.path(), Some(me)));
         assert!(may_share(dir.path(), Some(me.wrapping_add(100_000))));
     }

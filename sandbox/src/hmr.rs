@@ -83,7 +83,10 @@ impl Default for Freshness {
 /// The workspace file a preview path names, if it is a transformed kind (`/src/App.tsx?t=1`
 /// → `src/App.tsx`).
 pub fn served_file(path_and_query: &str) -> Option<String> {
-    let path = path_and_query.split(['?', '#']).next()?.trim_start_matches('/');
+    let path = path_and_query
+        .split(['?', '#'])
+        .next()?
+        .trim_start_matches('/');
     let ext = path.rsplit_once('.')?.1;
     (TRANSFORMED.contains(&ext) && !path.starts_with('@') && !path.starts_with("node_modules/"))
         .then(|| percent_decode(path))
@@ -230,7 +233,11 @@ impl Freshness {
             let received = *self.received.borrow();
             let mut s = self.state.lock().expect("freshness lock");
             if s.owed <= owed {
-                tracing::debug!(owed, received, "dev server did not report a write; not waiting further");
+                tracing::debug!(
+                    owed,
+                    received,
+                    "dev server did not report a write; not waiting further"
+                );
                 s.owed = received;
                 s.owed_files.clear();
                 s.nudge_at = None;
@@ -286,9 +293,13 @@ async fn connect(port: u16) -> Option<Socket> {
         let mut req = format!("ws://127.0.0.1:{port}/?token={token}")
             .into_client_request()
             .ok()?;
-        req.headers_mut()
-            .insert("sec-websocket-protocol", HeaderValue::from_static("vite-hmr"));
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("vite-hmr"),
+        );
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
         let _ = stream.set_nodelay(true);
         let (socket, _) = tokio_tungstenite::client_async(req, stream).await.ok()?;
         Some(socket)
@@ -302,7 +313,9 @@ async fn connect(port: u16) -> Option<Socket> {
 /// The HMR token Vite embeds in its client (`const wsToken = "…"`).
 async fn ws_token(port: u16) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
     let request = format!(
         "GET /@vite/client HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
@@ -329,9 +342,18 @@ mod tests {
 
     #[test]
     fn served_files_are_named_from_preview_paths() {
-        assert_eq!(served_file("/src/App.tsx?t=123").as_deref(), Some("src/App.tsx"));
-        assert_eq!(served_file("/src/index.css?direct").as_deref(), Some("src/index.css"));
-        assert_eq!(served_file("/src/My%20File.tsx").as_deref(), Some("src/My File.tsx"));
+        assert_eq!(
+            served_file("/src/App.tsx?t=123").as_deref(),
+            Some("src/App.tsx")
+        );
+        assert_eq!(
+            served_file("/src/index.css?direct").as_deref(),
+            Some("src/index.css")
+        );
+        assert_eq!(
+            served_file("/src/My%20File.tsx").as_deref(),
+            Some("src/My File.tsx")
+        );
         assert_eq!(served_file("/"), None);
         assert_eq!(served_file("/index.html"), None);
         assert_eq!(served_file("/@vite/client"), None);
@@ -399,7 +421,8 @@ mod tests {
         f.served(7, "src/App.tsx".into());
         f.written(["src/App.tsx"]);
         let touched = Mutex::new(Vec::new());
-        f.wait(|p| touched.lock().unwrap().push(p.to_string())).await;
+        f.wait(|p| touched.lock().unwrap().push(p.to_string()))
+            .await;
         assert_eq!(*touched.lock().unwrap(), ["src/App.tsx"]);
         // The debt is forgiven: the next request neither waits nor nudges.
         f.wait(|_| panic!("nothing owed")).await;

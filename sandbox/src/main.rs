@@ -99,11 +99,8 @@ async fn main() -> ExitCode {
 }
 
 async fn prepare_deps(config: &Config, jail: std::sync::Arc<byte_sandbox::jail::Jail>) -> ExitCode {
-    let deps = byte_sandbox::deps::DepStore::new(
-        config.deps_dir(),
-        config.templates_dir.clone(),
-        jail,
-    );
+    let deps =
+        byte_sandbox::deps::DepStore::new(config.deps_dir(), config.templates_dir.clone(), jail);
     let mut failed = false;
     for template in deps.templates() {
         match deps.prepare(&template).await {

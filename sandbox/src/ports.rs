@@ -169,7 +169,11 @@ fn descendants(root: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -241,7 +245,10 @@ mod tests {
             got.push(p);
         }
         assert!(got.iter().all(|p| *p == base || *p == base + 3), "{got:?}");
-        assert_eq!(usable_ports(&(base..=base + 3), Some(&(base + 1..=base + 2))), 2);
+        assert_eq!(
+            usable_ports(&(base..=base + 3), Some(&(base + 1..=base + 2))),
+            2
+        );
         assert_eq!(usable_ports(&(10..=20), None), 11);
     }
 
@@ -252,7 +259,10 @@ mod tests {
         assert_eq!(listener_owner(port, std::process::id()), Owner::Ours);
         // A child of ours (here: a sleeping shell) holds nothing: the listener is foreign
         // from its point of view.
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         assert_eq!(listener_owner(port, child.id()), Owner::Foreign);
         let _ = child.kill();
         let _ = child.wait();

@@ -22,10 +22,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
 use crate::api_error::{ApiError, ApiResult};
+use crate::errors::strip_ansi;
 use crate::exec::{kill_group, quota_message, spawn_shell};
 use crate::jail::{spawn_disk_watch, Jail};
 use crate::logs::{now_ms, LineSplitter, LogBuffer, Source, Stream};
-use crate::errors::strip_ansi;
 use crate::ports::{listener_owner, Owner, PortAllocator};
 
 /// The status the API reports (`byte_protocol::process`); `Status` for short here.
@@ -411,7 +411,10 @@ impl Monitor {
     /// listening socket on its port belongs to this process tree and answers HTTP. A port
     /// held by anyone else never counts (the server then fails with "port in use", and the
     /// start is retried elsewhere). Returns the exit status and whether it was ever ready.
-    async fn watch(&self, attempt: &mut Attempt) -> (std::io::Result<std::process::ExitStatus>, bool) {
+    async fn watch(
+        &self,
+        attempt: &mut Attempt,
+    ) -> (std::io::Result<std::process::ExitStatus>, bool) {
         let (port, pid) = (attempt.port, attempt.pid);
         let mut ready = false;
         let mut told_foreign = false;
@@ -499,7 +502,9 @@ async fn wait_port_closed(port: u16) {
 async fn answers_http(port: u16) -> bool {
     use tokio::io::AsyncWriteExt;
     let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
         let request = format!(
             "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         );
@@ -757,7 +762,11 @@ mod tests {
         let squatted = info.port.unwrap();
         let squatter = squat(squatted);
         // The readiness check has seen the squatter and refused it.
-        wait_for_log(&logs, &format!("port {squatted} is held by another process")).await;
+        wait_for_log(
+            &logs,
+            &format!("port {squatted} is held by another process"),
+        )
+        .await;
         assert_eq!(sup.info().status, Status::Starting);
         std::fs::write(dir.path().join("gate"), "").unwrap();
 
@@ -772,9 +781,9 @@ mod tests {
             "{text:?}"
         );
         assert!(
-            text.iter()
-                .any(|l| l.starts_with(&format!("dev server did not start on port {squatted}"))
-                    && l.contains("already in use")),
+            text.iter().any(|l| l
+                .starts_with(&format!("dev server did not start on port {squatted}"))
+                && l.contains("already in use")),
             "{text:?}"
         );
         sup.shutdown().await;
@@ -797,7 +806,10 @@ mod tests {
         let ready = sup.wait_ready(Duration::from_secs(20)).await;
         assert_eq!(ready.status, Status::Running, "{:?}", log_text(&logs));
         assert_ne!(ready.port, first.port);
-        assert_eq!((ready.exit_code, ready.restarts, ready.error.clone()), (None, 0, None));
+        assert_eq!(
+            (ready.exit_code, ready.restarts, ready.error.clone()),
+            (None, 0, None)
+        );
         assert!(log_text(&logs)
             .iter()
             .any(|l| l.contains("retrying on port") && l.contains("boom: first start failed")));
@@ -821,7 +833,10 @@ mod tests {
             Some(format!("error: Port {port} is already in use").as_str())
         );
         let text = log_text(&logs);
-        let starts = text.iter().filter(|l| l.starts_with("starting dev server")).count();
+        let starts = text
+            .iter()
+            .filter(|l| l.starts_with("starting dev server"))
+            .count();
         assert_eq!(starts as u32, MAX_START_ATTEMPTS, "{text:?}");
         assert!(!text.iter().any(|l| l.contains("ready on port")));
     }

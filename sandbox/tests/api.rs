@@ -1107,7 +1107,11 @@ async fn slow_read_after_write_and_an_added_dependency() {
             json!({ "command": "npm install --prefer-offline --no-audit --no-fund" }),
         )
         .await;
-    assert_eq!((s, b["exitCode"].clone()), (StatusCode::OK, json!(0)), "{b}");
+    assert_eq!(
+        (s, b["exitCode"].clone()),
+        (StatusCode::OK, json!(0)),
+        "{b}"
+    );
     assert!(
         b["stdout"].as_str().unwrap().contains("nothing to install"),
         "{b}"
@@ -1170,12 +1174,20 @@ async fn slow_read_after_write_and_an_added_dependency() {
             json!({ "command": "npm install --prefer-offline --no-audit --no-fund", "timeoutMs": 600000 }),
         )
         .await;
-    assert_eq!((s, b["exitCode"].clone()), (StatusCode::OK, json!(0)), "{b}");
+    assert_eq!(
+        (s, b["exitCode"].clone()),
+        (StatusCode::OK, json!(0)),
+        "{b}"
+    );
     assert!(
         !b["stdout"].as_str().unwrap().contains("nothing to install"),
         "a changed package.json runs npm: {b}"
     );
-    assert!(app.root.join(ws).join("node_modules/hello-dep/index.js").is_file());
+    assert!(app
+        .root
+        .join(ws)
+        .join("node_modules/hello-dep/index.js")
+        .is_file());
     assert_eq!(
         inode(&app.root.join(ws).join(react)),
         inode(&store.join(react)),
@@ -1221,11 +1233,21 @@ async fn a_template_change_invalidates_its_prepared_dependencies() {
         .unwrap();
         let _ = std::fs::remove_file(tpl.join("package-lock.json"));
         let out = Command::new("npm")
-            .args(["install", "--package-lock-only", "--offline", "--no-audit", "--no-fund"])
+            .args([
+                "install",
+                "--package-lock-only",
+                "--offline",
+                "--no-audit",
+                "--no-fund",
+            ])
             .current_dir(&tpl)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     make("version one");
     let app = TestApp::start_with(&[
@@ -1235,7 +1257,9 @@ async fn a_template_change_invalidates_its_prepared_dependencies() {
     let read_dep = |ws: &str| {
         std::fs::read_to_string(app.root.join(ws).join("node_modules/dep-a/index.js")).unwrap()
     };
-    let (s, b) = app.put("/v1/workspaces/one", json!({ "template": "mini" })).await;
+    let (s, b) = app
+        .put("/v1/workspaces/one", json!({ "template": "mini" }))
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert!(read_dep("one").contains("version one"));
     let stores = || -> Vec<String> {
@@ -1253,13 +1277,18 @@ async fn a_template_change_invalidates_its_prepared_dependencies() {
 
     // The dependency changes (so do its integrity and the lockfile).
     make("version two");
-    let (s, b) = app.put("/v1/workspaces/two", json!({ "template": "mini" })).await;
+    let (s, b) = app
+        .put("/v1/workspaces/two", json!({ "template": "mini" }))
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert!(read_dep("two").contains("version two"));
     let second = stores();
     assert_eq!(second.len(), 1, "the outdated store is removed: {second:?}");
     assert_ne!(first, second);
-    assert!(read_dep("one").contains("version one"), "older workspaces keep theirs");
+    assert!(
+        read_dep("one").contains("version one"),
+        "older workspaces keep theirs"
+    );
     // Nothing to install in either: each holds its own template version's tree.
     for ws in ["one", "two"] {
         let (_, b) = app

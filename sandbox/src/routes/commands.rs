@@ -14,12 +14,12 @@ use byte_protocol::exec::{
 
 use super::{AppState, JsonBody, Ws};
 use crate::api_error::{ApiError, ApiResult};
-use crate::deps::is_dependency_install;
-use crate::logs::{Source, Stream};
 use crate::builder::{self, CollectError, DEFAULT_BUILD_COMMAND, DEFAULT_OUTPUT_DIR};
+use crate::deps::is_dependency_install;
 use crate::errors::{dedupe, parse_output, Diagnostic, Kind};
 use crate::exec::{self, ExecReply, ExecRequest};
 use crate::files::parse_rel;
+use crate::logs::{Source, Stream};
 use crate::workspace::Workspace;
 
 /// Builds and type-checks get at least this long unless the request says otherwise.
@@ -113,7 +113,8 @@ fn prepared_install(ws: &Workspace, command: &str) -> ExecReply {
     let started = std::time::Instant::now();
     let note = "up to date: node_modules holds the template's prepared dependencies and \
                 package.json and package-lock.json are unchanged; nothing to install";
-    ws.logs.push(Stream::System, Source::Exec, &format!("$ {command}"));
+    ws.logs
+        .push(Stream::System, Source::Exec, &format!("$ {command}"));
     ws.logs.push(Stream::Stdout, Source::Exec, note);
     let duration_ms = started.elapsed().as_millis() as u64;
     ws.logs.push(
