@@ -2,8 +2,9 @@
 //! start/restart request.
 //!
 //! States: `stopped → starting → running`, and `crashed` when the process exited without being
-//! asked to; a crashed server stays crashed, with its exit code, until started again. `running`
-//! means its port accepts TCP connections.
+//! asked to; a crashed server stays crashed, with its exit code (and the server's own last
+//! error line), until started again. `running` means the process that was started holds the
+//! listening socket on its port and answers HTTP there.
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,10 @@ pub struct ServerInfo {
     /// Milliseconds since the Unix epoch.
     pub started_at: Option<u64>,
     pub command: Option<String>,
+    /// When crashed: the dev server's own last error line (e.g. Vite's
+    /// `Port 20001 is already in use`), at most 300 characters. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl ServerInfo {
@@ -50,6 +55,7 @@ impl ServerInfo {
             restarts: 0,
             started_at: None,
             command: None,
+            error: None,
         }
     }
 }

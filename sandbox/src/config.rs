@@ -19,12 +19,17 @@ Every flag has an environment variable, used when the flag is absent:
                               prefer the variable: flags are visible in `ps`)
   SANDBOX_ROOT                directory holding workspaces (default /workspace)
   SANDBOX_TEMPLATES_DIR       directory holding templates (default /templates)
-  SANDBOX_PORT_RANGE          dev-server ports, LO-HI (default 41000-41999)
+  SANDBOX_PORT_RANGE          dev-server ports, LO-HI (default 20000-20999); ports inside the
+                              kernel's ephemeral range are never used
   SANDBOX_COMMAND_TIMEOUT_MS  default command timeout (default 60000)
   SANDBOX_OUTPUT_CAP_BYTES    cap on captured stdout and on stderr (default 1048576)
   SANDBOX_LOG_LINES           log lines kept per workspace (default 5000)
   SANDBOX_BUILD_OUTPUT_CAP_BYTES  cap on a build's returned files (default 26214400)
   SANDBOX_READY_TIMEOUT_MS    how long the preview waits for a starting dev server (default 15000)
+  SANDBOX_DEPS_DIR            where each template's dependencies are installed once and shared
+                              with its workspaces by hard links (default SANDBOX_ROOT/.deps)
+  SANDBOX_PREPARE_DEPS        1 (default): prepare every template's dependencies at start, in
+                              the background; 0: when a workspace first needs them
   SANDBOX_LOG                 agent log filter, e.g. `info` or `byte_sandbox=debug`
 The jail (bubblewrap) every workspace command and dev server runs in:
   SANDBOX_BWRAP               path of bwrap (default: found in PATH)
@@ -54,6 +59,8 @@ const FLAGS: &[(&str, &str)] = &[
     ("--log-lines", "SANDBOX_LOG_LINES"),
     ("--build-output-cap-bytes", "SANDBOX_BUILD_OUTPUT_CAP_BYTES"),
     ("--ready-timeout-ms", "SANDBOX_READY_TIMEOUT_MS"),
+    ("--deps-dir", "SANDBOX_DEPS_DIR"),
+    ("--prepare-deps", "SANDBOX_PREPARE_DEPS"),
     ("--bwrap", "SANDBOX_BWRAP"),
     ("--jail-uid", "SANDBOX_JAIL_UID"),
     ("--npm-cache", "SANDBOX_NPM_CACHE"),
@@ -77,6 +84,10 @@ pub struct Config {
     pub log_lines: usize,
     pub build_output_cap: u64,
     pub ready_timeout: Duration,
+    /// Prepared template dependencies; `None`: `SANDBOX_ROOT/.deps`.
+    pub deps_dir: Option<PathBuf>,
+    /// Prepare every template's dependencies at start (in the background).
+    pub prepare_deps: bool,
     /// `SANDBOX_UNCONFINED=1`: run workspace processes without the jail (unsafe).
     pub unconfined: bool,
     /// bwrap's path; `None` looks it up in `PATH`.
@@ -96,18 +107,27 @@ impl Config {
             secret: secret.into(),
             root: root.into(),
             templates_dir: PathBuf::from("/templates"),
-            port_range: 41000..=41999,
+            port_range: 20000..=20999,
             command_timeout: Duration::from_millis(60_000),
             output_cap: 1024 * 1024,
             log_lines: 5000,
             build_output_cap: 25 * 1024 * 1024,
             ready_timeout: Duration::from_millis(15_000),
+            deps_dir: None,
+            prepare_deps: false,
             unconfined: false,
             bwrap: None,
             jail_uid: 100_000,
             npm_cache: None,
             limits: Limits::default(),
         }
+    }
+
+    /// Where prepared template dependencies live.
+    pub fn deps_dir(&self) -> PathBuf {
+        self.deps_dir
+            .clone()
+            .unwrap_or_else(|| self.root.join(".deps"))
     }
 
     /// Reads the configuration; `env` looks a variable up, `args` are the command-line
@@ -146,6 +166,7 @@ impl Config {
 
         let mut config = Config::new(String::new(), "/workspace");
         config.listen = "0.0.0.0:8080".parse().expect("literal address");
+        config.prepare_deps = true;
         config.secret = get("SANDBOX_SECRET").ok_or("SANDBOX_SECRET is required")?;
         if let Some(v) = get("SANDBOX_LISTEN") {
             config.listen = v.parse().map_err(|_| {
@@ -185,6 +206,14 @@ impl Config {
                 _ => return Err(format!("SANDBOX_UNCONFINED: `{v}` is not 1 or 0")),
             };
         }
+        if let Some(v) = get("SANDBOX_PREPARE_DEPS") {
+            config.prepare_deps = match v.trim() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => return Err(format!("SANDBOX_PREPARE_DEPS: `{v}` is not 1 or 0")),
+            };
+        }
+        config.deps_dir = get("SANDBOX_DEPS_DIR").map(PathBuf::from);
         config.bwrap = get("SANDBOX_BWRAP").map(PathBuf::from);
         config.npm_cache = get("SANDBOX_NPM_CACHE").map(PathBuf::from);
         if let Some(v) = get("SANDBOX_JAIL_UID") {
@@ -219,7 +248,7 @@ fn parse_positive(name: &str, v: &str) -> Result<u64, String> {
 
 /// Parses `LO-HI` (inclusive). Port 0 and reversed ranges are refused.
 pub fn parse_port_range(v: &str) -> Result<RangeInclusive<u16>, String> {
-    let err = || format!("SANDBOX_PORT_RANGE: `{v}` is not a range like 41000-41999");
+    let err = || format!("SANDBOX_PORT_RANGE: `{v}` is not a range like 20000-20999");
     let (lo, hi) = v.trim().split_once('-').ok_or_else(err)?;
     let lo: u16 = lo.trim().parse().map_err(|_| err())?;
     let hi: u16 = hi.trim().parse().map_err(|_| err())?;

@@ -318,6 +318,22 @@ pub fn read(root: &Path, rel: &RelPath) -> ApiResult<FileContent> {
 }
 
 /// Deletes one file (not a directory). `Err(not found)` when absent.
+/// Sets the file's modification time to now (never following a symlink, walking from the
+/// root like every other operation), so file watchers see it change again.
+pub fn touch(root: &Path, rel: &RelPath) -> io::Result<()> {
+    let (dir, name) = open_parent(root, rel, false, None)?;
+    // SAFETY: a NUL-terminated name relative to an open directory; NULL times mean "now".
+    check(unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            std::ptr::null(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(())
+}
+
 pub fn delete(root: &Path, rel: &RelPath) -> ApiResult<()> {
     resolve(root, rel).map_err(|e| resolve_error("path", rel.as_str(), e))?;
     let removed = open_parent(root, rel, false, None).and_then(|(dir, name)| {

@@ -11,9 +11,11 @@ pub mod api_error;
 pub mod auth;
 pub mod builder;
 pub mod config;
+pub mod deps;
 pub mod errors;
 pub mod exec;
 pub mod files;
+pub mod hmr;
 pub mod jail;
 pub mod logs;
 pub mod paths;
@@ -47,8 +49,20 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let prepare = config.prepare_deps;
     let state = AppState::new(Arc::new(config), jail)?;
     let registry = state.registry.clone();
+    if prepare {
+        // Every template's dependencies, ready before the first workspace asks.
+        let deps = registry.deps().clone();
+        tokio::spawn(async move {
+            for template in deps.templates() {
+                if let Err(e) = deps.prepare(&template).await {
+                    tracing::warn!("{e}");
+                }
+            }
+        });
+    }
     let stop_tx = state.shutdown_sender();
     let app = router(state);
 

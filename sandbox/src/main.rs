@@ -25,13 +25,44 @@ async fn main() -> ExitCode {
         println!("byte-sandbox {VERSION}");
         return ExitCode::SUCCESS;
     }
-    let config = match Config::from_env_and_args(|k| std::env::var(k).ok(), args) {
+    // `byte-sandbox prepare-deps`: install every template's dependencies into
+    // SANDBOX_DEPS_DIR and exit (the container image runs it at build time).
+    let prepare_only = args.first().is_some_and(|a| a == "prepare-deps");
+    let args: Vec<String> = args.into_iter().skip(usize::from(prepare_only)).collect();
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .or_else(|| (prepare_only && k == "SANDBOX_SECRET").then(|| "unused".to_string()))
+    };
+    let config = match Config::from_env_and_args(env, args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("byte-sandbox: {e}\n\n{}", byte_sandbox::config::USAGE);
             return ExitCode::from(2);
         }
     };
+    // Dev-server ports must lie outside the kernel's ephemeral range: any outgoing connection
+    // may hold one of those (see `ports`).
+    let ephemeral = byte_sandbox::ports::ephemeral_range();
+    let usable = byte_sandbox::ports::usable_ports(&config.port_range, ephemeral.as_ref());
+    let (lo, hi) = (config.port_range.start(), config.port_range.end());
+    if let Some(e) = &ephemeral {
+        let (elo, ehi) = (e.start(), e.end());
+        if usable == 0 {
+            eprintln!(
+                "byte-sandbox: SANDBOX_PORT_RANGE {lo}-{hi} lies inside the kernel's ephemeral \
+                 port range {elo}-{ehi} (/proc/sys/net/ipv4/ip_local_port_range), where outgoing \
+                 connections take ports at any moment; choose ports outside it"
+            );
+            return ExitCode::from(2);
+        }
+        if usable <= u32::from(hi - lo) {
+            tracing::warn!(
+                "SANDBOX_PORT_RANGE {lo}-{hi} overlaps the kernel's ephemeral range {elo}-{ehi}: \
+                 only the {usable} ports outside it are used"
+            );
+        }
+    }
     // Before listening: an agent that cannot jail commands must not look ready.
     let jail = match byte_sandbox::jail::Jail::setup(&config).await {
         Ok(jail) => jail,
@@ -40,6 +71,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if prepare_only {
+        return prepare_deps(&config, jail).await;
+    }
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -61,5 +95,26 @@ async fn main() -> ExitCode {
             eprintln!("byte-sandbox: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+async fn prepare_deps(config: &Config, jail: std::sync::Arc<byte_sandbox::jail::Jail>) -> ExitCode {
+    let deps =
+        byte_sandbox::deps::DepStore::new(config.deps_dir(), config.templates_dir.clone(), jail);
+    let mut failed = false;
+    for template in deps.templates() {
+        match deps.prepare(&template).await {
+            Ok(Some(p)) => println!("{template}: {}", p.node_modules.display()),
+            Ok(None) => println!("{template}: no package-lock.json, nothing to prepare"),
+            Err(e) => {
+                eprintln!("byte-sandbox: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -2,12 +2,19 @@
 //!
 //! States: `stopped → starting → running`, and `crashed` when the process exits without being
 //! asked to. A crashed server stays crashed (with its exit code) until a client starts or
-//! restarts it: restarting forever would hide the error the fix loop needs to see.
-//! `running` means the allocated port accepts TCP connections. Start, stop and restart are
-//! serialised per workspace; starting a server that is starting or running is a no-op.
+//! restarts it: restarting forever would hide the error the fix loop needs to see. A start
+//! that fails before the server is ready (a port clash, a flaky first start) is retried on
+//! another port, up to [`MAX_START_ATTEMPTS`] starts, before it is reported crashed with the
+//! server's own last error line.
+//!
+//! `running` means the process we started is the one answering: the listening socket on
+//! its port belongs to its process tree (`crate::ports::listener_owner`, from the kernel's
+//! tables) and answers HTTP. Anyone else's listener on the port, however it got there, never
+//! makes a server ready. Start, stop and restart are serialised per workspace; starting a
+//! server that is starting or running is a no-op.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,10 +22,11 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
 use crate::api_error::{ApiError, ApiResult};
+use crate::errors::strip_ansi;
 use crate::exec::{kill_group, quota_message, spawn_shell};
 use crate::jail::{spawn_disk_watch, Jail};
 use crate::logs::{now_ms, LineSplitter, LogBuffer, Source, Stream};
-use crate::ports::PortAllocator;
+use crate::ports::{listener_owner, Owner, PortAllocator};
 
 /// The status the API reports (`byte_protocol::process`); `Status` for short here.
 pub use byte_protocol::process::{ServerInfo, ServerStatus as Status};
@@ -30,7 +38,14 @@ pub const DEFAULT_DEV_COMMAND: &str = "npm run dev -- --port {port} --host 127.0
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// How often a starting server's port is probed.
-const PROBE_INTERVAL: Duration = Duration::from_millis(150);
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long the readiness check's HTTP request may take.
+const HTTP_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Starts of a dev server that exits before it is ready, each on a fresh port, before the
+/// server is reported crashed.
+pub const MAX_START_ATTEMPTS: u32 = 3;
 
 /// Shared with the monitor task of the current process.
 struct Shared {
@@ -53,7 +68,8 @@ impl Shared {
 }
 
 struct Running {
-    pgid: i32,
+    /// The current attempt's process group (a failed start is retried under a new one).
+    pgid: Arc<AtomicI32>,
     stopping: Arc<AtomicBool>,
     /// `Some(exit code)` once the process has exited and its group was swept.
     exited: watch::Receiver<Option<Option<i32>>>,
@@ -151,118 +167,37 @@ impl Supervisor {
             *saved = Some(template.clone());
             template
         };
-        let ports = &self.shared.ports;
-        let port = ports
-            .allocate()
-            .ok_or_else(|| ApiError::unavailable("no free port left in SANDBOX_PORT_RANGE"))?;
-        let command = template.replace("{port}", &port.to_string());
-        let env = vec![("PORT".to_string(), port.to_string())];
-        let mut child = match spawn_shell(&self.jail, &command, &self.cwd, &env) {
-            Ok(child) => child,
-            Err(e) => {
-                ports.release(port);
-                return Err(ApiError::io("cannot start the dev server", e));
-            }
-        };
-        let Some(pid) = child.id() else {
-            ports.release(port);
-            return Err(ApiError::internal(
-                "the dev server exited before it could be tracked",
-            ));
-        };
-        let pgid = pid as i32;
-
+        let first = spawn_attempt(&self.shared, &self.jail, &self.cwd, &template)?;
         let generation = {
             let mut g = self.shared.generation.lock().expect("generation lock");
             *g += 1;
             let restarts = self.shared.info.borrow().restarts;
             self.shared.info.send_replace(ServerInfo {
                 status: Status::Starting,
-                port: Some(port),
-                pid: Some(pid),
+                port: Some(first.port),
+                pid: Some(first.pid),
                 exit_code: None,
                 restarts,
                 started_at: Some(now_ms()),
-                command: Some(command.clone()),
+                command: Some(first.command.clone()),
+                error: None,
             });
             *g
         };
-        let logs = &self.shared.logs;
-        logs.push(
-            Stream::System,
-            Source::Server,
-            &format!("starting dev server on port {port}: {command}"),
-        );
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(pump_lines(out, logs.clone(), Stream::Stdout));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(pump_lines(err, logs.clone(), Stream::Stderr));
-        }
 
         let stopping = Arc::new(AtomicBool::new(false));
+        let pgid = Arc::new(AtomicI32::new(first.pid as i32));
         let (exit_tx, exited) = watch::channel(None);
-        let shared = self.shared.clone();
-        let stop_flag = stopping.clone();
-        let disk_watch = self.jail.is_confined().then(|| {
-            let logs = logs.clone();
-            let limit = self.jail.limits().disk_bytes;
-            spawn_disk_watch(self.cwd.clone(), limit, DISK_CHECK_EVERY, move |used| {
-                logs.push(Stream::System, Source::Server, &quota_message(used, limit));
-                kill_group(pgid, libc::SIGKILL);
-            })
-        });
-        tokio::spawn(async move {
-            let _disk_watch = disk_watch;
-            let mut ready = false;
-            let mut probe = tokio::time::interval(PROBE_INTERVAL);
-            let status = loop {
-                tokio::select! {
-                    status = child.wait() => break status,
-                    _ = probe.tick(), if !ready => {
-                        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                            ready = true;
-                            let became_ready = shared.update_if_current(generation, |i| {
-                                if i.status == Status::Starting {
-                                    i.status = Status::Running;
-                                }
-                            });
-                            if became_ready {
-                                shared.logs.push(Stream::System, Source::Server, &format!("dev server ready on port {port}"));
-                            }
-                        }
-                    }
-                }
-            };
-            // The leader is gone; whatever it left in its group goes too. SIGKILL is
-            // delivered asynchronously, so wait for the port to close before reporting the
-            // exit or handing the port to someone else.
-            kill_group(pgid, libc::SIGKILL);
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-            while tokio::time::Instant::now() < deadline
-                && tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-            {
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            shared.ports.release(port);
-            let code = status.ok().and_then(|s| s.code());
-            if !stop_flag.load(Ordering::SeqCst) {
-                let described = code.map_or("a signal".to_string(), |c| format!("code {c}"));
-                shared.logs.push(
-                    Stream::System,
-                    Source::Server,
-                    &format!("dev server exited unexpectedly with {described}"),
-                );
-                shared.update_if_current(generation, |i| {
-                    i.status = Status::Crashed;
-                    i.exit_code = code;
-                });
-            }
-            let _ = exit_tx.send(Some(code));
-        });
-
+        let monitor = Monitor {
+            shared: self.shared.clone(),
+            jail: self.jail.clone(),
+            cwd: self.cwd.clone(),
+            template,
+            generation,
+            stopping: stopping.clone(),
+            pgid: pgid.clone(),
+        };
+        tokio::spawn(monitor.run(first, exit_tx));
         *running = Some(Running {
             pgid,
             stopping,
@@ -276,12 +211,12 @@ impl Supervisor {
             proc_.stopping.store(true, Ordering::SeqCst);
             let already_exited = proc_.exited.borrow().is_some();
             if !already_exited {
-                kill_group(proc_.pgid, libc::SIGTERM);
+                kill_group(proc_.pgid.load(Ordering::SeqCst), libc::SIGTERM);
                 let exited = tokio::time::timeout(grace, proc_.exited.wait_for(|e| e.is_some()))
                     .await
                     .is_ok();
                 if !exited {
-                    kill_group(proc_.pgid, libc::SIGKILL);
+                    kill_group(proc_.pgid.load(Ordering::SeqCst), libc::SIGKILL);
                     let _ = tokio::time::timeout(
                         Duration::from_secs(2),
                         proc_.exited.wait_for(|e| e.is_some()),
@@ -313,6 +248,303 @@ impl Supervisor {
     }
 }
 
+/// One spawned dev-server process.
+struct Attempt {
+    child: tokio::process::Child,
+    pid: u32,
+    port: u16,
+    command: String,
+    /// Log sequence number at its start: its own output comes after.
+    log_from: u64,
+}
+
+/// Allocates a port and starts the command on it, with its output pumped into the log.
+fn spawn_attempt(
+    shared: &Arc<Shared>,
+    jail: &Jail,
+    cwd: &std::path::Path,
+    template: &str,
+) -> ApiResult<Attempt> {
+    let ports = &shared.ports;
+    let port = ports.allocate().ok_or_else(|| {
+        ApiError::unavailable(
+            "no free port left in SANDBOX_PORT_RANGE (outside the kernel's ephemeral range)",
+        )
+    })?;
+    let command = template.replace("{port}", &port.to_string());
+    let env = vec![("PORT".to_string(), port.to_string())];
+    let log_from = shared.logs.push(
+        Stream::System,
+        Source::Server,
+        &format!("starting dev server on port {port}: {command}"),
+    );
+    let mut child = match spawn_shell(jail, &command, cwd, &env) {
+        Ok(child) => child,
+        Err(e) => {
+            ports.release(port);
+            return Err(ApiError::io("cannot start the dev server", e));
+        }
+    };
+    let Some(pid) = child.id() else {
+        ports.release(port);
+        return Err(ApiError::internal(
+            "the dev server exited before it could be tracked",
+        ));
+    };
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(pump_lines(out, shared.logs.clone(), Stream::Stdout));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(pump_lines(err, shared.logs.clone(), Stream::Stderr));
+    }
+    Ok(Attempt {
+        child,
+        pid,
+        port,
+        command,
+        log_from,
+    })
+}
+
+/// Watches one start of the dev server: readiness, a failed start retried on another port,
+/// then the process until it exits.
+struct Monitor {
+    shared: Arc<Shared>,
+    jail: Arc<Jail>,
+    cwd: PathBuf,
+    template: String,
+    generation: u64,
+    stopping: Arc<AtomicBool>,
+    pgid: Arc<AtomicI32>,
+}
+
+impl Monitor {
+    async fn run(self, first: Attempt, exit_tx: watch::Sender<Option<Option<i32>>>) {
+        let mut attempt = first;
+        let mut number = 1;
+        let code = loop {
+            let pgid = attempt.pid as i32;
+            let disk_watch = self.jail.is_confined().then(|| {
+                let logs = self.shared.logs.clone();
+                let limit = self.jail.limits().disk_bytes;
+                spawn_disk_watch(self.cwd.clone(), limit, DISK_CHECK_EVERY, move |used| {
+                    logs.push(Stream::System, Source::Server, &quota_message(used, limit));
+                    kill_group(pgid, libc::SIGKILL);
+                })
+            });
+            let (status, ready) = self.watch(&mut attempt).await;
+            drop(disk_watch);
+            // The leader is gone; whatever it left in its group goes too.
+            kill_group(pgid, libc::SIGKILL);
+            if ready {
+                // SIGKILL is delivered asynchronously: wait for our socket to close before
+                // reporting the exit or handing the port to someone else.
+                wait_port_closed(attempt.port).await;
+            }
+            let code = status.ok().and_then(|s| s.code());
+            let stopping = self.stopping.load(Ordering::SeqCst);
+            if !ready && !stopping && number < MAX_START_ATTEMPTS {
+                let why = failure_line(&self.shared.logs, attempt.log_from)
+                    .unwrap_or_else(|| exit_text(code));
+                // The next port is taken before this one is released, so it differs.
+                match spawn_attempt(&self.shared, &self.jail, &self.cwd, &self.template) {
+                    Ok(next) => {
+                        self.shared.ports.release(attempt.port);
+                        self.shared.logs.push(
+                            Stream::System,
+                            Source::Server,
+                            &format!(
+                                "dev server did not start on port {} ({why}); retrying on port {}",
+                                attempt.port, next.port
+                            ),
+                        );
+                        number += 1;
+                        self.pgid.store(next.pid as i32, Ordering::SeqCst);
+                        let current = self.shared.update_if_current(self.generation, |i| {
+                            i.port = Some(next.port);
+                            i.pid = Some(next.pid);
+                            i.command = Some(next.command.clone());
+                        });
+                        attempt = next;
+                        if !current || self.stopping.load(Ordering::SeqCst) {
+                            // Stopped while we were starting it again.
+                            self.stopping.store(true, Ordering::SeqCst);
+                            kill_group(attempt.pid as i32, libc::SIGKILL);
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e.message, "dev server retry could not start");
+                    }
+                }
+            }
+            self.shared.ports.release(attempt.port);
+            if !self.stopping.load(Ordering::SeqCst) {
+                let error = failure_line(&self.shared.logs, attempt.log_from);
+                let described = exit_text(code);
+                let message = match (&error, ready, number) {
+                    (_, true, _) => format!("dev server exited unexpectedly with {described}"),
+                    (Some(e), false, n) => format!(
+                        "dev server failed to start ({n} attempts, last on port {}): {e}",
+                        attempt.port
+                    ),
+                    (None, false, n) => format!(
+                        "dev server failed to start ({n} attempts, last on port {}): exited with {described}",
+                        attempt.port
+                    ),
+                };
+                self.shared
+                    .logs
+                    .push(Stream::System, Source::Server, &message);
+                self.shared.update_if_current(self.generation, |i| {
+                    i.status = Status::Crashed;
+                    i.exit_code = code;
+                    i.error = error.or_else(|| (!ready).then_some(message));
+                });
+            }
+            break code;
+        };
+        let _ = exit_tx.send(Some(code));
+    }
+
+    /// Waits for the process to exit, marking the server running once it is ready: the
+    /// listening socket on its port belongs to this process tree and answers HTTP. A port
+    /// held by anyone else never counts (the server then fails with "port in use", and the
+    /// start is retried elsewhere). Returns the exit status and whether it was ever ready.
+    async fn watch(
+        &self,
+        attempt: &mut Attempt,
+    ) -> (std::io::Result<std::process::ExitStatus>, bool) {
+        let (port, pid) = (attempt.port, attempt.pid);
+        let mut ready = false;
+        let mut told_foreign = false;
+        let mut probe = tokio::time::interval(PROBE_INTERVAL);
+        // A line naming the port (Vite's `Local: http://127.0.0.1:<port>/`) checks at once.
+        let mut output = self.shared.logs.subscribe();
+        let needle = format!(":{port}");
+        let mut output_open = true;
+        loop {
+            tokio::select! {
+                status = attempt.child.wait() => return (status, ready),
+                line = output.recv(), if !ready && output_open => {
+                    let names_port = match line {
+                        Ok(l) => l.source == Source::Server && l.line.contains(&needle),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(_) => {
+                            output_open = false;
+                            false
+                        }
+                    };
+                    if names_port {
+                        probe.reset_immediately();
+                    }
+                }
+                _ = probe.tick(), if !ready => {
+                    let owner = tokio::task::spawn_blocking(move || listener_owner(port, pid))
+                        .await
+                        .unwrap_or(Owner::Unknown);
+                    let ours = match owner {
+                        Owner::Ours => true,
+                        // The tree's open files could not be read: fall back on the server
+                        // naming its own port in its output.
+                        Owner::Unknown => printed_port(&self.shared.logs, attempt.log_from, port),
+                        Owner::Foreign => {
+                            if !told_foreign {
+                                told_foreign = true;
+                                self.shared.logs.push(
+                                    Stream::System,
+                                    Source::Server,
+                                    &format!("port {port} is held by another process; not ready until the dev server holds it"),
+                                );
+                            }
+                            false
+                        }
+                        Owner::Nobody => false,
+                    };
+                    if ours && answers_http(port).await {
+                        ready = true;
+                        let became_ready = self.shared.update_if_current(self.generation, |i| {
+                            if i.status == Status::Starting {
+                                i.status = Status::Running;
+                            }
+                        });
+                        if became_ready {
+                            self.shared.logs.push(
+                                Stream::System,
+                                Source::Server,
+                                &format!("dev server ready on port {port}"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn exit_text(code: Option<i32>) -> String {
+    code.map_or("a signal".to_string(), |c| format!("code {c}"))
+}
+
+/// Waits (at most 3 s) until nothing accepts connections on `port`.
+async fn wait_port_closed(port: u16) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline
+        && tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// True when something on 127.0.0.1:`port` answers an HTTP request with an HTTP status line.
+async fn answers_http(port: u16) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 8];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head.starts_with(b"HTTP/1."))
+    };
+    matches!(
+        tokio::time::timeout(HTTP_CHECK_TIMEOUT, attempt).await,
+        Ok(Some(true))
+    )
+}
+
+/// True when the server's output since `from` names `port` (Vite's `Local: http://…:port/`).
+fn printed_port(logs: &LogBuffer, from: u64, port: u16) -> bool {
+    let needle = format!(":{port}");
+    logs.since(from).0.iter().any(|l| {
+        l.source == Source::Server && l.stream != Stream::System && l.line.contains(&needle)
+    })
+}
+
+/// The dev server's own last line that reads like an error (else its last line) since `from`,
+/// without colour codes, at most 300 characters.
+fn failure_line(logs: &LogBuffer, from: u64) -> Option<String> {
+    let (lines, _) = logs.since(from);
+    let own: Vec<String> = lines
+        .iter()
+        .filter(|l| l.source == Source::Server && l.stream != Stream::System)
+        .map(|l| strip_ansi(&l.line).trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let errorish = |l: &&String| {
+        let lower = l.to_ascii_lowercase();
+        lower.contains("error") || lower.contains("in use") || lower.contains("eaddrinuse")
+    };
+    let line = own.iter().rev().find(errorish).or(own.last())?;
+    Some(line.chars().take(300).collect())
+}
+
 async fn pump_lines<R: AsyncRead + Unpin>(mut reader: R, logs: Arc<LogBuffer>, stream: Stream) {
     let mut buf = vec![0u8; 16 * 1024];
     let mut lines = LineSplitter::default();
@@ -338,7 +570,10 @@ mod tests {
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = probe.local_addr().unwrap().port();
         drop(probe);
-        let ports = Arc::new(PortAllocator::new(base..=base.saturating_add(20)));
+        let ports = Arc::new(PortAllocator::with_ephemeral(
+            base..=base.saturating_add(20),
+            None,
+        ));
         (
             // Process handling without the jail; the jail has its own tests (tests/jail.rs).
             Supervisor::new(
@@ -352,7 +587,7 @@ mod tests {
     }
 
     /// A dev server stand-in: python is not guaranteed, node is (the agent needs it anyway).
-    const SERVER: &str = "exec node -e \"require('net').createServer(s=>s.end('hi')).listen(process.env.PORT,'127.0.0.1',()=>console.log('listening {port}'))\"";
+    const SERVER: &str = "exec node -e \"require('http').createServer((q,s)=>s.end('hi')).listen(process.env.PORT,'127.0.0.1',()=>console.log('listening {port}'))\"";
 
     #[tokio::test]
     async fn start_ready_stop() {
@@ -453,6 +688,157 @@ mod tests {
             "a child that ignores SIGTERM is killed with its group"
         );
         assert!(gone(info.pid.unwrap() as i32));
+    }
+
+    /// Like `SERVER`, but exits 1 with Vite's message when the port is taken.
+    const STRICT_SERVER: &str = "exec node -e \"require('http').createServer((q,s)=>s.end('ours')).on('error',()=>{console.error('error: Port '+process.env.PORT+' is already in use');process.exit(1)}).listen(process.env.PORT,'127.0.0.1')\"";
+
+    fn log_text(logs: &LogBuffer) -> Vec<String> {
+        logs.since(0).0.into_iter().map(|l| l.line).collect()
+    }
+
+    async fn wait_for_log(logs: &LogBuffer, needle: &str) {
+        let mut rx = logs.subscribe();
+        if log_text(logs).iter().any(|l| l.contains(needle)) {
+            return;
+        }
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match rx.recv().await {
+                    Ok(line) if line.line.contains(needle) => return,
+                    Ok(_) => {}
+                    Err(_) => {
+                        if log_text(logs).iter().any(|l| l.contains(needle)) {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no log line with {needle:?}: {:?}", log_text(logs)));
+    }
+
+    /// A foreign HTTP server on `port` answering "foreign" to everything, until dropped.
+    fn squat(port: u16) -> std::thread::JoinHandle<()> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { break };
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                if buf.starts_with(b"QUIT") {
+                    break;
+                }
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\nforeign",
+                );
+            }
+        })
+    }
+
+    fn get_body(port: u16) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.rsplit("\r\n\r\n").next().unwrap_or("").to_string()
+    }
+
+    #[tokio::test]
+    async fn a_foreign_listener_on_our_port_is_never_ready_and_the_start_moves_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sup, logs) = supervisor(dir.path());
+        // The server waits for the gate, so the squatter can take its port first.
+        let info = sup
+            .start(Some(format!(
+                "while [ ! -e gate ]; do sleep 0.02; done; {STRICT_SERVER}"
+            )))
+            .await
+            .unwrap();
+        let squatted = info.port.unwrap();
+        let squatter = squat(squatted);
+        // The readiness check has seen the squatter and refused it.
+        wait_for_log(
+            &logs,
+            &format!("port {squatted} is held by another process"),
+        )
+        .await;
+        assert_eq!(sup.info().status, Status::Starting);
+        std::fs::write(dir.path().join("gate"), "").unwrap();
+
+        let ready = sup.wait_ready(Duration::from_secs(20)).await;
+        assert_eq!(ready.status, Status::Running, "{:?}", log_text(&logs));
+        let port = ready.port.unwrap();
+        assert_ne!(port, squatted);
+        assert_eq!(get_body(port), "ours");
+        let text = log_text(&logs);
+        assert!(
+            !text.contains(&format!("dev server ready on port {squatted}")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|l| l
+                .starts_with(&format!("dev server did not start on port {squatted}"))
+                && l.contains("already in use")),
+            "{text:?}"
+        );
+        sup.shutdown().await;
+        // Ends the squatter's accept loop.
+        let mut quit = std::net::TcpStream::connect(("127.0.0.1", squatted)).unwrap();
+        std::io::Write::write_all(&mut quit, b"QUIT").unwrap();
+        squatter.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_crashed_first_start_is_retried_on_another_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sup, logs) = supervisor(dir.path());
+        let first = sup
+            .start(Some(format!(
+                "if [ ! -e tried ]; then touch tried; echo 'boom: first start failed' >&2; exit 1; fi; {SERVER}"
+            )))
+            .await
+            .unwrap();
+        let ready = sup.wait_ready(Duration::from_secs(20)).await;
+        assert_eq!(ready.status, Status::Running, "{:?}", log_text(&logs));
+        assert_ne!(ready.port, first.port);
+        assert_eq!(
+            (ready.exit_code, ready.restarts, ready.error.clone()),
+            (None, 0, None)
+        );
+        assert!(log_text(&logs)
+            .iter()
+            .any(|l| l.contains("retrying on port") && l.contains("boom: first start failed")));
+        sup.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_start_that_keeps_failing_is_reported_with_the_servers_own_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sup, logs) = supervisor(dir.path());
+        sup.start(Some(
+            "echo 'vite v7'; echo \"error: Port $PORT is already in use\" >&2; exit 1".into(),
+        ))
+        .await
+        .unwrap();
+        let down = sup.wait_ready(Duration::from_secs(20)).await;
+        assert_eq!((down.status, down.exit_code), (Status::Crashed, Some(1)));
+        let port = down.port.unwrap();
+        assert_eq!(
+            down.error.as_deref(),
+            Some(format!("error: Port {port} is already in use").as_str())
+        );
+        let text = log_text(&logs);
+        let starts = text
+            .iter()
+            .filter(|l| l.starts_with("starting dev server"))
+            .count();
+        assert_eq!(starts as u32, MAX_START_ATTEMPTS, "{text:?}");
+        assert!(!text.iter().any(|l| l.contains("ready on port")));
     }
 
     fn gone(pid: i32) -> bool {

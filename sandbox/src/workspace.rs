@@ -4,7 +4,8 @@
 //! server supervisor, the process groups of running commands, and which files were written
 //! when (to tell current errors from stale ones). Creation from a template is atomic: files
 //! are copied into a hidden temporary directory that is renamed into place, so a workspace
-//! either exists complete or not at all.
+//! either exists complete or not at all. A workspace made from a template gets the
+//! template's prepared `node_modules` (`crate::deps`) linked in before the rename.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -18,6 +19,7 @@ use axum::http::{Request, StatusCode};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::config::Config;
+use crate::deps::{link_tree, may_share, DepStore, Prepared};
 use crate::errors::{parse_lines, strip_ansi, Diagnostic, Kind, PathMapper};
 use crate::exec::ProcessGroups;
 use crate::jail::{chown_tree, Jail};
@@ -34,9 +36,6 @@ const PROBED_EXTENSIONS: &[&str] = &[
     "js", "jsx", "mjs", "cjs", "ts", "tsx", "mts", "cts", "css", "vue", "svelte",
 ];
 const MAX_PROBES: usize = 50;
-/// How long a dev server's file watcher is given to notice a write (inotify plus chokidar's
-/// short debounce of atomic renames) before we ask the server about the file.
-const WATCHER_SETTLE: Duration = Duration::from_millis(300);
 /// How often file writes re-measure the workspace against its disk quota.
 const DISK_MEASURE_EVERY: Duration = Duration::from_secs(10);
 /// How long a written file keeps being re-checked by the errors endpoint.
@@ -53,8 +52,13 @@ pub struct Workspace {
     pub closed: tokio::sync::watch::Sender<bool>,
     mapper: PathMapper,
     freshness: Mutex<Freshness>,
+    /// Whether the dev server has seen the latest writes (read-after-write for the preview).
+    pub preview: Arc<crate::hmr::Freshness>,
     /// The last measure of the workspace's disk use, and when it was taken.
     disk: tokio::sync::Mutex<Option<(tokio::time::Instant, u64)>>,
+    /// The key of the prepared dependencies `node_modules` was linked from, while no command
+    /// has run since (see `crate::deps`).
+    linked_deps: Mutex<Option<String>>,
 }
 
 /// What the errors endpoint needs to drop stale errors.
@@ -69,11 +73,9 @@ struct Freshness {
     /// Sequence number of the last write of any file.
     any_since: u64,
     /// Recently written files and when: each `errors` call asks the dev server about them
-    /// again (cheap, it caches transforms), so a watcher slower than [`WATCHER_SETTLE`]
+    /// again (cheap, it caches transforms), so a watcher slower than the preview's wait
     /// only delays an error instead of hiding it.
     recent: HashMap<String, tokio::time::Instant>,
-    /// When the last write happened, to give the dev server's file watcher time to notice.
-    last_write: Option<tokio::time::Instant>,
 }
 
 impl Workspace {
@@ -100,8 +102,27 @@ impl Workspace {
             closed: tokio::sync::watch::channel(false).0,
             mapper,
             freshness: Mutex::default(),
+            preview: Arc::default(),
             disk: tokio::sync::Mutex::new(None),
+            linked_deps: Mutex::new(None),
         }
+    }
+
+    /// A command is about to run: `node_modules` may no longer be the prepared tree.
+    pub fn forget_linked_deps(&self) {
+        *self.linked_deps.lock().expect("deps lock") = None;
+    }
+
+    /// The template whose prepared dependencies are in place and still match `package.json`
+    /// and `package-lock.json`, so a dependency install has nothing to do.
+    pub fn deps_up_to_date(&self) -> bool {
+        let linked = self.linked_deps.lock().expect("deps lock").clone();
+        let Some(key) = linked else {
+            return false;
+        };
+        let node_modules = std::fs::symlink_metadata(self.root.join("node_modules"));
+        node_modules.is_ok_and(|m| m.is_dir())
+            && crate::deps::key_of_dir(&self.root).as_deref() == Some(key.as_str())
     }
 
     /// Drops the last disk measure (a command just ran and may have written anything).
@@ -147,22 +168,36 @@ impl Workspace {
     /// Records that `paths` were just written: their older errors are stale.
     pub fn record_writes<'a>(&self, paths: impl IntoIterator<Item = &'a str>) {
         let seq = self.logs.next_seq();
-        let mut f = self.freshness.lock().expect("freshness lock");
-        for p in paths {
-            f.file_since.insert(p.to_string(), seq);
-            f.recent.insert(p.to_string(), tokio::time::Instant::now());
+        let paths: Vec<&str> = paths.into_iter().collect();
+        {
+            let mut f = self.freshness.lock().expect("freshness lock");
+            for p in &paths {
+                f.file_since.insert(p.to_string(), seq);
+                f.recent.insert(p.to_string(), tokio::time::Instant::now());
+            }
+            f.any_since = seq;
         }
-        f.any_since = seq;
-        f.last_write = Some(tokio::time::Instant::now());
+        self.preview.written(paths);
     }
 
-    /// Waits until the dev server's file watcher has had time to see the latest write, so
-    /// what it serves next reflects it (a no-op when nothing was written recently).
-    pub async fn settle_writes(&self) {
-        let last_write = self.freshness.lock().expect("freshness lock").last_write;
-        if let Some(at) = last_write {
-            tokio::time::sleep_until(at + WATCHER_SETTLE).await;
+    /// Makes sure an HMR client watches the dev server on `port` (see `crate::hmr`).
+    pub fn watch_dev_server(&self, port: u16) {
+        if self.preview.claim(port) {
+            crate::hmr::spawn_watch(self.preview.clone(), port);
         }
+    }
+
+    /// Waits until the dev server has reported the writes made so far, so what it serves
+    /// next reflects them (at once when nothing it served was written; see `crate::hmr`).
+    pub async fn settle_writes(&self) {
+        let root = self.root.clone();
+        self.preview
+            .wait(|file| {
+                if let Ok(rel) = crate::paths::RelPath::parse(file) {
+                    let _ = crate::files::touch(&root, &rel);
+                }
+            })
+            .await;
     }
 
     /// Current errors, newest occurrence of each kept, in log order. With the dev server
@@ -172,6 +207,7 @@ impl Workspace {
     pub async fn errors(&self, client: &HttpClient, since: u64) -> Vec<Diagnostic> {
         let info = self.server.info();
         if let (Status::Running, Some(port)) = (info.status, info.port) {
+            self.watch_dev_server(port);
             self.settle_writes().await;
             let mut targets: BTreeSet<String> = {
                 let mut f = self.freshness.lock().expect("freshness lock");
@@ -207,6 +243,10 @@ impl Workspace {
             return;
         }
         let before = self.logs.next_seq();
+        for file in &files {
+            // Transformed now: its later writes wait for the dev server to report them.
+            self.preview.served(port, file.clone());
+        }
         let probes = files.iter().map(|file| async move {
             let Ok(req) = Request::get(format!("http://127.0.0.1:{port}/{}", url_path(file)))
                 .header("host", format!("127.0.0.1:{port}"))
@@ -326,6 +366,7 @@ pub struct Registry {
     configured_root: PathBuf,
     root: PathBuf,
     ports: Arc<PortAllocator>,
+    deps: Arc<DepStore>,
     map: Mutex<HashMap<WorkspaceId, Arc<Workspace>>>,
     /// Serialises creation and deletion.
     lifecycle: tokio::sync::Mutex<()>,
@@ -341,7 +382,13 @@ impl Registry {
         let configured_root = std::path::absolute(&config.root)?;
         let root = config.root.canonicalize()?;
         let ports = Arc::new(PortAllocator::new(config.port_range.clone()));
+        let deps = Arc::new(DepStore::new(
+            config.deps_dir(),
+            config.templates_dir.clone(),
+            jail.clone(),
+        ));
         let registry = Registry {
+            deps,
             config,
             jail,
             configured_root,
@@ -417,6 +464,21 @@ impl Registry {
             Some(name) => Some(self.template_dir(name)?),
             None => None,
         };
+        if let Ok(ws) = self.get(&id) {
+            return Ok((ws, false));
+        }
+        // The template's prepared dependencies (installed once, by the first workspace that
+        // needs them or at start). Without them the workspace's install runs npm as usual.
+        let prepared: Option<Prepared> = match template {
+            Some(name) => match self.deps.prepare(name).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("{e}; the workspace installs its own dependencies");
+                    None
+                }
+            },
+            None => None,
+        };
         let _guard = self.lifecycle.lock().await;
         if let Ok(ws) = self.get(&id) {
             return Ok((ws, false));
@@ -429,6 +491,13 @@ impl Registry {
                 TEMP_DIRS.fetch_add(1, Ordering::Relaxed)
             ));
             let owner = self.jail.owner();
+            // Hard links only where jailed processes cannot change the shared files.
+            let copy_deps = prepared.as_ref().is_some_and(|p| {
+                self.jail.is_confined() && !may_share(&p.node_modules, owner.map(|(uid, _)| uid))
+            });
+            let store = prepared
+                .as_ref()
+                .map(|p| (p.node_modules.clone(), p.lockfile.clone()));
             let result = tokio::task::spawn_blocking({
                 let tmp = tmp.clone();
                 let final_dir = final_dir.clone();
@@ -438,6 +507,16 @@ impl Registry {
                         copy_tree(&src, &tmp)?;
                     }
                     chown_tree(&tmp, owner)?;
+                    // After the chown: it must not reach the store's inodes.
+                    if let Some((store, lockfile)) = store {
+                        link_tree(&store, &tmp.join("node_modules"), owner, copy_deps)?;
+                        // The lockfile as the install left it, as if the workspace had run it.
+                        let lock = tmp.join("package-lock.json");
+                        std::fs::copy(&lockfile, &lock)?;
+                        if let Some((uid, gid)) = owner {
+                            std::os::unix::fs::lchown(&lock, Some(uid), Some(gid))?;
+                        }
+                    }
                     std::fs::rename(&tmp, &final_dir)
                 }
             })
@@ -452,6 +531,7 @@ impl Registry {
             self.make(id.clone())
                 .map_err(|e| ApiError::io("cannot open the workspace", e))?,
         );
+        *ws.linked_deps.lock().expect("deps lock") = prepared.map(|p| p.key);
         self.map
             .lock()
             .expect("registry lock")
@@ -497,6 +577,10 @@ impl Registry {
         &self.jail
     }
 
+    pub fn deps(&self) -> &Arc<DepStore> {
+        &self.deps
+    }
+
     /// Agent shutdown: kill every command and stop every dev server.
     pub async fn shutdown(&self) {
         let all: Vec<Arc<Workspace>> = self
@@ -506,6 +590,7 @@ impl Registry {
             .values()
             .cloned()
             .collect();
+        self.deps.shutdown();
         for ws in &all {
             ws.execs.kill_all(libc::SIGKILL);
         }
@@ -528,7 +613,7 @@ fn url_path(path: &str) -> String {
 
 /// Copies regular files and directories from `src` into `dst` (which exists), skipping
 /// [`TEMPLATE_SKIP`] entries at the top and symlinks everywhere.
-fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
+pub(crate) fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
     let mut stack = vec![(src.to_path_buf(), dst.to_path_buf(), true)];
     while let Some((from, to, top)) = stack.pop() {
         for entry in std::fs::read_dir(&from)? {

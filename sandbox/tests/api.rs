@@ -29,6 +29,14 @@ struct TestApp {
 
 static PORT_BLOCK: AtomicU16 = AtomicU16::new(0);
 
+fn shared_deps_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("byte-sandbox-deps");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The jail's uid must reach the stores' staging directories.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
 impl TestApp {
     fn start() -> Self {
         Self::start_with(&[])
@@ -42,13 +50,17 @@ impl TestApp {
         let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
         // Separate dev-server port ranges per agent, so parallel tests never race for one.
         let block = PORT_BLOCK.fetch_add(1, Ordering::SeqCst);
-        let lo = 42000 + (std::process::id() % 40) as u16 * 200 + block * 20;
+        let lo = 22000 + (std::process::id() % 40) as u16 * 200 + block * 20;
         let range = format!("{lo}-{}", lo + 19);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_byte-sandbox"));
         cmd.env("SANDBOX_SECRET", SECRET)
             .env("SANDBOX_LISTEN", "127.0.0.1:0")
             .env("SANDBOX_ROOT", &root)
             .env("SANDBOX_TEMPLATES_DIR", &templates)
+            // Every agent of the run shares the templates' prepared dependencies (installed
+            // by the first workspace that needs them; kept for the next run).
+            .env("SANDBOX_DEPS_DIR", shared_deps_dir())
+            .env("SANDBOX_PREPARE_DEPS", "0")
             .env("SANDBOX_PORT_RANGE", &range)
             .env("SANDBOX_LOG", "warn")
             .stdout(Stdio::piped())
@@ -1046,4 +1058,245 @@ async fn slow_react_vite_worker_api_and_bundle() {
             && e["message"].as_str().unwrap().contains("region")),
         "{b}"
     );
+}
+
+/// A gzipped npm tarball (`package/…`) of a one-file ES module package exporting `text`.
+fn npm_tarball(dir: &Path, name: &str, text: &str) -> Vec<u8> {
+    let pkg = dir.join(format!("{name}-src/package"));
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(
+        pkg.join("package.json"),
+        format!(r#"{{"name":"{name}","version":"1.0.0","type":"module","main":"index.js"}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        pkg.join("index.js"),
+        format!("export const text = {text:?};\n"),
+    )
+    .unwrap();
+    let out = dir.join(format!("{name}.tgz"));
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(pkg.parent().unwrap())
+        .arg("package")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(out).unwrap()
+}
+
+fn inode(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
+/// The preview after each write shows that write (read-after-write), 50 times in a row;
+/// an app that adds a dependency gets only that one installed and previews with it.
+#[tokio::test]
+async fn slow_read_after_write_and_an_added_dependency() {
+    let app = TestApp::start();
+    let ws = "fresh-app";
+    let base = format!("/v1/workspaces/{ws}");
+    let (s, b) = app.put(&base, json!({ "template": "react-vite" })).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // The template's prepared dependencies are in place: the install has nothing to do.
+    let (s, b) = app
+        .post(
+            &format!("{base}/exec"),
+            json!({ "command": "npm install --prefer-offline --no-audit --no-fund" }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["exitCode"].clone()),
+        (StatusCode::OK, json!(0)),
+        "{b}"
+    );
+    assert!(
+        b["stdout"].as_str().unwrap().contains("nothing to install"),
+        "{b}"
+    );
+    let store = std::fs::read_dir(shared_deps_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            name.starts_with("react-vite-") && !name.starts_with("react-vite-worker")
+        })
+        .expect("the template's store");
+    let react = "node_modules/react/package.json";
+    assert_eq!(
+        inode(&app.root.join(ws).join(react)),
+        inode(&store.join(react)),
+        "node_modules is hard-linked from the store"
+    );
+
+    let (s, b) = app.post(&format!("{base}/process/start"), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    wait_running(&app, ws).await;
+    let (s, _) = app.preview(ws, "/src/App.tsx").await;
+    assert_eq!(s, StatusCode::OK);
+    for i in 0..50 {
+        let marker = format!("fresh-{i}-{}", std::process::id());
+        let (s, b) = app
+            .post(
+                &format!("{base}/files"),
+                json!({ "files": [{ "path": "src/App.tsx", "content": format!("export default function App() {{ return <h1>{marker}</h1> }}\n") }] }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let (s, code) = app.preview(ws, "/src/App.tsx").await;
+        assert_eq!(s, StatusCode::OK, "{code}");
+        assert!(code.contains(&marker), "write {i} not served: {code}");
+    }
+
+    // A dependency the template does not have (a local tarball: no registry needed).
+    let dir = tempfile::tempdir().unwrap();
+    let tgz = npm_tarball(dir.path(), "hello-dep", "hello from an added dependency");
+    let manifest = std::fs::read_to_string(app.root.join(ws).join("package.json")).unwrap();
+    let mut manifest: Value = serde_json::from_str(&manifest).unwrap();
+    manifest["dependencies"]["hello-dep"] = json!("file:vendor/hello-dep.tgz");
+    use base64::Engine;
+    let (s, b) = app
+        .post(
+            &format!("{base}/files"),
+            json!({ "files": [
+                { "path": "vendor/hello-dep.tgz", "content": base64::engine::general_purpose::STANDARD.encode(&tgz), "encoding": "base64" },
+                { "path": "package.json", "content": serde_json::to_string_pretty(&manifest).unwrap() },
+            ] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = app
+        .post(
+            &format!("{base}/exec"),
+            json!({ "command": "npm install --prefer-offline --no-audit --no-fund", "timeoutMs": 600000 }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["exitCode"].clone()),
+        (StatusCode::OK, json!(0)),
+        "{b}"
+    );
+    assert!(
+        !b["stdout"].as_str().unwrap().contains("nothing to install"),
+        "a changed package.json runs npm: {b}"
+    );
+    assert!(app
+        .root
+        .join(ws)
+        .join("node_modules/hello-dep/index.js")
+        .is_file());
+    assert_eq!(
+        inode(&app.root.join(ws).join(react)),
+        inode(&store.join(react)),
+        "only the difference was installed: the template's packages stay linked"
+    );
+    let (s, b) = app
+        .post(
+            &format!("{base}/files"),
+            json!({ "files": [{ "path": "src/App.tsx", "content": "import { text } from 'hello-dep'\nexport default function App() { return <h1>{text}</h1> }\n" }] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, code) = app.preview(ws, "/src/App.tsx").await;
+    assert_eq!(s, StatusCode::OK, "{code}");
+    let import = code
+        .split('"')
+        .find(|part| part.contains("hello-dep") && part.starts_with('/'))
+        .unwrap_or_else(|| panic!("no import of hello-dep in {code}"))
+        .to_string();
+    let (s, dep) = app.preview(ws, &import).await;
+    assert_eq!(s, StatusCode::OK, "{dep}");
+    assert!(dep.contains("hello from an added dependency"), "{dep}");
+}
+
+/// Changing a template's manifest or lockfile prepares its dependencies anew; workspaces
+/// made before keep theirs.
+#[tokio::test]
+async fn a_template_change_invalidates_its_prepared_dependencies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let templates = dir.path().join("templates");
+    let tpl = templates.join("mini");
+    std::fs::create_dir_all(&tpl).unwrap();
+    let deps = dir.path().join("deps");
+    // Version 1 of the template: a dependency from a tarball, with its lockfile.
+    let make = |text: &str| {
+        let tgz = npm_tarball(dir.path(), "dep-a", text);
+        std::fs::write(tpl.join("dep-a.tgz"), tgz).unwrap();
+        std::fs::write(
+            tpl.join("package.json"),
+            r#"{"name":"mini","private":true,"dependencies":{"dep-a":"file:dep-a.tgz"}}"#,
+        )
+        .unwrap();
+        let _ = std::fs::remove_file(tpl.join("package-lock.json"));
+        let out = Command::new("npm")
+            .args([
+                "install",
+                "--package-lock-only",
+                "--offline",
+                "--no-audit",
+                "--no-fund",
+            ])
+            .current_dir(&tpl)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    make("version one");
+    let app = TestApp::start_with(&[
+        ("SANDBOX_TEMPLATES_DIR", templates.to_str().unwrap()),
+        ("SANDBOX_DEPS_DIR", deps.to_str().unwrap()),
+    ]);
+    let read_dep = |ws: &str| {
+        std::fs::read_to_string(app.root.join(ws).join("node_modules/dep-a/index.js")).unwrap()
+    };
+    let (s, b) = app
+        .put("/v1/workspaces/one", json!({ "template": "mini" }))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(read_dep("one").contains("version one"));
+    let stores = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&deps)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        v.sort();
+        v
+    };
+    let first = stores();
+    assert_eq!(first.len(), 1, "{first:?}");
+
+    // The dependency changes (so do its integrity and the lockfile).
+    make("version two");
+    let (s, b) = app
+        .put("/v1/workspaces/two", json!({ "template": "mini" }))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(read_dep("two").contains("version two"));
+    let second = stores();
+    assert_eq!(second.len(), 1, "the outdated store is removed: {second:?}");
+    assert_ne!(first, second);
+    assert!(
+        read_dep("one").contains("version one"),
+        "older workspaces keep theirs"
+    );
+    // Nothing to install in either: each holds its own template version's tree.
+    for ws in ["one", "two"] {
+        let (_, b) = app
+            .post(
+                &format!("/v1/workspaces/{ws}/exec"),
+                json!({ "command": "npm install --no-audit --no-fund" }),
+            )
+            .await;
+        assert_eq!(b["exitCode"], 0, "{b}");
+    }
 }

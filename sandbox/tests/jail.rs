@@ -67,7 +67,7 @@ fn layout() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
 
 fn agent_command(root: &Path, cache: &Path) -> Command {
     let block = PORT_BLOCK.fetch_add(1, Ordering::SeqCst);
-    let lo = 47000 + (std::process::id() % 40) as u16 * 100 + block * 5;
+    let lo = 27000 + (std::process::id() % 40) as u16 * 100 + block * 5;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_byte-sandbox"));
     cmd.env("SANDBOX_SECRET", SECRET)
         .env("SANDBOX_LISTEN", "127.0.0.1:0")

@@ -35,7 +35,9 @@ pub async fn forward(
         }
         _ => return Err(ApiError::unavailable("the dev server is not running")),
     };
-    // A file written a moment ago must be what the preview shows.
+    // A file written a moment ago must be what the preview shows: wait until the dev
+    // server has reported it (at once when it never served the file).
+    ws.watch_dev_server(port);
     ws.settle_writes().await;
     // The raw (still percent-encoded) path after `/v1/workspaces/{ws}/preview`, plus the query.
     let path = match req.uri().path().splitn(6, '/').nth(5) {
@@ -46,6 +48,11 @@ pub async fn forward(
         Some(q) => format!("{path}?{q}"),
         None => path,
     };
+    if req.method() == axum::http::Method::GET {
+        if let Some(file) = crate::hmr::served_file(&path_and_query) {
+            ws.preview.served(port, file);
+        }
+    }
     Ok(proxy::forward(
         &state.client,
         port,
