@@ -23,11 +23,12 @@
 //! file from a lost generation.
 
 use super::blueprint::{parse_blueprint, Blueprint, PhaseInput, PhaseKind, PhasePlan, PhaseStatus};
+use super::context::{self, Workspace};
 use super::events::{AgentEvent, RunOutcome, RunStatus};
 use super::files_format::{Event as FileEvent, Parser};
 use super::models::{ChatMessage, Operation};
 use super::phase_plan::{parse_phase_detail, PhaseDetail};
-use super::prompts::{self, Diagnostic, FileContext, TemplateInfo};
+use super::prompts::{self, Diagnostic, Shown, TemplateInfo};
 use super::run::{step, RunState, Step, Work};
 use crate::domain::error::{summarize_upstream, ApiError, ErrorCode};
 use crate::domain::templates;
@@ -39,6 +40,8 @@ use std::rc::Rc;
 pub const EDIT_PHASE: &str = "edit";
 /// Files restored into a fresh sandbox per write, by size.
 pub const RESTORE_BATCH_BYTES: usize = 512 * 1024;
+/// File bytes one `===READ===` answer carries.
+pub const READ_BYTES: usize = 48_000;
 /// What a resumed unit asks the model after replaying its own output.
 pub const CONTINUE_INSTRUCTION: &str = "Your previous answer (above) was interrupted. Continue it exactly where it stops: write the next line after its last line, in the same format, and do not repeat any block it already contains.";
 
@@ -321,13 +324,8 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
             phase: "planning".into(),
             message: "Planning the app".into(),
         });
-        let infos: Vec<TemplateInfo<'_>> = templates::CATALOG
-            .iter()
-            .map(|t| TemplateInfo {
-                name: t.name,
-                description: t.description,
-            })
-            .collect();
+        let infos: Vec<TemplateInfo<'_>> =
+            templates::CATALOG.iter().map(TemplateInfo::of).collect();
         let names: Vec<&str> = templates::CATALOG.iter().map(|t| t.name).collect();
         let mut messages = prompts::blueprint_messages(&prompt, &infos);
         for attempt in 0..2 {
@@ -401,6 +399,33 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         self.store.files().into_iter().collect()
     }
 
+    /// The run's starting template (the blueprint's, else the default).
+    fn template(&self) -> &'static templates::Template {
+        self.read(|s| {
+            s.blueprint
+                .as_ref()
+                .and_then(|b| templates::find(&b.template))
+        })
+        .or_else(|| templates::find(templates::DEFAULT))
+        .unwrap_or(&templates::CATALOG[0])
+    }
+
+    /// The app as the model sees it: the template's files under the run's own.
+    fn workspace(&self) -> Workspace {
+        Workspace::new(self.template().sources, self.store.files())
+    }
+
+    /// A file's current content: the run's, else the template's.
+    fn current_file(&self, path: &str) -> Option<String> {
+        self.store.file(path).or_else(|| {
+            self.template()
+                .sources
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, c)| c.to_string())
+        })
+    }
+
     async fn phase(&self, i: usize) -> Flow {
         let Some(blueprint) = self.read(|s| s.blueprint.clone()) else {
             return Flow::Failed;
@@ -430,14 +455,32 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
             });
         }
         if self.status_of(Unit::Phase(i)) == Some(PhaseStatus::Implementing) {
-            let ctx = self.file_context();
+            let ws = self.workspace();
             let detail = self.read(|s| s.phase_details.get(&i).cloned());
+            // The phase's files (planned, and in its detailed plan) and what they import; a
+            // first phase also gets the template's entry chain.
+            let mut focus: Vec<String> = plan.files.clone();
+            if let Some(d) = &detail {
+                focus.extend(d.files.iter().map(|f| f.path.clone()));
+            }
+            if self.read(|s| s.files.is_empty()) {
+                focus.extend(ENTRY_FILES.iter().map(|p| p.to_string()));
+            }
+            let focus = ws.with_imports(&focus);
+            let selection = context::select(
+                &ws,
+                &focus,
+                context::IMPLEMENTATION_FULL_BYTES,
+                context::OUTLINE_BYTES,
+            );
+            let template = TemplateInfo::of(self.template());
             let messages = prompts::phase_messages(
                 &blueprint,
+                Some(&template),
                 i,
                 detail.as_ref(),
-                &FileContext::all(&ctx),
-                prompts::DEFAULT_CONTEXT_BYTES,
+                &Shown::of(&ws, &selection),
+                context::IMPLEMENTATION_FULL_BYTES,
             );
             match self.stream_files(Operation::Implementation, messages).await {
                 Flow::Continue => self.advance(Unit::Phase(i), PhaseInput::Implemented),
@@ -474,9 +517,10 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         blueprint: &Blueprint,
         i: usize,
     ) -> Result<Option<PhaseDetail>, Flow> {
-        let existing: Vec<String> = self.read(|s| s.files.keys().cloned().collect());
-        let paths: Vec<&str> = existing.iter().map(String::as_str).collect();
-        let messages = prompts::phase_plan_messages(blueprint, i, &paths);
+        let ws = self.workspace();
+        let paths: Vec<&str> = ws.files.keys().map(String::as_str).collect();
+        let template = TemplateInfo::of(self.template());
+        let messages = prompts::phase_plan_messages(blueprint, Some(&template), i, &paths);
         match self
             .model
             .complete(Operation::PhasePlanning, &messages)
@@ -511,12 +555,24 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
             });
         }
         if self.status_of(Unit::Edit) == Some(PhaseStatus::Implementing) {
-            let ctx = self.file_context();
+            let ws = self.workspace();
+            // The files the request concerns (ranked over paths, outlines and text), what they
+            // import, then the root component where most requests land.
+            let mut focus = ws.with_imports(&context::rank_for_request(&ws, &edit.message));
+            focus.push(ROOT_COMPONENT.to_string());
+            let selection = context::select(
+                &ws,
+                &focus,
+                context::EDIT_FULL_BYTES,
+                context::OUTLINE_BYTES,
+            );
+            let template = TemplateInfo::of(self.template());
             let messages = prompts::chat_edit_messages(
                 &edit.message,
                 blueprint.as_ref(),
-                &FileContext::all(&ctx),
-                prompts::DEFAULT_CONTEXT_BYTES,
+                Some(&template),
+                &Shown::of(&ws, &selection),
+                context::EDIT_FULL_BYTES,
             );
             match self.stream_files(Operation::ChatEdit, messages).await {
                 Flow::Continue => self.advance(Unit::Edit, PhaseInput::Implemented),
@@ -614,7 +670,6 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                         // Resumed inside a round: the sandbox says what is still wrong.
                         None => self.diagnostics().await,
                     };
-                    let ctx = self.file_context();
                     let plan = match unit {
                         Unit::Phase(i) => blueprint.phases.get(i).cloned(),
                         Unit::Edit => None,
@@ -625,14 +680,36 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                         description: "a follow-up edit".into(),
                         files: Vec::new(),
                     });
+                    // The failing files and what they import in full; the rest as outlines.
+                    let ws = self.workspace();
+                    let mut failing: Vec<String> = Vec::new();
+                    for d in &found {
+                        if let Some(f) = d.file.as_deref().and_then(|f| workspace_path(&ws, f)) {
+                            if !failing.contains(&f) {
+                                failing.push(f);
+                            }
+                        }
+                    }
+                    if failing.is_empty() {
+                        // No file named (a runtime error): the unit's own files.
+                        failing = plan.files.clone();
+                    }
+                    let selection = context::select(
+                        &ws,
+                        &ws.with_imports(&failing),
+                        context::CORRECTION_FULL_BYTES,
+                        context::OUTLINE_BYTES,
+                    );
+                    let template = TemplateInfo::of(self.template());
                     let messages = prompts::correction_messages(
                         blueprint,
+                        Some(&template),
                         &plan,
                         round,
                         max,
                         &found,
-                        &FileContext::all(&ctx),
-                        prompts::DEFAULT_CONTEXT_BYTES,
+                        &Shown::of(&ws, &selection),
+                        context::CORRECTION_FULL_BYTES,
                     );
                     match self
                         .stream_files(Operation::ErrorCorrection, messages)
@@ -746,12 +823,30 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         let done = self.read(|s| s.unit_output.clone());
         let mut parser = Parser::new();
         if !done.is_empty() {
-            // Everything in it was applied and committed: position the parser after it.
-            let _ = parser.feed_str(&done);
+            // Everything in it was applied and committed: position the parser after it. Files
+            // it asked to read are shown again with the request to continue.
+            let outside: String = parser
+                .feed_str(&done)
+                .into_iter()
+                .filter_map(|e| match e {
+                    FileEvent::Text(t) => Some(t),
+                    _ => None,
+                })
+                .collect();
+            let reads = prompts::read_requests(&outside);
             messages.push(ChatMessage::assistant(done.clone()));
-            messages.push(ChatMessage::user(CONTINUE_INSTRUCTION));
+            if reads.is_empty() {
+                messages.push(ChatMessage::user(CONTINUE_INSTRUCTION));
+            } else {
+                let answer = prompts::read_answer(&self.workspace(), &reads, READ_BYTES);
+                messages.push(ChatMessage::user(format!(
+                    "{answer}\n\n{CONTINUE_INSTRUCTION}"
+                )));
+            }
         }
         let output = RefCell::new(done);
+        // This turn's text outside blocks (where `===READ: path===` requests are).
+        let outside = RefCell::new(String::new());
         let (tx, mut rx) = futures_channel::mpsc::unbounded::<(FileEvent, usize)>();
         let producer = async {
             let mut on_delta = |d: &str| {
@@ -784,6 +879,9 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                             },
                             other => {
                                 flush(&mut pending);
+                                if let FileEvent::Text(t) = &other {
+                                    outside.borrow_mut().push_str(t);
+                                }
                                 let _ = tx.unbounded_send((other, end));
                             }
                         }
@@ -791,7 +889,38 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 }
                 flush(&mut pending);
             };
-            let r = self.model.stream(operation, &messages, &mut on_delta).await;
+            // A turn that ends asking to READ files gets them in a follow-up turn (bounded),
+            // and its output goes on in the same unit.
+            let mut turns = 0;
+            let r = loop {
+                let start = output.borrow().len();
+                outside.borrow_mut().clear();
+                let r = self.model.stream(operation, &messages, &mut on_delta).await;
+                if r.is_err() || self.stopped() || turns >= context::MAX_READ_TURNS {
+                    break r;
+                }
+                let reads = prompts::read_requests(&outside.borrow());
+                if reads.is_empty() {
+                    break r;
+                }
+                turns += 1;
+                let this_turn = output.borrow()[start..].to_string();
+                if !this_turn.ends_with('\n') {
+                    on_delta("\n");
+                }
+                self.events.log(&format!(
+                    "codegen: the model asked to read {} file(s): {}",
+                    reads.len(),
+                    reads.join(", ")
+                ));
+                messages.push(ChatMessage::assistant(this_turn));
+                messages.push(ChatMessage::user(prompts::read_answer(
+                    &self.workspace(),
+                    &reads,
+                    READ_BYTES,
+                )));
+            };
+            drop(on_delta);
             let tail = parser.finish();
             if r.is_ok() {
                 if let Ok(events) = &tail {
@@ -839,7 +968,7 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
     /// Applies one parsed block; `output` is the unit's output up to the block's end, committed
     /// with it.
     async fn apply(&self, e: FileEvent, output: String) {
-        let Some(s) = step(e, |p| self.store.file(p)) else {
+        let Some(s) = step(e, |p| self.current_file(p)) else {
             return;
         };
         match s {
@@ -916,6 +1045,24 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         let ev = AgentEvent::from_error(&generation_failed(message), true);
         self.commit_block(|_| {}, None, ev, output);
     }
+}
+
+/// A template's entry chain: shown in full to a first phase (and its root component to edits).
+const ENTRY_FILES: &[&str] = &["src/main.tsx", "src/App.tsx", "package.json", "index.html"];
+const ROOT_COMPONENT: &str = "src/App.tsx";
+
+/// The workspace path a diagnostic's file names (tools report `./src/x.ts`, `/workspace/src/x.ts`
+/// or an absolute path ending in the app's path).
+fn workspace_path(ws: &Workspace, file: &str) -> Option<String> {
+    let f = file.trim_start_matches("./");
+    if ws.files.contains_key(f) {
+        return Some(f.to_string());
+    }
+    ws.files
+        .keys()
+        .filter(|p| f.ends_with(&format!("/{p}")))
+        .max_by_key(|p| p.len())
+        .cloned()
 }
 
 fn describe_place(d: &Diagnostic) -> String {
