@@ -771,3 +771,292 @@ fn a_lost_sandbox_comes_back_with_the_apps_files() {
     assert_eq!(*w.sandbox.files.borrow(), *w.store.files.borrow());
     assert_eq!(w.sandbox.files.borrow().len(), PHASES * FILES_PER_PHASE);
 }
+
+// ----- what each prompt contains (context selection, template, READ, shared prefixes) -------
+
+fn user_turn(messages: &[ChatMessage]) -> String {
+    messages
+        .iter()
+        .filter(|m| m.role == Role::User)
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A file shown in full in a prompt (its content fenced under `### path`).
+fn shown_in_full(prompt: &str, path: &str) -> bool {
+    prompt.contains(&format!("### {path}\n```"))
+}
+
+fn shown_as_outline(prompt: &str, path: &str) -> bool {
+    prompt.contains(&format!("### {path} (outline"))
+}
+
+#[test]
+fn the_first_phase_sees_the_templates_files() {
+    let w = World::new(app_script());
+    w.start("build it");
+    assert!(w.run());
+    let calls = w.model.calls.borrow();
+    let (_, first) = calls
+        .iter()
+        .find(|(op, _)| *op == Operation::Implementation)
+        .unwrap();
+    let u = user_turn(first);
+    assert!(!u.contains("none yet"), "{u}");
+    for p in ["src/main.tsx", "src/App.tsx", "package.json", "index.html"] {
+        assert!(shown_in_full(&u, p), "{p} in full in\n{u}");
+    }
+    for p in ["vite.config.ts", "tsconfig.json"] {
+        assert!(shown_as_outline(&u, p), "{p} outlined in\n{u}");
+    }
+    assert!(u.contains("Starting template: react-vite"));
+    assert!(
+        u.contains("\"react\": \"^19.2.0\""),
+        "installed versions shown"
+    );
+    // The planner saw the template too, and the phase planner its files.
+    let (_, plan) = calls
+        .iter()
+        .find(|(op, _)| *op == Operation::Blueprint)
+        .unwrap();
+    assert!(user_turn(plan).contains("### src/main.tsx\n```\nimport { StrictMode }"));
+    let (_, phase_plan) = calls
+        .iter()
+        .find(|(op, _)| *op == Operation::PhasePlanning)
+        .unwrap();
+    assert!(user_turn(phase_plan)
+        .contains("Files that exist now: index.html, package.json, src/App.tsx"));
+}
+
+#[test]
+fn a_diff_against_a_template_file_applies_to_the_templates_content() {
+    let app = crate::domain::templates::find("react-vite").unwrap();
+    let main = app
+        .sources
+        .iter()
+        .find(|(p, _)| *p == "src/main.tsx")
+        .unwrap()
+        .1;
+    let new = main.replace(
+        "import './index.css'\n",
+        "import './index.css'\nimport './theme.css'\n",
+    );
+    let diff = UnifiedDiff::compute("src/main.tsx", main, &new);
+    let w = World::new(Box::new(move |op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation if phase_of(messages) == 0 => Ok(format!(
+            "===DIFF: src/main.tsx===\n{diff}===END DIFF===\n{}",
+            phase_output(0, g)
+        )),
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.store.files.borrow()["src/main.tsx"], new);
+    assert_eq!(w.sandbox.files.borrow()["src/main.tsx"], new);
+}
+
+/// A blueprint of `n` components in one phase and one more phase that changes them.
+fn big_app(n: usize) -> (String, Vec<(String, String)>) {
+    let mut files = Vec::new();
+    for i in 0..n {
+        let content = if i % 10 == 0 {
+            format!("import {{ helper{i} }} from '../lib/helper{i}'\n\nexport interface Card{i}Props {{\n  title: string\n}}\n\nexport function Card{i}({{ title }}: Card{i}Props) {{\n  return <div className=\"card\">{{helper{i}(title)}}</div>\n}}\n")
+        } else {
+            format!("export interface Card{i}Props {{\n  title: string\n}}\n\nexport function Card{i}({{ title }}: Card{i}Props) {{\n  const label = title.trim()\n  return <div className=\"card\">{{label}}</div>\n}}\n")
+        };
+        files.push((format!("src/components/Card{i}.tsx"), content));
+        if i % 10 == 0 {
+            files.push((
+                format!("src/lib/helper{i}.ts"),
+                format!("export function helper{i}(s: string): string {{\n  return s.toUpperCase()\n}}\n"),
+            ));
+        }
+    }
+    let paths: Vec<&String> = files.iter().map(|(p, _)| p).collect();
+    let plan = serde_json::json!({
+        "title": "Cards", "description": "many cards", "template": "react-vite", "frameworks": [],
+        "files": paths.iter().map(|p| serde_json::json!({"path": p, "purpose": "x"})).collect::<Vec<_>>(),
+        "phases": [{"name": "All", "kind": "core", "description": "every card", "files": paths}],
+    });
+    (plan.to_string(), files)
+}
+
+fn write_all(files: &[(String, String)]) -> String {
+    files
+        .iter()
+        .map(|(p, c)| format!("===FILE: {p}===\n{c}===END FILE===\n"))
+        .collect()
+}
+
+#[test]
+fn an_edit_in_a_100_file_app_sends_its_component_and_imports_in_full_and_outlines_the_rest() {
+    let (plan, files) = big_app(100);
+    let out = write_all(&files);
+    let w = World::new(Box::new(move |op, messages, _g| match op {
+        Operation::Blueprint => Ok(plan.clone()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => Ok(out.clone()),
+        Operation::ChatEdit => {
+            let u = user_turn(messages);
+            let old = "return <div className=\"card\">{helper40(title)}</div>";
+            assert!(u.contains(old), "the component in full");
+            Ok(format!("===DIFF: src/components/Card40.tsx===\n@@ -7,3 +7,3 @@\n export function Card40({{ title }}: Card40Props) {{\n-  {old}\n+  return <div className=\"card big\">{{helper40(title)}}</div>\n }}\n===END DIFF===\n"))
+        }
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.start("build it");
+    assert!(w.run());
+    w.store
+        .state
+        .borrow_mut()
+        .enqueue("Make Card40 use the big style")
+        .unwrap();
+    assert!(w.run());
+    assert!(w.store.files.borrow()["src/components/Card40.tsx"].contains("card big"));
+    let calls = w.model.calls.borrow();
+    let (_, edit) = calls
+        .iter()
+        .find(|(op, _)| *op == Operation::ChatEdit)
+        .unwrap();
+    let u = user_turn(edit);
+    assert!(shown_in_full(&u, "src/components/Card40.tsx"));
+    assert!(shown_in_full(&u, "src/lib/helper40.ts"), "what it imports");
+    let full = files.iter().filter(|(p, _)| shown_in_full(&u, p)).count();
+    assert!(full <= 4, "{full} app files in full");
+    assert!(shown_as_outline(&u, "src/components/Card7.tsx"));
+    assert!(u.contains("export function Card7({ title }: Card7Props)"));
+    assert!(!u.contains("const label = title.trim()"), "no other bodies");
+    // Independent of the app's size: a bounded prompt.
+    let chars: usize = edit.iter().map(|m| m.content.len()).sum();
+    assert!(chars < 40_000, "{chars} chars");
+}
+
+#[test]
+fn a_correction_sends_the_failing_file_and_its_imports_but_not_unrelated_files() {
+    let (plan, files) = big_app(30);
+    let out = write_all(&files);
+    let w = World::new(Box::new(move |op, _messages, _g| match op {
+        Operation::Blueprint => Ok(plan.clone()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => Ok(out.clone()),
+        Operation::ErrorCorrection => Ok("Nothing to change.\n".into()),
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.sandbox.errors.borrow_mut().push_back(vec![diag(
+        "/workspace/src/components/Card20.tsx",
+        "Type 'number' is not assignable to type 'string'.",
+    )]);
+    w.start("build it");
+    assert!(w.run());
+    let calls = w.model.calls.borrow();
+    let (_, fix) = calls
+        .iter()
+        .find(|(op, _)| *op == Operation::ErrorCorrection)
+        .unwrap();
+    let u = user_turn(fix);
+    assert!(u.contains("Type 'number' is not assignable"));
+    assert!(shown_in_full(&u, "src/components/Card20.tsx"));
+    assert!(shown_in_full(&u, "src/lib/helper20.ts"));
+    assert!(!shown_in_full(&u, "src/components/Card21.tsx"));
+    assert!(!shown_in_full(&u, "src/lib/helper10.ts"));
+    assert!(shown_as_outline(&u, "src/components/Card21.tsx"));
+}
+
+#[test]
+fn read_requests_are_answered_in_a_follow_up_turn_and_bounded() {
+    let w = World::new(Box::new(|op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation if phase_of(messages) == 1 => {
+            let turns = messages
+                .iter()
+                .filter(|m| m.role == Role::Assistant)
+                .count();
+            let last = &messages.last().unwrap().content;
+            match turns {
+                0 => Ok("I need the first file.\n===READ: src/p0_0.ts===\n".into()),
+                1 => {
+                    assert!(
+                        last.contains("### src/p0_0.ts\n```\n// generation"),
+                        "{last}"
+                    );
+                    Ok("===FILE: src/p1_0.ts===\nexport const v0 = 1;\n===END FILE===\n===READ: vite.config.ts===\n".into())
+                }
+                // Asks again and again: answered at most MAX_READ_TURNS times.
+                _ => Ok(format!("{}===READ: src/p0_1.ts===\n", phase_output(1, g))),
+            }
+        }
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.status(), RunStatus::Complete);
+    let calls = w.model.calls.borrow();
+    let phase1: Vec<&Vec<ChatMessage>> = calls
+        .iter()
+        .filter(|(op, m)| *op == Operation::Implementation && phase_of(m) == 1)
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(phase1.len(), 1 + super::context::MAX_READ_TURNS);
+    assert!(phase1[2]
+        .last()
+        .unwrap()
+        .content
+        .contains("### vite.config.ts\n```"));
+    // Every block of the three turns landed, each file once.
+    assert_eq!(w.written("src/p1_0.ts"), 2);
+    assert_eq!(w.written("src/p1_2.ts"), 1);
+}
+
+#[test]
+fn every_code_writing_call_of_a_run_starts_with_the_same_prefix() {
+    let w = World::new(Box::new(|op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        Operation::ErrorCorrection => Ok("Nothing.\n".into()),
+        Operation::ChatEdit => Ok("Nothing.\n".into()),
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.sandbox
+        .errors
+        .borrow_mut()
+        .push_back(vec![diag("src/p0_0.ts", "broken")]);
+    w.start("build it");
+    assert!(w.run());
+    w.store.state.borrow_mut().enqueue("rename v1").unwrap();
+    assert!(w.run());
+    let calls = w.model.calls.borrow();
+    let code: Vec<&Vec<ChatMessage>> = calls
+        .iter()
+        .filter(|(op, _)| {
+            matches!(
+                op,
+                Operation::Implementation | Operation::ErrorCorrection | Operation::ChatEdit
+            )
+        })
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(code.len(), PHASES + 2);
+    let system = &code[0][0].content;
+    let context = super::prompts::run_context(
+        w.store.state.borrow().blueprint.as_ref(),
+        Some(&super::prompts::TemplateInfo::of(
+            crate::domain::templates::find("react-vite").unwrap(),
+        )),
+    );
+    assert!(context.len() > 200);
+    for m in &code {
+        assert_eq!(m[0].role, Role::System);
+        assert_eq!(&m[0].content, system, "one system prompt");
+        assert!(
+            m[1].content.starts_with(&context),
+            "the run's context first"
+        );
+    }
+}
