@@ -364,6 +364,10 @@ pub fn describe(route: &Route) -> Op {
             .error(503, "No model is configured for the operation (E005)"),
         AiUsage => Op::new("aiUsage", "ai", "The caller's model usage in the last 24 hours")
             .ok(200, "Requests and tokens per operation", schema_ref("Usage")),
+        AppUsage(_) => Op::new("appUsage", "ai", "The app's model usage per operation")
+            .about("Every model call made for the app (all time): requests, prompt, completion, cached prompt and total tokens per operation, and their sum.")
+            .ok(200, "Requests and tokens per operation", schema_ref("AppUsage"))
+            .error(404, APP_MISSING),
         AgentChat(_) => Op::new("agentChat", "agent", "Send the app's agent a message")
             .about("The first message plans and generates the app; later ones edit it (queued while work runs). The run's events follow as Server-Sent Events.")
             .json_body(schema_ref("StartChat"), true)
@@ -568,6 +572,12 @@ pub fn schemas() -> Map<String, Value> {
             "totalTokens": { "type": "integer", "minimum": 0 },
         },
     });
+    let mut app_counts = counts.clone();
+    app_counts["required"]
+        .as_array_mut()
+        .expect("a list")
+        .push(json!("cachedTokens"));
+    app_counts["properties"]["cachedTokens"] = json!({ "type": "integer", "minimum": 0 });
     let page = |item: &str, key: &str| {
         json!({
             "type": "object", "required": [key, "total", "page", "totalPages"],
@@ -1039,6 +1049,17 @@ pub fn schemas() -> Map<String, Value> {
                     "windowHours": { "type": "integer" },
                     "operations": { "type": "array", "items": counts },
                     "total": counts,
+                },
+            }),
+        ),
+        (
+            "AppUsage",
+            json!({
+                "type": "object", "required": ["appId", "operations", "total"],
+                "properties": {
+                    "appId": { "type": "string" },
+                    "operations": { "type": "array", "items": app_counts },
+                    "total": app_counts,
                 },
             }),
         ),

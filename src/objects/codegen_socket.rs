@@ -32,7 +32,7 @@ impl CodeGeneratorAgent {
         // The state first, then what the client missed, then (through the event port) live ones.
         server.send_with_str(self.state_event().to_json())?;
         if let Some(since) = since {
-            for (seq, json) in self.store.events_after(since, 10_000) {
+            for (seq, json) in self.replay(since, 10_000) {
                 server.send_with_str(ws_text(&json, Some(seq)))?;
             }
         }
