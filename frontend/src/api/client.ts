@@ -4,7 +4,7 @@
 import { ApiError } from "./errors";
 import type {
   AppDetail, AppList, AppSummary, AuthResponse, ErrorBody, ListQuery, MeResponse, ModelsResponse,
-  NewApp, Providers, ProviderKey, SandboxError, Template, UsageResponse, User, VersionSummary,
+  AppUsageResponse, NewApp, Providers, ProviderKey, SandboxError, Template, UsageResponse, User, VersionSummary,
   Visibility,
 } from "./types";
 
@@ -103,6 +103,7 @@ export const api = {
   setModel: (op: string, choice: Record<string, unknown>) => request<unknown>("PATCH", `/api/ai/models/${enc(op)}`, choice),
   resetModel: (op: string) => request<unknown>("DELETE", `/api/ai/models/${enc(op)}`),
   usage: () => request<UsageResponse>("GET", "/api/ai/usage"),
+  appUsage: (id: string) => request<AppUsageResponse>("GET", `/api/apps/${enc(id)}/usage`),
 
   agentState: (id: string, since = 0) => request<{ state: unknown; events: unknown[]; running: boolean }>("GET", `/api/agent/${enc(id)}/state?since=${since}`),
   versions: (id: string) => request<{ versions: VersionSummary[] }>("GET", `/api/agent/${enc(id)}/versions`),

@@ -139,6 +139,16 @@ export interface UsageResponse {
   total: Omit<UsageRow, "operation">;
 }
 
+export interface AppUsageRow extends UsageRow {
+  cachedTokens: number;
+}
+
+export interface AppUsageResponse {
+  appId: string;
+  operations: AppUsageRow[];
+  total: Omit<AppUsageRow, "operation">;
+}
+
 export interface SandboxError {
   file: string;
   line: number;

@@ -7,6 +7,7 @@ import type { AppDetail, SandboxError, VersionSummary } from "../api/types";
 import { isRunning, filePaths, type WorkspaceState } from "../agent/reducer";
 import { useAgent } from "../agent/socket";
 import { ErrorNote, useTheme } from "../components/Layout";
+import { AppUsage } from "../components/AppUsage";
 import { startKey } from "./Home";
 import { NotFound, Offline } from "./NotFound";
 
@@ -87,6 +88,7 @@ function Live({ app }: { app: AppDetail }) {
         <div className="space-y-3">
           <Chat app={app} state={state} send={send} onSent={(t) => dispatch({ type: "sent", text: t })} running={running} />
           <Timeline state={state} />
+          <AppUsage appId={app.id} refreshKey={state.version} />
         </div>
         <div className="min-w-0">
           <div role="tablist" aria-label="Workspace panels" className="mb-2 flex flex-wrap gap-1"
