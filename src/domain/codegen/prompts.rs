@@ -435,7 +435,10 @@ fn code_turn(
     files_section(&mut u, shown, budget);
     u.push('\n');
     u.push_str(close);
-    vec![ChatMessage::system(CODE_SYSTEM), ChatMessage::user(u)]
+    vec![
+        ChatMessage::system(CODE_SYSTEM),
+        ChatMessage::user(u).with_cache_prefix(context.len()),
+    ]
 }
 
 /// Messages for planning phase `phase_index` of `blueprint`, given the paths that exist now
