@@ -92,8 +92,9 @@ pub trait Model {
 /// The app's sandbox.
 #[allow(async_fn_in_trait)]
 pub trait Sandbox {
-    /// Brings the sandbox up from `template` and waits until it is ready. `Ok(true)`: it was
-    /// created fresh (the app's files must be restored into it).
+    /// Brings the sandbox up from `template` and waits until it is ready; a running sandbox
+    /// made from another template is replaced. `Ok(true)`: it was created fresh (the app's
+    /// files must be restored into it).
     async fn ensure(&self, template: &str) -> Result<bool, ApiError>;
     /// Writes files (all or none); the message says why they were refused.
     async fn write(&self, files: &[(String, String)]) -> Result<(), String>;
@@ -173,6 +174,8 @@ pub struct Driver<'a, M, S, T, E> {
     /// `package.json` changed since dependencies were last installed.
     deps_changed: Cell<bool>,
     sandbox_ready: Cell<bool>,
+    /// The template the sandbox was last brought up from in this driver.
+    sandbox_template: RefCell<Option<String>>,
 }
 
 impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
@@ -195,6 +198,7 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
             max_corrections,
             deps_changed: Cell::new(deps),
             sandbox_ready: Cell::new(false),
+            sandbox_template: RefCell::new(None),
         }
     }
 
@@ -228,11 +232,13 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         loop {
             self.store.keep_alive().await;
             let work = self.read(RunState::next_work);
-            if !matches!(work, Work::Idle | Work::Plan | Work::Finish) && !self.sandbox_ready.get()
+            let template = self
+                .read(|s| s.blueprint.as_ref().map(|b| b.template.clone()))
+                .unwrap_or_else(|| templates::DEFAULT.to_string());
+            let switch = self.sandbox_template.borrow().as_deref() != Some(template.as_str());
+            if !matches!(work, Work::Idle | Work::Plan | Work::Finish)
+                && (!self.sandbox_ready.get() || switch)
             {
-                let template = self
-                    .read(|s| s.blueprint.as_ref().map(|b| b.template.clone()))
-                    .unwrap_or_default();
                 if let Err(e) = self.ensure_sandbox(&template).await {
                     self.error(&e, false);
                     self.fail().await;
@@ -247,6 +253,22 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                         });
                     }
                     return;
+                }
+                // The sandbox comes up from the default template while the blueprint is being
+                // written; a blueprint that picks another template switches it afterwards.
+                Work::Plan if !self.sandbox_ready.get() => {
+                    let (flow, sandbox) =
+                        futures_util::join!(self.plan(), self.ensure_sandbox(&template));
+                    if let Err(e) = sandbox {
+                        // Tried again (and reported) when the first phase needs it.
+                        self.sandbox_ready.set(false);
+                        *self.sandbox_template.borrow_mut() = None;
+                        self.events.log(&format!(
+                            "codegen: preparing the sandbox during planning failed: {}",
+                            e.message
+                        ));
+                    }
+                    flow
                 }
                 Work::Plan => self.plan().await,
                 Work::Phase(i) => self.phase(i).await,
@@ -757,6 +779,7 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         let unavailable = |m: String| ApiError::new(503, ErrorCode::E006, m);
         let fresh = self.sandbox.ensure(template).await?;
         self.sandbox_ready.set(true);
+        *self.sandbox_template.borrow_mut() = Some(template.to_string());
         if !fresh {
             return Ok(());
         }

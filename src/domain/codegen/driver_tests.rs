@@ -72,6 +72,8 @@ struct FakeModel {
     calls: RefCell<Vec<(Operation, Vec<ChatMessage>)>>,
     /// Bytes per streamed delta.
     chunk: usize,
+    /// The blueprint is answered only once this holds (the driver must make it true meanwhile).
+    blueprint_waits: RefCell<Option<Rc<dyn Fn() -> bool>>>,
 }
 
 impl FakeModel {
@@ -82,6 +84,7 @@ impl FakeModel {
             produced: RefCell::new(Vec::new()),
             calls: RefCell::new(Vec::new()),
             chunk: 7,
+            blueprint_waits: RefCell::new(None),
         }
     }
 
@@ -113,6 +116,24 @@ impl FakeModel {
 
 impl Model for FakeModel {
     async fn complete(&self, op: Operation, messages: &[ChatMessage]) -> Result<String, ApiError> {
+        let wait = self.blueprint_waits.borrow().clone();
+        if let (Operation::Blueprint, Some(ready)) = (op, wait) {
+            // Yields (bounded) until the condition holds: never a timer.
+            let mut polls = 0;
+            futures_util::future::poll_fn(|cx| {
+                polls += 1;
+                if ready() || polls > 1000 {
+                    std::task::Poll::Ready(())
+                } else {
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            if !ready() {
+                return Err(generation_failed("the blueprint waited in vain"));
+            }
+        }
         self.answer(op, messages)
     }
 
@@ -150,6 +171,8 @@ type WriteHook = Box<dyn Fn(usize)>;
 struct FakeSandbox {
     files: RefCell<BTreeMap<String, String>>,
     created: Cell<u32>,
+    /// The template of every `ensure`.
+    templates: RefCell<Vec<String>>,
     writes: Cell<usize>,
     crash: Cell<Option<Crash>>,
     installs: RefCell<VecDeque<Result<(), String>>>,
@@ -160,8 +183,15 @@ struct FakeSandbox {
 }
 
 impl Sandbox for FakeSandbox {
-    async fn ensure(&self, _template: &str) -> Result<bool, ApiError> {
-        let fresh = self.created.get() == 0;
+    async fn ensure(&self, template: &str) -> Result<bool, ApiError> {
+        // Another template replaces the sandbox (fresh, like a first one).
+        let switched = self
+            .templates
+            .borrow()
+            .last()
+            .is_some_and(|t| t != template);
+        self.templates.borrow_mut().push(template.to_string());
+        let fresh = self.created.get() == 0 || switched;
         self.created.set(self.created.get() + 1);
         Ok(fresh)
     }
@@ -1059,4 +1089,30 @@ fn every_code_writing_call_of_a_run_starts_with_the_same_prefix() {
             "the run's context first"
         );
     }
+}
+
+#[test]
+fn the_sandbox_comes_up_while_the_blueprint_is_written_and_switches_with_its_template() {
+    let plan = blueprint_json().replace("\"react-vite\"", "\"react-vite-worker\"");
+    let w = World::new(Box::new(move |op, messages, g| match op {
+        Operation::Blueprint => Ok(plan.clone()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => {
+            let u = user_turn(messages);
+            assert!(u.contains("Starting template: react-vite-worker"));
+            Ok(phase_output(phase_of(messages), g))
+        }
+        other => panic!("unexpected call {other:?}"),
+    }));
+    let s = w.sandbox.clone();
+    *w.model.blueprint_waits.borrow_mut() = Some(Rc::new(move || s.created.get() > 0));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.status(), RunStatus::Complete);
+    assert_eq!(
+        *w.sandbox.templates.borrow(),
+        vec!["react-vite", "react-vite-worker"],
+        "the default while planning, then the blueprint's"
+    );
+    assert_eq!(*w.sandbox.files.borrow(), *w.store.files.borrow());
 }
