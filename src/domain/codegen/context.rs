@@ -235,6 +235,27 @@ fn words_of_path(p: &str) -> BTreeSet<String> {
     w
 }
 
+/// What an install of `package.json` depends on: its dependency sections (and overrides),
+/// canonical (keys sorted), so a rewrite that changes only scripts or formatting installs
+/// nothing. `None` when it is not valid JSON (an install must then say what is wrong).
+pub fn dependencies(package_json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(package_json).ok()?;
+    let mut out = BTreeMap::new();
+    for key in [
+        "dependencies",
+        "devDependencies",
+        "peerDependencies",
+        "optionalDependencies",
+        "overrides",
+    ] {
+        if let Some(section) = v.get(key) {
+            // serde_json's maps are ordered by key: the text is canonical.
+            out.insert(key, section.to_string());
+        }
+    }
+    Some(format!("{out:?}"))
+}
+
 // ----- imports -----------------------------------------------------------------------------
 
 /// The module specifiers `content` imports (`import … from 'x'`, `import 'x'`, `export … from

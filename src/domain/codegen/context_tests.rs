@@ -102,6 +102,16 @@ fn imports_resolve_relative_paths_extensions_and_indexes() {
 }
 
 #[test]
+fn only_a_change_of_dependencies_needs_an_install() {
+    let a = r#"{"name":"x","scripts":{"dev":"vite"},"dependencies":{"react":"^19","zod":"^3"}}"#;
+    let reformatted = "{\n  \"dependencies\": { \"zod\": \"^3\", \"react\": \"^19\" },\n  \"name\": \"y\",\n  \"scripts\": {\"dev\": \"vite --host\"}\n}\n";
+    assert_eq!(dependencies(a), dependencies(reformatted));
+    let added = r#"{"dependencies":{"react":"^19","zod":"^3"},"devDependencies":{"vitest":"^3"}}"#;
+    assert_ne!(dependencies(a), dependencies(added));
+    assert_eq!(dependencies("{ not json"), None);
+}
+
+#[test]
 fn the_template_sits_under_the_apps_files() {
     let w = Workspace::new(
         &[("src/App.tsx", "template app"), ("src/main.tsx", "entry")],

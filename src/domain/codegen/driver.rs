@@ -998,10 +998,17 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
             Step::Emit(ev @ AgentEvent::FileChunk { .. }) => self.emit(ev),
             Step::Emit(ev) => self.commit_block(|_| {}, None, ev, output),
             Step::Write { path, content } => {
+                // Dependencies are installed again only when they change (not for a new script
+                // or a reformatted file).
+                let deps_differ = path == "package.json"
+                    && self
+                        .current_file(&path)
+                        .and_then(|old| context::dependencies(&old))
+                        .is_none_or(|old| context::dependencies(&content) != Some(old));
                 self.update(|s| s.pending_write = Some(path.clone()));
                 match self.sandbox.write(&[(path.clone(), content.clone())]).await {
                     Ok(()) => {
-                        if path == "package.json" {
+                        if deps_differ {
                             self.deps_changed.set(true);
                         }
                         let ev = AgentEvent::FileGenerated {

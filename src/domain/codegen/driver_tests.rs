@@ -1116,3 +1116,43 @@ fn the_sandbox_comes_up_while_the_blueprint_is_written_and_switches_with_its_tem
     );
     assert_eq!(*w.sandbox.files.borrow(), *w.store.files.borrow());
 }
+
+#[test]
+fn dependencies_are_installed_only_when_they_change() {
+    let template = crate::domain::templates::find("react-vite").unwrap();
+    let pkg = template
+        .sources
+        .iter()
+        .find(|(p, _)| *p == "package.json")
+        .unwrap()
+        .1;
+    let renamed = pkg.replace("\"byte-app\"", "\"todo-app\"");
+    let added = pkg.replace("\"react\": ", "\"zod\": \"^3.25.0\",\n    \"react\": ");
+    assert!(renamed != pkg && added != pkg);
+    let w = World::new(Box::new(move |op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => {
+            let i = phase_of(messages);
+            let pkg = match i {
+                0 => Some(&renamed), // same dependencies as the template
+                1 => Some(&added),   // one more
+                _ => None,
+            };
+            let mut out = phase_output(i, g);
+            if let Some(p) = pkg {
+                out.push_str(&format!("===FILE: package.json===\n{p}===END FILE===\n"));
+            }
+            Ok(out)
+        }
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.written("package.json"), 2);
+    assert_eq!(
+        w.sandbox.install_calls.get(),
+        1,
+        "only the phase that added zod"
+    );
+}
