@@ -16,9 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Content bytes shown in full per operation (about a quarter of this in tokens).
 pub const IMPLEMENTATION_FULL_BYTES: usize = 24_000;
 pub const CORRECTION_FULL_BYTES: usize = 16_000;
-pub const EDIT_FULL_BYTES: usize = 12_000;
-/// Outline bytes per prompt (the rest of the files are then listed by path).
+pub const EDIT_FULL_BYTES: usize = 8_000;
+/// Outline bytes per prompt (the rest of the files are then listed by path); an edit, which
+/// names what it concerns, gets fewer.
 pub const OUTLINE_BYTES: usize = 14_000;
+pub const EDIT_OUTLINE_BYTES: usize = 8_000;
 /// Files one `===READ===` turn answers, and turns a unit may take.
 pub const MAX_READ_FILES: usize = 8;
 pub const MAX_READ_TURNS: usize = 2;

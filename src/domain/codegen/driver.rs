@@ -586,7 +586,7 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 &ws,
                 &focus,
                 context::EDIT_FULL_BYTES,
-                context::OUTLINE_BYTES,
+                context::EDIT_OUTLINE_BYTES,
             );
             let template = TemplateInfo::of(self.template());
             let messages = prompts::chat_edit_messages(

@@ -957,8 +957,12 @@ fn an_edit_in_a_100_file_app_sends_its_component_and_imports_in_full_and_outline
     assert!(shown_in_full(&u, "src/lib/helper40.ts"), "what it imports");
     let full = files.iter().filter(|(p, _)| shown_in_full(&u, p)).count();
     assert!(full <= 4, "{full} app files in full");
-    assert!(shown_as_outline(&u, "src/components/Card7.tsx"));
-    assert!(u.contains("export function Card7({ title }: Card7Props)"));
+    assert!(shown_as_outline(&u, "src/components/Card1.tsx"));
+    assert!(u.contains("export function Card1({ title }: Card1Props)"));
+    assert!(
+        u.contains("Also present (not shown): "),
+        "past the outline budget: paths"
+    );
     assert!(!u.contains("const label = title.trim()"), "no other bodies");
     // Independent of the app's size: a bounded prompt.
     let chars: usize = edit.iter().map(|m| m.content.len()).sum();
