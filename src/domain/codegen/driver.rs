@@ -462,12 +462,15 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 phase: plan.name.clone(),
                 message: plan.description.clone(),
             });
-            match self.plan_phase(&blueprint, i).await {
-                Ok(Some(detail)) => self.update(|s| {
-                    s.phase_details.insert(i, detail);
-                }),
-                Ok(None) => {}
-                Err(flow) => return flow,
+            // Planned already while the previous phase's checks ran, or now.
+            if !self.read(|s| s.phase_details.contains_key(&i)) {
+                match self.plan_phase(&blueprint, i).await {
+                    Ok(Some(detail)) => self.update(|s| {
+                        s.phase_details.insert(i, detail);
+                    }),
+                    Ok(None) => {}
+                    Err(flow) => return flow,
+                }
             }
             self.advance(Unit::Phase(i), PhaseInput::Start);
         } else {
@@ -514,7 +517,13 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 }
             }
         }
-        match self.correct(&blueprint, &plan.name, Unit::Phase(i)).await {
+        // The next phase is planned while this one's checks run (the model waits on nothing
+        // the checks decide: the plan needs the blueprint and the file list).
+        let (flow, ()) = futures_util::join!(
+            self.correct(&blueprint, &plan.name, Unit::Phase(i)),
+            self.plan_ahead(&blueprint, i + 1)
+        );
+        match flow {
             Flow::Continue => {}
             other => return other,
         }
@@ -555,6 +564,45 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 self.advance(Unit::Phase(i), PhaseInput::Abort);
                 Err(Flow::Failed)
             }
+        }
+    }
+
+    /// Plans phase `i` ahead of time, when that is safe: it is next and not started, nothing
+    /// waits to go before it (a queued edit could change the files it plans from) and it has
+    /// no plan yet. A failure here changes nothing: the phase plans itself when it starts.
+    async fn plan_ahead(&self, blueprint: &Blueprint, i: usize) {
+        let safe = self.read(|s| {
+            s.phases.get(i) == Some(&PhaseStatus::Planned)
+                && !s.phase_details.contains_key(&i)
+                && s.queue.is_empty()
+                && !s.hold_phases
+        });
+        if !safe || self.stopped() {
+            return;
+        }
+        let ws = self.workspace();
+        let paths: Vec<&str> = ws.files.keys().map(String::as_str).collect();
+        let template = TemplateInfo::of(self.template());
+        let messages = prompts::phase_plan_messages(blueprint, Some(&template), i, &paths);
+        match self
+            .model
+            .complete(Operation::PhasePlanning, &messages)
+            .await
+        {
+            Ok(text) => {
+                if let Ok(detail) = parse_phase_detail(&text) {
+                    self.update(|s| {
+                        if s.phases.get(i) == Some(&PhaseStatus::Planned) {
+                            s.phase_details.insert(i, detail);
+                        }
+                    });
+                }
+            }
+            Err(e) => self.events.log(&format!(
+                "codegen: planning phase {} ahead failed ({}); it plans when it starts",
+                i + 1,
+                e.message
+            )),
         }
     }
 

@@ -173,6 +173,9 @@ struct FakeSandbox {
     created: Cell<u32>,
     /// The template of every `ensure`.
     templates: RefCell<Vec<String>>,
+    /// The n-th type check (0-based) finishes only once this holds for n.
+    typecheck_waits: RefCell<Option<Rc<dyn Fn(usize) -> bool>>>,
+    typechecks: Cell<usize>,
     writes: Cell<usize>,
     crash: Cell<Option<Crash>>,
     installs: RefCell<VecDeque<Result<(), String>>>,
@@ -236,6 +239,25 @@ impl Sandbox for FakeSandbox {
     }
 
     async fn typecheck(&self) -> Vec<Diagnostic> {
+        let n = self.typechecks.get();
+        self.typechecks.set(n + 1);
+        let wait = self.typecheck_waits.borrow().clone();
+        if let Some(ready) = wait {
+            let mut polls = 0;
+            futures_util::future::poll_fn(|cx| {
+                polls += 1;
+                if ready(n) || polls > 1000 {
+                    std::task::Poll::Ready(())
+                } else {
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            if !ready(n) {
+                return vec![diag("src/p0_0.ts", "the check waited in vain")];
+            }
+        }
         Vec::new()
     }
 
@@ -1159,4 +1181,30 @@ fn dependencies_are_installed_only_when_they_change() {
         1,
         "only the phase that added zod"
     );
+}
+
+#[test]
+fn the_next_phase_is_planned_while_this_ones_checks_run() {
+    let w = World::new(Box::new(|op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => {
+            Ok(r#"{"files":[{"path":"src/p0_0.ts","purpose":"x"}],"steps":["Write it."]}"#.into())
+        }
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        other => panic!("unexpected call {other:?}"),
+    }));
+    // Each phase's type check finishes only once the next phase's plan was asked for.
+    let m = w.model.clone();
+    *w.sandbox.typecheck_waits.borrow_mut() = Some(Rc::new(move |n| {
+        m.calls_of(Operation::PhasePlanning) >= (n + 2).min(PHASES)
+    }));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.status(), RunStatus::Complete);
+    assert_eq!(
+        w.model.calls_of(Operation::PhasePlanning),
+        PHASES,
+        "each phase planned once"
+    );
+    assert_eq!(w.store.state.borrow().phase_details.len(), PHASES);
 }
