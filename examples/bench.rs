@@ -2,6 +2,7 @@
 //! measures `GET /api/apps` (search + page) next to `GET /api/health` the same way; prints the
 //! built Worker's gzip size. Everything runs on loopback.
 
+#[path = "support/bench_tokens.rs"]
 mod bench_tokens;
 #[path = "../tests/it/fake_llm.rs"]
 #[allow(dead_code)]

@@ -991,7 +991,6 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                     READ_BYTES,
                 )));
             };
-            drop(on_delta);
             let tail = parser.finish();
             if r.is_ok() {
                 if let Ok(events) = &tail {

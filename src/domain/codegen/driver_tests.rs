@@ -164,6 +164,9 @@ enum Crash {
     AfterWrite(usize),
 }
 
+/// Holds a type check (its 0-based number) until it says so.
+type CheckGate = Rc<dyn Fn(usize) -> bool>;
+
 /// Called with the number of each landed write.
 type WriteHook = Box<dyn Fn(usize)>;
 
@@ -174,7 +177,7 @@ struct FakeSandbox {
     /// The template of every `ensure`.
     templates: RefCell<Vec<String>>,
     /// The n-th type check (0-based) finishes only once this holds for n.
-    typecheck_waits: RefCell<Option<Rc<dyn Fn(usize) -> bool>>>,
+    typecheck_waits: RefCell<Option<CheckGate>>,
     typechecks: Cell<usize>,
     writes: Cell<usize>,
     crash: Cell<Option<Crash>>,

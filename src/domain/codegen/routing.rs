@@ -268,7 +268,7 @@ fn prompt_cache_key(messages: &[ChatMessage]) -> Option<String> {
     h.update(system.content.as_bytes());
     if let Some(m) = messages.iter().find(|m| m.cache_prefix > 0) {
         h.update([0u8]);
-        h.update(m.content[..m.cache_prefix].as_bytes());
+        h.update(&m.content.as_bytes()[..m.cache_prefix]);
     }
     let d = h.finalize();
     Some(format!(

@@ -158,7 +158,7 @@ fn a_failed_build_publishes_nothing_and_reports_its_errors() {
         errors: vec![diag.clone()],
     }));
     let err = run(&f, &job(spa())).unwrap_err();
-    assert_eq!(err.errors, [diag.clone()]);
+    assert_eq!(err.errors, std::slice::from_ref(&diag));
     assert!(f.stored.borrow().is_empty() && f.published.borrow().is_empty());
     assert_eq!(*f.records.borrow(), ["failed 2: the build failed"]);
     let last = f.events.borrow().last().cloned().unwrap();
