@@ -237,9 +237,10 @@ fn words_of_path(p: &str) -> BTreeSet<String> {
     w
 }
 
-/// What an install of `package.json` depends on: its dependency sections (and overrides),
-/// canonical (keys sorted), so a rewrite that changes only scripts or formatting installs
-/// nothing. `None` when it is not valid JSON (an install must then say what is wrong).
+/// What an install of `package.json` depends on: its dependency sections, overrides and
+/// workspaces, and the scripts npm runs while installing, canonical (keys sorted), so a rewrite
+/// that changes only other scripts, metadata or formatting installs nothing. `None` when it is
+/// not valid JSON (an install must then say what is wrong).
 pub fn dependencies(package_json: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(package_json).ok()?;
     let mut out = BTreeMap::new();
@@ -248,11 +249,18 @@ pub fn dependencies(package_json: &str) -> Option<String> {
         "devDependencies",
         "peerDependencies",
         "optionalDependencies",
+        "bundleDependencies",
         "overrides",
+        "workspaces",
     ] {
         if let Some(section) = v.get(key) {
             // serde_json's maps are ordered by key: the text is canonical.
             out.insert(key, section.to_string());
+        }
+    }
+    for script in ["preinstall", "install", "postinstall", "prepare"] {
+        if let Some(s) = v.get("scripts").and_then(|s| s.get(script)) {
+            out.insert(script, s.to_string());
         }
     }
     Some(format!("{out:?}"))

@@ -109,6 +109,9 @@ fn only_a_change_of_dependencies_needs_an_install() {
     let added = r#"{"dependencies":{"react":"^19","zod":"^3"},"devDependencies":{"vitest":"^3"}}"#;
     assert_ne!(dependencies(a), dependencies(added));
     assert_eq!(dependencies("{ not json"), None);
+    // A script npm runs while installing counts.
+    let hook = r#"{"name":"x","scripts":{"dev":"vite","preinstall":"exit 1"},"dependencies":{"react":"^19","zod":"^3"}}"#;
+    assert_ne!(dependencies(a), dependencies(hook));
 }
 
 #[test]
