@@ -145,8 +145,22 @@ fn catalog() {
             v.as_bool()
                 .unwrap_or_else(|| panic!("{name}: outbound must be true or false"))
         });
+        // The text files the model is shown as the app's starting point (lockfiles and static
+        // assets are not: they are large and nothing the model should edit).
+        let mut sources = String::from("&[");
+        for f in &files {
+            let shown = !f.ends_with("package-lock.json")
+                && !f.starts_with("public/")
+                && !f.ends_with(".gitignore")
+                && !f.ends_with(".svg");
+            if shown {
+                let abs = std::fs::canonicalize(dir.join(f)).unwrap();
+                sources.push_str(&format!("({f:?}, include_str!({:?})), ", abs.display()));
+            }
+        }
+        sources.push(']');
         out.push_str(&format!(
-            "    Template {{ name: {:?}, description: {:?}, frameworks: &{:?}, dev_command: {:?}, build_command: {:?}, output_dir: {:?}, worker_entry: {:?}, outbound: {:?}, files: &{:?} }},\n",
+            "    Template {{ name: {:?}, description: {:?}, frameworks: &{:?}, dev_command: {:?}, build_command: {:?}, output_dir: {:?}, worker_entry: {:?}, outbound: {:?}, files: &{:?}, sources: {sources} }},\n",
             name,
             field("description"),
             frameworks,

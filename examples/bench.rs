@@ -3,6 +3,8 @@
 //! built Worker's gzip size; then the parser's, the sandbox's, the code generator's and the
 //! deployments' figures (`bench_sections/`). Everything runs on loopback.
 
+#[path = "support/bench_tokens.rs"]
+mod bench_tokens;
 #[path = "bench_sections/deploy.rs"]
 mod deploy;
 #[path = "../tests/it/fake_llm.rs"]
@@ -115,6 +117,7 @@ async fn main() {
     // `BENCH_ONLY=deploy` just the deployments'.
     match std::env::var("BENCH_ONLY").as_deref() {
         Ok("agent") => return agent_figures().await,
+        Ok("tokens") => return bench_tokens::token_figures(),
         Ok("sandbox") => return sandbox_figures().await,
         Ok("deploy") => return deploy::figures().await,
         _ => {}
@@ -229,6 +232,7 @@ async fn main() {
 /// (the model answers instantly) to the client holding `file_generated` for every file of that
 /// phase, each of which is sent only after the file is in the sandbox and in storage.
 async fn agent_figures() {
+    bench_tokens::token_figures();
     println!();
     print!("starting wrangler dev for the code generator … ");
     std::io::stdout().flush().unwrap();
@@ -249,11 +253,17 @@ async fn agent_figures() {
         .unwrap();
     let mut samples: Vec<Duration> = Vec::new();
     let mut files_per_phase = Vec::new();
+    // Prompt → preview_ready per run, and per phase its last token → its checks done
+    // (phase_complete is sent once the phase's install, dev-server and type checks passed).
+    let mut to_preview: Vec<Duration> = Vec::new();
+    let mut checks: Vec<Duration> = Vec::new();
     for round in 0..3 {
         let id = app
             .app(&user, &format!("agent bench {round}"), "private")
             .await;
         let mark = format!("MARKbench{}x{round}", std::process::id());
+        let started = Instant::now();
+        let mut completed: std::collections::BTreeMap<u32, Instant> = Default::default();
         let mut r = client
             .post(app.url(&format!("/api/agent/chat/{id}")))
             .bearer_auth(&user.token)
@@ -285,6 +295,10 @@ async fn agent_figures() {
                         let e = last_file.entry(phase).or_insert((now, 0));
                         *e = (now, e.1 + 1);
                     }
+                    "phase_complete" if !frame.contains("\"planning\"") => {
+                        completed.insert(phase, now);
+                    }
+                    "preview_ready" => to_preview.push(now - started),
                     "error" => panic!("the run failed: {frame}"),
                     "done" => done = true,
                     _ => {}
@@ -295,6 +309,9 @@ async fn agent_figures() {
             let token = fake_llm::last_token_at(&mark, p).expect("the fake stamped the phase");
             samples.push(at.saturating_duration_since(token));
             files_per_phase.push(n);
+            if let Some(done) = completed.get(&p) {
+                checks.push(done.saturating_duration_since(token));
+            }
         }
         app.req(Method::DELETE, &format!("/api/apps/{id}/sandbox"))
             .bearer_auth(&user.token)
@@ -326,6 +343,33 @@ async fn agent_figures() {
             "NOT met"
         }
     );
+    to_preview.sort();
+    checks.sort();
+    if let (Some(p), Some(c)) = (
+        to_preview.get(to_preview.len() / 2),
+        checks.get(checks.len() / 2),
+    ) {
+        println!(
+            "{:<58} {:>10} {:>10}",
+            format!(
+                "prompt → preview_ready ({} runs, 2 phases, 12 files)",
+                to_preview.len()
+            ),
+            format!("{:.1} s", p.as_secs_f64()),
+            format!("{:.1} s", to_preview.last().unwrap().as_secs_f64())
+        );
+        println!(
+            "{:<58} {:>10} {:>10}",
+            format!("last token → phase's checks done ({} phases)", checks.len()),
+            ms(*c),
+            ms(*checks.last().unwrap())
+        );
+        println!(
+            "before (issue 12, 22-file app): prompt → preview 27–47 s, ~4 s of checks per phase; targets ≤ 12 s ({}), ≤ 1.5 s per phase ({})",
+            if *p <= Duration::from_secs(12) { "met" } else { "NOT met" },
+            if *c <= Duration::from_millis(1500) { "met" } else { "NOT met" }
+        );
+    }
 }
 
 /// Streaming files-format parser throughput on a large generated stream, fed in 1 KiB chunks as

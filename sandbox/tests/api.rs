@@ -921,6 +921,22 @@ async fn slow_react_vite_preview_hmr_errors_and_build() {
         (json!(true), json!([])),
         "{t}"
     );
+    // The check is incremental (its state kept under node_modules, not among the app's
+    // files): the same error brought back is found again, then cleared again.
+    assert!(app
+        .root
+        .join(ws)
+        .join("node_modules/.cache/byte-sandbox/tsc.tsbuildinfo")
+        .is_file());
+    for (content, ok) in [(&broken, false), (&changed, true)] {
+        app.post(
+            &format!("{base}/files"),
+            json!({ "files": [{ "path": "src/App.tsx", "content": content }] }),
+        )
+        .await;
+        let (_, t) = app.post(&format!("{base}/typecheck"), json!({})).await;
+        assert_eq!(t["ok"], ok, "{t}");
+    }
 
     // Production build returns the output tree.
     let (s, b) = app.post(&format!("{base}/build"), json!({})).await;

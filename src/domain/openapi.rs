@@ -377,6 +377,10 @@ pub fn describe(route: &Route) -> Op {
                  (cancelled and failed ones also counted apart)",
                 schema_ref("Usage"),
             ),
+        AppUsage(_) => Op::new("appUsage", "ai", "The app's model usage per operation")
+            .about("Every model call made for the app (all time): requests, prompt, completion, cached prompt and total tokens per operation, and their sum.")
+            .ok(200, "Requests and tokens per operation", schema_ref("AppUsage"))
+            .error(404, APP_MISSING),
         AgentChat(_) => Op::new("agentChat", "agent", "Send the app's agent a message")
             .about("The first message plans and generates the app; later ones edit it (queued while work runs). The run's events follow as Server-Sent Events.")
             .json_body(schema_ref("StartChat"), true)
@@ -612,6 +616,19 @@ pub fn schemas() -> Map<String, Value> {
             "totalTokens": { "type": "integer", "minimum": 0 },
             "cancelled": part,
             "failed": part,
+        },
+    });
+    // An app's all-time usage: every recorded call, cached prompt tokens apart (no outcome split).
+    let app_counts = json!({
+        "type": "object",
+        "required": ["requests", "promptTokens", "completionTokens", "cachedTokens", "totalTokens"],
+        "properties": {
+            "operation": { "type": "string" },
+            "requests": { "type": "integer", "minimum": 0 },
+            "promptTokens": { "type": "integer", "minimum": 0 },
+            "completionTokens": { "type": "integer", "minimum": 0 },
+            "cachedTokens": { "type": "integer", "minimum": 0 },
+            "totalTokens": { "type": "integer", "minimum": 0 },
         },
     });
     let page = |item: &str, key: &str| {
@@ -1124,6 +1141,17 @@ pub fn schemas() -> Map<String, Value> {
                     "windowHours": { "type": "integer" },
                     "operations": { "type": "array", "items": counts },
                     "total": counts,
+                },
+            }),
+        ),
+        (
+            "AppUsage",
+            json!({
+                "type": "object", "required": ["appId", "operations", "total"],
+                "properties": {
+                    "appId": { "type": "string" },
+                    "operations": { "type": "array", "items": app_counts },
+                    "total": app_counts,
                 },
             }),
         ),

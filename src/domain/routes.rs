@@ -125,6 +125,7 @@ pub enum Route {
     AiDeleteModel(String),
     AiTest,
     AiUsage,
+    AppUsage(String),
     AgentChat(String),
     AgentState(String),
     AgentEvents(String),
@@ -303,6 +304,9 @@ pub static TABLE: &[Entry] = &[
         API,
         |p| Route::Workspace(p.take("id"), WorkspaceCall::Errors),
     ),
+    row(Get, "/api/apps/:id/usage", Authenticated, API, |p| {
+        Route::AppUsage(p.take("id"))
+    }),
     row(Get, "/api/ai/keys", Authenticated, API, |_| Route::AiKeys),
     row(Put, "/api/ai/keys/:provider", Authenticated, API, |p| {
         Route::AiPutKey(p.take("provider"))
@@ -396,9 +400,9 @@ impl Route {
             | AiDeleteModel(_) | AiTest | AiUsage => Scope::Caller,
             GetApp(_) => Scope::OwnerOrPublic,
             PatchApp(_) | DeleteApp(_) | SandboxCreate(_) | SandboxStatus(_) | SandboxStop(_)
-            | Workspace(..) | AgentChat(_) | AgentState(_) | AgentEvents(_) | AgentSocket(_)
-            | AgentVersions(_) | AgentVersion(..) | AgentVersionFile(..) | Deploy(_)
-            | Undeploy(_) | Deployments(_) | Rollback(..) => Scope::OwnerOnly,
+            | Workspace(..) | AppUsage(_) | AgentChat(_) | AgentState(_) | AgentEvents(_)
+            | AgentSocket(_) | AgentVersions(_) | AgentVersion(..) | AgentVersionFile(..)
+            | Deploy(_) | Undeploy(_) | Deployments(_) | Rollback(..) => Scope::OwnerOnly,
         }
     }
 }
@@ -625,6 +629,7 @@ mod tests {
             ),
             ("POST", "/api/ai/test", AiTest),
             ("GET", "/api/ai/usage", AiUsage),
+            ("GET", "/api/apps/a1/usage", AppUsage(s("a1"))),
             ("POST", "/api/agent/chat/a1", AgentChat(s("a1"))),
             ("GET", "/api/agent/a1/state", AgentState(s("a1"))),
             ("GET", "/api/agent/a1/events", AgentEvents(s("a1"))),

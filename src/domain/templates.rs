@@ -18,6 +18,9 @@ pub struct Template {
     pub outbound: bool,
     /// Every file of the template (relative paths), as published to R2 under `templates/<name>/`.
     pub files: &'static [&'static str],
+    /// The text files the model sees as the app's starting point (`(path, content)`; not the
+    /// lockfile or static assets), embedded at build time.
+    pub sources: &'static [(&'static str, &'static str)],
 }
 
 include!(concat!(env!("OUT_DIR"), "/templates.rs"));
@@ -47,5 +50,21 @@ mod tests {
             .files
             .iter()
             .all(|f| !f.starts_with("node_modules/") && !f.starts_with("dist/")));
+        let shown: Vec<&str> = t.sources.iter().map(|(p, _)| *p).collect();
+        for p in [
+            "package.json",
+            "index.html",
+            "src/main.tsx",
+            "src/App.tsx",
+            "tsconfig.json",
+            "vite.config.ts",
+        ] {
+            assert!(shown.contains(&p), "{p} is shown to the model");
+        }
+        assert!(!shown.contains(&"package-lock.json"));
+        assert!(t
+            .sources
+            .iter()
+            .all(|(p, c)| !c.is_empty() && t.files.contains(p)));
     }
 }

@@ -83,7 +83,9 @@ impl CodeGeneratorAgent {
     /// What a (re)connecting client draws first.
     pub(super) fn state_event(&self) -> AgentEvent {
         let last = self.store.last_seq();
-        AgentEvent::State(self.read(|s| s.snapshot(s.app_id.as_str(), last)))
+        self.fresh(AgentEvent::State(
+            self.read(|s| s.snapshot(s.app_id.as_str(), last)),
+        ))
     }
 
     /// Ends every SSE stream (the run is over).
@@ -96,7 +98,7 @@ impl CodeGeneratorAgent {
     fn subscribe(&self, since: Option<u64>) -> Result<Response> {
         let mut replay = vec![self.state_event().to_sse().into_bytes()];
         if let Some(since) = since {
-            for (seq, json) in self.store.events_after(since, 10_000) {
+            for (seq, json) in self.replay(since, 10_000) {
                 if let Some(kind) = event_type(&json) {
                     replay.push(sse::encode_event_with_id(seq, &kind, &json).into_bytes());
                 }
@@ -222,8 +224,7 @@ impl CodeGeneratorAgent {
 
     fn state_since(&self, by: &Requester, since: u64) -> Result<Response> {
         let events: Vec<serde_json::Value> = self
-            .store
-            .events_after(since, 1000)
+            .replay(since, 1000)
             .into_iter()
             .map(|(seq, j)| {
                 let mut v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();

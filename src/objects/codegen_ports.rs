@@ -115,7 +115,15 @@ impl SandboxClient<'_> {
 
 impl Sandbox for SandboxClient<'_> {
     async fn ensure(&self, template: &str) -> Result2<bool> {
-        let current = self.status().await?;
+        let mut current = self.status().await?;
+        if current
+            .as_ref()
+            .is_some_and(|s| s.status.is_active() && s.template != template)
+        {
+            // Made from another template (prepared while the blueprint was written): replaced.
+            sandbox_service::lifecycle(&self.app.env, &self.app_id, &SandboxCall::Stop).await?;
+            current = self.status().await?;
+        }
         let fresh = !current.as_ref().is_some_and(|s| s.status.is_active());
         if fresh {
             let by = Owner {

@@ -39,7 +39,7 @@ impl CodeGeneratorAgent {
         server.send_with_str(self.state_event().to_json())?;
         let mut replayed = 1;
         if let Some(since) = since {
-            for (seq, json) in self.store.events_after(since, 10_000) {
+            for (seq, json) in self.replay(since, 10_000) {
                 server.send_with_str(ws_text(&json, Some(seq)))?;
                 replayed += 1;
             }

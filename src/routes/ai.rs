@@ -322,6 +322,51 @@ pub async fn test(mut req: Request, app: &App, caller: &Caller) -> ApiResult<Res
     }))
 }
 
+/// `GET /api/apps/:id/usage`: the owner's app's usage per operation, cached tokens included.
+pub async fn app_usage(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
+    let rec = super::sandbox::owned(app, caller, id).await?;
+    let rows = ai_store::app_usage(&app.db()?, &rec.id).await?;
+    let mut total = [0u64; 5];
+    let ops: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let n = [
+                r.requests,
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.cached_tokens,
+                r.total_tokens,
+            ]
+            .map(|x| x.max(0.0) as u64);
+            for (t, x) in total.iter_mut().zip(n) {
+                *t += x;
+            }
+            json!({
+                "operation": r.operation,
+                "requests": n[0],
+                "promptTokens": n[1],
+                "completionTokens": n[2],
+                "cachedTokens": n[3],
+                "totalTokens": n[4],
+            })
+        })
+        .collect();
+    json(
+        200,
+        &json!({
+            "appId": rec.id,
+            "operations": ops,
+            "total": {
+                "requests": total[0],
+                "promptTokens": total[1],
+                "completionTokens": total[2],
+                "cachedTokens": total[3],
+                "totalTokens": total[4],
+            },
+        }),
+    )
+}
+
 pub async fn usage(app: &App, caller: &Caller) -> ApiResult<Response> {
     // The token budget as it stands: a probe (cost 0) records nothing.
     let limit = app.cfg.ai_token_limit;

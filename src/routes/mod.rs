@@ -67,6 +67,7 @@ async fn dispatch(
         Route::AiDeleteModel(op) => ai::delete_model(app, user()?, &op).await,
         Route::AiTest => ai::test(req, app, user()?).await,
         Route::AiUsage => ai::usage(app, user()?).await,
+        Route::AppUsage(id) => ai::app_usage(app, user()?, &id).await,
         Route::AgentChat(id) => agent::chat(req, app, user()?, &id).await,
         Route::AgentState(id) => agent::state(req, app, user()?, &id).await,
         Route::AgentEvents(id) => agent::events(req, app, user()?, &id).await,

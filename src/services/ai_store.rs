@@ -145,6 +145,8 @@ pub struct UsageRecord<'a> {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// Prompt tokens served from the provider's cache.
+    pub cached_tokens: u64,
     /// `user` or `platform`.
     pub key_source: &'a str,
     /// `completed`, `cancelled` or `failed`.
@@ -155,8 +157,8 @@ pub async fn record_usage(db: &D1Database, r: &UsageRecord<'_>) -> ApiResult<()>
     run(
         db,
         "INSERT INTO ai_usage (id, user_id, app_id, operation, provider, model, prompt_tokens, \
-         completion_tokens, total_tokens, key_source, outcome) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         completion_tokens, total_tokens, key_source, outcome, cached_tokens) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         &[
             text(crate::domain::random::id("use")),
             text(r.user_id),
@@ -169,6 +171,7 @@ pub async fn record_usage(db: &D1Database, r: &UsageRecord<'_>) -> ApiResult<()>
             int(r.total_tokens as i64),
             text(r.key_source),
             text(r.outcome),
+            int(r.cached_tokens as i64),
         ],
     )
     .await
@@ -187,6 +190,30 @@ pub struct UsageTotals {
     pub cancelled_tokens: f64,
     pub failed_requests: f64,
     pub failed_tokens: f64,
+}
+
+/// Per operation, everything an app's calls used (any time), cached prompt tokens included.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AppUsageTotals {
+    pub operation: String,
+    pub requests: f64,
+    pub prompt_tokens: f64,
+    pub completion_tokens: f64,
+    pub cached_tokens: f64,
+    pub total_tokens: f64,
+}
+
+/// An app's usage per operation (the caller checked ownership).
+pub async fn app_usage(db: &D1Database, app_id: &AppId) -> ApiResult<Vec<AppUsageTotals>> {
+    all(
+        db,
+        "SELECT operation, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, \
+         SUM(completion_tokens) AS completion_tokens, SUM(cached_tokens) AS cached_tokens, \
+         SUM(total_tokens) AS total_tokens \
+         FROM ai_usage WHERE app_id = ?1 GROUP BY operation ORDER BY operation",
+        &[text(app_id)],
+    )
+    .await
 }
 
 /// The user's usage since `since` (epoch seconds), per operation: every recorded attempt,

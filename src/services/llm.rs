@@ -473,6 +473,7 @@ impl<'a> Llm<'a> {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
             total_tokens: u.total_tokens,
+            cached_tokens: u.cached_tokens,
             key_source: if key_source == KeySource::User {
                 "user"
             } else {

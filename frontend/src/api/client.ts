@@ -3,7 +3,7 @@
 // and every failure turned into an ApiError whose message says what happened.
 import { ApiError } from "./errors";
 import type {
-  AppDetail, AppList, AppSummary, AuthResponse, Deployment, ErrorBody, ListQuery, MeResponse, ModelOverride, ModelsResponse,
+  AppDetail, AppList, AppUsageResponse, AppSummary, AuthResponse, Deployment, ErrorBody, ListQuery, MeResponse, ModelOverride, ModelsResponse,
   NewApp, OperationModels, Providers, ProviderKey, SandboxError, Template, UsageResponse, User, UserList,
   VersionSummary, Visibility,
 } from "./types";
@@ -104,6 +104,7 @@ export const api = {
   resetModel: (op: string) => request<OperationModels>("DELETE", `/api/ai/models/${enc(op)}`),
   adminUsers: (page: number, limit = 20) => request<UserList>("GET", `/api/admin/users${q({ page, limit })}`),
   usage: () => request<UsageResponse>("GET", "/api/ai/usage"),
+  appUsage: (id: string) => request<AppUsageResponse>("GET", `/api/apps/${enc(id)}/usage`),
 
   agentState: (id: string, since = 0) => request<{ state: unknown; events: unknown[]; running: boolean }>("GET", `/api/agent/${enc(id)}/state?since=${since}`),
   versions: (id: string) => request<{ versions: VersionSummary[] }>("GET", `/api/agent/${enc(id)}/versions`),

@@ -458,6 +458,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/apps/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The app's model usage per operation
+         * @description Every model call made for the app (all time): requests, prompt, completion, cached prompt and total tokens per operation, and their sum.
+         */
+        get: operations["appUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/callback/{provider}": {
         parameters: {
             query?: never;
@@ -844,6 +864,25 @@ export interface components {
             updatedAt?: string | null;
             userId?: string | null;
             visibility: components["schemas"]["Visibility"];
+        };
+        AppUsage: {
+            appId: string;
+            operations: {
+                cachedTokens: number;
+                completionTokens: number;
+                operation?: string;
+                promptTokens: number;
+                requests: number;
+                totalTokens: number;
+            }[];
+            total: {
+                cachedTokens: number;
+                completionTokens: number;
+                operation?: string;
+                promptTokens: number;
+                requests: number;
+                totalTokens: number;
+            };
         };
         /**
          * @description What one successful model call of the run used: the tokens the provider reported (or the
@@ -4021,6 +4060,65 @@ export interface operations {
                 };
             };
             /** @description The sandbox service is unreachable (E006) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    appUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The app's id (`app_` and 32 hex digits) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Requests and tokens per operation */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppUsage"];
+                };
+            };
+            /** @description No credential, or an invalid, expired or revoked one (E001) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such app, or not the caller's (E002): another user's private app looks missing */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit exceeded (E003); `Retry-After` says when to retry */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The rate limiter is unavailable; try again (E000) */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -51,3 +51,6 @@ export type DeployStep = Schemas["DeployStep"];
 export interface DeployFailure { message: string; errors: Diagnostic[] }
 /** A deployment as `GET /api/apps/:id/deployments` shows it (its `error` typed). */
 export type Deployment = Omit<Schemas["Deployment"], "error"> & { error: DeployFailure | null };
+/** An app's model usage per operation, all time (`GET /api/apps/:id/usage`). */
+export type AppUsageResponse = Schemas["AppUsage"];
+export type AppUsageRow = AppUsageResponse["operations"][number];

@@ -6,6 +6,7 @@ import { api } from "../api/client";
 import { useAuth } from "../auth";
 import type { ModelsResponse, OperationModels, ProviderChoice, ProviderKey, ProviderName, UsageResponse } from "../api/types";
 import { ErrorNote } from "../components/Layout";
+import { AppsUsage } from "../components/AppUsage";
 
 export function Settings() {
   return (
@@ -14,6 +15,7 @@ export function Settings() {
       <Keys />
       <Models />
       <Usage />
+      <AppsUsage />
       <DeleteAccount />
     </div>
   );

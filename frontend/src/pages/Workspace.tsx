@@ -9,6 +9,7 @@ import type { ModelUsage } from "../agent/events";
 import { useAgent } from "../agent/socket";
 import { DeployPanel } from "../components/DeployPanel";
 import { ErrorNote, useTheme } from "../components/Layout";
+import { AppUsage } from "../components/AppUsage";
 import { startKey } from "./Home";
 import { LoadFailure } from "./NotFound";
 
@@ -88,6 +89,7 @@ function Live({ app }: { app: AppDetail }) {
           <Chat app={app} state={state} send={send} onSent={(t) => dispatch({ type: "sent", text: t })} running={running} />
           <Timeline state={state} />
           <DeployPanel appId={app.id} state={state} dispatch={dispatch} open={(f, l) => { setFollow(false); setSelected(f); setLine(l); setTab("code"); }} />
+          <AppUsage appId={app.id} refreshKey={state.version} />
         </div>
         <div className="min-w-0">
           <div role="tablist" aria-label="Workspace panels" className="mb-2 flex flex-wrap gap-1"

@@ -139,7 +139,14 @@ fn errors_of(out: &ExecReply, ws: &Workspace) -> Vec<Diagnostic> {
     dedupe(all)
 }
 
-/// `POST /v1/workspaces/{ws}/typecheck` → `{"ok","errors",...}` from `tsc --noEmit -p .`.
+/// Where the type checker keeps what it learnt between runs (inside `node_modules`, so it is
+/// never one of the app's files, and goes away with the dependencies it describes).
+pub const TSC_BUILD_INFO: &str = "node_modules/.cache/byte-sandbox/tsc.tsbuildinfo";
+
+/// `POST /v1/workspaces/{ws}/typecheck` → `{"ok","errors",...}` from `tsc --noEmit -p .`,
+/// incremental: each run reuses the workspace's previous program state ([`TSC_BUILD_INFO`]),
+/// so a check after a phase re-checks what changed (and what depends on it) instead of
+/// starting cold. tsc compares file versions itself, so a stale state never hides an error.
 pub async fn typecheck(
     State(state): State<AppState>,
     Ws(id): Ws,
@@ -157,7 +164,9 @@ pub async fn typecheck(
     }
     let req = ExecRequest {
         // The local compiler, never a download: `npx` could fetch an unrelated `tsc` package.
-        command: "./node_modules/.bin/tsc --noEmit -p .".into(),
+        command: format!(
+            "./node_modules/.bin/tsc --noEmit -p . --incremental --tsBuildInfoFile {TSC_BUILD_INFO}"
+        ),
         cwd: ws.root.clone(),
         env: Vec::new(),
         timeout: timeout(

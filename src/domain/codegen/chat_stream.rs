@@ -24,6 +24,10 @@ pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// Prompt tokens the provider served from its prompt cache (part of `prompt_tokens`):
+    /// OpenAI's `prompt_tokens_details.cached_tokens`, Anthropic's `cache_read_input_tokens`.
+    #[serde(default)]
+    pub cached_tokens: u64,
 }
 
 impl Usage {
@@ -40,10 +44,17 @@ impl Usage {
             return None;
         }
         let (p, c) = (prompt.unwrap_or(0), completion.unwrap_or(0));
+        let cached = obj
+            .get("prompt_tokens_details")
+            .and_then(|d| d.get("cached_tokens"))
+            .and_then(Value::as_u64)
+            .or_else(|| n(&["cache_read_input_tokens", "cached_tokens"]))
+            .unwrap_or(0);
         Some(Self {
             prompt_tokens: p,
             completion_tokens: c,
             total_tokens: total.unwrap_or(p + c),
+            cached_tokens: cached.min(p),
         })
     }
 }
@@ -495,6 +506,7 @@ impl AttemptCost {
             prompt_tokens: self.prompt_estimate,
             completion_tokens: completion,
             total_tokens: self.prompt_estimate + completion,
+            cached_tokens: 0,
         }
     }
 
@@ -535,7 +547,8 @@ mod tests {
                 Some(Usage {
                     prompt_tokens: 10,
                     completion_tokens: 3,
-                    total_tokens: 13
+                    total_tokens: 13,
+                    cached_tokens: 0,
                 })
             );
             assert_eq!(sum.model.as_deref(), Some("m-1"));
@@ -610,6 +623,26 @@ mod tests {
     }
 
     #[test]
+    fn cached_prompt_tokens_are_counted_where_providers_report_them() {
+        for (usage, cached) in [
+            (
+                r#"{"prompt_tokens":2000,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":1536}}"#,
+                1536,
+            ),
+            (
+                r#"{"input_tokens":2000,"output_tokens":5,"cache_read_input_tokens":1800}"#,
+                1800,
+            ),
+            (r#"{"prompt_tokens":2000,"completion_tokens":5}"#, 0),
+        ] {
+            let v: Value = serde_json::from_str(usage).unwrap();
+            let u = Usage::from_json(&v).unwrap();
+            assert_eq!(u.cached_tokens, cached, "{usage}");
+            assert_eq!(u.prompt_tokens, 2000);
+        }
+    }
+
+    #[test]
     fn decodes_chunks_leniently() {
         // Null content, missing delta, input/output token names, usage without total.
         let got = decode_stream_data(
@@ -625,7 +658,8 @@ mod tests {
                 usage: Some(Usage {
                     prompt_tokens: 5,
                     completion_tokens: 2,
-                    total_tokens: 7
+                    total_tokens: 7,
+                    cached_tokens: 0,
                 }),
                 model: None,
             })
@@ -736,7 +770,8 @@ mod tests {
             Usage {
                 prompt_tokens: 100,
                 completion_tokens: 2, // "Hello ✓": 7 characters
-                total_tokens: 102
+                total_tokens: 102,
+                cached_tokens: 0,
             }
         );
         assert!(s.finish().is_err(), "the stream was cut");
@@ -750,6 +785,7 @@ mod tests {
             prompt_tokens: 10,
             completion_tokens: 3,
             total_tokens: 13,
+            cached_tokens: 0,
         }));
         c.reported(None);
         assert_eq!(c.tokens(), 13);

@@ -23,11 +23,12 @@
 //! file from a lost generation.
 
 use super::blueprint::{parse_blueprint, Blueprint, PhaseInput, PhaseKind, PhasePlan, PhaseStatus};
+use super::context::{self, Workspace};
 use super::events::{AgentEvent, CallUsage, RunOutcome, RunStatus};
 use super::files_format::{Event as FileEvent, Parser};
 use super::models::{ChatMessage, Operation};
 use super::phase_plan::{parse_phase_detail, PhaseDetail};
-use super::prompts::{self, Diagnostic, FileContext, TemplateInfo};
+use super::prompts::{self, Diagnostic, Shown, TemplateInfo};
 use super::run::{step, RunState, Step, Work};
 use crate::domain::error::{summarize_upstream, ApiError, ErrorCode};
 use crate::domain::templates;
@@ -39,6 +40,8 @@ use std::rc::Rc;
 pub const EDIT_PHASE: &str = "edit";
 /// Files restored into a fresh sandbox per write, by size.
 pub const RESTORE_BATCH_BYTES: usize = 512 * 1024;
+/// File bytes one `===READ===` answer carries.
+pub const READ_BYTES: usize = 48_000;
 /// What a resumed unit asks the model after replaying its own output.
 pub const CONTINUE_INSTRUCTION: &str = "Your previous answer (above) was interrupted. Continue it exactly where it stops: write the next line after its last line, in the same format, and do not repeat any block it already contains.";
 
@@ -94,8 +97,9 @@ pub trait Model {
 /// The app's sandbox.
 #[allow(async_fn_in_trait)]
 pub trait Sandbox {
-    /// Brings the sandbox up from `template` and waits until it is ready. `Ok(true)`: it was
-    /// created fresh (the app's files must be restored into it).
+    /// Brings the sandbox up from `template` and waits until it is ready; a running sandbox
+    /// made from another template is replaced. `Ok(true)`: it was created fresh (the app's
+    /// files must be restored into it).
     async fn ensure(&self, template: &str) -> Result<bool, ApiError>;
     /// Writes files (all or none); the message says why they were refused.
     async fn write(&self, files: &[(String, String)]) -> Result<(), String>;
@@ -175,6 +179,8 @@ pub struct Driver<'a, M, S, T, E> {
     /// `package.json` changed since dependencies were last installed.
     deps_changed: Cell<bool>,
     sandbox_ready: Cell<bool>,
+    /// The template the sandbox was last brought up from in this driver.
+    sandbox_template: RefCell<Option<String>>,
 }
 
 impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
@@ -197,6 +203,7 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
             max_corrections,
             deps_changed: Cell::new(deps),
             sandbox_ready: Cell::new(false),
+            sandbox_template: RefCell::new(None),
         }
     }
 
@@ -245,11 +252,13 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         loop {
             self.store.keep_alive().await;
             let work = self.read(RunState::next_work);
-            if !matches!(work, Work::Idle | Work::Plan | Work::Finish) && !self.sandbox_ready.get()
+            let template = self
+                .read(|s| s.blueprint.as_ref().map(|b| b.template.clone()))
+                .unwrap_or_else(|| templates::DEFAULT.to_string());
+            let switch = self.sandbox_template.borrow().as_deref() != Some(template.as_str());
+            if !matches!(work, Work::Idle | Work::Plan | Work::Finish)
+                && (!self.sandbox_ready.get() || switch)
             {
-                let template = self
-                    .read(|s| s.blueprint.as_ref().map(|b| b.template.clone()))
-                    .unwrap_or_default();
                 if let Err(e) = self.ensure_sandbox(&template).await {
                     self.error(&e, false);
                     self.fail().await;
@@ -264,6 +273,22 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                         });
                     }
                     return;
+                }
+                // The sandbox comes up from the default template while the blueprint is being
+                // written; a blueprint that picks another template switches it afterwards.
+                Work::Plan if !self.sandbox_ready.get() => {
+                    let (flow, sandbox) =
+                        futures_util::join!(self.plan(), self.ensure_sandbox(&template));
+                    if let Err(e) = sandbox {
+                        // Tried again (and reported) when the first phase needs it.
+                        self.sandbox_ready.set(false);
+                        *self.sandbox_template.borrow_mut() = None;
+                        self.events.log(&format!(
+                            "codegen: preparing the sandbox during planning failed: {}",
+                            e.message
+                        ));
+                    }
+                    flow
                 }
                 Work::Plan => self.plan().await,
                 Work::Phase(i) => self.phase(i).await,
@@ -341,13 +366,8 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
             phase: "planning".into(),
             message: "Planning the app".into(),
         });
-        let infos: Vec<TemplateInfo<'_>> = templates::CATALOG
-            .iter()
-            .map(|t| TemplateInfo {
-                name: t.name,
-                description: t.description,
-            })
-            .collect();
+        let infos: Vec<TemplateInfo<'_>> =
+            templates::CATALOG.iter().map(TemplateInfo::of).collect();
         let names: Vec<&str> = templates::CATALOG.iter().map(|t| t.name).collect();
         let mut messages = prompts::blueprint_messages(&prompt, &infos);
         for attempt in 0..2 {
@@ -424,6 +444,33 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         self.store.files().into_iter().collect()
     }
 
+    /// The run's starting template (the blueprint's, else the default).
+    fn template(&self) -> &'static templates::Template {
+        self.read(|s| {
+            s.blueprint
+                .as_ref()
+                .and_then(|b| templates::find(&b.template))
+        })
+        .or_else(|| templates::find(templates::DEFAULT))
+        .unwrap_or(&templates::CATALOG[0])
+    }
+
+    /// The app as the model sees it: the template's files under the run's own.
+    fn workspace(&self) -> Workspace {
+        Workspace::new(self.template().sources, self.store.files())
+    }
+
+    /// A file's current content: the run's, else the template's.
+    fn current_file(&self, path: &str) -> Option<String> {
+        self.store.file(path).or_else(|| {
+            self.template()
+                .sources
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, c)| c.to_string())
+        })
+    }
+
     async fn phase(&self, i: usize) -> Flow {
         let Some(blueprint) = self.read(|s| s.blueprint.clone()) else {
             return Flow::Failed;
@@ -438,30 +485,40 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 phase: plan.name.clone(),
                 message: plan.description.clone(),
             });
-            match self.plan_phase(&blueprint, i).await {
-                Ok(detail) => {
-                    // The detailed plan's files, or the blueprint's when the model gave none.
-                    let files: Vec<String> = match &detail {
-                        Some(d) => d.files.iter().map(|f| f.path.clone()).collect(),
-                        None => plan.files.clone(),
-                    };
-                    let ev = AgentEvent::PhasePlanned {
-                        phase: plan.name.clone(),
-                        files,
-                    };
-                    let (_, id) = self.store.commit(
-                        |s| {
-                            if let Some(d) = detail {
-                                s.phase_details.insert(i, d);
-                            }
-                        },
-                        None,
-                        Some(&ev),
-                    );
-                    self.events.send(&ev, id);
-                }
-                Err(flow) => return flow,
-            }
+            // Planned already while the previous phase's checks ran, or now.
+            let ahead = self.read(|s| {
+                (
+                    s.phase_details.get(&i).cloned(),
+                    s.planned_without_detail.contains(&i),
+                )
+            });
+            let detail = match ahead {
+                (Some(d), _) => Some(d),
+                (None, true) => None,
+                (None, false) => match self.plan_phase(&blueprint, i).await {
+                    Ok(d) => d,
+                    Err(flow) => return flow,
+                },
+            };
+            // The detailed plan's files, or the blueprint's when the model gave none.
+            let files: Vec<String> = match &detail {
+                Some(d) => d.files.iter().map(|f| f.path.clone()).collect(),
+                None => plan.files.clone(),
+            };
+            let ev = AgentEvent::PhasePlanned {
+                phase: plan.name.clone(),
+                files,
+            };
+            let (_, id) = self.store.commit(
+                |s| {
+                    if let Some(d) = detail {
+                        s.phase_details.insert(i, d);
+                    }
+                },
+                None,
+                Some(&ev),
+            );
+            self.events.send(&ev, id);
             self.advance(Unit::Phase(i), PhaseInput::Start);
         } else {
             self.emit(AgentEvent::PhaseStart {
@@ -470,14 +527,32 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
             });
         }
         if self.status_of(Unit::Phase(i)) == Some(PhaseStatus::Implementing) {
-            let ctx = self.file_context();
+            let ws = self.workspace();
             let detail = self.read(|s| s.phase_details.get(&i).cloned());
+            // The phase's files (planned, and in its detailed plan) and what they import; a
+            // first phase also gets the template's entry chain.
+            let mut focus: Vec<String> = plan.files.clone();
+            if let Some(d) = &detail {
+                focus.extend(d.files.iter().map(|f| f.path.clone()));
+            }
+            if self.read(|s| s.files.is_empty()) {
+                focus.extend(ENTRY_FILES.iter().map(|p| p.to_string()));
+            }
+            let focus = ws.with_imports(&focus);
+            let selection = context::select(
+                &ws,
+                &focus,
+                context::IMPLEMENTATION_FULL_BYTES,
+                context::OUTLINE_BYTES,
+            );
+            let template = TemplateInfo::of(self.template());
             let messages = prompts::phase_messages(
                 &blueprint,
+                Some(&template),
                 i,
                 detail.as_ref(),
-                &FileContext::all(&ctx),
-                prompts::DEFAULT_CONTEXT_BYTES,
+                &Shown::of(&ws, &selection),
+                context::IMPLEMENTATION_FULL_BYTES,
             );
             match self.stream_files(Operation::Implementation, messages).await {
                 Flow::Continue => self.advance(Unit::Phase(i), PhaseInput::Implemented),
@@ -489,7 +564,13 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 }
             }
         }
-        match self.correct(&blueprint, &plan.name, Unit::Phase(i)).await {
+        // The next phase is planned while this one's checks run (the model waits on nothing
+        // the checks decide: the plan needs the blueprint and the file list).
+        let (flow, ()) = futures_util::join!(
+            self.correct(&blueprint, &plan.name, Unit::Phase(i)),
+            self.plan_ahead(&blueprint, i + 1)
+        );
+        match flow {
             Flow::Continue => {}
             other => return other,
         }
@@ -514,9 +595,10 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         blueprint: &Blueprint,
         i: usize,
     ) -> Result<Option<PhaseDetail>, Flow> {
-        let existing: Vec<String> = self.read(|s| s.files.keys().cloned().collect());
-        let paths: Vec<&str> = existing.iter().map(String::as_str).collect();
-        let messages = prompts::phase_plan_messages(blueprint, i, &paths);
+        let ws = self.workspace();
+        let paths: Vec<&str> = ws.files.keys().map(String::as_str).collect();
+        let template = TemplateInfo::of(self.template());
+        let messages = prompts::phase_plan_messages(blueprint, Some(&template), i, &paths);
         match self
             .model
             .complete(Operation::PhasePlanning, &messages)
@@ -532,6 +614,53 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 self.advance(Unit::Phase(i), PhaseInput::Abort);
                 Err(Flow::Failed)
             }
+        }
+    }
+
+    /// Plans phase `i` ahead of time, when that is safe: it is next and not started, nothing
+    /// waits to go before it (a queued edit could change the files it plans from) and it has
+    /// no plan yet. A failure here changes nothing: the phase plans itself when it starts.
+    async fn plan_ahead(&self, blueprint: &Blueprint, i: usize) {
+        let safe = self.read(|s| {
+            s.phases.get(i) == Some(&PhaseStatus::Planned)
+                && !s.phase_details.contains_key(&i)
+                && !s.planned_without_detail.contains(&i)
+                && s.queue.is_empty()
+                && !s.hold_phases
+        });
+        if !safe || self.stopped() {
+            return;
+        }
+        let ws = self.workspace();
+        let paths: Vec<&str> = ws.files.keys().map(String::as_str).collect();
+        let template = TemplateInfo::of(self.template());
+        let messages = prompts::phase_plan_messages(blueprint, Some(&template), i, &paths);
+        match self
+            .model
+            .complete(Operation::PhasePlanning, &messages)
+            .await
+        {
+            Ok((text, usage)) => {
+                self.used(usage);
+                let detail = parse_phase_detail(&text).ok();
+                self.update(|s| {
+                    if s.phases.get(i) == Some(&PhaseStatus::Planned) {
+                        match detail {
+                            Some(d) => {
+                                s.phase_details.insert(i, d);
+                            }
+                            None => {
+                                s.planned_without_detail.insert(i);
+                            }
+                        }
+                    }
+                });
+            }
+            Err(e) => self.events.log(&format!(
+                "codegen: planning phase {} ahead failed ({}); it plans when it starts",
+                i + 1,
+                e.message
+            )),
         }
     }
 
@@ -554,12 +683,24 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
             });
         }
         if self.status_of(Unit::Edit) == Some(PhaseStatus::Implementing) {
-            let ctx = self.file_context();
+            let ws = self.workspace();
+            // The files the request concerns (ranked over paths, outlines and text), what they
+            // import, then the root component where most requests land.
+            let mut focus = ws.with_imports(&context::rank_for_request(&ws, &edit.message));
+            focus.push(ROOT_COMPONENT.to_string());
+            let selection = context::select(
+                &ws,
+                &focus,
+                context::EDIT_FULL_BYTES,
+                context::EDIT_OUTLINE_BYTES,
+            );
+            let template = TemplateInfo::of(self.template());
             let messages = prompts::chat_edit_messages(
                 &edit.message,
                 blueprint.as_ref(),
-                &FileContext::all(&ctx),
-                prompts::DEFAULT_CONTEXT_BYTES,
+                Some(&template),
+                &Shown::of(&ws, &selection),
+                context::EDIT_FULL_BYTES,
             );
             match self.stream_files(Operation::ChatEdit, messages).await {
                 Flow::Continue => self.advance(Unit::Edit, PhaseInput::Implemented),
@@ -657,7 +798,6 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                         // Resumed inside a round: the sandbox says what is still wrong.
                         None => self.diagnostics().await,
                     };
-                    let ctx = self.file_context();
                     let plan = match unit {
                         Unit::Phase(i) => blueprint.phases.get(i).cloned(),
                         Unit::Edit => None,
@@ -668,14 +808,36 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                         description: "a follow-up edit".into(),
                         files: Vec::new(),
                     });
+                    // The failing files and what they import in full; the rest as outlines.
+                    let ws = self.workspace();
+                    let mut failing: Vec<String> = Vec::new();
+                    for d in &found {
+                        if let Some(f) = d.file.as_deref().and_then(|f| workspace_path(&ws, f)) {
+                            if !failing.contains(&f) {
+                                failing.push(f);
+                            }
+                        }
+                    }
+                    if failing.is_empty() {
+                        // No file named (a runtime error): the unit's own files.
+                        failing = plan.files.clone();
+                    }
+                    let selection = context::select(
+                        &ws,
+                        &ws.with_imports(&failing),
+                        context::CORRECTION_FULL_BYTES,
+                        context::OUTLINE_BYTES,
+                    );
+                    let template = TemplateInfo::of(self.template());
                     let messages = prompts::correction_messages(
                         blueprint,
+                        Some(&template),
                         &plan,
                         round,
                         max,
                         &found,
-                        &FileContext::all(&ctx),
-                        prompts::DEFAULT_CONTEXT_BYTES,
+                        &Shown::of(&ws, &selection),
+                        context::CORRECTION_FULL_BYTES,
                     );
                     match self
                         .stream_files(Operation::ErrorCorrection, messages)
@@ -723,6 +885,7 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         let unavailable = |m: String| ApiError::new(503, ErrorCode::E006, m);
         let fresh = self.sandbox.ensure(template).await?;
         self.sandbox_ready.set(true);
+        *self.sandbox_template.borrow_mut() = Some(template.to_string());
         if !fresh {
             return Ok(());
         }
@@ -789,12 +952,30 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         let done = self.read(|s| s.unit_output.clone());
         let mut parser = Parser::new();
         if !done.is_empty() {
-            // Everything in it was applied and committed: position the parser after it.
-            let _ = parser.feed_str(&done);
+            // Everything in it was applied and committed: position the parser after it. Files
+            // it asked to read are shown again with the request to continue.
+            let outside: String = parser
+                .feed_str(&done)
+                .into_iter()
+                .filter_map(|e| match e {
+                    FileEvent::Text(t) => Some(t),
+                    _ => None,
+                })
+                .collect();
+            let reads = prompts::read_requests(&outside);
             messages.push(ChatMessage::assistant(done.clone()));
-            messages.push(ChatMessage::user(CONTINUE_INSTRUCTION));
+            if reads.is_empty() {
+                messages.push(ChatMessage::user(CONTINUE_INSTRUCTION));
+            } else {
+                let answer = prompts::read_answer(&self.workspace(), &reads, READ_BYTES);
+                messages.push(ChatMessage::user(format!(
+                    "{answer}\n\n{CONTINUE_INSTRUCTION}"
+                )));
+            }
         }
         let output = RefCell::new(done);
+        // This turn's text outside blocks (where `===READ: path===` requests are).
+        let outside = RefCell::new(String::new());
         let (tx, mut rx) = futures_channel::mpsc::unbounded::<(FileEvent, usize)>();
         let producer = async {
             let mut on_delta = |d: &str| {
@@ -827,6 +1008,9 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                             },
                             other => {
                                 flush(&mut pending);
+                                if let FileEvent::Text(t) = &other {
+                                    outside.borrow_mut().push_str(t);
+                                }
                                 let _ = tx.unbounded_send((other, end));
                             }
                         }
@@ -834,7 +1018,37 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 }
                 flush(&mut pending);
             };
-            let r = self.model.stream(operation, &messages, &mut on_delta).await;
+            // A turn that ends asking to READ files gets them in a follow-up turn (bounded),
+            // and its output goes on in the same unit.
+            let mut turns = 0;
+            let r = loop {
+                let start = output.borrow().len();
+                outside.borrow_mut().clear();
+                let r = self.model.stream(operation, &messages, &mut on_delta).await;
+                if r.is_err() || self.stopped() || turns >= context::MAX_READ_TURNS {
+                    break r;
+                }
+                let reads = prompts::read_requests(&outside.borrow());
+                if reads.is_empty() {
+                    break r;
+                }
+                turns += 1;
+                let this_turn = output.borrow()[start..].to_string();
+                if !this_turn.ends_with('\n') {
+                    on_delta("\n");
+                }
+                self.events.log(&format!(
+                    "codegen: the model asked to read {} file(s): {}",
+                    reads.len(),
+                    reads.join(", ")
+                ));
+                messages.push(ChatMessage::assistant(this_turn));
+                messages.push(ChatMessage::user(prompts::read_answer(
+                    &self.workspace(),
+                    &reads,
+                    READ_BYTES,
+                )));
+            };
             let tail = parser.finish();
             if r.is_ok() {
                 if let Ok(events) = &tail {
@@ -884,17 +1098,24 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
     /// Applies one parsed block; `output` is the unit's output up to the block's end, committed
     /// with it.
     async fn apply(&self, e: FileEvent, output: String) {
-        let Some(s) = step(e, |p| self.store.file(p)) else {
+        let Some(s) = step(e, |p| self.current_file(p)) else {
             return;
         };
         match s {
             Step::Emit(ev @ AgentEvent::FileChunk { .. }) => self.emit(ev),
             Step::Emit(ev) => self.commit_block(|_| {}, None, ev, output),
             Step::Write { path, content } => {
+                // Dependencies are installed again only when they change (not for a new script
+                // or a reformatted file).
+                let deps_differ = path == "package.json"
+                    && self
+                        .current_file(&path)
+                        .and_then(|old| context::dependencies(&old))
+                        .is_none_or(|old| context::dependencies(&content) != Some(old));
                 self.update(|s| s.pending_write = Some(path.clone()));
                 match self.sandbox.write(&[(path.clone(), content.clone())]).await {
                     Ok(()) => {
-                        if path == "package.json" {
+                        if deps_differ {
                             self.deps_changed.set(true);
                         }
                         let ev = AgentEvent::FileGenerated {
@@ -961,6 +1182,24 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         let ev = AgentEvent::from_error(&generation_failed(message), true);
         self.commit_block(|_| {}, None, ev, output);
     }
+}
+
+/// A template's entry chain: shown in full to a first phase (and its root component to edits).
+const ENTRY_FILES: &[&str] = &["src/main.tsx", "src/App.tsx", "package.json", "index.html"];
+const ROOT_COMPONENT: &str = "src/App.tsx";
+
+/// The workspace path a diagnostic's file names (tools report `./src/x.ts`, `/workspace/src/x.ts`
+/// or an absolute path ending in the app's path).
+fn workspace_path(ws: &Workspace, file: &str) -> Option<String> {
+    let f = file.trim_start_matches("./");
+    if ws.files.contains_key(f) {
+        return Some(f.to_string());
+    }
+    ws.files
+        .keys()
+        .filter(|p| f.ends_with(&format!("/{p}")))
+        .max_by_key(|p| p.len())
+        .cloned()
 }
 
 fn describe_place(d: &Diagnostic) -> String {

@@ -72,6 +72,8 @@ struct FakeModel {
     calls: RefCell<Vec<(Operation, Vec<ChatMessage>)>>,
     /// Bytes per streamed delta.
     chunk: usize,
+    /// The blueprint is answered only once this holds (the driver must make it true meanwhile).
+    blueprint_waits: RefCell<Option<Rc<dyn Fn() -> bool>>>,
 }
 
 impl FakeModel {
@@ -82,6 +84,7 @@ impl FakeModel {
             produced: RefCell::new(Vec::new()),
             calls: RefCell::new(Vec::new()),
             chunk: 7,
+            blueprint_waits: RefCell::new(None),
         }
     }
 
@@ -130,6 +133,24 @@ impl Model for FakeModel {
         op: Operation,
         messages: &[ChatMessage],
     ) -> Result<(String, CallUsage), ApiError> {
+        let wait = self.blueprint_waits.borrow().clone();
+        if let (Operation::Blueprint, Some(ready)) = (op, wait) {
+            // Yields (bounded) until the condition holds: never a timer.
+            let mut polls = 0;
+            futures_util::future::poll_fn(|cx| {
+                polls += 1;
+                if ready() || polls > 1000 {
+                    std::task::Poll::Ready(())
+                } else {
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            if !ready() {
+                return Err(generation_failed("the blueprint waited in vain"));
+            }
+        }
         let text = self.answer(op, messages)?;
         let usage = fake_usage(op, messages, &text);
         Ok((text, usage))
@@ -163,6 +184,9 @@ enum Crash {
     AfterWrite(usize),
 }
 
+/// Holds a type check (its 0-based number) until it says so.
+type CheckGate = Rc<dyn Fn(usize) -> bool>;
+
 /// Called with the number of each landed write.
 type WriteHook = Box<dyn Fn(usize)>;
 
@@ -170,6 +194,11 @@ type WriteHook = Box<dyn Fn(usize)>;
 struct FakeSandbox {
     files: RefCell<BTreeMap<String, String>>,
     created: Cell<u32>,
+    /// The template of every `ensure`.
+    templates: RefCell<Vec<String>>,
+    /// The n-th type check (0-based) finishes only once this holds for n.
+    typecheck_waits: RefCell<Option<CheckGate>>,
+    typechecks: Cell<usize>,
     writes: Cell<usize>,
     crash: Cell<Option<Crash>>,
     installs: RefCell<VecDeque<Result<(), String>>>,
@@ -180,8 +209,15 @@ struct FakeSandbox {
 }
 
 impl Sandbox for FakeSandbox {
-    async fn ensure(&self, _template: &str) -> Result<bool, ApiError> {
-        let fresh = self.created.get() == 0;
+    async fn ensure(&self, template: &str) -> Result<bool, ApiError> {
+        // Another template replaces the sandbox (fresh, like a first one).
+        let switched = self
+            .templates
+            .borrow()
+            .last()
+            .is_some_and(|t| t != template);
+        self.templates.borrow_mut().push(template.to_string());
+        let fresh = self.created.get() == 0 || switched;
         self.created.set(self.created.get() + 1);
         Ok(fresh)
     }
@@ -226,6 +262,25 @@ impl Sandbox for FakeSandbox {
     }
 
     async fn typecheck(&self) -> Vec<Diagnostic> {
+        let n = self.typechecks.get();
+        self.typechecks.set(n + 1);
+        let wait = self.typecheck_waits.borrow().clone();
+        if let Some(ready) = wait {
+            let mut polls = 0;
+            futures_util::future::poll_fn(|cx| {
+                polls += 1;
+                if ready(n) || polls > 1000 {
+                    std::task::Poll::Ready(())
+                } else {
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            if !ready(n) {
+                return vec![diag("src/p0_0.ts", "the check waited in vain")];
+            }
+        }
         Vec::new()
     }
 
@@ -844,10 +899,18 @@ fn each_phase_reports_the_files_planned_and_written() {
         .enumerate()
         .filter_map(|(i, e)| match e {
             AgentEvent::PhasePlanned { phase, files } => {
+                // Right after the phase's start (and its planning call's usage, when it was
+                // planned then rather than ahead, during the previous phase's checks).
+                let before: Vec<&AgentEvent> = ev[..i]
+                    .iter()
+                    .rev()
+                    .skip_while(|e| matches!(e, AgentEvent::Usage(_)))
+                    .take(1)
+                    .collect();
                 assert!(
-                    matches!(&ev[i - 2..i], [AgentEvent::PhaseStart { phase: p, .. }, AgentEvent::Usage(_)] if p == phase),
+                    matches!(before[..], [AgentEvent::PhaseStart { phase: p, .. }] if p == phase),
                     "{:?}",
-                    &ev[i - 2..i]
+                    &ev[i.saturating_sub(3)..i]
                 );
                 Some((phase.clone(), files.clone()))
             }
@@ -931,4 +994,389 @@ fn the_runs_tokens_add_up_per_model_and_a_new_run_starts_from_zero() {
     let again = w.store.state.borrow().snapshot("app", 0);
     assert_eq!(again.usage.len(), 3);
     assert_eq!(again.usage[0].calls, 1);
+}
+
+// ----- what each prompt contains (context selection, template, READ, shared prefixes) -------
+
+fn user_turn(messages: &[ChatMessage]) -> String {
+    messages
+        .iter()
+        .filter(|m| m.role == Role::User)
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A file shown in full in a prompt (its content fenced under `### path`).
+fn shown_in_full(prompt: &str, path: &str) -> bool {
+    prompt.contains(&format!("### {path}\n```"))
+}
+
+fn shown_as_outline(prompt: &str, path: &str) -> bool {
+    prompt.contains(&format!("### {path} (outline"))
+}
+
+#[test]
+fn the_first_phase_sees_the_templates_files() {
+    let w = World::new(app_script());
+    w.start("build it");
+    assert!(w.run());
+    let calls = w.model.calls.borrow();
+    let (_, first) = calls
+        .iter()
+        .find(|(op, _)| *op == Operation::Implementation)
+        .unwrap();
+    let u = user_turn(first);
+    assert!(!u.contains("none yet"), "{u}");
+    for p in ["src/main.tsx", "src/App.tsx", "package.json", "index.html"] {
+        assert!(shown_in_full(&u, p), "{p} in full in\n{u}");
+    }
+    for p in ["vite.config.ts", "tsconfig.json"] {
+        assert!(shown_as_outline(&u, p), "{p} outlined in\n{u}");
+    }
+    assert!(u.contains("Starting template: react-vite"));
+    assert!(
+        u.contains("\"react\": \"^19.2.0\""),
+        "installed versions shown"
+    );
+    // The planner saw the template too, and the phase planner its files.
+    let (_, plan) = calls
+        .iter()
+        .find(|(op, _)| *op == Operation::Blueprint)
+        .unwrap();
+    assert!(user_turn(plan).contains("### src/main.tsx\n```\nimport { StrictMode }"));
+    let (_, phase_plan) = calls
+        .iter()
+        .find(|(op, _)| *op == Operation::PhasePlanning)
+        .unwrap();
+    assert!(user_turn(phase_plan)
+        .contains("Files that exist now: index.html, package.json, src/App.tsx"));
+}
+
+#[test]
+fn a_diff_against_a_template_file_applies_to_the_templates_content() {
+    let app = crate::domain::templates::find("react-vite").unwrap();
+    let main = app
+        .sources
+        .iter()
+        .find(|(p, _)| *p == "src/main.tsx")
+        .unwrap()
+        .1;
+    let new = main.replace(
+        "import './index.css'\n",
+        "import './index.css'\nimport './theme.css'\n",
+    );
+    let diff = UnifiedDiff::compute("src/main.tsx", main, &new);
+    let w = World::new(Box::new(move |op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation if phase_of(messages) == 0 => Ok(format!(
+            "===DIFF: src/main.tsx===\n{diff}===END DIFF===\n{}",
+            phase_output(0, g)
+        )),
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.store.files.borrow()["src/main.tsx"], new);
+    assert_eq!(w.sandbox.files.borrow()["src/main.tsx"], new);
+}
+
+/// A blueprint of `n` components in one phase and one more phase that changes them.
+fn big_app(n: usize) -> (String, Vec<(String, String)>) {
+    let mut files = Vec::new();
+    for i in 0..n {
+        let content = if i % 10 == 0 {
+            format!("import {{ helper{i} }} from '../lib/helper{i}'\n\nexport interface Card{i}Props {{\n  title: string\n}}\n\nexport function Card{i}({{ title }}: Card{i}Props) {{\n  return <div className=\"card\">{{helper{i}(title)}}</div>\n}}\n")
+        } else {
+            format!("export interface Card{i}Props {{\n  title: string\n}}\n\nexport function Card{i}({{ title }}: Card{i}Props) {{\n  const label = title.trim()\n  return <div className=\"card\">{{label}}</div>\n}}\n")
+        };
+        files.push((format!("src/components/Card{i}.tsx"), content));
+        if i % 10 == 0 {
+            files.push((
+                format!("src/lib/helper{i}.ts"),
+                format!("export function helper{i}(s: string): string {{\n  return s.toUpperCase()\n}}\n"),
+            ));
+        }
+    }
+    let paths: Vec<&String> = files.iter().map(|(p, _)| p).collect();
+    let plan = serde_json::json!({
+        "title": "Cards", "description": "many cards", "template": "react-vite", "frameworks": [],
+        "files": paths.iter().map(|p| serde_json::json!({"path": p, "purpose": "x"})).collect::<Vec<_>>(),
+        "phases": [{"name": "All", "kind": "core", "description": "every card", "files": paths}],
+    });
+    (plan.to_string(), files)
+}
+
+fn write_all(files: &[(String, String)]) -> String {
+    files
+        .iter()
+        .map(|(p, c)| format!("===FILE: {p}===\n{c}===END FILE===\n"))
+        .collect()
+}
+
+#[test]
+fn an_edit_in_a_100_file_app_sends_its_component_and_imports_in_full_and_outlines_the_rest() {
+    let (plan, files) = big_app(100);
+    let out = write_all(&files);
+    let w = World::new(Box::new(move |op, messages, _g| match op {
+        Operation::Blueprint => Ok(plan.clone()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => Ok(out.clone()),
+        Operation::ChatEdit => {
+            let u = user_turn(messages);
+            let old = "return <div className=\"card\">{helper40(title)}</div>";
+            assert!(u.contains(old), "the component in full");
+            Ok(format!("===DIFF: src/components/Card40.tsx===\n@@ -7,3 +7,3 @@\n export function Card40({{ title }}: Card40Props) {{\n-  {old}\n+  return <div className=\"card big\">{{helper40(title)}}</div>\n }}\n===END DIFF===\n"))
+        }
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.start("build it");
+    assert!(w.run());
+    w.store
+        .state
+        .borrow_mut()
+        .enqueue("Make Card40 use the big style")
+        .unwrap();
+    assert!(w.run());
+    assert!(w.store.files.borrow()["src/components/Card40.tsx"].contains("card big"));
+    let calls = w.model.calls.borrow();
+    let (_, edit) = calls
+        .iter()
+        .find(|(op, _)| *op == Operation::ChatEdit)
+        .unwrap();
+    let u = user_turn(edit);
+    assert!(shown_in_full(&u, "src/components/Card40.tsx"));
+    assert!(shown_in_full(&u, "src/lib/helper40.ts"), "what it imports");
+    let full = files.iter().filter(|(p, _)| shown_in_full(&u, p)).count();
+    assert!(full <= 4, "{full} app files in full");
+    assert!(shown_as_outline(&u, "src/components/Card1.tsx"));
+    assert!(u.contains("export function Card1({ title }: Card1Props)"));
+    assert!(
+        u.contains("Also present (not shown): "),
+        "past the outline budget: paths"
+    );
+    assert!(!u.contains("const label = title.trim()"), "no other bodies");
+    // Independent of the app's size: a bounded prompt.
+    let chars: usize = edit.iter().map(|m| m.content.len()).sum();
+    assert!(chars < 40_000, "{chars} chars");
+}
+
+#[test]
+fn a_correction_sends_the_failing_file_and_its_imports_but_not_unrelated_files() {
+    let (plan, files) = big_app(30);
+    let out = write_all(&files);
+    let w = World::new(Box::new(move |op, _messages, _g| match op {
+        Operation::Blueprint => Ok(plan.clone()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => Ok(out.clone()),
+        Operation::ErrorCorrection => Ok("Nothing to change.\n".into()),
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.sandbox.errors.borrow_mut().push_back(vec![diag(
+        "/workspace/src/components/Card20.tsx",
+        "Type 'number' is not assignable to type 'string'.",
+    )]);
+    w.start("build it");
+    assert!(w.run());
+    let calls = w.model.calls.borrow();
+    let (_, fix) = calls
+        .iter()
+        .find(|(op, _)| *op == Operation::ErrorCorrection)
+        .unwrap();
+    let u = user_turn(fix);
+    assert!(u.contains("Type 'number' is not assignable"));
+    assert!(shown_in_full(&u, "src/components/Card20.tsx"));
+    assert!(shown_in_full(&u, "src/lib/helper20.ts"));
+    assert!(!shown_in_full(&u, "src/components/Card21.tsx"));
+    assert!(!shown_in_full(&u, "src/lib/helper10.ts"));
+    assert!(shown_as_outline(&u, "src/components/Card21.tsx"));
+}
+
+#[test]
+fn read_requests_are_answered_in_a_follow_up_turn_and_bounded() {
+    let w = World::new(Box::new(|op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation if phase_of(messages) == 1 => {
+            let turns = messages
+                .iter()
+                .filter(|m| m.role == Role::Assistant)
+                .count();
+            let last = &messages.last().unwrap().content;
+            match turns {
+                0 => Ok("I need the first file.\n===READ: src/p0_0.ts===\n".into()),
+                1 => {
+                    assert!(
+                        last.contains("### src/p0_0.ts\n```\n// generation"),
+                        "{last}"
+                    );
+                    Ok("===FILE: src/p1_0.ts===\nexport const v0 = 1;\n===END FILE===\n===READ: vite.config.ts===\n".into())
+                }
+                // Asks again and again: answered at most MAX_READ_TURNS times.
+                _ => Ok(format!("{}===READ: src/p0_1.ts===\n", phase_output(1, g))),
+            }
+        }
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.status(), RunStatus::Complete);
+    let calls = w.model.calls.borrow();
+    let phase1: Vec<&Vec<ChatMessage>> = calls
+        .iter()
+        .filter(|(op, m)| *op == Operation::Implementation && phase_of(m) == 1)
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(phase1.len(), 1 + super::context::MAX_READ_TURNS);
+    assert!(phase1[2]
+        .last()
+        .unwrap()
+        .content
+        .contains("### vite.config.ts\n```"));
+    // Every block of the three turns landed, each file once.
+    assert_eq!(w.written("src/p1_0.ts"), 2);
+    assert_eq!(w.written("src/p1_2.ts"), 1);
+}
+
+#[test]
+fn every_code_writing_call_of_a_run_starts_with_the_same_prefix() {
+    let w = World::new(Box::new(|op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        Operation::ErrorCorrection => Ok("Nothing.\n".into()),
+        Operation::ChatEdit => Ok("Nothing.\n".into()),
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.sandbox
+        .errors
+        .borrow_mut()
+        .push_back(vec![diag("src/p0_0.ts", "broken")]);
+    w.start("build it");
+    assert!(w.run());
+    w.store.state.borrow_mut().enqueue("rename v1").unwrap();
+    assert!(w.run());
+    let calls = w.model.calls.borrow();
+    let code: Vec<&Vec<ChatMessage>> = calls
+        .iter()
+        .filter(|(op, _)| {
+            matches!(
+                op,
+                Operation::Implementation | Operation::ErrorCorrection | Operation::ChatEdit
+            )
+        })
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(code.len(), PHASES + 2);
+    let system = &code[0][0].content;
+    let context = super::prompts::run_context(
+        w.store.state.borrow().blueprint.as_ref(),
+        Some(&super::prompts::TemplateInfo::of(
+            crate::domain::templates::find("react-vite").unwrap(),
+        )),
+    );
+    assert!(context.len() > 200);
+    for m in &code {
+        assert_eq!(m[0].role, Role::System);
+        assert_eq!(&m[0].content, system, "one system prompt");
+        assert!(
+            m[1].content.starts_with(&context),
+            "the run's context first"
+        );
+    }
+}
+
+#[test]
+fn the_sandbox_comes_up_while_the_blueprint_is_written_and_switches_with_its_template() {
+    let plan = blueprint_json().replace("\"react-vite\"", "\"react-vite-worker\"");
+    let w = World::new(Box::new(move |op, messages, g| match op {
+        Operation::Blueprint => Ok(plan.clone()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => {
+            let u = user_turn(messages);
+            assert!(u.contains("Starting template: react-vite-worker"));
+            Ok(phase_output(phase_of(messages), g))
+        }
+        other => panic!("unexpected call {other:?}"),
+    }));
+    let s = w.sandbox.clone();
+    *w.model.blueprint_waits.borrow_mut() = Some(Rc::new(move || s.created.get() > 0));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.status(), RunStatus::Complete);
+    assert_eq!(
+        *w.sandbox.templates.borrow(),
+        vec!["react-vite", "react-vite-worker"],
+        "the default while planning, then the blueprint's"
+    );
+    assert_eq!(*w.sandbox.files.borrow(), *w.store.files.borrow());
+}
+
+#[test]
+fn dependencies_are_installed_only_when_they_change() {
+    let template = crate::domain::templates::find("react-vite").unwrap();
+    let pkg = template
+        .sources
+        .iter()
+        .find(|(p, _)| *p == "package.json")
+        .unwrap()
+        .1;
+    let renamed = pkg.replace("\"byte-app\"", "\"todo-app\"");
+    let added = pkg.replace("\"react\": ", "\"zod\": \"^3.25.0\",\n    \"react\": ");
+    assert!(renamed != pkg && added != pkg);
+    let w = World::new(Box::new(move |op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => Ok("no plan".into()),
+        Operation::Implementation => {
+            let i = phase_of(messages);
+            let pkg = match i {
+                0 => Some(&renamed), // same dependencies as the template
+                1 => Some(&added),   // one more
+                _ => None,
+            };
+            let mut out = phase_output(i, g);
+            if let Some(p) = pkg {
+                out.push_str(&format!("===FILE: package.json===\n{p}===END FILE===\n"));
+            }
+            Ok(out)
+        }
+        other => panic!("unexpected call {other:?}"),
+    }));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.written("package.json"), 2);
+    assert_eq!(
+        w.sandbox.install_calls.get(),
+        1,
+        "only the phase that added zod"
+    );
+}
+
+#[test]
+fn the_next_phase_is_planned_while_this_ones_checks_run() {
+    let w = World::new(Box::new(|op, messages, g| match op {
+        Operation::Blueprint => Ok(blueprint_json()),
+        Operation::PhasePlanning => {
+            Ok(r#"{"files":[{"path":"src/p0_0.ts","purpose":"x"}],"steps":["Write it."]}"#.into())
+        }
+        Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+        other => panic!("unexpected call {other:?}"),
+    }));
+    // Each phase's type check finishes only once the next phase's plan was asked for.
+    let m = w.model.clone();
+    *w.sandbox.typecheck_waits.borrow_mut() = Some(Rc::new(move |n| {
+        m.calls_of(Operation::PhasePlanning) >= (n + 2).min(PHASES)
+    }));
+    w.start("build it");
+    assert!(w.run());
+    assert_eq!(w.status(), RunStatus::Complete);
+    assert_eq!(
+        w.model.calls_of(Operation::PhasePlanning),
+        PHASES,
+        "each phase planned once"
+    );
+    assert_eq!(w.store.state.borrow().phase_details.len(), PHASES);
 }

@@ -27,6 +27,7 @@
 pub mod agent_call;
 pub mod blueprint;
 pub mod chat_stream;
+pub mod context;
 pub mod crypto;
 pub mod diff;
 pub mod driver;

@@ -9,9 +9,14 @@
 //!   output in backtick fences longer than any backtick run they contain; control characters
 //!   other than newline and tab are dropped from user text;
 //! - code is never escaped or altered (a `<`, `&` or quote reaches the model as written), and
-//!   context is bounded by a byte budget, with what does not fit listed by path.
+//!   context is bounded by a byte budget, with what does not fit listed by path;
+//! - every code-writing call (a phase, a correction, an edit) starts with the same bytes within a
+//!   run: the one [`CODE_SYSTEM`] prompt, then the run's context (the plan and the starting
+//!   template, [`run_context`]), and only then what changes from call to call (outlines of other
+//!   files, the task, the files in full), so providers' prompt caches hit on the shared prefix.
 
 use super::blueprint::{Blueprint, BlueprintError, PhasePlan};
+use super::context::{outline, Selection, Workspace, MAX_READ_FILES};
 use super::models::ChatMessage;
 use super::phase_plan::PhaseDetail;
 use std::fmt::Write as _;
@@ -73,6 +78,7 @@ Rules:
 - Phase kinds follow the order foundation, core, styling, integration, optimization (a kind may repeat or be skipped, never go back). 2-8 phases is typical; at most 50; names unique.
 - foundation: package.json, configuration, scaffolding. core: components, business logic, utilities. styling: CSS or Tailwind, responsive layout, theme. integration: API calls, state management, routing. optimization: cleanup and performance.
 - Only use packages installable from npm. The app runs in the browser (or in a Worker if the template has one); never plan server secrets.
+- The chosen template's files already exist in the app (its entry point, configuration and installed dependencies are shown). Plan changes to them (for example src/App.tsx, package.json for a new dependency) instead of replacements; keep its entry point, build configuration and TypeScript settings unless the request needs otherwise.
 ";
 
 /// System prompt for planning one phase right before it is written.
@@ -88,37 +94,71 @@ Rules:
 - steps: at most 10, each one sentence.
 ";
 
-/// System prompt for writing one phase.
-pub const PHASE_SYSTEM: &str = concat!(
-    "You are the implementation engine of an AI app builder. You write one phase of a planned web app at a time, as production-quality TypeScript. After your reply the app is installed, built and type-checked; it must pass with no errors.
+/// The one system prompt of every code-writing call (a phase, a correction round, an edit): the
+/// task itself is stated in the user turn, so this prefix is identical across a run's calls.
+pub const CODE_SYSTEM: &str = concat!(
+    "You are the engine of an AI app builder that writes and maintains a web app in production-quality TypeScript. Each request states one task: implement a phase of the app's plan, fix the errors the build reports, or make the change a user asks for. After your reply the app is installed, built and type-checked; it must pass with no errors.
 
-Write every file the phase lists, complete and consistent with the files that already exist (imports, exports, props, package.json dependencies). You may change other files when the phase needs it. Do not resend unchanged files.
-
-",
-    files_format!()
-);
-
-/// System prompt for fixing errors after validation.
-pub const CORRECTION_SYSTEM: &str = concat!(
-    "You fix build, type-check and runtime errors in a web app. Make the smallest change that fixes every listed error without breaking anything else. Send only the files that change, preferably as DIFFs against the current content shown. Do not reformat untouched code. If a package is missing, add it to package.json.
+Rules for every task:
+- The app starts from a template whose files exist (its entry point, configuration and installed dependencies): build on them and change them with DIFFs rather than replacing them; keep what they set up (strict TypeScript settings, the Vite config, the entry point) working.
+- Keep files consistent with each other: imports, exports, props, package.json dependencies.
+- Send only the files that change; never resend an unchanged file. Do not reformat untouched code.
+- Some files are shown only as an outline (their declarations) or by path. Before changing one of them, or when you need its exact content, ask for it: write ===READ: path=== on a line of its own, outside any block, one line per file (at most 8), and end your reply there. The files follow in the next message and you continue your answer from where it stopped.
 
 ",
     files_format!()
 );
 
-/// System prompt for follow-up chat edits.
-pub const CHAT_EDIT_SYSTEM: &str = concat!(
-    "You edit an existing web app as the user asks. Change only the files that need to change: DIFFs for existing files, FILE blocks for new files, DELETE for files to remove. Leave everything else exactly as it is. Begin with one sentence saying what you will change.
+/// The task of implementing a phase (first line of its user turn's task section).
+pub const PHASE_TASK: &str = "Task: write one phase of the app. Write every file the phase lists, complete and consistent with the files that already exist. You may change other files when the phase needs it.";
 
-",
-    files_format!()
-);
+/// The task of a correction round.
+pub const CORRECTION_TASK: &str = "Task: fix the errors below. Make the smallest change that fixes every listed error without breaking anything else, preferably as DIFFs against the current content. If a package is missing, add it to package.json.";
+
+/// The task of a follow-up edit.
+pub const EDIT_TASK: &str = "Task: edit the app as the user asks. Change only the files that need to change: DIFFs for existing files, FILE blocks for new files, DELETE for files to remove. Leave everything else exactly as it is. Begin with one sentence saying what you will change.";
+
+/// What a `===READ: path===` turn answers with, after the files.
+pub const READ_CONTINUE: &str = "Continue your answer exactly where it stopped, in the same format; do not repeat blocks you already wrote.";
 
 /// A starter template offered to the planner.
 #[derive(Debug, Clone, Copy)]
 pub struct TemplateInfo<'a> {
     pub name: &'a str,
     pub description: &'a str,
+    /// Its text files (`(path, content)`), shown as the app's starting point.
+    pub sources: &'a [(&'a str, &'a str)],
+}
+
+impl TemplateInfo<'static> {
+    pub fn of(t: &'static crate::domain::templates::Template) -> Self {
+        Self {
+            name: t.name,
+            description: t.description,
+            sources: t.sources,
+        }
+    }
+}
+
+/// Files a template's summary shows in full (its entry chain): the rest as outlines.
+const TEMPLATE_FULL: &[&str] = &["src/main.tsx"];
+
+/// A template as the model should know it: its file tree, scripts, dependencies and versions,
+/// its entry point in full, and outlines of its other files.
+fn template_section(out: &mut String, t: &TemplateInfo<'_>) {
+    let _ = writeln!(out, "Template {}: {}", t.name, clean(t.description));
+    let paths: Vec<&str> = t.sources.iter().map(|(p, _)| *p).collect();
+    let _ = writeln!(out, "Files: {}", paths.join(", "));
+    for (path, content) in t.sources {
+        if TEMPLATE_FULL.contains(path) {
+            fenced(out, &format!("### {path}"), content);
+        } else {
+            let o = outline(path, content);
+            if !o.is_empty() {
+                fenced(out, &format!("### {path} (outline)"), &o);
+            }
+        }
+    }
 }
 
 /// A current file shown to the model.
@@ -135,6 +175,49 @@ impl<'a> FileContext<'a> {
             .iter()
             .map(|(path, content)| FileContext { path, content })
             .collect()
+    }
+}
+
+/// What a prompt shows of the app: files in full, outlines of others, and paths only.
+#[derive(Debug, Clone, Default)]
+pub struct Shown<'a> {
+    pub full: Vec<FileContext<'a>>,
+    pub outlines: Vec<(&'a str, String)>,
+    pub listed: Vec<&'a str>,
+}
+
+impl<'a> Shown<'a> {
+    /// Every file in full (small apps, tests).
+    pub fn all(files: &'a [(String, String)]) -> Self {
+        Self {
+            full: FileContext::all(files),
+            ..Self::default()
+        }
+    }
+
+    /// What `selection` picked of `ws`.
+    pub fn of(ws: &'a Workspace, selection: &Selection) -> Self {
+        let get = |p: &String| ws.files.get_key_value(p);
+        Self {
+            full: selection
+                .full
+                .iter()
+                .filter_map(get)
+                .map(|(path, content)| FileContext { path, content })
+                .collect(),
+            outlines: selection
+                .outlined
+                .iter()
+                .filter_map(get)
+                .map(|(p, c)| (p.as_str(), outline(p, c)))
+                .collect(),
+            listed: selection
+                .listed
+                .iter()
+                .filter_map(get)
+                .map(|(p, _)| p.as_str())
+                .collect(),
+        }
     }
 }
 
@@ -193,17 +276,42 @@ fn fenced(out: &mut String, label: &str, content: &str) {
     let _ = writeln!(out, "{fence}");
 }
 
-/// Current files, in the caller's order (most relevant first), until `budget` bytes of content;
-/// the rest by path only.
-fn files_section(out: &mut String, files: &[FileContext<'_>], budget: usize) {
-    if files.is_empty() {
-        out.push_str("Current files: none yet.\n");
+/// Outlines of the files not shown in full (path order), and those listed by path only.
+fn outlines_section(out: &mut String, shown: &Shown<'_>) {
+    if shown.outlines.is_empty() && shown.listed.is_empty() {
         return;
     }
-    out.push_str("Current files:\n");
+    out.push_str(
+        "Other files of the app, as outlines (ask with ===READ: path=== for the whole text):\n",
+    );
+    for (path, o) in &shown.outlines {
+        if o.is_empty() {
+            let _ = writeln!(out, "### {path} (outline: no declarations)");
+        } else {
+            fenced(out, &format!("### {path} (outline)"), o);
+        }
+    }
+    if !shown.listed.is_empty() {
+        out.push_str("Also present (not shown): ");
+        out.push_str(&shown.listed.join(", "));
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
+/// The files shown in full, in the caller's order (most relevant first), until `budget` bytes;
+/// the rest by path.
+fn files_section(out: &mut String, shown: &Shown<'_>, budget: usize) {
+    if shown.full.is_empty() {
+        if shown.outlines.is_empty() && shown.listed.is_empty() {
+            out.push_str("Current files: none yet.\n");
+        }
+        return;
+    }
+    out.push_str("Current files (in full):\n");
     let mut used = 0;
     let mut omitted = Vec::new();
-    for f in files {
+    for f in &shown.full {
         if used + f.content.len() > budget {
             omitted.push(f.path);
             continue;
@@ -216,6 +324,26 @@ fn files_section(out: &mut String, files: &[FileContext<'_>], budget: usize) {
         out.push_str(&omitted.join(", "));
         out.push('\n');
     }
+}
+
+/// The part of a run's prompts that does not change from call to call: the plan (without
+/// progress marks) and the starting template. Every code-writing prompt of the run starts with
+/// exactly these bytes.
+pub fn run_context(blueprint: Option<&Blueprint>, template: Option<&TemplateInfo<'_>>) -> String {
+    let mut u = String::new();
+    if let Some(b) = blueprint {
+        plan_section(&mut u, b, None);
+        u.push('\n');
+    }
+    if let Some(t) = template {
+        let _ = writeln!(
+            u,
+            "Starting template: {} ({}). Its files are part of the app unless replaced; they are shown with the app's own files below.\n",
+            t.name,
+            clean(t.description)
+        );
+    }
+    u
 }
 
 fn plan_section(out: &mut String, b: &Blueprint, current: Option<usize>) {
@@ -245,6 +373,10 @@ pub fn blueprint_messages(request: &str, templates: &[TemplateInfo<'_>]) -> Vec<
     for t in templates {
         let _ = writeln!(u, "- {}: {}", t.name, clean(t.description));
     }
+    for t in templates.iter().filter(|t| !t.sources.is_empty()) {
+        u.push('\n');
+        template_section(&mut u, t);
+    }
     u.push_str("\nThe user's request:\n");
     u.push_str(&tagged("user_request", request));
     u.push_str("\n\nReply with the blueprint JSON only.");
@@ -257,7 +389,7 @@ pub fn blueprint_retry(messages: &mut Vec<ChatMessage>, reply: &str, error: &Blu
     messages.push(ChatMessage::user(error.feedback()));
 }
 
-/// The app's plan, then "`verb` phase n of N" with the phase's description and planned files.
+/// "`verb` phase n of N" with the phase's description, its planned files and where the run is.
 fn phase_heading(
     blueprint: &Blueprint,
     phase_index: usize,
@@ -266,10 +398,14 @@ fn phase_heading(
 ) -> String {
     let phase = &blueprint.phases[phase_index.min(blueprint.phases.len().saturating_sub(1))];
     let mut u = String::new();
-    plan_section(&mut u, blueprint, Some(phase_index));
+    let done = if phase_index == 0 {
+        "no phase is done yet".to_string()
+    } else {
+        format!("phases 1-{phase_index} are done")
+    };
     let _ = writeln!(
         u,
-        "\n{verb} phase {} of {}: {} [{}]\n{}\n{files_label}: {}\n",
+        "{verb} phase {} of {}: {} [{}] ({done})\n{}\n{files_label}: {}\n",
         phase_index + 1,
         blueprint.phases.len(),
         phase.name,
@@ -280,20 +416,48 @@ fn phase_heading(
     u
 }
 
-/// Messages for planning phase `phase_index` of `blueprint`, given the paths that exist now.
+/// The user turn of a code-writing call: the run's context (identical across the run), the
+/// outlines of other files, the task, the files in full, the closing instruction.
+fn code_turn(
+    context: &str,
+    shown: &Shown<'_>,
+    task: &str,
+    budget: usize,
+    close: &str,
+) -> Vec<ChatMessage> {
+    let mut u = String::from(context);
+    outlines_section(&mut u, shown);
+    u.push_str(task);
+    if !task.ends_with('\n') {
+        u.push('\n');
+    }
+    u.push('\n');
+    files_section(&mut u, shown, budget);
+    u.push('\n');
+    u.push_str(close);
+    vec![
+        ChatMessage::system(CODE_SYSTEM),
+        ChatMessage::user(u).with_cache_prefix(context.len()),
+    ]
+}
+
+/// Messages for planning phase `phase_index` of `blueprint`, given the paths that exist now
+/// (the template's included).
 pub fn phase_plan_messages(
     blueprint: &Blueprint,
+    template: Option<&TemplateInfo<'_>>,
     phase_index: usize,
     existing: &[&str],
 ) -> Vec<ChatMessage> {
-    let mut u = phase_heading(
+    let mut u = run_context(Some(blueprint), template);
+    u.push_str(&phase_heading(
         blueprint,
         phase_index,
         "Plan",
         "Files the app plan gives this phase",
-    );
+    ));
     if existing.is_empty() {
-        u.push_str("Files that exist now: none yet (the template's own files are not listed).\n");
+        u.push_str("Files that exist now: none yet.\n");
     } else {
         let _ = writeln!(u, "Files that exist now: {}", existing.join(", "));
     }
@@ -305,25 +469,35 @@ pub fn phase_plan_messages(
 /// when there is one.
 pub fn phase_messages(
     blueprint: &Blueprint,
+    template: Option<&TemplateInfo<'_>>,
     phase_index: usize,
     detail: Option<&PhaseDetail>,
-    files: &[FileContext<'_>],
+    shown: &Shown<'_>,
     budget: usize,
 ) -> Vec<ChatMessage> {
-    let mut u = phase_heading(blueprint, phase_index, "Implement", "Files in this phase");
+    let mut task = format!("{PHASE_TASK}\n");
+    task.push_str(&phase_heading(
+        blueprint,
+        phase_index,
+        "Implement",
+        "Files in this phase",
+    ));
     if let Some(d) = detail {
-        u.push_str("Phase plan:\n");
+        task.push_str("Phase plan:\n");
         for f in &d.files {
-            let _ = writeln!(u, "- {}: {}", clean(&f.path), clean(&f.purpose));
+            let _ = writeln!(task, "- {}: {}", clean(&f.path), clean(&f.purpose));
         }
         for (i, s) in d.steps.iter().enumerate() {
-            let _ = writeln!(u, "{}. {}", i + 1, clean(s));
+            let _ = writeln!(task, "{}. {}", i + 1, clean(s));
         }
-        u.push('\n');
     }
-    files_section(&mut u, files, budget);
-    u.push_str("\nWrite the phase now, in the output format.");
-    vec![ChatMessage::system(PHASE_SYSTEM), ChatMessage::user(u)]
+    code_turn(
+        &run_context(Some(blueprint), template),
+        shown,
+        &task,
+        budget,
+        "Write the phase now, in the output format.",
+    )
 }
 
 fn diagnostics_section(out: &mut String, diagnostics: &[Diagnostic]) {
@@ -342,48 +516,106 @@ fn diagnostics_section(out: &mut String, diagnostics: &[Diagnostic]) {
 }
 
 /// Messages for correction round `round` (1-based, of at most `max_rounds`) of `phase`.
+#[allow(clippy::too_many_arguments)]
 pub fn correction_messages(
     blueprint: &Blueprint,
+    template: Option<&TemplateInfo<'_>>,
     phase: &PhasePlan,
     round: u32,
     max_rounds: u32,
     diagnostics: &[Diagnostic],
-    files: &[FileContext<'_>],
+    shown: &Shown<'_>,
     budget: usize,
 ) -> Vec<ChatMessage> {
-    let mut u = String::new();
+    let mut task = format!("{CORRECTION_TASK}\n");
     let _ = writeln!(
-        u,
-        "App: {} (template {})\nAfter phase \"{}\", install, build and type-check report errors. Correction round {round} of {max_rounds}.\n",
-        blueprint.title, blueprint.template, phase.name
+        task,
+        "After phase \"{}\", install, build and type-check report errors. Correction round {round} of {max_rounds}.\n",
+        phase.name
     );
-    diagnostics_section(&mut u, diagnostics);
-    u.push('\n');
-    files_section(&mut u, files, budget);
-    u.push_str("\nFix every error now, in the output format.");
-    vec![ChatMessage::system(CORRECTION_SYSTEM), ChatMessage::user(u)]
+    diagnostics_section(&mut task, diagnostics);
+    code_turn(
+        &run_context(Some(blueprint), template),
+        shown,
+        &task,
+        budget,
+        "Fix every error now, in the output format.",
+    )
 }
 
 /// Messages for a follow-up chat edit of an existing app.
 pub fn chat_edit_messages(
     request: &str,
     blueprint: Option<&Blueprint>,
-    files: &[FileContext<'_>],
+    template: Option<&TemplateInfo<'_>>,
+    shown: &Shown<'_>,
     budget: usize,
 ) -> Vec<ChatMessage> {
-    let mut u = String::new();
-    if let Some(b) = blueprint {
-        let _ = writeln!(
-            u,
-            "App: {} (template {})\n{}\n",
-            b.title, b.template, b.description
-        );
+    let mut task = format!("{EDIT_TASK}\n\nThe user's request:\n");
+    task.push_str(&tagged("user_request", request));
+    task.push('\n');
+    code_turn(
+        &run_context(blueprint, template),
+        shown,
+        &task,
+        budget,
+        "Change only the files that need to change, in the output format.",
+    )
+}
+
+/// The `===READ: path===` requests in a piece of model output (lines of their own).
+pub fn read_requests(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        let Some(inner) = t.strip_prefix("===").and_then(|r| r.strip_suffix("===")) else {
+            continue;
+        };
+        let Some((keyword, path)) = inner.split_once(':') else {
+            continue;
+        };
+        if keyword.trim().eq_ignore_ascii_case("READ") {
+            let path = path
+                .trim()
+                .trim_matches(|c| c == '`' || c == '"' || c == '\'');
+            if !path.is_empty() && !out.iter().any(|p| p == path) {
+                out.push(path.to_string());
+            }
+        }
     }
-    files_section(&mut u, files, budget);
-    u.push_str("\nThe user's request:\n");
-    u.push_str(&tagged("user_request", request));
-    u.push_str("\n\nChange only the files that need to change, in the output format.");
-    vec![ChatMessage::system(CHAT_EDIT_SYSTEM), ChatMessage::user(u)]
+    out
+}
+
+/// The answer to a model's `===READ===` requests: each file in full (at most
+/// [`MAX_READ_FILES`], and `budget` bytes), or why it is not shown; then [`READ_CONTINUE`].
+pub fn read_answer(ws: &Workspace, paths: &[String], budget: usize) -> String {
+    let mut u = String::from("The files you asked for:\n");
+    let mut used = 0;
+    for (i, p) in paths.iter().enumerate() {
+        if i >= MAX_READ_FILES {
+            let _ = writeln!(
+                u,
+                "### {} — not shown: at most {MAX_READ_FILES} files per request",
+                clean(p)
+            );
+            continue;
+        }
+        match ws.get(p) {
+            Some(c) if used + c.len() <= budget => {
+                used += c.len();
+                fenced(&mut u, &format!("### {p}"), c);
+            }
+            Some(_) => {
+                let _ = writeln!(u, "### {p} — not shown: over this request's size budget");
+            }
+            None => {
+                let _ = writeln!(u, "### {} — does not exist", clean(p));
+            }
+        }
+    }
+    u.push('\n');
+    u.push_str(READ_CONTINUE);
+    u
 }
 
 /// Tells the model which of its blocks were not applied (a rejected path, a diff that did not
@@ -471,9 +703,8 @@ mod tests {
                 path: "src/legacy.ts".into()
             }
         );
-        for system in [PHASE_SYSTEM, CORRECTION_SYSTEM, CHAT_EDIT_SYSTEM] {
-            assert!(system.ends_with(FILES_FORMAT));
-        }
+        assert!(CODE_SYSTEM.ends_with(FILES_FORMAT));
+        assert!(CODE_SYSTEM.contains("===READ: path==="));
     }
 
     #[test]
@@ -484,10 +715,12 @@ mod tests {
                 TemplateInfo {
                     name: "react-vite",
                     description: "React + Vite SPA",
+                    sources: &[],
                 },
                 TemplateInfo {
                     name: "react-vite-worker",
                     description: "with a Worker API",
+                    sources: &[],
                 },
             ],
         );
@@ -537,14 +770,18 @@ mod tests {
                 content: code,
             },
         ];
-        let m = phase_messages(&bp(), 1, None, &files, DEFAULT_CONTEXT_BYTES);
-        assert_eq!(m[0].content, PHASE_SYSTEM);
+        let shown = Shown {
+            full: files.to_vec(),
+            ..Shown::default()
+        };
+        let m = phase_messages(&bp(), None, 1, None, &shown, DEFAULT_CONTEXT_BYTES);
+        assert_eq!(m[0].content, CODE_SYSTEM);
         let u = &m[1].content;
         for needle in [
             "App: Todo (template react-vite)",
-            "1. Setup [foundation] (done)",
-            "2. UI [core] (CURRENT)",
-            "Implement phase 2 of 2: UI [core]",
+            "1. Setup [foundation]\n2. UI [core]\n",
+            PHASE_TASK,
+            "Implement phase 2 of 2: UI [core] (phases 1-1 are done)",
             "Files in this phase: src/App.tsx",
             "- src/App.tsx: root component",
             "### src/util.ts\n```\n",
@@ -556,19 +793,18 @@ mod tests {
 
     #[test]
     fn phase_plans_are_asked_for_and_followed() {
-        let m = phase_plan_messages(&bp(), 1, &["package.json", "src/main.tsx"]);
+        let m = phase_plan_messages(&bp(), None, 1, &["package.json", "src/main.tsx"]);
         assert_eq!(m[0].content, PHASE_PLAN_SYSTEM);
         let u = &m[1].content;
         for needle in [
-            "2. UI [core] (CURRENT)",
-            "Plan phase 2 of 2: UI [core]",
+            "Plan phase 2 of 2: UI [core] (phases 1-1 are done)",
             "Files the app plan gives this phase: src/App.tsx",
             "Files that exist now: package.json, src/main.tsx",
         ] {
             assert!(u.contains(needle), "missing {needle:?} in\n{u}");
         }
         assert!(!u.contains("Implement phase"));
-        assert!(phase_plan_messages(&bp(), 0, &[])[1]
+        assert!(phase_plan_messages(&bp(), None, 0, &[])[1]
             .content
             .contains("none yet"));
         let d = PhaseDetail {
@@ -578,7 +814,15 @@ mod tests {
             }],
             steps: vec!["Render the list".into()],
         };
-        let u = &phase_messages(&bp(), 1, Some(&d), &[], DEFAULT_CONTEXT_BYTES)[1].content;
+        let u = &phase_messages(
+            &bp(),
+            None,
+            1,
+            Some(&d),
+            &Shown::default(),
+            DEFAULT_CONTEXT_BYTES,
+        )[1]
+        .content;
         assert!(
             u.contains(
                 "Phase plan:\n- src/App.tsx: the list, with dark mode\n1. Render the list\n"
@@ -615,13 +859,24 @@ mod tests {
                 content: "small",
             },
         ];
-        let m = phase_messages(&bp(), 0, None, &files, 1500);
+        let shown = Shown {
+            full: files.to_vec(),
+            outlines: vec![("d.ts", "export const d: number".into())],
+            listed: vec!["e.ts"],
+        };
+        let m = phase_messages(&bp(), None, 0, None, &shown, 1500);
         let u = &m[1].content;
-        assert!(u.contains("### a.ts"));
-        assert!(!u.contains("### b.ts"));
+        assert!(u.contains("### a.ts\n"));
+        assert!(!u.contains("### b.ts\n"));
         assert!(u.contains("### c.ts"), "smaller files still fit");
         assert!(u.contains("Also present (content not shown): b.ts"));
-        let m = phase_messages(&bp(), 0, None, &[], 1500);
+        assert!(u.contains("### d.ts (outline)\n```\nexport const d: number\n```"));
+        assert!(u.contains("Also present (not shown): e.ts"));
+        assert!(
+            u.find("(outline)").unwrap() < u.find(PHASE_TASK).unwrap(),
+            "outlines before the task"
+        );
+        let m = phase_messages(&bp(), None, 0, None, &Shown::default(), 1500);
         assert!(m[1].content.contains("Current files: none yet."));
     }
 
@@ -649,14 +904,18 @@ mod tests {
         }];
         let m = correction_messages(
             &bp(),
+            None,
             &bp().phases[1],
             2,
             3,
             &diags,
-            &files,
+            &Shown {
+                full: files.to_vec(),
+                ..Shown::default()
+            },
             DEFAULT_CONTEXT_BYTES,
         );
-        assert_eq!(m[0].content, CORRECTION_SYSTEM);
+        assert_eq!(m[0].content, CODE_SYSTEM);
         let u = &m[1].content;
         for needle in [
             "Correction round 2 of 3",
@@ -682,20 +941,72 @@ mod tests {
         let m = chat_edit_messages(
             "Make the header blue",
             Some(&bp()),
-            &files,
+            None,
+            &Shown {
+                full: files.to_vec(),
+                ..Shown::default()
+            },
             DEFAULT_CONTEXT_BYTES,
         );
-        assert!(m[0]
-            .content
-            .contains("Change only the files that need to change"));
-        assert!(m[0].content.contains("DIFFs for existing files"));
+        assert_eq!(m[0].content, CODE_SYSTEM);
         let u = &m[1].content;
+        assert!(u.contains(EDIT_TASK));
         assert!(u.contains("App: Todo (template react-vite)"));
         assert!(u.contains("### src/App.tsx"));
         assert!(u.ends_with("Change only the files that need to change, in the output format."));
         assert!(u.contains("<user_request>\nMake the header blue\n</user_request>"));
-        let m = chat_edit_messages("x", None, &[], 10);
+        let m = chat_edit_messages("x", None, None, &Shown::default(), 10);
         assert!(!m[1].content.contains("App:"));
+    }
+
+    #[test]
+    fn the_blueprint_sees_each_templates_files_entry_point_and_dependencies() {
+        let t = TemplateInfo::of(crate::domain::templates::find("react-vite").unwrap());
+        let u = &blueprint_messages("a todo app", &[t])[1].content;
+        for needle in [
+            "Template react-vite:",
+            "Files: index.html, package.json, src/App.tsx",
+            "### src/main.tsx\n```\nimport { StrictMode } from 'react'",
+            "### package.json (outline)",
+            "dependencies: react@^19.2.0, react-dom@^19.2.0",
+            "scripts: build, dev, preview, typecheck",
+            "### src/App.tsx (outline)",
+        ] {
+            assert!(u.contains(needle), "missing {needle:?} in\n{u}");
+        }
+        assert!(!u.contains("package-lock.json"));
+        assert!(BLUEPRINT_SYSTEM.contains("Plan changes to them"));
+    }
+
+    #[test]
+    fn read_requests_are_found_and_answered_within_bounds() {
+        let text = "I need two files.\n===READ: src/a.ts===\n=== READ: `src/b.ts` ===\n===READ: src/a.ts===\nnot ===READ: x===\n";
+        assert_eq!(read_requests(text), vec!["src/a.ts", "src/b.ts"]);
+        let ws = Workspace::new(
+            &[],
+            [
+                ("src/a.ts".to_string(), "export const a = 1;\n".to_string()),
+                ("src/big.ts".to_string(), "x".repeat(100)),
+            ]
+            .into(),
+        );
+        let many: Vec<String> = (0..10).map(|i| format!("src/{i}.ts")).collect();
+        let a = read_answer(
+            &ws,
+            &[
+                "src/a.ts".into(),
+                "src/big.ts".into(),
+                "../etc/passwd".into(),
+            ],
+            50,
+        );
+        assert!(a.contains("### src/a.ts\n```\nexport const a = 1;\n```"));
+        assert!(a.contains("### src/big.ts — not shown: over this request's size budget"));
+        assert!(a.contains("### ../etc/passwd — does not exist"));
+        assert!(a.ends_with(READ_CONTINUE));
+        let a = read_answer(&ws, &many, 1000);
+        assert_eq!(a.matches("does not exist").count(), MAX_READ_FILES);
+        assert_eq!(a.matches("at most 8 files").count(), 10 - MAX_READ_FILES);
     }
 
     #[test]

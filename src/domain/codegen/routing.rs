@@ -192,6 +192,10 @@ pub enum Role {
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// Bytes at the start of `content` that every call of a run repeats (a prompt-cache
+    /// breakpoint goes after them for providers that need one); 0: none. Not sent as a field.
+    #[serde(skip)]
+    pub cache_prefix: usize,
 }
 
 impl ChatMessage {
@@ -199,20 +203,81 @@ impl ChatMessage {
         Self {
             role: Role::System,
             content: content.into(),
+            cache_prefix: 0,
         }
     }
     pub fn user(content: impl Into<String>) -> Self {
         Self {
             role: Role::User,
             content: content.into(),
+            cache_prefix: 0,
         }
     }
     pub fn assistant(content: impl Into<String>) -> Self {
         Self {
             role: Role::Assistant,
             content: content.into(),
+            cache_prefix: 0,
         }
     }
+
+    /// Marks the first `bytes` of the content as the run's stable prefix.
+    pub fn with_cache_prefix(mut self, bytes: usize) -> Self {
+        if self.content.is_char_boundary(bytes) {
+            self.cache_prefix = bytes;
+        }
+        self
+    }
+}
+
+/// The messages as sent. Anthropic caches a prompt prefix only up to an explicit breakpoint:
+/// the system prompt and each message's stable prefix become text parts marked
+/// `cache_control: ephemeral` (at most 4 breakpoints: the system prompt and the first three
+/// prefixes). Other providers get plain messages (OpenAI, Google and DeepSeek cache prefixes
+/// by themselves).
+fn messages_json(provider: Provider, messages: &[ChatMessage]) -> Value {
+    if provider != Provider::Anthropic {
+        return json!(messages);
+    }
+    let mut breakpoints = 0;
+    let mut out = Vec::with_capacity(messages.len());
+    let mark =
+        |text: &str| json!({"type": "text", "text": text, "cache_control": {"type": "ephemeral"}});
+    for m in messages {
+        let v = if m.role == Role::System && breakpoints < 4 && !m.content.is_empty() {
+            breakpoints += 1;
+            json!({"role": m.role, "content": [mark(&m.content)]})
+        } else if m.cache_prefix > 0 && m.cache_prefix < m.content.len() && breakpoints < 4 {
+            breakpoints += 1;
+            let (stable, rest) = m.content.split_at(m.cache_prefix);
+            json!({"role": m.role, "content": [mark(stable), {"type": "text", "text": rest}]})
+        } else {
+            json!(m)
+        };
+        out.push(v);
+    }
+    Value::Array(out)
+}
+
+/// OpenAI routes calls with the same key to the same cache: one key per stable prefix (the
+/// system prompt and the first marked prefix), so a run's calls share it.
+fn prompt_cache_key(messages: &[ChatMessage]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let system = messages.iter().find(|m| m.role == Role::System)?;
+    let mut h = Sha256::new();
+    h.update(system.content.as_bytes());
+    if let Some(m) = messages.iter().find(|m| m.cache_prefix > 0) {
+        h.update([0u8]);
+        h.update(&m.content.as_bytes()[..m.cache_prefix]);
+    }
+    let d = h.finalize();
+    Some(format!(
+        "byte-{}",
+        d.iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ))
 }
 
 /// A fully addressed chat-completions call.
@@ -345,7 +410,12 @@ pub fn build_request(
 
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
-    body.insert("messages".into(), json!(messages));
+    body.insert("messages".into(), messages_json(cfg.provider, messages));
+    if cfg.provider == Provider::OpenAi {
+        if let Some(k) = prompt_cache_key(messages) {
+            body.insert("prompt_cache_key".into(), json!(k));
+        }
+    }
     body.insert("stream".into(), json!(stream));
     let reasoning = cfg.provider == Provider::OpenAi && openai_reasoning_model(&cfg.model);
     if cfg.provider == Provider::OpenAi {
@@ -549,7 +619,11 @@ mod tests {
         assert_eq!(b["stream_options"]["include_usage"], true);
         assert_eq!(b["max_tokens"], 1000);
         assert_eq!(b["temperature"], 0.5);
-        assert_eq!(b["messages"][0], json!({"role":"system","content":"s"}));
+        // The system prompt carries Anthropic's cache breakpoint.
+        assert_eq!(
+            b["messages"][0],
+            json!({"role":"system","content":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}]})
+        );
         assert!(b.get("top_p").is_none());
         // The user's own key wins.
         let r = build_request(
@@ -694,5 +768,61 @@ mod tests {
             Some(("platform", KeySource::Platform))
         );
         assert_eq!(select_key(Provider::Anthropic, None, &s), None);
+    }
+
+    #[test]
+    fn prompt_caching_is_requested_the_way_each_provider_takes_it() {
+        let s = settings(&[
+            ("CLOUDFLARE_ACCOUNT_ID", "acc"),
+            ("CLOUDFLARE_AI_GATEWAY", "gw"),
+            ("ANTHROPIC_API_KEY", "ak"),
+            ("OPENAI_API_KEY", "ok"),
+            ("CEREBRAS_API_KEY", "ck"),
+        ]);
+        let call = |tail: &str| {
+            vec![
+                ChatMessage::system("rules"),
+                ChatMessage::user(format!("the plan\n{tail}")).with_cache_prefix(9),
+            ]
+        };
+        let (a, b) = (call("phase 1"), call("phase 2"));
+        // Anthropic (through the gateway): explicit breakpoints after the stable parts.
+        let r = build_request(
+            &cfg(Provider::Anthropic, "claude-sonnet-4-5"),
+            &s,
+            None,
+            &a,
+            true,
+        )
+        .unwrap();
+        let m = &body(&r)["messages"];
+        assert_eq!(
+            m[0],
+            json!({"role": "system", "content": [{"type": "text", "text": "rules", "cache_control": {"type": "ephemeral"}}]})
+        );
+        assert_eq!(
+            m[1]["content"],
+            json!([
+                {"type": "text", "text": "the plan\n", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "phase 1"}
+            ])
+        );
+        assert!(body(&r).get("prompt_cache_key").is_none());
+        // OpenAI: one cache key for every call sharing the prefix, plain messages.
+        let key = |m: &[ChatMessage]| {
+            let r = build_request(&cfg(Provider::OpenAi, "gpt-4o"), &s, None, m, true).unwrap();
+            assert_eq!(body(&r)["messages"][1]["content"], m[1].content.as_str());
+            body(&r)["prompt_cache_key"].as_str().unwrap().to_string()
+        };
+        assert_eq!(key(&a), key(&b));
+        let other = vec![ChatMessage::system("other rules"), a[1].clone()];
+        assert_ne!(key(&a), key(&other));
+        // Others: the request as it was.
+        let r = build_request(&cfg(Provider::Cerebras, "llama3.1-8b"), &s, None, &a, true).unwrap();
+        assert_eq!(
+            body(&r)["messages"],
+            json!([{"role": "system", "content": "rules"}, {"role": "user", "content": "the plan\nphase 1"}])
+        );
+        assert!(body(&r).get("prompt_cache_key").is_none());
     }
 }

@@ -55,6 +55,10 @@ pub struct RunState {
     /// Each phase's detailed plan, made right before it is implemented (by phase index).
     #[serde(default)]
     pub phase_details: BTreeMap<usize, PhaseDetail>,
+    /// Phases planned ahead whose plan was unusable: they keep the blueprint's list and are not
+    /// asked again (the tokens were spent once).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub planned_without_detail: std::collections::BTreeSet<usize>,
     #[serde(default)]
     pub files: BTreeMap<String, WrittenFile>,
     #[serde(default)]
@@ -162,6 +166,7 @@ impl Default for RunState {
             phases: Vec::new(),
             current_phase: None,
             phase_details: BTreeMap::new(),
+            planned_without_detail: Default::default(),
             files: BTreeMap::new(),
             preview_url: None,
             app_id: AppId::default(),
@@ -190,6 +195,7 @@ impl RunState {
         self.phases.clear();
         self.current_phase = None;
         self.phase_details.clear();
+        self.planned_without_detail.clear();
         self.phase_written.clear();
         self.usage.clear();
         self.edit = None;
@@ -416,6 +422,35 @@ impl RunState {
     }
 }
 
+/// `ev` as it goes out now: a preview address in it (a `state` snapshot's, a `preview_ready`'s)
+/// replaced by `fresh`, minted when sent (a stored one carries a token that expires). A
+/// snapshot without an address keeps none.
+pub fn with_fresh_preview(ev: AgentEvent, fresh: Option<&str>) -> AgentEvent {
+    match (ev, fresh) {
+        (AgentEvent::State(mut snap), Some(url)) if snap.preview_url.is_some() => {
+            snap.preview_url = Some(url.to_string());
+            AgentEvent::State(snap)
+        }
+        (AgentEvent::PreviewReady { .. }, Some(url)) => AgentEvent::PreviewReady {
+            url: url.to_string(),
+        },
+        (ev, _) => ev,
+    }
+}
+
+/// A stored event's JSON as it is replayed now: a `preview_ready` gets `fresh` (see
+/// [`with_fresh_preview`]); anything else is returned as it is.
+pub fn replay_with_fresh_preview(json: String, fresh: Option<&str>) -> String {
+    let Some(url) = fresh else { return json };
+    if !json.contains("\"preview_ready\"") {
+        return json;
+    }
+    match serde_json::from_str::<AgentEvent>(&json) {
+        Ok(ev @ AgentEvent::PreviewReady { .. }) => with_fresh_preview(ev, Some(url)).to_json(),
+        _ => json,
+    }
+}
+
 /// Where a version's file content lives in R2 (content-addressed per app).
 pub fn blob_key(app_id: &str, hash: &str) -> String {
     format!("apps/{app_id}/blobs/{hash}")
@@ -595,6 +630,42 @@ pub fn step(event: Event, current: impl FnOnce(&str) -> Option<String>) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preview_addresses_are_minted_when_sent() {
+        let mut st = RunState {
+            preview_url: Some("http://a.preview.test/?t=old".into()),
+            ..RunState::default()
+        };
+        let fresh = Some("http://a.preview.test/?t=new");
+        let ev = with_fresh_preview(AgentEvent::State(st.snapshot("a", 1)), fresh);
+        let AgentEvent::State(snap) = ev else {
+            panic!()
+        };
+        assert_eq!(snap.preview_url.as_deref(), fresh);
+        st.preview_url = None;
+        let AgentEvent::State(snap) =
+            with_fresh_preview(AgentEvent::State(st.snapshot("a", 1)), fresh)
+        else {
+            panic!()
+        };
+        assert_eq!(snap.preview_url, None, "no preview yet: none invented");
+        let stored = AgentEvent::PreviewReady {
+            url: "http://a.preview.test/?t=old".into(),
+        }
+        .to_json();
+        let replayed = replay_with_fresh_preview(stored.clone(), fresh);
+        assert!(
+            replayed.contains("t=new") && !replayed.contains("t=old"),
+            "{replayed}"
+        );
+        assert_eq!(replay_with_fresh_preview(stored.clone(), None), stored);
+        let other = AgentEvent::Done {
+            status: super::super::events::RunOutcome::Completed,
+        }
+        .to_json();
+        assert_eq!(replay_with_fresh_preview(other.clone(), fresh), other);
+    }
 
     #[test]
     fn unit_output_is_stored_by_appending() {
