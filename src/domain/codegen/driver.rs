@@ -595,19 +595,8 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         blueprint: &Blueprint,
         i: usize,
     ) -> Result<Option<PhaseDetail>, Flow> {
-        let ws = self.workspace();
-        let paths: Vec<&str> = ws.files.keys().map(String::as_str).collect();
-        let template = TemplateInfo::of(self.template());
-        let messages = prompts::phase_plan_messages(blueprint, Some(&template), i, &paths);
-        match self
-            .model
-            .complete(Operation::PhasePlanning, &messages)
-            .await
-        {
-            Ok((text, usage)) => {
-                self.used(usage);
-                Ok(parse_phase_detail(&text).ok())
-            }
+        match self.ask_phase_plan(blueprint, i).await {
+            Ok(text) => Ok(parse_phase_detail(&text).ok()),
             Err(_) if self.stopped() => Err(Flow::Stopped),
             Err(e) => {
                 self.error(&e, false);
@@ -615,6 +604,20 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
                 Err(Flow::Failed)
             }
         }
+    }
+
+    /// Asks the model for phase `i`'s detailed plan (its usage recorded); the raw answer.
+    async fn ask_phase_plan(&self, blueprint: &Blueprint, i: usize) -> Result<String, ApiError> {
+        let ws = self.workspace();
+        let paths: Vec<&str> = ws.files.keys().map(String::as_str).collect();
+        let template = TemplateInfo::of(self.template());
+        let messages = prompts::phase_plan_messages(blueprint, Some(&template), i, &paths);
+        let (text, usage) = self
+            .model
+            .complete(Operation::PhasePlanning, &messages)
+            .await?;
+        self.used(usage);
+        Ok(text)
     }
 
     /// Plans phase `i` ahead of time, when that is safe: it is next and not started, nothing
@@ -631,17 +634,8 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         if !safe || self.stopped() {
             return;
         }
-        let ws = self.workspace();
-        let paths: Vec<&str> = ws.files.keys().map(String::as_str).collect();
-        let template = TemplateInfo::of(self.template());
-        let messages = prompts::phase_plan_messages(blueprint, Some(&template), i, &paths);
-        match self
-            .model
-            .complete(Operation::PhasePlanning, &messages)
-            .await
-        {
-            Ok((text, usage)) => {
-                self.used(usage);
+        match self.ask_phase_plan(blueprint, i).await {
+            Ok(text) => {
                 let detail = parse_phase_detail(&text).ok();
                 self.update(|s| {
                     if s.phases.get(i) == Some(&PhaseStatus::Planned) {
