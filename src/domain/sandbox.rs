@@ -432,7 +432,19 @@ pub fn install_failure(r: &ExecReply) -> String {
 pub fn server_down_reason(info: &ServerInfo) -> String {
     match info.status {
         ServerStatus::Stopped => "dev server exited: it was stopped".to_string(),
-        _ => format!("dev server exited with {}", exit_text(info.exit_code)),
+        _ => {
+            let exit = format!("dev server exited with {}", exit_text(info.exit_code));
+            // The dev server's own last error line, when byte-sandbox caught one.
+            match info
+                .error
+                .as_deref()
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+            {
+                Some(e) => format!("{exit}: {e}"),
+                None => exit,
+            }
+        }
     }
 }
 
@@ -694,5 +706,11 @@ mod tests {
         assert_eq!(server_down_reason(&info), "dev server exited with code 137");
         info.exit_code = None;
         assert_eq!(server_down_reason(&info), "dev server exited with a signal");
+        info.exit_code = Some(1);
+        info.error = Some("Port 20001 is already in use ".into());
+        assert_eq!(
+            server_down_reason(&info),
+            "dev server exited with code 1: Port 20001 is already in use"
+        );
     }
 }
