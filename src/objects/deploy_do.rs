@@ -128,10 +128,12 @@ impl AppDeployer {
         let Some(job) = self.job().await? else {
             return Ok(());
         };
-        if self.busy.replace(true) {
-            return Ok(());
-        }
         let storage = self.state.storage();
+        if self.busy.replace(true) {
+            // The job runs here still (a build may outlast the watchdog): keep one armed, so
+            // a job whose isolate dies later is run again.
+            return super::set_alarm_at(&storage, now_ms() + WATCHDOG_MS).await;
+        }
         super::set_alarm_at(&storage, now_ms() + WATCHDOG_MS).await?;
         let outcome = self.work(&job).await;
         self.busy.set(false);
