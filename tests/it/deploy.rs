@@ -95,6 +95,16 @@ async fn deploy(app: &Instance, u: &User, app_id: &str) -> Value {
     d
 }
 
+async fn undeploy(app: &Instance, u: &User, app_id: &str) -> reqwest::Response {
+    app.call(
+        Method::DELETE,
+        &format!("/api/apps/{app_id}/deploy"),
+        &u.token,
+        None,
+    )
+    .await
+}
+
 async fn history(app: &Instance, u: &User, app_id: &str) -> Vec<Value> {
     let r = app
         .call(
@@ -330,14 +340,7 @@ async fn an_app_deploys_fails_safely_rolls_back_undeploys_and_is_deleted_with_it
     assert!(served_marker(app, &id, "Deployed marker one").await);
 
     // 5. Undeploy: the address is a 404 again and the app says so.
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/api/apps/{id}/deploy"),
-            &u.token,
-            None,
-        )
-        .await;
+    let r = undeploy(app, &u, &id).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(visit(app, &id, "/").await.status(), StatusCode::NOT_FOUND);
     let rec: Value = app
@@ -347,14 +350,7 @@ async fn an_app_deploys_fails_safely_rolls_back_undeploys_and_is_deleted_with_it
         .await
         .unwrap();
     assert_eq!(rec["isDeployed"], false);
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/api/apps/{id}/deploy"),
-            &u.token,
-            None,
-        )
-        .await;
+    let r = undeploy(app, &u, &id).await;
     expect_error(r, 404, "E002").await;
 
     // 6. Deleting a deployed app takes it down and deletes its artifacts.
@@ -608,14 +604,7 @@ async fn with_dispatch_hosting_the_build_is_uploaded_to_the_namespace_and_a_refu
 
     // Undeploy deletes the script from the namespace.
     cf.heal();
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/api/apps/{id}/deploy"),
-            &u.token,
-            None,
-        )
-        .await;
+    let r = undeploy(&app, &u, &id).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(cf.script_names().is_empty());
 }
