@@ -181,10 +181,12 @@ pub fn preview_label(app_id: &str) -> Option<&str> {
     .then_some(hex)
 }
 
-/// The app a preview host belongs to: `<label>.<preview domain>[:port]` → `app_<label>`.
-pub fn app_for_preview_host(host: &str, preview_domain: &str) -> Option<AppId> {
-    let host = host.split(':').next()?.to_ascii_lowercase();
-    let label = host.strip_suffix(preview_domain)?.strip_suffix('.')?;
+/// The app an app hostname belongs to: `<label>.<domain>[:port]` → `app_<label>` (previews
+/// under `PREVIEW_DOMAIN`, deployed apps under `CUSTOM_DOMAIN`). The `Host` value is read as
+/// [`super::hosts::host_name`] reads it (port, case and a trailing dot ignored).
+pub fn app_for_preview_host(host: &str, domain: &str) -> Option<AppId> {
+    let name = super::hosts::host_name(host)?;
+    let label = name.strip_suffix(domain)?.strip_suffix('.')?;
     let id = format!("app_{label}");
     preview_label(&id).is_some().then(|| AppId::from(id))
 }

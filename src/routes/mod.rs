@@ -247,7 +247,7 @@ pub async fn handle(req: Request, env: Env, _ctx: Context) -> worker::Result<Res
     }
     // Deployed apps' hostnames: the app's own answers, on its own origin.
     if let Some(app_id) = crate::domain::deploy::call::app_for_host(&host, &app.cfg.deploy.domain) {
-        return Ok(deploy::serve(req, &app, &app_id).await);
+        return Ok(deploy::serve(req, &app, app_id.as_str()).await);
     }
     if !crate::domain::hosts::served(
         &host,

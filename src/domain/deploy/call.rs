@@ -2,6 +2,7 @@
 //! object, and the shapes the API answers with.
 
 use super::pipeline::{DeployFailure, DeployStatus};
+use crate::domain::ids::AppId;
 use crate::domain::sandbox_call::Owner;
 use serde::{Deserialize, Serialize};
 
@@ -98,12 +99,10 @@ pub fn app_url(app_id: &str, domain: &str, origin: &str) -> Option<String> {
     })
 }
 
-/// The app a deployed-app host belongs to: `<label>.<domain>[:port]` → `app_<label>`.
-pub fn app_for_host(host: &str, domain: &str) -> Option<String> {
-    let name = crate::domain::hosts::host_name(host)?;
-    let label = name.strip_suffix(domain)?.strip_suffix('.')?;
-    let id = format!("app_{label}");
-    host_label(&id).is_some().then_some(id)
+/// The app a deployed-app host belongs to: `<label>.<domain>[:port]` → `app_<label>`, read like
+/// a preview host.
+pub fn app_for_host(host: &str, domain: &str) -> Option<AppId> {
+    crate::domain::sandbox::app_for_preview_host(host, domain)
 }
 
 #[cfg(test)]
@@ -132,9 +131,16 @@ mod tests {
     #[test]
     fn hosts_map_back_to_their_app_and_nothing_else() {
         let host = "0123456789abcdef0123456789abcdef.apps.localhost:8787";
-        assert_eq!(app_for_host(host, "apps.localhost").as_deref(), Some(APP));
         assert_eq!(
-            app_for_host(&host.to_uppercase(), "apps.localhost").as_deref(),
+            app_for_host(host, "apps.localhost")
+                .as_ref()
+                .map(AppId::as_str),
+            Some(APP)
+        );
+        assert_eq!(
+            app_for_host(&host.to_uppercase(), "apps.localhost")
+                .as_ref()
+                .map(AppId::as_str),
             Some(APP)
         );
         for bad in [
