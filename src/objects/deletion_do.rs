@@ -190,17 +190,6 @@ async fn answered(r: Result<Response>) -> std::result::Result<(), String> {
     ))
 }
 
-async fn to_codegen(env: &Env, call: &AgentCall) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set(CALL_HEADER, &call.to_json())?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    let req = Request::new_with_init("https://codegen/", &init)?;
-    super::stub(env, super::codegen_do::BINDING, call.app_id().as_str())?
-        .fetch_with_request(req)
-        .await
-}
-
 async fn to_deployer(env: &Env, call: &DeployCall) -> Result<Response> {
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
@@ -219,7 +208,7 @@ impl Executor for Plan<'_> {
                 let call = AgentCall::Erase {
                     app_id: app_id.clone(),
                 };
-                answered(to_codegen(self.env, &call).await).await
+                answered(crate::services::deploy::to_agent(self.env, &call).await).await
             }
             Step::StopSandbox => {
                 let call = SandboxCall::Retire {
