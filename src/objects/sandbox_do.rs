@@ -82,10 +82,14 @@ impl UserAppSandboxService {
         }
         // A step that ran long may have been overtaken (the owner stopped or re-created the
         // sandbox meanwhile): the persisted state wins and this step's outcome is dropped.
+        // A stop always wins: it applies to whatever state is current (else a stop racing a
+        // create step would be lost and the quota slot kept).
         if let Some(current) = self.load()? {
             if current.status != s.status && next != Status::Creating {
                 *s = current;
-                return Ok(());
+                if next != Status::Stopped {
+                    return Ok(());
+                }
             }
         }
         if s.status != next && !s.status.can_move_to(next) {
