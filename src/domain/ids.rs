@@ -1,5 +1,5 @@
-//! The platform's identifiers as distinct types: [`AppId`], [`UserId`] and [`SessionId`], so an
-//! app id cannot be passed where a user id is expected.
+//! The platform's identifiers as distinct types: [`AppId`], [`UserId`], [`SessionId`],
+//! [`ProjectId`] and [`TicketId`], so an app id cannot be passed where a user id is expected.
 //!
 //! Invariants: on the wire and in storage each is exactly its string (`#[serde(transparent)]`),
 //! so stored rows, tokens and Durable Object calls are byte-identical to plain strings. An id
@@ -97,6 +97,16 @@ id_type!(
     SessionId,
     "ses"
 );
+id_type!(
+    /// An orchestration project's id (`prj_<hex>`).
+    ProjectId,
+    "prj"
+);
+id_type!(
+    /// An orchestration ticket's id (`tkt_<hex>`).
+    TicketId,
+    "tkt"
+);
 
 #[cfg(test)]
 mod tests {
@@ -120,6 +130,9 @@ mod tests {
         }
         assert!(UserId::parse(UserId::generate().as_str()).is_some());
         assert!(SessionId::parse(SessionId::generate().as_str()).is_some());
+        assert!(ProjectId::parse(ProjectId::generate().as_str()).is_some());
+        assert!(TicketId::parse(TicketId::generate().as_str()).is_some());
+        assert!(TicketId::parse(ProjectId::generate().as_str()).is_none());
     }
 
     #[test]

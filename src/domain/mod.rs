@@ -13,6 +13,7 @@ pub mod ids;
 pub mod input;
 pub mod oauth;
 pub mod openapi;
+pub mod orchestrator;
 pub mod password;
 pub mod preview;
 pub mod random;
