@@ -201,6 +201,13 @@ pub struct Config {
     /// without it.
     pub sealing_key: Option<SealingKey>,
     pub deploy: DeployConfig,
+    /// The exporter GitHub app (`GITHUB_EXPORTER_CLIENT_ID/SECRET`): connecting GitHub for
+    /// repositories, pushes, branches and pull requests, separate from signing in with GitHub.
+    /// Its `api` endpoint is `GITHUB_API_URL`.
+    pub github_export: Option<OAuthClient>,
+    /// Verifies GitHub webhook deliveries (`WEBHOOK_SECRET`); the webhook refuses every delivery
+    /// without it.
+    pub webhook_secret: Option<Secret>,
 }
 
 /// The default [`VARS`] gives `k` (`None` for secrets and optional vars).
@@ -350,6 +357,7 @@ impl Config {
         let max_sandboxes_per_user = number("MAX_SANDBOX_INSTANCES");
         let google = oauth(Provider::Google, "GOOGLE");
         let github = oauth(Provider::Github, "GITHUB");
+        let github_export = oauth(Provider::Github, "GITHUB_EXPORTER");
         let sandbox_instance_type =
             InstanceType::parse(&get("SANDBOX_INSTANCE_TYPE").unwrap_or_default())
                 .map_err(|e| format!("SANDBOX_INSTANCE_TYPE: {e}"));
@@ -409,6 +417,13 @@ impl Config {
         let sealing_key = get("SECRETS_ENCRYPTION_KEY")
             .map(|v| SealingKey::parse(&v))
             .transpose();
+        // Exporter tokens are stored sealed: no exporter without the key.
+        let github_export = match (github_export, &sealing_key) {
+            (Ok(Some(_)), Ok(None)) => Err(
+                "SECRETS_ENCRYPTION_KEY: required with GITHUB_EXPORTER_CLIENT_ID (GitHub tokens are stored sealed)".to_string(),
+            ),
+            (other, _) => other,
+        };
 
         let problems: Vec<&String> = [
             auth_limit.as_ref().err(),
@@ -423,6 +438,7 @@ impl Config {
             max_sandboxes_per_user.as_ref().err(),
             google.as_ref().err(),
             github.as_ref().err(),
+            github_export.as_ref().err(),
             sandbox_instance_type.as_ref().err(),
             sandbox_backend.as_ref().err(),
             sandbox_idle_timeout_ms.as_ref().err(),
@@ -485,6 +501,8 @@ impl Config {
             },
             sealing_key: sealing_key?,
             deploy: deploy?,
+            github_export: github_export?,
+            webhook_secret: get("WEBHOOK_SECRET").map(Secret),
         })
     }
 
@@ -604,6 +622,7 @@ mod tests {
         assert_eq!(c.max_apps_per_user, 100);
         assert_eq!(c.allowed_origins, vec!["http://localhost:5173"]);
         assert!(c.google.is_none() && c.github.is_none());
+        assert!(c.github_export.is_none() && c.webhook_secret.is_none());
         assert_eq!(c.max_corrections, DEFAULT_MAX_CORRECTIONS);
         assert_eq!(
             (c.max_sandboxes_per_user, c.preview_domain.as_str()),
@@ -638,6 +657,15 @@ mod tests {
             ("GITHUB_CLIENT_ID", "id"),
             ("GITHUB_CLIENT_SECRET", "s"),
             ("GITHUB_OAUTH_TOKEN_URL", "http://127.0.0.1:1/token"),
+            ("GITHUB_EXPORTER_CLIENT_ID", "exp"),
+            ("GITHUB_EXPORTER_CLIENT_SECRET", "exp-secret"),
+            ("SECRETS_ENCRYPTION_KEY", HEX_KEY),
+            (
+                "GITHUB_EXPORTER_OAUTH_AUTHORIZE_URL",
+                "http://127.0.0.1:2/authorize",
+            ),
+            ("GITHUB_API_URL", "http://127.0.0.1:2/api"),
+            ("WEBHOOK_SECRET", "hook-secret"),
             ("MAX_CORRECTION_ROUNDS", "0"),
             // Empty reads as unset.
             ("MAX_APPS_PER_USER", " "),
@@ -648,9 +676,21 @@ mod tests {
             c.allowed_origins,
             vec!["http://localhost:5173", "https://app.example.com"]
         );
-        let gh = c.github.unwrap();
+        let gh = c.github.clone().unwrap();
         assert_eq!(gh.endpoints.token, "http://127.0.0.1:1/token");
-        assert_eq!(gh.endpoints.api, "https://api.github.com");
+        assert_eq!(gh.endpoints.api, "http://127.0.0.1:2/api");
+        let exp = c.github_export.as_ref().unwrap();
+        assert_eq!(exp.client_id, "exp");
+        assert_eq!(exp.endpoints.authorize, "http://127.0.0.1:2/authorize");
+        assert_eq!(
+            exp.endpoints.token,
+            "https://github.com/login/oauth/access_token"
+        );
+        assert_eq!(exp.endpoints.api, "http://127.0.0.1:2/api");
+        assert_eq!(c.webhook_secret.as_ref().unwrap().expose(), "hook-secret");
+        assert!(
+            !format!("{c:?}").contains("exp-secret") && !format!("{c:?}").contains("hook-secret")
+        );
         assert_eq!(c.max_corrections, 0);
         assert_eq!(c.max_apps_per_user, 100);
         // ALLOWED_ORIGINS set empty allows none.
@@ -664,6 +704,7 @@ mod tests {
             ("MAX_CORRECTION_ROUNDS", "11"),
             ("SANDBOX_INSTANCE_TYPE", "huge"),
             ("GOOGLE_CLIENT_ID", "only-the-id"),
+            ("GITHUB_EXPORTER_CLIENT_ID", "only-the-id"),
             ("RATE_LIMIT_PREVIEW", "0/60"),
             ("LOGIN_FREE_FAILURES", "0"),
             ("LOGIN_BACKOFF_BASE_SECONDS", "0"),
@@ -676,7 +717,7 @@ mod tests {
         ] {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert!(
-                e.starts_with(k) || e.contains("GOOGLE_CLIENT_SECRET"),
+                e.starts_with(k) || e.contains("_CLIENT_SECRET: required"),
                 "{k}: {e}"
             );
         }

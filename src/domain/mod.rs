@@ -8,6 +8,7 @@ pub mod config;
 pub mod deletion;
 pub mod deploy;
 pub mod error;
+pub mod github;
 pub mod hosts;
 pub mod ids;
 pub mod input;

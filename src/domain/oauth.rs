@@ -77,24 +77,43 @@ pub fn authorize_url(
     state: &str,
     verifier: &str,
 ) -> String {
-    let sep = if endpoints.authorize.contains('?') {
-        '&'
-    } else {
-        '?'
-    };
-    let mut url = format!(
-        "{}{sep}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&code_challenge={}&code_challenge_method=S256",
-        endpoints.authorize,
-        percent_encode(client_id),
-        percent_encode(redirect_uri),
-        percent_encode(p.scope()),
-        percent_encode(state),
-        pkce_challenge(verifier),
+    let mut url = scoped_authorize_url(
+        endpoints,
+        client_id,
+        redirect_uri,
+        p.scope(),
+        state,
+        verifier,
     );
     if p == Provider::Google {
         url.push_str("&access_type=online&prompt=select_account");
     }
     url
+}
+
+/// The authorize URL asking for `scope` (the GitHub exporter app asks for `repo`).
+pub fn scoped_authorize_url(
+    endpoints: &Endpoints,
+    client_id: &str,
+    redirect_uri: &str,
+    scope: &str,
+    state: &str,
+    verifier: &str,
+) -> String {
+    let sep = if endpoints.authorize.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    format!(
+        "{}{sep}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&code_challenge={}&code_challenge_method=S256",
+        endpoints.authorize,
+        percent_encode(client_id),
+        percent_encode(redirect_uri),
+        percent_encode(scope),
+        percent_encode(state),
+        pkce_challenge(verifier),
+    )
 }
 
 /// The form body of the token request.

@@ -426,8 +426,50 @@ pub fn describe(route: &Route) -> Op {
             .error(404, "No such app, or no such deployment that once served (E002)")
             .error(409, "Another deployment of the app is under way (E007)")
             .error(429, "The deployment limit (`RATE_LIMIT_DEPLOY`) is reached (E003)"),
+        GitHubStatus => Op::new("githubStatus", "github", "Whether GitHub export is configured, and the caller's connection")
+            .ok(200, "The connection (never its token)", schema_ref("GitHubConnection")),
+        GitHubConnect => Op::new("githubConnect", "github", "Start connecting GitHub for export (the exporter app, scope `repo`)")
+            .query("redirect", "Where to return in the app afterwards (a local path)", string(2048))
+            .empty(302, "Redirect to GitHub's consent page")
+            .error(404, GITHUB_OFF),
+        GitHubCallback => Op::new("githubCallback", "github", "GitHub's redirect back after connecting")
+            .query("code", "GitHub's authorization code", string(2048))
+            .query("state", "The state this deployment issued", string(256))
+            .query("error", "GitHub's error, when the connection was not granted", string(256))
+            .empty(302, "Connected; redirect into the app")
+            .error(400, "Missing code or state, or an unknown, expired or used state (E004)")
+            .error(403, "The connection was not granted, or GitHub refused the token (E001)")
+            .error(404, GITHUB_OFF)
+            .error(502, "GitHub could not be reached or refused the code (E001/E000)"),
+        GitHubDisconnect => Op::new("githubDisconnect", "github", "Forget the caller's GitHub connection")
+            .empty(204, "Disconnected")
+            .error(404, "Not connected, or export is not configured (E002)"),
+        AppGitHub(_) => Op::new("appGithub", "github", "The app's GitHub repository and last pushed commit")
+            .ok(200, "The link, or null", schema_ref("AppGitHub"))
+            .error(404, "No such app, or export is not configured (E002)"),
+        AppGitHubCreate(_) => Op::new("appGithubCreate", "github", "Create a repository on the connected account and push the app's files")
+            .json_body(schema_ref("NewGitHubRepo"), true)
+            .ok(201, "Created and pushed", schema_ref("GitHubPushResult"))
+            .error(403, "GitHub refused the token or its scope (E001)")
+            .error(404, "No such app, or export is not configured (E002)")
+            .error(409, "Not connected, no saved files yet, or the app already has a repository (E004)")
+            .error(429, "GitHub's rate limit (E003)")
+            .error(502, GITHUB_DOWN),
+        AppGitHubUnlink(_) => Op::new("appGithubUnlink", "github", "Forget the app's repository (it stays on GitHub)")
+            .empty(204, "Unlinked")
+            .error(404, "No such app, no repository linked, or export is not configured (E002)"),
+        AppGitHubPush(_) => Op::new("appGithubPush", "github", "Push the app's current files as one incremental commit (never forced)")
+            .ok(200, "Pushed (or nothing changed)", schema_ref("GitHubPushResult"))
+            .error(403, "GitHub refused the token or its scope (E001)")
+            .error(404, "No such app or repository, or export is not configured (E002)")
+            .error(409, "Not connected, no saved files, or the branch moved on since the last push: nothing was overwritten (E004)")
+            .error(429, "GitHub's rate limit (E003)")
+            .error(502, GITHUB_DOWN),
     }
 }
+
+const GITHUB_OFF: &str = "GitHub export is not configured on this deployment (E002)";
+const GITHUB_DOWN: &str = "GitHub is unavailable (E000)";
 
 /// A path parameter's description and schema, by its name in the table. Values are one
 /// non-empty segment of plain characters: anything else (`..`, an empty segment) is another
@@ -1210,6 +1252,69 @@ pub fn schemas() -> Map<String, Value> {
             }),
         ),
         (
+            "GitHubConnection",
+            json!({
+                "type": "object", "required": ["configured", "connected"],
+                "properties": {
+                    "configured": { "type": "boolean" }, "connected": { "type": "boolean" },
+                    "login": { "type": "string" },
+                    "scopes": { "type": "array", "items": { "type": "string" } },
+                    "connectedAt": { "type": "integer" },
+                },
+            }),
+        ),
+        (
+            "GitHubRepository",
+            json!({
+                "type": "object",
+                "required": ["owner", "name", "fullName", "url", "branch", "private", "lastCommitSha", "lastCommitUrl", "lastPushedAt", "linkedAt"],
+                "properties": {
+                    "owner": { "type": "string" }, "name": { "type": "string" },
+                    "fullName": { "type": "string" }, "url": { "type": "string" },
+                    "branch": { "type": "string" }, "private": { "type": "boolean" },
+                    "lastCommitSha": { "type": ["string", "null"] },
+                    "lastCommitUrl": { "type": ["string", "null"] },
+                    "lastPushedAt": { "type": ["integer", "null"] },
+                    "linkedAt": { "type": "integer" },
+                },
+            }),
+        ),
+        (
+            "AppGitHub",
+            json!({
+                "type": "object", "required": ["repository"],
+                "properties": { "repository": { "oneOf": [schema_ref("GitHubRepository"), { "type": "null" }] } },
+            }),
+        ),
+        (
+            "NewGitHubRepo",
+            json!({
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "name": { "type": ["string", "null"], "maxLength": 100, "pattern": "^[A-Za-z0-9._-]*$" },
+                    "description": { "type": ["string", "null"], "maxLength": 350 },
+                    "private": { "type": ["boolean", "null"] },
+                },
+            }),
+        ),
+        (
+            "GitHubPushResult",
+            json!({
+                "type": "object", "required": ["repository", "push"],
+                "properties": {
+                    "repository": schema_ref("GitHubRepository"),
+                    "push": {
+                        "type": "object", "required": ["commitSha", "committed", "written", "deleted"],
+                        "properties": {
+                            "commitSha": { "type": "string" }, "committed": { "type": "boolean" },
+                            "written": { "type": "array", "items": { "type": "string" } },
+                            "deleted": { "type": "array", "items": { "type": "string" } },
+                        },
+                    },
+                },
+            }),
+        ),
+        (
             "VersionList",
             json!({
                 "type": "object", "required": ["versions"],
@@ -1244,6 +1349,7 @@ pub fn document(version: &str) -> Value {
             { "name": "sandbox", "description": "Templates, sandboxes and their workspaces" },
             { "name": "ai", "description": "Model settings, keys and usage" },
             { "name": "agent", "description": "The code-generation agent" },
+            { "name": "github", "description": "GitHub export: connection, repositories, pushes" },
         ],
         "paths": paths,
         "components": {

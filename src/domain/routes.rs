@@ -137,6 +137,14 @@ pub enum Route {
     Undeploy(String),
     Deployments(String),
     Rollback(String, String),
+    GitHubStatus,
+    GitHubConnect,
+    GitHubCallback,
+    GitHubDisconnect,
+    AppGitHub(String),
+    AppGitHubCreate(String),
+    AppGitHubUnlink(String),
+    AppGitHubPush(String),
 }
 
 /// One row of the table.
@@ -374,6 +382,31 @@ pub static TABLE: &[Entry] = &[
         DEPLOY,
         |p| Route::Rollback(p.take("id"), p.take("n")),
     ),
+    row(Get, "/api/github", Authenticated, API, |_| {
+        Route::GitHubStatus
+    }),
+    row(Delete, "/api/github", Authenticated, API, |_| {
+        Route::GitHubDisconnect
+    }),
+    row(Get, "/api/github/connect", Authenticated, API, |_| {
+        Route::GitHubConnect
+    }),
+    // GitHub's redirect back: the single-use state names the user who started the connection.
+    row(Get, "/api/github/callback", Public, API, |_| {
+        Route::GitHubCallback
+    }),
+    row(Get, "/api/apps/:id/github", Authenticated, API, |p| {
+        Route::AppGitHub(p.take("id"))
+    }),
+    row(Post, "/api/apps/:id/github", Authenticated, API, |p| {
+        Route::AppGitHubCreate(p.take("id"))
+    }),
+    row(Delete, "/api/apps/:id/github", Authenticated, API, |p| {
+        Route::AppGitHubUnlink(p.take("id"))
+    }),
+    row(Post, "/api/apps/:id/github/push", Authenticated, API, |p| {
+        Route::AppGitHubPush(p.take("id"))
+    }),
 ];
 
 /// Whose resource a route is about, beyond its [`AuthLevel`]: the ownership half of the
@@ -397,12 +430,14 @@ impl Route {
             | Verify | VerifyResend | ChangeEmail | DevOutbox | OAuthStart(_)
             | OAuthCallback(_) | ListApps | ListPublicApps | CreateApp | AdminUsers | Templates
             | Template(_) | AiKeys | AiPutKey(_) | AiDeleteKey(_) | AiModels | AiPatchModel(_)
-            | AiDeleteModel(_) | AiTest | AiUsage => Scope::Caller,
+            | AiDeleteModel(_) | AiTest | AiUsage | GitHubStatus | GitHubConnect
+            | GitHubCallback | GitHubDisconnect => Scope::Caller,
             GetApp(_) => Scope::OwnerOrPublic,
             PatchApp(_) | DeleteApp(_) | SandboxCreate(_) | SandboxStatus(_) | SandboxStop(_)
             | Workspace(..) | AppUsage(_) | AgentChat(_) | AgentState(_) | AgentEvents(_)
             | AgentSocket(_) | AgentVersions(_) | AgentVersion(..) | AgentVersionFile(..)
-            | Deploy(_) | Undeploy(_) | Deployments(_) | Rollback(..) => Scope::OwnerOnly,
+            | Deploy(_) | Undeploy(_) | Deployments(_) | Rollback(..) | AppGitHub(_)
+            | AppGitHubCreate(_) | AppGitHubUnlink(_) | AppGitHubPush(_) => Scope::OwnerOnly,
         }
     }
 }
@@ -653,6 +688,14 @@ mod tests {
                 "/api/apps/a1/deployments/2/rollback",
                 Rollback(s("a1"), s("2")),
             ),
+            ("GET", "/api/github", GitHubStatus),
+            ("DELETE", "/api/github", GitHubDisconnect),
+            ("GET", "/api/github/connect", GitHubConnect),
+            ("GET", "/api/github/callback", GitHubCallback),
+            ("GET", "/api/apps/a1/github", AppGitHub(s("a1"))),
+            ("POST", "/api/apps/a1/github", AppGitHubCreate(s("a1"))),
+            ("DELETE", "/api/apps/a1/github", AppGitHubUnlink(s("a1"))),
+            ("POST", "/api/apps/a1/github/push", AppGitHubPush(s("a1"))),
         ]
     }
 
@@ -683,7 +726,7 @@ mod tests {
         match r {
             Health | OpenApi | Providers | Register | Login | Verify | DevOutbox
             | OAuthStart(_) | OAuthCallback(_) | ListPublicApps | Templates | Template(_)
-            | GetApp(_) => AuthLevel::Public,
+            | GetApp(_) | GitHubCallback => AuthLevel::Public,
             AdminUsers => AuthLevel::Admin,
             _ => AuthLevel::Authenticated,
         }

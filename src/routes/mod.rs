@@ -9,6 +9,7 @@ mod ai;
 mod apps;
 mod auth;
 mod deploy;
+mod github;
 mod health;
 mod preview;
 pub(crate) mod sandbox;
@@ -81,6 +82,14 @@ async fn dispatch(
         Route::Undeploy(id) => deploy::undeploy(app, user()?, &id).await,
         Route::Deployments(id) => deploy::list(app, user()?, &id).await,
         Route::Rollback(id, n) => deploy::rollback(&req, app, user()?, &id, &n).await,
+        Route::GitHubStatus => github::status(app, user()?).await,
+        Route::GitHubConnect => github::connect(req, app, user()?).await,
+        Route::GitHubCallback => github::callback(req, app).await,
+        Route::GitHubDisconnect => github::disconnect(app, user()?).await,
+        Route::AppGitHub(id) => github::app_repo(app, user()?, &id).await,
+        Route::AppGitHubCreate(id) => github::create_app_repo(req, app, user()?, &id).await,
+        Route::AppGitHubUnlink(id) => github::unlink_app_repo(app, user()?, &id).await,
+        Route::AppGitHubPush(id) => github::push_app_route(app, user()?, &id).await,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod db;
 pub mod deploy;
 pub mod deployments;
 pub mod dispatch;
+pub mod github;
 pub mod hosting;
 pub mod identity;
 pub mod llm;

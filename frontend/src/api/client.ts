@@ -3,7 +3,7 @@
 // and every failure turned into an ApiError whose message says what happened.
 import { ApiError } from "./errors";
 import type {
-  AppDetail, AppList, AppUsageResponse, AppSummary, AuthResponse, Deployment, ErrorBody, ListQuery, MeResponse, ModelOverride, ModelsResponse,
+  AppDetail, AppGitHub, AppList, GitHubConnection, GitHubPushResult, NewGitHubRepo, AppUsageResponse, AppSummary, AuthResponse, Deployment, ErrorBody, ListQuery, MeResponse, ModelOverride, ModelsResponse,
   NewApp, OperationModels, Providers, ProviderKey, SandboxError, Template, UsageResponse, User, UserList,
   VersionSummary, Visibility,
 } from "./types";
@@ -117,4 +117,12 @@ export const api = {
   deployments: (id: string) => request<{ deployments: Deployment[] }>("GET", `/api/apps/${enc(id)}/deployments`),
   rollback: (id: string, n: number) => request<Deployment>("POST", `/api/apps/${enc(id)}/deployments/${n}/rollback`),
   undeploy: (id: string) => request<{ undeployed: boolean }>("DELETE", `/api/apps/${enc(id)}/deploy`),
+
+  github: () => request<GitHubConnection>("GET", "/api/github"),
+  githubConnectUrl: (redirect = "/settings") => `/api/github/connect?redirect=${enc(redirect)}`,
+  githubDisconnect: () => request<void>("DELETE", "/api/github"),
+  appGithub: (id: string) => request<AppGitHub>("GET", `/api/apps/${enc(id)}/github`),
+  createAppRepo: (id: string, repo: NewGitHubRepo) => request<GitHubPushResult>("POST", `/api/apps/${enc(id)}/github`, repo),
+  pushApp: (id: string) => request<GitHubPushResult>("POST", `/api/apps/${enc(id)}/github/push`),
+  unlinkAppRepo: (id: string) => request<void>("DELETE", `/api/apps/${enc(id)}/github`),
 };

@@ -54,3 +54,9 @@ export type Deployment = Omit<Schemas["Deployment"], "error"> & { error: DeployF
 /** An app's model usage per operation, all time (`GET /api/apps/:id/usage`). */
 export type AppUsageResponse = Schemas["AppUsage"];
 export type AppUsageRow = AppUsageResponse["operations"][number];
+/** GitHub export: the caller's connection, an app's repository, a push's result. */
+export type GitHubConnection = Schemas["GitHubConnection"];
+export type GitHubRepository = Schemas["GitHubRepository"];
+export type AppGitHub = Schemas["AppGitHub"];
+export type NewGitHubRepo = Schemas["NewGitHubRepo"];
+export type GitHubPushResult = Schemas["GitHubPushResult"];

@@ -4,7 +4,7 @@ import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { useNavigate } from "react-router";
 import { api } from "../api/client";
 import { useAuth } from "../auth";
-import type { ModelsResponse, OperationModels, ProviderChoice, ProviderKey, ProviderName, UsageResponse } from "../api/types";
+import type { GitHubConnection, ModelsResponse, OperationModels, ProviderChoice, ProviderKey, ProviderName, UsageResponse } from "../api/types";
 import { ErrorNote } from "../components/Layout";
 import { AppsUsage } from "../components/AppUsage";
 
@@ -13,11 +13,39 @@ export function Settings() {
     <div className="space-y-6">
       <h1 className="text-2xl font-bold">Settings</h1>
       <Keys />
+      <GitHub />
       <Models />
       <Usage />
       <AppsUsage />
       <DeleteAccount />
     </div>
+  );
+}
+
+function GitHub() {
+  const [conn, setConn] = useState<GitHubConnection | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const load = useCallback(() => { api.github().then(setConn).catch(setError); }, []);
+  useEffect(load, [load]);
+  const disconnect = async () => {
+    setError(null);
+    try { await api.githubDisconnect(); load(); } catch (err) { setError(err); }
+  };
+  if (!conn?.configured) return null;
+  return (
+    <section aria-labelledby="github-title" className="card space-y-3">
+      <h2 id="github-title" className="text-lg font-semibold">GitHub</h2>
+      <p className="text-sm muted">Connect GitHub to export apps to repositories and push their changes. This is separate from signing in with GitHub; the token is stored encrypted.</p>
+      {conn.connected ? (
+        <div className="flex items-center gap-2 text-sm">
+          <span>Connected as <strong data-testid="github-login">{conn.login}</strong>{conn.scopes && conn.scopes.length > 0 ? ` (${conn.scopes.join(", ")})` : ""}</span>
+          <button type="button" className="btn-secondary ml-auto" onClick={disconnect}>Disconnect</button>
+        </div>
+      ) : (
+        <a className="btn-primary inline-block" href={api.githubConnectUrl("/settings")}>Connect GitHub</a>
+      )}
+      <ErrorNote error={error} />
+    </section>
   );
 }
 

@@ -10,6 +10,7 @@ import { useAgent } from "../agent/socket";
 import { DeployPanel } from "../components/DeployPanel";
 import { ErrorNote, useTheme } from "../components/Layout";
 import { AppUsage } from "../components/AppUsage";
+import { GitHubPanel } from "../components/GitHubPanel";
 import { startKey } from "./Home";
 import { LoadFailure } from "./NotFound";
 
@@ -90,6 +91,7 @@ function Live({ app }: { app: AppDetail }) {
           <Timeline state={state} />
           <DeployPanel appId={app.id} state={state} dispatch={dispatch} open={(f, l) => { setFollow(false); setSelected(f); setLine(l); setTab("code"); }} />
           <AppUsage appId={app.id} refreshKey={state.version} />
+          <GitHubPanel appId={app.id} title={app.title} refreshKey={state.version} />
         </div>
         <div className="min-w-0">
           <div role="tablist" aria-label="Workspace panels" className="mb-2 flex flex-wrap gap-1"

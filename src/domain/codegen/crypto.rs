@@ -1,5 +1,6 @@
 //! Sealing users' own provider keys (BYOK) for storage: AES-256-GCM under the deployment's
-//! `SECRETS_ENCRYPTION_KEY`, and a masked hint that is safe to show.
+//! `SECRETS_ENCRYPTION_KEY`, and a masked hint that is safe to show. Other per-user secrets (the
+//! GitHub exporter token) are sealed the same way under their own [`Purpose`].
 //!
 //! Invariants:
 //! - the stored form is `v1:<base64 nonce>:<base64 ciphertext+tag>` and never contains the key;
@@ -109,13 +110,63 @@ impl std::error::Error for OpenError {}
 /// `context || len(user) || user || provider`: the length prefix keeps (`ab`, `c`) and (`a`,
 /// `bc`) apart.
 fn aad(user_id: &str, provider: Provider) -> Vec<u8> {
-    let p = provider.as_str();
-    let mut v = Vec::with_capacity(AAD_CONTEXT.len() + 4 + user_id.len() + p.len());
-    v.extend_from_slice(AAD_CONTEXT);
+    aad_for(AAD_CONTEXT, user_id, provider.as_str())
+}
+
+fn aad_for(context: &[u8], user_id: &str, label: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(context.len() + 4 + user_id.len() + label.len());
+    v.extend_from_slice(context);
     v.extend_from_slice(&(user_id.len() as u32).to_be_bytes());
     v.extend_from_slice(user_id.as_bytes());
-    v.extend_from_slice(p.as_bytes());
+    v.extend_from_slice(label.as_bytes());
     v
+}
+
+/// Domain separation for other secrets sealed under the same key: a [`Purpose`]'s context goes
+/// into the associated data, so a BYOK key and, say, a GitHub token never open as each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A user's own provider key (what [`seal`] and [`open`] handle).
+    Byok,
+    /// A user's GitHub exporter token.
+    GitHubToken,
+}
+
+impl Purpose {
+    fn context(self) -> &'static [u8] {
+        match self {
+            Purpose::Byok => AAD_CONTEXT,
+            Purpose::GitHubToken => b"byte-platform/github-token/v1\0",
+        }
+    }
+}
+
+/// Seals `plaintext` for `user_id` under `purpose` and `label` (same format as [`seal`]).
+pub fn seal_for(
+    key: &SealingKey,
+    purpose: Purpose,
+    user_id: &str,
+    label: &str,
+    plaintext: &str,
+    nonce: [u8; 12],
+) -> String {
+    seal_aad(
+        key,
+        &aad_for(purpose.context(), user_id, label),
+        plaintext,
+        nonce,
+    )
+}
+
+/// Opens what [`seal_for`] produced for the same purpose, user and label.
+pub fn open_for(
+    key: &SealingKey,
+    purpose: Purpose,
+    user_id: &str,
+    label: &str,
+    stored: &str,
+) -> Result<String, OpenError> {
+    open_aad(key, &aad_for(purpose.context(), user_id, label), stored)
 }
 
 /// Seals `plaintext` for `user_id` and `provider` with a fresh random `nonce`.
@@ -126,14 +177,17 @@ pub fn seal(
     plaintext: &str,
     nonce: [u8; 12],
 ) -> String {
-    let aad = aad(user_id, provider);
+    seal_aad(key, &aad(user_id, provider), plaintext, nonce)
+}
+
+fn seal_aad(key: &SealingKey, aad: &[u8], plaintext: &str, nonce: [u8; 12]) -> String {
     let ct = key
         .cipher()
         .encrypt(
             Nonce::from_slice(&nonce),
             Payload {
                 msg: plaintext.as_bytes(),
-                aad: &aad,
+                aad,
             },
         )
         // AES-GCM encryption only fails for messages beyond 64 GiB.
@@ -152,6 +206,10 @@ pub fn open(
     provider: Provider,
     stored: &str,
 ) -> Result<String, OpenError> {
+    open_aad(key, &aad(user_id, provider), stored)
+}
+
+fn open_aad(key: &SealingKey, aad: &[u8], stored: &str) -> Result<String, OpenError> {
     let mut parts = stored.trim().split(':');
     let (Some(version), Some(nonce), Some(ct), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -168,16 +226,9 @@ pub fn open(
     if nonce.len() != 12 || ct.len() < 16 {
         return Err(OpenError::Malformed);
     }
-    let aad = aad(user_id, provider);
     let pt = key
         .cipher()
-        .decrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: &ct,
-                aad: &aad,
-            },
-        )
+        .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad })
         .map_err(|_| OpenError::Rejected)?;
     String::from_utf8(pt).map_err(|_| OpenError::Malformed)
 }
@@ -348,6 +399,37 @@ mod tests {
             Err(OpenError::UnsupportedVersion("v2".into()))
         );
         assert!(!OpenError::Rejected.to_string().contains(SECRET));
+    }
+
+    #[test]
+    fn purposes_are_kept_apart() {
+        let k = key();
+        let t = seal_for(&k, Purpose::GitHubToken, "u", "github", "gho_token", N1);
+        assert_eq!(
+            open_for(&k, Purpose::GitHubToken, "u", "github", &t).unwrap(),
+            "gho_token"
+        );
+        assert_eq!(
+            open_for(&k, Purpose::GitHubToken, "v", "github", &t),
+            Err(OpenError::Rejected)
+        );
+        assert_eq!(
+            open_for(&k, Purpose::Byok, "u", "github", &t),
+            Err(OpenError::Rejected)
+        );
+        // The BYOK form is unchanged: `seal_for(Byok, provider)` is `seal(provider)`.
+        let b = seal(&k, "u", Provider::OpenAi, SECRET, N1);
+        assert_eq!(
+            b,
+            seal_for(
+                &k,
+                Purpose::Byok,
+                "u",
+                Provider::OpenAi.as_str(),
+                SECRET,
+                N1
+            )
+        );
     }
 
     #[test]

@@ -1,0 +1,581 @@
+//! GitHub export against the fake GitHub (`fake_github`): connecting through the exporter app's
+//! OAuth (state + PKCE), creating an app's repository with its files, incremental pushes that
+//! carry exactly the change (read back from the fake's git objects), a branch that moved on
+//! refused with nothing lost, token and scope errors, and ownership of the links.
+//!
+//! An app's files are its latest saved version in R2; the tests save versions the way the code
+//! generator stores them (content-addressed blobs and a manifest), through `wrangler r2`.
+
+use crate::fake_github as gh;
+use crate::harness::{expect_error, Instance, User};
+use base64::Engine;
+use byte_platform::domain::codegen::run::{blob_key, content_hash, version_key};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+pub const SEALING_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+pub const WEBHOOK_SECRET: &str = "webhook-secret-for-tests";
+
+/// An instance with the exporter app pointed at the fake GitHub.
+pub fn github_instance() -> &'static Instance {
+    static I: OnceLock<Instance> = OnceLock::new();
+    I.get_or_init(|| {
+        let fake = gh::url();
+        Instance::start(&[
+            ("GITHUB_EXPORTER_CLIENT_ID", gh::CLIENT_ID.into()),
+            ("GITHUB_EXPORTER_CLIENT_SECRET", gh::CLIENT_SECRET.into()),
+            (
+                "GITHUB_EXPORTER_OAUTH_AUTHORIZE_URL",
+                format!("{fake}/login/oauth/authorize"),
+            ),
+            (
+                "GITHUB_EXPORTER_OAUTH_TOKEN_URL",
+                format!("{fake}/login/oauth/access_token"),
+            ),
+            ("GITHUB_API_URL", format!("{fake}/api")),
+            ("SECRETS_ENCRYPTION_KEY", SEALING_KEY.into()),
+            ("WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+        ])
+    })
+}
+
+/// A GitHub login no other test uses.
+pub fn login(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Connects `u` to GitHub account `login` through the consent screen, granting `grant` (the
+/// scopes asked for when `None`).
+pub async fn connect(i: &Instance, u: &User, login: &str, grant: Option<&str>) {
+    let r = i
+        .call(
+            Method::GET,
+            "/api/github/connect?redirect=/settings",
+            &u.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let consent = location(&r);
+    assert!(
+        consent.contains("scope=repo") && consent.contains("code_challenge="),
+        "{consent}"
+    );
+    let mut at_github = format!("{consent}&user={login}");
+    if let Some(g) = grant {
+        at_github.push_str(&format!("&grant={g}"));
+    }
+    let r = i.client.get(&at_github).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let back = location(&r);
+    assert!(back.starts_with(&i.url("/api/github/callback?")), "{back}");
+    // GitHub's redirect comes back to the browser: no bearer token needed, the state says who.
+    let r = i.client.get(&back).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND, "{:?}", r.text().await);
+    assert_eq!(location(&r), "/settings");
+}
+
+/// Saves version `n` of the app with `files` into the instance's R2, as the code generator does.
+pub fn save_version(i: &Instance, app_id: &str, n: u32, files: &[(&str, &str)]) {
+    let dir = crate::harness::tempdir(&format!("version-{app_id}-{n}"));
+    let mut list = vec![];
+    let mut manifest_files = vec![];
+    for (k, (path, content)) in files.iter().enumerate() {
+        let hash = content_hash(content);
+        let f = dir.join(format!("blob{k}"));
+        std::fs::write(&f, content).unwrap();
+        list.push(json!({ "key": blob_key(app_id, &hash), "file": f }));
+        manifest_files.push(json!({ "path": path, "hash": hash, "bytes": content.len() }));
+    }
+    let manifest = json!({ "appId": app_id, "version": n, "label": format!("v{n}"), "createdAt": 1_700_000_000_000i64 + n as i64, "files": manifest_files });
+    let mf = dir.join("manifest.json");
+    std::fs::write(&mf, manifest.to_string()).unwrap();
+    list.push(json!({ "key": version_key(app_id, n), "file": mf }));
+    let lf = dir.join("list.json");
+    std::fs::write(&lf, Value::Array(list).to_string()).unwrap();
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let wrangler = std::env::var_os("WRANGLER")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("node_modules/.bin/wrangler"));
+    let status = Command::new(wrangler)
+        .args([
+            "r2",
+            "bulk",
+            "put",
+            "byte-platform-app-files",
+            "--local",
+            "--persist-to",
+        ])
+        .arg(&i.state)
+        .arg("--filename")
+        .arg(&lf)
+        .current_dir(&root)
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CI", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("wrangler runs");
+    assert!(status.success(), "saving version {n} of {app_id} failed");
+}
+
+fn as_map(files: &[(&str, &str)]) -> BTreeMap<String, String> {
+    files
+        .iter()
+        .map(|(p, c)| (p.to_string(), c.to_string()))
+        .collect()
+}
+
+async fn body(r: reqwest::Response) -> (StatusCode, Value) {
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+const V1: &[(&str, &str)] = &[
+    ("index.html", "<div id=\"root\"></div>\n"),
+    (
+        "src/App.tsx",
+        "export default function App() { return <h1>one</h1>; }\n",
+    ),
+    (
+        "src/components/Hello.tsx",
+        "export const Hello = () => <p>hi</p>;\n",
+    ),
+    ("src/lib/util.ts", "export const one = 1;\n"),
+];
+
+const V2: &[(&str, &str)] = &[
+    ("index.html", "<div id=\"root\"></div>\n"),
+    (
+        "src/App.tsx",
+        "export default function App() { return <h1>two</h1>; }\n",
+    ),
+    ("src/lib/util.ts", "export const two = 2;\n"),
+];
+
+#[tokio::test]
+async fn create_then_incremental_pushes_carry_exactly_the_change_and_a_moved_branch_loses_nothing()
+{
+    let i = github_instance();
+    let u = i.user("gh-push").await;
+    let account = login("pusher");
+    let app_id = i.app(&u, "Push App", "private").await;
+    let path = format!("/api/apps/{app_id}/github");
+
+    // Nothing linked yet; nothing to export before the app has files.
+    let (s, b) = body(i.call(Method::GET, &path, &u.token, None).await).await;
+    assert_eq!((s, &b), (StatusCode::OK, &json!({ "repository": null })));
+    let name = format!("push-app-{}", account);
+    let create = json!({ "name": name, "description": "Made by a test", "private": true });
+    expect_error(
+        i.call(Method::POST, &path, &u.token, Some(&create)).await,
+        409,
+        "E004",
+    )
+    .await;
+    save_version(i, &app_id, 1, V1);
+    // Not connected yet.
+    let e = expect_error(
+        i.call(Method::POST, &path, &u.token, Some(&create)).await,
+        409,
+        "E004",
+    )
+    .await;
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("connect"),
+        "{e}"
+    );
+
+    connect(i, &u, &account, None).await;
+    let (s, st) = body(i.call(Method::GET, "/api/github", &u.token, None).await).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (
+            st["connected"].clone(),
+            st["login"].clone(),
+            st["scopes"].clone()
+        ),
+        (json!(true), json!(account), json!(["repo"]))
+    );
+    assert!(
+        !st.to_string().contains("gho_"),
+        "the token never leaves: {st}"
+    );
+
+    // Create: the repository holds exactly the app's files, on top of GitHub's initial commit.
+    let (s, made) = body(i.call(Method::POST, &path, &u.token, Some(&create)).await).await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let repo = &made["repository"];
+    assert_eq!(repo["fullName"], format!("{account}/{name}"));
+    assert_eq!(repo["private"], true);
+    assert_eq!(gh::repo_private(&account, &name), Some(true));
+    let first = gh::head(&account, &name, "main").unwrap();
+    assert_eq!(repo["lastCommitSha"], first);
+    assert_eq!(made["push"]["commitSha"], first);
+    assert_eq!(gh::files(&account, &name, "main"), as_map(V1));
+    let initial = gh::parents(&first);
+    assert_eq!(initial.len(), 1);
+    assert!(gh::files_at(&initial[0]).contains_key("README.md"));
+    assert!(repo["url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/{account}/{name}")));
+    let (_, shown) = body(i.call(Method::GET, &path, &u.token, None).await).await;
+    assert_eq!(shown["repository"]["lastCommitSha"], first);
+    assert!(shown["repository"]["lastPushedAt"].as_i64().is_some());
+    // A second repository for the same app is refused.
+    expect_error(
+        i.call(Method::POST, &path, &u.token, Some(&create)).await,
+        409,
+        "E004",
+    )
+    .await;
+
+    // Two files changed, one deleted: the push uploads two blobs and one tree with exactly
+    // those three entries, committed on top of the previous push.
+    save_version(i, &app_id, 2, V2);
+    let before = gh::requests_for(&account, &name).len();
+    let (s, pushed) = body(
+        i.call(Method::POST, &format!("{path}/push"), &u.token, None)
+            .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{pushed}");
+    assert_eq!(pushed["push"]["committed"], true);
+    assert_eq!(
+        pushed["push"]["written"],
+        json!(["src/App.tsx", "src/lib/util.ts"])
+    );
+    assert_eq!(
+        pushed["push"]["deleted"],
+        json!(["src/components/Hello.tsx"])
+    );
+    let second = gh::head(&account, &name, "main").unwrap();
+    assert_eq!(pushed["push"]["commitSha"], second);
+    assert_eq!(pushed["repository"]["lastCommitSha"], second);
+    assert_eq!(gh::parents(&second), vec![first.clone()]);
+    assert_eq!(gh::files(&account, &name, "main"), as_map(V2));
+    let calls: Vec<gh::Recorded> = gh::requests_for(&account, &name).split_off(before);
+    let blobs: Vec<String> = calls
+        .iter()
+        .filter(|c| c.method == "POST" && c.path.ends_with("/git/blobs"))
+        .map(|c| {
+            let b = base64::engine::general_purpose::STANDARD
+                .decode(c.body["content"].as_str().unwrap())
+                .unwrap();
+            String::from_utf8(b).unwrap()
+        })
+        .collect();
+    assert_eq!(blobs, vec![V2[1].1.to_string(), V2[2].1.to_string()]);
+    let trees: Vec<&gh::Recorded> = calls
+        .iter()
+        .filter(|c| c.method == "POST" && c.path.ends_with("/git/trees"))
+        .collect();
+    assert_eq!(trees.len(), 1);
+    let entries: Vec<(String, Value)> = trees[0].body["tree"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["path"].as_str().unwrap().to_string(), e["sha"].clone()))
+        .collect();
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert_eq!(
+        entries[2],
+        ("src/components/Hello.tsx".to_string(), Value::Null)
+    );
+    assert!(trees[0].body["base_tree"].is_string());
+    let patch = calls.iter().find(|c| c.method == "PATCH").unwrap();
+    assert_eq!(patch.body["force"], false);
+
+    // Nothing changed: no commit, no upload.
+    let before = gh::requests_for(&account, &name).len();
+    let (s, same) = body(
+        i.call(Method::POST, &format!("{path}/push"), &u.token, None)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s, same["push"]["committed"].clone()),
+        (StatusCode::OK, json!(false))
+    );
+    let calls = gh::requests_for(&account, &name).split_off(before);
+    assert!(calls.iter().all(|c| c.method == "GET"), "{calls:?}");
+
+    // Someone pushes to the branch on GitHub: our next push is a conflict, and their commit
+    // stays where it is.
+    let theirs = gh::push_from_elsewhere(&account, &name, "main", &[("NOTES.md", Some("mine\n"))]);
+    save_version(i, &app_id, 3, &[("src/App.tsx", "three\n")]);
+    let e = expect_error(
+        i.call(Method::POST, &format!("{path}/push"), &u.token, None)
+            .await,
+        409,
+        "E004",
+    )
+    .await;
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("moved on") && msg.contains("overwritten"),
+        "{msg}"
+    );
+    assert_eq!(
+        gh::head(&account, &name, "main").as_deref(),
+        Some(theirs.as_str())
+    );
+    assert_eq!(gh::files(&account, &name, "main")["NOTES.md"], "mine\n");
+    let (_, shown) = body(i.call(Method::GET, &path, &u.token, None).await).await;
+    assert_eq!(shown["repository"]["lastCommitSha"], second);
+}
+
+#[tokio::test]
+async fn scope_token_and_name_errors_are_clear() {
+    let i = github_instance();
+
+    // A connection without the `repo` scope cannot create a repository.
+    let u = i.user("gh-scope").await;
+    let account = login("noscope");
+    connect(i, &u, &account, Some("read:user")).await;
+    let app_id = i.app(&u, "Scope App", "private").await;
+    save_version(i, &app_id, 1, V1);
+    let path = format!("/api/apps/{app_id}/github");
+    let e = expect_error(
+        i.call(
+            Method::POST,
+            &path,
+            &u.token,
+            Some(&json!({ "name": "scoped" })),
+        )
+        .await,
+        403,
+        "E001",
+    )
+    .await;
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("repo"),
+        "{e}"
+    );
+    assert_eq!(gh::repo_private(&account, "scoped"), None);
+
+    // A repository name GitHub's rules refuse is a field error before any call.
+    let e = expect_error(
+        i.call(
+            Method::POST,
+            &path,
+            &u.token,
+            Some(&json!({ "name": "no spaces here" })),
+        )
+        .await,
+        400,
+        "E004",
+    )
+    .await;
+    assert!(e["error"]["fields"]["name"].is_string(), "{e}");
+
+    // A name the account already has.
+    let v = i.user("gh-dup").await;
+    let owner = login("dup");
+    connect(i, &v, &owner, None).await;
+    let a = i.app(&v, "Dup A", "private").await;
+    let b = i.app(&v, "Dup B", "private").await;
+    save_version(i, &a, 1, V1);
+    save_version(i, &b, 1, V2);
+    let same = json!({ "name": "same-name" });
+    let r = i
+        .call(
+            Method::POST,
+            &format!("/api/apps/{a}/github"),
+            &v.token,
+            Some(&same),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let e = expect_error(
+        i.call(
+            Method::POST,
+            &format!("/api/apps/{b}/github"),
+            &v.token,
+            Some(&same),
+        )
+        .await,
+        400,
+        "E004",
+    )
+    .await;
+    assert!(
+        e["error"]["fields"]["name"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{e}"
+    );
+    let (_, none) = body(
+        i.call(
+            Method::GET,
+            &format!("/api/apps/{b}/github"),
+            &v.token,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(none["repository"], Value::Null);
+
+    // A token GitHub no longer accepts: reconnect.
+    gh::revoke_tokens_of(&owner);
+    save_version(i, &a, 2, V2);
+    let e = expect_error(
+        i.call(
+            Method::POST,
+            &format!("/api/apps/{a}/github/push"),
+            &v.token,
+            None,
+        )
+        .await,
+        403,
+        "E001",
+    )
+    .await;
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("connect GitHub again"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn the_connect_state_is_single_use_and_disconnect_forgets_the_token() {
+    let i = github_instance();
+    let u = i.user("gh-state").await;
+    let r = i
+        .call(Method::GET, "/api/github/connect", &u.token, None)
+        .await;
+    let consent = location(&r);
+    let r = i
+        .client
+        .get(format!("{consent}&user={}", login("state")))
+        .send()
+        .await
+        .unwrap();
+    let back = location(&r);
+    let r = i.client.get(&back).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    // The same callback again: the state is spent.
+    expect_error(i.client.get(&back).send().await.unwrap(), 400, "E004").await;
+    // A made-up state.
+    expect_error(
+        i.client
+            .get(i.url("/api/github/callback?code=x&state=forged"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "E004",
+    )
+    .await;
+    // The person refused at GitHub.
+    let r = i
+        .call(Method::GET, "/api/github/connect", &u.token, None)
+        .await;
+    let r = i
+        .client
+        .get(format!("{}&deny=1", location(&r)))
+        .send()
+        .await
+        .unwrap();
+    expect_error(
+        i.client.get(location(&r)).send().await.unwrap(),
+        403,
+        "E001",
+    )
+    .await;
+    // Connecting needs a signed-in user.
+    expect_error(
+        i.req(Method::GET, "/api/github/connect")
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "E001",
+    )
+    .await;
+
+    let (_, st) = body(i.call(Method::GET, "/api/github", &u.token, None).await).await;
+    assert_eq!(st["connected"], true);
+    let r = i.call(Method::DELETE, "/api/github", &u.token, None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (_, st) = body(i.call(Method::GET, "/api/github", &u.token, None).await).await;
+    assert_eq!(
+        (st["configured"].clone(), st["connected"].clone()),
+        (json!(true), json!(false))
+    );
+    expect_error(
+        i.call(Method::DELETE, "/api/github", &u.token, None).await,
+        404,
+        "E002",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn another_user_cannot_touch_an_apps_repository() {
+    let i = github_instance();
+    let owner = i.user("gh-owner").await;
+    let account = login("owner");
+    connect(i, &owner, &account, None).await;
+    let app_id = i.app(&owner, "Owned", "public").await;
+    save_version(i, &app_id, 1, V1);
+    let path = format!("/api/apps/{app_id}/github");
+    let r = i
+        .call(
+            Method::POST,
+            &path,
+            &owner.token,
+            Some(&json!({ "name": "owned" })),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let other = i.user("gh-other").await;
+    connect(i, &other, &login("other"), None).await;
+    for (m, p, b) in [
+        (Method::GET, path.clone(), None),
+        (
+            Method::POST,
+            path.clone(),
+            Some(json!({ "name": "stolen" })),
+        ),
+        (Method::POST, format!("{path}/push"), None),
+        (Method::DELETE, path.clone(), None),
+    ] {
+        expect_error(
+            i.call(m.clone(), &p, &other.token, b.as_ref()).await,
+            404,
+            "E002",
+        )
+        .await;
+    }
+    let (_, still) = body(i.call(Method::GET, &path, &owner.token, None).await).await;
+    assert_eq!(still["repository"]["name"], "owned");
+    // The owner may unlink; the repository stays on GitHub.
+    assert_eq!(
+        i.call(Method::DELETE, &path, &owner.token, None)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(gh::repo_private(&account, "owned"), Some(true));
+}
