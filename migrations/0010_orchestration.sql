@@ -1,13 +1,24 @@
 -- The orchestrator (spec: Orchestration Tables): a project turns an app into tickets with
 -- dependencies. The spec's columns are kept with their names and CHECK lists; additions:
---   projects: `source` (app | github | new) and `generation_error` (the last failed ticket
---     generation, JSON {code, message}; NULL once a generation succeeds).
+--   projects: `source` (app | github | new); `generation_state` (idle | running | failed: the
+--     ticket generation the planner object runs; `running` from the moment the API starts it),
+--     `generation_step` (the step a running generation is at, as in its `analysis_progress`
+--     events; NULL when idle) and `generation_error` (the last failed ticket generation, JSON
+--     {code, message}; NULL once a generation starts again or succeeds).
 --   tickets: `number` (1, 2, … per project, stable: branch names and URLs use it) and
 --     `assignee_user_id`.
 --   orchestration_project_members: users a project is shared with (besides its stakeholder).
 -- Deleting a user or an app must not leave orphans: a project goes with its stakeholder, its
 -- tickets and dependencies go with the project; a project whose app is deleted keeps its tickets
 -- (app_id becomes NULL).
+--
+-- 0001 created the spec's three tables as a placeholder, without NOT NULLs, the additions or
+-- the members table; nothing ever wrote to them (no route or object used them before this
+-- migration), so they are dropped and created again rather than rebuilt row by row.
+DROP TABLE IF EXISTS orchestration_ticket_dependencies;
+DROP TABLE IF EXISTS orchestration_tickets;
+DROP TABLE IF EXISTS orchestration_projects;
+
 CREATE TABLE orchestration_projects (
     id TEXT PRIMARY KEY,
     app_id TEXT REFERENCES apps(id) ON DELETE SET NULL,
@@ -23,6 +34,10 @@ CREATE TABLE orchestration_projects (
     github_default_branch TEXT DEFAULT 'main',
     stakeholder_user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     analysis_result TEXT, -- JSON
+    generation_state TEXT NOT NULL DEFAULT 'idle' CHECK (generation_state IN (
+        'idle', 'running', 'failed'
+    )),
+    generation_step TEXT,
     generation_error TEXT, -- JSON {code, message}
     total_tickets INTEGER NOT NULL DEFAULT 0 CHECK (total_tickets >= 0),
     completed_tickets INTEGER NOT NULL DEFAULT 0 CHECK (completed_tickets >= 0),
