@@ -11,6 +11,7 @@ mod auth;
 mod deploy;
 mod github;
 mod health;
+mod orchestrator;
 mod preview;
 pub(crate) mod sandbox;
 
@@ -90,6 +91,14 @@ async fn dispatch(
         Route::AppGitHubCreate(id) => github::create_app_repo(req, app, user()?, &id).await,
         Route::AppGitHubUnlink(id) => github::unlink_app_repo(app, user()?, &id).await,
         Route::AppGitHubPush(id) => github::push_app_route(app, user()?, &id).await,
+        Route::ListProjects => orchestrator::list_projects(req, app, user()?).await,
+        Route::CreateProject => orchestrator::create_project(req, app, user()?).await,
+        Route::GetProject(id) => orchestrator::get_project(app, user()?, &id).await,
+        Route::PatchProject(id) => orchestrator::patch_project(req, app, user()?, &id).await,
+        Route::GenerateTickets(id) => orchestrator::generate(app, user()?, &id).await,
+        Route::ListTickets => orchestrator::list_tickets(req, app, user()?).await,
+        Route::PatchTicket(id) => orchestrator::patch_ticket(req, app, user()?, &id).await,
+        Route::AssignTicket(id) => orchestrator::assign(req, app, user()?, &id).await,
     }
 }
 

@@ -16,6 +16,7 @@ mod harness;
 mod matrix;
 mod oauth;
 mod openapi;
+mod orchestrator;
 mod platform;
 mod ratelimit;
 mod sandbox;
