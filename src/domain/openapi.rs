@@ -477,6 +477,44 @@ pub fn describe(route: &Route) -> Op {
             .error(409, "Not connected, no saved files, or the branch moved on since the last push: nothing was overwritten (E004)")
             .error(429, "GitHub's rate limit (E003)")
             .error(502, GITHUB_DOWN),
+        ProjectGitHubRepo(_) => Op::new("projectGithubRepo", "github", "Create the project's repository on the caller's connected account (with the project's app's files)")
+            .json_body(schema_ref("NewGitHubRepo"), false)
+            .ok(201, "Created and linked", json!({ "type": "object", "required": ["repoUrl", "repoName", "defaultBranch"],
+                "properties": { "repoUrl": { "type": "string" }, "repoName": { "type": "string" }, "defaultBranch": { "type": "string" } } }))
+            .error(403, "GitHub refused the token or its scope (E001)")
+            .error(404, "No such project, or not the caller's to see, or export is not configured (E002)")
+            .error(409, "Not connected, or the project already has a repository (E004)")
+            .error(429, "GitHub's rate limit (E003)")
+            .error(502, GITHUB_DOWN),
+        TicketGitHubBranch(_) => Op::new("ticketGithubBranch", "github", "Create the ticket's branch (`ticket-<n>-<slug>`) from the default branch")
+            .ok(201, "The branch (`created`: false when it already existed)", json!({ "type": "object", "required": ["branchName", "created"],
+                "properties": { "branchName": { "type": "string" }, "created": { "type": "boolean" } } }))
+            .error(403, "GitHub refused the token or its scope (E001)")
+            .error(404, "No such ticket, or not the caller's to see, or export is not configured (E002)")
+            .error(409, "Not connected, no repository, or the ticket's state refuses the change (E004)")
+            .error(429, "GitHub's rate limit (E003)")
+            .error(502, GITHUB_DOWN),
+        TicketGitHubPr(_) => Op::new("ticketGithubPr", "github", "Open the ticket's pull request (its branch into the default branch)")
+            .json_body(json!({ "type": "object", "additionalProperties": false, "properties": {
+                "title": { "type": ["string", "null"], "maxLength": 256 }, "body": { "type": ["string", "null"], "maxLength": 10000 } } }), false)
+            .ok(201, "Opened", json!({ "type": "object", "required": ["prUrl", "number"],
+                "properties": { "prUrl": { "type": "string" }, "number": { "type": "integer" } } }))
+            .error(403, "GitHub refused the token or its scope (E001)")
+            .error(404, "No such ticket, or not the caller's to see, or export is not configured (E002)")
+            .error(409, "Not connected, no repository or branch, a pull request already open, or no commits on the branch yet (E004)")
+            .error(429, "GitHub's rate limit (E003)")
+            .error(502, GITHUB_DOWN),
+        GitHubWebhook => Op::new("githubWebhook", "github", "GitHub's webhook deliveries (pull_request, push) for linked repositories")
+            .about("Authenticated by `X-Hub-Signature-256` (HMAC-SHA256 of the body under `WEBHOOK_SECRET`); idempotent per `X-GitHub-Delivery`. A merged pull request completes its ticket (readying its dependents), a closed one returns a ticket in review to in_progress, a push to a ticket's branch adds to its commit count.")
+            .header("X-Hub-Signature-256", "sha256=<hex HMAC-SHA256 of the body>", json!({ "type": "string" }))
+            .header("X-GitHub-Event", "The event type", json!({ "type": "string" }))
+            .header("X-GitHub-Delivery", "The delivery's unique id", json!({ "type": "string" }))
+            .json_body(json!({ "type": "object" }), true)
+            .ok(200, "Handled, ignored, or a replay", json!({ "type": "object", "required": ["handled", "duplicate", "tickets"],
+                "properties": { "handled": { "type": "boolean" }, "duplicate": { "type": "boolean" },
+                    "tickets": { "type": "array", "items": { "type": "string" } } } }))
+            .error(401, "Missing or wrong signature: nothing changed (E001)")
+            .error(404, "Webhooks are not configured (E002)"),
         ListProjects => Op::new("listProjects", "orchestrator", "The projects the caller may see, newest first")
             .query("status", "Only projects in this status", schema_ref("ProjectStatus"))
             .query("search", "Words in the title or description", string(orch::MAX_SEARCH))

@@ -145,6 +145,10 @@ pub enum Route {
     AppGitHubCreate(String),
     AppGitHubUnlink(String),
     AppGitHubPush(String),
+    ProjectGitHubRepo(String),
+    TicketGitHubBranch(String),
+    TicketGitHubPr(String),
+    GitHubWebhook,
     ListProjects,
     CreateProject,
     GetProject(String),
@@ -416,6 +420,31 @@ pub static TABLE: &[Entry] = &[
         Route::AppGitHubPush(p.take("id"))
     }),
     row(
+        Post,
+        "/api/orchestrator/projects/:project/github/create-repo",
+        Authenticated,
+        API,
+        |p| Route::ProjectGitHubRepo(p.take("project")),
+    ),
+    row(
+        Post,
+        "/api/orchestrator/tickets/:ticket/github/create-branch",
+        Authenticated,
+        API,
+        |p| Route::TicketGitHubBranch(p.take("ticket")),
+    ),
+    row(
+        Post,
+        "/api/orchestrator/tickets/:ticket/github/create-pr",
+        Authenticated,
+        API,
+        |p| Route::TicketGitHubPr(p.take("ticket")),
+    ),
+    // GitHub's deliveries: authenticated by their signature (WEBHOOK_SECRET), not a session.
+    row(Post, "/api/webhooks/github", Public, API, |_| {
+        Route::GitHubWebhook
+    }),
+    row(
         Get,
         "/api/orchestrator/projects",
         Authenticated,
@@ -488,15 +517,50 @@ impl Route {
     pub fn scope(&self) -> Scope {
         use Route::*;
         match self {
-            Health | OpenApi | Providers | Register | Login | Logout | Me | DeleteAccount
-            | Verify | VerifyResend | ChangeEmail | DevOutbox | OAuthStart(_)
-            | OAuthCallback(_) | ListApps | ListPublicApps | CreateApp | AdminUsers | Templates
-            | Template(_) | AiKeys | AiPutKey(_) | AiDeleteKey(_) | AiModels | AiPatchModel(_)
-            | AiDeleteModel(_) | AiTest | AiUsage | GitHubStatus | GitHubConnect
-            | GitHubCallback | GitHubDisconnect
-            | ListProjects | CreateProject
-            | GetProject(_) | PatchProject(_) | GenerateTickets(_) | ListTickets
-            | PatchTicket(_) | AssignTicket(_) => Scope::Caller,
+            Health
+            | OpenApi
+            | Providers
+            | Register
+            | Login
+            | Logout
+            | Me
+            | DeleteAccount
+            | Verify
+            | VerifyResend
+            | ChangeEmail
+            | DevOutbox
+            | OAuthStart(_)
+            | OAuthCallback(_)
+            | ListApps
+            | ListPublicApps
+            | CreateApp
+            | AdminUsers
+            | Templates
+            | Template(_)
+            | AiKeys
+            | AiPutKey(_)
+            | AiDeleteKey(_)
+            | AiModels
+            | AiPatchModel(_)
+            | AiDeleteModel(_)
+            | AiTest
+            | AiUsage
+            | GitHubStatus
+            | GitHubConnect
+            | GitHubCallback
+            | GitHubDisconnect
+            | ListProjects
+            | CreateProject
+            | GetProject(_)
+            | PatchProject(_)
+            | GenerateTickets(_)
+            | ListTickets
+            | PatchTicket(_)
+            | AssignTicket(_)
+            | ProjectGitHubRepo(_)
+            | TicketGitHubBranch(_)
+            | TicketGitHubPr(_)
+            | GitHubWebhook => Scope::Caller,
             GetApp(_) => Scope::OwnerOrPublic,
             PatchApp(_) | DeleteApp(_) | SandboxCreate(_) | SandboxStatus(_) | SandboxStop(_)
             | Workspace(..) | AppUsage(_) | AgentChat(_) | AgentState(_) | AgentEvents(_)
@@ -761,6 +825,22 @@ mod tests {
             ("POST", "/api/apps/a1/github", AppGitHubCreate(s("a1"))),
             ("DELETE", "/api/apps/a1/github", AppGitHubUnlink(s("a1"))),
             ("POST", "/api/apps/a1/github/push", AppGitHubPush(s("a1"))),
+            (
+                "POST",
+                "/api/orchestrator/projects/p1/github/create-repo",
+                ProjectGitHubRepo(s("p1")),
+            ),
+            (
+                "POST",
+                "/api/orchestrator/tickets/t1/github/create-branch",
+                TicketGitHubBranch(s("t1")),
+            ),
+            (
+                "POST",
+                "/api/orchestrator/tickets/t1/github/create-pr",
+                TicketGitHubPr(s("t1")),
+            ),
+            ("POST", "/api/webhooks/github", GitHubWebhook),
             ("GET", "/api/orchestrator/projects", ListProjects),
             ("POST", "/api/orchestrator/projects", CreateProject),
             ("GET", "/api/orchestrator/projects/p1", GetProject(s("p1"))),
@@ -815,7 +895,7 @@ mod tests {
         match r {
             Health | OpenApi | Providers | Register | Login | Verify | DevOutbox
             | OAuthStart(_) | OAuthCallback(_) | ListPublicApps | Templates | Template(_)
-            | GetApp(_) | GitHubCallback => AuthLevel::Public,
+            | GetApp(_) | GitHubCallback | GitHubWebhook => AuthLevel::Public,
             AdminUsers => AuthLevel::Admin,
             _ => AuthLevel::Authenticated,
         }

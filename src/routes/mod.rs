@@ -10,6 +10,7 @@ mod apps;
 mod auth;
 mod deploy;
 mod github;
+mod github_tickets;
 mod health;
 mod orchestrator;
 mod preview;
@@ -91,6 +92,10 @@ async fn dispatch(
         Route::AppGitHubCreate(id) => github::create_app_repo(req, app, user()?, &id).await,
         Route::AppGitHubUnlink(id) => github::unlink_app_repo(app, user()?, &id).await,
         Route::AppGitHubPush(id) => github::push_app_route(app, user()?, &id).await,
+        Route::ProjectGitHubRepo(id) => github_tickets::create_repo(req, app, user()?, &id).await,
+        Route::TicketGitHubBranch(id) => github_tickets::create_branch(app, user()?, &id).await,
+        Route::TicketGitHubPr(id) => github_tickets::create_pr(req, app, user()?, &id).await,
+        Route::GitHubWebhook => github_tickets::webhook(req, app).await,
         Route::ListProjects => orchestrator::list_projects(req, app, user()?).await,
         Route::CreateProject => orchestrator::create_project(req, app, user()?).await,
         Route::GetProject(id) => orchestrator::get_project(app, user()?, &id).await,

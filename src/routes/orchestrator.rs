@@ -9,7 +9,7 @@
 //! nothing publishes nothing.
 
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
-use crate::domain::ids::{ProjectId, TicketId};
+use crate::domain::ids::{ProjectId, TicketId, UserId};
 use crate::domain::input::Patch;
 use crate::domain::orchestrator::api::{
     parse_assignee, NewProject, ProjectChange, ProjectDetail, ProjectQuery, ProjectRecord,
@@ -22,7 +22,9 @@ use crate::domain::orchestrator::protocol::HubMessage;
 use crate::http::auth::Caller;
 use crate::http::{internal, json, json_body, App};
 use crate::services::db;
-use crate::services::orchestrator_db::{self as odb, status_value, ProjectCounts, Set};
+use crate::services::orchestrator_db::{
+    self as odb, status_value, ProjectCounts, Set, TicketWritten,
+};
 use crate::services::{orchestrator_access, orchestrator_hub, orchestrator_planner};
 use serde_json::{json, Value};
 use worker::{Request, Response};
@@ -44,11 +46,11 @@ fn ticket_id(id: &str) -> ApiResult<TicketId> {
     TicketId::parse(id).ok_or_else(ticket_missing)
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Value {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-async fn publish_all(app: &App, messages: Vec<HubMessage>) {
+pub(crate) async fn publish_all(app: &App, messages: Vec<HubMessage>) {
     for m in &messages {
         orchestrator_hub::publish(&app.env, m).await;
     }
@@ -287,7 +289,7 @@ fn nullable<T>(p: &Patch<T>, f: impl Fn(&T) -> Set) -> Option<Set> {
     }
 }
 
-fn counts_json(c: &Option<ProjectCounts>) -> Value {
+pub(crate) fn counts_json(c: &Option<ProjectCounts>) -> Value {
     match c {
         Some(c) => json!({
             "status": c.status,
@@ -299,16 +301,18 @@ fn counts_json(c: &Option<ProjectCounts>) -> Value {
     }
 }
 
-/// Writes a ticket change with its cascades, publishes what changed, and answers the ticket.
-async fn write_and_answer(
+/// Writes a ticket change with its cascades as `user` and publishes what changed (the ticket's
+/// fields, the tickets it readied, the project's counts and status). Also used by the GitHub
+/// routes and webhook (`routes::github_tickets`).
+pub(crate) async fn write_and_publish(
     app: &App,
-    caller: &Caller,
+    user: &UserId,
     old: &TicketRecord,
     sets: Vec<(&str, Set)>,
     status_change: bool,
-) -> ApiResult<Response> {
+) -> ApiResult<TicketWritten> {
     let db = app.db()?;
-    let w = odb::write_ticket(&db, &caller.user_id, old, sets, status_change).await?;
+    let w = odb::write_ticket(&db, user, old, sets, status_change).await?;
     let project = &old.project_id;
     let mut messages = Vec::new();
     if w.applied {
@@ -330,6 +334,18 @@ async fn write_and_answer(
         &counts_json(&w.after),
     ));
     publish_all(app, messages).await;
+    Ok(w)
+}
+
+/// Writes a ticket change with its cascades, publishes what changed, and answers the ticket.
+async fn write_and_answer(
+    app: &App,
+    caller: &Caller,
+    old: &TicketRecord,
+    sets: Vec<(&str, Set)>,
+    status_change: bool,
+) -> ApiResult<Response> {
+    let w = write_and_publish(app, &caller.user_id, old, sets, status_change).await?;
     let Some(now) = w.ticket else {
         return Err(ticket_missing());
     };

@@ -1,6 +1,7 @@
 //! GitHub on the platform: the HTTP port of `domain::github` over `Fetch`, the exporter app's
 //! code-for-token exchange, the app's files as its latest saved version in R2, and the D1
-//! repository of `migrations/0011_github.sql` (connections, connect states, app repositories).
+//! repository of `migrations/0011_github.sql` (connections, connect states, app repositories,
+//! webhook deliveries) and the GitHub columns of orchestration projects and tickets.
 //!
 //! Invariants:
 //! - tokens are stored sealed (AES-256-GCM, bound to their user) and opened only to make a call;
@@ -11,12 +12,13 @@
 //!   unreachable from another's calls.
 
 use super::db::{first, int, opt, run, text};
+use super::orchestrator_access::visible;
 use crate::domain::codegen::crypto::{self, Purpose, SealingKey};
 use crate::domain::codegen::run::{blob_key, versions_prefix, VersionManifest};
 use crate::domain::config::OAuthClient;
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
 use crate::domain::github::client::{GitHubHttp, HttpMethod, HttpRequest, HttpResponse};
-use crate::domain::ids::{AppId, UserId};
+use crate::domain::ids::{AppId, ProjectId, TicketId, UserId};
 use crate::domain::oauth;
 use crate::http::internal;
 use futures_util::future::{select, Either};
@@ -457,4 +459,84 @@ pub async fn unlink_app_repo(db: &D1Database, app: &AppId, user: &UserId) -> Api
     )
     .await?
         > 0)
+}
+
+// ---------------------------------------------------------------- projects and tickets
+
+/// Links an orchestration project `user` may see to its repository, unless it has one;
+/// whether it was linked.
+pub async fn link_project_repo(
+    db: &D1Database,
+    user: &UserId,
+    project: &ProjectId,
+    url: &str,
+    full_name: &str,
+    branch: &str,
+) -> ApiResult<bool> {
+    Ok(run(
+        db,
+        &format!(
+            "UPDATE orchestration_projects SET github_repo_url = ?3, github_repo_name = ?4, \
+             github_default_branch = ?5, updated_at = unixepoch() \
+             WHERE id = ?2 AND github_repo_url IS NULL AND {}",
+            visible("orchestration_projects", 1)
+        ),
+        &[
+            text(user),
+            text(project),
+            text(url),
+            text(full_name),
+            text(branch),
+        ],
+    )
+    .await?
+        > 0)
+}
+
+/// A ticket on branch `branch` of a project linked to repository `repo` (`owner/name`, as
+/// GitHub spells it, compared without case), with the project's stakeholder.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BranchTicket {
+    pub id: TicketId,
+    pub stakeholder_user_id: UserId,
+}
+
+pub async fn tickets_on_branch(
+    db: &D1Database,
+    repo: &str,
+    branch: &str,
+) -> ApiResult<Vec<BranchTicket>> {
+    super::db::all(
+        db,
+        "SELECT t.id, p.stakeholder_user_id FROM orchestration_tickets t \
+         JOIN orchestration_projects p ON p.id = t.project_id \
+         WHERE lower(p.github_repo_name) = lower(?1) AND t.branch_name = ?2 LIMIT 100",
+        &[text(repo), text(branch)],
+    )
+    .await
+}
+
+// ---------------------------------------------------------------- webhook deliveries
+
+/// Claims a delivery id; `false` when it was handled before (a redelivery or a replay).
+pub async fn claim_delivery(db: &D1Database, id: &str, event: &str) -> ApiResult<bool> {
+    Ok(run(
+        db,
+        "INSERT INTO github_webhook_deliveries (delivery_id, event) VALUES (?1, ?2) \
+         ON CONFLICT (delivery_id) DO NOTHING",
+        &[text(id), text(event)],
+    )
+    .await?
+        > 0)
+}
+
+/// Gives a claimed delivery id back (its handling failed; a redelivery may try again).
+pub async fn release_delivery(db: &D1Database, id: &str) -> ApiResult<()> {
+    run(
+        db,
+        "DELETE FROM github_webhook_deliveries WHERE delivery_id = ?1",
+        &[text(id)],
+    )
+    .await
+    .map(|_| ())
 }

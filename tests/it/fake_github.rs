@@ -387,7 +387,11 @@ async fn handle(
 
 /// GitHub answers the consent screen with a 302.
 fn found(to: &str) -> Response {
-    (StatusCode::FOUND, [(axum::http::header::LOCATION, to.to_string())]).into_response()
+    (
+        StatusCode::FOUND,
+        [(axum::http::header::LOCATION, to.to_string())],
+    )
+        .into_response()
 }
 
 fn authorize(s: &Shared, q: &HashMap<String, String>) -> Response {

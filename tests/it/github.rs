@@ -1,7 +1,9 @@
 //! GitHub export against the fake GitHub (`fake_github`): connecting through the exporter app's
 //! OAuth (state + PKCE), creating an app's repository with its files, incremental pushes that
 //! carry exactly the change (read back from the fake's git objects), a branch that moved on
-//! refused with nothing lost, token and scope errors, and ownership of the links.
+//! refused with nothing lost, token and scope errors, and ownership of the links; a project's
+//! repository, a branch and a pull request per ticket, and webhooks (good, bad and replayed
+//! signatures) keeping the ticket's branch, pull request, commit count and status true.
 //!
 //! An app's files are its latest saved version in R2; the tests save versions the way the code
 //! generator stores them (content-addressed blobs and a manifest), through `wrangler r2`.
@@ -578,4 +580,370 @@ async fn another_user_cannot_touch_an_apps_repository() {
         StatusCode::NO_CONTENT
     );
     assert_eq!(gh::repo_private(&account, "owned"), Some(true));
+}
+
+// ---------------------------------------------------------------- projects and tickets
+
+/// Requests to the ticket instance hold this shared; a seed (a write to its D1 file while the
+/// Worker runs) holds it alone, so no Worker write meets the file busy.
+static GATE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// An instance of its own for the ticket tests (their seeds write its D1 file directly).
+fn ticket_instance() -> &'static Instance {
+    static I: OnceLock<Instance> = OnceLock::new();
+    I.get_or_init(|| {
+        let fake = gh::url();
+        Instance::start(&[
+            ("GITHUB_EXPORTER_CLIENT_ID", gh::CLIENT_ID.into()),
+            ("GITHUB_EXPORTER_CLIENT_SECRET", gh::CLIENT_SECRET.into()),
+            (
+                "GITHUB_EXPORTER_OAUTH_AUTHORIZE_URL",
+                format!("{fake}/login/oauth/authorize"),
+            ),
+            (
+                "GITHUB_EXPORTER_OAUTH_TOKEN_URL",
+                format!("{fake}/login/oauth/access_token"),
+            ),
+            ("GITHUB_API_URL", format!("{fake}/api")),
+            ("SECRETS_ENCRYPTION_KEY", SEALING_KEY.into()),
+            ("WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+        ])
+    })
+}
+
+async fn tcall(u: &User, m: Method, path: &str, b: Option<Value>) -> reqwest::Response {
+    let _g = GATE.read().await;
+    ticket_instance().call(m, path, &u.token, b.as_ref()).await
+}
+
+/// The instance's D1 file.
+fn d1_file(i: &Instance) -> std::path::PathBuf {
+    let mut stack = vec![i.state.join("v3/d1")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "sqlite") {
+                let c = rusqlite::Connection::open_with_flags(
+                    &p,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .unwrap();
+                let has: i64 = c
+                    .query_row(
+                        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'orchestration_tickets'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap_or(0);
+                if has == 1 {
+                    return p;
+                }
+            }
+        }
+    }
+    panic!("no D1 database");
+}
+
+/// A `new` project of `u` with tickets titled `titles` (ticket 2 blocked by ticket 1), written
+/// as ticket generation writes them, then approved through the API; `(project, ticket ids)`.
+async fn approved_project(u: &User, titles: &[&str]) -> (String, Vec<String>) {
+    let r = tcall(
+        u,
+        Method::POST,
+        "/api/orchestrator/projects",
+        Some(json!({ "source": "new", "title": "GitHub project" })),
+    )
+    .await;
+    let (s, b) = body(r).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let project = b["project"]["id"].as_str().unwrap().to_string();
+    let ids: Vec<String> = (0..titles.len())
+        .map(|k| {
+            use sha2::Digest;
+            let h = sha2::Sha256::digest(format!("{project}-{k}").as_bytes());
+            format!(
+                "tkt_{}",
+                h.iter()
+                    .take(16)
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )
+        })
+        .collect();
+    {
+        let _g = GATE.write().await;
+        let mut c = rusqlite::Connection::open(d1_file(ticket_instance())).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        let tx = c.transaction().unwrap();
+        for (k, title) in titles.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO orchestration_tickets (id, project_id, number, title, description, type, priority, status, \
+                 order_index, tags, affected_files, acceptance_criteria) VALUES (?1, ?2, ?3, ?4, ?5, 'feature', 'medium', ?6, ?7, \
+                 '[]', '[\"src/App.tsx\"]', '[\"it works\"]')",
+                rusqlite::params![ids[k], project, (k + 1) as i64, title, format!("{title}, in detail"), if k == 1 { "pending" } else { "ready" }, (k * 10) as i64],
+            )
+            .unwrap();
+        }
+        if titles.len() > 1 {
+            tx.execute(
+                "INSERT INTO orchestration_ticket_dependencies (id, ticket_id, depends_on_ticket_id, dependency_type) VALUES (?1, ?2, ?3, 'blocks')",
+                rusqlite::params![format!("dep_{}", ids[1]), ids[1], ids[0]],
+            )
+            .unwrap();
+        }
+        tx.execute(
+            "UPDATE orchestration_projects SET status = 'review', generation_state = 'idle', generation_step = NULL, \
+             generation_error = NULL, analyzed_at = unixepoch(), total_tickets = ?2 WHERE id = ?1",
+            rusqlite::params![project, titles.len() as i64],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let r = tcall(
+        u,
+        Method::PATCH,
+        &format!("/api/orchestrator/projects/{project}"),
+        Some(json!({ "action": "approve" })),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text().await);
+    (project, ids)
+}
+
+async fn ticket(u: &User, project: &str, id: &str) -> Value {
+    let (_, p) = body(
+        tcall(
+            u,
+            Method::GET,
+            &format!("/api/orchestrator/projects/{project}"),
+            None,
+        )
+        .await,
+    )
+    .await;
+    p["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap()
+        .clone()
+}
+
+async fn deliver(
+    event: &str,
+    delivery: &str,
+    payload: &Value,
+    signature: Option<String>,
+) -> reqwest::Response {
+    let _g = GATE.read().await;
+    let i = ticket_instance();
+    let body = payload.to_string();
+    let mut r = i
+        .req(Method::POST, "/api/webhooks/github")
+        .header("Content-Type", "application/json")
+        .header("X-GitHub-Event", event)
+        .header("X-GitHub-Delivery", delivery);
+    if let Some(s) = signature {
+        r = r.header("X-Hub-Signature-256", s);
+    }
+    r.body(body).send().await.unwrap()
+}
+
+fn signed(payload: &Value) -> Option<String> {
+    Some(byte_platform::domain::github::webhook::sign(
+        WEBHOOK_SECRET,
+        payload.to_string().as_bytes(),
+    ))
+}
+
+#[tokio::test]
+async fn a_ticket_gets_a_branch_and_a_pull_request_and_webhooks_keep_it_true() {
+    let i = ticket_instance();
+    let u = {
+        let _g = GATE.read().await;
+        i.user("gh-tickets").await
+    };
+    let account = login("tickets");
+    {
+        let _g = GATE.read().await;
+        connect(i, &u, &account, None).await;
+    }
+    let (project, ids) = approved_project(&u, &["Add the login page", "Remember me"]).await;
+    let (t1, t2) = (&ids[0], &ids[1]);
+
+    // No repository yet.
+    let br = format!("/api/orchestrator/tickets/{t1}/github/create-branch");
+    expect_error(tcall(&u, Method::POST, &br, None).await, 409, "E004").await;
+    let name = format!("proj-{account}");
+    let (s, made) = body(
+        tcall(
+            &u,
+            Method::POST,
+            &format!("/api/orchestrator/projects/{project}/github/create-repo"),
+            Some(json!({ "name": name })),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    assert_eq!(made["repoName"], format!("{account}/{name}"));
+    let (_, p) = body(
+        tcall(
+            &u,
+            Method::GET,
+            &format!("/api/orchestrator/projects/{project}"),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (p["githubRepoUrl"].clone(), p["githubRepoName"].clone()),
+        (made["repoUrl"].clone(), made["repoName"].clone())
+    );
+    expect_error(
+        tcall(
+            &u,
+            Method::POST,
+            &format!("/api/orchestrator/projects/{project}/github/create-repo"),
+            None,
+        )
+        .await,
+        409,
+        "E004",
+    )
+    .await;
+
+    // The branch: a stable slug, from main's head, written on the ticket.
+    let (s, b) = body(tcall(&u, Method::POST, &br, None).await).await;
+    assert_eq!(
+        (s, b["branchName"].clone(), b["created"].clone()),
+        (
+            StatusCode::CREATED,
+            json!("ticket-1-add-the-login-page"),
+            json!(true)
+        )
+    );
+    let branch = "ticket-1-add-the-login-page";
+    assert_eq!(
+        gh::head(&account, &name, branch),
+        gh::head(&account, &name, "main")
+    );
+    assert_eq!(ticket(&u, &project, t1).await["branchName"], branch);
+    let (s, again) = body(tcall(&u, Method::POST, &br, None).await).await;
+    assert_eq!(
+        (s, again["branchName"].clone(), again["created"].clone()),
+        (StatusCode::CREATED, json!(branch), json!(false))
+    );
+
+    // A pull request needs work on the branch, then opens once.
+    let pr = format!("/api/orchestrator/tickets/{t1}/github/create-pr");
+    expect_error(tcall(&u, Method::POST, &pr, None).await, 409, "E004").await;
+    gh::push_from_elsewhere(
+        &account,
+        &name,
+        branch,
+        &[("src/Login.tsx", Some("export {}\n"))],
+    );
+    let (s, opened) = body(tcall(&u, Method::POST, &pr, None).await).await;
+    assert_eq!(s, StatusCode::CREATED, "{opened}");
+    let pulls = gh::pulls(&account, &name);
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pulls[0]["head"]["ref"], branch);
+    assert_eq!(pulls[0]["base"]["ref"], "main");
+    assert!(pulls[0]["body"].as_str().unwrap().contains("it works"));
+    assert_eq!(opened["prUrl"], pulls[0]["html_url"]);
+    assert_eq!(ticket(&u, &project, t1).await["prUrl"], opened["prUrl"]);
+    expect_error(tcall(&u, Method::POST, &pr, None).await, 409, "E004").await;
+
+    // Another user sees none of it.
+    let other = {
+        let _g = GATE.read().await;
+        i.user("gh-tickets-other").await
+    };
+    {
+        let _g = GATE.read().await;
+        connect(i, &other, &login("intruder"), None).await;
+    }
+    for p in [
+        br.clone(),
+        pr.clone(),
+        format!("/api/orchestrator/projects/{project}/github/create-repo"),
+    ] {
+        expect_error(tcall(&other, Method::POST, &p, None).await, 404, "E002").await;
+    }
+
+    // Pushes to the branch count commits; a replayed delivery counts nothing.
+    let push = json!({ "ref": format!("refs/heads/{branch}"), "repository": { "full_name": format!("{account}/{name}") }, "commits": [{"id": "a"}, {"id": "b"}] });
+    let delivery = format!("push-{account}");
+    let (s, h) = body(deliver("push", &delivery, &push, signed(&push)).await).await;
+    assert_eq!(
+        (s, h["handled"].clone(), h["tickets"].clone()),
+        (StatusCode::OK, json!(true), json!([t1]))
+    );
+    assert_eq!(ticket(&u, &project, t1).await["commitCount"], 2);
+    let (s, h) = body(deliver("push", &delivery, &push, signed(&push)).await).await;
+    assert_eq!((s, h["duplicate"].clone()), (StatusCode::OK, json!(true)));
+    assert_eq!(ticket(&u, &project, t1).await["commitCount"], 2);
+    // Bad and missing signatures: 401, nothing changed (and the delivery id stays unused).
+    let other_delivery = format!("push2-{account}");
+    let forged = Some(byte_platform::domain::github::webhook::sign(
+        "not the secret",
+        push.to_string().as_bytes(),
+    ));
+    expect_error(
+        deliver("push", &other_delivery, &push, forged).await,
+        401,
+        "E001",
+    )
+    .await;
+    expect_error(
+        deliver("push", &other_delivery, &push, None).await,
+        401,
+        "E001",
+    )
+    .await;
+    let tampered = json!({ "ref": format!("refs/heads/{branch}"), "repository": { "full_name": format!("{account}/{name}") }, "commits": [{}, {}, {}, {}, {}] });
+    expect_error(
+        deliver("push", &other_delivery, &tampered, signed(&push)).await,
+        401,
+        "E001",
+    )
+    .await;
+    assert_eq!(ticket(&u, &project, t1).await["commitCount"], 2);
+
+    // In review: a pull request closed unmerged sends it back to in_progress; merged, it
+    // completes the ticket and readies the one it blocked.
+    let path = format!("/api/orchestrator/tickets/{t1}");
+    for s in ["assigned", "in_progress", "review"] {
+        let r = tcall(&u, Method::PATCH, &path, Some(json!({ "status": s }))).await;
+        assert_eq!(r.status(), StatusCode::OK, "{s}: {:?}", r.text().await);
+    }
+    let closed = |merged: bool| {
+        json!({ "action": "closed", "repository": { "full_name": format!("{account}/{name}") },
+        "pull_request": { "merged": merged, "html_url": opened["prUrl"], "head": { "ref": branch } } })
+    };
+    let c = closed(false);
+    let (s, _) =
+        body(deliver("pull_request", &format!("close-{account}"), &c, signed(&c)).await).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ticket(&u, &project, t1).await["status"], "in_progress");
+    assert_eq!(ticket(&u, &project, t2).await["status"], "pending");
+    let r = tcall(
+        &u,
+        Method::PATCH,
+        &path,
+        Some(json!({ "status": "review" })),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let m = closed(true);
+    let (s, _) =
+        body(deliver("pull_request", &format!("merge-{account}"), &m, signed(&m)).await).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ticket(&u, &project, t1).await["status"], "completed");
+    assert_eq!(ticket(&u, &project, t2).await["status"], "ready");
 }
