@@ -294,7 +294,7 @@ pub async fn create_app_repo(
         ));
     }
     // Nothing to push is refused before a repository is made for it.
-    if store::app_files(&app.env, &rec.id).await?.is_none() {
+    if !store::has_saved_version(&app.env, &rec.id).await? {
         return Err(ApiError::new(
             409,
             ErrorCode::E004,

@@ -159,6 +159,18 @@ pub async fn exchange_code(
 
 // ---------------------------------------------------------------- the app's files
 
+/// Whether the app has a saved version (without reading it).
+pub async fn has_saved_version(env: &Env, app_id: &AppId) -> ApiResult<bool> {
+    let page = env
+        .bucket(APP_FILES)?
+        .list()
+        .prefix(versions_prefix(app_id.as_str()))
+        .limit(1)
+        .execute()
+        .await?;
+    Ok(!page.objects().is_empty())
+}
+
 /// The app's files as its latest saved version has them: `(version, path → content)`; `None`
 /// before the first version.
 pub async fn app_files(

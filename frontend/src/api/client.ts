@@ -125,4 +125,10 @@ export const api = {
   createAppRepo: (id: string, repo: NewGitHubRepo) => request<GitHubPushResult>("POST", `/api/apps/${enc(id)}/github`, repo),
   pushApp: (id: string) => request<GitHubPushResult>("POST", `/api/apps/${enc(id)}/github/push`),
   unlinkAppRepo: (id: string) => request<void>("DELETE", `/api/apps/${enc(id)}/github`),
+  createProjectRepo: (projectId: string, repo: NewGitHubRepo = {}) =>
+    request<{ repoUrl: string; repoName: string; defaultBranch: string }>("POST", `/api/orchestrator/projects/${enc(projectId)}/github/create-repo`, repo),
+  createTicketBranch: (ticketId: string) =>
+    request<{ branchName: string; created: boolean }>("POST", `/api/orchestrator/tickets/${enc(ticketId)}/github/create-branch`),
+  createTicketPr: (ticketId: string, pr: { title?: string; body?: string } = {}) =>
+    request<{ prUrl: string; number: number }>("POST", `/api/orchestrator/tickets/${enc(ticketId)}/github/create-pr`, pr),
 };
