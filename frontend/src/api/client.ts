@@ -7,6 +7,9 @@ import type {
   NewApp, OperationModels, Providers, ProviderKey, SandboxError, Template, UsageResponse, User, UserList,
   VersionSummary, Visibility,
 } from "./types";
+import type {
+  NewProject, Project, ProjectAction, ProjectDetail, ProjectStatus, Ticket, TicketPatch, TicketStatus,
+} from "../orchestrator/model";
 
 export const CSRF_COOKIE = "byte_csrf";
 export const CSRF_HEADER = "X-CSRF-Token";
@@ -117,4 +120,19 @@ export const api = {
   deployments: (id: string) => request<{ deployments: Deployment[] }>("GET", `/api/apps/${enc(id)}/deployments`),
   rollback: (id: string, n: number) => request<Deployment>("POST", `/api/apps/${enc(id)}/deployments/${n}/rollback`),
   undeploy: (id: string) => request<{ undeployed: boolean }>("DELETE", `/api/apps/${enc(id)}/deploy`),
+
+  projects: (query: { status?: ProjectStatus; search?: string } = {}) =>
+    request<{ projects: Project[] }>("GET", `/api/orchestrator/projects${q(query)}`),
+  createProject: (p: NewProject) => request<{ project: Project; message: string }>("POST", "/api/orchestrator/projects", p),
+  project: (id: string) => request<ProjectDetail>("GET", `/api/orchestrator/projects/${enc(id)}`),
+  generateTickets: (id: string) => request<{ message: string; projectId: string }>("POST", `/api/orchestrator/projects/${enc(id)}/generate`),
+  projectAction: (id: string, action: ProjectAction, guidance?: string) =>
+    request<{ project: Project }>("PATCH", `/api/orchestrator/projects/${enc(id)}`, { action, ...(guidance ? { guidance } : {}) }),
+  tickets: (query: { projectId?: string; status?: TicketStatus[]; assignedToMe?: boolean }) =>
+    request<{ tickets: Ticket[] }>("GET", `/api/orchestrator/tickets${q({
+      projectId: query.projectId, status: query.status?.join(","), assignedToMe: query.assignedToMe ? "true" : undefined,
+    })}`),
+  updateTicket: (id: string, patch: TicketPatch) => request<{ ticket: Ticket }>("PATCH", `/api/orchestrator/tickets/${enc(id)}`, patch),
+  assignTicket: (id: string, userId?: string) =>
+    request<{ ticket: Ticket }>("POST", `/api/orchestrator/tickets/${enc(id)}/assign`, userId ? { userId } : {}),
 };
