@@ -8,6 +8,14 @@
 -- Deleting a user or an app must not leave orphans: a project goes with its stakeholder, its
 -- tickets and dependencies go with the project; a project whose app is deleted keeps its tickets
 -- (app_id becomes NULL).
+--
+-- 0001 created the spec's three tables as a placeholder, without NOT NULLs, the additions or
+-- the members table; nothing ever wrote to them (no route or object used them before this
+-- migration), so they are dropped and created again rather than rebuilt row by row.
+DROP TABLE IF EXISTS orchestration_ticket_dependencies;
+DROP TABLE IF EXISTS orchestration_tickets;
+DROP TABLE IF EXISTS orchestration_projects;
+
 CREATE TABLE orchestration_projects (
     id TEXT PRIMARY KEY,
     app_id TEXT REFERENCES apps(id) ON DELETE SET NULL,
