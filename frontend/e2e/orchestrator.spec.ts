@@ -111,10 +111,12 @@ test("a project is generated, reviewed and approved, and its board follows chang
   // Drag and drop: while dragging, columns outside the allowed moves are disabled; dropping on
   // an allowed one moves the card.
   const dragged = card(page, first);
+  await dragged.scrollIntoViewIfNeeded();
+  await column(page, "in_progress").scrollIntoViewIfNeeded();
   await dragged.hover();
   await page.mouse.down();
-  await column(page, "in_progress").hover();
-  await column(page, "in_progress").hover({ position: { x: 20, y: 40 } });
+  const to = (await column(page, "in_progress").boundingBox())!;
+  await page.mouse.move(to.x + 20, to.y + 40, { steps: 10 });
   await expect(column(page, "in_progress")).toHaveAttribute("data-drop", "allowed");
   await expect(column(page, "completed")).toHaveAttribute("data-drop", "disabled");
   await expect(column(page, "pending")).toHaveAttribute("aria-disabled", "true");

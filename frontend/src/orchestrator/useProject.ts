@@ -17,12 +17,16 @@ export function useProject(projectId: string) {
 
   useEffect(() => {
     let gone = false;
-    const startedAt = applied.current;
-    api.project(projectId).then(
-      (detail) => { if (!gone) { setLoadError(null); dispatch({ type: "loaded", detail, startedAt }); } },
-      (e: unknown) => { if (!gone) setLoadError(e instanceof ApiError ? e : new ApiError(0, "E000", String(e))); },
-    );
-    return () => { gone = true; };
+    // One status change arrives as several events (ticket_updated, ticket_status_changed, the
+    // dependents readied): the reads they ask for are gathered into one.
+    const timer = setTimeout(() => {
+      const startedAt = applied.current;
+      api.project(projectId).then(
+        (detail) => { if (!gone) { setLoadError(null); dispatch({ type: "loaded", detail, startedAt }); } },
+        (e: unknown) => { if (!gone) setLoadError(e instanceof ApiError ? e : new ApiError(0, "E000", String(e))); },
+      );
+    }, state.reload === 0 ? 0 : 150);
+    return () => { gone = true; clearTimeout(timer); };
   }, [projectId, state.reload]);
 
   useEffect(() => {

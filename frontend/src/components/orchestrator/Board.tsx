@@ -75,9 +75,9 @@ function Card({ t, projectId, ready, mine, busy, onDragStart, onDragEnd, move }:
   return (
     <li draggable={targets.length > 0 && !busy} onDragStart={onDragStart} onDragEnd={onDragEnd} aria-busy={busy || undefined}
       data-testid="ticket-card" data-number={t.number} data-status={t.status} data-ready={ready || undefined}
-      className={`rounded-md border bg-white p-2 text-sm shadow-sm dark:bg-slate-800 ${targets.length ? "cursor-grab" : ""} ${ready ? "border-emerald-500" : "border-slate-200 dark:border-slate-600"}`}>
+      className={`rounded-md border bg-white p-2 text-sm shadow-sm dark:bg-slate-800 ${targets.length ? "cursor-grab select-none" : ""} ${ready ? "border-emerald-500" : "border-slate-200 dark:border-slate-600"}`}>
       <div className="flex items-start gap-1">
-        <Link to={`/projects/${projectId}/tickets/${t.id}`} className="font-medium hover:underline">
+        <Link to={`/projects/${projectId}/tickets/${t.id}`} className="font-medium hover:underline" draggable={false}>
           <span className="muted">#{t.number}</span> {t.title}
         </Link>
       </div>
