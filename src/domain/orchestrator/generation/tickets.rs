@@ -35,6 +35,8 @@ pub const MAX_CATEGORY_CHARS: usize = 50;
 pub const MAX_KEY_CHARS: usize = 40;
 pub const MAX_HOURS: f64 = 1_000.0;
 pub const MAX_SUMMARY_CHARS: usize = 1_000;
+/// `blockedBy` and `related` entries one answer may hold in all.
+pub const MAX_DEPENDENCIES: usize = 200;
 
 /// The system message of every ticket-generation call.
 pub const SYSTEM: &str = "You are a senior engineering lead. You break an application's planned and remaining work into development tickets with dependencies, for a team to review and work through. You answer with one JSON object and nothing else.";
@@ -354,6 +356,12 @@ pub fn parse_answer(text: &str) -> Result<Answer, String> {
             edges.push(Edge::new(key.clone(), r.clone(), DependencyType::Related));
         }
     }
+    if edges.len() > MAX_DEPENDENCIES {
+        return Err(format!(
+            "the tickets list {} dependencies (blockedBy and related); at most {MAX_DEPENDENCIES} are accepted: keep the direct ones",
+            edges.len()
+        ));
+    }
     graph::validate(&nodes, &edges).map_err(|p| p.to_string())?;
     let index: BTreeMap<&String, usize> = nodes.iter().enumerate().map(|(i, k)| (k, i)).collect();
     let edges = edges
@@ -582,6 +590,15 @@ mod tests {
         assert!(parse_answer(&big.to_string())
             .unwrap_err()
             .contains("at most 40"));
+        let dense: Vec<Value> = (0..6)
+            .map(|i| {
+                json!({"key": format!("K{i}"), "title": "t", "description": "d", "type": "bug",
+                            "priority": "low", "related": vec![format!("K{}", (i + 1) % 6); 34]})
+            })
+            .collect();
+        assert!(parse_answer(&json!({ "tickets": dense }).to_string())
+            .unwrap_err()
+            .contains("204 dependencies"));
     }
 
     #[test]
