@@ -13,6 +13,7 @@ pub mod codegen_state;
 pub mod codegen_store;
 pub mod deletion_do;
 pub mod deploy_do;
+pub mod planner_do;
 pub mod rate_limit_do;
 pub mod sandbox_agent;
 pub mod sandbox_do;

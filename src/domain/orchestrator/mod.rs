@@ -3,8 +3,13 @@
 //!
 //! - [`model`]: the spec's closed vocabularies (statuses, types, priorities, dependency types)
 //!   as enums whose strings are exactly the spec's (and the D1 CHECK lists').
+//! - [`graph`]: the dependency graph's rules (validation, cycles, derived `file_conflict`
+//!   dependencies).
+//! - [`generation`]: AI ticket generation (analysis, prompt, answer parser, resumable driver).
 //! - [`protocol`]: every message of the orchestrator WebSocket (`/api/orchestrator/ws`), both
 //!   directions, in one place.
 
+pub mod generation;
+pub mod graph;
 pub mod model;
 pub mod protocol;
