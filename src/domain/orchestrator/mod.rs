@@ -5,6 +5,11 @@
 //!   as enums whose strings are exactly the spec's (and the D1 CHECK lists').
 //! - [`protocol`]: every message of the orchestrator WebSocket (`/api/orchestrator/ws`), both
 //!   directions, in one place.
+//! - [`hub`]: the hub's connection policy (authentication, subscriptions, deadlines, fan-out)
+//!   for one shard, and a project's directory of shards; [`hub_call`]: how the hub is sharded
+//!   over Durable Objects and the call each of them takes.
 
+pub mod hub;
+pub mod hub_call;
 pub mod model;
 pub mod protocol;
