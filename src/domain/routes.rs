@@ -137,6 +137,8 @@ pub enum Route {
     Undeploy(String),
     Deployments(String),
     Rollback(String, String),
+    /// The orchestrator hub's WebSocket (authenticated by its first message, not the upgrade).
+    OrchestratorSocket,
 }
 
 /// One row of the table.
@@ -374,6 +376,9 @@ pub static TABLE: &[Entry] = &[
         DEPLOY,
         |p| Route::Rollback(p.take("id"), p.take("n")),
     ),
+    row(Get, "/api/orchestrator/ws", Public, API, |_| {
+        Route::OrchestratorSocket
+    }),
 ];
 
 /// Whose resource a route is about, beyond its [`AuthLevel`]: the ownership half of the
@@ -397,7 +402,7 @@ impl Route {
             | Verify | VerifyResend | ChangeEmail | DevOutbox | OAuthStart(_)
             | OAuthCallback(_) | ListApps | ListPublicApps | CreateApp | AdminUsers | Templates
             | Template(_) | AiKeys | AiPutKey(_) | AiDeleteKey(_) | AiModels | AiPatchModel(_)
-            | AiDeleteModel(_) | AiTest | AiUsage => Scope::Caller,
+            | AiDeleteModel(_) | AiTest | AiUsage | OrchestratorSocket => Scope::Caller,
             GetApp(_) => Scope::OwnerOrPublic,
             PatchApp(_) | DeleteApp(_) | SandboxCreate(_) | SandboxStatus(_) | SandboxStop(_)
             | Workspace(..) | AppUsage(_) | AgentChat(_) | AgentState(_) | AgentEvents(_)
@@ -653,6 +658,7 @@ mod tests {
                 "/api/apps/a1/deployments/2/rollback",
                 Rollback(s("a1"), s("2")),
             ),
+            ("GET", "/api/orchestrator/ws", OrchestratorSocket),
         ]
     }
 
@@ -684,6 +690,8 @@ mod tests {
             Health | OpenApi | Providers | Register | Login | Verify | DevOutbox
             | OAuthStart(_) | OAuthCallback(_) | ListPublicApps | Templates | Template(_)
             | GetApp(_) => AuthLevel::Public,
+            // Authenticated by its first message (the spec's `authenticate`).
+            OrchestratorSocket => AuthLevel::Public,
             AdminUsers => AuthLevel::Admin,
             _ => AuthLevel::Authenticated,
         }

@@ -14,6 +14,8 @@ pub mod codegen_store;
 pub mod deletion_do;
 pub mod deploy_do;
 pub mod planner_do;
+pub mod orchestrator_directory;
+pub mod orchestrator_hub_do;
 pub mod rate_limit_do;
 pub mod sandbox_agent;
 pub mod sandbox_do;

@@ -10,6 +10,7 @@ mod apps;
 mod auth;
 mod deploy;
 mod health;
+mod orchestrator_ws;
 mod preview;
 pub(crate) mod sandbox;
 
@@ -81,6 +82,7 @@ async fn dispatch(
         Route::Undeploy(id) => deploy::undeploy(app, user()?, &id).await,
         Route::Deployments(id) => deploy::list(app, user()?, &id).await,
         Route::Rollback(id, n) => deploy::rollback(&req, app, user()?, &id, &n).await,
+        Route::OrchestratorSocket => orchestrator_ws::socket(req, app, caller).await,
     }
 }
 

@@ -8,8 +8,13 @@
 //! - [`generation`]: AI ticket generation (analysis, prompt, answer parser, resumable driver).
 //! - [`protocol`]: every message of the orchestrator WebSocket (`/api/orchestrator/ws`), both
 //!   directions, in one place.
+//! - [`hub`]: the hub's connection policy (authentication, subscriptions, deadlines, fan-out)
+//!   for one shard, and a project's directory of shards; [`hub_call`]: how the hub is sharded
+//!   over Durable Objects and the call each of them takes.
 
 pub mod generation;
 pub mod graph;
+pub mod hub;
+pub mod hub_call;
 pub mod model;
 pub mod protocol;
