@@ -16,6 +16,8 @@ mod fakes;
 #[path = "../tests/it/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "bench_sections/plan.rs"]
+mod plan;
 
 use harness::Instance;
 use reqwest::Method;
@@ -114,12 +116,13 @@ async fn main() {
     );
     // `BENCH_ONLY=agent` runs just the code generator's figures, `BENCH_ONLY=sandbox` just the
     // sandbox's (with `SANDBOX_UNCONFINED=1` too, the same without the jail, for comparison),
-    // `BENCH_ONLY=deploy` just the deployments'.
+    // `BENCH_ONLY=deploy` just the deployments', `BENCH_ONLY=plan` just the orchestrator's plan.
     match std::env::var("BENCH_ONLY").as_deref() {
         Ok("agent") => return agent_figures().await,
         Ok("tokens") => return bench_tokens::token_figures(),
         Ok("sandbox") => return sandbox_figures().await,
         Ok("deploy") => return deploy::figures().await,
+        Ok("plan") => return plan::figures(),
         _ => {}
     }
     print!("starting wrangler dev with fresh state … ");
@@ -226,6 +229,7 @@ async fn main() {
     sandbox_figures().await;
     agent_figures().await;
     deploy::figures().await;
+    plan::figures();
 }
 
 /// The code generator's own overhead: from the fake model's last content chunk of a phase

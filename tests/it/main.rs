@@ -14,6 +14,7 @@ mod harness;
 mod matrix;
 mod oauth;
 mod openapi;
+mod orchestrator;
 mod orchestrator_gen;
 mod platform;
 mod ratelimit;

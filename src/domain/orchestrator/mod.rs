@@ -8,8 +8,17 @@
 //! - [`generation`]: AI ticket generation (analysis, prompt, answer parser, resumable driver).
 //! - [`protocol`]: every message of the orchestrator WebSocket (`/api/orchestrator/ws`), both
 //!   directions, in one place.
+//! - [`lifecycle`]: the project and ticket state machines, readiness and completion.
+//! - [`plan`]: the plan computed from tickets and `blocks` dependencies (order, levels,
+//!   critical path, ready tickets, a cycle).
+//! - [`api`]: the REST shapes (rows, objects) and the parsing of every request body and query.
+//! - [`events`]: the hub events a REST change publishes, derived from before and after.
 
+pub mod api;
+pub mod events;
 pub mod generation;
 pub mod graph;
+pub mod lifecycle;
 pub mod model;
+pub mod plan;
 pub mod protocol;
