@@ -1,11 +1,10 @@
 -- The orchestrator (spec: Orchestration Tables): a project turns an app into tickets with
 -- dependencies. The spec's columns are kept with their names and CHECK lists; additions:
---   projects: `source` (app | github | new), `generation_error` (the last failed ticket
---     generation, JSON {code, message}; NULL once a generation starts again or succeeds) and
---     `generation_step` (the step of the generation under way, written by the planner object;
---     NULL when none runs). The Project object's `generation` is derived from them: `failed`
---     when generation_error is set, else `running` (at generation_step) while `analyzing`,
---     else `idle`.
+--   projects: `source` (app | github | new); `generation_state` (idle | running | failed: the
+--     ticket generation the planner object runs; `running` from the moment the API starts it),
+--     `generation_step` (the step a running generation is at, as in its `analysis_progress`
+--     events; NULL when idle) and `generation_error` (the last failed ticket generation, JSON
+--     {code, message}; NULL once a generation starts again or succeeds).
 --   tickets: `number` (1, 2, … per project, stable: branch names and URLs use it) and
 --     `assignee_user_id`.
 --   orchestration_project_members: users a project is shared with (besides its stakeholder).
@@ -35,8 +34,11 @@ CREATE TABLE orchestration_projects (
     github_default_branch TEXT DEFAULT 'main',
     stakeholder_user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     analysis_result TEXT, -- JSON
+    generation_state TEXT NOT NULL DEFAULT 'idle' CHECK (generation_state IN (
+        'idle', 'running', 'failed'
+    )),
+    generation_step TEXT,
     generation_error TEXT, -- JSON {code, message}
-    generation_step TEXT, -- analyze_structure | identify_features | generate_tickets | create_plan
     total_tickets INTEGER NOT NULL DEFAULT 0 CHECK (total_tickets >= 0),
     completed_tickets INTEGER NOT NULL DEFAULT 0 CHECK (completed_tickets >= 0),
     created_at INTEGER NOT NULL DEFAULT (unixepoch()),

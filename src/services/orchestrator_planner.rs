@@ -5,11 +5,10 @@
 //! ([`PlannerModel`]) and the hub ([`HubPublisher`]).
 //!
 //! Invariants:
-//! - every SQL statement of a generation is here, with bound parameters; the plan is written
-//!   in one D1 batch (old tickets and dependencies out, new ones in, project to `review`), and
-//!   only while the project is still `analyzing`;
-//! - a start clears the project's recorded failure and step before the object has the job, so
-//!   the project reads `running` from the moment the API answers;
+//! - the plan is written in one D1 batch (`orchestrator_db::store_generation`: old tickets and
+//!   dependencies out, new ones in, project to `review`), only while the project is still
+//!   `analyzing` with its generation running; a failure is recorded the same way
+//!   (`generation_failed`), so a generation ends in exactly one of the two;
 //! - the model works for the project's stakeholder: their limits, keys, model overrides and
 //!   usage records (operation `ticket_generation`).
 
@@ -26,8 +25,9 @@ use crate::domain::orchestrator::generation::tickets::Plan;
 use crate::domain::orchestrator::protocol::HubMessage;
 use crate::domain::random;
 use crate::http::App;
-use crate::services::db::{all, first, int, opt, run, stmt, text};
+use crate::services::db::{all, first, text};
 use crate::services::llm::{Call, Llm};
+use crate::services::orchestrator_db::{self as odb, GeneratedTicket};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use worker::{D1Database, Env, Method, Request, RequestInit};
@@ -42,7 +42,6 @@ struct ProjectRow {
     title: String,
     description: Option<String>,
     source: String,
-    status: String,
     app_id: Option<String>,
     stakeholder_user_id: String,
 }
@@ -50,7 +49,7 @@ struct ProjectRow {
 async fn project(db: &D1Database, id: &ProjectId) -> ApiResult<Option<ProjectRow>> {
     first(
         db,
-        "SELECT title, description, source, status, app_id, stakeholder_user_id
+        "SELECT title, description, source, app_id, stakeholder_user_id
          FROM orchestration_projects WHERE id = ?1",
         &[text(id.as_str())],
     )
@@ -58,19 +57,13 @@ async fn project(db: &D1Database, id: &ProjectId) -> ApiResult<Option<ProjectRow
 }
 
 /// Starts (or restarts) the analysis and ticket generation of `project`, which the caller has
-/// already put in `analyzing`. `guidance` is the stakeholder's note on a regeneration.
+/// already put in `analyzing` with its generation `running` (error cleared). `guidance` is the
+/// stakeholder's note on a regeneration.
 pub async fn start(env: &Env, project_id: &ProjectId, guidance: Option<String>) -> ApiResult<()> {
     let db = env.d1(crate::http::DB_BINDING)?;
     let p = self::project(&db, project_id)
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;
-    run(
-        &db,
-        "UPDATE orchestration_projects SET generation_error = NULL, generation_step = NULL,
-             updated_at = unixepoch() WHERE id = ?1",
-        &[text(project_id.as_str())],
-    )
-    .await?;
     let job = Job::new(
         project_id.clone(),
         UserId::from(p.stakeholder_user_id),
@@ -148,10 +141,6 @@ impl D1Records<'_> {
     }
 }
 
-fn json_text<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
-}
-
 impl Records for D1Records<'_> {
     async fn source(&self, job: &Job) -> Result<Source, ApiError> {
         let p = project(&self.db, &job.project_id)
@@ -181,14 +170,7 @@ impl Records for D1Records<'_> {
     }
 
     async fn step(&self, job: &Job, step: Step) {
-        let r = run(
-            &self.db,
-            "UPDATE orchestration_projects SET generation_step = ?2
-             WHERE id = ?1 AND status = 'analyzing'",
-            &[text(job.project_id.as_str()), text(step.as_str())],
-        )
-        .await;
-        if let Err(e) = r {
+        if let Err(e) = odb::generation_step(&self.db, &job.project_id, step.as_str()).await {
             worker::console_warn!(
                 "planner: recording step of {}: {}",
                 job.project_id,
@@ -198,93 +180,36 @@ impl Records for D1Records<'_> {
     }
 
     async fn write(&self, job: &Job, plan: &Plan) -> Result<bool, ApiError> {
-        let pid = job.project_id.as_str();
-        match project(&self.db, &job.project_id).await? {
-            Some(p) if p.status == "analyzing" => {}
-            _ => return Ok(false),
-        }
-        let db = &self.db;
-        let mut batch = vec![
-            stmt(
-                db,
-                "DELETE FROM orchestration_ticket_dependencies WHERE ticket_id IN
-                 (SELECT id FROM orchestration_tickets WHERE project_id = ?1)",
-                &[text(pid)],
-            )?,
-            stmt(
-                db,
-                "DELETE FROM orchestration_tickets WHERE project_id = ?1",
-                &[text(pid)],
-            )?,
-        ];
-        for t in &plan.tickets {
-            let p = &t.ticket;
-            batch.push(stmt(
-                db,
-                "INSERT INTO orchestration_tickets (id, project_id, number, title, description,
-                     type, priority, status, order_index, category, tags, estimated_hours,
-                     affected_files, acceptance_criteria)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                &[
-                    text(t.id.as_str()),
-                    text(pid),
-                    int(t.number.into()),
-                    text(&p.title),
-                    text(&p.description),
-                    text(p.ticket_type.as_str()),
-                    text(p.priority.as_str()),
-                    text(t.status.as_str()),
-                    int(t.order_index.into()),
-                    opt(p.category.as_deref()),
-                    text(json_text(&p.tags)),
-                    p.estimated_hours
-                        .map(|h| int(h.into()))
-                        .unwrap_or(worker::wasm_bindgen::JsValue::NULL),
-                    text(json_text(&p.affected_files)),
-                    text(json_text(&p.acceptance_criteria)),
-                ],
-            )?);
-        }
-        for d in &plan.dependencies {
-            batch.push(stmt(
-                db,
-                "INSERT INTO orchestration_ticket_dependencies
-                     (id, ticket_id, depends_on_ticket_id, dependency_type)
-                 VALUES (?1, ?2, ?3, ?4)",
-                &[
-                    text(random::id("dep")),
-                    text(d.ticket_id.as_str()),
-                    text(d.depends_on_ticket_id.as_str()),
-                    text(d.kind.as_str()),
-                ],
-            )?);
-        }
-        batch.push(stmt(
-            db,
-            "UPDATE orchestration_projects SET status = 'review', analysis_result = ?2,
-                 analyzed_at = unixepoch(), updated_at = unixepoch(), total_tickets = ?3,
-                 completed_tickets = 0, generation_error = NULL, generation_step = NULL
-             WHERE id = ?1",
-            &[
-                text(pid),
-                text(json_text(&plan.analysis)),
-                int(plan.tickets.len() as i64),
-            ],
-        )?);
-        db.batch(batch).await?;
-        Ok(true)
+        // The plan's order is its numbering; `store_generation` numbers in the order given and
+        // derives the same initial statuses.
+        let tickets: Vec<GeneratedTicket<'_>> = plan
+            .tickets
+            .iter()
+            .map(|t| GeneratedTicket {
+                id: &t.id,
+                title: &t.ticket.title,
+                description: &t.ticket.description,
+                kind: t.ticket.ticket_type,
+                priority: t.ticket.priority,
+                category: t.ticket.category.as_deref(),
+                tags: &t.ticket.tags,
+                estimated_hours: t.ticket.estimated_hours,
+                affected_files: &t.ticket.affected_files,
+                acceptance_criteria: &t.ticket.acceptance_criteria,
+            })
+            .collect();
+        let deps: Vec<_> = plan
+            .dependencies
+            .iter()
+            .map(|d| (d.ticket_id.clone(), d.depends_on_ticket_id.clone(), d.kind))
+            .collect();
+        let analysis = serde_json::to_string(&plan.analysis).unwrap_or_else(|_| "null".into());
+        odb::store_generation(&self.db, &job.project_id, &analysis, &tickets, &deps).await
     }
 
     async fn fail(&self, job: &Job, error: &ApiError) -> Result<(), ApiError> {
-        let e = serde_json::json!({"code": format!("{:?}", error.code), "message": error.message});
-        run(
-            &self.db,
-            "UPDATE orchestration_projects SET generation_error = ?2, generation_step = NULL,
-                 updated_at = unixepoch() WHERE id = ?1 AND status = 'analyzing'",
-            &[text(job.project_id.as_str()), text(e.to_string())],
-        )
-        .await?;
-        Ok(())
+        let code = format!("{:?}", error.code);
+        odb::generation_failed(&self.db, &job.project_id, &code, &error.message).await
     }
 }
 

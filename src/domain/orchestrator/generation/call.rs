@@ -24,51 +24,12 @@ impl PlannerCall {
     }
 }
 
-/// The project's `generation` as the API shows it (`{state, step, error}`), derived from the
-/// project's status and its `generation_error` / `generation_step` columns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Generation {
-    /// `idle`, `running` or `failed`.
-    pub state: String,
-    pub step: Option<String>,
-    /// `{code, message}` of the last failed generation.
-    #[schema(value_type = Option<Object>)]
-    pub error: Option<serde_json::Value>,
-}
-
-impl Generation {
-    /// `failed` when an error is recorded, `running` (at `step`) while the project is
-    /// `analyzing`, otherwise `idle`.
-    pub fn derive(status: &str, step: Option<&str>, error_json: Option<&str>) -> Self {
-        let error = error_json.and_then(|e| serde_json::from_str(e).ok());
-        if error.is_some() {
-            return Self {
-                state: "failed".into(),
-                step: None,
-                error,
-            };
-        }
-        if status == "analyzing" {
-            return Self {
-                state: "running".into(),
-                step: step.map(str::to_string),
-                error: None,
-            };
-        }
-        Self {
-            state: "idle".into(),
-            step: None,
-            error: None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn calls_round_trip_and_generation_is_derived() {
+    fn calls_round_trip() {
         let call = PlannerCall::Start {
             job: Job::new(
                 "prj_1".into(),
@@ -80,19 +41,5 @@ mod tests {
         };
         assert_eq!(PlannerCall::parse(call.to_json().as_bytes()).unwrap(), call);
         assert!(PlannerCall::parse(b"{\"call\":\"nope\"}").is_err());
-
-        let g = Generation::derive("analyzing", Some("generate_tickets"), None);
-        assert_eq!(
-            (g.state.as_str(), g.step.as_deref()),
-            ("running", Some("generate_tickets"))
-        );
-        let g = Generation::derive(
-            "analyzing",
-            None,
-            Some(r#"{"code":"E005","message":"unusable"}"#),
-        );
-        assert_eq!(g.state, "failed");
-        assert_eq!(g.error.unwrap()["code"], "E005");
-        assert_eq!(Generation::derive("review", None, None).state, "idle");
     }
 }

@@ -5,7 +5,7 @@
 //!   API endpoints) into the project's `analysisResult`, and what the prompt shows of the app;
 //! - [`tickets`]: the prompt, the strict parser of the model's answer (graph checked with
 //!   [`super::graph`]) and the plan made from an accepted answer;
-//! - [`call`]: the planner object's call, and the project's derived `generation` state;
+//! - [`call`]: the planner object's call;
 //! - [`driver`]: one generation over its ports (model, records, job storage, hub), resumable
 //!   after an interruption, with one feedback round for an unusable answer.
 
