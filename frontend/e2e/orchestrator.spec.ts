@@ -51,13 +51,22 @@ test("a project is generated, reviewed and approved, and its board follows chang
 
   await page.getByLabel("A new app").check();
   await title.fill(`Shop ${MARK}`);
-  await page.getByLabel("Description (optional)").fill(`scripted-tickets ${MARK}: a small shop with a cart and a checkout`);
+  // The fake model answers this project's first ticket generation with nonsense twice (the
+  // answer is fed back once), so the generation fails; the retry succeeds.
+  await page.getByLabel("Description (optional)").fill(`tickets-fail-first ${MARK}: a small shop with a cart and a checkout`);
   await page.getByRole("button", { name: "Create and analyse" }).click();
   await page.waitForURL(/\/projects\/prj_[0-9a-f]{32}$/);
   const projectUrl = new URL(page.url()).pathname;
 
-  // Generation runs live: its steps show, then the project is in review with its tickets.
+  // Generation runs live: its steps show, it fails and is retried, then the project is in
+  // review with its tickets.
   await expect(page.getByTestId("hub-status")).toHaveAttribute("data-state", "live");
+  const generation = page.getByTestId("generation");
+  await expect(generation).toHaveAttribute("data-state", "failed", { timeout: LONG });
+  await expect(page.getByTestId("generation-error")).toContainText("E005");
+  await checkA11y(page, "project-generation-failed");
+  await shot(page, "project-generation-failed");
+  await generation.getByRole("button", { name: "Try again" }).click();
   await expect(page.getByTestId("project-status")).toHaveText("Review", { timeout: LONG });
   await expect(page.getByTestId("analysis")).toBeVisible();
   const cards = page.getByTestId("ticket-card");
@@ -133,13 +142,13 @@ test("a project is generated, reviewed and approved, and its board follows chang
   await page.getByLabel("Actual hours").fill("lots");
   await page.getByRole("button", { name: "Save hours" }).click();
   await expect(page.getByLabel("Actual hours")).toHaveAttribute("aria-invalid", "true");
-  await page.getByLabel("Actual hours").fill("1.5");
+  await page.getByLabel("Actual hours").fill("3");
   await page.getByRole("button", { name: "Save hours" }).click();
-  await expect(page.getByRole("status").filter({ hasText: "Saved" })).toContainText("1.5 h actual");
+  await expect(page.getByRole("status").filter({ hasText: "Saved" })).toContainText("3 h actual");
   await checkA11y(page, "ticket");
   await shot(page, "ticket");
   await page.reload();
-  await expect(page.getByLabel("Actual hours")).toHaveValue("1.5");
+  await expect(page.getByLabel("Actual hours")).toHaveValue("3");
 
   // Back on the list: the project with its counts.
   await page.goto("/projects");

@@ -813,6 +813,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/orchestrator/ws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The orchestrator hub: live project and ticket events over a WebSocket
+         * @description Protocol: src/domain/orchestrator/protocol.rs. The first message must be `authenticate` (a session token, or none to use the session cookie the upgrade carried) within ORCH_AUTH_TIMEOUT_SECONDS; then `subscribe`/`unsubscribe` to projects the user may see, and a `pong` for each `heartbeat`.
+         */
+        get: operations["orchestratorSocket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/templates": {
         parameters: {
             query?: never;
@@ -5971,6 +5991,63 @@ export interface operations {
             };
             /** @description Request body larger than the limit (E004) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit exceeded (E003); `Retry-After` says when to retry */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The rate limiter is unavailable; try again (E000) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    orchestratorSocket: {
+        parameters: {
+            query?: {
+                /** @description A placement hint: connections naming the same project share a hub shard (it subscribes to nothing) */
+                projectId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An explicit bearer token that is invalid, expired or revoked (E001) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a WebSocket upgrade request (E004) */
+            426: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -22,7 +22,7 @@ export function detail(over: Partial<ProjectDetail> = {}): ProjectDetail {
     ticket(3),
   ];
   return {
-    id: PID, appId: null, title: "Shop", description: null, source: "new", status: "review", githubRepoUrl: null,
+    id: PID, appId: null, title: "Shop", description: null, source: "new", status: "review", allowedActions: ["approve", "regenerate", "archive"], githubRepoUrl: null,
     githubRepoName: null, githubDefaultBranch: "main", stakeholderUserId: "usr_1", analysisResult: null,
     generation: { state: "idle", step: null, error: null }, totalTickets: tickets.length, completedTickets: 0,
     createdAt: 1, updatedAt: 1, analyzedAt: 1, approvedAt: null, completedAt: null,

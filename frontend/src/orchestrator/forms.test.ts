@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { projectProblems } from "../pages/Projects";
-import { projectActions } from "../pages/Project";
 import { parseHours } from "../pages/TicketPage";
 import { parseHubMessage } from "./model";
 
@@ -18,18 +17,11 @@ describe("the new-project form", () => {
   });
 });
 
-describe("a project's actions", () => {
-  it("follow the lifecycle: review approves or regenerates, work in progress archives", () => {
-    expect(projectActions("review")).toEqual(["approve", "regenerate"]);
-    expect(projectActions("in_progress")).toEqual(["archive"]);
-    for (const s of ["analyzing", "approved", "completed", "archived"] as const) expect(projectActions(s)).toEqual([]);
-  });
-});
-
 describe("the hours fields", () => {
-  it("read empty as none and refuse what is not an amount of hours", () => {
+  it("read empty as none and refuse what is not a whole number of hours", () => {
     expect(parseHours("")).toBeNull();
-    expect(parseHours(" 2.5 ")).toBe(2.5);
+    expect(parseHours(" 3 ")).toBe(3);
+    expect(parseHours("2.5")).toBe("invalid");
     expect(parseHours("0")).toBe(0);
     expect(parseHours("-1")).toBe("invalid");
     expect(parseHours("two")).toBe("invalid");

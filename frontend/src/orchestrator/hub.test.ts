@@ -102,14 +102,17 @@ describe("the hub client", () => {
     expect(h.got.map((m) => m.type)).toEqual(["auth_success", "ticket_status_changed"]);
   });
 
-  it("reconnects with growing backoff, re-subscribes, and asks for a resync after re-authenticating", async () => {
+  it("reconnects with growing backoff, re-subscribes, and asks for a resync after each authentication", async () => {
     let n = 0;
     const h = setup(async () => `tok${++n}`);
     h.client.subscribe("prj_a");
     h.client.subscribe("prj_b");
     h.client.start();
-    h.sockets[0]!.open(); await tick(); h.sockets[0]!.deliver(auth(["prj_a"]));
+    h.sockets[0]!.open(); await tick();
     expect(h.resyncs()).toBe(0);
+    h.sockets[0]!.deliver(auth(["prj_a"]));
+    // Events sent while the page loaded, before the subscription, are lost: read again.
+    expect(h.resyncs()).toBe(1);
 
     // The connection drops; two attempts fail before one succeeds.
     h.sockets[0]!.drop();
@@ -122,10 +125,10 @@ describe("the hub client", () => {
     s.open(); await tick();
     // A fresh token for each connection that opened (the second never did).
     expect(s.sent).toEqual([{ type: "authenticate", token: "tok2", clientType: "web", projectId: "prj_a" }]);
-    expect(h.resyncs()).toBe(0);
+    expect(h.resyncs()).toBe(1);
     s.deliver(auth(["prj_a"]));
     expect(s.sent.slice(1)).toEqual([{ type: "subscribe", projectId: "prj_b" }]);
-    expect(h.resyncs()).toBe(1);
+    expect(h.resyncs()).toBe(2);
 
     // A successful connection resets the backoff.
     s.drop();
@@ -173,7 +176,7 @@ describe("the hub client", () => {
   });
 
   it("builds the socket address from the page's", () => {
-    expect(hubUrl({ protocol: "https:", host: "byte.example" })).toBe("wss://byte.example/api/orchestrator/ws");
-    expect(hubUrl({ protocol: "http:", host: "localhost:8787" })).toBe("ws://localhost:8787/api/orchestrator/ws");
+    expect(hubUrl(undefined, { protocol: "https:", host: "byte.example" })).toBe("wss://byte.example/api/orchestrator/ws");
+    expect(hubUrl("prj_1", { protocol: "http:", host: "localhost:8787" })).toBe("ws://localhost:8787/api/orchestrator/ws?projectId=prj_1");
   });
 });

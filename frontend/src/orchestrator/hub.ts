@@ -1,8 +1,9 @@
 // The orchestrator hub's client (`GET /api/orchestrator/ws`, protocol in
 // src/domain/orchestrator/protocol.rs): authenticates first, subscribes to the projects it is
 // asked for, answers every `heartbeat` with `pong`, and after any close reconnects with
-// backoff, authenticates and subscribes again, then tells its owner to reload (events sent
-// while it was away are lost, so what the page shows must be read again).
+// backoff, authenticates and subscribes again. After every authentication, the first included,
+// it tells its owner to read what it shows again: events sent before the subscription (while
+// the page loaded, or while the socket was down) never reach it.
 //
 // Invariants: nothing but `authenticate` is sent before `auth_success`; every subscription held
 // is re-sent on each connection; `stop()` ends reconnection for good. The socket and the timers
@@ -33,7 +34,7 @@ export interface HubOptions {
   token: () => Promise<string>;
   onMessage: (m: HubMessage) => void;
   onStatus?: (s: HubStatus) => void;
-  /** After a reconnection has authenticated (not after the first connection). */
+  /** After each authentication (the subscriptions are in place): read the state again. */
   onResync?: () => void;
   connect?: (url: string) => SocketLike;
   timers?: Timers;
@@ -46,8 +47,11 @@ export function backoffMs(attempt: number): number {
   return Math.min(10_000, 500 * 2 ** Math.max(0, Math.min(attempt - 1, 5)));
 }
 
-export function hubUrl(loc: Pick<Location, "protocol" | "host"> = window.location): string {
-  return `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/api/orchestrator/ws`;
+/** The hub's address; `projectId` is a placement hint (connections naming one project share a
+ * hub shard), not a subscription. */
+export function hubUrl(projectId?: string, loc: Pick<Location, "protocol" | "host"> = window.location): string {
+  const hint = projectId ? `?projectId=${encodeURIComponent(projectId)}` : "";
+  return `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/api/orchestrator/ws${hint}`;
 }
 
 export class HubClient {
@@ -57,7 +61,6 @@ export class HubClient {
   private timer: unknown = null;
   private attempt = 0;
   private authed = false;
-  private everAuthed = false;
   private stopped = true;
   private readonly subs = new Set<string>();
 
@@ -143,8 +146,7 @@ export class HubClient {
         const have = new Set(m.subscriptions);
         for (const p of this.subs) if (!have.has(p)) this.send({ type: "subscribe", projectId: p });
         this.status("live");
-        if (this.everAuthed) this.o.onResync?.();
-        this.everAuthed = true;
+        this.o.onResync?.();
       }
       this.o.onMessage(m);
     };

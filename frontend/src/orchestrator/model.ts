@@ -1,113 +1,17 @@
-// The orchestrator's objects as the API sends them (see the wire contract: src/domain/orchestrator
-// and the routes under /api/orchestrator), and their vocabularies in display order. The hub's
-// messages are the ones src/domain/orchestrator/protocol.rs defines.
+// The orchestrator's objects as the API sends them (aliases of the generated OpenAPI types, see
+// api/types.ts), their vocabularies in display order, and the hub's messages, which the OpenAPI
+// document does not describe: they mirror src/domain/orchestrator/protocol.rs.
 
-export const PROJECT_STATUSES = ["analyzing", "review", "approved", "in_progress", "completed", "archived"] as const;
-export type ProjectStatus = (typeof PROJECT_STATUSES)[number];
+import type { ProjectStatus, TicketStatus } from "../api/types";
+
+export type {
+  AnalysisResult, Dependency, DependencyType, Generation, NewProject, Plan, Priority, Project, ProjectAction, ProjectDetail,
+  ProjectSource, ProjectStatus, Ticket, TicketPatch, TicketStatus, TicketType,
+} from "../api/types";
+
+export const PROJECT_STATUSES = ["analyzing", "review", "approved", "in_progress", "completed", "archived"] as const satisfies readonly ProjectStatus[];
 /** The board's columns, left to right: the ticket lifecycle's order. */
-export const TICKET_STATUSES = ["pending", "ready", "assigned", "in_progress", "review", "blocked", "completed", "cancelled"] as const;
-export type TicketStatus = (typeof TICKET_STATUSES)[number];
-export type TicketType = "feature" | "enhancement" | "bug" | "refactor" | "test" | "documentation" | "setup";
-export const PRIORITIES = ["critical", "high", "medium", "low"] as const;
-export type Priority = (typeof PRIORITIES)[number];
-export type DependencyType = "blocks" | "related" | "file_conflict";
-export type ProjectSource = "app" | "github" | "new";
-
-export interface AnalysisResult {
-  summary: string;
-  stack: string[];
-  dependencies: { name: string; version: string }[];
-  components: string[];
-  routes: string[];
-  apiEndpoints: string[];
-  fileCount: number;
-}
-
-export interface Generation {
-  state: "idle" | "running" | "failed";
-  step: string | null;
-  error: { code: string; message: string } | null;
-}
-
-export interface Project {
-  id: string;
-  appId: string | null;
-  title: string;
-  description: string | null;
-  source: ProjectSource;
-  status: ProjectStatus;
-  githubRepoUrl: string | null;
-  githubRepoName: string | null;
-  githubDefaultBranch: string;
-  stakeholderUserId: string;
-  analysisResult: AnalysisResult | null;
-  generation: Generation;
-  totalTickets: number;
-  completedTickets: number;
-  createdAt: number;
-  updatedAt: number;
-  analyzedAt: number | null;
-  approvedAt: number | null;
-  completedAt: number | null;
-}
-
-export interface Ticket {
-  id: string;
-  projectId: string;
-  number: number;
-  title: string;
-  description: string;
-  type: TicketType;
-  priority: Priority;
-  status: TicketStatus;
-  orderIndex: number;
-  category: string | null;
-  tags: string[];
-  branchName: string | null;
-  prUrl: string | null;
-  commitCount: number;
-  estimatedHours: number | null;
-  actualHours: number | null;
-  affectedFiles: string[];
-  acceptanceCriteria: string[];
-  assigneeUserId: string | null;
-  createdAt: number;
-  updatedAt: number;
-  startedAt: number | null;
-  completedAt: number | null;
-  allowedTransitions: TicketStatus[];
-}
-
-export interface Dependency {
-  ticketId: string;
-  dependsOnTicketId: string;
-  type: DependencyType;
-}
-
-export interface Plan {
-  order: string[];
-  levels: string[][];
-  criticalPath: { ticketIds: string[]; hours: number };
-  ready: string[];
-  cycle: string[] | null;
-}
-
-export type ProjectDetail = Project & { tickets: Ticket[]; dependencies: Dependency[]; plan: Plan };
-
-export interface NewProject {
-  source: ProjectSource;
-  appId?: string;
-  githubUrl?: string;
-  title?: string;
-  description?: string;
-}
-
-export type ProjectAction = "approve" | "regenerate" | "archive";
-
-/** The fields of a ticket a PATCH may change. */
-export type TicketPatch = Partial<Pick<Ticket,
-  "status" | "title" | "description" | "priority" | "type" | "estimatedHours" | "actualHours" | "branchName" |
-  "acceptanceCriteria" | "affectedFiles" | "tags" | "category">>;
+export const TICKET_STATUSES = ["pending", "ready", "assigned", "in_progress", "review", "blocked", "completed", "cancelled"] as const satisfies readonly TicketStatus[];
 
 export interface FieldChange { field: string; oldValue: unknown; newValue: unknown }
 

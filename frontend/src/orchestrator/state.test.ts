@@ -64,14 +64,16 @@ describe("project page state", () => {
     expect(s.detail!.generation).toEqual({ state: "running", step: null, error: null });
   });
 
-  it("applies project status and field changes", () => {
-    const s = run([loaded(),
+  it("applies project status and field changes, reading the project again for its allowed actions", () => {
+    const s0 = run([loaded()]);
+    const s = run([
       ev({ type: "project_status_changed", projectId: PID, oldStatus: "review", newStatus: "approved" }),
       ev({ type: "project_updated", projectId: PID, changes: [{ field: "completedTickets", oldValue: 0, newValue: 2 }, { field: "tickets", oldValue: null, newValue: [] }] }),
-    ]);
+    ], s0);
     expect(s.detail!.status).toBe("approved");
     expect(s.detail!.completedTickets).toBe(2);
     expect(s.detail!.tickets).toHaveLength(3);
+    expect(s.reload).toBe(s0.reload + 1);
   });
 
   it("loads again when an event arrived while a load was under way", () => {

@@ -92,7 +92,8 @@ function applyEvent(s0: ProjectState, e: HubMessage): ProjectState {
       return again(changed ? { ...s, detail: changed } : s);
     }
     case "project_status_changed":
-      return d ? { ...s, detail: { ...d, status: e.newStatus } } : again(s);
+      // The actions allowed now come with the project: read it again.
+      return again(d ? { ...s, detail: { ...d, status: e.newStatus } } : s);
     case "project_updated": {
       if (!d) return again(s);
       const next: Record<string, unknown> = { ...d };

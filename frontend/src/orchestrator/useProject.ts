@@ -31,7 +31,7 @@ export function useProject(projectId: string) {
 
   useEffect(() => {
     const client = new HubClient({
-      url: hubUrl(),
+      url: hubUrl(projectId),
       token: hubToken,
       onMessage: (event) => dispatch({ type: "event", event }),
       onStatus: setHub,

@@ -1,5 +1,5 @@
-// A project: its status and the actions its lifecycle allows now (approve, regenerate with
-// guidance, archive), the generation's progress (live) or its failure with a retry, the
+// A project: its status and the actions its lifecycle allows now (the project's
+// `allowedActions`: approve, regenerate with guidance, archive), the generation's progress (live) or its failure with a retry, the
 // analysis summary, the board and the dependency graph; all of it kept current by the hub.
 import { useState } from "react";
 import { Link, useParams } from "react-router";
@@ -9,20 +9,11 @@ import { ErrorNote } from "../components/Layout";
 import { Board } from "../components/orchestrator/Board";
 import { DependencyGraph } from "../components/orchestrator/DependencyGraph";
 import { HubIndicator, StatusBadge, TicketProgress } from "../components/orchestrator/Bits";
-import type { ProjectAction, ProjectDetail, ProjectStatus, Ticket, TicketStatus } from "../orchestrator/model";
+import type { ProjectAction, ProjectDetail, Ticket, TicketStatus } from "../orchestrator/model";
 import type { ProgressStep } from "../orchestrator/state";
 import { useProject } from "../orchestrator/useProject";
 import { Modal } from "./MyApps";
 import { LoadFailure } from "./NotFound";
-
-/** The actions the project lifecycle allows in a status (the server decides; this hides the rest). */
-export function projectActions(status: ProjectStatus): ProjectAction[] {
-  switch (status) {
-    case "review": return ["approve", "regenerate"];
-    case "in_progress": return ["archive"];
-    default: return [];
-  }
-}
 
 export function ProjectPage() {
   const { id = "" } = useParams();
@@ -97,7 +88,7 @@ export function ProjectPage() {
 }
 
 function Actions({ d, act }: { d: ProjectDetail; act: (a: ProjectAction, guidance?: string) => Promise<void> }) {
-  const allowed = projectActions(d.status);
+  const allowed = d.allowedActions;
   const [guidance, setGuidance] = useState("");
   const [archiving, setArchiving] = useState(false);
   const [busy, setBusy] = useState(false);

@@ -13,12 +13,12 @@ import { label, type Ticket, type TicketStatus } from "../orchestrator/model";
 import { useProject } from "../orchestrator/useProject";
 import { LoadFailure, NotFound } from "./NotFound";
 
-/** An hours field's value for the API: empty is null, else a number ≥ 0 and ≤ 10000. */
+/** An hours field's value for the API: empty is null, else a whole number from 0 to 10000. */
 export function parseHours(text: string): number | null | "invalid" {
   const t = text.trim();
   if (t === "") return null;
   const n = Number(t);
-  return Number.isFinite(n) && n >= 0 && n <= 10_000 ? n : "invalid";
+  return /^\d+$/.test(t) && n <= 10_000 ? n : "invalid";
 }
 
 export function TicketPage() {
@@ -162,8 +162,8 @@ function HoursForm({ t, save }: { t: Ticket; save: (p: { estimatedHours?: number
     setError(null);
     const e1 = parseHours(est), a1 = parseHours(act);
     const bad: Record<string, string> = {};
-    if (e1 === "invalid") bad.estimatedHours = "A number of hours from 0 to 10000.";
-    if (a1 === "invalid") bad.actualHours = "A number of hours from 0 to 10000.";
+    if (e1 === "invalid") bad.estimatedHours = "A whole number of hours from 0 to 10000.";
+    if (a1 === "invalid") bad.actualHours = "A whole number of hours from 0 to 10000.";
     setFields(bad);
     if (Object.keys(bad).length) return;
     try {
@@ -178,7 +178,7 @@ function HoursForm({ t, save }: { t: Ticket; save: (p: { estimatedHours?: number
   const input = (id: string, name: "estimatedHours" | "actualHours", text: string, v: string, set: (s: string) => void) => (
     <div>
       <label htmlFor={id} className="label">{text}</label>
-      <input id={id} className="input" inputMode="decimal" value={v} onChange={(e) => { set(e.target.value); setDirty(true); setSaved(false); }}
+      <input id={id} className="input" inputMode="numeric" value={v} onChange={(e) => { set(e.target.value); setDirty(true); setSaved(false); }}
         aria-invalid={fields[name] ? true : undefined} aria-describedby={fields[name] ? `${id}-error` : undefined} />
       {fields[name] && <p id={`${id}-error`} className="mt-1 text-sm text-red-700 dark:text-red-300">{fields[name]}</p>}
     </div>
