@@ -1,7 +1,7 @@
 //! `make bench`: figures, not tests. Starts a fresh `wrangler dev`, seeds 10,000 apps in D1, and
 //! measures `GET /api/apps` (search + page) next to `GET /api/health` the same way; prints the
-//! built Worker's gzip size; then the parser's, the sandbox's, the code generator's and the
-//! deployments' figures (`bench_sections/`). Everything runs on loopback.
+//! built Worker's gzip size; then the parser's, the sandbox's, the code generator's, the
+//! deployments' and the orchestrator hub's figures (`bench_sections/`). Everything runs on loopback.
 
 #[path = "support/bench_tokens.rs"]
 mod bench_tokens;
@@ -16,6 +16,11 @@ mod fakes;
 #[path = "../tests/it/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "bench_sections/hub.rs"]
+mod hub;
+#[path = "../tests/it/hub_client.rs"]
+#[allow(dead_code)]
+mod hub_client;
 #[path = "bench_sections/plan.rs"]
 mod plan;
 
@@ -116,12 +121,14 @@ async fn main() {
     );
     // `BENCH_ONLY=agent` runs just the code generator's figures, `BENCH_ONLY=sandbox` just the
     // sandbox's (with `SANDBOX_UNCONFINED=1` too, the same without the jail, for comparison),
-    // `BENCH_ONLY=deploy` just the deployments', `BENCH_ONLY=plan` just the orchestrator's plan.
+    // `BENCH_ONLY=deploy` just the deployments', `BENCH_ONLY=hub` just the orchestrator hub's,
+    // `BENCH_ONLY=plan` just the orchestrator's plan.
     match std::env::var("BENCH_ONLY").as_deref() {
         Ok("agent") => return agent_figures().await,
         Ok("tokens") => return bench_tokens::token_figures(),
         Ok("sandbox") => return sandbox_figures().await,
         Ok("deploy") => return deploy::figures().await,
+        Ok("hub") => return hub::figures().await,
         Ok("plan") => return plan::figures(),
         _ => {}
     }
@@ -229,6 +236,7 @@ async fn main() {
     sandbox_figures().await;
     agent_figures().await;
     deploy::figures().await;
+    hub::figures().await;
     plan::figures();
 }
 

@@ -19,6 +19,10 @@ pub use objects::deletion_do::AppDeletion;
 #[cfg(target_arch = "wasm32")]
 pub use objects::deploy_do::AppDeployer;
 #[cfg(target_arch = "wasm32")]
+pub use objects::orchestrator_hub_do::OrchestratorWebSocket;
+#[cfg(target_arch = "wasm32")]
+pub use objects::planner_do::ProjectPlanner;
+#[cfg(target_arch = "wasm32")]
 pub use objects::rate_limit_do::DORateLimitStore;
 #[cfg(target_arch = "wasm32")]
 pub use objects::sandbox_do::UserAppSandboxService;

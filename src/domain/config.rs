@@ -19,6 +19,8 @@ use super::codegen::models::ModelTable;
 use super::codegen::routing::{base_url, LlmSettings};
 use super::deploy::cloudflare::DispatchTarget;
 use super::oauth::{Endpoints, Provider};
+use super::orchestrator::hub::HubSettings;
+use super::orchestrator::hub_call::MAX_SHARDS;
 use super::ratelimit::{BackoffPolicy, Limit};
 use super::sandbox::InstanceType;
 use super::user::EmailList;
@@ -68,6 +70,10 @@ pub const VARS: &[(&str, &str)] = &[
     ),
     ("DISPATCH_NAMESPACE", ""),
     ("DEPLOY_BUILD_TIMEOUT_SECONDS", "300"),
+    ("ORCH_HUB_SHARDS", "8"),
+    ("ORCH_AUTH_TIMEOUT_SECONDS", "10"),
+    ("ORCH_HEARTBEAT_SECONDS", "30"),
+    ("ORCH_EXPIRY_SECONDS", "120"),
 ];
 
 /// The compatibility date deployed apps run with (loader and dispatch alike).
@@ -211,6 +217,15 @@ pub struct Config {
     /// Verifies GitHub webhook deliveries (`WEBHOOK_SECRET`); the webhook refuses every delivery
     /// without it.
     pub webhook_secret: Option<Secret>,
+    pub hub: HubConfig,
+}
+
+/// The orchestrator WebSocket hub (`ORCH_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubConfig {
+    /// Shard objects new connections are spread over (`ORCH_HUB_SHARDS`).
+    pub shards: u32,
+    pub timing: HubSettings,
 }
 
 /// The default [`VARS`] gives `k` (`None` for secrets and optional vars).
@@ -428,6 +443,27 @@ impl Config {
             ),
             (other, _) => other,
         };
+        let hub = (|| {
+            let shards = positive("ORCH_HUB_SHARDS")?;
+            if shards > MAX_SHARDS as u64 {
+                return Err(format!("ORCH_HUB_SHARDS: must be at most {MAX_SHARDS}"));
+            }
+            let timing = HubSettings {
+                auth_timeout_ms: seconds_ms("ORCH_AUTH_TIMEOUT_SECONDS", 1)?,
+                heartbeat_ms: seconds_ms("ORCH_HEARTBEAT_SECONDS", 1)?,
+                expiry_ms: seconds_ms("ORCH_EXPIRY_SECONDS", 1)?,
+            };
+            if timing.expiry_ms <= timing.heartbeat_ms {
+                return Err(
+                    "ORCH_EXPIRY_SECONDS: must be more than ORCH_HEARTBEAT_SECONDS (a client answers heartbeats)"
+                        .into(),
+                );
+            }
+            Ok(HubConfig {
+                shards: shards as u32,
+                timing,
+            })
+        })();
 
         let problems: Vec<&String> = [
             auth_limit.as_ref().err(),
@@ -455,6 +491,7 @@ impl Config {
             sealing_key.as_ref().err(),
             mail_backend.as_ref().err(),
             mail_from.as_ref().err(),
+            hub.as_ref().err(),
         ]
         .into_iter()
         .flatten()
@@ -509,6 +546,7 @@ impl Config {
             deploy: deploy?,
             github_export: github_export?,
             webhook_secret: get("WEBHOOK_SECRET").map(Secret),
+            hub: hub?,
         })
     }
 
@@ -651,6 +689,13 @@ mod tests {
             (10, 300_000)
         );
         assert!(c.llm.settings.keys.is_empty() && c.llm.settings.gateway_endpoint().is_none());
+        assert_eq!(
+            c.hub,
+            HubConfig {
+                shards: 8,
+                timing: HubSettings::default()
+            }
+        );
     }
 
     #[test]
@@ -721,6 +766,10 @@ mod tests {
             ("CUSTOM_DOMAIN", "bad domain"),
             ("RATE_LIMIT_DEPLOY", "x"),
             ("DEPLOY_BUILD_TIMEOUT_SECONDS", "1"),
+            ("ORCH_HUB_SHARDS", "0"),
+            ("ORCH_HUB_SHARDS", "1025"),
+            ("ORCH_AUTH_TIMEOUT_SECONDS", "0"),
+            ("ORCH_EXPIRY_SECONDS", "30"),
         ] {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert!(

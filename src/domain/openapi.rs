@@ -411,6 +411,11 @@ pub fn describe(route: &Route) -> Op {
             .error(403, "Cookie credentials from another site (E001)")
             .error(404, APP_MISSING)
             .error(426, "Not a WebSocket upgrade request (E004)"),
+        OrchestratorSocket => Op::new("orchestratorSocket", "orchestrator", "The orchestrator hub: live project and ticket events over a WebSocket")
+            .about("Protocol: src/domain/orchestrator/protocol.rs. The first message must be `authenticate` (a session token, or none to use the session cookie the upgrade carried) within ORCH_AUTH_TIMEOUT_SECONDS; then `subscribe`/`unsubscribe` to projects the user may see, and a `pong` for each `heartbeat`.")
+            .query("projectId", "A placement hint: connections naming the same project share a hub shard (it subscribes to nothing)", string(40))
+            .empty(101, "Switching to the WebSocket protocol")
+            .error(426, "Not a WebSocket upgrade request (E004)"),
         AgentVersions(_) => Op::new("agentVersions", "agent", "The app's saved versions, oldest first")
             .ok(200, "The versions", schema_ref("VersionList"))
             .error(404, APP_MISSING),

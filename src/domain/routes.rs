@@ -149,6 +149,8 @@ pub enum Route {
     TicketGitHubBranch(String),
     TicketGitHubPr(String),
     GitHubWebhook,
+    /// The orchestrator hub's WebSocket (authenticated by its first message, not the upgrade).
+    OrchestratorSocket,
     ListProjects,
     CreateProject,
     GetProject(String),
@@ -444,6 +446,9 @@ pub static TABLE: &[Entry] = &[
     row(Post, "/api/webhooks/github", Public, API, |_| {
         Route::GitHubWebhook
     }),
+    row(Get, "/api/orchestrator/ws", Public, API, |_| {
+        Route::OrchestratorSocket
+    }),
     row(
         Get,
         "/api/orchestrator/projects",
@@ -560,7 +565,8 @@ impl Route {
             | ProjectGitHubRepo(_)
             | TicketGitHubBranch(_)
             | TicketGitHubPr(_)
-            | GitHubWebhook => Scope::Caller,
+            | GitHubWebhook
+            | OrchestratorSocket => Scope::Caller,
             GetApp(_) => Scope::OwnerOrPublic,
             PatchApp(_) | DeleteApp(_) | SandboxCreate(_) | SandboxStatus(_) | SandboxStop(_)
             | Workspace(..) | AppUsage(_) | AgentChat(_) | AgentState(_) | AgentEvents(_)
@@ -841,6 +847,7 @@ mod tests {
                 TicketGitHubPr(s("t1")),
             ),
             ("POST", "/api/webhooks/github", GitHubWebhook),
+            ("GET", "/api/orchestrator/ws", OrchestratorSocket),
             ("GET", "/api/orchestrator/projects", ListProjects),
             ("POST", "/api/orchestrator/projects", CreateProject),
             ("GET", "/api/orchestrator/projects/p1", GetProject(s("p1"))),
@@ -896,6 +903,8 @@ mod tests {
             Health | OpenApi | Providers | Register | Login | Verify | DevOutbox
             | OAuthStart(_) | OAuthCallback(_) | ListPublicApps | Templates | Template(_)
             | GetApp(_) | GitHubCallback | GitHubWebhook => AuthLevel::Public,
+            // Authenticated by its first message (the spec's `authenticate`).
+            OrchestratorSocket => AuthLevel::Public,
             AdminUsers => AuthLevel::Admin,
             _ => AuthLevel::Authenticated,
         }

@@ -13,6 +13,7 @@ mod github;
 mod github_tickets;
 mod health;
 mod orchestrator;
+mod orchestrator_ws;
 mod preview;
 pub(crate) mod sandbox;
 
@@ -96,6 +97,7 @@ async fn dispatch(
         Route::TicketGitHubBranch(id) => github_tickets::create_branch(app, user()?, &id).await,
         Route::TicketGitHubPr(id) => github_tickets::create_pr(req, app, user()?, &id).await,
         Route::GitHubWebhook => github_tickets::webhook(req, app).await,
+        Route::OrchestratorSocket => orchestrator_ws::socket(req, app, caller).await,
         Route::ListProjects => orchestrator::list_projects(req, app, user()?).await,
         Route::CreateProject => orchestrator::create_project(req, app, user()?).await,
         Route::GetProject(id) => orchestrator::get_project(app, user()?, &id).await,

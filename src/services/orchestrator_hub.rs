@@ -1,19 +1,51 @@
 //! Publishing to the orchestrator WebSocket hub: every change made through the REST API (or by
 //! ticket generation) is published here as a [`HubMessage`] naming its project, and reaches that
-//! project's subscribers and only them.
+//! project's subscribers and only them: one call to the project's directory object, which
+//! forwards the event to the hub shards holding its subscribers
+//! ([`crate::domain::orchestrator::hub_call`]).
 //!
-//! The hub object itself (sharding, hibernation, heartbeats) is being built for issue 13; until
-//! it lands, publishing delivers nothing and callers must not depend on its result.
+//! Invariant: publishing never fails the change it reports (the change is committed first); a
+//! failure is logged, and a client that missed an event repairs it by reloading on reconnect.
 
+use crate::domain::orchestrator::hub_call::{directory_name, HubCall, Published, BINDING};
 use crate::domain::orchestrator::protocol::HubMessage;
-use worker::Env;
+use worker::{Env, Method, Request, RequestInit};
 
-/// Delivers `message` to the subscribers of its project. Failures are logged, never returned:
-/// a change is committed before it is published, and a lost event is repaired by the client's
-/// reload on reconnect.
-pub async fn publish(_env: &Env, message: &HubMessage) {
-    debug_assert!(
-        message.project_id().is_some(),
-        "only project events are published"
-    );
+/// Delivers `message` to the subscribers of its project; how many sockets it reached (`None`:
+/// it could not be published, which is logged). Messages without a project go nowhere.
+pub async fn publish(env: &Env, message: &HubMessage) -> Option<Published> {
+    let Some(project) = message.project_id() else {
+        debug_assert!(false, "only project events are published");
+        return None;
+    };
+    let call = HubCall::Publish {
+        project: project.clone(),
+        message: serde_json::to_string(message).expect("hub messages serialize"),
+    };
+    let sent = async {
+        let headers = worker::Headers::new();
+        headers.set("Content-Type", "application/json")?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(call.to_json().into()));
+        let req = Request::new_with_init("https://orchestrator-hub/", &init)?;
+        let mut resp = super::stub(env, BINDING, &directory_name(project))?
+            .fetch_with_request(req)
+            .await?;
+        if resp.status_code() != 200 {
+            return Err(worker::Error::RustError(format!(
+                "the directory answered {}",
+                resp.status_code()
+            )));
+        }
+        resp.json::<Published>().await
+    };
+    match sent.await {
+        Ok(p) => Some(p),
+        Err(e) => {
+            worker::console_error!("hub: publishing to {project} failed: {e}");
+            None
+        }
+    }
 }

@@ -33,6 +33,11 @@
 //! - a chat edit asking `scripted-edit HEAD…`: one DIFF changing the heading of the scripted
 //!   `src/App.tsx` to that word.
 //!
+//! - ticket generation (model [`TICKETS_MODEL`]): a valid three-ticket answer about the scripted
+//!   app ([`tickets_answer`]); `tickets-fail-first`: the first two answers for the mark are not
+//!   JSON (the generation fails), later ones are valid; `tickets-cyclic-once`: the first answer's
+//!   `blockedBy` form a cycle.
+//!
 //! Every request is recorded (model, `Authorization`, prompt, stream) for tests to inspect.
 
 use axum::body::{Body, Bytes};
@@ -56,6 +61,8 @@ pub const PHASE_PLAN_MODEL: &str = "fake-phase-plan";
 pub const IMPLEMENT_MODEL: &str = "fake-implement";
 pub const CORRECT_MODEL: &str = "fake-correct";
 pub const EDIT_MODEL: &str = "fake-edit";
+/// The orchestrator's ticket generation.
+pub const TICKETS_MODEL: &str = "fake-tickets";
 
 /// A code generator call, as the fake tells it from the model name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +96,7 @@ pub fn scripted_model_config() -> String {
         "implementation": {"model": IMPLEMENT_MODEL, "fallback": {"model": FALLBACK_MODEL}},
         "errorCorrection": {"model": CORRECT_MODEL},
         "chatEdit": {"model": EDIT_MODEL},
+        "ticketGeneration": {"model": TICKETS_MODEL},
     })
     .to_string()
 }
@@ -120,6 +128,8 @@ struct Fake {
     /// Per mark: the phase (1-based) the code generator is on, counted from its phase-plan calls
     /// (each phase is planned right before it is implemented).
     phase: HashMap<String, u32>,
+    /// Per mark: ticket generation answers given.
+    tickets: HashMap<String, u32>,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -307,7 +317,11 @@ async fn completions(
         }
         *n
     };
-    let mut script = op.and_then(|op| scripted(op, phase, &prompt));
+    let mut script = match op {
+        Some(op) => scripted(op, phase, &prompt),
+        None if model == TICKETS_MODEL => Some(tickets_answer(&s, &conversation)),
+        None => None,
+    };
     let scripted_call = script.is_some();
     let phase2 = op == Some(Op::Implement) && phase == 2;
     let planning = op == Some(Op::Blueprint);
@@ -468,6 +482,41 @@ async fn completions(
         return paced_sse(lines, false, Some((last_content, key)));
     }
     sse(lines)
+}
+
+/// Ticket generation's answer for the run marked in `conversation` (see the module header).
+fn tickets_answer(s: &Shared, conversation: &str) -> String {
+    let n = {
+        let mut st = s.lock().unwrap();
+        let n = st.tickets.entry(mark(conversation)).or_insert(0);
+        *n += 1;
+        *n
+    };
+    if conversation.contains("tickets-fail-first") && n <= 2 {
+        return "Here are the tickets you asked for: a header, a footer.".into();
+    }
+    let first_blocked_by = if conversation.contains("tickets-cyclic-once") && n == 1 {
+        json!(["T2"])
+    } else {
+        json!([])
+    };
+    json!({
+        "summary": "A greeting page; the tickets add a name form and tests.",
+        "tickets": [
+            {"key": "T1", "title": "Greeting component props", "description": "Let Hello take a name.",
+             "type": "refactor", "priority": "high", "category": "frontend", "tags": ["ui"],
+             "estimatedHours": 2, "acceptanceCriteria": ["Hello renders the given name"],
+             "affectedFiles": ["src/components/Hello.tsx"], "blockedBy": first_blocked_by},
+            {"key": "T2", "title": "Name form", "description": "A form that sets the name.",
+             "type": "feature", "priority": "medium", "estimatedHours": 3,
+             "acceptanceCriteria": ["Typing a name updates the greeting"],
+             "affectedFiles": ["src/App.tsx"], "blockedBy": ["T1"]},
+            {"key": "T3", "title": "Page tests", "description": "Test the page.",
+             "type": "test", "priority": "low", "estimatedHours": 2,
+             "affectedFiles": ["src/App.tsx", "src/App.test.tsx"], "related": ["T1"]}
+        ]
+    })
+    .to_string()
 }
 
 /// The word starting with `MARK` in `prompt` (tests put a unique one in their request; the

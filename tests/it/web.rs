@@ -63,8 +63,15 @@ fn the_web_app_in_chromium() {
     let release = artifacts.join(format!("release-{gate_mark}"));
     let _ = std::fs::remove_file(&release);
 
+    // `BYTE_E2E_SPEC=orchestrator` runs only the specs whose file name matches (all by default).
+    let only: Vec<String> = std::env::var("BYTE_E2E_SPEC")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .into_iter()
+        .collect();
     let child = Command::new(&playwright)
         .arg("test")
+        .args(&only)
         .current_dir(&frontend)
         .env("BYTE_E2E_BASE_URL", &base)
         .env("BYTE_E2E_MARK", &mark)

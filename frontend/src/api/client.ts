@@ -7,6 +7,9 @@ import type {
   NewApp, OperationModels, Providers, ProviderKey, SandboxError, Template, UsageResponse, User, UserList,
   VersionSummary, Visibility,
 } from "./types";
+import type {
+  NewProject, Project, ProjectAction, ProjectDetail, ProjectStatus, Ticket, TicketPatch, TicketStatus,
+} from "../orchestrator/model";
 
 export const CSRF_COOKIE = "byte_csrf";
 export const CSRF_HEADER = "X-CSRF-Token";
@@ -131,4 +134,18 @@ export const api = {
     request<{ branchName: string; created: boolean }>("POST", `/api/orchestrator/tickets/${enc(ticketId)}/github/create-branch`),
   createTicketPr: (ticketId: string, pr: { title?: string; body?: string } = {}) =>
     request<{ prUrl: string; number: number }>("POST", `/api/orchestrator/tickets/${enc(ticketId)}/github/create-pr`, pr),
+  projects: (query: { status?: ProjectStatus; search?: string } = {}) =>
+    request<{ projects: Project[] }>("GET", `/api/orchestrator/projects${q(query)}`),
+  createProject: (p: NewProject) => request<{ project: Project; message: string }>("POST", "/api/orchestrator/projects", p),
+  project: (id: string) => request<ProjectDetail>("GET", `/api/orchestrator/projects/${enc(id)}`),
+  generateTickets: (id: string) => request<{ message: string; projectId: string }>("POST", `/api/orchestrator/projects/${enc(id)}/generate`),
+  projectAction: (id: string, action: ProjectAction, guidance?: string) =>
+    request<{ project: Project }>("PATCH", `/api/orchestrator/projects/${enc(id)}`, { action, ...(guidance ? { guidance } : {}) }),
+  tickets: (query: { projectId?: string; status?: TicketStatus[]; assignedToMe?: boolean }) =>
+    request<{ tickets: Ticket[] }>("GET", `/api/orchestrator/tickets${q({
+      projectId: query.projectId, status: query.status?.join(","), assignedToMe: query.assignedToMe ? "true" : undefined,
+    })}`),
+  updateTicket: (id: string, patch: TicketPatch) => request<{ ticket: Ticket }>("PATCH", `/api/orchestrator/tickets/${enc(id)}`, patch),
+  assignTicket: (id: string, userId?: string) =>
+    request<{ ticket: Ticket }>("POST", `/api/orchestrator/tickets/${enc(id)}/assign`, userId ? { userId } : {}),
 };

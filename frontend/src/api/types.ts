@@ -60,3 +60,21 @@ export type GitHubRepository = Schemas["GitHubRepository"];
 export type AppGitHub = Schemas["AppGitHub"];
 export type NewGitHubRepo = Schemas["NewGitHubRepo"];
 export type GitHubPushResult = Schemas["GitHubPushResult"];
+
+/** The orchestrator (`/api/orchestrator/*`). */
+export type ProjectStatus = Schemas["ProjectStatus"];
+export type TicketStatus = Schemas["TicketStatus"];
+export type TicketType = Schemas["TicketType"];
+export type Priority = Schemas["Priority"];
+export type DependencyType = Schemas["DependencyType"];
+export type ProjectSource = Schemas["ProjectSource"];
+export type ProjectAction = Schemas["ProjectAction"];
+export type AnalysisResult = Schemas["AnalysisResult"];
+export type Generation = Schemas["Generation"];
+export type Project = Schemas["Project"];
+export type ProjectDetail = Schemas["ProjectDetail"];
+export type Ticket = Schemas["Ticket"];
+export type Dependency = Schemas["Dependency"];
+export type Plan = Schemas["Plan"];
+export type NewProject = Schemas["NewProject"];
+export type TicketPatch = Schemas["TicketPatch"];

@@ -49,6 +49,7 @@ export function Layout() {
           <nav aria-label="Main" className="flex flex-wrap gap-1">
             {user && <NavLink to="/" end className={navClass}>Home</NavLink>}
             {user && <NavLink to="/apps" end className={navClass}>My apps</NavLink>}
+            {user && <NavLink to="/projects" className={navClass}>Projects</NavLink>}
             <NavLink to="/discover" className={navClass}>Discover</NavLink>
             {user && <NavLink to="/settings" className={navClass}>Settings</NavLink>}
             {user?.role === "admin" && <NavLink to="/admin" className={navClass}>Admin</NavLink>}

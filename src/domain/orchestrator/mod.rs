@@ -3,8 +3,14 @@
 //!
 //! - [`model`]: the spec's closed vocabularies (statuses, types, priorities, dependency types)
 //!   as enums whose strings are exactly the spec's (and the D1 CHECK lists').
+//! - [`graph`]: the dependency graph's rules (validation, cycles, derived `file_conflict`
+//!   dependencies).
+//! - [`generation`]: AI ticket generation (analysis, prompt, answer parser, resumable driver).
 //! - [`protocol`]: every message of the orchestrator WebSocket (`/api/orchestrator/ws`), both
 //!   directions, in one place.
+//! - [`hub`]: the hub's connection policy (authentication, subscriptions, deadlines, fan-out)
+//!   for one shard, and a project's directory of shards; [`hub_call`]: how the hub is sharded
+//!   over Durable Objects and the call each of them takes.
 //! - [`lifecycle`]: the project and ticket state machines, readiness and completion.
 //! - [`plan`]: the plan computed from tickets and `blocks` dependencies (order, levels,
 //!   critical path, ready tickets, a cycle).
@@ -13,6 +19,10 @@
 
 pub mod api;
 pub mod events;
+pub mod generation;
+pub mod graph;
+pub mod hub;
+pub mod hub_call;
 pub mod lifecycle;
 pub mod model;
 pub mod plan;

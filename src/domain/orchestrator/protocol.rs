@@ -18,8 +18,11 @@ use serde::{Deserialize, Serialize};
     rename_all_fields = "camelCase"
 )]
 pub enum ClientMessage {
-    /// Must be the first message, within the authentication deadline.
+    /// Must be the first message, within the authentication deadline. `token` is a session
+    /// token (as `Authorization: Bearer` carries); empty or absent, the session cookie the
+    /// upgrade request carried is used (the web app's case: its cookie is HttpOnly).
     Authenticate {
+        #[serde(default)]
         token: String,
         #[serde(default)]
         client_type: ClientType,
