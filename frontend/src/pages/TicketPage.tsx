@@ -21,6 +21,46 @@ export function parseHours(text: string): number | null | "invalid" {
   return /^\d+$/.test(t) && n <= 10_000 ? n : "invalid";
 }
 
+/** GitHub for the ticket: a repository for the project, then the ticket's branch and pull request. */
+function GitHubActions({ t, repoUrl, repoName, projectId, done }: {
+  t: Ticket; repoUrl?: string | null; repoName?: string | null; projectId: string; done: () => void;
+}) {
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const [note, setNote] = useState("");
+  const run = async (f: () => Promise<string>) => {
+    setError(null); setNote(""); setBusy(true);
+    try { setNote(await f()); done(); } catch (e) { setError(e); } finally { setBusy(false); }
+  };
+  if (["completed", "cancelled"].includes(t.status)) return null;
+  return (
+    <div className="card space-y-2 text-sm" data-testid="ticket-github">
+      <h2 className="font-semibold">GitHub</h2>
+      {!repoUrl ? (
+        <>
+          <p className="muted">The project has no repository yet.</p>
+          <button type="button" className="btn-secondary" disabled={busy}
+            onClick={() => void run(async () => `Created ${(await api.createProjectRepo(projectId)).repoName}.`)}>Create repository</button>
+        </>
+      ) : (
+        <>
+          <p><a className="underline" href={repoUrl} target="_blank" rel="noopener noreferrer">{repoName ?? repoUrl}</a></p>
+          {!t.branchName && (
+            <button type="button" className="btn-secondary" disabled={busy}
+              onClick={() => void run(async () => `Branch ${(await api.createTicketBranch(t.id)).branchName} created.`)}>Create branch</button>
+          )}
+          {t.branchName && !t.prUrl && (
+            <button type="button" className="btn-secondary" disabled={busy}
+              onClick={() => void run(async () => `Pull request #${(await api.createTicketPr(t.id)).number} opened.`)}>Open PR</button>
+          )}
+        </>
+      )}
+      {note && <p role="status">{note}</p>}
+      <ErrorNote error={error} />
+    </div>
+  );
+}
+
 export function TicketPage() {
   const { projectId = "", ticketId = "" } = useParams();
   const { state, dispatch, loadError, hub, retry } = useProject(projectId);
@@ -109,6 +149,8 @@ export function TicketPage() {
             )}
           </div>
           <HoursForm t={t} save={async (patch) => dispatch({ type: "ticket_saved", ticket: (await api.updateTicket(t.id, patch)).ticket })} />
+          <GitHubActions t={t} repoUrl={d.githubRepoUrl} repoName={d.githubRepoName} projectId={d.id}
+            done={() => dispatch({ type: "reload" })} />
           {(t.branchName || t.prUrl || t.commitCount > 0) && (
             <div className="card space-y-1 text-sm" data-testid="ticket-git">
               <h2 className="font-semibold">Code</h2>
