@@ -10,8 +10,8 @@ mod apps;
 mod auth;
 mod deploy;
 mod health;
-mod orchestrator_ws;
 mod orchestrator;
+mod orchestrator_ws;
 mod preview;
 pub(crate) mod sandbox;
 
