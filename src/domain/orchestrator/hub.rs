@@ -580,18 +580,8 @@ impl Hub {
                 project,
                 malformed,
             } => {
-                // Whatever happens, the pending subscription is over; a granted one becomes live
-                // first, so the shard never looks empty to the project's directory in between.
+                // Whatever happens, the pending subscription is over.
                 let granted = project.clone().filter(|(_, a)| *a == Access::Granted);
-                if let (Some((p, _)), true) =
-                    (&granted, who.is_ok() && self.conns.contains_key(&id))
-                {
-                    self.members
-                        .entry(p.clone())
-                        .or_default()
-                        .live
-                        .insert(id.clone());
-                }
                 if let Some((p, _)) = &project {
                     self.remove_pending(p, now_ms, &mut e.presence);
                 }
@@ -642,15 +632,6 @@ impl Hub {
                 project,
                 access,
             } => {
-                // A granted subscription becomes live before the pending one ends, so the shard
-                // never looks empty to the project's directory in between.
-                if access == Some(Access::Granted) && self.conns.contains_key(&id) {
-                    self.members
-                        .entry(project.clone())
-                        .or_default()
-                        .live
-                        .insert(id.clone());
-                }
                 self.remove_pending(&project, now_ms, &mut e.presence);
                 if !self.conns.contains_key(&id) {
                     return e;

@@ -581,33 +581,3 @@ fn timestamps_are_rfc3339_utc() {
     let v = Versions::default();
     assert_eq!(v.now(T0), T0 as u64 * 1000);
 }
-
-#[test]
-fn a_granted_subscription_never_withdraws_the_shards_presence() {
-    // The pending check ends after the connection is live, so the directory never hears that
-    // the shard left (it would then publish the project's events to nobody).
-    let (mut hub, ports) = (Hub::new(settings()), Ports::default());
-    authed(&mut hub, &ports, "c1", "usr_a");
-    let e = send(&mut hub, &ports, "c1", &sub(P1), T0);
-    assert_eq!(types(&e), ["subscribed"]);
-    assert!(e.presence.is_empty(), "{:?}", e.presence);
-    hub.open("c2", 0, None, T0);
-    let e = send(
-        &mut hub,
-        &ports,
-        "c2",
-        &format!(r#"{{"type":"authenticate","token":"good:usr_b","projectId":"{P2}"}}"#),
-        T0,
-    );
-    assert_eq!(types(&e), ["auth_success"]);
-    assert!(e.presence.is_empty(), "{:?}", e.presence);
-    let told: Vec<(String, bool)> = ports
-        .presence
-        .borrow()
-        .iter()
-        .map(|p| (p.project.as_str().to_string(), p.present))
-        .collect();
-    assert_eq!(told, [(P1.to_string(), true), (P2.to_string(), true)]);
-    assert_eq!(hub.deliver(&P1.into(), T0).0, vec!["c1"]);
-    assert_eq!(hub.deliver(&P2.into(), T0).0, vec!["c2"]);
-}
