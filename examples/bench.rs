@@ -21,6 +21,8 @@ mod hub;
 #[path = "../tests/it/hub_client.rs"]
 #[allow(dead_code)]
 mod hub_client;
+#[path = "bench_sections/plan.rs"]
+mod plan;
 
 use harness::Instance;
 use reqwest::Method;
@@ -119,13 +121,15 @@ async fn main() {
     );
     // `BENCH_ONLY=agent` runs just the code generator's figures, `BENCH_ONLY=sandbox` just the
     // sandbox's (with `SANDBOX_UNCONFINED=1` too, the same without the jail, for comparison),
-    // `BENCH_ONLY=deploy` just the deployments', `BENCH_ONLY=hub` just the orchestrator hub's.
+    // `BENCH_ONLY=deploy` just the deployments', `BENCH_ONLY=plan` just the orchestrator's plan,
+    // `BENCH_ONLY=hub` just the orchestrator hub's.
     match std::env::var("BENCH_ONLY").as_deref() {
         Ok("agent") => return agent_figures().await,
         Ok("tokens") => return bench_tokens::token_figures(),
         Ok("sandbox") => return sandbox_figures().await,
         Ok("deploy") => return deploy::figures().await,
         Ok("hub") => return hub::figures().await,
+        Ok("plan") => return plan::figures(),
         _ => {}
     }
     print!("starting wrangler dev with fresh state … ");
@@ -233,6 +237,7 @@ async fn main() {
     agent_figures().await;
     deploy::figures().await;
     hub::figures().await;
+    plan::figures();
 }
 
 /// The code generator's own overhead: from the fake model's last content chunk of a phase

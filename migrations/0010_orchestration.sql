@@ -1,7 +1,10 @@
 -- The orchestrator (spec: Orchestration Tables): a project turns an app into tickets with
 -- dependencies. The spec's columns are kept with their names and CHECK lists; additions:
---   projects: `source` (app | github | new) and `generation_error` (the last failed ticket
---     generation, JSON {code, message}; NULL once a generation succeeds).
+--   projects: `source` (app | github | new); `generation_state` (idle | running | failed: the
+--     ticket generation the planner object runs; `running` from the moment the API starts it),
+--     `generation_step` (the step a running generation is at, as in its `analysis_progress`
+--     events; NULL when idle) and `generation_error` (the last failed ticket generation, JSON
+--     {code, message}; NULL once a generation starts again or succeeds).
 --   tickets: `number` (1, 2, … per project, stable: branch names and URLs use it) and
 --     `assignee_user_id`.
 --   orchestration_project_members: users a project is shared with (besides its stakeholder).
@@ -31,6 +34,10 @@ CREATE TABLE orchestration_projects (
     github_default_branch TEXT DEFAULT 'main',
     stakeholder_user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     analysis_result TEXT, -- JSON
+    generation_state TEXT NOT NULL DEFAULT 'idle' CHECK (generation_state IN (
+        'idle', 'running', 'failed'
+    )),
+    generation_step TEXT,
     generation_error TEXT, -- JSON {code, message}
     total_tickets INTEGER NOT NULL DEFAULT 0 CHECK (total_tickets >= 0),
     completed_tickets INTEGER NOT NULL DEFAULT 0 CHECK (completed_tickets >= 0),

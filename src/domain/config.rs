@@ -39,6 +39,7 @@ pub const VARS: &[(&str, &str)] = &[
     ("LOGIN_BACKOFF_BASE_SECONDS", "2"),
     ("LOGIN_BACKOFF_MAX_SECONDS", "900"),
     ("MAX_APPS_PER_USER", "100"),
+    ("MAX_PROJECTS_ACTIVE", "5"),
     ("ALLOWED_ORIGINS", "http://localhost:5173"),
     ("ALLOWED_EMAIL", ""),
     ("ADMIN_EMAILS", ""),
@@ -180,6 +181,8 @@ pub struct Config {
     pub signin_backoff: BackoffPolicy,
     pub allowed_origins: Vec<String>,
     pub max_apps_per_user: u64,
+    /// Orchestration projects one account may have active (not completed or archived).
+    pub max_projects_active: u64,
     pub allowed_email: EmailList,
     pub admin_emails: EmailList,
     pub public_url: Option<String>,
@@ -362,6 +365,7 @@ impl Config {
             })
         })();
         let max_apps_per_user = number("MAX_APPS_PER_USER");
+        let max_projects_active = number("MAX_PROJECTS_ACTIVE");
         let max_sandboxes_per_user = number("MAX_SANDBOX_INSTANCES");
         let google = oauth(Provider::Google, "GOOGLE");
         let github = oauth(Provider::Github, "GITHUB");
@@ -456,6 +460,7 @@ impl Config {
             preview_keepalive_ms.as_ref().err(),
             deploy.as_ref().err(),
             max_apps_per_user.as_ref().err(),
+            max_projects_active.as_ref().err(),
             max_sandboxes_per_user.as_ref().err(),
             google.as_ref().err(),
             github.as_ref().err(),
@@ -497,6 +502,7 @@ impl Config {
                 .filter(|o| !o.is_empty())
                 .collect(),
             max_apps_per_user: max_apps_per_user?,
+            max_projects_active: max_projects_active?,
             allowed_email: EmailList::parse(&get("ALLOWED_EMAIL").unwrap_or_default()),
             admin_emails: EmailList::parse(&get("ADMIN_EMAILS").unwrap_or_default()),
             public_url,
@@ -640,6 +646,7 @@ mod tests {
         );
         assert_eq!(c.preview_keepalive_ms, 3_600_000);
         assert_eq!(c.max_apps_per_user, 100);
+        assert_eq!(c.max_projects_active, 5);
         assert_eq!(c.allowed_origins, vec!["http://localhost:5173"]);
         assert!(c.google.is_none() && c.github.is_none());
         assert_eq!(c.max_corrections, DEFAULT_MAX_CORRECTIONS);

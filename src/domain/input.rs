@@ -39,8 +39,9 @@ pub struct JsonObject {
 }
 
 /// What a field held: absent, explicitly `null`, or a value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Patch<T> {
+    #[default]
     Absent,
     Null,
     Value(T),
@@ -310,10 +311,31 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated parameter (`status=a&status=b`), in order.
+    pub fn get_all(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
         self.errors
             .entry(field.to_string())
             .or_insert_with(|| message.into());
+    }
+
+    /// A boolean parameter (`true` / `false`), `false` when absent or empty.
+    pub fn boolean(&mut self, key: &str) -> bool {
+        match self.get(key) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                self.error(key, "must be true or false");
+                false
+            }
+        }
     }
 
     /// An integer parameter within `[min, max]`, or `default` when absent.
@@ -470,6 +492,15 @@ mod tests {
         let e = q.finish().unwrap_err();
         assert!(e.fields.contains_key("page") && e.fields.contains_key("limit"));
         assert!(Query::parse("page=abc").int("page", 1, 1, 10) == 1);
+        let mut q = Query::parse("s=a&t=1&s=b%2Cc&yes=true&no=false&bad=1");
+        assert_eq!(q.get_all("s"), ["a", "b,c"]);
+        assert!(q.get_all("none").is_empty());
+        assert!(q.boolean("yes") && !q.boolean("no") && !q.boolean("absent"));
+        assert!(!q.boolean("bad"));
+        assert_eq!(
+            q.finish().unwrap_err().fields["bad"],
+            "must be true or false"
+        );
     }
 
     #[test]

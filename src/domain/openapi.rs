@@ -24,6 +24,15 @@ use super::deploy::call::Deployment;
 use super::deploy::pipeline::DeployStatus;
 use super::deploy::pipeline::DeployStep;
 use super::error::ErrorCode;
+use super::orchestrator::api::{
+    self as orch, AnalysisResult, Dependency, Generation, GenerationError, GenerationState,
+    PackageDependency, Project, ProjectDetail, Ticket,
+};
+use super::orchestrator::lifecycle::ProjectAction;
+use super::orchestrator::model::{
+    DependencyType, Priority, ProjectSource, ProjectStatus, TicketStatus, TicketType,
+};
+use super::orchestrator::plan::{CriticalPath, Plan};
 use super::routes::{AuthLevel, Entry, Method, Route, WorkspaceCall, TABLE};
 use super::sandbox::{State, Status};
 use super::{password, templates, web};
@@ -133,6 +142,9 @@ impl Op {
 
 const APP_MISSING: &str =
     "No such app, or not the caller's (E002): another user's private app looks missing";
+const PROJECT_MISSING: &str =
+    "No such project, or one the caller may not see (E002): both look the same";
+const TICKET_MISSING: &str = "No such ticket, or one of a project the caller may not see (E002)";
 const BAD_QUERY: &str = "Invalid query parameter (E004); `fields` names each offending one";
 
 fn string(max: usize) -> Value {
@@ -431,6 +443,48 @@ pub fn describe(route: &Route) -> Op {
             .error(404, "No such app, or no such deployment that once served (E002)")
             .error(409, "Another deployment of the app is under way (E007)")
             .error(429, "The deployment limit (`RATE_LIMIT_DEPLOY`) is reached (E003)"),
+        ListProjects => Op::new("listProjects", "orchestrator", "The projects the caller may see, newest first")
+            .query("status", "Only projects in this status", schema_ref("ProjectStatus"))
+            .query("search", "Words in the title or description", string(orch::MAX_SEARCH))
+            .error(400, BAD_QUERY)
+            .ok(200, "The projects (at most 1000)", schema_ref("ProjectList")),
+        CreateProject => Op::new("createProject", "orchestrator", "Create a project and start its analysis")
+            .about("The project starts in `analyzing` with its ticket generation running; progress arrives on the hub (`analysis_progress`, then `tickets_generated` or `generation_failed`).")
+            .json_body(schema_ref("NewProject"), true)
+            .ok(201, "The new project", schema_ref("ProjectCreated"))
+            .error(403, "The account has the most active projects it may (E004; `fields.maxProjectsActive`)"),
+        GetProject(_) => Op::new("getProject", "orchestrator", "A project with its tickets, dependencies and plan")
+            .ok(200, "The project's fields, its tickets by order, its dependencies and its plan", schema_ref("ProjectDetail"))
+            .error(404, PROJECT_MISSING),
+        PatchProject(_) => Op::new("patchProject", "orchestrator", "Approve, regenerate or archive a project")
+            .json_body(schema_ref("ProjectChange"), true)
+            .ok(200, "The project as changed", schema_ref("ProjectEnvelope"))
+            .error(404, PROJECT_MISSING)
+            .error(409, "The lifecycle does not allow the action now (E004; `fields.allowed` lists the allowed actions), or a generation is running"),
+        GenerateTickets(_) => Op::new("generateTickets", "orchestrator", "Start the project's ticket generation again")
+            .about("Allowed in `analyzing` (e.g. after a failed generation) and `review` (which goes back to `analyzing`).")
+            .ok(200, "Started", schema_ref("GenerationStarted"))
+            .error(404, PROJECT_MISSING)
+            .error(409, "The project is past review, or a generation is already running (E004)"),
+        ListTickets => Op::new("listTickets", "orchestrator", "Tickets of the projects the caller may see")
+            .query("projectId", "Only this project's tickets", json!({ "type": "string" }))
+            .query("status", "Only tickets in these statuses (repeat the parameter, or separate with commas)", json!({ "type": "string" }))
+            .query("assignedToMe", "Only tickets assigned to the caller", json!({ "type": "string", "enum": ["true", "false"] }))
+            .error(400, BAD_QUERY)
+            .error(404, PROJECT_MISSING)
+            .ok(200, "The tickets, by project (newest first) then order (at most 1000)", schema_ref("TicketList")),
+        PatchTicket(_) => Op::new("patchTicket", "orchestrator", "Change a ticket's status or fields")
+            .about("A status change must be one of the ticket's `allowedTransitions`; completing a ticket readies the tickets it blocked, and the project goes `in_progress` / `completed` by itself.")
+            .json_body(schema_ref("TicketPatch"), true)
+            .ok(200, "The ticket as changed", schema_ref("TicketEnvelope"))
+            .error(404, TICKET_MISSING)
+            .error(409, "A transition the lifecycle does not allow (E004; `fields.allowed`), work started while a blocker is unfinished (`fields.blockedBy`), or a project that does not accept the change now"),
+        AssignTicket(_) => Op::new("assignTicket", "orchestrator", "Assign a ticket (to the caller by default)")
+            .json_body(schema_ref("AssignTicket"), false)
+            .ok(200, "The ticket, assigned (a ready ticket becomes assigned; others keep their status)", schema_ref("TicketEnvelope"))
+            .error(400, "`userId` is not a member of the project (E004)")
+            .error(404, TICKET_MISSING)
+            .error(409, "The ticket is not ready yet or finished, or the project is not approved (E004)"),
     }
 }
 
@@ -460,6 +514,8 @@ fn path_param(name: &str) -> (&'static str, Value) {
             "The file's path in the version (it may contain `/`)",
             segment("^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$"),
         ),
+        "project" => ("A project's id (`prj_` and 32 hex digits)", word),
+        "ticket" => ("A ticket's id (`tkt_` and 32 hex digits)", word),
         _ => ("A path parameter", word),
     }
 }
@@ -676,6 +732,24 @@ pub fn schemas() -> Map<String, Value> {
         derived::<CallUsage>(),
         derived::<ModelUsage>(),
         derived::<DeployStep>(),
+        derived::<ProjectStatus>(),
+        derived::<TicketStatus>(),
+        derived::<TicketType>(),
+        derived::<Priority>(),
+        derived::<DependencyType>(),
+        derived::<ProjectSource>(),
+        derived::<ProjectAction>(),
+        derived::<GenerationState>(),
+        derived::<GenerationError>(),
+        derived::<Generation>(),
+        derived::<PackageDependency>(),
+        derived::<AnalysisResult>(),
+        derived::<Project>(),
+        derived::<Ticket>(),
+        derived::<Dependency>(),
+        derived::<CriticalPath>(),
+        derived::<Plan>(),
+        derived::<ProjectDetail>(),
     ]
     .into_iter()
     .collect();
@@ -850,6 +924,108 @@ pub fn schemas() -> Map<String, Value> {
             }),
         ),
         ("AppList", page("AppSummary", "apps")),
+        (
+            "ProjectList",
+            json!({
+                "type": "object", "required": ["projects"],
+                "properties": { "projects": { "type": "array", "items": schema_ref("Project") } },
+            }),
+        ),
+        (
+            "ProjectCreated",
+            json!({
+                "type": "object", "required": ["project", "message"],
+                "properties": { "project": schema_ref("Project"), "message": { "type": "string" } },
+            }),
+        ),
+        (
+            "ProjectEnvelope",
+            json!({
+                "type": "object", "required": ["project"],
+                "properties": { "project": schema_ref("Project") },
+            }),
+        ),
+        (
+            "GenerationStarted",
+            json!({
+                "type": "object", "required": ["message", "projectId"],
+                "properties": { "message": { "type": "string" }, "projectId": { "type": "string" } },
+            }),
+        ),
+        (
+            "TicketList",
+            json!({
+                "type": "object", "required": ["tickets"],
+                "properties": { "tickets": { "type": "array", "items": schema_ref("Ticket") } },
+            }),
+        ),
+        (
+            "TicketEnvelope",
+            json!({
+                "type": "object", "required": ["ticket"],
+                "properties": { "ticket": schema_ref("Ticket") },
+            }),
+        ),
+        (
+            "NewProject",
+            json!({
+                "description": "`appId` is required (and only allowed) with source `app`, `githubUrl` with `github`; `title` is required with `new` (else it defaults to the app's title or the repository's name).",
+                "type": "object", "required": ["source"], "additionalProperties": false,
+                "properties": {
+                    "source": schema_ref("ProjectSource"),
+                    "appId": { "type": ["string", "null"], "description": "One of the caller's apps." },
+                    "githubUrl": { "type": ["string", "null"], "maxLength": orch::MAX_GITHUB_URL,
+                        "description": "https://github.com/<owner>/<repo>" },
+                    "title": { "type": ["string", "null"], "maxLength": orch::MAX_TITLE },
+                    "description": { "type": ["string", "null"], "maxLength": orch::MAX_DESCRIPTION },
+                },
+            }),
+        ),
+        (
+            "ProjectChange",
+            json!({
+                "type": "object", "required": ["action"], "additionalProperties": false,
+                "properties": {
+                    "action": schema_ref("ProjectAction"),
+                    "guidance": { "type": ["string", "null"], "maxLength": orch::MAX_GUIDANCE,
+                        "description": "Only with `regenerate`: what the new tickets should take into account." },
+                },
+            }),
+        ),
+        (
+            "TicketPatch",
+            json!({
+                "description": "At least one field.",
+                "type": "object", "minProperties": 1, "additionalProperties": false,
+                "properties": {
+                    "status": schema_ref("TicketStatus"),
+                    "title": { "type": "string", "minLength": 1, "maxLength": orch::MAX_TITLE },
+                    "description": { "type": "string", "minLength": 1, "maxLength": orch::MAX_TICKET_DESCRIPTION },
+                    "priority": schema_ref("Priority"),
+                    "type": schema_ref("TicketType"),
+                    "estimatedHours": { "type": ["integer", "null"], "minimum": 0, "maximum": orch::MAX_HOURS },
+                    "actualHours": { "type": ["integer", "null"], "minimum": 0, "maximum": orch::MAX_HOURS },
+                    "branchName": { "type": ["string", "null"], "maxLength": orch::MAX_BRANCH },
+                    "acceptanceCriteria": { "type": ["array", "null"], "maxItems": orch::MAX_CRITERIA,
+                        "items": { "type": "string", "maxLength": orch::MAX_CRITERION_CHARS } },
+                    "affectedFiles": { "type": ["array", "null"], "maxItems": orch::MAX_FILES,
+                        "items": { "type": "string", "maxLength": orch::MAX_PATH_CHARS } },
+                    "tags": { "type": ["array", "null"], "maxItems": orch::MAX_TAGS,
+                        "items": { "type": "string", "maxLength": orch::MAX_TAG_CHARS } },
+                    "category": { "type": ["string", "null"], "maxLength": orch::MAX_CATEGORY },
+                },
+            }),
+        ),
+        (
+            "AssignTicket",
+            json!({
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "userId": { "type": ["string", "null"],
+                        "description": "A user who may see the project; the caller when absent." },
+                },
+            }),
+        ),
         ("UserList", page("User", "users")),
         (
             "NewApp",
@@ -1249,6 +1425,7 @@ pub fn document(version: &str) -> Value {
             { "name": "sandbox", "description": "Templates, sandboxes and their workspaces" },
             { "name": "ai", "description": "Model settings, keys and usage" },
             { "name": "agent", "description": "The code-generation agent" },
+            { "name": "orchestrator", "description": "Projects of planned tickets, their lifecycles and plan" },
         ],
         "paths": paths,
         "components": {

@@ -137,6 +137,14 @@ pub enum Route {
     Undeploy(String),
     Deployments(String),
     Rollback(String, String),
+    ListProjects,
+    CreateProject,
+    GetProject(String),
+    PatchProject(String),
+    GenerateTickets(String),
+    ListTickets,
+    PatchTicket(String),
+    AssignTicket(String),
     /// The orchestrator hub's WebSocket (authenticated by its first message, not the upgrade).
     OrchestratorSocket,
 }
@@ -376,6 +384,58 @@ pub static TABLE: &[Entry] = &[
         DEPLOY,
         |p| Route::Rollback(p.take("id"), p.take("n")),
     ),
+    row(
+        Get,
+        "/api/orchestrator/projects",
+        Authenticated,
+        API,
+        |_| Route::ListProjects,
+    ),
+    row(
+        Post,
+        "/api/orchestrator/projects",
+        Authenticated,
+        API,
+        |_| Route::CreateProject,
+    ),
+    row(
+        Get,
+        "/api/orchestrator/projects/:project",
+        Authenticated,
+        API,
+        |p| Route::GetProject(p.take("project")),
+    ),
+    row(
+        Patch,
+        "/api/orchestrator/projects/:project",
+        Authenticated,
+        API,
+        |p| Route::PatchProject(p.take("project")),
+    ),
+    row(
+        Post,
+        "/api/orchestrator/projects/:project/generate",
+        Authenticated,
+        API,
+        |p| Route::GenerateTickets(p.take("project")),
+    ),
+    row(Get, "/api/orchestrator/tickets", Authenticated, API, |_| {
+        Route::ListTickets
+    }),
+    row(
+        Patch,
+        "/api/orchestrator/tickets/:ticket",
+        Authenticated,
+        API,
+        |p| Route::PatchTicket(p.take("ticket")),
+    ),
+    row(
+        Post,
+        "/api/orchestrator/tickets/:ticket/assign",
+        Authenticated,
+        API,
+        |p| Route::AssignTicket(p.take("ticket")),
+    ),
     row(Get, "/api/orchestrator/ws", Public, API, |_| {
         Route::OrchestratorSocket
     }),
@@ -385,7 +445,9 @@ pub static TABLE: &[Entry] = &[
 /// authorization matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// Not about one app: the caller's own data, or nobody's.
+    /// Not about one app: the caller's own data, or nobody's. Orchestration projects and
+    /// tickets are here too: their handlers apply the project access rule themselves (another
+    /// user gets the 404 of a missing project or ticket).
     Caller,
     /// The app in `:id`, for its owner only: anyone else gets the 404 of a missing app.
     OwnerOnly,
@@ -402,7 +464,9 @@ impl Route {
             | Verify | VerifyResend | ChangeEmail | DevOutbox | OAuthStart(_)
             | OAuthCallback(_) | ListApps | ListPublicApps | CreateApp | AdminUsers | Templates
             | Template(_) | AiKeys | AiPutKey(_) | AiDeleteKey(_) | AiModels | AiPatchModel(_)
-            | AiDeleteModel(_) | AiTest | AiUsage | OrchestratorSocket => Scope::Caller,
+            | AiDeleteModel(_) | AiTest | AiUsage | ListProjects | CreateProject
+            | GetProject(_) | PatchProject(_) | GenerateTickets(_) | ListTickets
+            | PatchTicket(_) | AssignTicket(_) | OrchestratorSocket => Scope::Caller,
             GetApp(_) => Scope::OwnerOrPublic,
             PatchApp(_) | DeleteApp(_) | SandboxCreate(_) | SandboxStatus(_) | SandboxStop(_)
             | Workspace(..) | AppUsage(_) | AgentChat(_) | AgentState(_) | AgentEvents(_)
@@ -657,6 +721,30 @@ mod tests {
                 "POST",
                 "/api/apps/a1/deployments/2/rollback",
                 Rollback(s("a1"), s("2")),
+            ),
+            ("GET", "/api/orchestrator/projects", ListProjects),
+            ("POST", "/api/orchestrator/projects", CreateProject),
+            ("GET", "/api/orchestrator/projects/p1", GetProject(s("p1"))),
+            (
+                "PATCH",
+                "/api/orchestrator/projects/p1",
+                PatchProject(s("p1")),
+            ),
+            (
+                "POST",
+                "/api/orchestrator/projects/p1/generate",
+                GenerateTickets(s("p1")),
+            ),
+            ("GET", "/api/orchestrator/tickets", ListTickets),
+            (
+                "PATCH",
+                "/api/orchestrator/tickets/t1",
+                PatchTicket(s("t1")),
+            ),
+            (
+                "POST",
+                "/api/orchestrator/tickets/t1/assign",
+                AssignTicket(s("t1")),
             ),
             ("GET", "/api/orchestrator/ws", OrchestratorSocket),
         ]

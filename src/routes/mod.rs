@@ -10,6 +10,7 @@ mod apps;
 mod auth;
 mod deploy;
 mod health;
+mod orchestrator;
 mod orchestrator_ws;
 mod preview;
 pub(crate) mod sandbox;
@@ -83,6 +84,14 @@ async fn dispatch(
         Route::Deployments(id) => deploy::list(app, user()?, &id).await,
         Route::Rollback(id, n) => deploy::rollback(&req, app, user()?, &id, &n).await,
         Route::OrchestratorSocket => orchestrator_ws::socket(req, app, caller).await,
+        Route::ListProjects => orchestrator::list_projects(req, app, user()?).await,
+        Route::CreateProject => orchestrator::create_project(req, app, user()?).await,
+        Route::GetProject(id) => orchestrator::get_project(app, user()?, &id).await,
+        Route::PatchProject(id) => orchestrator::patch_project(req, app, user()?, &id).await,
+        Route::GenerateTickets(id) => orchestrator::generate(app, user()?, &id).await,
+        Route::ListTickets => orchestrator::list_tickets(req, app, user()?).await,
+        Route::PatchTicket(id) => orchestrator::patch_ticket(req, app, user()?, &id).await,
+        Route::AssignTicket(id) => orchestrator::assign(req, app, user()?, &id).await,
     }
 }
 

@@ -15,6 +15,7 @@ mod hub_client;
 mod matrix;
 mod oauth;
 mod openapi;
+mod orchestrator;
 mod orchestrator_ws;
 mod platform;
 mod ratelimit;

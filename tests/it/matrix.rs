@@ -27,6 +27,9 @@ fn path_of(entry: &Entry, app_id: &str) -> String {
             ":operation" => "chat_edit",
             ":name" => "nope",
             ":n" => "1",
+            // No such project or ticket: the handler's own 404 (not the app's).
+            ":project" => "prj_00000000000000000000000000000000",
+            ":ticket" => "tkt_00000000000000000000000000000000",
             "*path" => "src/App.tsx",
             s if s.starts_with(':') || s.starts_with('*') => panic!("{entry:?}: no sample {s}"),
             s => s,
@@ -40,7 +43,9 @@ fn path_of(entry: &Entry, app_id: &str) -> String {
 fn body_of(route: &Route) -> Option<Value> {
     use Route::*;
     match route {
-        Register | Login | CreateApp | AiPutKey(_) | AiTest | AgentChat(_) => Some(json!({})),
+        Register | Login | CreateApp | AiPutKey(_) | AiTest | AgentChat(_) | CreateProject => {
+            Some(json!({}))
+        }
         PatchApp(_) => Some(json!({ "title": "Matrix" })),
         SandboxCreate(_) => Some(json!({ "template": "nope" })),
         Workspace(_, WorkspaceCall::WriteFiles | WorkspaceCall::Exec) => Some(json!({})),

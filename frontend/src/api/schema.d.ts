@@ -700,6 +700,119 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/orchestrator/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The projects the caller may see, newest first */
+        get: operations["listProjects"];
+        put?: never;
+        /**
+         * Create a project and start its analysis
+         * @description The project starts in `analyzing` with its ticket generation running; progress arrives on the hub (`analysis_progress`, then `tickets_generated` or `generation_failed`).
+         */
+        post: operations["createProject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/orchestrator/projects/{project}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A project with its tickets, dependencies and plan */
+        get: operations["getProject"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Approve, regenerate or archive a project */
+        patch: operations["patchProject"];
+        trace?: never;
+    };
+    "/api/orchestrator/projects/{project}/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start the project's ticket generation again
+         * @description Allowed in `analyzing` (e.g. after a failed generation) and `review` (which goes back to `analyzing`).
+         */
+        post: operations["generateTickets"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/orchestrator/tickets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Tickets of the projects the caller may see */
+        get: operations["listTickets"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/orchestrator/tickets/{ticket}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change a ticket's status or fields
+         * @description A status change must be one of the ticket's `allowedTransitions`; completing a ticket readies the tickets it blocked, and the project goes `in_progress` / `completed` by itself.
+         */
+        patch: operations["patchTicket"];
+        trace?: never;
+    };
+    "/api/orchestrator/tickets/{ticket}/assign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Assign a ticket (to the caller by default) */
+        post: operations["assignTicket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/orchestrator/ws": {
         parameters: {
             query?: never;
@@ -845,6 +958,17 @@ export interface components {
             prompt: string;
             stream?: boolean;
         };
+        /** @description What the analysis found in the app. */
+        AnalysisResult: {
+            apiEndpoints: string[];
+            components: string[];
+            dependencies: components["schemas"]["PackageDependency"][];
+            /** Format: int64 */
+            fileCount: number;
+            routes: string[];
+            stack: string[];
+            summary: string;
+        };
         /** @description Full app (the spec's get shape plus the summary fields). */
         AppDetail: components["schemas"]["AppSummary"] & {
             /** @description The app's settings (e.g. its model configuration). */
@@ -904,6 +1028,10 @@ export interface components {
                 totalTokens: number;
             };
         };
+        AssignTicket: {
+            /** @description A user who may see the project; the caller when absent. */
+            userId?: string | null;
+        };
         /**
          * @description What one successful model call of the run used: the tokens the provider reported (or the
          *     client's estimate when it reported none) and the model that answered (the fallback, if the
@@ -956,9 +1084,30 @@ export interface components {
         CreateSandbox: {
             template?: string | null;
         };
+        CriticalPath: {
+            /**
+             * Format: int64
+             * @description The sum of the path's estimated hours.
+             */
+            hours: number;
+            ticketIds: string[];
+        };
         DeleteAccountRequest: {
             password?: string;
         };
+        /** @description A row of `orchestration_ticket_dependencies`. */
+        Dependency: {
+            /** @description The ticket it depends on (for `blocks`: to be completed before it starts). */
+            dependsOnTicketId: string;
+            /** @description The ticket that depends. */
+            ticketId: string;
+            type: components["schemas"]["DependencyType"];
+        };
+        /**
+         * @description How a ticket depends on another (spec: Ticket Dependencies).
+         * @enum {string}
+         */
+        DependencyType: "blocks" | "related" | "file_conflict";
         /**
          * @description A deployment's lifecycle (`deployments.status`).
          * @enum {string}
@@ -1071,6 +1220,23 @@ export interface components {
             bytes: number;
             path: string;
         };
+        /** @description The project's ticket generation (run by the planner object). */
+        Generation: {
+            error?: components["schemas"]["GenerationError"] | null;
+            state: components["schemas"]["GenerationState"];
+            /** @description The step a running generation is at. */
+            step?: string | null;
+        };
+        GenerationError: {
+            code: string;
+            message: string;
+        };
+        GenerationStarted: {
+            message: string;
+            projectId: string;
+        };
+        /** @enum {string} */
+        GenerationState: "idle" | "running" | "failed";
         Health: {
             checks: {
                 d1: {
@@ -1224,6 +1390,16 @@ export interface components {
             /** @enum {string|null} */
             visibility?: "public" | "private" | null;
         };
+        /** @description `appId` is required (and only allowed) with source `app`, `githubUrl` with `github`; `title` is required with `new` (else it defaults to the app's title or the repository's name). */
+        NewProject: {
+            /** @description One of the caller's apps. */
+            appId?: string | null;
+            description?: string | null;
+            /** @description https://github.com/<owner>/<repo> */
+            githubUrl?: string | null;
+            source: components["schemas"]["ProjectSource"];
+            title?: string | null;
+        };
         Outbox: {
             messages: {
                 from?: string;
@@ -1233,6 +1409,10 @@ export interface components {
                 text: string;
                 to: string;
             }[];
+        };
+        PackageDependency: {
+            name: string;
+            version: string;
         };
         /**
          * @description The spec's phase kinds, in the order phases must follow.
@@ -1275,6 +1455,97 @@ export interface components {
             /** @description The files the phase (its correction rounds included) wrote, in order, each once. */
             writtenFiles?: string[];
         };
+        /** @description The contract's Plan object. */
+        Plan: {
+            criticalPath: components["schemas"]["CriticalPath"];
+            /**
+             * @description One cycle of the stored graph, each ticket blocked by the next and the last by the
+             *     first; `null` when there is none.
+             */
+            cycle?: string[] | null;
+            /** @description Parallel work streams: level k holds the tickets whose blockers are all in lower levels. */
+            levels: string[][];
+            /** @description Every ticket (but those on a cycle), each after its blockers. */
+            order: string[];
+            /** @description The tickets whose status is `ready` now. */
+            ready: string[];
+        };
+        /**
+         * @description How urgent a ticket is; declaration order is most urgent first.
+         * @enum {string}
+         */
+        Priority: "critical" | "high" | "medium" | "low";
+        /** @description The contract's Project object. */
+        Project: {
+            /** @description The actions `PATCH` accepts now. */
+            allowedActions: components["schemas"]["ProjectAction"][];
+            analysisResult?: components["schemas"]["AnalysisResult"] | null;
+            /** Format: int64 */
+            analyzedAt?: number | null;
+            appId?: string | null;
+            /** Format: int64 */
+            approvedAt?: number | null;
+            /** Format: int64 */
+            completedAt?: number | null;
+            /** Format: int32 */
+            completedTickets: number;
+            /** Format: int64 */
+            createdAt: number;
+            description?: string | null;
+            generation: components["schemas"]["Generation"];
+            githubDefaultBranch: string;
+            /** @description `owner/repo`. */
+            githubRepoName?: string | null;
+            githubRepoUrl?: string | null;
+            id: string;
+            source: components["schemas"]["ProjectSource"];
+            stakeholderUserId: string;
+            status: components["schemas"]["ProjectStatus"];
+            title: string;
+            /** Format: int32 */
+            totalTickets: number;
+            /** Format: int64 */
+            updatedAt: number;
+        };
+        /**
+         * @description The actions a client sends in `PATCH /api/orchestrator/projects/:id`.
+         * @enum {string}
+         */
+        ProjectAction: "approve" | "regenerate" | "archive";
+        ProjectChange: {
+            action: components["schemas"]["ProjectAction"];
+            /** @description Only with `regenerate`: what the new tickets should take into account. */
+            guidance?: string | null;
+        };
+        ProjectCreated: {
+            message: string;
+            project: components["schemas"]["Project"];
+        };
+        /**
+         * @description `GET /api/orchestrator/projects/:id`: the project's fields at the top level, with its
+         *     tickets (by order), dependencies and plan.
+         */
+        ProjectDetail: components["schemas"]["Project"] & {
+            dependencies: components["schemas"]["Dependency"][];
+            plan: components["schemas"]["Plan"];
+            tickets: components["schemas"]["Ticket"][];
+        };
+        ProjectEnvelope: {
+            project: components["schemas"]["Project"];
+        };
+        ProjectList: {
+            projects: components["schemas"]["Project"][];
+        };
+        /**
+         * @description Where a project's app comes from.
+         * @enum {string}
+         */
+        ProjectSource: "app" | "github" | "new";
+        /**
+         * @description A project's lifecycle state (spec: Project Lifecycle).
+         * @enum {string}
+         */
+        ProjectStatus: "analyzing" | "review" | "approved" | "in_progress" | "completed" | "archived";
         Providers: {
             github: boolean;
             google: boolean;
@@ -1398,6 +1669,77 @@ export interface components {
             };
             template: components["schemas"]["Template"];
         };
+        /** @description The contract's Ticket object. */
+        Ticket: {
+            acceptanceCriteria: string[];
+            /** Format: int32 */
+            actualHours?: number | null;
+            affectedFiles: string[];
+            /** @description The statuses a `PATCH` may move it to now. */
+            allowedTransitions: components["schemas"]["TicketStatus"][];
+            assigneeUserId?: string | null;
+            branchName?: string | null;
+            category?: string | null;
+            /** Format: int32 */
+            commitCount: number;
+            /** Format: int64 */
+            completedAt?: number | null;
+            /** Format: int64 */
+            createdAt: number;
+            description: string;
+            /** Format: int32 */
+            estimatedHours?: number | null;
+            id: string;
+            /**
+             * Format: int32
+             * @description 1, 2, … within the project, stable.
+             */
+            number: number;
+            /** Format: int64 */
+            orderIndex: number;
+            prUrl?: string | null;
+            priority: components["schemas"]["Priority"];
+            projectId: string;
+            /** Format: int64 */
+            startedAt?: number | null;
+            status: components["schemas"]["TicketStatus"];
+            tags: string[];
+            title: string;
+            type: components["schemas"]["TicketType"];
+            /** Format: int64 */
+            updatedAt: number;
+        };
+        TicketEnvelope: {
+            ticket: components["schemas"]["Ticket"];
+        };
+        TicketList: {
+            tickets: components["schemas"]["Ticket"][];
+        };
+        /** @description At least one field. */
+        TicketPatch: {
+            acceptanceCriteria?: string[] | null;
+            actualHours?: number | null;
+            affectedFiles?: string[] | null;
+            branchName?: string | null;
+            category?: string | null;
+            description?: string;
+            estimatedHours?: number | null;
+            priority?: components["schemas"]["Priority"];
+            status?: components["schemas"]["TicketStatus"];
+            tags?: string[] | null;
+            title?: string;
+            type?: components["schemas"]["TicketType"];
+        };
+        /**
+         * @description A ticket's lifecycle state (spec: Ticket Lifecycle).
+         * @enum {string}
+         */
+        TicketStatus: "pending" | "ready" | "assigned" | "in_progress" | "review" | "blocked" | "completed" | "cancelled";
+        /**
+         * @description What kind of work a ticket is.
+         * @enum {string}
+         */
+        TicketType: "feature" | "enhancement" | "bug" | "refactor" | "test" | "documentation" | "setup";
         Tree: {
             files: {
                 path: string;
@@ -5023,6 +5365,650 @@ export interface operations {
             };
             /** @description An explicit bearer token that is invalid, expired or revoked (E001) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listProjects: {
+        parameters: {
+            query?: {
+                /** @description Only projects in this status */
+                status?: components["schemas"]["ProjectStatus"];
+                /** @description Words in the title or description */
+                search?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The projects (at most 1000) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectList"];
+                };
+            };
+            /** @description Invalid query parameter (E004); `fields` names each offending one */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential, or an invalid, expired or revoked one (E001) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit exceeded (E003); `Retry-After` says when to retry */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The rate limiter is unavailable; try again (E000) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createProject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewProject"];
+            };
+        };
+        responses: {
+            /** @description The new project */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectCreated"];
+                };
+            };
+            /** @description Invalid request body (E004); `fields` names each offending field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential, or an invalid, expired or revoked one (E001) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The account has the most active projects it may (E004; `fields.maxProjectsActive`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Request body larger than the limit (E004) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit exceeded (E003); `Retry-After` says when to retry */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The rate limiter is unavailable; try again (E000) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getProject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A project's id (`prj_` and 32 hex digits) */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The project's fields, its tickets by order, its dependencies and its plan */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectDetail"];
+                };
+            };
+            /** @description No credential, or an invalid, expired or revoked one (E001) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such project, or one the caller may not see (E002): both look the same */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit exceeded (E003); `Retry-After` says when to retry */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The rate limiter is unavailable; try again (E000) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchProject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A project's id (`prj_` and 32 hex digits) */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProjectChange"];
+            };
+        };
+        responses: {
+            /** @description The project as changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectEnvelope"];
+                };
+            };
+            /** @description Invalid request body (E004); `fields` names each offending field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential, or an invalid, expired or revoked one (E001) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A cookie-authenticated write without a valid X-CSRF-Token (E001) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such project, or one the caller may not see (E002): both look the same */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The lifecycle does not allow the action now (E004; `fields.allowed` lists the allowed actions), or a generation is running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Request body larger than the limit (E004) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit exceeded (E003); `Retry-After` says when to retry */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The rate limiter is unavailable; try again (E000) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    generateTickets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A project's id (`prj_` and 32 hex digits) */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Started */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GenerationStarted"];
+                };
+            };
+            /** @description No credential, or an invalid, expired or revoked one (E001) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A cookie-authenticated write without a valid X-CSRF-Token (E001) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such project, or one the caller may not see (E002): both look the same */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The project is past review, or a generation is already running (E004) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit exceeded (E003); `Retry-After` says when to retry */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The rate limiter is unavailable; try again (E000) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listTickets: {
+        parameters: {
+            query?: {
+                /** @description Only this project's tickets */
+                projectId?: string;
+                /** @description Only tickets in these statuses (repeat the parameter, or separate with commas) */
+                status?: string;
+                /** @description Only tickets assigned to the caller */
+                assignedToMe?: "true" | "false";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tickets, by project (newest first) then order (at most 1000) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketList"];
+                };
+            };
+            /** @description Invalid query parameter (E004); `fields` names each offending one */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential, or an invalid, expired or revoked one (E001) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such project, or one the caller may not see (E002): both look the same */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit exceeded (E003); `Retry-After` says when to retry */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The rate limiter is unavailable; try again (E000) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchTicket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A ticket's id (`tkt_` and 32 hex digits) */
+                ticket: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TicketPatch"];
+            };
+        };
+        responses: {
+            /** @description The ticket as changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketEnvelope"];
+                };
+            };
+            /** @description Invalid request body (E004); `fields` names each offending field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential, or an invalid, expired or revoked one (E001) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A cookie-authenticated write without a valid X-CSRF-Token (E001) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such ticket, or one of a project the caller may not see (E002) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A transition the lifecycle does not allow (E004; `fields.allowed`), work started while a blocker is unfinished (`fields.blockedBy`), or a project that does not accept the change now */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Request body larger than the limit (E004) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit exceeded (E003); `Retry-After` says when to retry */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The rate limiter is unavailable; try again (E000) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    assignTicket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A ticket's id (`tkt_` and 32 hex digits) */
+                ticket: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["AssignTicket"];
+            };
+        };
+        responses: {
+            /** @description The ticket, assigned (a ready ticket becomes assigned; others keep their status) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketEnvelope"];
+                };
+            };
+            /** @description Invalid request body (E004); `fields` names each offending field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential, or an invalid, expired or revoked one (E001) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A cookie-authenticated write without a valid X-CSRF-Token (E001) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such ticket, or one of a project the caller may not see (E002) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The ticket is not ready yet or finished, or the project is not approved (E004) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Request body larger than the limit (E004) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit exceeded (E003); `Retry-After` says when to retry */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The rate limiter is unavailable; try again (E000) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -5,11 +5,20 @@
 //!   as enums whose strings are exactly the spec's (and the D1 CHECK lists').
 //! - [`protocol`]: every message of the orchestrator WebSocket (`/api/orchestrator/ws`), both
 //!   directions, in one place.
+//! - [`lifecycle`]: the project and ticket state machines, readiness and completion.
+//! - [`plan`]: the plan computed from tickets and `blocks` dependencies (order, levels,
+//!   critical path, ready tickets, a cycle).
+//! - [`api`]: the REST shapes (rows, objects) and the parsing of every request body and query.
+//! - [`events`]: the hub events a REST change publishes, derived from before and after.
 //! - [`hub`]: the hub's connection policy (authentication, subscriptions, deadlines, fan-out)
 //!   for one shard, and a project's directory of shards; [`hub_call`]: how the hub is sharded
 //!   over Durable Objects and the call each of them takes.
 
+pub mod api;
+pub mod events;
 pub mod hub;
 pub mod hub_call;
+pub mod lifecycle;
 pub mod model;
+pub mod plan;
 pub mod protocol;

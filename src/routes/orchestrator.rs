@@ -1,0 +1,459 @@
+//! `/api/orchestrator/*` (REST): projects (list, create, get with tickets and plan, generate,
+//! approve / regenerate / archive) and tickets (list, change, assign), per the wire contract of
+//! issue 13. The WebSocket hub and the GitHub routes live elsewhere.
+//!
+//! Invariants: a project or ticket the caller may not see answers 404 E002 on every route,
+//! exactly like a missing one (the repository's queries carry the access rule); a refused
+//! transition is a 409 E004 naming what is allowed; every change is committed before its hub
+//! events are published (`services::orchestrator_hub::publish`), and a change that changed
+//! nothing publishes nothing.
+
+use crate::domain::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::ids::{ProjectId, TicketId};
+use crate::domain::input::Patch;
+use crate::domain::orchestrator::api::{
+    parse_assignee, NewProject, ProjectChange, ProjectDetail, ProjectQuery, ProjectRecord,
+    TicketPatch, TicketQuery, TicketRecord,
+};
+use crate::domain::orchestrator::events;
+use crate::domain::orchestrator::lifecycle::{self, conflict, ProjectAction};
+use crate::domain::orchestrator::model::{ProjectSource, ProjectStatus, TicketStatus};
+use crate::domain::orchestrator::protocol::HubMessage;
+use crate::http::auth::Caller;
+use crate::http::{internal, json, json_body, App};
+use crate::services::db;
+use crate::services::orchestrator_db::{self as odb, status_value, ProjectCounts, Set};
+use crate::services::{orchestrator_access, orchestrator_hub, orchestrator_planner};
+use serde_json::{json, Value};
+use worker::{Request, Response};
+
+fn project_missing() -> ApiError {
+    ApiError::not_found("project")
+}
+
+fn ticket_missing() -> ApiError {
+    ApiError::not_found("ticket")
+}
+
+/// Project ids are ours (`prj_` + 32 hex); anything else cannot exist.
+fn project_id(id: &str) -> ApiResult<ProjectId> {
+    ProjectId::parse(id).ok_or_else(project_missing)
+}
+
+fn ticket_id(id: &str) -> ApiResult<TicketId> {
+    TicketId::parse(id).ok_or_else(ticket_missing)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+async fn publish_all(app: &App, messages: Vec<HubMessage>) {
+    for m in &messages {
+        orchestrator_hub::publish(&app.env, m).await;
+    }
+}
+
+/// Starts the project's generation (already marked running); a planner that cannot be
+/// started marks it failed at once, so the project never waits for a generation that is not
+/// running.
+async fn start_generation(
+    app: &App,
+    project: &ProjectRecord,
+    guidance: Option<String>,
+) -> ApiResult<()> {
+    let Err(e) = orchestrator_planner::start(&app.env, &project.id, guidance).await else {
+        return Ok(());
+    };
+    worker::console_error!("starting the generation of {}: {e}", project.id);
+    let message = "ticket generation could not be started; try again";
+    odb::generation_failed(&app.db()?, &project.id, "E005", message).await?;
+    publish_all(
+        app,
+        vec![HubMessage::GenerationFailed {
+            project_id: project.id.clone(),
+            code: "E005".into(),
+            message: message.into(),
+        }],
+    )
+    .await;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- projects
+
+pub async fn list_projects(req: Request, app: &App, caller: &Caller) -> ApiResult<Response> {
+    let q = ProjectQuery::parse(req.url()?.query().unwrap_or(""))?;
+    let rows = odb::list_projects(&app.db()?, &caller.user_id, &q).await?;
+    let projects: Vec<_> = rows.iter().map(ProjectRecord::view).collect();
+    json(200, &json!({ "projects": projects }))
+}
+
+pub async fn create_project(mut req: Request, app: &App, caller: &Caller) -> ApiResult<Response> {
+    let new = NewProject::parse(json_body(&mut req).await?)?;
+    let db = app.db()?;
+    let mut title = new.title.clone();
+    if let Some(app_id) = &new.app_id {
+        let owned = db::app_by_id(&db, app_id)
+            .await?
+            .filter(|a| a.user_id.as_ref() == Some(&caller.user_id));
+        let Some(rec) = owned else {
+            return Err(ApiError::field("appId", "is not one of your apps"));
+        };
+        title.get_or_insert(rec.title);
+    }
+    if let Some(g) = &new.github {
+        title.get_or_insert_with(|| g.name.clone());
+    }
+    let title = title.ok_or_else(ApiError::internal)?;
+    let id = ProjectId::generate();
+    let max = app.cfg.max_projects_active;
+    let url = new.github.as_ref().map(|g| g.url());
+    let name = new.github.as_ref().map(|g| g.full_name());
+    let row = odb::NewProjectRow {
+        id: &id,
+        stakeholder: &caller.user_id,
+        app_id: new.app_id.as_ref(),
+        title: &title,
+        description: new.description.as_deref(),
+        source: new.source,
+        github_url: url.as_deref(),
+        github_name: name.as_deref(),
+    };
+    if !odb::create_project(&db, &row, max).await? {
+        let mut e = ApiError::new(
+            403,
+            ErrorCode::E004,
+            format!(
+                "project limit reached: an account can have at most {max} active projects; \
+                 complete or archive one to create another"
+            ),
+        );
+        e.fields.insert("maxProjectsActive".into(), max.to_string());
+        return Err(e);
+    }
+    let project = odb::project(&db, &caller.user_id, &id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    start_generation(app, &project, None).await?;
+    let project = odb::project(&db, &caller.user_id, &id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    let message = match new.source {
+        ProjectSource::App => "Project created successfully; analysing the app",
+        ProjectSource::Github => "Project created successfully; analysing the repository",
+        ProjectSource::New => "Project created successfully; planning the tickets",
+    };
+    json(
+        201,
+        &json!({ "project": project.view(), "message": message }),
+    )
+}
+
+pub async fn get_project(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
+    let id = project_id(id)?;
+    let (p, tickets, deps) = odb::project_detail(&app.db()?, &caller.user_id, &id)
+        .await?
+        .ok_or_else(project_missing)?;
+    json(200, &ProjectDetail::new(&p, &tickets, deps))
+}
+
+/// The assignments that start a generation.
+const GENERATION_RUNNING: &str =
+    "generation_state = 'running', generation_step = NULL, generation_error = NULL";
+
+pub async fn generate(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
+    let id = project_id(id)?;
+    let db = app.db()?;
+    let old = odb::project(&db, &caller.user_id, &id)
+        .await?
+        .ok_or_else(project_missing)?;
+    let refusal = |p: &ProjectRecord| {
+        if p.generation_state == crate::domain::orchestrator::api::GenerationState::Running {
+            conflict("a ticket generation is already running for this project")
+        } else {
+            conflict(format!(
+                "tickets are generated for a project in analyzing or review; this one is {}",
+                p.status
+            ))
+        }
+    };
+    let from = [ProjectStatus::Analyzing, ProjectStatus::Review];
+    if !from.contains(&old.status)
+        || old.generation_state == crate::domain::orchestrator::api::GenerationState::Running
+    {
+        return Err(refusal(&old));
+    }
+    let step = odb::ProjectMove {
+        from: &from,
+        to: ProjectStatus::Analyzing,
+        extra: GENERATION_RUNNING,
+        idle_generation: true,
+        ready_sweep: false,
+    };
+    let Some((new, _)) = odb::move_project(&db, &caller.user_id, &id, &step).await? else {
+        // Changed meanwhile: answer for what it is now.
+        let now = odb::project(&db, &caller.user_id, &id)
+            .await?
+            .ok_or_else(project_missing)?;
+        return Err(refusal(&now));
+    };
+    publish_all(
+        app,
+        events::project_changed(&id, &to_json(&old.view()), &to_json(&new.view())),
+    )
+    .await;
+    start_generation(app, &new, None).await?;
+    json(
+        200,
+        &json!({ "message": "Ticket generation started", "projectId": id }),
+    )
+}
+
+pub async fn patch_project(
+    mut req: Request,
+    app: &App,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<Response> {
+    let id = project_id(id)?;
+    let change = ProjectChange::parse(json_body(&mut req).await?)?;
+    let db = app.db()?;
+    let old = odb::project(&db, &caller.user_id, &id)
+        .await?
+        .ok_or_else(project_missing)?;
+    let to = lifecycle::apply_action(old.status, change.action)?;
+    let extra = match change.action {
+        ProjectAction::Approve => "approved_at = unixepoch()",
+        ProjectAction::Regenerate => GENERATION_RUNNING,
+        ProjectAction::Archive => "",
+    };
+    let regenerate = change.action == ProjectAction::Regenerate;
+    let step = odb::ProjectMove {
+        from: &[old.status],
+        to,
+        extra,
+        idle_generation: regenerate,
+        ready_sweep: change.action == ProjectAction::Approve,
+    };
+    let moved = odb::move_project(&db, &caller.user_id, &id, &step).await?;
+    let Some((new, readied)) = moved else {
+        let now = odb::project(&db, &caller.user_id, &id)
+            .await?
+            .ok_or_else(project_missing)?;
+        lifecycle::apply_action(now.status, change.action)?;
+        return Err(conflict(
+            "a ticket generation is running for this project; wait for it to finish",
+        ));
+    };
+    let mut messages = events::project_changed(&id, &to_json(&old.view()), &to_json(&new.view()));
+    for t in &readied {
+        messages.extend(events::ticket_readied(&id, t));
+    }
+    publish_all(app, messages).await;
+    if regenerate {
+        start_generation(app, &new, change.guidance).await?;
+    }
+    let now = odb::project(&db, &caller.user_id, &id)
+        .await?
+        .ok_or_else(project_missing)?;
+    json(200, &json!({ "project": now.view() }))
+}
+
+// ---------------------------------------------------------------- tickets
+
+pub async fn list_tickets(req: Request, app: &App, caller: &Caller) -> ApiResult<Response> {
+    let q = TicketQuery::parse(req.url()?.query().unwrap_or(""))?;
+    let db = app.db()?;
+    if let Some(p) = &q.project {
+        if odb::project(&db, &caller.user_id, p).await?.is_none() {
+            return Err(project_missing());
+        }
+    }
+    let rows = odb::list_tickets(&db, &caller.user_id, &q).await?;
+    let tickets: Vec<_> = rows.iter().map(TicketRecord::view).collect();
+    json(200, &json!({ "tickets": tickets }))
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> ApiResult<Set> {
+    Ok(Set::Text(serde_json::to_string(v).map_err(internal)?))
+}
+
+fn nullable<T>(p: &Patch<T>, f: impl Fn(&T) -> Set) -> Option<Set> {
+    match p {
+        Patch::Absent => None,
+        Patch::Null => Some(Set::Null),
+        Patch::Value(v) => Some(f(v)),
+    }
+}
+
+fn counts_json(c: &Option<ProjectCounts>) -> Value {
+    match c {
+        Some(c) => json!({
+            "status": c.status,
+            "totalTickets": c.total_tickets as u64,
+            "completedTickets": c.completed_tickets as u64,
+            "completedAt": c.completed_at.map(|t| t as i64),
+        }),
+        None => Value::Null,
+    }
+}
+
+/// Writes a ticket change with its cascades, publishes what changed, and answers the ticket.
+async fn write_and_answer(
+    app: &App,
+    caller: &Caller,
+    old: &TicketRecord,
+    sets: Vec<(&str, Set)>,
+    status_change: bool,
+) -> ApiResult<Response> {
+    let db = app.db()?;
+    let w = odb::write_ticket(&db, &caller.user_id, old, sets, status_change).await?;
+    let project = &old.project_id;
+    let mut messages = Vec::new();
+    if w.applied {
+        if let Some(new) = &w.ticket {
+            messages.extend(events::ticket_changed(
+                project,
+                &old.id,
+                &to_json(&old.view()),
+                &to_json(&new.view()),
+            ));
+        }
+    }
+    for t in &w.readied {
+        messages.extend(events::ticket_readied(project, t));
+    }
+    messages.extend(events::project_changed(
+        project,
+        &counts_json(&w.before),
+        &counts_json(&w.after),
+    ));
+    publish_all(app, messages).await;
+    let Some(now) = w.ticket else {
+        return Err(ticket_missing());
+    };
+    if !w.applied {
+        return Err(conflict(format!(
+            "the ticket changed meanwhile (it is {} now, its project {}); reload and try again",
+            now.status, now.project_status
+        )));
+    }
+    json(200, &json!({ "ticket": now.view() }))
+}
+
+pub async fn patch_ticket(
+    mut req: Request,
+    app: &App,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<Response> {
+    let id = ticket_id(id)?;
+    let patch = TicketPatch::parse(json_body(&mut req).await?)?;
+    let old = odb::ticket(&app.db()?, &caller.user_id, &id)
+        .await?
+        .ok_or_else(ticket_missing)?;
+    let mut sets: Vec<(&str, Set)> = Vec::new();
+    if let Some(to) = patch.status {
+        lifecycle::check_ticket_move(old.status, to, old.context(), &old.open_blockers_text())?;
+        sets.push(("status", status_value(to)));
+        match to {
+            TicketStatus::Assigned => sets.push((
+                "assignee_user_id",
+                Set::TextExpr(caller.user_id.to_string(), "COALESCE(assignee_user_id, ?v)"),
+            )),
+            TicketStatus::InProgress => {
+                sets.push(("started_at", Set::Expr("COALESCE(started_at, unixepoch())")))
+            }
+            TicketStatus::Completed => sets.push(("completed_at", Set::Expr("unixepoch()"))),
+            _ => {}
+        }
+    }
+    let edits_before = sets.len();
+    if let Some(t) = &patch.title {
+        sets.push(("title", Set::Text(t.clone())));
+    }
+    if let Some(d) = &patch.description {
+        sets.push(("description", Set::Text(d.clone())));
+    }
+    if let Some(p) = patch.priority {
+        sets.push(("priority", Set::Text(p.as_str().into())));
+    }
+    if let Some(k) = patch.kind {
+        sets.push(("type", Set::Text(k.as_str().into())));
+    }
+    let number = |h: &u32| Set::Number(*h as f64);
+    sets.extend(nullable(&patch.estimated_hours, number).map(|s| ("estimated_hours", s)));
+    sets.extend(nullable(&patch.actual_hours, number).map(|s| ("actual_hours", s)));
+    sets.extend(nullable(&patch.branch_name, |b| Set::Text(b.clone())).map(|s| ("branch_name", s)));
+    sets.extend(nullable(&patch.category, |c| Set::Text(c.clone())).map(|s| ("category", s)));
+    for (col, list) in [
+        ("acceptance_criteria", &patch.acceptance_criteria),
+        ("affected_files", &patch.affected_files),
+        ("tags", &patch.tags),
+    ] {
+        if let Some(l) = list {
+            sets.push((col, json_text(l)?));
+        }
+    }
+    let edits = sets.len() > edits_before;
+    if edits && !lifecycle::project_accepts_edits(old.project_status) {
+        return Err(conflict(format!(
+            "the project is {}: its tickets cannot be edited now",
+            old.project_status
+        )));
+    }
+    write_and_answer(app, caller, &old, sets, patch.status.is_some()).await
+}
+
+pub async fn assign(mut req: Request, app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
+    let id = ticket_id(id)?;
+    let has_body = req
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .is_some_and(|l| l != "0");
+    let assignee = if has_body {
+        parse_assignee(json_body(&mut req).await?)?
+    } else {
+        None
+    }
+    .unwrap_or_else(|| caller.user_id.clone());
+    let db = app.db()?;
+    let old = odb::ticket(&db, &caller.user_id, &id)
+        .await?
+        .ok_or_else(ticket_missing)?;
+    if assignee != caller.user_id
+        && !orchestrator_access::can_view(&db, &assignee, &old.project_id).await?
+    {
+        return Err(ApiError::field("userId", "is not a member of this project"));
+    }
+    if !lifecycle::project_accepts_work(old.project_status) {
+        return Err(conflict(format!(
+            "the project is {}: tickets are assigned only once it is approved",
+            old.project_status
+        )));
+    }
+    let mut sets = vec![("assignee_user_id", Set::Text(assignee.to_string()))];
+    match old.status {
+        TicketStatus::Ready => sets.push(("status", status_value(TicketStatus::Assigned))),
+        TicketStatus::Assigned
+        | TicketStatus::InProgress
+        | TicketStatus::Review
+        | TicketStatus::Blocked => {}
+        TicketStatus::Pending => {
+            return Err(conflict(format!(
+                "the ticket is not ready: blocked by {}, not completed yet",
+                old.open_blockers_text()
+            )))
+        }
+        TicketStatus::Completed | TicketStatus::Cancelled => {
+            return Err(conflict(format!(
+                "the ticket is {}: nobody works on it any more",
+                old.status
+            )))
+        }
+    }
+    write_and_answer(app, caller, &old, sets, true).await
+}
