@@ -139,10 +139,15 @@ impl Client {
 
     /// The next message other than a heartbeat, or the close.
     pub async fn read(&mut self) -> Read {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(r) = self.frame().await {
                 return r;
             }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no message but heartbeats for 60 s"
+            );
         }
     }
 
