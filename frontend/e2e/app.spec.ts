@@ -107,7 +107,7 @@ test("a prompt becomes a running app, a follow-up changes it, and strangers cann
   await expect(page.getByRole("heading", { name: "Usage, last 24 hours" })).toBeVisible();
   // The model per operation: the provider this deployment can call, its models, the default.
   const tickets = page.getByTestId("model-row-ticket_generation");
-  await expect(tickets.getByTestId("model-default")).toHaveText("default custom / fake-primary");
+  await expect(tickets.getByTestId("model-default")).toHaveText("default custom / fake-tickets");
   const providerSelect = tickets.getByLabel("Provider for Tickets");
   await expect(providerSelect).toHaveValue("custom");
   await expect(providerSelect.locator("option")).toHaveText(["custom"]);
@@ -124,7 +124,7 @@ test("a prompt becomes a running app, a follow-up changes it, and strangers cann
   await checkA11y(page, "settings");
   await shot(page, "settings");
   await tickets.getByRole("button", { name: "Use default" }).click();
-  await expect(tickets.getByTestId("model-in-use")).toHaveText("custom / fake-primary");
+  await expect(tickets.getByTestId("model-in-use")).toHaveText("custom / fake-tickets");
   // Not an administrator: no admin menu, and its address is the forbidden page.
   await expect(page.getByRole("link", { name: "Admin" })).toHaveCount(0);
 

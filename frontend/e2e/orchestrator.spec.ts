@@ -110,6 +110,8 @@ test("a project is generated, reviewed and approved, and its board follows chang
 
   // The keyboard's way: the card's status menu offers only allowed moves.
   const menu = card(page, first).getByLabel(`Move #${first} Renamed ${MARK} to`);
+  // The moves from in progress arrive with the project read after the status change.
+  await expect(menu.locator("option", { hasText: "Blocked" })).toHaveCount(1);
   const offered = await menu.locator("option").allTextContents();
   expect(offered).toEqual(expect.arrayContaining(["Review", "Blocked"]));
   expect(offered).not.toContain("Completed");

@@ -57,10 +57,14 @@ pub fn project_sql(owner: &User, members: &[&User], title: &str) -> (Seeded, Str
     };
     let mut sql = format!(
         "INSERT INTO orchestration_projects (id, title, source, status, stakeholder_user_id, total_tickets) \
-         VALUES ('{}', '{title}', 'new', 'in_progress', '{}', 1);\n\
+         VALUES ('{}', '{}', 'new', 'in_progress', '{}', 1);\n\
          INSERT INTO orchestration_tickets (id, project_id, number, title, description, type, priority, status, order_index, tags, affected_files, acceptance_criteria) \
          VALUES ('{}', '{}', 1, 'First ticket', 'Do the first thing', 'feature', 'high', 'ready', 0, '[]', '[]', '[]');\n",
-        s.project, owner.id, s.ticket, s.project
+        s.project,
+        title.replace('\'', "''"),
+        owner.id,
+        s.ticket,
+        s.project
     );
     for m in members {
         sql.push_str(&format!(
@@ -139,10 +143,15 @@ impl Client {
 
     /// The next message other than a heartbeat, or the close.
     pub async fn read(&mut self) -> Read {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(r) = self.frame().await {
                 return r;
             }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no message but heartbeats for 60 s"
+            );
         }
     }
 

@@ -129,8 +129,7 @@ export class HubClient {
       this.o.token().then(
         (token) => {
           if (this.sock !== sock) return;
-          const [first] = this.subs;
-          this.send({ type: "authenticate", token, clientType: "web", ...(first ? { projectId: first } : {}) });
+          this.send({ type: "authenticate", token, clientType: "web" });
         },
         () => { if (this.sock === sock) sock.close(4001, "no token"); },
       );
@@ -146,8 +145,10 @@ export class HubClient {
         const have = new Set(m.subscriptions);
         for (const p of this.subs) if (!have.has(p)) this.send({ type: "subscribe", projectId: p });
         this.status("live");
-        this.o.onResync?.();
+        if (this.subs.size > 0 && [...this.subs].every((p) => have.has(p))) this.o.onResync?.();
       }
+      // A subscription in place: what was sent to the project before it is read again.
+      if (m.type === "subscribed" && this.subs.has(m.projectId)) this.o.onResync?.();
       this.o.onMessage(m);
     };
     sock.onerror = () => { /* a close follows */ };

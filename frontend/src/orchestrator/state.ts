@@ -3,7 +3,7 @@
 // Invariants: events of another project are ignored; an event is applied only to what it
 // names (a ticket the page does not know, or data the event does not carry, such as a
 // ticket's allowed transitions and the plan after a status change, asks for a reload by
-// bumping `reload`); a load that started before the last applied event asks for another load,
+// bumping `reload`, and a ticket whose status moved offers no move until then); a load that started before the last applied event asks for another load,
 // so a snapshot read before a change can never be the last word.
 import type { HubMessage, ProjectDetail, Ticket } from "./model";
 
@@ -79,6 +79,8 @@ function applyEvent(s0: ProjectState, e: HubMessage): ProjectState {
       const changed = withTicket(d, e.ticketId, (t) => {
         const next: Record<string, unknown> = { ...t };
         for (const c of e.changes) if (c.field in next && c.field !== "id" && c.field !== "projectId") next[c.field] = c.newValue;
+        // The moves allowed from the new status come with the reload; none is offered until then.
+        if (e.changes.some((c) => c.field === "status")) next.allowedTransitions = [];
         return next as unknown as Ticket;
       });
       if (!changed) return again(s);
@@ -88,7 +90,7 @@ function applyEvent(s0: ProjectState, e: HubMessage): ProjectState {
     }
     case "ticket_status_changed": {
       if (!d) return again(s);
-      const changed = withTicket(d, e.ticketId, (t) => ({ ...t, status: e.newStatus }));
+      const changed = withTicket(d, e.ticketId, (t) => (t.status === e.newStatus ? t : { ...t, status: e.newStatus, allowedTransitions: [] }));
       return again(changed ? { ...s, detail: changed } : s);
     }
     case "project_status_changed":

@@ -580,14 +580,20 @@ impl Hub {
                 project,
                 malformed,
             } => {
-                // Whatever happens, the pending subscription is over.
-                let granted = project.clone().filter(|(_, a)| *a == Access::Granted);
+                // The pending subscription becomes live (the directory already knows the
+                // shard: no presence change), or is over.
+                let exists = self.conns.contains_key(&id);
+                let admit = exists && who.is_ok() && matches!(project, Some((_, Access::Granted)));
                 if let Some((p, _)) = &project {
-                    self.remove_pending(p, now_ms, &mut e.presence);
+                    if admit {
+                        self.admit(p, &id);
+                    } else {
+                        self.remove_pending(p, now_ms, &mut e.presence);
+                    }
                 }
-                let Some(conn) = self.conns.get_mut(&id) else {
+                if !exists {
                     return e;
-                };
+                }
                 let who = match who {
                     Ok(w) => w,
                     Err(why) => {
@@ -600,15 +606,11 @@ impl Hub {
                         return closed;
                     }
                 };
+                let conn = self.conns.get_mut(&id).expect("present");
                 conn.who = Some(who.clone());
                 conn.at_ms = now_ms;
-                if let Some((p, _)) = &granted {
+                if let (true, Some((p, _))) = (admit, &project) {
                     conn.subs.push(p.clone());
-                    self.members
-                        .entry(p.clone())
-                        .or_default()
-                        .live
-                        .insert(id.clone());
                 }
                 let conn = self.conns.get(&id).expect("present");
                 e.save = Some(conn.clone());
@@ -632,8 +634,13 @@ impl Hub {
                 project,
                 access,
             } => {
-                self.remove_pending(&project, now_ms, &mut e.presence);
-                if !self.conns.contains_key(&id) {
+                let exists = self.conns.contains_key(&id);
+                if exists && access == Some(Access::Granted) {
+                    self.admit(&project, &id);
+                } else {
+                    self.remove_pending(&project, now_ms, &mut e.presence);
+                }
+                if !exists {
                     return e;
                 }
                 match access {
@@ -650,8 +657,6 @@ impl Hub {
                             conn.subs.push(project.clone());
                         }
                         e.save = Some(conn.clone());
-                        let m = self.members.entry(project.clone()).or_default();
-                        m.live.insert(id.clone());
                         e.send.push(HubMessage::Subscribed {
                             project_id: project,
                         });
@@ -804,6 +809,13 @@ impl Hub {
     fn add_pending(&mut self, p: &ProjectId, now_ms: i64) -> u64 {
         self.members.entry(p.clone()).or_default().pending += 1;
         self.versions.next(now_ms)
+    }
+
+    /// A checked subscription takes effect: pending becomes live (presence unchanged).
+    fn admit(&mut self, p: &ProjectId, id: &str) {
+        let m = self.members.entry(p.clone()).or_default();
+        m.pending = m.pending.saturating_sub(1);
+        m.live.insert(id.to_string());
     }
 
     fn remove_pending(&mut self, p: &ProjectId, now_ms: i64, out: &mut Vec<Presence>) {

@@ -128,6 +128,7 @@ fn authenticate_succeeds_and_subscribes_the_optional_project() {
             subscriptions: vec![P1.into()],
         }]
     );
+    assert!(e.presence.is_empty(), "the join stands: {:?}", e.presence);
     let saved = e.save.unwrap();
     assert_eq!(saved.who, Some(who("usr_a")));
     assert_eq!(saved.subs, vec![ProjectId::from(P1)]);
@@ -253,6 +254,7 @@ fn subscribe_checks_access_and_stays_connected_when_refused() {
     let e = send(&mut hub, &ports, "c1", &sub("prj_nope"), T0);
     assert_eq!(code(&e.send[0]), ("E002", true));
     let e = send(&mut hub, &ports, "c1", &sub(P1), T0);
+    assert!(e.presence.is_empty(), "the join stands: {:?}", e.presence);
     assert_eq!(
         e.send,
         vec![HubMessage::Subscribed {
@@ -509,6 +511,7 @@ fn the_directory_converges_on_the_newest_presence() {
     let mut changes = Vec::new();
     // a subscribes, leaves; b subscribes while a's leave is in flight; b leaves; a returns.
     let e = send(&mut hub, &ports, "a", &sub(P1), T0);
+    assert!(e.presence.is_empty(), "the join stands");
     changes.extend(e.presence);
     changes.extend(hub.closed("a", T0 + 1));
     let e = send(&mut hub, &ports, "b", &sub(P1), T0 + 1);
