@@ -38,6 +38,8 @@
 //!   JSON (the generation fails), later ones are valid; `tickets-cyclic-once`: the first answer's
 //!   `blockedBy` form a cycle.
 //!
+//! - model [`STALL_MODEL`]: never answers.
+//!
 //! Every request is recorded (model, `Authorization`, prompt, stream) for tests to inspect.
 
 use axum::body::{Body, Bytes};
@@ -63,6 +65,8 @@ pub const CORRECT_MODEL: &str = "fake-correct";
 pub const EDIT_MODEL: &str = "fake-edit";
 /// The orchestrator's ticket generation.
 pub const TICKETS_MODEL: &str = "fake-tickets";
+/// A model that never answers (an instance whose generations must stay `running`).
+pub const STALL_MODEL: &str = "fake-stall";
 
 /// A code generator call, as the fake tells it from the model name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +289,9 @@ async fn completions(
     Json(body): Json<Value>,
 ) -> Response {
     let model = body["model"].as_str().unwrap_or_default().to_string();
+    if model == STALL_MODEL {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
     let stream = body["stream"].as_bool().unwrap_or(false);
     let include_usage = body["stream_options"]["include_usage"]
         .as_bool()

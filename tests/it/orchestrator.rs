@@ -24,7 +24,24 @@ pub const MAX_ACTIVE: u64 = 5;
 
 fn instance() -> &'static Instance {
     static I: OnceLock<Instance> = OnceLock::new();
-    I.get_or_init(|| Instance::start(&[("RATE_LIMIT_API", "100000/60".into())]))
+    // Ticket generation (the planner object) asks a model that never answers, so a project
+    // stays `running` until a test seeds it (orchestrator_gen tests generation itself).
+    I.get_or_init(|| {
+        Instance::start(&[
+            ("RATE_LIMIT_API", "100000/60".into()),
+            ("RATE_LIMIT_AI", "100000/60".into()),
+            (
+                "OPENAI_COMPATIBLE_BASE_URL",
+                format!("{}/v1", crate::fake_llm::url()),
+            ),
+            ("OPENAI_COMPATIBLE_API_KEY", "orchestrator-key".into()),
+            (
+                "MODEL_CONFIG",
+                json!({"ticketGeneration": {"provider": "custom", "model": crate::fake_llm::STALL_MODEL, "fallback": null}})
+                    .to_string(),
+            ),
+        ])
+    })
 }
 
 async fn user(tag: &str) -> User {
