@@ -1024,3 +1024,162 @@ async fn regenerate_and_generate() {
     );
     assert_eq!(get_project(&u, &project).await["status"], "analyzing");
 }
+
+/// Every kind of answer of every orchestrator route, checked against the served OpenAPI
+/// document (status documented, body valid against its schema).
+#[tokio::test]
+async fn answers_match_the_document() {
+    let c = crate::openapi::Contract::fetch(instance()).await;
+    let u = user("orch-contract").await;
+    let check = |m: Method, path: String, body: Option<Value>, want: u16| {
+        let (c, u) = (&c, &u);
+        async move {
+            let r = call(u, m.clone(), &path, body).await;
+            let (status, body) = c.check(m.clone(), &path, r).await;
+            assert_eq!(status, want, "{m} {path}: {body}");
+            body
+        }
+    };
+    let projects = "/api/orchestrator/projects".to_string();
+    let created = check(
+        Method::POST,
+        projects.clone(),
+        Some(json!({ "source": "github", "githubUrl": "https://github.com/acme/shop", "description": "d" })),
+        201,
+    )
+    .await;
+    let id = created["project"]["id"].as_str().unwrap().to_string();
+    check(
+        Method::POST,
+        projects.clone(),
+        Some(json!({ "source": "x" })),
+        400,
+    )
+    .await;
+    let ids = seed(
+        &id,
+        &[
+            t("One", 2),
+            T {
+                title: "Two",
+                hours: None,
+                status: None,
+            },
+        ],
+        &[(2, 1, "blocks"), (1, 2, "related")],
+    )
+    .await;
+    check(
+        Method::GET,
+        format!("{projects}?status=review&search=d"),
+        None,
+        200,
+    )
+    .await;
+    check(Method::GET, format!("{projects}?status=nope"), None, 400).await;
+    let detail = check(Method::GET, format!("{projects}/{id}"), None, 200).await;
+    assert_eq!(detail["plan"]["ready"], json!([ids[0]]));
+    check(
+        Method::GET,
+        format!("{projects}/prj_0123456789abcdef0123456789abcdef"),
+        None,
+        404,
+    )
+    .await;
+    check(Method::POST, format!("{projects}/{id}/generate"), None, 200).await;
+    check(Method::POST, format!("{projects}/{id}/generate"), None, 409).await;
+    seed(&id, &[], &[]).await;
+    check(
+        Method::PATCH,
+        format!("{projects}/{id}"),
+        Some(json!({ "action": "approve" })),
+        200,
+    )
+    .await;
+    check(
+        Method::PATCH,
+        format!("{projects}/{id}"),
+        Some(json!({ "action": "approve" })),
+        409,
+    )
+    .await;
+    check(
+        Method::PATCH,
+        format!("{projects}/{id}"),
+        Some(json!({ "action": 1 })),
+        400,
+    )
+    .await;
+    let tickets = "/api/orchestrator/tickets";
+    check(
+        Method::GET,
+        format!("{tickets}?projectId={id}&status=ready,pending"),
+        None,
+        200,
+    )
+    .await;
+    check(Method::GET, format!("{tickets}?status=nope"), None, 400).await;
+    check(
+        Method::GET,
+        format!("{tickets}?projectId=prj_0123456789abcdef0123456789abcdef"),
+        None,
+        404,
+    )
+    .await;
+    let (one, two) = (&ids[0], &ids[1]);
+    check(
+        Method::POST,
+        format!("{tickets}/{one}/assign"),
+        Some(json!({})),
+        200,
+    )
+    .await;
+    check(Method::POST, format!("{tickets}/{two}/assign"), None, 409).await;
+    check(
+        Method::POST,
+        format!("{tickets}/{two}/assign"),
+        Some(json!({ "userId": "x" })),
+        400,
+    )
+    .await;
+    check(Method::POST, format!("{tickets}/tkt_0/assign"), None, 404).await;
+    let tk = check(
+        Method::PATCH,
+        format!("{tickets}/{one}"),
+        Some(json!({ "status": "in_progress", "actualHours": 1, "category": "core" })),
+        200,
+    )
+    .await;
+    assert_eq!(
+        tk["ticket"]["allowedTransitions"],
+        json!(["review", "blocked", "cancelled"])
+    );
+    check(
+        Method::PATCH,
+        format!("{tickets}/{one}"),
+        Some(json!({ "status": "completed" })),
+        409,
+    )
+    .await;
+    check(
+        Method::PATCH,
+        format!("{tickets}/{one}"),
+        Some(json!({ "tags": "x" })),
+        400,
+    )
+    .await;
+    check(
+        Method::PATCH,
+        format!("{tickets}/{two}"),
+        Some(json!({ "title": "Two!" })),
+        200,
+    )
+    .await;
+    check(
+        Method::PATCH,
+        format!("{tickets}/tkt_0"),
+        Some(json!({ "title": "x" })),
+        404,
+    )
+    .await;
+}
