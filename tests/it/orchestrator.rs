@@ -8,7 +8,9 @@
 //! step does (tickets, dependencies, the analysis, the project in `review`), and everything after
 //! that goes through the public API. Writing to the SQLite file while the Worker runs would make
 //! a Worker write at the same instant fail as busy, so these tests have an instance of their
-//! own and every request of theirs holds [`GATE`] shared while a seed holds it alone.
+//! own and every request of theirs holds [`GATE`] shared while a seed holds it alone. The
+//! instance's model never answers ([`silent_model`]), so a generation the API starts stays
+//! `running` and writes nothing while these tests run.
 
 use crate::harness::{expect_error, Instance, User};
 use reqwest::{Method, Response};
@@ -22,9 +24,35 @@ static GATE: RwLock<()> = RwLock::const_new(());
 
 pub const MAX_ACTIVE: u64 = 5;
 
+/// A model endpoint that accepts connections and never answers: a generation started here
+/// stays `running` for the whole run (until `LLM_TIMEOUT_MS`), so what these tests see of the
+/// generation state does not depend on how fast a planner gives up.
+fn silent_model() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
 fn instance() -> &'static Instance {
     static I: OnceLock<Instance> = OnceLock::new();
-    I.get_or_init(|| Instance::start(&[("RATE_LIMIT_API", "100000/60".into())]))
+    I.get_or_init(|| {
+        Instance::start(&[
+            ("RATE_LIMIT_API", "100000/60".into()),
+            ("OPENAI_COMPATIBLE_BASE_URL", silent_model()),
+            ("OPENAI_COMPATIBLE_API_KEY", "orchestrator-test-key".into()),
+            (
+                "MODEL_CONFIG",
+                json!({ "default": { "provider": "custom", "model": "silent", "maxTokens": 1000 } })
+                    .to_string(),
+            ),
+        ])
+    })
 }
 
 async fn user(tag: &str) -> User {
@@ -1165,4 +1193,38 @@ async fn answers_match_the_document() {
         404,
     )
     .await;
+}
+
+/// Two blockers completed at the same moment still ready their dependent: the cascade is
+/// decided on the stored rows inside each write's transaction, not on what each request read.
+#[tokio::test]
+async fn blockers_completed_at_once_ready_their_dependent() {
+    let u = user("orch-race").await;
+    let project = new_project(&u, "Race").await;
+    let ids = seed(
+        &project,
+        &[t("Left", 1), t("Right", 1), t("Join", 1)],
+        &[(3, 1, "blocks"), (3, 2, "blocks")],
+    )
+    .await;
+    ok(
+        action(&u, &project, json!({ "action": "approve" })).await,
+        200,
+    )
+    .await;
+    for id in &ids[..2] {
+        for s in ["assigned", "in_progress", "review"] {
+            set_status(&u, id, s).await;
+        }
+    }
+    let (a, b) = tokio::join!(
+        patch_ticket(&u, &ids[0], json!({ "status": "completed" })),
+        patch_ticket(&u, &ids[1], json!({ "status": "completed" })),
+    );
+    ok(a, 200).await;
+    ok(b, 200).await;
+    let d = get_project(&u, &project).await;
+    assert_eq!(statuses(&d)[ids[2].as_str()], "ready");
+    assert_eq!(d["completedTickets"], 2);
+    assert_eq!(d["plan"]["ready"], json!([ids[2]]));
 }
