@@ -8,9 +8,7 @@
 //! step does (tickets, dependencies, the analysis, the project in `review`), and everything after
 //! that goes through the public API. Writing to the SQLite file while the Worker runs would make
 //! a Worker write at the same instant fail as busy, so these tests have an instance of their
-//! own and every request of theirs holds [`GATE`] shared while a seed holds it alone. The
-//! instance's model never answers ([`silent_model`]), so a generation the API starts stays
-//! `running` and writes nothing while these tests run.
+//! own and every request of theirs holds [`GATE`] shared while a seed holds it alone.
 
 use crate::harness::{expect_error, Instance, User};
 use reqwest::{Method, Response};
@@ -24,35 +22,9 @@ static GATE: RwLock<()> = RwLock::const_new(());
 
 pub const MAX_ACTIVE: u64 = 5;
 
-/// A model endpoint that accepts connections and never answers: a generation started here
-/// stays `running` for the whole run (until `LLM_TIMEOUT_MS`), so what these tests see of the
-/// generation state does not depend on how fast a planner gives up.
-fn silent_model() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming().flatten() {
-            held.push(s);
-        }
-    });
-    format!("http://{addr}/v1")
-}
-
 fn instance() -> &'static Instance {
     static I: OnceLock<Instance> = OnceLock::new();
-    I.get_or_init(|| {
-        Instance::start(&[
-            ("RATE_LIMIT_API", "100000/60".into()),
-            ("OPENAI_COMPATIBLE_BASE_URL", silent_model()),
-            ("OPENAI_COMPATIBLE_API_KEY", "orchestrator-test-key".into()),
-            (
-                "MODEL_CONFIG",
-                json!({ "default": { "provider": "custom", "model": "silent", "maxTokens": 1000 } })
-                    .to_string(),
-            ),
-        ])
-    })
+    I.get_or_init(|| Instance::start(&[("RATE_LIMIT_API", "100000/60".into())]))
 }
 
 async fn user(tag: &str) -> User {
