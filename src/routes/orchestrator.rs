@@ -22,9 +22,8 @@ use crate::domain::orchestrator::protocol::HubMessage;
 use crate::http::auth::Caller;
 use crate::http::{internal, json, json_body, App};
 use crate::services::db;
-use crate::services::orchestrator_changes as changes;
-use crate::services::orchestrator_db::{self as odb, status_value, Set};
-use crate::services::{orchestrator_access, orchestrator_planner};
+use crate::services::orchestrator_db::{self as odb, status_value, ProjectCounts, Set};
+use crate::services::{orchestrator_access, orchestrator_hub, orchestrator_planner};
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
@@ -50,7 +49,9 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
 }
 
 async fn publish_all(app: &App, messages: Vec<HubMessage>) {
-    changes::publish_all(&app.env, &messages).await;
+    for m in &messages {
+        orchestrator_hub::publish(&app.env, m).await;
+    }
 }
 
 /// Starts the project's generation (already marked running); a planner that cannot be
@@ -286,7 +287,19 @@ fn nullable<T>(p: &Patch<T>, f: impl Fn(&T) -> Set) -> Option<Set> {
     }
 }
 
-/// Writes a ticket change with its cascades and events, and answers the ticket.
+fn counts_json(c: &Option<ProjectCounts>) -> Value {
+    match c {
+        Some(c) => json!({
+            "status": c.status,
+            "totalTickets": c.total_tickets as u64,
+            "completedTickets": c.completed_tickets as u64,
+            "completedAt": c.completed_at.map(|t| t as i64),
+        }),
+        None => Value::Null,
+    }
+}
+
+/// Writes a ticket change with its cascades, publishes what changed, and answers the ticket.
 async fn write_and_answer(
     app: &App,
     caller: &Caller,
@@ -294,15 +307,38 @@ async fn write_and_answer(
     sets: Vec<(&str, Set)>,
     status_change: bool,
 ) -> ApiResult<Response> {
-    let now = changes::apply(
-        &app.env,
-        &app.db()?,
-        &caller.user_id,
-        old,
-        sets,
-        status_change,
-    )
-    .await?;
+    let db = app.db()?;
+    let w = odb::write_ticket(&db, &caller.user_id, old, sets, status_change).await?;
+    let project = &old.project_id;
+    let mut messages = Vec::new();
+    if w.applied {
+        if let Some(new) = &w.ticket {
+            messages.extend(events::ticket_changed(
+                project,
+                &old.id,
+                &to_json(&old.view()),
+                &to_json(&new.view()),
+            ));
+        }
+    }
+    for t in &w.readied {
+        messages.extend(events::ticket_readied(project, t));
+    }
+    messages.extend(events::project_changed(
+        project,
+        &counts_json(&w.before),
+        &counts_json(&w.after),
+    ));
+    publish_all(app, messages).await;
+    let Some(now) = w.ticket else {
+        return Err(ticket_missing());
+    };
+    if !w.applied {
+        return Err(conflict(format!(
+            "the ticket changed meanwhile (it is {} now, its project {}); reload and try again",
+            now.status, now.project_status
+        )));
+    }
     json(200, &json!({ "ticket": now.view() }))
 }
 
@@ -319,8 +355,19 @@ pub async fn patch_ticket(
         .ok_or_else(ticket_missing)?;
     let mut sets: Vec<(&str, Set)> = Vec::new();
     if let Some(to) = patch.status {
-        changes::check_move(&old, to)?;
-        sets.extend(changes::status_sets(to, &caller.user_id));
+        lifecycle::check_ticket_move(old.status, to, old.context(), &old.open_blockers_text())?;
+        sets.push(("status", status_value(to)));
+        match to {
+            TicketStatus::Assigned => sets.push((
+                "assignee_user_id",
+                Set::TextExpr(caller.user_id.to_string(), "COALESCE(assignee_user_id, ?v)"),
+            )),
+            TicketStatus::InProgress => {
+                sets.push(("started_at", Set::Expr("COALESCE(started_at, unixepoch())")))
+            }
+            TicketStatus::Completed => sets.push(("completed_at", Set::Expr("unixepoch()"))),
+            _ => {}
+        }
     }
     let edits_before = sets.len();
     if let Some(t) = &patch.title {

@@ -15,7 +15,6 @@ pub mod llm;
 pub mod mail;
 pub mod oauth;
 pub mod orchestrator_access;
-pub mod orchestrator_changes;
 pub mod orchestrator_db;
 pub mod orchestrator_hub;
 pub mod orchestrator_planner;
