@@ -36,7 +36,10 @@
 //! - ticket generation (model [`TICKETS_MODEL`]): a valid three-ticket answer about the scripted
 //!   app ([`tickets_answer`]); `tickets-fail-first`: the first two answers for the mark are not
 //!   JSON (the generation fails), later ones are valid; `tickets-cyclic-once`: the first answer's
-//!   `blockedBy` form a cycle.
+//!   `blockedBy` form a cycle; `tickets-stall-first`: the first request for the mark never
+//!   answers (a restart test), later ones are valid.
+//!
+//! - model [`STALL_MODEL`]: never answers.
 //!
 //! Every request is recorded (model, `Authorization`, prompt, stream) for tests to inspect.
 
@@ -63,6 +66,8 @@ pub const CORRECT_MODEL: &str = "fake-correct";
 pub const EDIT_MODEL: &str = "fake-edit";
 /// The orchestrator's ticket generation.
 pub const TICKETS_MODEL: &str = "fake-tickets";
+/// A model that never answers (an instance whose generations must stay `running`).
+pub const STALL_MODEL: &str = "fake-stall";
 
 /// A code generator call, as the fake tells it from the model name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +290,9 @@ async fn completions(
     Json(body): Json<Value>,
 ) -> Response {
     let model = body["model"].as_str().unwrap_or_default().to_string();
+    if model == STALL_MODEL {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
     let stream = body["stream"].as_bool().unwrap_or(false);
     let include_usage = body["stream_options"]["include_usage"]
         .as_bool()
@@ -322,6 +330,19 @@ async fn completions(
         None if model == TICKETS_MODEL => Some(tickets_answer(&s, &conversation)),
         None => None,
     };
+    if script.as_deref() == Some(STALLED) {
+        s.lock().unwrap().requests.push(Recorded {
+            model: model.clone(),
+            authorization: None,
+            prompt: prompt.clone(),
+            conversation: conversation.clone(),
+            stream,
+            op,
+            phase,
+            continued: false,
+        });
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
     let scripted_call = script.is_some();
     let phase2 = op == Some(Op::Implement) && phase == 2;
     let planning = op == Some(Op::Blueprint);
@@ -484,6 +505,9 @@ async fn completions(
     sse(lines)
 }
 
+/// What [`tickets_answer`] returns for a request that must never be answered.
+const STALLED: &str = "\u{0}stalled";
+
 /// Ticket generation's answer for the run marked in `conversation` (see the module header).
 fn tickets_answer(s: &Shared, conversation: &str) -> String {
     let n = {
@@ -492,6 +516,9 @@ fn tickets_answer(s: &Shared, conversation: &str) -> String {
         *n += 1;
         *n
     };
+    if conversation.contains("tickets-stall-first") && n == 1 {
+        return STALLED.into();
+    }
     if conversation.contains("tickets-fail-first") && n <= 2 {
         return "Here are the tickets you asked for: a header, a footer.".into();
     }

@@ -24,7 +24,24 @@ pub const MAX_ACTIVE: u64 = 5;
 
 fn instance() -> &'static Instance {
     static I: OnceLock<Instance> = OnceLock::new();
-    I.get_or_init(|| Instance::start(&[("RATE_LIMIT_API", "100000/60".into())]))
+    // Ticket generation (the planner object) asks a model that never answers, so a project
+    // stays `running` until a test seeds it (orchestrator_gen tests generation itself).
+    I.get_or_init(|| {
+        Instance::start(&[
+            ("RATE_LIMIT_API", "100000/60".into()),
+            ("RATE_LIMIT_AI", "100000/60".into()),
+            (
+                "OPENAI_COMPATIBLE_BASE_URL",
+                format!("{}/v1", crate::fake_llm::url()),
+            ),
+            ("OPENAI_COMPATIBLE_API_KEY", "orchestrator-key".into()),
+            (
+                "MODEL_CONFIG",
+                json!({"ticketGeneration": {"provider": "custom", "model": crate::fake_llm::STALL_MODEL, "fallback": null}})
+                    .to_string(),
+            ),
+        ])
+    })
 }
 
 async fn user(tag: &str) -> User {
@@ -1165,4 +1182,38 @@ async fn answers_match_the_document() {
         404,
     )
     .await;
+}
+
+/// Two blockers completed at the same moment still ready their dependent: the cascade is
+/// decided on the stored rows inside each write's transaction, not on what each request read.
+#[tokio::test]
+async fn blockers_completed_at_once_ready_their_dependent() {
+    let u = user("orch-race").await;
+    let project = new_project(&u, "Race").await;
+    let ids = seed(
+        &project,
+        &[t("Left", 1), t("Right", 1), t("Join", 1)],
+        &[(3, 1, "blocks"), (3, 2, "blocks")],
+    )
+    .await;
+    ok(
+        action(&u, &project, json!({ "action": "approve" })).await,
+        200,
+    )
+    .await;
+    for id in &ids[..2] {
+        for s in ["assigned", "in_progress", "review"] {
+            set_status(&u, id, s).await;
+        }
+    }
+    let (a, b) = tokio::join!(
+        patch_ticket(&u, &ids[0], json!({ "status": "completed" })),
+        patch_ticket(&u, &ids[1], json!({ "status": "completed" })),
+    );
+    ok(a, 200).await;
+    ok(b, 200).await;
+    let d = get_project(&u, &project).await;
+    assert_eq!(statuses(&d)[ids[2].as_str()], "ready");
+    assert_eq!(d["completedTickets"], 2);
+    assert_eq!(d["plan"]["ready"], json!([ids[2]]));
 }

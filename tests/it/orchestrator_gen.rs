@@ -4,7 +4,8 @@
 //! tickets, dependencies (`blocks`, `related`, derived `file_conflict`) and its analysis. A model
 //! whose answers are unusable leaves the project `analyzing` with `generation` failed (E005),
 //! and a later start succeeds; a cyclic answer is fed back once; a regeneration carries the
-//! stakeholder's guidance to the model and replaces the tickets.
+//! stakeholder's guidance to the model and replaces the tickets. A `wrangler dev` killed while
+//! the model answers resumes the generation from the planner's alarm.
 
 use crate::fake_llm::{self, TICKETS_MODEL};
 use crate::harness::{chat, sandbox_agent, Instance, User, SANDBOX_SECRET};
@@ -250,4 +251,59 @@ async fn a_generated_app_becomes_reviewed_tickets() {
         .await
         .unwrap();
     assert!(usage.to_string().contains("ticket_generation"), "{usage}");
+}
+
+#[tokio::test]
+async fn a_restarted_wrangler_dev_resumes_the_generation() {
+    // Its own instance: this test kills it.
+    let app = Instance::start(&[
+        (
+            "OPENAI_COMPATIBLE_BASE_URL",
+            format!("{}/v1", fake_llm::url()),
+        ),
+        ("OPENAI_COMPATIBLE_API_KEY", "planner-platform-key".into()),
+        ("MODEL_CONFIG", fake_llm::scripted_model_config()),
+        ("RATE_LIMIT_AI", "1000/60".into()),
+    ]);
+    let owner = app.user("orch-gen-restart").await;
+    let m = mark();
+    // The first ticket request of this mark never answers.
+    let r = app
+        .call(
+            Method::POST,
+            "/api/orchestrator/projects",
+            &owner.token,
+            Some(&json!({"source": "new", "title": format!("Fresh tickets-stall-first {m}")})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    let id = r.json::<Value>().await.unwrap()["project"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ticket_requests(&m).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the planner never asked the model"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let p = get_project(&app, &owner, &id).await;
+    assert_eq!(p["generation"]["state"], "running", "{p}");
+    assert_eq!(p["generation"]["step"], "generate_tickets", "{p}");
+
+    app.restart();
+
+    // Nobody calls the planner: its watchdog alarm picks the job up and asks again.
+    let p = settled(&app, &owner, &id).await;
+    assert_eq!(p["status"], "review", "{p}");
+    assert_eq!(p["tickets"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        ticket_requests(&m).len(),
+        2,
+        "the interrupted call, made once more"
+    );
+    // A project with no app: the analysis says so.
+    assert_eq!(p["analysisResult"]["fileCount"], 0);
 }

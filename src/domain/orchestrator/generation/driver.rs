@@ -53,7 +53,8 @@ impl Step {
     }
 }
 
-/// The analysis step's result, kept so a resumed job does not read the app again.
+/// The analysis step's result, kept so a resumed job does not read the app again (its source
+/// without the files, which the result and the context sum up).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Analyzed {
@@ -250,6 +251,10 @@ impl<M: Model, R: Records, S: JobStore, H: Hub> Planner<'_, M, R, S, H> {
             )
             .await;
             let context = analysis::context(&source);
+            // The files are summed up in the analysis and the context: the saved job stays
+            // small (an object's stored value is bounded) without them.
+            let mut source = source;
+            source.files.clear();
             job.analyzed = Some(Analyzed {
                 source,
                 result,

@@ -452,6 +452,9 @@ fn a_crash_while_the_model_answers_resumes_without_analysing_again() {
         .clone()
         .expect("saved after analysing");
     assert!(resumed.analyzed.is_some() && resumed.plan.is_none());
+    let kept = resumed.analyzed.as_ref().unwrap();
+    assert!(kept.source.files.is_empty(), "the files are not kept");
+    assert!(kept.context.contains("--- src/App.tsx"));
     assert_eq!(w.run(&mut resumed), Outcome::Generated { total_tickets: 4 });
     assert_eq!(w.records.source_reads.get(), 1, "the app was read once");
     assert_eq!(
