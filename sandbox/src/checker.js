@@ -1,7 +1,9 @@
 // byte-sandbox type checker: a long-lived `tsc --noEmit -p .` for one workspace (see
 // src/checker.rs). Runs in the workspace (its cwd) with the workspace's own TypeScript.
 //
-// Protocol, one JSON object per line: the agent writes {"id":N} to ask for a check; the answer
+// Protocol, one JSON object per line: the agent writes {"id":N} to ask for a check (with
+// "warm":true only to load the compiler and parse every file, answered with an empty output
+// the agent discards: a warm-up, never an answer to a check); the answer
 // is {"id":N,"output":"<tsc's plain output>","exitCode":C} once a check that read every file
 // after the request arrived has finished, or {"id":N,"fallback":"<why>"} when this process
 // cannot answer as tsc would (the agent then runs tsc itself). Nothing is cached across checks
@@ -86,7 +88,7 @@ function makeHost(options) {
   return host;
 }
 
-function check() {
+function check(warmOnly) {
   if (stamp(path.join(tsDir, 'package.json')) !== tsStamp) {
     return { fallback: 'node_modules/typescript changed' };
   }
@@ -122,6 +124,12 @@ function check() {
     builder,
     configDiagnostics,
   );
+  if (warmOnly) {
+    // Parsing (the DOM and React types above all) is what a later check reuses; its type
+    // checker is new for every program, so checking now would be spent for nothing.
+    builder.getSyntacticDiagnostics();
+    return { output: '', exitCode: 0 };
+  }
   // What tsc reports, in its order: semantic errors only when the files parse and the
   // options are valid.
   const all = builder.getConfigFileParsingDiagnostics().slice();
@@ -149,14 +157,15 @@ out({ ready: true, typescript: ts.version });
 const lines = readline.createInterface({ input: process.stdin });
 lines.on('line', (line) => {
   let id;
+  let warm;
   try {
-    id = JSON.parse(line).id;
+    ({ id, warm } = JSON.parse(line));
   } catch {
     return;
   }
   let answer;
   try {
-    answer = check();
+    answer = check(warm === true);
   } catch (e) {
     answer = { fallback: 'the checker failed: ' + (e && e.message) };
   }

@@ -21,8 +21,9 @@
 //!   back to a cold `tsc`; the next check starts a new checker.
 //!
 //! The checker is started ahead of need ([`Checker::prewarm`]: a new workspace with
-//! TypeScript installed, or a write to a workspace without one), so its first full check
-//! overlaps the model writing code rather than the wait for the checks. It lives until the
+//! TypeScript installed, or a write to a workspace without one) and asked to load the
+//! compiler and parse every file (a warm-up request, whose answer is discarded), so that
+//! work overlaps the model writing code rather than the wait for the checks. It lives until the
 //! workspace is deleted or the agent stops (and the reaper kills it if the agent dies).
 
 use std::path::PathBuf;
@@ -161,7 +162,7 @@ impl Checker {
                 return;
             }
             let deadline = tokio::time::Instant::now() + WARM_LIMIT;
-            if let Err(e) = this.check_locked(&mut guard, deadline).await {
+            if let Err(e) = this.ask_locked(&mut guard, deadline, true).await {
                 tracing::debug!(cwd = %this.cwd.display(), "type checker warm-up: {e}");
             }
         });
@@ -171,13 +172,16 @@ impl Checker {
     /// answer guarantees. On any failure the checker is gone and the caller runs `tsc`.
     pub async fn check(&self, deadline: tokio::time::Instant) -> Result<Answer, Failure> {
         let mut guard = self.proc_.lock().await;
-        self.check_locked(&mut guard, deadline).await
+        self.ask_locked(&mut guard, deadline, false).await
     }
 
-    async fn check_locked(
+    /// One request to the checker (started if needed); `warm_only` asks it only to load the
+    /// compiler and parse (its answer is then not a check's and is discarded).
+    async fn ask_locked(
         &self,
         guard: &mut Option<Proc>,
         deadline: tokio::time::Instant,
+        warm_only: bool,
     ) -> Result<Answer, Failure> {
         if guard
             .as_mut()
@@ -189,7 +193,7 @@ impl Checker {
         if guard.is_none() {
             *guard = Some(self.spawn()?);
         }
-        let result = ask(guard.as_mut().expect("just set"), deadline).await;
+        let result = ask(guard.as_mut().expect("just set"), deadline, warm_only).await;
         if matches!(result, Err(Failure::Crashed(_) | Failure::Hung)) {
             let tail = guard
                 .as_ref()
@@ -252,10 +256,18 @@ impl Checker {
 }
 
 /// Sends one request and waits for its answer.
-async fn ask(p: &mut Proc, deadline: tokio::time::Instant) -> Result<Answer, Failure> {
+async fn ask(
+    p: &mut Proc,
+    deadline: tokio::time::Instant,
+    warm_only: bool,
+) -> Result<Answer, Failure> {
     p.next_id += 1;
     let id = p.next_id;
-    let request = format!("{{\"id\":{id}}}\n");
+    let request = if warm_only {
+        format!("{{\"id\":{id},\"warm\":true}}\n")
+    } else {
+        format!("{{\"id\":{id}}}\n")
+    };
     let sent = tokio::time::timeout_at(deadline, async {
         p.stdin.write_all(request.as_bytes()).await?;
         p.stdin.flush().await
