@@ -257,6 +257,8 @@ async fn agent_figures() {
     // (phase_complete is sent once the phase's install, dev-server and type checks passed).
     let mut to_preview: Vec<Duration> = Vec::new();
     let mut checks: Vec<Duration> = Vec::new();
+    // The same per phase number (a first phase's checks come soon after its sandbox started).
+    let mut by_phase: Vec<(u32, Duration)> = Vec::new();
     for round in 0..3 {
         let id = app
             .app(&user, &format!("agent bench {round}"), "private")
@@ -311,6 +313,7 @@ async fn agent_figures() {
             files_per_phase.push(n);
             if let Some(done) = completed.get(&p) {
                 checks.push(done.saturating_duration_since(token));
+                by_phase.push((p, done.saturating_duration_since(token)));
             }
         }
         app.req(Method::DELETE, &format!("/api/apps/{id}/sandbox"))
@@ -363,6 +366,15 @@ async fn agent_figures() {
             format!("last token → phase's checks done ({} phases)", checks.len()),
             ms(*c),
             ms(*checks.last().unwrap())
+        );
+        by_phase.sort();
+        println!(
+            "  checks per phase: {}",
+            by_phase
+                .iter()
+                .map(|(p, d)| format!("phase {p} {}", ms(*d)))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         println!(
             "before (issue 12, 22-file app): prompt → preview 27–47 s, ~4 s of checks per phase; targets ≤ 12 s ({}), ≤ 1.5 s per phase ({})",

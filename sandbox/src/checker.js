@@ -1,9 +1,7 @@
 // byte-sandbox type checker: a long-lived `tsc --noEmit -p .` for one workspace (see
 // src/checker.rs). Runs in the workspace (its cwd) with the workspace's own TypeScript.
 //
-// Protocol, one JSON object per line: the agent writes {"id":N} to ask for a check (with
-// "warm":true only to load the compiler and parse every file, answered with an empty output
-// the agent discards: a warm-up, never an answer to a check); the answer
+// Protocol, one JSON object per line: the agent writes {"id":N} to ask for a check; the answer
 // is {"id":N,"output":"<tsc's plain output>","exitCode":C} once a check that read every file
 // after the request arrived has finished, or {"id":N,"fallback":"<why>"} when this process
 // cannot answer as tsc would (the agent then runs tsc itself). Nothing is cached across checks
@@ -88,7 +86,7 @@ function makeHost(options) {
   return host;
 }
 
-function check(warmOnly) {
+function check() {
   if (stamp(path.join(tsDir, 'package.json')) !== tsStamp) {
     return { fallback: 'node_modules/typescript changed' };
   }
@@ -124,12 +122,6 @@ function check(warmOnly) {
     builder,
     configDiagnostics,
   );
-  if (warmOnly) {
-    // Parsing (the DOM and React types above all) is what a later check reuses; its type
-    // checker is new for every program, so checking now would be spent for nothing.
-    builder.getSyntacticDiagnostics();
-    return { output: '', exitCode: 0 };
-  }
   // What tsc reports, in its order: semantic errors only when the files parse and the
   // options are valid.
   const all = builder.getConfigFileParsingDiagnostics().slice();
@@ -157,15 +149,14 @@ out({ ready: true, typescript: ts.version });
 const lines = readline.createInterface({ input: process.stdin });
 lines.on('line', (line) => {
   let id;
-  let warm;
   try {
-    ({ id, warm } = JSON.parse(line));
+    id = JSON.parse(line).id;
   } catch {
     return;
   }
   let answer;
   try {
-    answer = check(warm === true);
+    answer = check();
   } catch (e) {
     answer = { fallback: 'the checker failed: ' + (e && e.message) };
   }

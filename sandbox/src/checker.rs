@@ -21,9 +21,11 @@
 //!   back to a cold `tsc`; the next check starts a new checker.
 //!
 //! The checker is started ahead of need ([`Checker::prewarm`]: a new workspace with
-//! TypeScript installed, or a write to a workspace without one) and asked to load the
-//! compiler and parse every file (a warm-up request, whose answer is discarded), so that
-//! work overlaps the model writing code rather than the wait for the checks. It lives until the
+//! TypeScript installed, or a write to a workspace without one), so its first full check
+//! overlaps the model writing code rather than the wait for the checks. That check's answer
+//! is discarded, but what it leaves is not: the parsed DOM and React types, and a JIT-compiled
+//! compiler (a checker's first check in a process takes about twice as long as the same
+//! check later; loading and parsing alone would leave the type checker's code cold). It lives until the
 //! workspace is deleted or the agent stops (and the reaper kills it if the agent dies).
 
 use std::path::PathBuf;
@@ -162,7 +164,7 @@ impl Checker {
                 return;
             }
             let deadline = tokio::time::Instant::now() + WARM_LIMIT;
-            if let Err(e) = this.ask_locked(&mut guard, deadline, true).await {
+            if let Err(e) = this.check_locked(&mut guard, deadline).await {
                 tracing::debug!(cwd = %this.cwd.display(), "type checker warm-up: {e}");
             }
         });
@@ -172,16 +174,13 @@ impl Checker {
     /// answer guarantees. On any failure the checker is gone and the caller runs `tsc`.
     pub async fn check(&self, deadline: tokio::time::Instant) -> Result<Answer, Failure> {
         let mut guard = self.proc_.lock().await;
-        self.ask_locked(&mut guard, deadline, false).await
+        self.check_locked(&mut guard, deadline).await
     }
 
-    /// One request to the checker (started if needed); `warm_only` asks it only to load the
-    /// compiler and parse (its answer is then not a check's and is discarded).
-    async fn ask_locked(
+    async fn check_locked(
         &self,
         guard: &mut Option<Proc>,
         deadline: tokio::time::Instant,
-        warm_only: bool,
     ) -> Result<Answer, Failure> {
         if guard
             .as_mut()
@@ -193,7 +192,7 @@ impl Checker {
         if guard.is_none() {
             *guard = Some(self.spawn()?);
         }
-        let result = ask(guard.as_mut().expect("just set"), deadline, warm_only).await;
+        let result = ask(guard.as_mut().expect("just set"), deadline).await;
         if matches!(result, Err(Failure::Crashed(_) | Failure::Hung)) {
             let tail = guard
                 .as_ref()
@@ -256,18 +255,10 @@ impl Checker {
 }
 
 /// Sends one request and waits for its answer.
-async fn ask(
-    p: &mut Proc,
-    deadline: tokio::time::Instant,
-    warm_only: bool,
-) -> Result<Answer, Failure> {
+async fn ask(p: &mut Proc, deadline: tokio::time::Instant) -> Result<Answer, Failure> {
     p.next_id += 1;
     let id = p.next_id;
-    let request = if warm_only {
-        format!("{{\"id\":{id},\"warm\":true}}\n")
-    } else {
-        format!("{{\"id\":{id}}}\n")
-    };
+    let request = format!("{{\"id\":{id}}}\n");
     let sent = tokio::time::timeout_at(deadline, async {
         p.stdin.write_all(request.as_bytes()).await?;
         p.stdin.flush().await
