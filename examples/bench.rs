@@ -269,6 +269,8 @@ async fn agent_figures() {
     // (phase_complete is sent once the phase's install, dev-server and type checks passed).
     let mut to_preview: Vec<Duration> = Vec::new();
     let mut checks: Vec<Duration> = Vec::new();
+    // The same per phase number (a first phase's checks come soon after its sandbox started).
+    let mut by_phase: Vec<(u32, Duration)> = Vec::new();
     for round in 0..3 {
         let id = app
             .app(&user, &format!("agent bench {round}"), "private")
@@ -323,6 +325,7 @@ async fn agent_figures() {
             files_per_phase.push(n);
             if let Some(done) = completed.get(&p) {
                 checks.push(done.saturating_duration_since(token));
+                by_phase.push((p, done.saturating_duration_since(token)));
             }
         }
         app.req(Method::DELETE, &format!("/api/apps/{id}/sandbox"))
@@ -375,6 +378,15 @@ async fn agent_figures() {
             format!("last token → phase's checks done ({} phases)", checks.len()),
             ms(*c),
             ms(*checks.last().unwrap())
+        );
+        by_phase.sort();
+        println!(
+            "  checks per phase: {}",
+            by_phase
+                .iter()
+                .map(|(p, d)| format!("phase {p} {}", ms(*d)))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         println!(
             "before (issue 12, 22-file app): prompt → preview 27–47 s, ~4 s of checks per phase; targets ≤ 12 s ({}), ≤ 1.5 s per phase ({})",
@@ -441,6 +453,9 @@ async fn sandbox_figures() {
     let http = reqwest::Client::new();
     let (mut creates, mut writes) = (Vec::new(), Vec::new());
     let (mut hand_creates, mut hand_writes) = (Vec::new(), Vec::new());
+    // Where a platform write's time goes: the POST's answer, and a preview GET with nothing
+    // written (the Worker's own cost per request), next to the same GET of Vite directly.
+    let (mut posts, mut plain_gets, mut hand_gets) = (Vec::new(), Vec::new(), Vec::new());
     // The first round warms npm's cache (and the platform's prepared dependencies) and is
     // not counted.
     for round in 0..4 {
@@ -475,6 +490,7 @@ async fn sandbox_figures() {
                         .await
                         .unwrap();
                     assert_eq!(r.status(), 200);
+                    let posted = t.elapsed();
                     wait_text(
                         &client,
                         &format!("http://{host}:{port}/src/App.tsx"),
@@ -484,6 +500,16 @@ async fn sandbox_figures() {
                     .await;
                     if counted {
                         writes.push(t.elapsed());
+                        posts.push(posted);
+                        let t = Instant::now();
+                        wait_text(
+                            &client,
+                            &format!("http://{host}:{port}/src/App.tsx"),
+                            &marker,
+                            t,
+                        )
+                        .await;
+                        plain_gets.push(t.elapsed());
                     }
                 }
                 app.req(Method::DELETE, &format!("/api/apps/{id}/sandbox"))
@@ -540,6 +566,15 @@ async fn sandbox_figures() {
                     .await;
                     if counted {
                         hand_writes.push(t.elapsed());
+                        let t = Instant::now();
+                        wait_text(
+                            &http,
+                            &format!("http://127.0.0.1:{vite_port}/src/App.tsx"),
+                            &marker,
+                            t,
+                        )
+                        .await;
+                        hand_gets.push(t.elapsed());
                     }
                 }
                 unsafe { libc::killpg(vite.id() as i32, libc::SIGTERM) };
@@ -581,6 +616,22 @@ async fn sandbox_figures() {
         ),
         w,
         hw,
+    );
+    let (post, get, hand_get) = (
+        median(&mut posts),
+        median(&mut plain_gets),
+        median(&mut hand_gets),
+    );
+    println!(
+        "{:<52} {:>10} {:>10}",
+        "  of which: POST files answered (through the Worker)",
+        ms(post),
+        "-"
+    );
+    row(
+        "  a preview GET with nothing written (for scale)".to_string(),
+        get,
+        hand_get,
     );
     let (cr, wr) = (
         c.as_secs_f64() / hc.as_secs_f64(),

@@ -19,6 +19,7 @@ use tokio::process::Child;
 
 use crate::jail::{spawn_disk_watch, Jail};
 use crate::logs::{LineSplitter, LogBuffer, Source, Stream};
+use crate::reaper;
 
 /// A command's outcome, as the API returns it.
 pub use byte_protocol::exec::ExecReply;
@@ -99,14 +100,27 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// How often a running command's workspace is measured against the disk quota.
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(2);
 
-/// Starts `command` for the workspace at `cwd` through `jail` (see [`Jail::command`]).
+/// Starts `command` for the workspace at `cwd` through `jail` (see [`Jail::command`]), its
+/// group on the reaper's list until the returned guard is dropped: drop it only once the
+/// leader has been waited for (`crate::reaper`).
 pub fn spawn_shell(
     jail: &Jail,
     command: &str,
     cwd: &Path,
     env: &[(String, String)],
-) -> io::Result<Child> {
-    jail.command(command, cwd, env).spawn()
+) -> io::Result<(Child, reaper::Watched)> {
+    spawn_with(jail.command(command, cwd, env))
+}
+
+/// Spawns a command built by [`Jail::command`] (a group leader) and puts its group on the
+/// reaper's list.
+pub fn spawn_with(mut command: tokio::process::Command) -> io::Result<(Child, reaper::Watched)> {
+    let child = command.spawn()?;
+    let pgid = child
+        .id()
+        .map(|p| p as i32)
+        .ok_or_else(|| io::Error::other("child exited before it was tracked"))?;
+    Ok((child, reaper::watch(pgid)))
 }
 
 /// Runs the command to completion or timeout. `log`, when given, receives every line.
@@ -120,7 +134,7 @@ pub async fn run(
     if let Some(log) = &log {
         log.push(Stream::System, Source::Exec, &format!("$ {}", req.command));
     }
-    let mut child = spawn_shell(jail, &req.command, &req.cwd, &req.env)?;
+    let (mut child, _reaped) = spawn_shell(jail, &req.command, &req.cwd, &req.env)?;
     let pgid = child
         .id()
         .map(|p| p as i32)

@@ -133,6 +133,14 @@ pub fn validate_batch(root: &Path, files: Vec<FileInput>) -> ApiResult<Vec<Valid
     Ok(out)
 }
 
+impl ValidWrite {
+    /// SHA-256 of the bytes this write puts in the file.
+    pub fn content_hash(&self) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(&self.bytes).into()
+    }
+}
+
 /// Performs validated writes, in order, giving new files and directories to `owner` when
 /// set (the jail's uid, when the agent is root). Returns the relative paths written.
 pub fn write_all(writes: &[ValidWrite], owner: Option<(u32, u32)>) -> ApiResult<Vec<String>> {

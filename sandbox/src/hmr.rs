@@ -7,6 +7,14 @@
 //! (`error` when its handling failed) to every HMR client once it has invalidated what
 //! depended on it (Vite's `handleHMRUpdate`; files it never transformed get no message).
 //!
+//! A request for a written module need not wait for that report: Vite's transform of a
+//! TypeScript/JavaScript module carries an inline source map whose `sourcesContent` is the
+//! source it transformed. So a `GET` of a module with a write still unreported is first asked
+//! of Vite by the agent ([`content_is_current`]); when the source in its answer is exactly the
+//! bytes last written (SHA-256), Vite's cached transform is the new one and the request goes
+//! on at once (served from that cache). Anything else (another source, no source map, an
+//! error) proves nothing, and the request waits for the report as below.
+//!
 //! So the agent keeps its own HMR client on each running dev server ([`spawn_watch`]), and the
 //! workspace remembers which files the preview has served. A write of `n` served files owes
 //! `n` messages, counted in write order after those owed by earlier writes; a preview request
@@ -16,7 +24,7 @@
 //! (not Vite, or not connected yet) a write of a served file falls back to the old fixed
 //! settle delay.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -69,6 +77,9 @@ struct State {
     blind_write: Option<tokio::time::Instant>,
     /// Files the preview has served (workspace-relative), per port.
     served: HashSet<String>,
+    /// The SHA-256 of the last content written to each served file written since the
+    /// messages last covered every write.
+    owed_content: HashMap<String, [u8; 32]>,
 }
 
 impl Default for Freshness {
@@ -159,6 +170,12 @@ impl Freshness {
     /// Files were written: those the dev server has served owe one message each.
     pub fn written<'a>(&self, files: impl IntoIterator<Item = &'a str>) {
         let mut s = self.state.lock().expect("freshness lock");
+        let files: Vec<&str> = files.into_iter().collect();
+        // Whatever was known of these files' content is not (a delete, or a write whose
+        // content `written_content` gives next).
+        for f in &files {
+            s.owed_content.remove(*f);
+        }
         let written: Vec<String> = files
             .into_iter()
             .filter(|f| s.served.contains(*f))
@@ -177,6 +194,7 @@ impl Freshness {
             s.owed = received;
             s.oldest_owed = Some(now);
             s.owed_files.clear();
+            s.owed_content.clear();
             s.nudge_at = None;
         }
         s.owed += written.len() as u64;
@@ -240,10 +258,101 @@ impl Freshness {
                 );
                 s.owed = received;
                 s.owed_files.clear();
+                s.owed_content.clear();
                 s.nudge_at = None;
             }
         }
     }
+
+    /// The content just written to files (after [`Freshness::written`]): remembered for
+    /// those whose write is still owed a report.
+    pub fn written_content<'a>(&self, files: impl IntoIterator<Item = (&'a str, [u8; 32])>) {
+        let mut s = self.state.lock().expect("freshness lock");
+        for (file, hash) in files {
+            if s.connected && s.owed_files.iter().any(|f| f == file) {
+                s.owed_content.insert(file.to_string(), hash);
+            } else {
+                s.owed_content.remove(file);
+            }
+        }
+    }
+
+    /// The content last written to `file` while that write is still owed a report (the
+    /// dev server may still serve the old transform); `None` when nothing is owed for it.
+    pub fn owed_content(&self, file: &str) -> Option<[u8; 32]> {
+        let s = self.state.lock().expect("freshness lock");
+        let received = *self.received.borrow();
+        (s.connected && s.owed > received)
+            .then(|| s.owed_content.get(file).copied())
+            .flatten()
+    }
+}
+
+/// The source Vite transformed into `module`: the only `sourcesContent` entry of its inline
+/// source map (`//# sourceMappingURL=data:application/json;base64,…`), if it has one.
+pub fn transformed_source(module: &[u8]) -> Option<String> {
+    use base64::Engine;
+    const MARK: &[u8] = b"sourceMappingURL=data:application/json;base64,";
+    let at = module.windows(MARK.len()).rposition(|w| w == MARK)? + MARK.len();
+    let encoded: Vec<u8> = module[at..]
+        .iter()
+        .copied()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        .collect();
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Map {
+        sources_content: Vec<Option<String>>,
+    }
+    let map: Map = serde_json::from_slice(&json).ok()?;
+    match map.sources_content.as_slice() {
+        [Some(source)] => Some(source.clone()),
+        _ => None,
+    }
+}
+
+/// Largest module the content check reads.
+const CONTENT_CHECK_LIMIT: usize = 8 << 20;
+
+/// Asks the dev server on `port` for `path_and_query` (a module) and tells whether the source
+/// it transformed has SHA-256 `hash`: then its cached transform is of that content and a
+/// request for it gets it. `false` proves nothing (see the module).
+pub async fn content_is_current(
+    client: &crate::proxy::HttpClient,
+    port: u16,
+    path_and_query: &str,
+    hash: [u8; 32],
+) -> bool {
+    use http_body_util::BodyExt;
+    use sha2::Digest;
+    let Ok(req) = axum::http::Request::get(format!("http://127.0.0.1:{port}{path_and_query}"))
+        .header("host", format!("127.0.0.1:{port}"))
+        .header("accept", "*/*")
+        .body(axum::body::Body::empty())
+    else {
+        return false;
+    };
+    let attempt = async {
+        let resp = client.request(req).await.ok()?;
+        if resp.status() != axum::http::StatusCode::OK {
+            return None;
+        }
+        let body = http_body_util::Limited::new(resp.into_body(), CONTENT_CHECK_LIMIT)
+            .collect()
+            .await
+            .ok()?
+            .to_bytes();
+        let source = transformed_source(&body)?;
+        Some(<[u8; 32]>::from(sha2::Sha256::digest(source.as_bytes())) == hash)
+    };
+    tokio::time::timeout(Duration::from_secs(10), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// Connects an HMR client to the Vite dev server on `port` and counts its change messages
@@ -411,6 +520,64 @@ mod tests {
         f.written(["src/b.ts"]);
         f.message(8);
         assert_eq!(*f.received.borrow(), 3);
+    }
+
+    #[test]
+    fn the_transformed_source_is_read_from_the_inline_source_map() {
+        use base64::Engine;
+        let map = serde_json::json!({
+            "version": 3, "sources": ["App.tsx"], "mappings": "AAAA",
+            "sourcesContent": ["export default 1;\n"],
+        });
+        let encoded = base64::engine::general_purpose::STANDARD.encode(map.to_string());
+        let module =
+            format!("const x = 1;\n//# sourceMappingURL=data:application/json;base64,{encoded}\n");
+        assert_eq!(
+            transformed_source(module.as_bytes()).as_deref(),
+            Some("export default 1;\n")
+        );
+        assert_eq!(transformed_source(b"body { color: red }"), None);
+        assert_eq!(
+            transformed_source(b"//# sourceMappingURL=data:application/json;base64,!!!"),
+            None
+        );
+        // Two sources: which one is the file is not known.
+        let two = serde_json::json!({ "sourcesContent": ["a", "b"] });
+        let encoded = base64::engine::general_purpose::STANDARD.encode(two.to_string());
+        let module = format!("//# sourceMappingURL=data:application/json;base64,{encoded}");
+        assert_eq!(transformed_source(module.as_bytes()), None);
+    }
+
+    #[tokio::test]
+    async fn written_content_is_remembered_only_while_its_write_is_owed() {
+        let f = Freshness::default();
+        f.claim(7);
+        f.set_connected(7, true);
+        f.served(7, "src/App.tsx".into());
+        f.written(["src/App.tsx", "src/other.ts"]);
+        f.written_content([("src/App.tsx", [1; 32]), ("src/other.ts", [2; 32])]);
+        assert_eq!(f.owed_content("src/App.tsx"), Some([1; 32]));
+        assert_eq!(
+            f.owed_content("src/other.ts"),
+            None,
+            "never served: not owed"
+        );
+        f.written(["src/App.tsx"]);
+        f.written_content([("src/App.tsx", [3; 32])]);
+        assert_eq!(
+            f.owed_content("src/App.tsx"),
+            Some([3; 32]),
+            "the last write"
+        );
+        // A delete: nothing is known of the file's content.
+        f.written(["src/App.tsx"]);
+        assert_eq!(f.owed_content("src/App.tsx"), None, "deleted");
+        f.written(["src/App.tsx"]);
+        f.written_content([("src/App.tsx", [4; 32])]);
+        for _ in 0..4 {
+            f.message(7);
+        }
+        assert_eq!(f.owed_content("src/App.tsx"), None, "reported");
     }
 
     #[tokio::test(start_paused = true)]

@@ -22,7 +22,8 @@
 //! - **Pid namespace.** bwrap's init is pid 1 of the run; when the run's main process exits or
 //!   is killed (the agent kills bwrap's process group), the kernel kills everything left in
 //!   the namespace, including processes that escaped with `setsid` or double forks.
-//!   `--die-with-parent` also ends the run if the agent dies.
+//!   `--die-with-parent` also ends the run if the agent dies, and the agent's reaper
+//!   (`crate::reaper`) kills the group if it does not.
 //! - **Limits per run, set by `prlimit` inside the jail** (setrlimit works unprivileged and
 //!   needs no cgroup delegation, which neither a developer's machine nor the container gives):
 //!   `RLIMIT_NPROC` (threads and processes, counted per user namespace, so each run has its
@@ -147,6 +148,7 @@ impl Jail {
     /// Commands run as the agent's own user, seeing what it sees. Unsafe outside tests of
     /// process handling and `SANDBOX_UNCONFINED=1`.
     pub fn unconfined(limits: Limits) -> Arc<Self> {
+        crate::reaper::start();
         Arc::new(Jail {
             confined: None,
             limits,
@@ -156,6 +158,8 @@ impl Jail {
     /// Builds the jail the configuration asks for and proves it works by running a command in
     /// it; the error says what is missing and how to fix it.
     pub async fn setup(config: &Config) -> Result<Arc<Self>, String> {
+        // Before any workspace process exists (the self-test below is the first).
+        crate::reaper::start();
         if config.unconfined {
             tracing::warn!(
                 "SANDBOX_UNCONFINED=1: UNSAFE. Workspace commands, installs and dev servers run \
@@ -416,9 +420,11 @@ fn prepare_npm_cache(cache: &Path, owner: Option<(u32, u32)>) -> io::Result<()> 
     chown_tree(cache, owner)
 }
 
-/// Gives `path` and everything below it to `owner` (no-op for `None`). Symlinks are never
-/// followed: the walk holds a directory fd at each level and names entries relative to it, so
-/// a directory swapped for a symlink meanwhile cannot redirect it.
+/// Gives `path` and everything below it to `owner` (no-op for `None`), except files with
+/// more than one hard link, which keep their owner (shared inodes, e.g. prepared
+/// dependencies: see `chown_below`). Symlinks are never followed: the walk holds a directory
+/// fd at each level and names entries relative to it, so a directory swapped for a symlink
+/// meanwhile cannot redirect it.
 pub fn chown_tree(path: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
     let Some((uid, gid)) = owner else {
         return Ok(());
@@ -447,7 +453,13 @@ fn chown_below(dir: &OwnedFd, uid: u32, gid: u32) -> io::Result<()> {
         let entry = entry?;
         let name = CString::new(entry.file_name().as_bytes()).map_err(io::Error::other)?;
         let meta = entry.metadata()?;
-        if meta.uid() != uid || meta.gid() != gid {
+        // A file with more than one link shares its inode with another tree: the prepared
+        // dependencies' read-only store (`crate::deps`) or whatever a jailed process linked.
+        // Re-owning it would hand the jail a file other workspaces read (the owner may
+        // chmod it writable), so it keeps its owner; a workspace needs to own only its
+        // directories to replace such files.
+        let shared = !meta.file_type().is_dir() && meta.nlink() > 1;
+        if (meta.uid() != uid || meta.gid() != gid) && !shared {
             // SAFETY: fchownat on a name relative to an open directory, never following it.
             let r = unsafe {
                 libc::fchownat(
@@ -541,6 +553,7 @@ pub fn spawn_disk_watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn disk_usage_counts_blocks_and_skips_symlinks() {
@@ -575,6 +588,40 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(used > 100_000);
+    }
+
+    #[test]
+    fn chown_tree_leaves_hard_linked_files_to_their_owner() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: chown needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(&store).unwrap();
+        std::fs::create_dir_all(ws.join("node_modules/pkg")).unwrap();
+        std::fs::write(store.join("index.js"), "shared").unwrap();
+        std::fs::set_permissions(
+            store.join("index.js"),
+            std::fs::Permissions::from_mode(0o444),
+        )
+        .unwrap();
+        std::fs::hard_link(store.join("index.js"), ws.join("node_modules/pkg/index.js")).unwrap();
+        std::fs::write(ws.join("app.ts"), "own").unwrap();
+        chown_tree(&ws, Some((54321, 54321))).unwrap();
+        let meta = |p: &Path| std::fs::symlink_metadata(p).unwrap();
+        assert_eq!(meta(&ws.join("app.ts")).uid(), 54321);
+        assert_eq!(
+            meta(&ws.join("node_modules/pkg")).uid(),
+            54321,
+            "directories are re-owned"
+        );
+        let shared = meta(&ws.join("node_modules/pkg/index.js"));
+        assert_eq!(shared.uid(), 0, "a shared inode keeps its owner");
+        assert_eq!(shared.mode() & 0o222, 0, "and stays read-only");
+        assert_eq!(meta(&store.join("index.js")).uid(), 0);
     }
 
     #[test]

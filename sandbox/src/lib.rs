@@ -10,6 +10,7 @@
 pub mod api_error;
 pub mod auth;
 pub mod builder;
+pub mod checker;
 pub mod config;
 pub mod deps;
 pub mod errors;
@@ -22,6 +23,7 @@ pub mod paths;
 pub mod ports;
 pub mod process;
 pub mod proxy;
+pub mod reaper;
 pub mod routes;
 pub mod workspace;
 

@@ -256,6 +256,8 @@ struct Attempt {
     command: String,
     /// Log sequence number at its start: its own output comes after.
     log_from: u64,
+    /// On the reaper's list while the attempt lives (it is dropped after its wait).
+    _reaped: crate::reaper::Watched,
 }
 
 /// Allocates a port and starts the command on it, with its output pumped into the log.
@@ -278,8 +280,8 @@ fn spawn_attempt(
         Source::Server,
         &format!("starting dev server on port {port}: {command}"),
     );
-    let mut child = match spawn_shell(jail, &command, cwd, &env) {
-        Ok(child) => child,
+    let (mut child, reaped) = match spawn_shell(jail, &command, cwd, &env) {
+        Ok(spawned) => spawned,
         Err(e) => {
             ports.release(port);
             return Err(ApiError::io("cannot start the dev server", e));
@@ -303,6 +305,7 @@ fn spawn_attempt(
         port,
         command,
         log_from,
+        _reaped: reaped,
     })
 }
 

@@ -47,6 +47,8 @@ pub struct Workspace {
     pub root: PathBuf,
     pub logs: Arc<LogBuffer>,
     pub server: Supervisor,
+    /// The warm type checker (`crate::checker`).
+    pub checker: Arc<crate::checker::Checker>,
     pub execs: ProcessGroups,
     /// Set when the workspace is deleted, so live log streams end.
     pub closed: tokio::sync::watch::Sender<bool>,
@@ -92,12 +94,14 @@ impl Workspace {
         let mut roots = vec![configured_root, root.clone()];
         roots.extend(jail.inside_root().map(PathBuf::from));
         let mapper = PathMapper::new(&roots);
+        let checker = Arc::new(crate::checker::Checker::new(jail.clone(), root.clone()));
         let server = Supervisor::new(root.clone(), logs.clone(), ports, jail);
         Workspace {
             id,
             root,
             logs,
             server,
+            checker,
             execs: ProcessGroups::default(),
             closed: tokio::sync::watch::channel(false).0,
             mapper,
@@ -536,6 +540,8 @@ impl Registry {
             .lock()
             .expect("registry lock")
             .insert(id, ws.clone());
+        // The type checker's first, full check runs while the app is being written.
+        ws.checker.prewarm();
         Ok((ws, true))
     }
 
@@ -558,6 +564,7 @@ impl Registry {
         self.map.lock().expect("registry lock").remove(id);
         ws.closed.send_replace(true);
         ws.execs.kill_all(libc::SIGKILL);
+        ws.checker.shutdown().await;
         ws.server.shutdown().await;
         let root = ws.root.clone();
         tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&root))
@@ -594,6 +601,7 @@ impl Registry {
         for ws in &all {
             ws.execs.kill_all(libc::SIGKILL);
         }
+        futures_util::future::join_all(all.iter().map(|ws| ws.checker.shutdown())).await;
         futures_util::future::join_all(all.iter().map(|ws| ws.server.shutdown())).await;
     }
 }

@@ -921,13 +921,9 @@ async fn slow_react_vite_preview_hmr_errors_and_build() {
         (json!(true), json!([])),
         "{t}"
     );
-    // The check is incremental (its state kept under node_modules, not among the app's
-    // files): the same error brought back is found again, then cleared again.
-    assert!(app
-        .root
-        .join(ws)
-        .join("node_modules/.cache/byte-sandbox/tsc.tsbuildinfo")
-        .is_file());
+    // The workspace's warm type checker answered (see `slow_warm_typecheck_*`): the same
+    // error brought back is found again, then cleared again.
+    assert!(warm_checks(&app, &base).await >= 1);
     for (content, ok) in [(&broken, false), (&changed, true)] {
         app.post(
             &format!("{base}/files"),
@@ -1314,5 +1310,190 @@ async fn a_template_change_invalidates_its_prepared_dependencies() {
             )
             .await;
         assert_eq!(b["exitCode"], 0, "{b}");
+    }
+}
+
+/// Host pids of workspace `ws`'s warm type checker (found by its script's first line, and
+/// told from other agents' checkers by a file only this workspace has, seen from inside).
+fn checker_pids(app: &TestApp, ws: &str, unique: &str) -> Vec<i32> {
+    assert!(app.root.join(ws).join(unique).is_file());
+    host_pids_running("byte-sandbox type checker")
+        .into_iter()
+        .filter(|pid| Path::new(&format!("/proc/{pid}/cwd")).join(unique).exists())
+        .collect()
+}
+
+async fn warm_checks(app: &TestApp, base: &str) -> usize {
+    let (_, logs) = app.get(&format!("{base}/logs")).await;
+    logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["line"] == "$ tsc --noEmit -p . (warm type checker)")
+        .count()
+}
+
+/// The warm type checker answers what `tsc` answers for the files as just written: 50
+/// writes in a row, each checked at once (an error that moves, a fix, a change that breaks
+/// the file importing it); `tsc` itself agrees; a killed checker costs one cold check (tsc
+/// runs instead) and the next check is warm again.
+#[tokio::test]
+async fn slow_warm_typecheck_reads_after_write_and_survives_a_crash() {
+    let app = TestApp::start();
+    let ws = "checked-app";
+    let base = format!("/v1/workspaces/{ws}");
+    let (s, b) = app.put(&base, json!({ "template": "react-vite" })).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let unique = format!("checker-{}.txt", std::process::id());
+    let write = |files: Vec<(&str, String)>| {
+        let files: Vec<Value> = files
+            .into_iter()
+            .map(|(p, c)| json!({ "path": p, "content": c }))
+            .collect();
+        let app = &app;
+        let url = format!("{base}/files");
+        async move {
+            let (s, b) = app.post(&url, json!({ "files": files })).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+        }
+    };
+    let check = || {
+        let app = &app;
+        let url = format!("{base}/typecheck");
+        async move {
+            let (s, b) = app.post(&url, json!({})).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            b
+        }
+    };
+    write(vec![
+        (unique.as_str(), "marks this workspace".into()),
+        (
+            "src/use.ts",
+            "import { value } from './check';\nexport const doubled: number = value * 2;\n".into(),
+        ),
+    ])
+    .await;
+    for i in 0..50 {
+        let broken = i % 2 == 1;
+        let line = i % 7 + 1;
+        let body = if broken {
+            "export const value: number = 'text';"
+        } else {
+            "export const value: number = 42;"
+        };
+        write(vec![(
+            "src/check.ts",
+            format!("{}{body}\n", "\n".repeat(line - 1)),
+        )])
+        .await;
+        let b = check().await;
+        let errors = b["errors"].as_array().unwrap();
+        if broken {
+            assert_eq!(b["ok"], false, "write {i}: {b}");
+            assert_eq!(errors.len(), 1, "write {i}: {b}");
+            assert_eq!(errors[0]["file"], "src/check.ts", "write {i}: {b}");
+            assert_eq!(errors[0]["line"], line as u64, "write {i}: {b}");
+            assert_eq!(errors[0]["kind"], "typescript", "write {i}: {b}");
+        } else {
+            assert_eq!(
+                (b["ok"].clone(), errors.len()),
+                (json!(true), 0),
+                "write {i}: {b}"
+            );
+        }
+    }
+    assert!(
+        warm_checks(&app, &base).await >= 49,
+        "the warm checker answered (at most the first check may have been cold)"
+    );
+    // A change that breaks another file: the importer's error is reported.
+    write(vec![(
+        "src/check.ts",
+        "export const value: string = 'x';\nexport const bad: number = 'y';\n".into(),
+    )])
+    .await;
+    let b = check().await;
+    let mut warm: Vec<String> = b["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}({},{})",
+                e["file"].as_str().unwrap(),
+                e["line"],
+                e["column"]
+            )
+        })
+        .collect();
+    warm.sort();
+    assert!(warm.iter().any(|e| e.starts_with("src/use.ts(2,")), "{b}");
+    // tsc run by hand reports the same places.
+    let (s, out) = app
+        .post(
+            &format!("{base}/exec"),
+            json!({ "command": "./node_modules/.bin/tsc --noEmit -p .", "timeoutMs": 300000 }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let mut cold: Vec<String> = out["stdout"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("): error TS"))
+        .map(|l| l.split("): ").next().unwrap().to_string() + ")")
+        .collect();
+    cold.sort();
+    assert_eq!(
+        warm, cold,
+        "the warm checker and tsc disagree: {b} vs {out}"
+    );
+
+    // Kill the checker: this check falls back to tsc (and is still right), the next is warm.
+    let pids = checker_pids(&app, ws, &unique);
+    assert_eq!(pids.len(), 1, "one checker per workspace: {pids:?}");
+    unsafe { libc::kill(pids[0], libc::SIGKILL) };
+    write(vec![(
+        "src/check.ts",
+        "export const value: number = 'broken';\n".into(),
+    )])
+    .await;
+    let before = warm_checks(&app, &base).await;
+    let b = check().await;
+    assert_eq!(b["errors"][0]["file"], "src/check.ts", "{b}");
+    assert_eq!(b["errors"][0]["line"], 1, "{b}");
+    let (_, logs) = app.get(&format!("{base}/logs")).await;
+    assert!(
+        logs.to_string().contains("warm type checker crashed"),
+        "the fallback is logged"
+    );
+    assert_eq!(warm_checks(&app, &base).await, before, "that check ran tsc");
+    write(vec![(
+        "src/check.ts",
+        "export const value: number = 7;\n".into(),
+    )])
+    .await;
+    let b = check().await;
+    assert_eq!(b["ok"], true, "{b}");
+    assert_eq!(
+        warm_checks(&app, &base).await,
+        before + 1,
+        "a new checker answered"
+    );
+    let new = checker_pids(&app, ws, &unique);
+    assert_eq!(new.len(), 1);
+    assert_ne!(new, pids);
+    // Deleting the workspace ends its checker.
+    let pid = new[0];
+    let (s, _) = app.call(Method::DELETE, &base, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while host_pids_running("byte-sandbox type checker").contains(&pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the checker outlived its workspace"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -45,8 +45,11 @@ struct Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+        // Not after a test killed and reaped it: the pid may be someone else's by now.
+        if let Ok(None) = self.child.try_wait() {
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -94,8 +97,16 @@ impl Agent {
     /// Starts the agent with workspace `app` serving "preview-ok" and workspace `other`
     /// holding a secret file.
     async fn start() -> Self {
+        Self::start_with(&[], |_| {}).await
+    }
+
+    /// [`Agent::start`] with extra variables, after `prepare(root)` ran on the empty
+    /// `SANDBOX_ROOT`.
+    async fn start_with(env: &[(&str, &str)], prepare: impl FnOnce(&Path)) -> Self {
         let (dir, project, root, cache) = layout();
+        prepare(&root);
         let mut child = agent_command(&root, &cache)
+            .envs(env.iter().copied())
             .spawn()
             .expect("start byte-sandbox");
         let mut line = String::new();
@@ -533,4 +544,148 @@ fn refuses_to_start_without_a_working_jail_unless_told_unconfined() {
         .unwrap();
     child.wait().unwrap();
     assert!(err.contains("UNCONFINED"), "no loud warning: {err}");
+}
+
+/// A detached runaway started by a run (`node -e` with `marker` on its command line).
+fn lingerer(marker: &str) -> String {
+    format!("node -e 'setInterval(() => {{}}, 1000)' {marker}")
+}
+
+async fn wait_started(marker: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host_pids_running(marker).len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "only {:?} of {count} processes with {marker} started",
+            host_pids_running(marker)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Kills the agent with SIGKILL (no code of its runs) while a dev server, a command and a
+/// `setsid` escapee run, and checks that none of them survives it.
+async fn killed_agent_leaves_nothing(env: &[(&str, &str)], marker: &str, escapee: bool) {
+    let mut agent = Agent::start_with(env, |_| {}).await;
+    let (s, b) = agent
+        .call(
+            "POST",
+            "/v1/workspaces/other/process/start",
+            json!({ "command": format!("exec {}-server", lingerer(marker)) }),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let detached = if escapee {
+        format!(
+            "setsid {}-escapee </dev/null >/dev/null 2>&1 & ",
+            lingerer(marker)
+        )
+    } else {
+        String::new()
+    };
+    let command = format!("{detached}exec {}-command", lingerer(marker));
+    let (http, url) = (
+        agent.http.clone(),
+        format!("{}/v1/workspaces/app/exec", agent.base),
+    );
+    // Never answered: the agent dies first.
+    let pending = tokio::spawn(async move {
+        let _ = http
+            .post(url)
+            .bearer_auth(SECRET)
+            .json(&json!({ "command": command, "timeoutMs": 600000 }))
+            .send()
+            .await;
+    });
+    wait_started(marker, if escapee { 3 } else { 2 }).await;
+    unsafe { libc::kill(agent.child.id() as i32, libc::SIGKILL) };
+    let _ = agent.child.wait();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !host_pids_running(marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "processes outlived the killed agent: {:?}",
+            host_pids_running(marker)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pending.abort();
+}
+
+#[tokio::test]
+async fn nothing_outlives_a_killed_agent() {
+    killed_agent_leaves_nothing(&[], &format!("outlive-jailed-{}", std::process::id()), true).await;
+}
+
+/// Unconfined runs have no pid namespace (a `setsid` escapee is not contained there, which
+/// the README says), but their process groups still die with the agent.
+#[tokio::test]
+async fn nothing_outlives_a_killed_unconfined_agent() {
+    killed_agent_leaves_nothing(
+        &[("SANDBOX_UNCONFINED", "1")],
+        &format!("outlive-unconfined-{}", std::process::id()),
+        false,
+    )
+    .await;
+}
+
+/// A workspace made before the jail (owned by root) is given to the jail's uid when the
+/// agent starts, except files shared with the prepared dependencies' store: those keep
+/// their owner and stay read-only, so no jailed process can change what other workspaces
+/// read.
+#[tokio::test]
+async fn re_owning_an_old_workspace_leaves_shared_dependencies_read_only() {
+    use std::os::unix::fs::MetadataExt;
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only a root agent re-owns workspaces");
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let shared = store.path().join("index.js");
+    std::fs::write(&shared, "module.exports = 'store';\n").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let agent = Agent::start_with(&[], |root| {
+        let ws = root.join("old");
+        std::fs::create_dir_all(ws.join("node_modules/dep")).unwrap();
+        std::fs::write(ws.join("own.txt"), "own").unwrap();
+        std::fs::hard_link(&shared, ws.join("node_modules/dep/index.js")).unwrap();
+    })
+    .await;
+    let ws = agent.root.join("old");
+    let jail_uid = std::fs::metadata(agent.root.join("app")).unwrap().uid();
+    assert_ne!(jail_uid, 0);
+    assert_eq!(std::fs::metadata(&ws).unwrap().uid(), jail_uid, "re-owned");
+    assert_eq!(
+        std::fs::metadata(ws.join("own.txt")).unwrap().uid(),
+        jail_uid
+    );
+    let meta = std::fs::metadata(&shared).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.mode() & 0o777),
+        (0, 0o444),
+        "the shared inode is untouched"
+    );
+    for attack in [
+        "echo pwned >> node_modules/dep/index.js",
+        "chmod u+w node_modules/dep/index.js",
+        "chown 1000 node_modules/dep/index.js",
+    ] {
+        let (code, out, _, b) = agent.exec_in("old", attack, 30_000).await;
+        assert_ne!(code, Some(0), "`{attack}` succeeded: {out} {b}");
+    }
+    // The workspace may still replace the file (npm does): its own copy, not the store's.
+    let (code, _, _, b) = agent
+        .exec_in(
+            "old",
+            "rm -f node_modules/dep/index.js && echo mine > node_modules/dep/index.js",
+            30_000,
+        )
+        .await;
+    assert_eq!(code, Some(0), "{b}");
+    assert_eq!(
+        std::fs::read_to_string(&shared).unwrap(),
+        "module.exports = 'store';\n"
+    );
+    let meta = std::fs::metadata(&shared).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o444));
 }

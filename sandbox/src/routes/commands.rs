@@ -143,25 +143,39 @@ fn errors_of(out: &ExecReply, ws: &Workspace) -> Vec<Diagnostic> {
 /// never one of the app's files, and goes away with the dependencies it describes).
 pub const TSC_BUILD_INFO: &str = "node_modules/.cache/byte-sandbox/tsc.tsbuildinfo";
 
-/// `POST /v1/workspaces/{ws}/typecheck` → `{"ok","errors",...}` from `tsc --noEmit -p .`,
-/// incremental: each run reuses the workspace's previous program state ([`TSC_BUILD_INFO`]),
-/// so a check after a phase re-checks what changed (and what depends on it) instead of
-/// starting cold. tsc compares file versions itself, so a stale state never hides an error.
+/// `POST /v1/workspaces/{ws}/typecheck` → `{"ok","errors",...}`: what `tsc --noEmit -p .`
+/// reports for the workspace as it is when the request arrives. The workspace's warm type
+/// checker answers (`crate::checker`: a long-lived compiler that re-reads every app file and
+/// re-checks what changed); when it cannot (not started, crashed, hung, declined), the
+/// workspace's own `tsc` runs instead, incremental: it reuses its previous program state
+/// ([`TSC_BUILD_INFO`]), and compares file versions itself, so a stale state never hides an
+/// error.
 pub async fn typecheck(
     State(state): State<AppState>,
     Ws(id): Ws,
     JsonBody(body): JsonBody<TypecheckRequest>,
 ) -> ApiResult<Json<TypecheckReply>> {
     let ws = state.workspace(&id)?;
-    if !ws
-        .root
-        .join("node_modules/typescript/package.json")
-        .is_file()
-    {
+    if !ws.checker.available() {
         return Err(ApiError::validation(
             "TypeScript is not installed in this workspace; run `npm install` first",
         ));
     }
+    let limit = timeout(
+        body.timeout_ms,
+        state.config.command_timeout.max(MIN_TYPECHECK_TIMEOUT),
+    )?;
+    let started = std::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + limit.min(crate::checker::WARM_LIMIT);
+    let why = match ws.checker.check(deadline).await {
+        Ok(answer) => return Ok(Json(warm_reply(&ws, answer, started))),
+        Err(failure) => failure,
+    };
+    ws.logs.push(
+        Stream::System,
+        Source::Exec,
+        &format!("warm type checker {why}; running tsc"),
+    );
     let req = ExecRequest {
         // The local compiler, never a download: `npx` could fetch an unrelated `tsc` package.
         command: format!(
@@ -169,10 +183,7 @@ pub async fn typecheck(
         ),
         cwd: ws.root.clone(),
         env: Vec::new(),
-        timeout: timeout(
-            body.timeout_ms,
-            state.config.command_timeout.max(MIN_TYPECHECK_TIMEOUT),
-        )?,
+        timeout: limit,
         output_cap: state.config.output_cap,
     };
     let out = run(&state, &ws, req).await?;
@@ -184,6 +195,36 @@ pub async fn typecheck(
         timed_out: out.timed_out,
         duration_ms: out.duration_ms,
     }))
+}
+
+/// The command the warm checker stands in for, as the workspace log shows it.
+pub const WARM_CHECK_LOG: &str = "$ tsc --noEmit -p . (warm type checker)";
+
+/// A warm check's reply, logged like the command it stands in for (the errors endpoint
+/// reads type errors from the log either way).
+fn warm_reply(
+    ws: &Workspace,
+    answer: crate::checker::Answer,
+    started: std::time::Instant,
+) -> TypecheckReply {
+    ws.logs.push(Stream::System, Source::Exec, WARM_CHECK_LOG);
+    for line in answer.output.lines() {
+        ws.logs.push(Stream::Stdout, Source::Exec, line);
+    }
+    let duration_ms = started.elapsed().as_millis() as u64;
+    ws.logs.push(
+        Stream::System,
+        Source::Exec,
+        &format!("exited with code {} in {duration_ms} ms", answer.exit_code),
+    );
+    let errors = dedupe(parse_output(&answer.output, ws.mapper()));
+    TypecheckReply {
+        ok: answer.exit_code == 0 && errors.is_empty(),
+        errors,
+        exit_code: Some(answer.exit_code),
+        timed_out: false,
+        duration_ms,
+    }
 }
 
 /// `POST /v1/workspaces/{ws}/build` `{"command"?,"timeoutMs"?,"outputDir"?}` → the build's

@@ -38,12 +38,20 @@ pub async fn write(
     }
     let root = ws.root.clone();
     let owner = jail.owner();
-    let written = blocking(move || {
+    let (written, hashes) = blocking(move || {
         let writes = fileops::validate_batch(&root, body.files)?;
-        fileops::write_all(&writes, owner)
+        let hashes: Vec<[u8; 32]> = writes
+            .iter()
+            .map(fileops::ValidWrite::content_hash)
+            .collect();
+        Ok((fileops::write_all(&writes, owner)?, hashes))
     })
     .await?;
     ws.record_writes(written.iter().map(String::as_str));
+    ws.preview
+        .written_content(written.iter().map(String::as_str).zip(hashes));
+    // A no-op while the checker runs; otherwise it warms up before the next check.
+    ws.checker.prewarm();
     Ok(Json(Written { written }))
 }
 

@@ -35,10 +35,6 @@ pub async fn forward(
         }
         _ => return Err(ApiError::unavailable("the dev server is not running")),
     };
-    // A file written a moment ago must be what the preview shows: wait until the dev
-    // server has reported it (at once when it never served the file).
-    ws.watch_dev_server(port);
-    ws.settle_writes().await;
     // The raw (still percent-encoded) path after `/v1/workspaces/{ws}/preview`, plus the query.
     let path = match req.uri().path().splitn(6, '/').nth(5) {
         Some(rest) => format!("/{rest}"),
@@ -48,10 +44,24 @@ pub async fn forward(
         Some(q) => format!("{path}?{q}"),
         None => path,
     };
-    if req.method() == axum::http::Method::GET {
-        if let Some(file) = crate::hmr::served_file(&path_and_query) {
-            ws.preview.served(port, file);
+    let module = (req.method() == axum::http::Method::GET)
+        .then(|| crate::hmr::served_file(&path_and_query))
+        .flatten();
+    // A file written a moment ago must be what the preview shows: a module whose transform
+    // already holds exactly the bytes last written goes on at once; otherwise wait until
+    // the dev server has reported the writes (at once when it never served the file).
+    ws.watch_dev_server(port);
+    let current = match module.as_deref().and_then(|f| ws.preview.owed_content(f)) {
+        Some(hash) => {
+            crate::hmr::content_is_current(&state.client, port, &path_and_query, hash).await
         }
+        None => false,
+    };
+    if !current {
+        ws.settle_writes().await;
+    }
+    if let Some(file) = module {
+        ws.preview.served(port, file);
     }
     Ok(proxy::forward(
         &state.client,
