@@ -17,6 +17,9 @@ export default defineConfig({
     headless: true,
     screenshot: "only-on-failure",
     trace: "retain-on-failure",
+    // A navigation that is not answered fails within two minutes and names itself, instead of
+    // waiting out the 15-minute test timeout.
+    navigationTimeout: 120_000,
     launchOptions: {
       executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
       args: [
