@@ -62,12 +62,16 @@ impl OrchestratorWebSocket {
         Response::ok("recorded")
     }
 
-    /// An event of the project: to every shard with a subscriber.
-    pub(super) async fn publish(&self, project: &ProjectId, message: &str) -> Result<Response> {
+    /// Events of the project: to every shard with a subscriber, in one call each.
+    pub(super) async fn publish(
+        &self,
+        project: &ProjectId,
+        messages: Vec<String>,
+    ) -> Result<Response> {
         let targets = self.with_directory(|d| d.targets())?;
         let deliver = HubCall::Deliver {
             project: project.clone(),
-            message: message.to_string(),
+            messages,
         };
         let env = &self.env;
         let answers = futures_util::future::join_all(targets.iter().map(|k| {

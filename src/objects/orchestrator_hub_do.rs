@@ -249,7 +249,7 @@ impl OrchestratorWebSocket {
     }
 
     /// An event for this shard's subscribers of `project`.
-    fn deliver(&self, project: &ProjectId, message: &str) -> Result<Response> {
+    fn deliver(&self, project: &ProjectId, messages: &[String]) -> Result<Response> {
         let (ids, present, version) = self.with_hub(|h| {
             let (ids, present, version) = h.deliver(project, now());
             let ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
@@ -259,7 +259,7 @@ impl OrchestratorWebSocket {
         let mut sent = 0;
         for id in &ids {
             if let Some(ws) = sockets.get(id) {
-                if ws.send_with_str(message).is_ok() {
+                if messages.iter().all(|m| ws.send_with_str(m).is_ok()) {
                     sent += 1;
                 }
             }
@@ -309,14 +309,14 @@ impl DurableObject for OrchestratorWebSocket {
         };
         match call {
             HubCall::Open { shard, cookie } => self.open(&req, shard, cookie).await,
-            HubCall::Deliver { project, message } => self.deliver(&project, &message),
+            HubCall::Deliver { project, messages } => self.deliver(&project, &messages),
             HubCall::Presence {
                 shard,
                 present,
                 version,
                 ..
             } => self.presence(shard, present, version),
-            HubCall::Publish { project, message } => self.publish(&project, &message).await,
+            HubCall::Publish { project, messages } => self.publish(&project, messages).await,
         }
     }
 

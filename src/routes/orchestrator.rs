@@ -50,10 +50,9 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
+/// A change's events, in order, in one publication per project.
 pub(crate) async fn publish_all(app: &App, messages: Vec<HubMessage>) {
-    for m in &messages {
-        orchestrator_hub::publish(&app.env, m).await;
-    }
+    orchestrator_hub::publish_all(&app.env, &messages).await;
 }
 
 /// Starts the project's generation (already marked running); a planner that cannot be

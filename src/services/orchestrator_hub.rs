@@ -7,20 +7,37 @@
 //! Invariant: publishing never fails the change it reports (the change is committed first); a
 //! failure is logged, and a client that missed an event repairs it by reloading on reconnect.
 
-use crate::domain::orchestrator::hub_call::{directory_name, HubCall, Published, BINDING};
+use crate::domain::ids::ProjectId;
+use crate::domain::orchestrator::hub_call::{self, directory_name, HubCall, Published, BINDING};
 use crate::domain::orchestrator::protocol::HubMessage;
 use worker::{Env, Method, Request, RequestInit};
 
 /// Delivers `message` to the subscribers of its project; how many sockets it reached (`None`:
 /// it could not be published, which is logged). Messages without a project go nowhere.
 pub async fn publish(env: &Env, message: &HubMessage) -> Option<Published> {
-    let Some(project) = message.project_id() else {
-        debug_assert!(false, "only project events are published");
-        return None;
-    };
+    publish_all(env, std::slice::from_ref(message))
+        .await
+        .into_iter()
+        .next()
+        .flatten()
+}
+
+/// Delivers the events of one change, in order: one call per project they name (in the order
+/// the projects first appear), so a subscriber gets a change's events together and the change
+/// waits for one round trip per project rather than one per event. One answer per project.
+pub async fn publish_all(env: &Env, messages: &[HubMessage]) -> Vec<Option<Published>> {
+    let batches = hub_call::batches(messages);
+    let mut out = Vec::with_capacity(batches.len());
+    for (project, messages) in batches {
+        out.push(send(env, project, messages).await);
+    }
+    out
+}
+
+async fn send(env: &Env, project: ProjectId, messages: Vec<String>) -> Option<Published> {
     let call = HubCall::Publish {
         project: project.clone(),
-        message: serde_json::to_string(message).expect("hub messages serialize"),
+        messages,
     };
     let sent = async {
         let headers = worker::Headers::new();
@@ -30,7 +47,7 @@ pub async fn publish(env: &Env, message: &HubMessage) -> Option<Published> {
             .with_headers(headers)
             .with_body(Some(call.to_json().into()));
         let req = Request::new_with_init("https://orchestrator-hub/", &init)?;
-        let mut resp = super::stub(env, BINDING, &directory_name(project))?
+        let mut resp = super::stub(env, BINDING, &directory_name(&project))?
             .fetch_with_request(req)
             .await?;
         if resp.status_code() != 200 {

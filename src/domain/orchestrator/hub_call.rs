@@ -9,9 +9,9 @@
 //! - each project has a **directory** object ([`directory_name`]) listing the shards with a
 //!   subscriber of the project ([`super::hub::Directory`]); a shard registers there before it
 //!   confirms a subscription and leaves when its last subscriber goes;
-//! - publishing an event is one call to the project's directory, which forwards it to those
-//!   shards in parallel ([`HubCall::Deliver`]); each sends it to its sockets subscribed to the
-//!   project. A shard that answers "no subscriber here" is dropped from the directory (an entry
+//! - publishing a change's events is one call to the project's directory (all the events of
+//!   one change together, in order), which forwards them to those shards in parallel
+//!   ([`HubCall::Deliver`]); each sends them, in order, to its sockets subscribed to the project. A shard that answers "no subscriber here" is dropped from the directory (an entry
 //!   left by a shard whose sockets were lost without their close events).
 //!
 //! Invariants: shard and directory objects are instances of one class (`OrchestratorWebSocket`,
@@ -20,6 +20,7 @@
 //! count stay reachable until they close).
 
 use super::hub::Who;
+use super::protocol::HubMessage;
 use crate::domain::ids::ProjectId;
 use serde::{Deserialize, Serialize};
 
@@ -77,10 +78,17 @@ pub enum HubCall {
         present: bool,
         version: u64,
     },
-    /// To a project's directory: an event of the project (its JSON), for every subscriber.
-    Publish { project: ProjectId, message: String },
-    /// To a shard: an event for its sockets subscribed to `project`.
-    Deliver { project: ProjectId, message: String },
+    /// To a project's directory: events of the project (their JSON, in order), for every
+    /// subscriber.
+    Publish {
+        project: ProjectId,
+        messages: Vec<String>,
+    },
+    /// To a shard: events for its sockets subscribed to `project`, to be sent in order.
+    Deliver {
+        project: ProjectId,
+        messages: Vec<String>,
+    },
 }
 
 impl HubCall {
@@ -93,10 +101,28 @@ impl HubCall {
     }
 }
 
+/// A change's events grouped into one publication per project they name (their JSON), the
+/// projects in the order they first appear and each project's events in their own order;
+/// events naming no project are dropped.
+pub fn batches(messages: &[HubMessage]) -> Vec<(ProjectId, Vec<String>)> {
+    let mut out: Vec<(ProjectId, Vec<String>)> = Vec::new();
+    for m in messages {
+        let Some(project) = m.project_id() else {
+            continue;
+        };
+        let json = serde_json::to_string(m).expect("hub messages serialize");
+        match out.iter_mut().find(|(p, _)| p == project) {
+            Some((_, list)) => list.push(json),
+            None => out.push((project.clone(), vec![json])),
+        }
+    }
+    out
+}
+
 /// A shard's answer to [`HubCall::Deliver`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivered {
-    /// Sockets the event was sent to.
+    /// Sockets the events were sent to.
     pub sockets: u32,
     /// Whether the shard still has a subscriber (or one subscribing) of the project...
     pub present: bool,
@@ -107,7 +133,7 @@ pub struct Delivered {
 /// A directory's answer to [`HubCall::Publish`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
-    /// Sockets the event was sent to, over all shards.
+    /// Sockets the events were sent to, over all shards.
     pub sockets: u32,
     /// Shards it went to.
     pub shards: u32,
@@ -150,5 +176,49 @@ mod tests {
         assert!(HubCall::parse(b"{\"call\":\"nope\"}").is_err());
         assert_eq!(shard_name(3), "shard:3");
         assert_eq!(directory_name(&p), "project:prj_1");
+    }
+
+    #[test]
+    fn a_changes_events_go_out_once_per_project_in_order() {
+        let a = ProjectId::from("prj_0123456789abcdef0123456789abcdef");
+        let b = ProjectId::from("prj_fedcba9876543210fedcba9876543210");
+        let failed = |p: &ProjectId, n: &str| HubMessage::GenerationFailed {
+            project_id: p.clone(),
+            code: "E005".into(),
+            message: n.into(),
+        };
+        let heartbeat = HubMessage::Heartbeat {
+            timestamp: "2026-12-02T00:00:00Z".into(),
+        };
+        let got = batches(&[
+            failed(&b, "b1"),
+            failed(&a, "a1"),
+            heartbeat,
+            failed(&b, "b2"),
+            failed(&a, "a2"),
+        ]);
+        let order: Vec<(&ProjectId, Vec<String>)> = got
+            .iter()
+            .map(|(p, list)| {
+                let names = list
+                    .iter()
+                    .map(|j| {
+                        serde_json::from_str::<serde_json::Value>(j).unwrap()["message"]
+                            .as_str()
+                            .unwrap()
+                            .to_string()
+                    })
+                    .collect();
+                (p, names)
+            })
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                (&b, vec!["b1".to_string(), "b2".into()]),
+                (&a, vec!["a1".to_string(), "a2".into()])
+            ]
+        );
+        assert!(batches(&[]).is_empty());
     }
 }
