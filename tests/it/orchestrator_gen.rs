@@ -9,6 +9,7 @@
 
 use crate::fake_llm::{self, TICKETS_MODEL};
 use crate::harness::{chat, sandbox_agent, Instance, User, SANDBOX_SECRET};
+use crate::hub_client::{Client, Read};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -172,7 +173,10 @@ async fn a_generated_app_becomes_reviewed_tickets() {
     assert_eq!(asked.len(), 1);
     assert!(asked[0].prompt.contains("--- src/components/Hello.tsx"));
 
-    // A regeneration carries the guidance and replaces the tickets.
+    // A regeneration carries the guidance and replaces the tickets; a subscriber of the project
+    // sees it happen over the hub: the progress steps, review, and the tickets generated.
+    let (mut watcher, _) = Client::signed_in(app, &owner, Some(&id)).await;
+    watcher.subscribe(&id).await;
     let r = app
         .call(
             Method::PATCH,
@@ -184,6 +188,34 @@ async fn a_generated_app_becomes_reviewed_tickets() {
     assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text().await);
     let again = settled(app, &owner, &id).await;
     assert_eq!(again["status"], "review", "{again}");
+    let mut seen = Vec::new();
+    loop {
+        let v = match watcher.read().await {
+            Read::Msg(v) => v,
+            Read::Closed(c) => panic!("the hub closed ({c:?}) after {seen:?}"),
+        };
+        assert_eq!(v["projectId"], id.as_str(), "{v}");
+        let kind = v["type"].as_str().unwrap().to_string();
+        match kind.as_str() {
+            "analysis_progress" => seen.push(format!("progress {}", v["step"].as_str().unwrap())),
+            "project_status_changed" => {
+                seen.push(format!("status {}", v["newStatus"].as_str().unwrap()))
+            }
+            "tickets_generated" => {
+                assert_eq!(v["totalTickets"], again["totalTickets"], "{v}");
+                seen.push(kind);
+                break;
+            }
+            _ => seen.push(kind),
+        }
+    }
+    assert!(seen.iter().any(|s| s.starts_with("progress ")), "{seen:?}");
+    let review = seen.iter().position(|s| s == "status review");
+    assert!(
+        review.is_some_and(|i| i + 1 == seen.len() - 1),
+        "review, then the tickets: {seen:?}"
+    );
+    watcher.close().await;
     let asked = ticket_requests(&m);
     assert_eq!(asked.len(), 2);
     assert!(asked[1].prompt.contains("Add an accessibility ticket"));
