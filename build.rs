@@ -147,20 +147,29 @@ fn catalog() {
         });
         // The text files the model is shown as the app's starting point (lockfiles and static
         // assets are not: they are large and nothing the model should edit).
+        // The other text files go into an app's repository with them (`extra`), except the
+        // lockfile, which an app that changed its dependencies would contradict.
         let mut sources = String::from("&[");
+        let mut extra = String::from("&[");
         for f in &files {
             let shown = !f.ends_with("package-lock.json")
                 && !f.starts_with("public/")
                 && !f.ends_with(".gitignore")
                 && !f.ends_with(".svg");
+            let abs = std::fs::canonicalize(dir.join(f)).unwrap();
+            let entry = format!("({f:?}, include_str!({:?})), ", abs.display());
             if shown {
-                let abs = std::fs::canonicalize(dir.join(f)).unwrap();
-                sources.push_str(&format!("({f:?}, include_str!({:?})), ", abs.display()));
+                sources.push_str(&entry);
+            } else if !f.ends_with("package-lock.json")
+                && std::fs::read_to_string(dir.join(f)).is_ok()
+            {
+                extra.push_str(&entry);
             }
         }
         sources.push(']');
+        extra.push(']');
         out.push_str(&format!(
-            "    Template {{ name: {:?}, description: {:?}, frameworks: &{:?}, dev_command: {:?}, build_command: {:?}, output_dir: {:?}, worker_entry: {:?}, outbound: {:?}, files: &{:?}, sources: {sources} }},\n",
+            "    Template {{ name: {:?}, description: {:?}, frameworks: &{:?}, dev_command: {:?}, build_command: {:?}, output_dir: {:?}, worker_entry: {:?}, outbound: {:?}, files: &{:?}, sources: {sources}, extra: {extra} }},\n",
             name,
             field("description"),
             frameworks,

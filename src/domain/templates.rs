@@ -21,6 +21,9 @@ pub struct Template {
     /// The text files the model sees as the app's starting point (`(path, content)`; not the
     /// lockfile or static assets), embedded at build time.
     pub sources: &'static [(&'static str, &'static str)],
+    /// The template's other text files an app's repository gets besides `sources` (its
+    /// `.gitignore`, static text assets; not the lockfile), embedded at build time.
+    pub extra: &'static [(&'static str, &'static str)],
 }
 
 include!(concat!(env!("OUT_DIR"), "/templates.rs"));

@@ -208,13 +208,15 @@ async fn push_app(
     let repo = store::app_repo(&db, &rec.id, &caller.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("GitHub repository of this app"))?;
-    let (version, files) = store::app_files(&app.env, &rec.id).await?.ok_or_else(|| {
-        ApiError::new(
-            409,
-            ErrorCode::E004,
-            "the app has no saved files yet: generate it first, then push",
-        )
-    })?;
+    let (version, files) = store::app_files(&app.env, &db, &rec.id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                409,
+                ErrorCode::E004,
+                "the app has no saved files yet: generate it first, then push",
+            )
+        })?;
     let (client, _) = exporter(app)?;
     let gh = GitHub::new(&FetchGitHub, &client.endpoints.api, token);
     let message = format!("{} (version {version}, from Byte Platform)", rec.title);

@@ -144,7 +144,7 @@ pub async fn create_repo(
     let app_files = match &project.app_id {
         Some(a) => match crate::services::db::app_by_id(&app.db()?, a).await? {
             Some(rec) if rec.user_id.as_ref() == Some(&caller.user_id) => {
-                store::app_files(&app.env, a).await?
+                store::app_files(&app.env, &app.db()?, a).await?
             }
             _ => None,
         },

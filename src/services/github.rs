@@ -18,8 +18,10 @@ use crate::domain::codegen::run::{blob_key, versions_prefix, VersionManifest};
 use crate::domain::config::OAuthClient;
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
 use crate::domain::github::client::{GitHubHttp, HttpMethod, HttpRequest, HttpResponse};
+use crate::domain::github::push::with_template;
 use crate::domain::ids::{AppId, ProjectId, TicketId, UserId};
 use crate::domain::oauth;
+use crate::domain::templates;
 use crate::http::internal;
 use futures_util::future::{select, Either};
 use serde::Deserialize;
@@ -171,9 +173,39 @@ pub async fn has_saved_version(env: &Env, app_id: &AppId) -> ApiResult<bool> {
     Ok(!page.objects().is_empty())
 }
 
+#[derive(Deserialize)]
+struct TemplateRow {
+    template: String,
+}
+
+/// The app's files as its repository holds them: its latest saved version over the template it
+/// was made from (its sandbox's, else the default; [`with_template`]): `(version, path →
+/// content)`; `None` before the first version.
+pub async fn app_files(
+    env: &Env,
+    db: &D1Database,
+    app_id: &AppId,
+) -> ApiResult<Option<(u32, BTreeMap<String, Vec<u8>>)>> {
+    let Some((version, saved)) = saved_files(env, app_id).await? else {
+        return Ok(None);
+    };
+    let row: Option<TemplateRow> = first(
+        db,
+        "SELECT template FROM sandboxes WHERE app_id = ?1",
+        &[text(app_id.as_str())],
+    )
+    .await?;
+    let template = row
+        .and_then(|r| templates::find(&r.template))
+        .or_else(|| templates::find(templates::DEFAULT))
+        .expect("the default template exists");
+    let base = template.sources.iter().chain(template.extra.iter());
+    Ok(Some((version, with_template(base, saved))))
+}
+
 /// The app's files as its latest saved version has them: `(version, path → content)`; `None`
 /// before the first version.
-pub async fn app_files(
+async fn saved_files(
     env: &Env,
     app_id: &AppId,
 ) -> ApiResult<Option<(u32, BTreeMap<String, Vec<u8>>)>> {

@@ -5,7 +5,8 @@
 //! - OAuth for the exporter app (`/login/oauth/authorize`, `/login/oauth/access_token`): the
 //!   authorization-code flow with PKCE; the client is `exporter-client`/`exporter-secret`. A test
 //!   plays the person at the consent screen by calling `/authorize` itself with `user=<login>`
-//!   and, optionally, `grant=<scopes>` (what the person grants; default: the scopes asked for).
+//!   and, optionally, `grant=<scopes>` (what the person grants; default: the scopes asked for);
+//!   a browser without `user` gets the consent screen, a form asking for the login.
 //! - REST under `/api`: `GET /user`; `POST /user/repos` (`auto_init` gives one initial commit
 //!   with a README; without it the repository is empty and git data calls answer 409; a name the
 //!   account has is 422); `GET /repos/{o}/{r}`; `GET …/git/ref/heads/{b}`, `POST …/git/refs`
@@ -394,6 +395,45 @@ fn found(to: &str) -> Response {
         .into_response()
 }
 
+/// The consent screen a person sees in a browser (a request without the tests' `user`): the
+/// request's parameters carried in a form that asks again with the login typed in (Authorize)
+/// or with `deny=1` (Cancel).
+fn consent(q: &HashMap<String, String>) -> Response {
+    let esc = |v: &str| {
+        v.replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let hidden: String = q
+        .iter()
+        .filter(|(k, _)| *k != "user" && *k != "deny")
+        .map(|(k, v)| {
+            format!(
+                r#"<input type="hidden" name="{}" value="{}">"#,
+                esc(k),
+                esc(v)
+            )
+        })
+        .collect();
+    let html = format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Authorize application</title></head>
+<body><main><h1>Authorize Byte exporter</h1><p>It asks for: {scope}</p>
+<form method="get" action="/login/oauth/authorize">{hidden}
+<label>GitHub login <input name="user" required></label>
+<button type="submit">Authorize</button>
+<button type="submit" name="deny" value="1" formnovalidate>Cancel</button>
+</form></main></body></html>"#,
+        scope = esc(q.get("scope").map(String::as_str).unwrap_or(""))
+    );
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response()
+}
+
 fn authorize(s: &Shared, q: &HashMap<String, String>) -> Response {
     let p = |k: &str| q.get(k).cloned().unwrap_or_default();
     if p("client_id") != CLIENT_ID {
@@ -410,6 +450,9 @@ fn authorize(s: &Shared, q: &HashMap<String, String>) -> Response {
     } else {
         '?'
     };
+    if !q.contains_key("user") && p("deny") != "1" {
+        return consent(q);
+    }
     if p("deny") == "1" {
         return found(&format!(
             "{}{sep}error=access_denied&state={}",

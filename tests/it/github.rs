@@ -141,6 +141,29 @@ fn as_map(files: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// What an app's repository holds when the app saved `files` and has no sandbox: the default
+/// template's files (not its lockfile or catalog entry) under the app's own.
+fn repository_of(files: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+            if p.is_dir() {
+                if rel != "node_modules" && rel != "dist" {
+                    walk(root, &p, out);
+                }
+            } else if rel != "package-lock.json" && rel != "template.json" {
+                out.insert(rel, std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/react-vite");
+    let mut out = BTreeMap::new();
+    walk(&root, &root, &mut out);
+    out.extend(as_map(files));
+    out
+}
+
 async fn body(r: reqwest::Response) -> (StatusCode, Value) {
     let s = r.status();
     (s, r.json().await.unwrap_or(Value::Null))
@@ -217,7 +240,8 @@ async fn create_then_incremental_pushes_carry_exactly_the_change_and_a_moved_bra
         "the token never leaves: {st}"
     );
 
-    // Create: the repository holds exactly the app's files, on top of GitHub's initial commit.
+    // Create: the repository holds exactly the app (its files over its template's), on top of
+    // GitHub's initial commit, whose README the app does not have.
     let (s, made) = body(i.call(Method::POST, &path, &u.token, Some(&create)).await).await;
     assert_eq!(s, StatusCode::CREATED, "{made}");
     let repo = &made["repository"];
@@ -227,7 +251,8 @@ async fn create_then_incremental_pushes_carry_exactly_the_change_and_a_moved_bra
     let first = gh::head(&account, &name, "main").unwrap();
     assert_eq!(repo["lastCommitSha"], first);
     assert_eq!(made["push"]["commitSha"], first);
-    assert_eq!(gh::files(&account, &name, "main"), as_map(V1));
+    assert_eq!(gh::files(&account, &name, "main"), repository_of(V1));
+    assert_eq!(made["push"]["deleted"], json!(["README.md"]));
     let initial = gh::parents(&first);
     assert_eq!(initial.len(), 1);
     assert!(gh::files_at(&initial[0]).contains_key("README.md"));
@@ -269,7 +294,7 @@ async fn create_then_incremental_pushes_carry_exactly_the_change_and_a_moved_bra
     assert_eq!(pushed["push"]["commitSha"], second);
     assert_eq!(pushed["repository"]["lastCommitSha"], second);
     assert_eq!(gh::parents(&second), vec![first.clone()]);
-    assert_eq!(gh::files(&account, &name, "main"), as_map(V2));
+    assert_eq!(gh::files(&account, &name, "main"), repository_of(V2));
     let calls: Vec<gh::Recorded> = gh::requests_for(&account, &name).split_off(before);
     let blobs: Vec<String> = calls
         .iter()

@@ -17,6 +17,22 @@ use super::client::{GitHub, GitHubError, GitHubErrorKind, GitHubHttp, TreeChange
 use sha1::{Digest, Sha1};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// An app's files as its repository holds them: the template files it started from (`base`:
+/// the template's sources and other text files), each replaced by the app's saved file of the
+/// same path, plus every other saved file. The repository is then a project that installs and
+/// runs on its own, not only the files the model wrote.
+pub fn with_template<'a>(
+    base: impl IntoIterator<Item = &'a (&'static str, &'static str)>,
+    saved: BTreeMap<String, Vec<u8>>,
+) -> BTreeMap<String, Vec<u8>> {
+    let mut out: BTreeMap<String, Vec<u8>> = base
+        .into_iter()
+        .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+        .collect();
+    out.extend(saved);
+    out
+}
+
 /// Git's object id of a blob: SHA-1 of `blob <len>\0<content>`, in hex.
 pub fn git_blob_sha(content: &[u8]) -> String {
     let mut h = Sha1::new();
@@ -168,6 +184,28 @@ pub async fn push<H: GitHubHttp>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_repository_holds_the_template_under_the_apps_files() {
+        let base = [
+            ("package.json", "{\"name\": \"template\"}"),
+            ("index.html", "<div id=root></div>"),
+            (".gitignore", "node_modules\n"),
+        ];
+        let saved = BTreeMap::from([
+            ("package.json".to_string(), b"{\"name\": \"app\"}".to_vec()),
+            ("src/App.tsx".to_string(), b"export default 1;".to_vec()),
+        ]);
+        let files = with_template(base.iter(), saved);
+        let paths: Vec<&str> = files.keys().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            [".gitignore", "index.html", "package.json", "src/App.tsx"]
+        );
+        assert_eq!(files["package.json"], b"{\"name\": \"app\"}");
+        assert_eq!(files["index.html"], b"<div id=root></div>");
+    }
+
     use super::super::client::{HttpMethod, HttpRequest, HttpResponse};
     use super::*;
     use serde_json::{json, Value};
