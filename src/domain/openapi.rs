@@ -26,7 +26,7 @@ use super::deploy::pipeline::DeployStep;
 use super::error::ErrorCode;
 use super::orchestrator::api::{
     self as orch, AnalysisResult, Dependency, Generation, GenerationError, GenerationState,
-    PackageDependency, Project, ProjectDetail, Ticket,
+    Implementation, ImplementationState, PackageDependency, Project, ProjectDetail, Ticket,
 };
 use super::orchestrator::lifecycle::ProjectAction;
 use super::orchestrator::model::{
@@ -509,6 +509,14 @@ pub fn describe(route: &Route) -> Op {
             .error(409, "Not connected, no repository or branch, a pull request already open, or no commits on the branch yet (E004)")
             .error(429, "GitHub's rate limit (E003)")
             .error(502, GITHUB_DOWN),
+        ImplementTicket(_) => Op::new("implementTicket", "orchestrator", "Implement the ticket with the code generator, as an edit of the project's app")
+            .about("The ticket (title, description, acceptance criteria, affected files) becomes a follow-up edit of the project's app, run by its agent with the usual streaming events (`GET /api/agent/:appId/events`), sandbox checks and correction rounds. The ticket moves to `in_progress` now; when the run succeeds it moves to `review` and, when the project has a linked repository, the changed files are committed to the ticket's branch (created if missing, never force-pushed) and a pull request is opened. A failed run leaves the ticket `in_progress` with `implementation.error` set. Every change reaches the project's hub subscribers.")
+            .ok(202, "The run is queued on the app's agent", json!({ "type": "object", "required": ["ticket", "appId", "message"],
+                "properties": { "ticket": schema_ref("Ticket"), "appId": { "type": "string" }, "message": { "type": "string" } } }))
+            .error(400, "The project's app is not the stakeholder's any more (E004)")
+            .error(404, "No such ticket, or not the caller's to see (E002)")
+            .error(409, "Blocked by unfinished tickets, a status or project that does not accept work, no app or no generated files yet, or the app's agent is busy (E004)")
+            .error(429, "The AI request limit, or the app's queue is full (E003)"),
         GitHubWebhook => Op::new("githubWebhook", "github", "GitHub's webhook deliveries (pull_request, push) for linked repositories")
             .about("Authenticated by `X-Hub-Signature-256` (HMAC-SHA256 of the body under `WEBHOOK_SECRET`); idempotent per `X-GitHub-Delivery`. A merged pull request completes its ticket (readying its dependents), a closed one returns a ticket in review to in_progress, a push to a ticket's branch adds to its commit count.")
             .header("X-Hub-Signature-256", "sha256=<hex HMAC-SHA256 of the body>", json!({ "type": "string" }))
@@ -825,6 +833,8 @@ pub fn schemas() -> Map<String, Value> {
         derived::<PackageDependency>(),
         derived::<AnalysisResult>(),
         derived::<Project>(),
+        derived::<ImplementationState>(),
+        derived::<Implementation>(),
         derived::<Ticket>(),
         derived::<Dependency>(),
         derived::<CriticalPath>(),

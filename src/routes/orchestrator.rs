@@ -8,26 +8,29 @@
 //! events are published (`services::orchestrator_hub::publish`), and a change that changed
 //! nothing publishes nothing.
 
+use crate::domain::codegen::agent_call::{AgentCall, Requester, BINDING as CODEGEN};
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
-use crate::domain::ids::{ProjectId, TicketId, UserId};
+use crate::domain::ids::{ProjectId, TicketId};
 use crate::domain::input::Patch;
 use crate::domain::orchestrator::api::{
-    parse_assignee, NewProject, ProjectChange, ProjectDetail, ProjectQuery, ProjectRecord,
-    TicketPatch, TicketQuery, TicketRecord,
+    parse_assignee, ImplementationState, NewProject, ProjectChange, ProjectDetail, ProjectQuery,
+    ProjectRecord, TicketPatch, TicketQuery, TicketRecord,
 };
 use crate::domain::orchestrator::events;
+use crate::domain::orchestrator::implement;
 use crate::domain::orchestrator::lifecycle::{self, conflict, ProjectAction};
 use crate::domain::orchestrator::model::{ProjectSource, ProjectStatus, TicketStatus};
 use crate::domain::orchestrator::protocol::HubMessage;
 use crate::http::auth::Caller;
 use crate::http::{internal, json, json_body, App};
 use crate::services::db;
-use crate::services::orchestrator_db::{
-    self as odb, status_value, ProjectCounts, Set, TicketWritten,
+use crate::services::orchestrator_db::{self as odb, status_value, Set};
+pub(crate) use crate::services::ticket_work::{
+    counts_json, publish_all, to_json, write_and_publish,
 };
-use crate::services::{orchestrator_access, orchestrator_hub, orchestrator_planner};
-use serde_json::{json, Value};
-use worker::{Request, Response};
+use crate::services::{orchestrator_access, orchestrator_planner};
+use serde_json::json;
+use worker::{Method, Request, RequestInit, Response};
 
 fn project_missing() -> ApiError {
     ApiError::not_found("project")
@@ -44,16 +47,6 @@ fn project_id(id: &str) -> ApiResult<ProjectId> {
 
 fn ticket_id(id: &str) -> ApiResult<TicketId> {
     TicketId::parse(id).ok_or_else(ticket_missing)
-}
-
-pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
-}
-
-pub(crate) async fn publish_all(app: &App, messages: Vec<HubMessage>) {
-    for m in &messages {
-        orchestrator_hub::publish(&app.env, m).await;
-    }
 }
 
 /// Starts the project's generation (already marked running); a planner that cannot be
@@ -289,54 +282,6 @@ fn nullable<T>(p: &Patch<T>, f: impl Fn(&T) -> Set) -> Option<Set> {
     }
 }
 
-pub(crate) fn counts_json(c: &Option<ProjectCounts>) -> Value {
-    match c {
-        Some(c) => json!({
-            "status": c.status,
-            "totalTickets": c.total_tickets as u64,
-            "completedTickets": c.completed_tickets as u64,
-            "completedAt": c.completed_at.map(|t| t as i64),
-        }),
-        None => Value::Null,
-    }
-}
-
-/// Writes a ticket change with its cascades as `user` and publishes what changed (the ticket's
-/// fields, the tickets it readied, the project's counts and status). Also used by the GitHub
-/// routes and webhook (`routes::github_tickets`).
-pub(crate) async fn write_and_publish(
-    app: &App,
-    user: &UserId,
-    old: &TicketRecord,
-    sets: Vec<(&str, Set)>,
-    status_change: bool,
-) -> ApiResult<TicketWritten> {
-    let db = app.db()?;
-    let w = odb::write_ticket(&db, user, old, sets, status_change).await?;
-    let project = &old.project_id;
-    let mut messages = Vec::new();
-    if w.applied {
-        if let Some(new) = &w.ticket {
-            messages.extend(events::ticket_changed(
-                project,
-                &old.id,
-                &to_json(&old.view()),
-                &to_json(&new.view()),
-            ));
-        }
-    }
-    for t in &w.readied {
-        messages.extend(events::ticket_readied(project, t));
-    }
-    messages.extend(events::project_changed(
-        project,
-        &counts_json(&w.before),
-        &counts_json(&w.after),
-    ));
-    publish_all(app, messages).await;
-    Ok(w)
-}
-
 /// Writes a ticket change with its cascades, publishes what changed, and answers the ticket.
 async fn write_and_answer(
     app: &App,
@@ -472,4 +417,110 @@ pub async fn assign(mut req: Request, app: &App, caller: &Caller, id: &str) -> A
         }
     }
     write_and_answer(app, caller, &old, sets, true).await
+}
+
+/// `POST /api/orchestrator/tickets/:id/implement`: the ticket becomes a follow-up edit of the
+/// project's app, run by the app's agent (see `domain::orchestrator::implement`); 202 once the
+/// run is queued, with the ticket now `in_progress`. The outcome is reported when the run ends
+/// (the agent object calls `services::ticket_work::report`).
+pub async fn implement(req: Request, app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
+    let id = ticket_id(id)?;
+    let db = app.db()?;
+    let old = odb::ticket(&db, &caller.user_id, &id)
+        .await?
+        .ok_or_else(ticket_missing)?;
+    let project = odb::project(&db, &caller.user_id, &old.project_id)
+        .await?
+        .ok_or_else(ticket_missing)?;
+    implement::check_start(old.status, old.context(), &old.open_blockers_text())?;
+    let Some(app_id) = project.app_id.clone() else {
+        return Err(conflict(
+            "the project has no app to implement tickets in (its app was deleted, or it was created without one)",
+        ));
+    };
+    // The app's agent works for the app's owner (their sandbox, keys and limits); the project's
+    // stakeholder owns it unless it changed hands.
+    let owner = db::app_by_id(&db, &app_id)
+        .await?
+        .and_then(|a| a.user_id)
+        .ok_or_else(|| conflict("the project's app no longer exists"))?;
+    if owner != project.stakeholder_user_id {
+        return Err(ApiError::field(
+            "appId",
+            "the project's app no longer belongs to the project's stakeholder",
+        ));
+    }
+    let list = |t: &Option<String>| -> Vec<String> {
+        t.as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default()
+    };
+    let (criteria, files) = (list(&old.acceptance_criteria), list(&old.affected_files));
+    let request = implement::edit_request(&implement::TicketBrief {
+        number: old.number as u32,
+        title: &old.title,
+        description: &old.description,
+        acceptance_criteria: &criteria,
+        affected_files: &files,
+    });
+    let job = implement::TicketJob::new(
+        old.id.clone(),
+        old.project_id.clone(),
+        caller.user_id.clone(),
+        request,
+    );
+    let call = AgentCall::Implement {
+        by: Requester {
+            app_id: app_id.clone(),
+            user_id: owner,
+            origin: req.url()?.origin().ascii_serialization(),
+            session_id: caller.sid.clone(),
+            token_exp: caller.expires_at,
+        },
+        job,
+    };
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(call.to_json().into()));
+    let fwd = Request::new_with_init("https://codegen/", &init)?;
+    let resp = crate::objects::stub(&app.env, CODEGEN, app_id.as_str())?
+        .fetch_with_request(fwd)
+        .await?;
+    if resp.status_code() != 202 {
+        // The agent's refusal (no generated files, busy, full queue), already in our format.
+        return Ok(resp);
+    }
+    // The run is queued: the ticket is being worked on.
+    let mut sets = vec![
+        (
+            "implementation_state",
+            Set::Text(ImplementationState::Running.as_str().into()),
+        ),
+        ("implementation_error", Set::Null),
+    ];
+    if old.status != TicketStatus::InProgress {
+        sets.push(("status", status_value(TicketStatus::InProgress)));
+        sets.push(("started_at", Set::Expr("COALESCE(started_at, unixepoch())")));
+        sets.push((
+            "assignee_user_id",
+            Set::TextExpr(caller.user_id.to_string(), "COALESCE(assignee_user_id, ?v)"),
+        ));
+    }
+    let status = old.status != TicketStatus::InProgress;
+    let w = write_and_publish(app, &caller.user_id, &old, sets, status).await?;
+    if !w.applied {
+        worker::console_warn!(
+            "implement: ticket {} changed while its run was queued; the run goes on",
+            old.id
+        );
+    }
+    let now = w.ticket.unwrap_or(old);
+    json(
+        202,
+        &json!({
+            "ticket": now.view(),
+            "appId": app_id,
+            "message": "The ticket's change is being made by the app's agent; follow it in the app's workspace",
+        }),
+    )
 }

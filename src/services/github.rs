@@ -199,13 +199,35 @@ pub async fn app_files(
     let Some(key) = last else {
         return Ok(None);
     };
-    let bytes = super::r2::get_bytes(&bucket, &key)
+    version_files_at(&bucket, app_id, &key).await
+}
+
+/// The app's files as its saved version `version` has them (`None`: no such version).
+pub async fn version_files(
+    env: &Env,
+    app_id: &AppId,
+    version: u32,
+) -> ApiResult<Option<(u32, BTreeMap<String, Vec<u8>>)>> {
+    let bucket = env.bucket(APP_FILES)?;
+    let key = crate::domain::codegen::run::version_key(app_id.as_str(), version);
+    if super::r2::get_bytes(&bucket, &key).await?.is_none() {
+        return Ok(None);
+    }
+    version_files_at(&bucket, app_id, &key).await
+}
+
+async fn version_files_at(
+    bucket: &worker::Bucket,
+    app_id: &AppId,
+    key: &str,
+) -> ApiResult<Option<(u32, BTreeMap<String, Vec<u8>>)>> {
+    let bytes = super::r2::get_bytes(bucket, key)
         .await?
         .ok_or_else(ApiError::internal)?;
     let manifest = VersionManifest::parse(&bytes).map_err(internal)?;
     let mut files = BTreeMap::new();
     for f in &manifest.files {
-        let content = super::r2::get_bytes(&bucket, &blob_key(app_id.as_str(), &f.hash))
+        let content = super::r2::get_bytes(bucket, &blob_key(app_id.as_str(), &f.hash))
             .await?
             .ok_or_else(|| {
                 worker::console_error!("app {app_id}: blob of {} is missing", f.path);
