@@ -534,10 +534,13 @@ pub fn describe(route: &Route) -> Op {
             .error(400, BAD_QUERY)
             .ok(200, "The projects (at most 1000)", schema_ref("ProjectList")),
         CreateProject => Op::new("createProject", "orchestrator", "Create a project and start its analysis")
-            .about("The project starts in `analyzing` with its ticket generation running; progress arrives on the hub (`analysis_progress`, then `tickets_generated` or `generation_failed`).")
             .json_body(schema_ref("NewProject"), true)
+            .about("The project starts in `analyzing` with its ticket generation running; progress arrives on the hub (`analysis_progress`, then `tickets_generated` or `generation_failed`). With source `github` (and GitHub export configured), the repository's default branch is imported through the caller's GitHub connection as a new private app of theirs (text files only, bounded: `import.skipped` says what was left out), which becomes the project's app.")
             .ok(201, "The new project", schema_ref("ProjectCreated"))
-            .error(403, "The account has the most active projects it may (E004; `fields.maxProjectsActive`)"),
+            .error(403, "The account has the most active projects (E004; `fields.maxProjectsActive`) or apps (`fields.maxApps`) it may, or GitHub refused the connection's token (E001)")
+            .error(409, "Source `github`: GitHub is not connected (E004)")
+            .error(429, "Source `github`: GitHub's rate limit (E003)")
+            .error(502, GITHUB_DOWN),
         GetProject(_) => Op::new("getProject", "orchestrator", "A project with its tickets, dependencies and plan")
             .ok(200, "The project's fields, its tickets by order, its dependencies and its plan", schema_ref("ProjectDetail"))
             .error(404, PROJECT_MISSING),
@@ -1025,7 +1028,18 @@ pub fn schemas() -> Map<String, Value> {
             "ProjectCreated",
             json!({
                 "type": "object", "required": ["project", "message"],
-                "properties": { "project": schema_ref("Project"), "message": { "type": "string" } },
+                "properties": { "project": schema_ref("Project"), "message": { "type": "string" },
+                    "import": {
+                        "description": "Source `github`: what was imported as the project's app.",
+                        "type": "object", "required": ["appId", "commit", "defaultBranch", "files", "skipped"],
+                        "properties": {
+                            "appId": { "type": "string" }, "commit": { "type": "string" },
+                            "defaultBranch": { "type": "string" }, "files": { "type": "integer", "minimum": 0 },
+                            "skipped": { "type": "array", "items": { "type": "object", "required": ["path", "reason"],
+                                "properties": { "path": { "type": "string" }, "reason": { "type": "string" } } } },
+                        },
+                    },
+                },
             }),
         ),
         (

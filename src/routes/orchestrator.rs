@@ -8,13 +8,16 @@
 //! events are published (`services::orchestrator_hub::publish`), and a change that changed
 //! nothing publishes nothing.
 
+use crate::domain::apps::{NewApp, Visibility};
 use crate::domain::codegen::agent_call::{AgentCall, Requester, BINDING as CODEGEN};
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
-use crate::domain::ids::{ProjectId, TicketId};
+use crate::domain::github::import::{import, Imported};
+use crate::domain::github::{GitHub, GitHubErrorKind};
+use crate::domain::ids::{AppId, ProjectId, TicketId};
 use crate::domain::input::Patch;
 use crate::domain::orchestrator::api::{
-    parse_assignee, ImplementationState, NewProject, ProjectChange, ProjectDetail, ProjectQuery,
-    ProjectRecord, TicketPatch, TicketQuery, TicketRecord,
+    parse_assignee, GithubRepo, ImplementationState, NewProject, ProjectChange, ProjectDetail,
+    ProjectQuery, ProjectRecord, TicketPatch, TicketQuery, TicketRecord,
 };
 use crate::domain::orchestrator::events;
 use crate::domain::orchestrator::implement;
@@ -24,6 +27,7 @@ use crate::domain::orchestrator::protocol::HubMessage;
 use crate::http::auth::Caller;
 use crate::http::{internal, json, json_body, App};
 use crate::services::db;
+use crate::services::github::{self as github_store, FetchGitHub};
 use crate::services::orchestrator_db::{self as odb, status_value, Set};
 pub(crate) use crate::services::ticket_work::{
     counts_json, publish_all, to_json, write_and_publish,
@@ -84,6 +88,85 @@ pub async fn list_projects(req: Request, app: &App, caller: &Caller) -> ApiResul
     json(200, &json!({ "projects": projects }))
 }
 
+fn project_limit(max: u64) -> ApiError {
+    let mut e = ApiError::new(
+        403,
+        ErrorCode::E004,
+        format!(
+            "project limit reached: an account can have at most {max} active projects; \
+             complete or archive one to create another"
+        ),
+    );
+    e.fields.insert("maxProjectsActive".into(), max.to_string());
+    e
+}
+
+/// Imports the repository's default branch as a new app of the caller's, titled `title`, its
+/// files saved as the app's first version (`domain::github::import`); the app and the import.
+async fn import_repo(
+    app: &App,
+    caller: &Caller,
+    repo: &GithubRepo,
+    title: &str,
+) -> ApiResult<(AppId, Imported)> {
+    let (_, token) = super::github::token_of(app, caller).await?;
+    let base = app
+        .cfg
+        .github_export
+        .as_ref()
+        .map(|c| c.endpoints.api.clone())
+        .ok_or_else(ApiError::internal)?;
+    let gh = GitHub::new(&FetchGitHub, &base, &token);
+    let full = repo.full_name();
+    let imported = import(&gh, &repo.owner, &repo.name)
+        .await
+        .map_err(|e| match e.kind {
+            GitHubErrorKind::NotFound => ApiError::field(
+                "githubUrl",
+                format!("{full} is not a repository the connected GitHub account can read"),
+            ),
+            GitHubErrorKind::EmptyRepository | GitHubErrorKind::Invalid => {
+                ApiError::field("githubUrl", e.message)
+            }
+            _ => e.to_api_error(),
+        })?;
+    if imported.files.is_empty() {
+        return Err(ApiError::field(
+            "githubUrl",
+            format!("{full} has no text file to import within the import's bounds"),
+        ));
+    }
+    let app_id = AppId::generate();
+    let short = &imported.commit[..imported.commit.len().min(7)];
+    let new_app = NewApp {
+        title: title.chars().take(crate::domain::apps::MAX_TITLE).collect(),
+        description: Some(format!("Imported from {} at {short}", repo.url())),
+        visibility: Visibility::Private,
+        tags: Vec::new(),
+        config: serde_json::Map::new(),
+    };
+    let db = app.db()?;
+    let max_apps = app.cfg.max_apps_per_user;
+    if !db::create_app(&db, &app_id, &caller.user_id, &new_app, max_apps).await? {
+        let mut e = ApiError::new(
+            403,
+            ErrorCode::E004,
+            format!("app limit reached: the repository is imported as an app, and an account can hold at most {max_apps} apps; delete one first"),
+        );
+        e.fields.insert("maxApps".into(), max_apps.to_string());
+        return Err(e);
+    }
+    github_store::save_version(
+        &app.env,
+        &app_id,
+        1,
+        &format!("Imported from {full} at {short}"),
+        &imported.files,
+    )
+    .await?;
+    Ok((app_id, imported))
+}
+
 pub async fn create_project(mut req: Request, app: &App, caller: &Caller) -> ApiResult<Response> {
     let new = NewProject::parse(json_body(&mut req).await?)?;
     let db = app.db()?;
@@ -103,29 +186,36 @@ pub async fn create_project(mut req: Request, app: &App, caller: &Caller) -> Api
     let title = title.ok_or_else(ApiError::internal)?;
     let id = ProjectId::generate();
     let max = app.cfg.max_projects_active;
+    // A repository becomes the project's app when GitHub export is configured (without it,
+    // the project is planned from its title and description alone).
+    let imported = match (&new.github, &app.cfg.github_export) {
+        (Some(g), Some(_)) => {
+            if odb::active_projects(&db, &caller.user_id).await? >= max {
+                return Err(project_limit(max));
+            }
+            Some(import_repo(app, caller, g, &title).await?)
+        }
+        _ => None,
+    };
+    let app_id = new
+        .app_id
+        .clone()
+        .or_else(|| imported.as_ref().map(|(a, _)| a.clone()));
     let url = new.github.as_ref().map(|g| g.url());
     let name = new.github.as_ref().map(|g| g.full_name());
     let row = odb::NewProjectRow {
         id: &id,
         stakeholder: &caller.user_id,
-        app_id: new.app_id.as_ref(),
+        app_id: app_id.as_ref(),
         title: &title,
         description: new.description.as_deref(),
         source: new.source,
         github_url: url.as_deref(),
         github_name: name.as_deref(),
+        github_branch: imported.as_ref().map(|(_, i)| i.default_branch.as_str()),
     };
     if !odb::create_project(&db, &row, max).await? {
-        let mut e = ApiError::new(
-            403,
-            ErrorCode::E004,
-            format!(
-                "project limit reached: an account can have at most {max} active projects; \
-                 complete or archive one to create another"
-            ),
-        );
-        e.fields.insert("maxProjectsActive".into(), max.to_string());
-        return Err(e);
+        return Err(project_limit(max));
     }
     let project = odb::project(&db, &caller.user_id, &id)
         .await?
@@ -136,13 +226,23 @@ pub async fn create_project(mut req: Request, app: &App, caller: &Caller) -> Api
         .ok_or_else(ApiError::internal)?;
     let message = match new.source {
         ProjectSource::App => "Project created successfully; analysing the app",
+        ProjectSource::Github if imported.is_some() => {
+            "Project created successfully; the repository was imported as its app, analysing it"
+        }
         ProjectSource::Github => "Project created successfully; analysing the repository",
         ProjectSource::New => "Project created successfully; planning the tickets",
     };
-    json(
-        201,
-        &json!({ "project": project.view(), "message": message }),
-    )
+    let mut body = json!({ "project": project.view(), "message": message });
+    if let Some((app_id, i)) = &imported {
+        body["import"] = json!({
+            "appId": app_id,
+            "commit": i.commit,
+            "defaultBranch": i.default_branch,
+            "files": i.files.len(),
+            "skipped": i.skipped,
+        });
+    }
+    json(201, &body)
 }
 
 pub async fn get_project(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {

@@ -238,6 +238,42 @@ async fn version_files_at(
     Ok(Some((manifest.version, files)))
 }
 
+/// Saves `files` as the app's version `version` in R2 (content-addressed blobs, then the
+/// manifest, the way the code generator saves its versions), so the app's files, its export and
+/// its project's analysis read them like any other app's.
+pub async fn save_version(
+    env: &Env,
+    app_id: &AppId,
+    version: u32,
+    label: &str,
+    files: &BTreeMap<String, String>,
+) -> ApiResult<()> {
+    use crate::domain::codegen::run::{content_hash, version_key, WrittenFile};
+    let bucket = env.bucket(APP_FILES)?;
+    let mut written = BTreeMap::new();
+    for (path, content) in files {
+        let hash = content_hash(content);
+        bucket
+            .put(blob_key(app_id.as_str(), &hash), content.clone())
+            .execute()
+            .await?;
+        written.insert(
+            path.clone(),
+            WrittenFile {
+                hash,
+                bytes: content.len() as u64,
+            },
+        );
+    }
+    let manifest = VersionManifest::new(app_id.as_str(), version, label, super::now_ms(), &written);
+    bucket
+        .put(version_key(app_id.as_str(), version), manifest.to_json())
+        .custom_metadata(manifest.metadata())
+        .execute()
+        .await?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------- connections
 
 /// A user's connection as shown: never the token.

@@ -800,7 +800,7 @@ export interface paths {
         put?: never;
         /**
          * Create a project and start its analysis
-         * @description The project starts in `analyzing` with its ticket generation running; progress arrives on the hub (`analysis_progress`, then `tickets_generated` or `generation_failed`).
+         * @description The project starts in `analyzing` with its ticket generation running; progress arrives on the hub (`analysis_progress`, then `tickets_generated` or `generation_failed`). With source `github` (and GitHub export configured), the repository's default branch is imported through the caller's GitHub connection as a new private app of theirs (text files only, bounded: `import.skipped` says what was left out), which becomes the project's app.
          */
         post: operations["createProject"];
         delete?: never;
@@ -1744,6 +1744,17 @@ export interface components {
             guidance?: string | null;
         };
         ProjectCreated: {
+            /** @description Source `github`: what was imported as the project's app. */
+            import?: {
+                appId: string;
+                commit: string;
+                defaultBranch: string;
+                files: number;
+                skipped: {
+                    path: string;
+                    reason: string;
+                }[];
+            };
             message: string;
             project: components["schemas"]["Project"];
         };
@@ -6276,8 +6287,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description The account has the most active projects it may (E004; `fields.maxProjectsActive`) */
+            /** @description The account has the most active projects (E004; `fields.maxProjectsActive`) or apps (`fields.maxApps`) it may, or GitHub refused the connection's token (E001) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Source `github`: GitHub is not connected (E004) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6294,8 +6314,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit exceeded (E003); `Retry-After` says when to retry */
+            /** @description Source `github`: GitHub's rate limit (E003) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description GitHub is unavailable (E000) */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

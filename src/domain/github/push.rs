@@ -214,6 +214,7 @@ mod tests {
             mode: "100644".into(),
             kind: "blob".into(),
             sha: git_blob_sha(content.as_bytes()),
+            size: Some(content.len() as u64),
         }
     }
 
@@ -235,6 +236,7 @@ mod tests {
                 mode: "040000".into(),
                 kind: "tree".into(),
                 sha: "t".into(),
+                size: None,
             },
         ];
         let local = files(&[
