@@ -289,6 +289,10 @@ async fn an_implemented_ticket_arrives_as_a_pull_request_with_only_its_change() 
     )
     .await;
 
+    // The project's subscribers see the run start and end.
+    let (mut hub, _) = crate::hub_client::Client::signed_in(i, u, None).await;
+    hub.subscribe(pid).await;
+
     // Implement: queued on the app's agent, the ticket in progress at once.
     let (s, started) = body(i.call(Method::POST, &implement(t1), &u.token, None).await).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{started}");
@@ -309,6 +313,15 @@ async fn an_implemented_ticket_arrives_as_a_pull_request_with_only_its_change() 
     assert_eq!(done["status"], "review", "{done}");
     assert_eq!(done["commitCount"], 1);
     assert_only_the_change_on_the_branch(&st, &done, "HEADTICKET");
+    let mut moves = Vec::new();
+    while moves.last().map(String::as_str) != Some("review") {
+        if let crate::hub_client::Read::Msg(m) = hub.read().await {
+            if m["type"] == "ticket_status_changed" && m["ticketId"] == t1 {
+                moves.push(m["newStatus"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(moves, ["in_progress", "review"]);
 
     // The app itself has the change (its latest saved version).
     let (_, versions) = body(
