@@ -400,3 +400,62 @@ async fn a_restarted_wrangler_dev_still_reports_the_tickets_run() {
         .count();
     assert_eq!(edits, 2, "the stalled request, then the resumed edit's");
 }
+
+/// A run that makes no change (the edit model is down) leaves the ticket in progress with the
+/// error shown and nothing committed; implementing it again once the model can do it succeeds.
+#[tokio::test]
+async fn a_failed_run_leaves_the_ticket_in_progress_with_its_error_and_nothing_committed() {
+    let i = instance();
+    let st = setup(
+        i,
+        "failer",
+        "scripted-edit edit-fail-always: the heading HEADNEVER",
+    )
+    .await;
+    let (s, started) = body(
+        i.call(Method::POST, &implement(&st.t1), &st.u.token, None)
+            .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{started}");
+    let done = reported(i, &st.u, &st.pid).await;
+    assert_eq!(done["implementation"]["state"], "failed", "{done}");
+    assert_eq!(done["status"], "in_progress");
+    // The edit model answers 500; the client's fallback (the default model) answers in prose,
+    // changing no file: nothing to review.
+    let error = done["implementation"]["error"].as_str().unwrap();
+    assert!(error.contains("changed no file"), "{error}");
+    assert!(
+        done["prUrl"].is_null() && done["commitCount"] == 0,
+        "{done}"
+    );
+    assert_eq!(
+        gh::head(&st.account, &st.name, "ticket-1-greeting-component-props"),
+        None,
+        "no branch was made for a change that does not exist"
+    );
+    assert!(gh::pulls(&st.account, &st.name).is_empty());
+    assert_eq!(gh::files(&st.account, &st.name, "main"), st.main_before);
+
+    // Fixed ticket, second try: from in_progress, the run succeeds.
+    let r = i
+        .call(
+            Method::PATCH,
+            &format!("/api/orchestrator/tickets/{}", st.t1),
+            &st.u.token,
+            Some(&json!({ "description": "scripted-edit: the heading HEADSECOND" })),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text().await);
+    let (s, again) = body(
+        i.call(Method::POST, &implement(&st.t1), &st.u.token, None)
+            .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["ticket"]["implementation"]["error"], Value::Null);
+    let done = reported(i, &st.u, &st.pid).await;
+    assert_eq!(done["implementation"]["state"], "succeeded", "{done}");
+    assert_eq!(done["status"], "review");
+    assert_only_the_change_on_the_branch(&st, &done, "HEADSECOND");
+}
