@@ -19,7 +19,7 @@ use super::codegen_ports::{Clients, LlmModel, SandboxClient};
 use super::codegen_socket::echo_close_code;
 use super::codegen_store::{event_type, now, AgentStore, HEARTBEAT_MS};
 use crate::domain::codegen::agent_call::{AgentCall, Requester, CALL_HEADER};
-use crate::domain::codegen::driver::{publish, Cancel, Driver, Store};
+use crate::domain::codegen::driver::{publish, Cancel, Driver, FileChange, Store};
 use crate::domain::codegen::events::{AgentEvent, RunOutcome};
 use crate::domain::codegen::fanout::FanOut;
 use crate::domain::codegen::models::ModelOverride;
@@ -193,6 +193,9 @@ impl CodeGeneratorAgent {
                 m,
             )))
         };
+        if !self.read(RunState::has_app) && !self.read(RunState::is_active) {
+            self.adopt_saved_files(&c.app_id).await;
+        }
         if !self.read(RunState::has_app) {
             return refuse(
                 "the project's app has no generated files yet: generate it in its workspace first, then implement tickets in it"
@@ -213,6 +216,53 @@ impl CodeGeneratorAgent {
         self.emit(self.state_event());
         self.kick().await;
         Ok(Response::from_json(&json!({ "queued": true }))?.with_status(202))
+    }
+
+    /// An app this agent never generated but whose files are saved (a repository imported for a
+    /// project): its latest version becomes the agent's app ([`RunState::adopt`]), each text file
+    /// committed as the generator commits its own.
+    async fn adopt_saved_files(&self, app_id: &crate::domain::ids::AppId) {
+        let saved = match crate::services::github::app_files(&self.env, app_id).await {
+            Ok(Some(saved)) => saved,
+            Ok(None) => return,
+            Err(e) => {
+                worker::console_error!(
+                    "codegen: reading the saved files of {app_id}: {}",
+                    e.message
+                );
+                return;
+            }
+        };
+        let (version, files) = saved;
+        let title = match self.env.d1(crate::services::db::BINDING) {
+            Ok(db) => crate::services::db::app_by_id(&db, app_id)
+                .await
+                .ok()
+                .flatten()
+                .map(|a| a.title),
+            Err(_) => None,
+        }
+        .unwrap_or_else(|| "App".into());
+        for (path, bytes) in files {
+            let Ok(content) = String::from_utf8(bytes) else {
+                continue;
+            };
+            let file = FileChange::Write {
+                path: &path,
+                content: &content,
+            };
+            self.store.commit(
+                |s| {
+                    s.record_write(&path, &content);
+                },
+                Some(file),
+                None,
+            );
+        }
+        self.update(|s| {
+            s.app_id = app_id.clone();
+            s.adopt(&title, version);
+        });
     }
 
     /// Reports the ticket job of a run that ended ([`ticket_work::report`]); a run that ended

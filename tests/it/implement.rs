@@ -459,3 +459,86 @@ async fn a_failed_run_leaves_the_ticket_in_progress_with_its_error_and_nothing_c
     assert_eq!(done["status"], "review");
     assert_only_the_change_on_the_branch(&st, &done, "HEADSECOND");
 }
+
+/// A project made from a GitHub repository (its files imported as an app the agent never
+/// generated): implementing a ticket edits the imported files, and only the change goes to the
+/// ticket's branch of that same repository.
+#[tokio::test]
+async fn a_ticket_of_an_imported_repository_is_implemented_on_its_files() {
+    let i = instance();
+    let u = i.user("implement-import").await;
+    let account = login("implement-import");
+    connect(i, &u, &account, None).await;
+    let app_tsx = "import Hello from './components/Hello.tsx'\n\nexport default function App() {\n  return <main><h1>Imported</h1><Hello /></main>;\n}\n";
+    let hello = "export default function Hello() {\n  return <p>Hello</p>;\n}\n";
+    gh::seed_repo(
+        &account,
+        "shop",
+        "main",
+        true,
+        &[
+            ("src/App.tsx", app_tsx),
+            ("src/components/Hello.tsx", hello),
+        ],
+    );
+    let main_before = gh::files(&account, "shop", "main");
+    let (s, made) = body(
+        i.call(
+            Method::POST,
+            "/api/orchestrator/projects",
+            &u.token,
+            Some(&json!({ "source": "github", "githubUrl": format!("https://github.com/{account}/shop") })),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let pid = made["project"]["id"].as_str().unwrap().to_string();
+    eventually(120, "the project's tickets", || async {
+        project(i, &u, &pid).await["status"] == "review"
+    })
+    .await;
+    let t1 = ticket_titled(&project(i, &u, &pid).await, "Greeting component props")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = i
+        .call(
+            Method::PATCH,
+            &format!("/api/orchestrator/tickets/{t1}"),
+            &u.token,
+            Some(&json!({ "description": "scripted-edit: make the heading HEADIMPORTED" })),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = i
+        .call(
+            Method::PATCH,
+            &format!("/api/orchestrator/projects/{pid}"),
+            &u.token,
+            Some(&json!({ "action": "approve" })),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let (s, started) = body(i.call(Method::POST, &implement(&t1), &u.token, None).await).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{started}");
+    let done = reported(i, &u, &pid).await;
+    assert_eq!(done["implementation"]["state"], "succeeded", "{done}");
+    assert_eq!(done["status"], "review");
+    let branch = "ticket-1-greeting-component-props";
+    let on_branch = gh::files(&account, "shop", branch);
+    let mut expected = main_before.clone();
+    expected.insert(
+        "src/App.tsx".into(),
+        app_tsx.replace("<h1>Imported</h1>", "<h1>HEADIMPORTED</h1>"),
+    );
+    assert_eq!(
+        on_branch, expected,
+        "only the change, on the imported files"
+    );
+    assert_eq!(gh::files(&account, "shop", "main"), main_before);
+    let pulls = gh::pulls(&account, "shop");
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(done["prUrl"], pulls[0]["html_url"]);
+}

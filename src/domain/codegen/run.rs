@@ -357,6 +357,26 @@ impl RunState {
             .collect()
     }
 
+    /// Takes an app whose files were saved elsewhere (a repository imported for a project) as
+    /// this agent's app: a plan without phases, titled `title`, at saved version `version`, so
+    /// follow-up edits (a ticket's) apply to it with the usual checks. The files themselves are
+    /// committed by the caller ([`RunState::record_write`] with each).
+    pub fn adopt(&mut self, title: &str, version: u32) {
+        self.blueprint = Some(Blueprint {
+            title: title.to_string(),
+            description: format!("{title}: an existing app, imported"),
+            template: crate::domain::templates::DEFAULT.to_string(),
+            frameworks: Vec::new(),
+            files: Vec::new(),
+            phases: Vec::new(),
+        });
+        self.phases.clear();
+        self.version = self.version.max(version);
+        if !self.is_active() {
+            self.status = RunStatus::Complete;
+        }
+    }
+
     /// A ticket's implementation: its request queued as a follow-up edit, the job kept with the
     /// run. `Err` when the agent is busy (a run, queued messages or another ticket's job),
     /// since the job's changes must be its edit's alone.
@@ -703,6 +723,21 @@ mod tests {
         }
         .to_json();
         assert_eq!(replay_with_fresh_preview(other.clone(), fresh), other);
+    }
+
+    #[test]
+    fn an_adopted_app_takes_follow_up_edits() {
+        let mut st = RunState::default();
+        assert!(!st.has_app());
+        st.adopt("shop", 1);
+        st.record_write("src/App.tsx", "x");
+        assert!(st.has_app());
+        assert_eq!((st.status, st.version), (RunStatus::Complete, 1));
+        assert_eq!(st.finished_status(), RunStatus::Complete, "no phase waits");
+        st.enqueue("change it").unwrap();
+        assert_eq!(st.next_work(), Work::NextMessage);
+        st.start_next_edit();
+        assert_eq!(st.next_work(), Work::Edit);
     }
 
     #[test]
