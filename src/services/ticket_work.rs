@@ -12,7 +12,8 @@
 //!   the default branch when missing, moved without force), opens its pull request when it has
 //!   none, and only then moves the ticket to `review` with `branch_name`, `pr_url` and
 //!   `commit_count` true; a GitHub refusal on the way is recorded as the run's failure (the
-//!   change stays in the app), and GitHub being unavailable is retried ([`Report::Retry`]).
+//!   change stays in the app), and GitHub being unavailable is retried ([`Report::Retry`]) up to
+//!   the last attempt, which records it as the failure.
 
 use crate::domain::error::ApiResult;
 use crate::domain::github::names::ticket_branch;
@@ -22,7 +23,7 @@ use crate::domain::ids::{AppId, UserId};
 use crate::domain::orchestrator::api::{ImplementationState, TicketRecord};
 use crate::domain::orchestrator::events;
 use crate::domain::orchestrator::implement::{
-    commit_message, status_after_success, JobStage, Outcome, TicketJob,
+    commit_message, status_after_success, JobStage, Outcome, TicketJob, MAX_REPORT_ATTEMPTS,
 };
 use crate::domain::orchestrator::protocol::HubMessage;
 use crate::http::App;
@@ -200,11 +201,13 @@ async fn report_outcome(
             written,
             deleted,
         } => match commit(app, app_id, job, &t, *version, written, deleted).await {
+            // GitHub unavailable: tried again later, and on the last attempt recorded as the
+            // run's failure (the ticket never stays `running` for good).
             Err(e)
                 if matches!(
                     e.kind,
                     GitHubErrorKind::Unavailable | GitHubErrorKind::RateLimited
-                ) =>
+                ) && job.report_attempts + 1 < MAX_REPORT_ATTEMPTS =>
             {
                 return Ok(Report::Retry(e.message));
             }
