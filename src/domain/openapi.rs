@@ -26,7 +26,7 @@ use super::deploy::pipeline::DeployStep;
 use super::error::ErrorCode;
 use super::orchestrator::api::{
     self as orch, AnalysisResult, Dependency, Generation, GenerationError, GenerationState,
-    PackageDependency, Project, ProjectDetail, Ticket,
+    Implementation, ImplementationState, PackageDependency, Project, ProjectDetail, Ticket,
 };
 use super::orchestrator::lifecycle::ProjectAction;
 use super::orchestrator::model::{
@@ -509,6 +509,14 @@ pub fn describe(route: &Route) -> Op {
             .error(409, "Not connected, no repository or branch, a pull request already open, or no commits on the branch yet (E004)")
             .error(429, "GitHub's rate limit (E003)")
             .error(502, GITHUB_DOWN),
+        ImplementTicket(_) => Op::new("implementTicket", "orchestrator", "Implement the ticket with the code generator, as an edit of the project's app")
+            .about("The ticket (title, description, acceptance criteria, affected files) becomes a follow-up edit of the project's app, run by its agent with the usual streaming events (`GET /api/agent/:appId/events`), sandbox checks and correction rounds. The ticket moves to `in_progress` now; when the run succeeds it moves to `review` and, when the project has a linked repository, the changed files are committed to the ticket's branch (created if missing, never force-pushed) and a pull request is opened. A failed run leaves the ticket `in_progress` with `implementation.error` set. Every change reaches the project's hub subscribers.")
+            .ok(202, "The run is queued on the app's agent", json!({ "type": "object", "required": ["ticket", "appId", "message"],
+                "properties": { "ticket": schema_ref("Ticket"), "appId": { "type": "string" }, "message": { "type": "string" } } }))
+            .error(400, "The project's app is not the stakeholder's any more (E004)")
+            .error(404, "No such ticket, or not the caller's to see (E002)")
+            .error(409, "Blocked by unfinished tickets, a status or project that does not accept work, no app or no generated files yet, or the app's agent is busy (E004)")
+            .error(429, "The AI request limit, or the app's queue is full (E003)"),
         GitHubWebhook => Op::new("githubWebhook", "github", "GitHub's webhook deliveries (pull_request, push) for linked repositories")
             .about("Authenticated by `X-Hub-Signature-256` (HMAC-SHA256 of the body under `WEBHOOK_SECRET`); idempotent per `X-GitHub-Delivery`. A merged pull request completes its ticket (readying its dependents), a closed one returns a ticket in review to in_progress, a push to a ticket's branch adds to its commit count.")
             .header("X-Hub-Signature-256", "sha256=<hex HMAC-SHA256 of the body>", json!({ "type": "string" }))
@@ -526,10 +534,13 @@ pub fn describe(route: &Route) -> Op {
             .error(400, BAD_QUERY)
             .ok(200, "The projects (at most 1000)", schema_ref("ProjectList")),
         CreateProject => Op::new("createProject", "orchestrator", "Create a project and start its analysis")
-            .about("The project starts in `analyzing` with its ticket generation running; progress arrives on the hub (`analysis_progress`, then `tickets_generated` or `generation_failed`).")
             .json_body(schema_ref("NewProject"), true)
+            .about("The project starts in `analyzing` with its ticket generation running; progress arrives on the hub (`analysis_progress`, then `tickets_generated` or `generation_failed`). With source `github` (and GitHub export configured), the repository's default branch is imported through the caller's GitHub connection as a new private app of theirs (text files only, bounded: `import.skipped` says what was left out), which becomes the project's app.")
             .ok(201, "The new project", schema_ref("ProjectCreated"))
-            .error(403, "The account has the most active projects it may (E004; `fields.maxProjectsActive`)"),
+            .error(403, "The account has the most active projects (E004; `fields.maxProjectsActive`) or apps (`fields.maxApps`) it may, or GitHub refused the connection's token (E001)")
+            .error(409, "Source `github`: GitHub is not connected (E004)")
+            .error(429, "Source `github`: GitHub's rate limit (E003)")
+            .error(502, GITHUB_DOWN),
         GetProject(_) => Op::new("getProject", "orchestrator", "A project with its tickets, dependencies and plan")
             .ok(200, "The project's fields, its tickets by order, its dependencies and its plan", schema_ref("ProjectDetail"))
             .error(404, PROJECT_MISSING),
@@ -825,6 +836,8 @@ pub fn schemas() -> Map<String, Value> {
         derived::<PackageDependency>(),
         derived::<AnalysisResult>(),
         derived::<Project>(),
+        derived::<ImplementationState>(),
+        derived::<Implementation>(),
         derived::<Ticket>(),
         derived::<Dependency>(),
         derived::<CriticalPath>(),
@@ -1015,7 +1028,18 @@ pub fn schemas() -> Map<String, Value> {
             "ProjectCreated",
             json!({
                 "type": "object", "required": ["project", "message"],
-                "properties": { "project": schema_ref("Project"), "message": { "type": "string" } },
+                "properties": { "project": schema_ref("Project"), "message": { "type": "string" },
+                    "import": {
+                        "description": "Source `github`: what was imported as the project's app.",
+                        "type": "object", "required": ["appId", "commit", "defaultBranch", "files", "skipped"],
+                        "properties": {
+                            "appId": { "type": "string" }, "commit": { "type": "string" },
+                            "defaultBranch": { "type": "string" }, "files": { "type": "integer", "minimum": 0 },
+                            "skipped": { "type": "array", "items": { "type": "object", "required": ["path", "reason"],
+                                "properties": { "path": { "type": "string" }, "reason": { "type": "string" } } } },
+                        },
+                    },
+                },
             }),
         ),
         (

@@ -148,6 +148,7 @@ pub enum Route {
     ProjectGitHubRepo(String),
     TicketGitHubBranch(String),
     TicketGitHubPr(String),
+    ImplementTicket(String),
     GitHubWebhook,
     /// The orchestrator hub's WebSocket (authenticated by its first message, not the upgrade).
     OrchestratorSocket,
@@ -442,6 +443,14 @@ pub static TABLE: &[Entry] = &[
         API,
         |p| Route::TicketGitHubPr(p.take("ticket")),
     ),
+    // Runs the code generator: limited like a chat message.
+    row(
+        Post,
+        "/api/orchestrator/tickets/:ticket/implement",
+        Authenticated,
+        AI,
+        |p| Route::ImplementTicket(p.take("ticket")),
+    ),
     // GitHub's deliveries: authenticated by their signature (WEBHOOK_SECRET), not a session.
     row(Post, "/api/webhooks/github", Public, API, |_| {
         Route::GitHubWebhook
@@ -565,6 +574,7 @@ impl Route {
             | ProjectGitHubRepo(_)
             | TicketGitHubBranch(_)
             | TicketGitHubPr(_)
+            | ImplementTicket(_)
             | GitHubWebhook
             | OrchestratorSocket => Scope::Caller,
             GetApp(_) => Scope::OwnerOrPublic,
@@ -846,6 +856,11 @@ mod tests {
                 "/api/orchestrator/tickets/t1/github/create-pr",
                 TicketGitHubPr(s("t1")),
             ),
+            (
+                "POST",
+                "/api/orchestrator/tickets/t1/implement",
+                ImplementTicket(s("t1")),
+            ),
             ("POST", "/api/webhooks/github", GitHubWebhook),
             ("GET", "/api/orchestrator/ws", OrchestratorSocket),
             ("GET", "/api/orchestrator/projects", ListProjects),
@@ -918,7 +933,8 @@ mod tests {
             Health | OpenApi => None,
             Providers | Register | Login | Logout | Me | DeleteAccount | Verify | VerifyResend
             | ChangeEmail | OAuthStart(_) | OAuthCallback(_) => Some(RateClass::Auth),
-            AgentChat(_) => Some(RateClass::Ai),
+            // Both run the code generator.
+            AgentChat(_) | ImplementTicket(_) => Some(RateClass::Ai),
             // Deploys and rollbacks count against the deployment limit.
             Deploy(_) | Rollback(..) => Some(RateClass::Deploy),
             _ => Some(RateClass::Api),

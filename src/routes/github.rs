@@ -227,6 +227,7 @@ async fn push_app(
             repo: &repo.name,
             branch: &repo.branch,
             expected_head: repo.last_commit_sha.as_deref(),
+            only: None,
             files: &files,
             message: &message,
         },

@@ -18,7 +18,7 @@
 use super::github::token_of;
 use super::orchestrator::{counts_json, publish_all, to_json, write_and_publish};
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
-use crate::domain::github::names::{check_repo_name, repo_name_from_title, ticket_branch};
+use crate::domain::github::names::{check_repo_name, repo_name_from_title};
 use crate::domain::github::push::{push, PushRequest};
 use crate::domain::github::webhook::{self, Event};
 use crate::domain::github::{GitHub, GitHubErrorKind};
@@ -32,6 +32,7 @@ use crate::http::auth::Caller;
 use crate::http::{header, json, json_body, read_body, App};
 use crate::services::github::{self as store, FetchGitHub};
 use crate::services::orchestrator_db::{self as odb, status_value, Set};
+use crate::services::ticket_work::{branch_of, ensure_branch, pr_body};
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
@@ -163,6 +164,7 @@ pub async fn create_repo(
                 repo: &repo.name,
                 branch: &repo.default_branch,
                 expected_head: head.as_deref(),
+                only: None,
                 files: &files,
                 message: &message,
             },
@@ -227,31 +229,15 @@ pub async fn create_branch(app: &App, caller: &Caller, id: &str) -> ApiResult<Re
     let (t, p) = ticket_of(app, caller, id).await?;
     let base = api_base(app)?;
     let (owner, name, default) = repo_of(&p)?;
-    let branch = t
-        .branch_name
-        .clone()
-        .unwrap_or_else(|| ticket_branch(t.number as u32, &t.title));
+    let branch = branch_of(&t);
     let (_, token) = token_of(app, caller).await?;
     let gh = GitHub::new(&FetchGitHub, base, &token);
-    let err = |e: crate::domain::github::GitHubError| e.to_api_error();
-    let created = match gh.branch_head(&owner, &name, &branch).await.map_err(err)? {
-        Some(_) => false,
-        None => {
-            let head = gh
-                .branch_head(&owner, &name, &default)
-                .await
-                .map_err(err)?
-                .ok_or_else(|| {
-                    conflict(format!(
-                        "{owner}/{name} has no branch `{default}` to start from"
-                    ))
-                })?;
-            gh.create_branch(&owner, &name, &branch, &head)
-                .await
-                .map_err(err)?;
-            true
-        }
-    };
+    let created = ensure_branch(&gh, &owner, &name, &default, &branch)
+        .await
+        .map_err(|e| match e.kind {
+            GitHubErrorKind::Invalid => conflict(e.message),
+            _ => e.to_api_error(),
+        })?;
     if t.branch_name.as_deref() != Some(branch.as_str()) {
         write(
             app,
@@ -323,27 +309,6 @@ pub async fn create_pr(
         201,
         &json!({ "prUrl": pull.html_url, "number": pull.number }),
     )
-}
-
-/// The pull request's description: the ticket's description and acceptance criteria.
-fn pr_body(t: &TicketRecord) -> String {
-    let mut out = format!("{}\n", t.description);
-    let criteria: Vec<String> = t
-        .acceptance_criteria
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok())
-        .unwrap_or_default();
-    if !criteria.is_empty() {
-        out.push_str("\n### Acceptance criteria\n");
-        for c in criteria {
-            out.push_str(&format!("- [ ] {c}\n"));
-        }
-    }
-    out.push_str(&format!(
-        "\n_Ticket {} of a Byte Platform project._\n",
-        t.number as u64
-    ));
-    out
 }
 
 /// `POST /api/webhooks/github`.

@@ -96,6 +96,7 @@ async fn dispatch(
         Route::ProjectGitHubRepo(id) => github_tickets::create_repo(req, app, user()?, &id).await,
         Route::TicketGitHubBranch(id) => github_tickets::create_branch(app, user()?, &id).await,
         Route::TicketGitHubPr(id) => github_tickets::create_pr(req, app, user()?, &id).await,
+        Route::ImplementTicket(id) => orchestrator::implement(req, app, user()?, &id).await,
         Route::GitHubWebhook => github_tickets::webhook(req, app).await,
         Route::OrchestratorSocket => orchestrator_ws::socket(req, app, caller).await,
         Route::ListProjects => orchestrator::list_projects(req, app, user()?).await,

@@ -8,26 +8,33 @@
 //! events are published (`services::orchestrator_hub::publish`), and a change that changed
 //! nothing publishes nothing.
 
+use crate::domain::apps::{NewApp, Visibility};
+use crate::domain::codegen::agent_call::{AgentCall, Requester, BINDING as CODEGEN};
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
-use crate::domain::ids::{ProjectId, TicketId, UserId};
+use crate::domain::github::import::{import, Imported};
+use crate::domain::github::{GitHub, GitHubErrorKind};
+use crate::domain::ids::{AppId, ProjectId, TicketId};
 use crate::domain::input::Patch;
 use crate::domain::orchestrator::api::{
-    parse_assignee, NewProject, ProjectChange, ProjectDetail, ProjectQuery, ProjectRecord,
-    TicketPatch, TicketQuery, TicketRecord,
+    parse_assignee, GithubRepo, ImplementationState, NewProject, ProjectChange, ProjectDetail,
+    ProjectQuery, ProjectRecord, TicketPatch, TicketQuery, TicketRecord,
 };
 use crate::domain::orchestrator::events;
+use crate::domain::orchestrator::implement;
 use crate::domain::orchestrator::lifecycle::{self, conflict, ProjectAction};
 use crate::domain::orchestrator::model::{ProjectSource, ProjectStatus, TicketStatus};
 use crate::domain::orchestrator::protocol::HubMessage;
 use crate::http::auth::Caller;
 use crate::http::{internal, json, json_body, App};
 use crate::services::db;
-use crate::services::orchestrator_db::{
-    self as odb, status_value, ProjectCounts, Set, TicketWritten,
+use crate::services::github::{self as github_store, FetchGitHub};
+use crate::services::orchestrator_db::{self as odb, status_value, Set};
+pub(crate) use crate::services::ticket_work::{
+    counts_json, publish_all, to_json, write_and_publish,
 };
-use crate::services::{orchestrator_access, orchestrator_hub, orchestrator_planner};
-use serde_json::{json, Value};
-use worker::{Request, Response};
+use crate::services::{orchestrator_access, orchestrator_planner};
+use serde_json::json;
+use worker::{Method, Request, RequestInit, Response};
 
 fn project_missing() -> ApiError {
     ApiError::not_found("project")
@@ -44,15 +51,6 @@ fn project_id(id: &str) -> ApiResult<ProjectId> {
 
 fn ticket_id(id: &str) -> ApiResult<TicketId> {
     TicketId::parse(id).ok_or_else(ticket_missing)
-}
-
-pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
-}
-
-/// A change's events, in order, in one publication per project.
-pub(crate) async fn publish_all(app: &App, messages: Vec<HubMessage>) {
-    orchestrator_hub::publish_all(&app.env, &messages).await;
 }
 
 /// Starts the project's generation (already marked running); a planner that cannot be
@@ -90,6 +88,85 @@ pub async fn list_projects(req: Request, app: &App, caller: &Caller) -> ApiResul
     json(200, &json!({ "projects": projects }))
 }
 
+fn project_limit(max: u64) -> ApiError {
+    let mut e = ApiError::new(
+        403,
+        ErrorCode::E004,
+        format!(
+            "project limit reached: an account can have at most {max} active projects; \
+             complete or archive one to create another"
+        ),
+    );
+    e.fields.insert("maxProjectsActive".into(), max.to_string());
+    e
+}
+
+/// Imports the repository's default branch as a new app of the caller's, titled `title`, its
+/// files saved as the app's first version (`domain::github::import`); the app and the import.
+async fn import_repo(
+    app: &App,
+    caller: &Caller,
+    repo: &GithubRepo,
+    title: &str,
+) -> ApiResult<(AppId, Imported)> {
+    let (_, token) = super::github::token_of(app, caller).await?;
+    let base = app
+        .cfg
+        .github_export
+        .as_ref()
+        .map(|c| c.endpoints.api.clone())
+        .ok_or_else(ApiError::internal)?;
+    let gh = GitHub::new(&FetchGitHub, &base, &token);
+    let full = repo.full_name();
+    let imported = import(&gh, &repo.owner, &repo.name)
+        .await
+        .map_err(|e| match e.kind {
+            GitHubErrorKind::NotFound => ApiError::field(
+                "githubUrl",
+                format!("{full} is not a repository the connected GitHub account can read"),
+            ),
+            GitHubErrorKind::EmptyRepository | GitHubErrorKind::Invalid => {
+                ApiError::field("githubUrl", e.message)
+            }
+            _ => e.to_api_error(),
+        })?;
+    if imported.files.is_empty() {
+        return Err(ApiError::field(
+            "githubUrl",
+            format!("{full} has no text file to import within the import's bounds"),
+        ));
+    }
+    let app_id = AppId::generate();
+    let short = &imported.commit[..imported.commit.len().min(7)];
+    let new_app = NewApp {
+        title: title.chars().take(crate::domain::apps::MAX_TITLE).collect(),
+        description: Some(format!("Imported from {} at {short}", repo.url())),
+        visibility: Visibility::Private,
+        tags: Vec::new(),
+        config: serde_json::Map::new(),
+    };
+    let db = app.db()?;
+    let max_apps = app.cfg.max_apps_per_user;
+    if !db::create_app(&db, &app_id, &caller.user_id, &new_app, max_apps).await? {
+        let mut e = ApiError::new(
+            403,
+            ErrorCode::E004,
+            format!("app limit reached: the repository is imported as an app, and an account can hold at most {max_apps} apps; delete one first"),
+        );
+        e.fields.insert("maxApps".into(), max_apps.to_string());
+        return Err(e);
+    }
+    github_store::save_version(
+        &app.env,
+        &app_id,
+        1,
+        &format!("Imported from {full} at {short}"),
+        &imported.files,
+    )
+    .await?;
+    Ok((app_id, imported))
+}
+
 pub async fn create_project(mut req: Request, app: &App, caller: &Caller) -> ApiResult<Response> {
     let new = NewProject::parse(json_body(&mut req).await?)?;
     let db = app.db()?;
@@ -109,29 +186,36 @@ pub async fn create_project(mut req: Request, app: &App, caller: &Caller) -> Api
     let title = title.ok_or_else(ApiError::internal)?;
     let id = ProjectId::generate();
     let max = app.cfg.max_projects_active;
+    // A repository becomes the project's app when GitHub export is configured (without it,
+    // the project is planned from its title and description alone).
+    let imported = match (&new.github, &app.cfg.github_export) {
+        (Some(g), Some(_)) => {
+            if odb::active_projects(&db, &caller.user_id).await? >= max {
+                return Err(project_limit(max));
+            }
+            Some(import_repo(app, caller, g, &title).await?)
+        }
+        _ => None,
+    };
+    let app_id = new
+        .app_id
+        .clone()
+        .or_else(|| imported.as_ref().map(|(a, _)| a.clone()));
     let url = new.github.as_ref().map(|g| g.url());
     let name = new.github.as_ref().map(|g| g.full_name());
     let row = odb::NewProjectRow {
         id: &id,
         stakeholder: &caller.user_id,
-        app_id: new.app_id.as_ref(),
+        app_id: app_id.as_ref(),
         title: &title,
         description: new.description.as_deref(),
         source: new.source,
         github_url: url.as_deref(),
         github_name: name.as_deref(),
+        github_branch: imported.as_ref().map(|(_, i)| i.default_branch.as_str()),
     };
     if !odb::create_project(&db, &row, max).await? {
-        let mut e = ApiError::new(
-            403,
-            ErrorCode::E004,
-            format!(
-                "project limit reached: an account can have at most {max} active projects; \
-                 complete or archive one to create another"
-            ),
-        );
-        e.fields.insert("maxProjectsActive".into(), max.to_string());
-        return Err(e);
+        return Err(project_limit(max));
     }
     let project = odb::project(&db, &caller.user_id, &id)
         .await?
@@ -142,13 +226,23 @@ pub async fn create_project(mut req: Request, app: &App, caller: &Caller) -> Api
         .ok_or_else(ApiError::internal)?;
     let message = match new.source {
         ProjectSource::App => "Project created successfully; analysing the app",
+        ProjectSource::Github if imported.is_some() => {
+            "Project created successfully; the repository was imported as its app, analysing it"
+        }
         ProjectSource::Github => "Project created successfully; analysing the repository",
         ProjectSource::New => "Project created successfully; planning the tickets",
     };
-    json(
-        201,
-        &json!({ "project": project.view(), "message": message }),
-    )
+    let mut body = json!({ "project": project.view(), "message": message });
+    if let Some((app_id, i)) = &imported {
+        body["import"] = json!({
+            "appId": app_id,
+            "commit": i.commit,
+            "defaultBranch": i.default_branch,
+            "files": i.files.len(),
+            "skipped": i.skipped,
+        });
+    }
+    json(201, &body)
 }
 
 pub async fn get_project(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
@@ -288,54 +382,6 @@ fn nullable<T>(p: &Patch<T>, f: impl Fn(&T) -> Set) -> Option<Set> {
     }
 }
 
-pub(crate) fn counts_json(c: &Option<ProjectCounts>) -> Value {
-    match c {
-        Some(c) => json!({
-            "status": c.status,
-            "totalTickets": c.total_tickets as u64,
-            "completedTickets": c.completed_tickets as u64,
-            "completedAt": c.completed_at.map(|t| t as i64),
-        }),
-        None => Value::Null,
-    }
-}
-
-/// Writes a ticket change with its cascades as `user` and publishes what changed (the ticket's
-/// fields, the tickets it readied, the project's counts and status). Also used by the GitHub
-/// routes and webhook (`routes::github_tickets`).
-pub(crate) async fn write_and_publish(
-    app: &App,
-    user: &UserId,
-    old: &TicketRecord,
-    sets: Vec<(&str, Set)>,
-    status_change: bool,
-) -> ApiResult<TicketWritten> {
-    let db = app.db()?;
-    let w = odb::write_ticket(&db, user, old, sets, status_change).await?;
-    let project = &old.project_id;
-    let mut messages = Vec::new();
-    if w.applied {
-        if let Some(new) = &w.ticket {
-            messages.extend(events::ticket_changed(
-                project,
-                &old.id,
-                &to_json(&old.view()),
-                &to_json(&new.view()),
-            ));
-        }
-    }
-    for t in &w.readied {
-        messages.extend(events::ticket_readied(project, t));
-    }
-    messages.extend(events::project_changed(
-        project,
-        &counts_json(&w.before),
-        &counts_json(&w.after),
-    ));
-    publish_all(app, messages).await;
-    Ok(w)
-}
-
 /// Writes a ticket change with its cascades, publishes what changed, and answers the ticket.
 async fn write_and_answer(
     app: &App,
@@ -471,4 +517,110 @@ pub async fn assign(mut req: Request, app: &App, caller: &Caller, id: &str) -> A
         }
     }
     write_and_answer(app, caller, &old, sets, true).await
+}
+
+/// `POST /api/orchestrator/tickets/:id/implement`: the ticket becomes a follow-up edit of the
+/// project's app, run by the app's agent (see `domain::orchestrator::implement`); 202 once the
+/// run is queued, with the ticket now `in_progress`. The outcome is reported when the run ends
+/// (the agent object calls `services::ticket_work::report`).
+pub async fn implement(req: Request, app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
+    let id = ticket_id(id)?;
+    let db = app.db()?;
+    let old = odb::ticket(&db, &caller.user_id, &id)
+        .await?
+        .ok_or_else(ticket_missing)?;
+    let project = odb::project(&db, &caller.user_id, &old.project_id)
+        .await?
+        .ok_or_else(ticket_missing)?;
+    implement::check_start(old.status, old.context(), &old.open_blockers_text())?;
+    let Some(app_id) = project.app_id.clone() else {
+        return Err(conflict(
+            "the project has no app to implement tickets in (its app was deleted, or it was created without one)",
+        ));
+    };
+    // The app's agent works for the app's owner (their sandbox, keys and limits); the project's
+    // stakeholder owns it unless it changed hands.
+    let owner = db::app_by_id(&db, &app_id)
+        .await?
+        .and_then(|a| a.user_id)
+        .ok_or_else(|| conflict("the project's app no longer exists"))?;
+    if owner != project.stakeholder_user_id {
+        return Err(ApiError::field(
+            "appId",
+            "the project's app no longer belongs to the project's stakeholder",
+        ));
+    }
+    let list = |t: &Option<String>| -> Vec<String> {
+        t.as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default()
+    };
+    let (criteria, files) = (list(&old.acceptance_criteria), list(&old.affected_files));
+    let request = implement::edit_request(&implement::TicketBrief {
+        number: old.number as u32,
+        title: &old.title,
+        description: &old.description,
+        acceptance_criteria: &criteria,
+        affected_files: &files,
+    });
+    let job = implement::TicketJob::new(
+        old.id.clone(),
+        old.project_id.clone(),
+        caller.user_id.clone(),
+        request,
+    );
+    let call = AgentCall::Implement {
+        by: Requester {
+            app_id: app_id.clone(),
+            user_id: owner,
+            origin: req.url()?.origin().ascii_serialization(),
+            session_id: caller.sid.clone(),
+            token_exp: caller.expires_at,
+        },
+        job,
+    };
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(call.to_json().into()));
+    let fwd = Request::new_with_init("https://codegen/", &init)?;
+    let resp = crate::objects::stub(&app.env, CODEGEN, app_id.as_str())?
+        .fetch_with_request(fwd)
+        .await?;
+    if resp.status_code() != 202 {
+        // The agent's refusal (no generated files, busy, full queue), already in our format.
+        return Ok(resp);
+    }
+    // The run is queued: the ticket is being worked on.
+    let mut sets = vec![
+        (
+            "implementation_state",
+            Set::Text(ImplementationState::Running.as_str().into()),
+        ),
+        ("implementation_error", Set::Null),
+    ];
+    if old.status != TicketStatus::InProgress {
+        sets.push(("status", status_value(TicketStatus::InProgress)));
+        sets.push(("started_at", Set::Expr("COALESCE(started_at, unixepoch())")));
+        sets.push((
+            "assignee_user_id",
+            Set::TextExpr(caller.user_id.to_string(), "COALESCE(assignee_user_id, ?v)"),
+        ));
+    }
+    let status = old.status != TicketStatus::InProgress;
+    let w = write_and_publish(app, &caller.user_id, &old, sets, status).await?;
+    if !w.applied {
+        worker::console_warn!(
+            "implement: ticket {} changed while its run was queued; the run goes on",
+            old.id
+        );
+    }
+    let now = w.ticket.unwrap_or(old);
+    json(
+        202,
+        &json!({
+            "ticket": now.view(),
+            "appId": app_id,
+            "message": "The ticket's change is being made by the app's agent; follow it in the app's workspace",
+        }),
+    )
 }

@@ -205,7 +205,7 @@ pub async fn app_files(
 
 /// The app's files as its latest saved version has them: `(version, path → content)`; `None`
 /// before the first version.
-async fn saved_files(
+pub async fn saved_files(
     env: &Env,
     app_id: &AppId,
 ) -> ApiResult<Option<(u32, BTreeMap<String, Vec<u8>>)>> {
@@ -231,13 +231,35 @@ async fn saved_files(
     let Some(key) = last else {
         return Ok(None);
     };
-    let bytes = super::r2::get_bytes(&bucket, &key)
+    version_files_at(&bucket, app_id, &key).await
+}
+
+/// The app's files as its saved version `version` has them (`None`: no such version).
+pub async fn version_files(
+    env: &Env,
+    app_id: &AppId,
+    version: u32,
+) -> ApiResult<Option<(u32, BTreeMap<String, Vec<u8>>)>> {
+    let bucket = env.bucket(APP_FILES)?;
+    let key = crate::domain::codegen::run::version_key(app_id.as_str(), version);
+    if super::r2::get_bytes(&bucket, &key).await?.is_none() {
+        return Ok(None);
+    }
+    version_files_at(&bucket, app_id, &key).await
+}
+
+async fn version_files_at(
+    bucket: &worker::Bucket,
+    app_id: &AppId,
+    key: &str,
+) -> ApiResult<Option<(u32, BTreeMap<String, Vec<u8>>)>> {
+    let bytes = super::r2::get_bytes(bucket, key)
         .await?
         .ok_or_else(ApiError::internal)?;
     let manifest = VersionManifest::parse(&bytes).map_err(internal)?;
     let mut files = BTreeMap::new();
     for f in &manifest.files {
-        let content = super::r2::get_bytes(&bucket, &blob_key(app_id.as_str(), &f.hash))
+        let content = super::r2::get_bytes(bucket, &blob_key(app_id.as_str(), &f.hash))
             .await?
             .ok_or_else(|| {
                 worker::console_error!("app {app_id}: blob of {} is missing", f.path);
@@ -246,6 +268,42 @@ async fn saved_files(
         files.insert(f.path.clone(), content);
     }
     Ok(Some((manifest.version, files)))
+}
+
+/// Saves `files` as the app's version `version` in R2 (content-addressed blobs, then the
+/// manifest, the way the code generator saves its versions), so the app's files, its export and
+/// its project's analysis read them like any other app's.
+pub async fn save_version(
+    env: &Env,
+    app_id: &AppId,
+    version: u32,
+    label: &str,
+    files: &BTreeMap<String, String>,
+) -> ApiResult<()> {
+    use crate::domain::codegen::run::{content_hash, version_key, WrittenFile};
+    let bucket = env.bucket(APP_FILES)?;
+    let mut written = BTreeMap::new();
+    for (path, content) in files {
+        let hash = content_hash(content);
+        bucket
+            .put(blob_key(app_id.as_str(), &hash), content.clone())
+            .execute()
+            .await?;
+        written.insert(
+            path.clone(),
+            WrittenFile {
+                hash,
+                bytes: content.len() as u64,
+            },
+        );
+    }
+    let manifest = VersionManifest::new(app_id.as_str(), version, label, super::now_ms(), &written);
+    bucket
+        .put(version_key(app_id.as_str(), version), manifest.to_json())
+        .custom_metadata(manifest.metadata())
+        .execute()
+        .await?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------- connections

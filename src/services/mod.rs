@@ -23,6 +23,7 @@ pub mod r2;
 pub mod ratelimit;
 pub mod sandbox;
 pub mod sessions;
+pub mod ticket_work;
 
 pub use crate::http::now_ms;
 

@@ -71,6 +71,8 @@ pub struct NewProjectRow<'a> {
     pub source: ProjectSource,
     pub github_url: Option<&'a str>,
     pub github_name: Option<&'a str>,
+    /// The repository's default branch (`main` when not known).
+    pub github_branch: Option<&'a str>,
 }
 
 /// Inserts a project in `analyzing` with its generation `running`, unless the stakeholder
@@ -86,8 +88,8 @@ pub async fn create_project(
         db,
         &format!(
             "INSERT INTO orchestration_projects (id, stakeholder_user_id, app_id, title, description, \
-             source, status, github_repo_url, github_repo_name, generation_state) \
-             SELECT ?2, ?1, ?3, ?4, ?5, ?6, 'analyzing', ?7, ?8, 'running' \
+             source, status, github_repo_url, github_repo_name, github_default_branch, generation_state) \
+             SELECT ?2, ?1, ?3, ?4, ?5, ?6, 'analyzing', ?7, ?8, COALESCE(?10, 'main'), 'running' \
              WHERE (SELECT COUNT(*) FROM orchestration_projects \
                     WHERE stakeholder_user_id = ?1 AND status IN {active}) < ?9"
         ),
@@ -101,11 +103,31 @@ pub async fn create_project(
             opt(p.github_url),
             opt(p.github_name),
             int(max_active as i64),
+            opt(p.github_branch),
         ],
     )?
     .run()
     .await?;
     Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+}
+
+/// How many active projects (those `MAX_PROJECTS_ACTIVE` counts) `user` is the stakeholder of.
+pub async fn active_projects(db: &D1Database, user: &UserId) -> ApiResult<u64> {
+    #[derive(Deserialize)]
+    struct N {
+        n: f64,
+    }
+    let active = project_list(lifecycle::project_is_active);
+    let row: Option<N> = super::db::first(
+        db,
+        &format!(
+            "SELECT COUNT(*) AS n FROM orchestration_projects \
+             WHERE stakeholder_user_id = ?1 AND status IN {active}"
+        ),
+        &[text(user)],
+    )
+    .await?;
+    Ok(row.map_or(0, |r| r.n as u64))
 }
 
 /// The project if `user` may see it.

@@ -19,6 +19,9 @@
 //!   `public_repo` for public repositories) gets 403 with `X-Accepted-OAuth-Scopes`; another
 //!   account's repository is 404. Every answer carries `X-OAuth-Scopes`.
 //!
+//! Blob contents are base64 with a line break every 60 characters, as GitHub sends them.
+//! [`seed_repo`] makes a repository as if pushed on GitHub (for imports).
+//!
 //! Every API request is recorded (method, path, body) for tests to inspect ([`requests`]).
 
 use axum::body::Bytes;
@@ -719,7 +722,7 @@ fn repo_call(
             Some(Object::Blob(b)) => answer(
                 StatusCode::OK,
                 sh,
-                json!({ "sha": sha, "size": b.len(), "encoding": "base64", "content": B64.encode(b) }),
+                json!({ "sha": sha, "size": b.len(), "encoding": "base64", "content": wrapped(&B64.encode(b)) }),
             ),
             _ => message(StatusCode::NOT_FOUND, sh, "Not Found"),
         },
@@ -942,6 +945,35 @@ pub fn parents(sha: &str) -> Vec<String> {
         Some(Object::Commit { parents, .. }) => parents.clone(),
         _ => vec![],
     }
+}
+
+/// Base64 as GitHub sends a blob's content: a line break after every 60 characters.
+fn wrapped(b64: &str) -> String {
+    let mut out = String::with_capacity(b64.len() + b64.len() / 60 + 1);
+    for (i, c) in b64.chars().enumerate() {
+        if i > 0 && i % 60 == 0 {
+            out.push('\n');
+        }
+        out.push(c);
+    }
+    out.push('\n');
+    out
+}
+
+/// A repository of `owner` made on GitHub (not through the platform) with one commit holding
+/// `files` on `branch`, its default branch.
+pub fn seed_repo(owner: &str, name: &str, branch: &str, private: bool, files: &[(&str, &str)]) {
+    let mut st = shared().lock().unwrap();
+    st.repos.insert(
+        (owner.to_string(), name.to_string()),
+        Repo {
+            private,
+            default_branch: branch.into(),
+            ..Repo::default()
+        },
+    );
+    let files: Vec<(&str, Option<&str>)> = files.iter().map(|(p, c)| (*p, Some(*c))).collect();
+    st.commit_on(owner, name, branch, &files, "Initial commit");
 }
 
 /// Someone else pushes a commit changing `files` on `branch`; its sha.

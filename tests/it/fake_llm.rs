@@ -31,7 +31,9 @@
 //! - `scripted-deps`: phase 1 also writes a `package.json` whose dependency cannot be installed;
 //!   the correction round (which sees npm's error) writes it back without it;
 //! - a chat edit asking `scripted-edit HEAD…`: one DIFF changing the heading of the scripted
-//!   `src/App.tsx` to that word.
+//!   `src/App.tsx` to that word; with `edit-stall-first` in it, the run's first such request
+//!   never answers (later ones do), for restart tests; `edit-fail-always`: every edit request
+//!   is answered 500.
 //!
 //! - ticket generation (model [`TICKETS_MODEL`]): a valid three-ticket answer about the scripted
 //!   app ([`tickets_answer`]); `tickets-fail-first`: the first two answers for the mark are not
@@ -330,6 +332,17 @@ async fn completions(
         None if model == TICKETS_MODEL => Some(tickets_answer(&s, &conversation)),
         None => None,
     };
+    // `edit-stall-first`: the first edit request of the run never answers (a restart test).
+    if op == Some(Op::Edit)
+        && continued.is_none()
+        && prompt.contains("edit-stall-first")
+        && s.lock()
+            .unwrap()
+            .stalled_once
+            .insert(format!("edit {}", mark(&conversation)))
+    {
+        script = Some(STALLED.into());
+    }
     if script.as_deref() == Some(STALLED) {
         s.lock().unwrap().requests.push(Recorded {
             model: model.clone(),
@@ -385,6 +398,13 @@ async fn completions(
         )
     };
     let (first_429, stall) = first_429;
+    if op == Some(Op::Edit) && prompt.contains("edit-fail-always") {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": {"message": "the edit model is down", "type": "server_error"}})),
+        )
+            .into_response();
+    }
     if flaky && op == Some(Op::Implement) && phase == 1 && model != FALLBACK_MODEL {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,

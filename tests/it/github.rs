@@ -41,6 +41,15 @@ pub fn github_instance() -> &'static Instance {
             ("GITHUB_API_URL", format!("{fake}/api")),
             ("SECRETS_ENCRYPTION_KEY", SEALING_KEY.into()),
             ("WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+            // Ticket generation of imported repositories, by the scripted fake model.
+            (
+                "OPENAI_COMPATIBLE_BASE_URL",
+                format!("{}/v1", crate::fake_llm::url()),
+            ),
+            ("OPENAI_COMPATIBLE_API_KEY", "github-platform-key".into()),
+            ("MODEL_CONFIG", crate::fake_llm::scripted_model_config()),
+            ("RATE_LIMIT_AI", "1000/60".into()),
+            ("RATE_LIMIT_AI_TOKENS", "1000000/60".into()),
         ])
     })
 }
@@ -971,4 +980,163 @@ async fn a_ticket_gets_a_branch_and_a_pull_request_and_webhooks_keep_it_true() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(ticket(&u, &project, t1).await["status"], "completed");
     assert_eq!(ticket(&u, &project, t2).await["status"], "ready");
+}
+
+// ---------------------------------------------------------------- projects from repositories
+
+#[tokio::test]
+async fn a_project_from_a_repository_imports_its_text_files_as_its_app_and_plans_from_them() {
+    let i = github_instance();
+    let u = i.user("gh-import").await;
+    let account = login("importer");
+    connect(i, &u, &account, None).await;
+    let app_tsx = "export default function App() {\n  return <h1>Imported</h1>;\n}\n";
+    gh::seed_repo(
+        &account,
+        "shop",
+        "trunk",
+        true,
+        &[
+            ("src/App.tsx", app_tsx),
+            ("package.json", "{ \"name\": \"shop\" }\n"),
+            ("README.md", "# Shop\n"),
+            ("public/logo.png", "\u{89}PNG not really"),
+            ("data/blob.dat", "bin\0ary"),
+        ],
+    );
+    let url = format!("https://github.com/{account}/shop");
+    let (s, made) = body(
+        i.call(
+            Method::POST,
+            "/api/orchestrator/projects",
+            &u.token,
+            Some(&json!({ "source": "github", "githubUrl": url })),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let p = &made["project"];
+    let imported = &made["import"];
+    assert_eq!(imported["files"], 3, "{made}");
+    assert_eq!(imported["defaultBranch"], "trunk");
+    assert_eq!(
+        imported["commit"],
+        gh::head(&account, "shop", "trunk").unwrap()
+    );
+    assert_eq!(
+        imported["skipped"],
+        json!([
+            { "path": "data/blob.dat", "reason": "binary file" },
+            { "path": "public/logo.png", "reason": "binary file" },
+        ])
+    );
+    assert_eq!(p["appId"], imported["appId"]);
+    assert_eq!(p["githubRepoName"], format!("{account}/shop"));
+    assert_eq!(p["githubDefaultBranch"], "trunk");
+    assert_eq!(p["title"], "shop");
+
+    // The app is the caller's, with the repository's files as its first version.
+    let app_id = p["appId"].as_str().unwrap();
+    let (s, a) = body(
+        i.call(Method::GET, &format!("/api/apps/{app_id}"), &u.token, None)
+            .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let r = i
+        .call(
+            Method::GET,
+            &format!("/api/agent/{app_id}/versions/1/files/src/App.tsx"),
+            &u.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), app_tsx);
+    let (_, m) = body(
+        i.call(
+            Method::GET,
+            &format!("/api/agent/{app_id}/versions/1"),
+            &u.token,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let paths: Vec<&str> = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["README.md", "package.json", "src/App.tsx"]);
+
+    // Ticket generation runs on the imported files, as for an app.
+    let pid = p["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let detail = loop {
+        let (_, d) = body(
+            i.call(
+                Method::GET,
+                &format!("/api/orchestrator/projects/{pid}"),
+                &u.token,
+                None,
+            )
+            .await,
+        )
+        .await;
+        if d["status"] == "review" || d["generation"]["state"] == "failed" {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "no tickets: {d}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert_eq!(detail["status"], "review", "{detail}");
+    assert_eq!(detail["analysisResult"]["fileCount"], 3, "{detail}");
+    assert_eq!(detail["tickets"].as_array().unwrap().len(), 3);
+
+    // Errors: a repository the account cannot read, one that does not exist, and a user
+    // without a GitHub connection.
+    let other = login("stranger");
+    gh::seed_repo(&other, "theirs", "main", true, &[("a.txt", "a\n")]);
+    for repo in [format!("{other}/theirs"), format!("{account}/missing")] {
+        let e = expect_error(
+            i.call(
+                Method::POST,
+                "/api/orchestrator/projects",
+                &u.token,
+                Some(&json!({ "source": "github", "githubUrl": format!("https://github.com/{repo}") })),
+            )
+            .await,
+            400,
+            "E004",
+        )
+        .await;
+        let why = e["error"]["fields"]["githubUrl"].as_str().unwrap();
+        assert!(why.contains("account can read"), "{e}");
+    }
+    let v = i.user("gh-import-unconnected").await;
+    let e = expect_error(
+        i.call(
+            Method::POST,
+            "/api/orchestrator/projects",
+            &v.token,
+            Some(&json!({ "source": "github", "githubUrl": url })),
+        )
+        .await,
+        409,
+        "E004",
+    )
+    .await;
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("connect"),
+        "{e}"
+    );
+    let (_, none) = body(
+        i.call(Method::GET, "/api/orchestrator/projects", &v.token, None)
+            .await,
+    )
+    .await;
+    assert_eq!(none["projects"], json!([]));
 }

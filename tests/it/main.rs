@@ -14,6 +14,7 @@ mod fakes;
 mod github;
 mod harness;
 mod hub_client;
+mod implement;
 mod matrix;
 mod oauth;
 mod openapi;

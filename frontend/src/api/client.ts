@@ -146,6 +146,8 @@ export const api = {
       projectId: query.projectId, status: query.status?.join(","), assignedToMe: query.assignedToMe ? "true" : undefined,
     })}`),
   updateTicket: (id: string, patch: TicketPatch) => request<{ ticket: Ticket }>("PATCH", `/api/orchestrator/tickets/${enc(id)}`, patch),
+  implementTicket: (id: string) =>
+    request<{ ticket: Ticket; appId: string; message: string }>("POST", `/api/orchestrator/tickets/${enc(id)}/implement`),
   assignTicket: (id: string, userId?: string) =>
     request<{ ticket: Ticket }>("POST", `/api/orchestrator/tickets/${enc(id)}/assign`, userId ? { userId } : {}),
 };

@@ -800,7 +800,7 @@ export interface paths {
         put?: never;
         /**
          * Create a project and start its analysis
-         * @description The project starts in `analyzing` with its ticket generation running; progress arrives on the hub (`analysis_progress`, then `tickets_generated` or `generation_failed`).
+         * @description The project starts in `analyzing` with its ticket generation running; progress arrives on the hub (`analysis_progress`, then `tickets_generated` or `generation_failed`). With source `github` (and GitHub export configured), the repository's default branch is imported through the caller's GitHub connection as a new private app of theirs (text files only, bounded: `import.skipped` says what was left out), which becomes the project's app.
          */
         post: operations["createProject"];
         delete?: never;
@@ -946,6 +946,26 @@ export interface paths {
         put?: never;
         /** Open the ticket's pull request (its branch into the default branch) */
         post: operations["ticketGithubPr"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/orchestrator/tickets/{ticket}/implement": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Implement the ticket with the code generator, as an edit of the project's app
+         * @description The ticket (title, description, acceptance criteria, affected files) becomes a follow-up edit of the project's app, run by its agent with the usual streaming events (`GET /api/agent/:appId/events`), sandbox checks and correction rounds. The ticket moves to `in_progress` now; when the run succeeds it moves to `review` and, when the project has a linked repository, the changed files are committed to the ticket's branch (created if missing, never force-pushed) and a pull request is opened. A failed run leaves the ticket `in_progress` with `implementation.error` set. Every change reaches the project's hub subscribers.
+         */
+        post: operations["implementTicket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1450,6 +1470,17 @@ export interface components {
             status: "ok" | "degraded";
             version: string;
         };
+        /** @description A ticket's implementation by the code generator. */
+        Implementation: {
+            /** @description Why the last run failed (nothing was committed). */
+            error?: string | null;
+            state: components["schemas"]["ImplementationState"];
+        };
+        /**
+         * @description Where a ticket's implementation by the code generator is (`POST …/tickets/:id/implement`).
+         * @enum {string}
+         */
+        ImplementationState: "running" | "succeeded" | "failed";
         KeyHint: {
             hint: string;
             /** @enum {string} */
@@ -1713,6 +1744,17 @@ export interface components {
             guidance?: string | null;
         };
         ProjectCreated: {
+            /** @description Source `github`: what was imported as the project's app. */
+            import?: {
+                appId: string;
+                commit: string;
+                defaultBranch: string;
+                files: number;
+                skipped: {
+                    path: string;
+                    reason: string;
+                }[];
+            };
             message: string;
             project: components["schemas"]["Project"];
         };
@@ -1885,6 +1927,7 @@ export interface components {
             /** Format: int32 */
             estimatedHours?: number | null;
             id: string;
+            implementation?: components["schemas"]["Implementation"] | null;
             /**
              * Format: int32
              * @description 1, 2, … within the project, stable.
@@ -6244,8 +6287,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description The account has the most active projects it may (E004; `fields.maxProjectsActive`) */
+            /** @description The account has the most active projects (E004; `fields.maxProjectsActive`) or apps (`fields.maxApps`) it may, or GitHub refused the connection's token (E001) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Source `github`: GitHub is not connected (E004) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6262,8 +6314,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Rate limit exceeded (E003); `Retry-After` says when to retry */
+            /** @description Source `github`: GitHub's rate limit (E003) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description GitHub is unavailable (E000) */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7084,6 +7145,96 @@ export interface operations {
             };
             /** @description GitHub is unavailable (E000) */
             502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The rate limiter is unavailable; try again (E000) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    implementTicket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A ticket's id (`tkt_` and 32 hex digits) */
+                ticket: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The run is queued on the app's agent */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        appId: string;
+                        message: string;
+                        ticket: components["schemas"]["Ticket"];
+                    };
+                };
+            };
+            /** @description The project's app is not the stakeholder's any more (E004) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential, or an invalid, expired or revoked one (E001) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A cookie-authenticated write without a valid X-CSRF-Token (E001) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such ticket, or not the caller's to see (E002) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Blocked by unfinished tickets, a status or project that does not accept work, no app or no generated files yet, or the app's agent is busy (E004) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The AI request limit, or the app's queue is full (E003) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,6 +1,7 @@
 // A ticket: its description, acceptance criteria, affected files, dependencies both ways,
 // assignee (assign to me), hours (editable), status with its allowed transitions, and its
-// branch and pull request when work has them; kept current by the project's hub events.
+// branch and pull request when work has them, and Implement (the app's agent makes the change);
+// kept current by the project's hub events.
 import { useEffect, useState, type FormEvent } from "react";
 import { Link, useParams } from "react-router";
 import { api } from "../api/client";
@@ -8,6 +9,7 @@ import { ApiError } from "../api/errors";
 import { useAuth } from "../auth";
 import { ErrorNote } from "../components/Layout";
 import { hours, HubIndicator, PriorityBadge, StatusBadge } from "../components/orchestrator/Bits";
+import { ImplementCard } from "../components/orchestrator/Implement";
 import { dropTargets } from "../orchestrator/board";
 import { label, type Ticket, type TicketStatus } from "../orchestrator/model";
 import { useProject } from "../orchestrator/useProject";
@@ -149,6 +151,8 @@ export function TicketPage() {
             )}
           </div>
           <HoursForm t={t} save={async (patch) => dispatch({ type: "ticket_saved", ticket: (await api.updateTicket(t.id, patch)).ticket })} />
+          <ImplementCard t={t} project={d} dependencies={d.dependencies} byId={byId}
+            saved={(ticket) => dispatch({ type: "ticket_saved", ticket })} />
           <GitHubActions t={t} repoUrl={d.githubRepoUrl} repoName={d.githubRepoName} projectId={d.id}
             done={() => dispatch({ type: "reload" })} />
           {(t.branchName || t.prUrl || t.commitCount > 0) && (

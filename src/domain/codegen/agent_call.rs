@@ -10,6 +10,7 @@ use super::events::{AgentEvent, StartChat};
 use super::models::ModelOverride;
 use super::run::RunState;
 use crate::domain::ids::{AppId, SessionId, UserId};
+use crate::domain::orchestrator::implement::TicketJob;
 use crate::domain::sandbox_call::Owner;
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +80,10 @@ pub enum AgentCall {
     /// the app's files (restoring them into a fresh one), and answer
     /// [`PreparedDeploy`]; 409 while the agent is still writing the app.
     PrepareDeploy { by: Owner },
+    /// From the orchestrator's implement route (which checked the ticket and the project): queue
+    /// the ticket's edit request with its job; 202, or 409 when the app has no generated files
+    /// yet or its agent is busy. The job's outcome is reported when the run ends.
+    Implement { by: Requester, job: TicketJob },
     /// From the app's deployer: store and send a deployment event to the app's clients.
     Publish { app_id: AppId, event: AgentEvent },
 }
@@ -100,6 +105,7 @@ impl AgentCall {
             AgentCall::Chat { by, .. }
             | AgentCall::State { by, .. }
             | AgentCall::Events { by, .. }
+            | AgentCall::Implement { by, .. }
             | AgentCall::Socket { by, .. } => Some(by),
             AgentCall::Erase { .. }
             | AgentCall::PrepareDeploy { .. }
@@ -115,6 +121,7 @@ impl AgentCall {
             AgentCall::Chat { by, .. }
             | AgentCall::State { by, .. }
             | AgentCall::Events { by, .. }
+            | AgentCall::Implement { by, .. }
             | AgentCall::Socket { by, .. } => &by.app_id,
         }
     }

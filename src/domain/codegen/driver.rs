@@ -223,6 +223,11 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
     }
 
     fn error(&self, e: &ApiError, recoverable: bool) {
+        self.update(|s| {
+            if let Some(job) = &mut s.ticket {
+                job.error_reported(&e.message);
+            }
+        });
         self.emit(AgentEvent::from_error(e, recoverable));
     }
 
@@ -307,7 +312,14 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
             match flow {
                 Flow::Continue => {}
                 Flow::Stopped => {
-                    self.update(|s| s.status = RunStatus::Stopped);
+                    self.update(|s| {
+                        s.status = RunStatus::Stopped;
+                        if let Some(job) = &mut s.ticket {
+                            job.abandoned(
+                                "the run was stopped before the ticket's change was finished",
+                            );
+                        }
+                    });
                     self.store.mirror().await;
                     self.emit(AgentEvent::Done {
                         status: RunOutcome::Stopped,
@@ -327,6 +339,9 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         self.update(|s| {
             s.status = RunStatus::Failed;
             s.current_phase = None;
+            if let Some(job) = &mut s.ticket {
+                job.abandoned("the code generator's run failed");
+            }
         });
         self.store.mirror().await;
         self.emit(AgentEvent::Done {
@@ -713,7 +728,15 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         } else {
             self.advance(Unit::Edit, PhaseInput::ValidationPassed);
         }
-        self.save_version(EDIT_PHASE).await;
+        let version = self.save_version(EDIT_PHASE).await;
+        // A ticket's edit ends here: its outcome is decided from what it changed.
+        let status = self.status_of(Unit::Edit).unwrap_or(PhaseStatus::Failed);
+        self.update(|s| {
+            let files = s.file_hashes();
+            if let Some(job) = &mut s.ticket {
+                job.edit_ended(status, &files, version);
+            }
+        });
         self.store.mirror().await;
         self.emit(AgentEvent::PhaseComplete {
             phase: EDIT_PHASE.into(),
@@ -722,11 +745,15 @@ impl<'a, M: Model, S: Sandbox, T: Store, E: Events> Driver<'a, M, S, T, E> {
         Flow::Continue
     }
 
-    async fn save_version(&self, label: &str) {
-        if let Err(e) = self.store.save_version(label).await {
-            // The files are in the store and the sandbox; generation goes on.
-            self.events
-                .log(&format!("codegen: saving a version failed: {e}"));
+    async fn save_version(&self, label: &str) -> Option<u32> {
+        match self.store.save_version(label).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                // The files are in the store and the sandbox; generation goes on.
+                self.events
+                    .log(&format!("codegen: saving a version failed: {e}"));
+                None
+            }
         }
     }
 

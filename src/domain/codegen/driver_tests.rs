@@ -1380,3 +1380,66 @@ fn the_next_phase_is_planned_while_this_ones_checks_run() {
     );
     assert_eq!(w.store.state.borrow().phase_details.len(), PHASES);
 }
+
+/// A ticket's job rides its edit through the driver: finished with exactly the edit's changed
+/// files when it succeeds, failed with the model's error when the edit cannot be made.
+#[test]
+fn a_tickets_job_ends_with_its_edits_changes_or_its_failure() {
+    use crate::domain::orchestrator::implement::{JobStage, Outcome, TicketJob};
+    let edit = |ok: bool| -> Script {
+        Box::new(move |op, messages, g| {
+            match op {
+            Operation::Blueprint => Ok(blueprint_json()),
+            Operation::PhasePlanning => Ok("no plan".into()),
+            Operation::Implementation => Ok(phase_output(phase_of(messages), g)),
+            Operation::ChatEdit if ok => Ok(
+                "Adding it.\n===FILE: src/ticket.ts===\nexport const done = true;\n===END FILE===\n"
+                    .into(),
+            ),
+            Operation::ChatEdit => Err(generation_failed("the model answered 500 on every attempt")),
+            other => panic!("unexpected call {other:?}"),
+        }
+        })
+    };
+    for ok in [true, false] {
+        let w = World::new(edit(ok));
+        w.start("build it");
+        assert!(w.run());
+        // A message queued before the ticket is not the ticket's.
+        let job = TicketJob::new(
+            "tkt_1".into(),
+            "prj_1".into(),
+            "usr_1".into(),
+            "Implement ticket #1".into(),
+        );
+        w.store
+            .state
+            .borrow_mut()
+            .enqueue_ticket(job.clone())
+            .unwrap();
+        assert!(
+            w.store.state.borrow_mut().enqueue_ticket(job).is_err(),
+            "one ticket at a time"
+        );
+        assert!(w.run());
+        let stage = w.store.state.borrow().ticket.clone().unwrap().stage;
+        let JobStage::Finished { outcome } = stage else {
+            panic!("not finished: {stage:?}")
+        };
+        if ok {
+            assert_eq!(
+                outcome,
+                Outcome::Succeeded {
+                    version: Some(w.store.versions.borrow().len() as u32),
+                    written: vec!["src/ticket.ts".into()],
+                    deleted: vec![],
+                }
+            );
+        } else {
+            let Outcome::Failed { message } = outcome else {
+                panic!("{outcome:?}")
+            };
+            assert!(message.contains("500 on every attempt"), "{message}");
+        }
+    }
+}

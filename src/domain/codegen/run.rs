@@ -24,6 +24,7 @@ use super::phase::PhaseStatus;
 use super::phase_plan::PhaseDetail;
 use crate::domain::error::ErrorCode;
 use crate::domain::ids::{AppId, UserId};
+use crate::domain::orchestrator::implement::TicketJob;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -108,6 +109,10 @@ pub struct RunState {
     /// The tokens each model used in this run (since the last `generate`).
     #[serde(default)]
     pub usage: Vec<ModelUsage>,
+    /// An orchestration ticket being implemented as one of the queued edits, until its outcome
+    /// is reported (see [`crate::domain::orchestrator::implement`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketJob>,
 }
 
 /// A follow-up chat message being applied to the app.
@@ -182,6 +187,7 @@ impl Default for RunState {
             version: 0,
             phase_written: BTreeMap::new(),
             usage: Vec::new(),
+            ticket: None,
         }
     }
 }
@@ -332,11 +338,63 @@ impl RunState {
             return None;
         }
         let message = self.queue.remove(0);
+        let hashes = self.file_hashes();
+        if let Some(job) = &mut self.ticket {
+            job.edit_started(&message, hashes);
+        }
         self.edit = Some(EditState {
             message,
             status: PhaseStatus::Planned,
         });
         self.edit.as_ref()
+    }
+
+    /// Every file's content hash (path → hash).
+    pub fn file_hashes(&self) -> BTreeMap<String, String> {
+        self.files
+            .iter()
+            .map(|(p, f)| (p.clone(), f.hash.clone()))
+            .collect()
+    }
+
+    /// Takes an app whose files were saved elsewhere (a repository imported for a project) as
+    /// this agent's app: a plan without phases, titled `title`, at saved version `version`, so
+    /// follow-up edits (a ticket's) apply to it with the usual checks. The files themselves are
+    /// committed by the caller ([`RunState::record_write`] with each).
+    pub fn adopt(&mut self, title: &str, version: u32) {
+        self.blueprint = Some(Blueprint {
+            title: title.to_string(),
+            description: format!("{title}: an existing app, imported"),
+            template: crate::domain::templates::DEFAULT.to_string(),
+            frameworks: Vec::new(),
+            files: Vec::new(),
+            phases: Vec::new(),
+        });
+        self.phases.clear();
+        self.version = self.version.max(version);
+        if !self.is_active() {
+            self.status = RunStatus::Complete;
+        }
+    }
+
+    /// A ticket's implementation: its request queued as a follow-up edit, the job kept with the
+    /// run. `Err` when the agent is busy (a run, queued messages or another ticket's job),
+    /// since the job's changes must be its edit's alone.
+    pub fn enqueue_ticket(&mut self, job: TicketJob) -> Result<(), String> {
+        if self.ticket.is_some() {
+            return Err(
+                "the app's agent is still working on a ticket; wait until it is done".into(),
+            );
+        }
+        if self.is_active() || !self.queue.is_empty() {
+            return Err(
+                "the app's agent is busy (generating or editing); implement the ticket when it is idle"
+                    .into(),
+            );
+        }
+        self.enqueue(&job.request)?;
+        self.ticket = Some(job);
+        Ok(())
     }
 
     /// The plan is accepted: every phase planned, generation begins.
@@ -665,6 +723,21 @@ mod tests {
         }
         .to_json();
         assert_eq!(replay_with_fresh_preview(other.clone(), fresh), other);
+    }
+
+    #[test]
+    fn an_adopted_app_takes_follow_up_edits() {
+        let mut st = RunState::default();
+        assert!(!st.has_app());
+        st.adopt("shop", 1);
+        st.record_write("src/App.tsx", "x");
+        assert!(st.has_app());
+        assert_eq!((st.status, st.version), (RunStatus::Complete, 1));
+        assert_eq!(st.finished_status(), RunStatus::Complete, "no phase waits");
+        st.enqueue("change it").unwrap();
+        assert_eq!(st.next_work(), Work::NextMessage);
+        st.start_next_edit();
+        assert_eq!(st.next_work(), Work::Edit);
     }
 
     #[test]

@@ -393,6 +393,8 @@ pub struct TreeEntry {
     /// `blob`, `tree` or `commit` (a submodule).
     pub kind: String,
     pub sha: String,
+    /// A blob's size in bytes (GitHub lists it for blobs).
+    pub size: Option<u64>,
 }
 
 /// One change in a new tree: a file's new blob, or its deletion (`sha: null`).
@@ -608,10 +610,32 @@ impl<'a, H: GitHubHttp> GitHub<'a, H> {
                     mode: str_at(e, &["mode"]).unwrap_or_default(),
                     kind: str_at(e, &["type"])?,
                     sha: str_at(e, &["sha"])?,
+                    size: e.get("size").and_then(Value::as_u64),
                 })
             })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| unreadable("the tree"))
+    }
+
+    /// `GET …/git/blobs/{sha}`: the blob's bytes (GitHub sends base64 with line breaks, or
+    /// `utf-8` text).
+    pub async fn blob(&self, owner: &str, repo: &str, sha: &str) -> Result<Vec<u8>, GitHubError> {
+        let v = self
+            .call(
+                HttpMethod::Get,
+                &format!("/repos/{owner}/{repo}/git/blobs/{sha}"),
+                None,
+                "read a file",
+            )
+            .await?;
+        let content = str_at(&v, &["content"]).ok_or_else(|| unreadable("a file"))?;
+        match v.get("encoding").and_then(Value::as_str) {
+            Some("utf-8") => Ok(content.into_bytes()),
+            _ => {
+                let compact: String = content.chars().filter(|c| !c.is_whitespace()).collect();
+                B64.decode(compact).map_err(|_| unreadable("a file"))
+            }
+        }
     }
 
     /// `POST …/git/blobs` (base64, so any bytes go through); the blob's sha.

@@ -58,6 +58,25 @@ impl Plan {
 /// remote lacks) is written; a remote file the app lacks is deleted. Submodules and directories
 /// are not files.
 pub fn plan(remote: &[TreeEntry], local: &BTreeMap<String, Vec<u8>>) -> Plan {
+    plan_within(remote, local, None)
+}
+
+/// [`plan`] limited to the paths in `only` (when given): a change that touched those files
+/// commits them and nothing else (what the branch holds outside them stays as it is).
+pub fn plan_within(
+    remote: &[TreeEntry],
+    local: &BTreeMap<String, Vec<u8>>,
+    only: Option<&BTreeSet<String>>,
+) -> Plan {
+    let mut p = plan_all(remote, local);
+    if let Some(only) = only {
+        p.write.retain(|x| only.contains(x));
+        p.delete.retain(|x| only.contains(x));
+    }
+    p
+}
+
+fn plan_all(remote: &[TreeEntry], local: &BTreeMap<String, Vec<u8>>) -> Plan {
     let remote_files: BTreeMap<&str, &str> = remote
         .iter()
         .filter(|e| e.kind == "blob")
@@ -88,6 +107,9 @@ pub struct PushRequest<'a> {
     /// may be anywhere: the repository was just created with one initial commit).
     pub expected_head: Option<&'a str>,
     pub files: &'a BTreeMap<String, Vec<u8>>,
+    /// Only these paths are written or deleted (a ticket's change); `None`: the branch mirrors
+    /// `files` exactly.
+    pub only: Option<&'a BTreeSet<String>>,
     pub message: &'a str,
 }
 
@@ -132,7 +154,7 @@ pub async fn push<H: GitHubHttp>(
     }
     let base_tree = gh.commit_tree(o, r, &head).await?;
     let remote = gh.tree(o, r, &base_tree).await?;
-    let plan = plan(&remote, req.files);
+    let plan = plan_within(&remote, req.files, req.only);
     if plan.is_empty() {
         return Ok(Pushed {
             head,
@@ -230,6 +252,7 @@ mod tests {
             mode: "100644".into(),
             kind: "blob".into(),
             sha: git_blob_sha(content.as_bytes()),
+            size: Some(content.len() as u64),
         }
     }
 
@@ -251,6 +274,7 @@ mod tests {
                 mode: "040000".into(),
                 kind: "tree".into(),
                 sha: "t".into(),
+                size: None,
             },
         ];
         let local = files(&[
@@ -271,6 +295,20 @@ mod tests {
             ("src/b.ts", "b\n"),
         ]);
         assert!(plan(&remote, &same).is_empty());
+        // Limited to a change's paths: what lies outside them is neither written nor deleted.
+        let only: BTreeSet<String> = ["src/b.ts".to_string(), "gone.ts".to_string()].into();
+        assert_eq!(
+            plan_within(&remote, &local, Some(&only)),
+            Plan {
+                write: vec!["src/b.ts".into()],
+                delete: vec![],
+            }
+        );
+        let only: BTreeSet<String> = ["README.md".to_string()].into();
+        assert_eq!(
+            plan_within(&remote, &local, Some(&only)).delete,
+            vec!["README.md".to_string()]
+        );
     }
 
     /// A tiny in-memory repository behind the HTTP port: one branch, blobs and trees by sha.
@@ -395,6 +433,7 @@ mod tests {
             branch: "main",
             expected_head: expected,
             files,
+            only: None,
             message: "Update from Byte",
         }
     }

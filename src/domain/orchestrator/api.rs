@@ -96,6 +96,10 @@ pub struct TicketRecord {
     pub updated_at: f64,
     pub started_at: Option<f64>,
     pub completed_at: Option<f64>,
+    #[serde(default)]
+    pub implementation_state: Option<ImplementationState>,
+    #[serde(default)]
+    pub implementation_error: Option<String>,
     pub project_status: ProjectStatus,
     /// The numbers of the unfinished `blocks` dependencies, comma-separated (`NULL`: none).
     pub open_blockers: Option<String>,
@@ -107,7 +111,7 @@ pub const TICKET_COLUMNS: &str = "t.id, t.project_id, t.number, t.title, t.descr
     t.priority, t.status, t.order_index, t.category, t.tags, t.branch_name, t.pr_url, \
     t.commit_count, t.estimated_hours, t.actual_hours, t.affected_files, t.acceptance_criteria, \
     t.assignee_user_id, t.created_at, t.updated_at, t.started_at, t.completed_at, \
-    p.status AS project_status, \
+    t.implementation_state, t.implementation_error, p.status AS project_status, \
     (SELECT group_concat(b.number, ',') FROM orchestration_ticket_dependencies d \
        JOIN orchestration_tickets b ON b.id = d.depends_on_ticket_id \
        WHERE d.ticket_id = t.id AND d.dependency_type = 'blocks' AND b.status != 'completed') \
@@ -255,6 +259,33 @@ impl ProjectRecord {
     }
 }
 
+/// Where a ticket's implementation by the code generator is (`POST …/tickets/:id/implement`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImplementationState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl ImplementationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImplementationState::Running => "running",
+            ImplementationState::Succeeded => "succeeded",
+            ImplementationState::Failed => "failed",
+        }
+    }
+}
+
+/// A ticket's implementation by the code generator.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Implementation {
+    pub state: ImplementationState,
+    /// Why the last run failed (nothing was committed).
+    pub error: Option<String>,
+}
+
 /// The contract's Ticket object.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -289,6 +320,8 @@ pub struct Ticket {
     pub completed_at: Option<i64>,
     /// The statuses a `PATCH` may move it to now.
     pub allowed_transitions: Vec<TicketStatus>,
+    /// Its implementation by the code generator, once asked for.
+    pub implementation: Option<Implementation>,
 }
 
 impl TicketRecord {
@@ -341,6 +374,10 @@ impl TicketRecord {
             started_at: self.started_at.map(secs),
             completed_at: self.completed_at.map(secs),
             allowed_transitions: lifecycle::ticket_targets(self.status, self.context()),
+            implementation: self.implementation_state.map(|state| Implementation {
+                state,
+                error: self.implementation_error.clone(),
+            }),
         }
     }
 

@@ -16,6 +16,8 @@
 //!   critical path, ready tickets, a cycle).
 //! - [`api`]: the REST shapes (rows, objects) and the parsing of every request body and query.
 //! - [`events`]: the hub events a REST change publishes, derived from before and after.
+//! - [`implement`]: a ticket implemented by the code generator (start rules, the edit request,
+//!   the job kept with the agent's run, completion decisions).
 
 pub mod api;
 pub mod events;
@@ -23,6 +25,7 @@ pub mod generation;
 pub mod graph;
 pub mod hub;
 pub mod hub_call;
+pub mod implement;
 pub mod lifecycle;
 pub mod model;
 pub mod plan;
