@@ -50,6 +50,13 @@ describe("API client", () => {
     const na = (await api.keys().catch((e: unknown) => e)) as ApiError;
     expect(na.message).toMatch(/^Not available on this server right now/);
   });
+
+  it("says a refusal by the state of things (409) as such, not as bad input", async () => {
+    vi.stubGlobal("fetch", answer(409, { error: { code: "E004", message: "a run is under way" } }));
+    const busy = (await api.app("x").catch((e: unknown) => e)) as ApiError;
+    expect(busy.message).toBe("That cannot be done right now. (a run is under way)");
+    expect(busy.message).not.toContain(ERROR_MESSAGES.E004);
+  });
 });
 
 describe("an expired session", () => {

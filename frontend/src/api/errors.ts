@@ -23,7 +23,10 @@ export class ApiError extends Error {
 
   constructor(status: number, code: ErrorCode | "network", detail: string, fields: Record<string, string> = {}, retryAfter: number | null = null) {
     // A 503 is a feature this deployment has not set up (or a service down), not a crash.
-    super(status === 503 && code === "E000" ? `Not available on this server right now${detail ? ` (${detail})` : "."}` : describe(code, detail));
+    // A 409 is the state of things refusing (a run under way, a branch with no work), not the
+    // person's input: said as such, with the server's reason.
+    super(status === 503 && code === "E000" ? `Not available on this server right now${detail ? ` (${detail})` : "."}`
+      : status === 409 && code === "E004" ? describe409(detail) : describe(code, detail));
     this.status = status;
     this.code = code;
     this.detail = detail;
@@ -36,4 +39,9 @@ export function describe(code: ErrorCode | "network", detail?: string): string {
   const base = ERROR_MESSAGES[code] ?? ERROR_MESSAGES.E000;
   if (!detail || detail === base) return base;
   return `${base} (${detail})`;
+}
+
+function describe409(detail: string): string {
+  const base = "That cannot be done right now.";
+  return detail ? `${base} (${detail})` : base;
 }
