@@ -8,9 +8,8 @@
 //! the request's headers, so the API token never reaches a log or an error.
 
 use crate::domain::deploy::cloudflare::{ApiRequest, ApiResponse, CloudflareApi, HttpMethod};
-use futures_util::future::{select, Either};
 use std::time::Duration;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{Delay, Headers, Method, Request, RequestInit};
 
 /// The longest one API request may take, the body upload included (asset buckets can be tens
 /// of megabytes).
@@ -45,34 +44,12 @@ impl CloudflareApi for FetchCloudflareApi {
         }
         let request = Request::new_with_init(&req.url, &init)
             .map_err(|_| "the Cloudflare API URL is not valid".to_string())?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let exchange = async {
-            let mut resp = Fetch::Request(request)
-                .send_with_signal(&signal)
-                .await
-                .map_err(|e| format!("request failed: {e}"))?;
-            let status = resp.status_code();
-            let headers = resp.headers().entries().collect();
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| format!("reading the answer failed: {e}"))?;
-            Ok(ApiResponse {
-                status,
-                headers,
-                body,
-            })
-        };
-        let timer = Delay::from(Duration::from_millis(REQUEST_TIMEOUT_MS));
-        let outcome = match select(Box::pin(exchange), Box::pin(timer)).await {
-            Either::Left((answer, _)) => answer,
-            Either::Right(_) => {
-                controller.abort();
-                Err(format!("no answer within {} s", REQUEST_TIMEOUT_MS / 1000))
-            }
-        };
-        outcome
+        let a = super::bounded_fetch::send(request, REQUEST_TIMEOUT_MS).await?;
+        Ok(ApiResponse {
+            status: a.status,
+            headers: a.headers,
+            body: a.body,
+        })
     }
 
     async fn sleep(&self, ms: u64) {

@@ -23,13 +23,10 @@ use crate::domain::ids::{AppId, ProjectId, TicketId, UserId};
 use crate::domain::oauth;
 use crate::domain::templates;
 use crate::http::internal;
-use futures_util::future::{select, Either};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use worker::{
-    AbortController, D1Database, Delay, Env, Fetch, Headers, Method, Request, RequestInit,
-};
+use worker::{D1Database, Delay, Env, Headers, Method, Request, RequestInit};
 
 /// The longest one GitHub request may take.
 pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
@@ -62,34 +59,12 @@ impl GitHubHttp for FetchGitHub {
         }
         let request = Request::new_with_init(&req.url, &init)
             .map_err(|_| "the GitHub API URL is not valid".to_string())?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let exchange = async {
-            let mut resp = Fetch::Request(request)
-                .send_with_signal(&signal)
-                .await
-                .map_err(|e| format!("request failed: {e}"))?;
-            let status = resp.status_code();
-            let headers = resp.headers().entries().collect();
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| format!("reading the answer failed: {e}"))?;
-            Ok(HttpResponse {
-                status,
-                headers,
-                body,
-            })
-        };
-        let timer = Delay::from(Duration::from_millis(REQUEST_TIMEOUT_MS));
-        let outcome = match select(Box::pin(exchange), Box::pin(timer)).await {
-            Either::Left((answer, _)) => answer,
-            Either::Right(_) => {
-                controller.abort();
-                Err(format!("no answer within {} s", REQUEST_TIMEOUT_MS / 1000))
-            }
-        };
-        outcome
+        let a = super::bounded_fetch::send(request, REQUEST_TIMEOUT_MS).await?;
+        Ok(HttpResponse {
+            status: a.status,
+            headers: a.headers,
+            body: a.body,
+        })
     }
 
     async fn sleep(&self, ms: u64) {

@@ -4,6 +4,7 @@
 //! its object declares in the domain. Nothing here imports `objects`: the objects use these services, not the reverse.
 
 pub mod ai_store;
+pub mod bounded_fetch;
 pub mod cloudflare_api;
 pub mod db;
 pub mod deploy;
