@@ -109,6 +109,27 @@ pub fn url() -> String {
     .clone()
 }
 
+/// The platform's variables that point its exporter app at this fake (the sealing key and the
+/// webhook secret of `tests/it/github.rs` included).
+pub fn platform_vars() -> Vec<(&'static str, String)> {
+    let fake = url();
+    vec![
+        ("GITHUB_EXPORTER_CLIENT_ID", CLIENT_ID.into()),
+        ("GITHUB_EXPORTER_CLIENT_SECRET", CLIENT_SECRET.into()),
+        (
+            "GITHUB_EXPORTER_OAUTH_AUTHORIZE_URL",
+            format!("{fake}/login/oauth/authorize"),
+        ),
+        (
+            "GITHUB_EXPORTER_OAUTH_TOKEN_URL",
+            format!("{fake}/login/oauth/access_token"),
+        ),
+        ("GITHUB_API_URL", format!("{fake}/api")),
+        ("SECRETS_ENCRYPTION_KEY", crate::github::SEALING_KEY.into()),
+        ("WEBHOOK_SECRET", crate::github::WEBHOOK_SECRET.into()),
+    ]
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

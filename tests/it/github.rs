@@ -26,21 +26,8 @@ pub const WEBHOOK_SECRET: &str = "webhook-secret-for-tests";
 pub fn github_instance() -> &'static Instance {
     static I: OnceLock<Instance> = OnceLock::new();
     I.get_or_init(|| {
-        let fake = gh::url();
-        Instance::start(&[
-            ("GITHUB_EXPORTER_CLIENT_ID", gh::CLIENT_ID.into()),
-            ("GITHUB_EXPORTER_CLIENT_SECRET", gh::CLIENT_SECRET.into()),
-            (
-                "GITHUB_EXPORTER_OAUTH_AUTHORIZE_URL",
-                format!("{fake}/login/oauth/authorize"),
-            ),
-            (
-                "GITHUB_EXPORTER_OAUTH_TOKEN_URL",
-                format!("{fake}/login/oauth/access_token"),
-            ),
-            ("GITHUB_API_URL", format!("{fake}/api")),
-            ("SECRETS_ENCRYPTION_KEY", SEALING_KEY.into()),
-            ("WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+        let mut vars = gh::platform_vars();
+        vars.extend([
             // Ticket generation of imported repositories, by the scripted fake model.
             (
                 "OPENAI_COMPATIBLE_BASE_URL",
@@ -50,7 +37,8 @@ pub fn github_instance() -> &'static Instance {
             ("MODEL_CONFIG", crate::fake_llm::scripted_model_config()),
             ("RATE_LIMIT_AI", "1000/60".into()),
             ("RATE_LIMIT_AI_TOKENS", "1000000/60".into()),
-        ])
+        ]);
+        Instance::start(&vars)
     })
 }
 
@@ -625,24 +613,7 @@ static GATE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 /// An instance of its own for the ticket tests (their seeds write its D1 file directly).
 fn ticket_instance() -> &'static Instance {
     static I: OnceLock<Instance> = OnceLock::new();
-    I.get_or_init(|| {
-        let fake = gh::url();
-        Instance::start(&[
-            ("GITHUB_EXPORTER_CLIENT_ID", gh::CLIENT_ID.into()),
-            ("GITHUB_EXPORTER_CLIENT_SECRET", gh::CLIENT_SECRET.into()),
-            (
-                "GITHUB_EXPORTER_OAUTH_AUTHORIZE_URL",
-                format!("{fake}/login/oauth/authorize"),
-            ),
-            (
-                "GITHUB_EXPORTER_OAUTH_TOKEN_URL",
-                format!("{fake}/login/oauth/access_token"),
-            ),
-            ("GITHUB_API_URL", format!("{fake}/api")),
-            ("SECRETS_ENCRYPTION_KEY", SEALING_KEY.into()),
-            ("WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
-        ])
-    })
+    I.get_or_init(|| Instance::start(&gh::platform_vars()))
 }
 
 async fn tcall(u: &User, m: Method, path: &str, b: Option<Value>) -> reqwest::Response {

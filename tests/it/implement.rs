@@ -8,7 +8,7 @@
 
 use crate::fake_github as gh;
 use crate::fake_llm;
-use crate::github::{connect, login, SEALING_KEY, WEBHOOK_SECRET};
+use crate::github::{connect, login};
 use crate::harness::{
     chat, eventually, expect_error, sandbox_agent, Instance, User, SANDBOX_SECRET,
 };
@@ -18,8 +18,7 @@ use serde_json::{json, Value};
 use std::sync::OnceLock;
 
 fn vars() -> Vec<(&'static str, String)> {
-    let fake = gh::url();
-    vec![
+    let mut vars = vec![
         ("SANDBOX_BACKEND", "local".into()),
         ("SANDBOX_URL", sandbox_agent()),
         ("SANDBOX_SECRET", SANDBOX_SECRET.into()),
@@ -31,20 +30,9 @@ fn vars() -> Vec<(&'static str, String)> {
         ("MODEL_CONFIG", fake_llm::scripted_model_config()),
         ("RATE_LIMIT_AI", "1000/60".into()),
         ("RATE_LIMIT_AI_TOKENS", "1000000/60".into()),
-        ("GITHUB_EXPORTER_CLIENT_ID", gh::CLIENT_ID.into()),
-        ("GITHUB_EXPORTER_CLIENT_SECRET", gh::CLIENT_SECRET.into()),
-        (
-            "GITHUB_EXPORTER_OAUTH_AUTHORIZE_URL",
-            format!("{fake}/login/oauth/authorize"),
-        ),
-        (
-            "GITHUB_EXPORTER_OAUTH_TOKEN_URL",
-            format!("{fake}/login/oauth/access_token"),
-        ),
-        ("GITHUB_API_URL", format!("{fake}/api")),
-        ("SECRETS_ENCRYPTION_KEY", SEALING_KEY.into()),
-        ("WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
-    ]
+    ];
+    vars.extend(gh::platform_vars());
+    vars
 }
 
 fn instance() -> &'static Instance {

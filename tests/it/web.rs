@@ -39,8 +39,8 @@ fn the_web_app_in_chromium() {
         );
 
     let fake = fake_llm::url();
-    let github = gh::url();
-    let instance = Instance::start(&[
+    // GitHub export goes to the fake GitHub (its consent screen is a page the browser fills).
+    let mut vars = vec![
         ("SANDBOX_BACKEND", "local".into()),
         ("SANDBOX_URL", sandbox_agent()),
         ("SANDBOX_SECRET", SANDBOX_SECRET.into()),
@@ -52,21 +52,9 @@ fn the_web_app_in_chromium() {
         ("LLM_TIMEOUT_MS", "30000".into()),
         ("MAIL_BACKEND", "outbox".into()),
         ("ADMIN_EMAILS", WEB_ADMIN.into()),
-        // GitHub export through the fake GitHub (its consent screen is a page the browser fills).
-        ("GITHUB_EXPORTER_CLIENT_ID", gh::CLIENT_ID.into()),
-        ("GITHUB_EXPORTER_CLIENT_SECRET", gh::CLIENT_SECRET.into()),
-        (
-            "GITHUB_EXPORTER_OAUTH_AUTHORIZE_URL",
-            format!("{github}/login/oauth/authorize"),
-        ),
-        (
-            "GITHUB_EXPORTER_OAUTH_TOKEN_URL",
-            format!("{github}/login/oauth/access_token"),
-        ),
-        ("GITHUB_API_URL", format!("{github}/api")),
-        ("SECRETS_ENCRYPTION_KEY", crate::github::SEALING_KEY.into()),
-        ("WEBHOOK_SECRET", crate::github::WEBHOOK_SECRET.into()),
-    ]);
+    ];
+    vars.extend(gh::platform_vars());
+    let instance = Instance::start(&vars);
     // The browser uses `localhost` (not 127.0.0.1) so that previews at
     // `<app>.preview.localhost:<port>` resolve to the same server.
     let base = instance.base.replace("127.0.0.1", "localhost");
