@@ -11,6 +11,7 @@ pub mod codegen_preview;
 pub mod codegen_socket;
 pub mod codegen_state;
 pub mod codegen_store;
+pub mod codegen_tickets;
 pub mod deletion_do;
 pub mod deploy_do;
 pub mod orchestrator_directory;

@@ -157,7 +157,30 @@ pub struct TicketJob {
 /// Reports of a finished job tried before it is given up (logged).
 pub const MAX_REPORT_ATTEMPTS: u32 = 5;
 
+/// The wait before reporting a job again, times the attempts made.
+pub const REPORT_RETRY_MS: i64 = 30_000;
+
+/// What follows a report that failed ([`TicketJob::report_failed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailedReport {
+    /// Try again after this many milliseconds.
+    RetryInMs(i64),
+    /// The attempts are spent: the job is dropped (and logged).
+    GiveUp,
+}
+
 impl TicketJob {
+    /// Counts a failed report: retried after a wait that grows with the attempts, until
+    /// [`MAX_REPORT_ATTEMPTS`] have failed.
+    pub fn report_failed(&mut self) -> AfterFailedReport {
+        self.report_attempts += 1;
+        if self.report_attempts >= MAX_REPORT_ATTEMPTS {
+            AfterFailedReport::GiveUp
+        } else {
+            AfterFailedReport::RetryInMs(REPORT_RETRY_MS * self.report_attempts as i64)
+        }
+    }
+
     pub fn new(
         ticket_id: TicketId,
         project_id: ProjectId,
@@ -377,6 +400,25 @@ mod tests {
             let e = check_start(T::Ready, ctx(p, true), "").unwrap_err();
             assert!(e.message.contains("approved"), "{}", e.message);
         }
+    }
+
+    #[test]
+    fn failed_reports_are_retried_later_each_time_then_given_up() {
+        let mut j = TicketJob::new(
+            "tkt_1".into(),
+            "prj_1".into(),
+            "usr_1".into(),
+            "do it".into(),
+        );
+        let waits: Vec<AfterFailedReport> = (0..MAX_REPORT_ATTEMPTS)
+            .map(|_| j.report_failed())
+            .collect();
+        let expected: Vec<AfterFailedReport> = (1..MAX_REPORT_ATTEMPTS as i64)
+            .map(|n| AfterFailedReport::RetryInMs(REPORT_RETRY_MS * n))
+            .chain([AfterFailedReport::GiveUp])
+            .collect();
+        assert_eq!(waits, expected);
+        assert_eq!(j.report_attempts, MAX_REPORT_ATTEMPTS);
     }
 
     #[test]
