@@ -2,7 +2,7 @@
 // picks the run up) → files → the preview shows the generated app → a follow-up changes it → a
 // file edited by hand changes it → find it in My apps → sign out; a
 // second user gets the not-found page for the first user's app. Axe on every screen.
-import { expect, test } from "@playwright/test";
+import { expect, test } from "./fixtures";
 import { writeFileSync } from "node:fs";
 import { ARTIFACTS, checkA11y, PASSWORD, shot, signUp, uniqueEmail, watchCsp } from "./helpers";
 

@@ -2,7 +2,8 @@
 // progress reaches "live", the deployed build serves the app's own text on its own address;
 // My apps shows it live; a second deployment supersedes the first, which is rolled back to;
 // undeploying (confirmed) leaves the address answering the platform's "Nothing is deployed here".
-import { expect, test, type Page } from "@playwright/test";
+import { type Page } from "@playwright/test";
+import { expect, test } from "./fixtures";
 import { checkA11y, shot, signUp, uniqueEmail } from "./helpers";
 
 const MARK = `${process.env.BYTE_E2E_MARK ?? `MARKweb${Date.now()}`}dep`;

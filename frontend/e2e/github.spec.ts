@@ -4,7 +4,7 @@
 // that app, the project's repository, a ticket's branch and its pull request from the ticket
 // page (refused while the branch has no work), and another ticket implemented by the agent,
 // arriving in review with its branch and pull request linked.
-import { expect, test } from "@playwright/test";
+import { expect, test } from "./fixtures";
 import { checkA11y, PASSWORD, shot, signUp, uniqueEmail, watchCsp } from "./helpers";
 
 const MARK = `${process.env.BYTE_E2E_MARK ?? `MARKweb${Date.now()}`}gh`;

@@ -4,7 +4,8 @@
 // API from another browser context signed in as the same user, without a reload; a card moves
 // by its status menu and by drag and drop, and a drag shows the columns it may not go to as
 // disabled; the ticket page edits hours and assigns. Axe on every screen.
-import { expect, test, type APIRequestContext, type Locator, type Page } from "@playwright/test";
+import { type APIRequestContext, type Locator, type Page } from "@playwright/test";
+import { expect, test } from "./fixtures";
 import { checkA11y, PASSWORD, shot, signUp, uniqueEmail, watchCsp } from "./helpers";
 
 const MARK = `${process.env.BYTE_E2E_MARK ?? `MARKweb${Date.now()}`}orch`;
