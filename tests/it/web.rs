@@ -109,6 +109,11 @@ fn the_web_app_in_chromium() {
     let _ = opener.1.join();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // Kept whatever the outcome: a navigation made again (`[e2e] … had no answer`) shows here.
+    let _ = std::fs::write(
+        artifacts.join("playwright.log"),
+        format!("{stdout}\n{stderr}"),
+    );
     assert!(
         out.status.success(),
         "playwright failed ({}); screenshots and traces in {}; wrangler log in {}\n{stdout}\n{stderr}",
