@@ -6,13 +6,34 @@
 
 use futures_util::future::{select, Either};
 use std::time::Duration;
-use worker::{AbortController, Delay, Fetch, Request};
+use wasm_bindgen::JsValue;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 /// A complete answer.
 pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+/// The request to send: `headers` set one by one (a header that cannot be sent is named),
+/// `body` when there is one; `api` names the service when its URL is not valid.
+pub fn request<K: AsRef<str>, V: AsRef<str>>(
+    method: Method,
+    url: &str,
+    headers: impl IntoIterator<Item = (K, V)>,
+    body: Option<JsValue>,
+    api: &str,
+) -> Result<Request, String> {
+    let h = Headers::new();
+    for (k, v) in headers {
+        let k = k.as_ref();
+        h.set(k, v.as_ref())
+            .map_err(|_| format!("the header `{k}` cannot be sent"))?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(h).with_body(body);
+    Request::new_with_init(url, &init).map_err(|_| format!("the {api} URL is not valid"))
 }
 
 /// Sends `request` and reads its whole answer, or gives up after `timeout_ms`.

@@ -9,7 +9,7 @@
 
 use crate::domain::deploy::cloudflare::{ApiRequest, ApiResponse, CloudflareApi, HttpMethod};
 use std::time::Duration;
-use worker::{Delay, Headers, Method, Request, RequestInit};
+use worker::{Delay, Method};
 
 /// The longest one API request may take, the body upload included (asset buckets can be tens
 /// of megabytes).
@@ -30,20 +30,15 @@ fn method(m: HttpMethod) -> Method {
 
 impl CloudflareApi for FetchCloudflareApi {
     async fn send(&self, req: &ApiRequest) -> Result<ApiResponse, String> {
-        let headers = Headers::new();
-        for (k, v) in &req.headers {
-            headers
-                .set(k, v)
-                .map_err(|_| format!("the header `{k}` cannot be sent"))?;
-        }
-        let mut init = RequestInit::new();
-        init.with_method(method(req.method)).with_headers(headers);
-        if !req.body.is_empty() {
-            let body = js_sys::Uint8Array::from(req.body.as_slice());
-            init.with_body(Some(body.into()));
-        }
-        let request = Request::new_with_init(&req.url, &init)
-            .map_err(|_| "the Cloudflare API URL is not valid".to_string())?;
+        let body =
+            (!req.body.is_empty()).then(|| js_sys::Uint8Array::from(req.body.as_slice()).into());
+        let request = super::bounded_fetch::request(
+            method(req.method),
+            &req.url,
+            req.headers.iter().map(|(k, v)| (k, v)),
+            body,
+            "Cloudflare API",
+        )?;
         let a = super::bounded_fetch::send(request, REQUEST_TIMEOUT_MS).await?;
         Ok(ApiResponse {
             status: a.status,

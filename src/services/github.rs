@@ -26,7 +26,8 @@ use crate::http::internal;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use worker::{D1Database, Delay, Env, Headers, Method, Request, RequestInit};
+use wasm_bindgen::JsValue;
+use worker::{D1Database, Delay, Env, Method};
 
 /// The longest one GitHub request may take.
 pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
@@ -41,24 +42,19 @@ pub struct FetchGitHub;
 
 impl GitHubHttp for FetchGitHub {
     async fn send(&self, req: &HttpRequest) -> Result<HttpResponse, String> {
-        let headers = Headers::new();
-        for (k, v) in &req.headers {
-            headers
-                .set(k, v)
-                .map_err(|_| format!("the header `{k}` cannot be sent"))?;
-        }
-        let mut init = RequestInit::new();
         let method = match req.method {
             HttpMethod::Get => Method::Get,
             HttpMethod::Post => Method::Post,
             HttpMethod::Patch => Method::Patch,
         };
-        init.with_method(method).with_headers(headers);
-        if let Some(b) = &req.body {
-            init.with_body(Some(b.as_str().into()));
-        }
-        let request = Request::new_with_init(&req.url, &init)
-            .map_err(|_| "the GitHub API URL is not valid".to_string())?;
+        let body = req.body.as_deref().map(JsValue::from);
+        let request = super::bounded_fetch::request(
+            method,
+            &req.url,
+            req.headers.iter().map(|(k, v)| (k, v)),
+            body,
+            "GitHub API",
+        )?;
         let a = super::bounded_fetch::send(request, REQUEST_TIMEOUT_MS).await?;
         Ok(HttpResponse {
             status: a.status,
