@@ -17,8 +17,10 @@
 //! deletion plan) with 200 once done, 503 when it must be retried; a malformed call with a 400 in
 //! the API's error shape.
 //!
-//! Invariants: the object trusts the caller's [`Owner`] (the routes checked ownership, the
-//! code generator works for the app's owner); a parsed call names only valid file paths
+//! Invariants: an owner's workspace call through the API names its user ([`CALLER_HEADER`])
+//! and the object passes it on only for the sandbox's owner while it is active ([`admit`]);
+//! otherwise the object trusts the caller (a lifecycle call's [`Owner`] was checked by the
+//! route, the code generator works for the app's owner); a parsed call names only valid file paths
 //! ([`RelPath`]) and a preview path with no dot segment, so it cannot address anything outside
 //! its own workspace's preview.
 
@@ -142,6 +144,58 @@ pub enum SandboxCall {
     Retire { app_id: AppId },
     /// The app is deleted: erase the object's storage and alarm (after [`SandboxCall::Retire`]).
     Erase,
+}
+
+/// The request header naming the user a workspace call is made for (an owner's request
+/// through the API). With it, the object itself admits the call ([`admit`]), so an owner's
+/// write or read takes one round trip to the object; without it (the code generator, which
+/// works for the app's owner) the call is trusted as before.
+pub const CALLER_HEADER: &str = "X-Byte-Caller";
+/// The header on an object's answer to a call it did not admit: [`Refusal::as_header`].
+pub const REFUSED_HEADER: &str = "X-Byte-Refused";
+
+/// Why an object did not pass a caller's workspace call on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No sandbox this caller may use: none exists, it is another user's, or the app is
+    /// deleted. The caller cannot tell these apart (the route answers the same 404s as its
+    /// ownership check would).
+    NoSandbox,
+    /// The caller's sandbox is not active (stopped or failed): it must be created again.
+    Inactive(super::sandbox::Status),
+}
+
+impl Refusal {
+    pub fn as_header(self) -> &'static str {
+        match self {
+            Refusal::NoSandbox => "none",
+            Refusal::Inactive(s) => s.as_str(),
+        }
+    }
+
+    pub fn from_header(value: &str) -> Option<Refusal> {
+        match value {
+            "none" => Some(Refusal::NoSandbox),
+            s => super::sandbox::Status::parse(s)
+                .filter(|s| !s.is_active())
+                .map(Refusal::Inactive),
+        }
+    }
+}
+
+/// Whether `caller` may send a workspace call to the sandbox in `state` (`None`: there is
+/// none, or the app is deleted): only its owner, and only while it is active.
+pub fn admit(state: Option<&super::sandbox::State>, caller: &str) -> Result<(), Refusal> {
+    match state {
+        Some(s) if s.user_id.as_str() == caller => {
+            if s.status.is_active() {
+                Ok(())
+            } else {
+                Err(Refusal::Inactive(s.status))
+            }
+        }
+        _ => Err(Refusal::NoSandbox),
+    }
 }
 
 /// The agent's method for a call built from the call alone.
@@ -586,5 +640,47 @@ mod tests {
             SandboxCall::Tree
         );
         assert!(takes_body(WorkspaceCall::Exec) && !takes_body(WorkspaceCall::Tree));
+    }
+
+    #[test]
+    fn only_the_owner_of_an_active_sandbox_is_admitted() {
+        use crate::domain::sandbox::{State, Status};
+        let state = |status| State {
+            app_id: owner().app_id,
+            user_id: owner().user_id,
+            template: "react-vite".into(),
+            status,
+            reason: None,
+            instance_type: "standard-3".into(),
+            updated_at_ms: 0,
+            last_activity_ms: 0,
+        };
+        for s in [
+            Status::Creating,
+            Status::WritingFiles,
+            Status::Installing,
+            Status::Starting,
+            Status::Ready,
+        ] {
+            assert_eq!(admit(Some(&state(s)), "usr_1"), Ok(()), "{s:?}");
+            // Another user cannot tell it from no sandbox at all.
+            assert_eq!(admit(Some(&state(s)), "usr_2"), Err(Refusal::NoSandbox));
+        }
+        for s in [Status::Stopped, Status::Failed] {
+            assert_eq!(admit(Some(&state(s)), "usr_1"), Err(Refusal::Inactive(s)));
+            assert_eq!(admit(Some(&state(s)), "usr_2"), Err(Refusal::NoSandbox));
+        }
+        assert_eq!(admit(None, "usr_1"), Err(Refusal::NoSandbox));
+        // The refusal crosses to the Worker in a header and back.
+        for r in [
+            Refusal::NoSandbox,
+            Refusal::Inactive(Status::Stopped),
+            Refusal::Inactive(Status::Failed),
+        ] {
+            assert_eq!(Refusal::from_header(r.as_header()), Some(r));
+        }
+        // An active status or anything else is not a refusal.
+        assert_eq!(Refusal::from_header("ready"), None);
+        assert_eq!(Refusal::from_header(""), None);
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! Contract ([`crate::domain::sandbox_call`], which also names the binding): every request is
 //! one [`SandboxCall`], read from the `X-Byte-Call` header or, for a large one, from the body,
-//! and parsed once (a malformed call is a 400). Lifecycle calls are answered here with the
+//! and parsed once (a malformed call is a 400). A call naming its user ([`CALLER_HEADER`]) is
+//! first admitted ([`admit`]: the owner's, while active) or refused with a 404 whose
+//! [`REFUSED_HEADER`] says why. Lifecycle calls are answered here with the
 //! [`SandboxState`] (404: none); every other call becomes the agent request
 //! [`SandboxCall::agent_route`] names, and the agent's answer goes back unchanged (streams and
 //! WebSocket upgrades included). A preview call forwards the request it came on (method, body,
@@ -31,7 +33,9 @@ use crate::domain::sandbox::{
     install_failure, install_request, preview_label, server_down_reason, State as SandboxState,
     Status,
 };
-use crate::domain::sandbox_call::{Owner, SandboxCall, CALL_HEADER};
+use crate::domain::sandbox_call::{
+    admit, Owner, SandboxCall, CALLER_HEADER, CALL_HEADER, REFUSED_HEADER,
+};
 use byte_protocol::exec::ExecReply;
 use byte_protocol::process::{ServerInfo, ServerStatus, StartRequest};
 use byte_protocol::workspace::{CreateWorkspace, WorkspaceCreated};
@@ -345,6 +349,19 @@ impl UserAppSandboxService {
         };
         if call.is_erasure() {
             return self.erasure(call).await;
+        }
+        // An owner's call through the API: admitted here, in the same round trip.
+        if let Some(caller) = req.headers().get(CALLER_HEADER)? {
+            let state = if self.retired.get() {
+                None
+            } else {
+                self.load()?
+            };
+            if let Err(refusal) = admit(state.as_ref(), &caller) {
+                let resp = Response::error("call not admitted", 404)?;
+                resp.headers().set(REFUSED_HEADER, refusal.as_header())?;
+                return Ok(resp);
+            }
         }
         if self.retired.get() {
             return Response::error("no sandbox (the app is deleted)", 404);

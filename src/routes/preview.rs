@@ -21,10 +21,12 @@
 //! is: method, headers (after the policy), streamed body ([`services::sandbox::forward_preview`]).
 //!
 //! Invariants: every preview request first passes the per-address preview limit
-//! (`RATE_LIMIT_PREVIEW`, 429 E003 with `Retry-After`), before any lookup; without access a
+//! (`RATE_LIMIT_PREVIEW`, 429 E003 with `Retry-After`): the app's row is read alongside, but
+//! nothing is decided from it, and no other lookup is made, before the limit allows it; without access a
 //! private preview is a 404 like a missing one; the platform's own cookies and `Authorization`
 //! never reach the app, and the app never sets a platform cookie.
 
+use crate::domain::apps::AppRecord;
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
 use crate::domain::ids::AppId;
 use crate::domain::preview;
@@ -43,22 +45,29 @@ const COOKIE_TTL_S: i64 = 12 * 3600;
 
 pub async fn serve(req: Request, app: &App, app_id: &AppId) -> Response {
     let key = format!("ip:{}", client_ip(&req));
-    let limited = ratelimit::hit(&app.env, RateClass::Preview, &key, app.cfg.preview_limit, 1)
-        .await
-        .and_then(|d| {
-            if d.allowed {
-                return Ok(());
-            }
-            let secs = d.retry_after_secs(now_ms()).max(1);
-            let mut e = ApiError::rate_limited(format!(
-                "preview rate limit of {} requests exceeded; retry in {secs} s",
-                d.limit
-            ));
-            e.fields.insert("retryAfter".into(), secs.to_string());
-            Err(e)
-        });
+    // The limit and the app's row are asked for together (one round trip's wait, not two);
+    // the row is not looked at unless the limit allows the request.
+    let rate = ratelimit::hit(&app.env, RateClass::Preview, &key, app.cfg.preview_limit, 1);
+    let lookup = async { db::app_by_id(&app.db()?, app_id).await };
+    let (decision, rec) = futures_util::join!(rate, lookup);
+    let limited = decision.and_then(|d| {
+        if d.allowed {
+            return Ok(());
+        }
+        let secs = d.retry_after_secs(now_ms()).max(1);
+        let mut e = ApiError::rate_limited(format!(
+            "preview rate limit of {} requests exceeded; retry in {secs} s",
+            d.limit
+        ));
+        e.fields.insert("retryAfter".into(), secs.to_string());
+        Err(e)
+    });
     let result = match limited {
-        Ok(()) => proxy(req, app, app_id).await,
+        Ok(()) => match rec {
+            Ok(Some(rec)) => proxy(req, app, app_id, rec).await,
+            Ok(None) => Err(ApiError::not_found("preview")),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match result {
@@ -73,11 +82,8 @@ pub async fn serve(req: Request, app: &App, app_id: &AppId) -> Response {
     }
 }
 
-async fn proxy(req: Request, app: &App, app_id: &AppId) -> ApiResult<Response> {
+async fn proxy(req: Request, app: &App, app_id: &AppId, rec: AppRecord) -> ApiResult<Response> {
     let not_found = || ApiError::not_found("preview");
-    let rec = db::app_by_id(&app.db()?, app_id)
-        .await?
-        .ok_or_else(not_found)?;
     let label = preview_label(app_id.as_str()).ok_or_else(not_found)?;
     let sign = |text: &str| app.keys.sign("preview", text);
     let now_s = now_ms() / 1000;

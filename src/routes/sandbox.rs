@@ -14,10 +14,11 @@ use crate::domain::error::{ApiError, ApiResult, ErrorCode};
 use crate::domain::ids::AppId;
 use crate::domain::routes::WorkspaceCall;
 use crate::domain::sandbox::State;
-use crate::domain::sandbox_call::{takes_body, workspace_call, Owner, SandboxCall};
+use crate::domain::sandbox_call::{takes_body, workspace_call, Owner, Refusal, SandboxCall};
 use crate::domain::templates;
 use crate::http::auth::Caller;
 use crate::http::{header, internal, json, json_body, read_body, App};
+use crate::services::sandbox::Sent;
 use crate::services::{db, sandbox};
 use serde_json::json;
 use worker::{Request, Response};
@@ -100,8 +101,10 @@ pub async fn stop(app: &App, caller: &Caller, id: &str) -> ApiResult<Response> {
     json(200, &state)
 }
 
-/// Sends an owner's workspace request to the agent through the sandbox object; agent errors
-/// (already in our error shape) pass through.
+/// Sends an owner's workspace request to the agent through the sandbox object, which admits
+/// it itself (one round trip: the owner's sandbox, while active); agent errors (already in our
+/// error shape) pass through. Every refusal (a bad request included) first goes through the
+/// ownership check, so another user's app answers exactly as a missing one.
 pub async fn workspace(
     mut req: Request,
     app: &App,
@@ -109,30 +112,34 @@ pub async fn workspace(
     id: &str,
     call: WorkspaceCall,
 ) -> ApiResult<Response> {
-    let rec = owned(app, caller, id).await?;
-    // The agent's request, checked before the sandbox is even asked about.
     let body = if takes_body(call) {
-        read_body(&mut req).await?
+        read_body(&mut req).await
     } else {
-        Vec::new()
+        Ok(Vec::new())
     };
     let query = req.url()?.query().unwrap_or("").to_string();
     let wants_stream = header(&req, "Accept").is_some_and(|a| a.contains("text/event-stream"));
-    let call = workspace_call(call, &body, &query, wants_stream)?;
-    let state = sandbox::lifecycle(&app.env, &rec.id, &SandboxCall::Status)
-        .await?
-        .ok_or_else(|| ApiError::not_found("sandbox"))?;
-    if !state.status.is_active() {
-        return Err(ApiError::new(
+    let call = body.and_then(|body| workspace_call(call, &body, &query, wants_stream));
+    let (call, app_id) = match (call, AppId::parse(id)) {
+        (Ok(call), Some(app_id)) => (call, app_id),
+        (Err(e), _) => {
+            owned(app, caller, id).await?;
+            return Err(e);
+        }
+        (Ok(_), None) => return Err(ApiError::not_found("app")),
+    };
+    match sandbox::send_for(&app.env, &app_id, &caller.user_id, &call).await? {
+        Sent::Answered(resp) => Ok(resp),
+        Sent::Refused(Refusal::NoSandbox) => {
+            owned(app, caller, id).await?;
+            Err(ApiError::not_found("sandbox"))
+        }
+        Sent::Refused(Refusal::Inactive(status)) => Err(ApiError::new(
             409,
             ErrorCode::E006,
-            format!(
-                "the sandbox is {}; create it again first",
-                state.status.as_str()
-            ),
-        ));
+            format!("the sandbox is {}; create it again first", status.as_str()),
+        )),
     }
-    Ok(sandbox::send(&app.env, &rec.id, &call).await?)
 }
 
 /// `GET /api/templates/:name`: the catalog entry plus every file, from the R2 bundle that

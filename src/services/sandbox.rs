@@ -13,9 +13,12 @@
 use super::{db, now_ms};
 use crate::domain::error::{ApiError, ApiResult, ErrorCode};
 use crate::domain::ids::AppId;
+use crate::domain::ids::UserId;
 use crate::domain::preview::signed_url;
 use crate::domain::sandbox::{quota_reached, State};
-use crate::domain::sandbox_call::{Owner, PreviewCall, SandboxCall, BINDING, CALL_HEADER};
+use crate::domain::sandbox_call::{
+    Owner, PreviewCall, Refusal, SandboxCall, BINDING, CALLER_HEADER, CALL_HEADER, REFUSED_HEADER,
+};
 use crate::domain::token::TokenKeys;
 use byte_protocol::parse_reply;
 use serde::de::DeserializeOwned;
@@ -46,7 +49,15 @@ async fn fetch(env: &Env, app_id: &AppId, init: &RequestInit) -> worker::Result<
 /// Sends `call` to `app_id`'s object: in the body when it may be large, else in the header of
 /// a bodyless GET. The object's answer as it is (for a workspace call, the agent's).
 pub async fn send(env: &Env, app_id: &AppId, call: &SandboxCall) -> worker::Result<Response> {
-    let headers = Headers::new();
+    send_with(env, app_id, call, Headers::new()).await
+}
+
+async fn send_with(
+    env: &Env,
+    app_id: &AppId,
+    call: &SandboxCall,
+    headers: Headers,
+) -> worker::Result<Response> {
     let mut init = RequestInit::new();
     if call.in_body() {
         headers.set("Content-Type", "application/json")?;
@@ -60,6 +71,41 @@ pub async fn send(env: &Env, app_id: &AppId, call: &SandboxCall) -> worker::Resu
     fetch(env, app_id, &init).await
 }
 
+/// What came of an owner's workspace call ([`send_for`]).
+pub enum Sent {
+    /// The agent's answer, as it is.
+    Answered(Response),
+    /// The object did not pass it on.
+    Refused(Refusal),
+}
+
+/// Sends an owner's workspace `call` for `caller`: the object admits it itself (the sandbox's
+/// owner, while active), so the call takes one round trip; a refusal says why.
+pub async fn send_for(
+    env: &Env,
+    app_id: &AppId,
+    caller: &UserId,
+    call: &SandboxCall,
+) -> ApiResult<Sent> {
+    let headers = Headers::new();
+    headers
+        .set(CALLER_HEADER, caller.as_str())
+        .map_err(unreachable)?;
+    let resp = send_with(env, app_id, call, headers)
+        .await
+        .map_err(unreachable)?;
+    let refused = resp
+        .headers()
+        .get(REFUSED_HEADER)
+        .ok()
+        .flatten()
+        .and_then(|v| Refusal::from_header(&v));
+    Ok(match refused {
+        Some(r) => Sent::Refused(r),
+        None => Sent::Answered(resp),
+    })
+}
+
 /// Forwards a browser's preview request (`method`, `headers` already filtered by the preview
 /// cookie policy, `body` as a stream) to `app_id`'s object, the call beside it.
 pub async fn forward_preview(
@@ -70,8 +116,10 @@ pub async fn forward_preview(
     headers: Headers,
     body: Option<JsValue>,
 ) -> worker::Result<Response> {
-    // `set` replaces whatever a browser sent under the same name.
+    // `set` replaces whatever a browser sent under the same name; a preview is nobody's
+    // workspace call.
     headers.set(CALL_HEADER, &SandboxCall::Preview(call).to_header())?;
+    headers.delete(CALLER_HEADER)?;
     let mut init = RequestInit::new();
     init.with_method(method)
         .with_headers(headers)

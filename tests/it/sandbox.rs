@@ -237,6 +237,9 @@ async fn sandbox_lifecycle_preview_changes_errors_and_isolation() {
         (Method::GET, "/errors"),
         (Method::GET, "/logs"),
         (Method::POST, "/exec"),
+        // Admitted by the sandbox object itself; a malformed body is no different.
+        (Method::POST, "/files"),
+        (Method::GET, "/tree"),
     ] {
         let r = app
             .req(m, &format!("/api/apps/{app_id}/sandbox{p}"))
@@ -354,6 +357,15 @@ async fn sandbox_lifecycle_preview_changes_errors_and_isolation() {
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "stopped");
     let (status, _) = preview.get("/").await;
     assert_ne!(status, 200);
+    // A stopped sandbox takes no writes until it is created again; nobody else learns it exists.
+    let r = write(app, &owner, &app_id, "src/late.ts", "export {}\n").await;
+    let e = expect_error(r, 409, "E006").await;
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("stopped"),
+        "{e}"
+    );
+    let r = write(app, &intruder, &app_id, "src/late.ts", "export {}\n").await;
+    expect_error(r, 404, "E002").await;
 }
 
 #[tokio::test]
