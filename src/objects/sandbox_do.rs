@@ -14,7 +14,8 @@
 //! WebSocket upgrades included). A preview call forwards the request it came on (method, body,
 //! headers after the preview cookie policy).
 //!
-//! Storage ([`super::sandbox_storage`]): the state row and the owner's last activity.
+//! Storage ([`super::sandbox_storage`]): the state row and the owner's last activity, and the
+//! admission of an owner's call, which reads them.
 //!
 //! Deletion ([`super::sandbox_retire`]): `retire` stops the sandbox for good and `erase` empties
 //! the storage; a retired object refuses every other call and drops in-flight steps' outcomes.
@@ -33,9 +34,7 @@ use crate::domain::sandbox::{
     install_failure, install_request, preview_label, server_down_reason, State as SandboxState,
     Status,
 };
-use crate::domain::sandbox_call::{
-    admit, Owner, SandboxCall, CALLER_HEADER, CALL_HEADER, REFUSED_HEADER,
-};
+use crate::domain::sandbox_call::{Owner, SandboxCall, CALL_HEADER};
 use byte_protocol::exec::ExecReply;
 use byte_protocol::process::{ServerInfo, ServerStatus, StartRequest};
 use byte_protocol::workspace::{CreateWorkspace, WorkspaceCreated};
@@ -350,18 +349,8 @@ impl UserAppSandboxService {
         if call.is_erasure() {
             return self.erasure(call).await;
         }
-        // An owner's call through the API: admitted here, in the same round trip.
-        if let Some(caller) = req.headers().get(CALLER_HEADER)? {
-            let state = if self.retired.get() {
-                None
-            } else {
-                self.load()?
-            };
-            if let Err(refusal) = admit(state.as_ref(), &caller) {
-                let resp = Response::error("call not admitted", 404)?;
-                resp.headers().set(REFUSED_HEADER, refusal.as_header())?;
-                return Ok(resp);
-            }
+        if let Some(refused) = self.refuse_caller(&req)? {
+            return Ok(refused);
         }
         if self.retired.get() {
             return Response::error("no sandbox (the app is deleted)", 404);

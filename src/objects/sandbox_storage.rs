@@ -1,12 +1,35 @@
 //! The sandbox object's storage: its [`SandboxState`] (one JSON row, cached in the isolate) and
 //! the owner's last activity, which bounds how long anonymous preview traffic keeps a sandbox
-//! awake ([`crate::domain::sandbox::preview_activity`]).
+//! awake ([`crate::domain::sandbox::preview_activity`]); and the admission of an owner's call,
+//! which reads the state.
 
 use super::sandbox_do::{config, now, UserAppSandboxService};
 use crate::domain::sandbox::State as SandboxState;
-use worker::{Result, SqlStorageValue};
+use crate::domain::sandbox_call::{admit, CALLER_HEADER, REFUSED_HEADER};
+use worker::{Request, Response, Result, SqlStorageValue};
 
 impl UserAppSandboxService {
+    /// An owner's call through the API ([`CALLER_HEADER`]) that [`admit`] refuses: the 404 that
+    /// says why in [`REFUSED_HEADER`]. `None` to go on (admitted, or no caller named).
+    pub(super) fn refuse_caller(&self, req: &Request) -> Result<Option<Response>> {
+        let Some(caller) = req.headers().get(CALLER_HEADER)? else {
+            return Ok(None);
+        };
+        let state = if self.retired.get() {
+            None
+        } else {
+            self.load()?
+        };
+        match admit(state.as_ref(), &caller) {
+            Ok(()) => Ok(None),
+            Err(refusal) => {
+                let resp = Response::error("call not admitted", 404)?;
+                resp.headers().set(REFUSED_HEADER, refusal.as_header())?;
+                Ok(Some(resp))
+            }
+        }
+    }
+
     pub(super) fn load(&self) -> Result<Option<SandboxState>> {
         if let Some(s) = self.cached.borrow().clone() {
             return Ok(Some(s));
