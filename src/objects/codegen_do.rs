@@ -18,7 +18,7 @@
 
 use super::codegen_ports::{Clients, LlmModel, SandboxClient};
 use super::codegen_socket::echo_close_code;
-use super::codegen_store::{event_type, now, AgentStore, HEARTBEAT_MS};
+use super::codegen_store::{now, AgentStore, HEARTBEAT_MS};
 use crate::domain::codegen::agent_call::{AgentCall, Requester, CALL_HEADER};
 use crate::domain::codegen::driver::{publish, Cancel, Driver, Store};
 use crate::domain::codegen::events::{AgentEvent, RunOutcome};
@@ -26,10 +26,8 @@ use crate::domain::codegen::fanout::FanOut;
 use crate::domain::codegen::models::ModelOverride;
 use crate::domain::codegen::run::RunState;
 use crate::domain::codegen::socket_fanout::SocketFanOut;
-use crate::domain::codegen::sse;
 use crate::domain::error::{ApiError, ErrorCode};
 use crate::http::App;
-use serde_json::json;
 use std::cell::{Cell, RefCell};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
@@ -49,7 +47,7 @@ pub struct CodeGeneratorAgent {
     /// The app is deleted ([`AgentCall::Erase`]): no call, command or alarm does anything.
     pub(super) retired: Cell<bool>,
     /// SSE clients: every event until the run ends (bounded queues).
-    streams: RefCell<FanOut>,
+    pub(super) streams: RefCell<FanOut>,
     /// WebSockets' unacknowledged counts (bounded).
     pub(super) sockets: RefCell<SocketFanOut>,
     pub(super) store: AgentStore,
@@ -92,26 +90,6 @@ impl CodeGeneratorAgent {
     /// Ends every SSE stream (the run is over).
     pub(super) fn close_streams(&self) {
         self.streams.borrow_mut().close();
-    }
-
-    /// An SSE response: the state, the stored events after `since`, then (while the run is
-    /// active) live events.
-    fn subscribe(&self, since: Option<u64>) -> Result<Response> {
-        let mut replay = vec![self.state_event().to_sse().into_bytes()];
-        if let Some(since) = since {
-            for (seq, json) in self.replay(since, 10_000) {
-                if let Some(kind) = event_type(&json) {
-                    replay.push(sse::encode_event_with_id(seq, &kind, &json).into_bytes());
-                }
-            }
-        }
-        let live = self.read(RunState::is_active);
-        let consumer = self.streams.borrow_mut().subscribe(replay, live);
-        let headers = worker::Headers::new();
-        headers.set("Content-Type", "text/event-stream; charset=utf-8")?;
-        headers.set("Cache-Control", "no-cache")?;
-        let body = futures_util::StreamExt::map(consumer, Ok::<Vec<u8>, worker::Error>);
-        Ok(Response::from_stream(body)?.with_headers(headers))
     }
 
     /// Makes sure a driver will pick the work up: this isolate's if one runs, else the alarm's.
@@ -226,26 +204,6 @@ impl CodeGeneratorAgent {
             AgentCall::PrepareDeploy { by } => self.prepare_deploy(&by).await,
             AgentCall::Publish { event, .. } => self.publish_event(event),
         }
-    }
-
-    fn state_since(&self, by: &Requester, since: u64) -> Result<Response> {
-        let events: Vec<serde_json::Value> = self
-            .replay(since, 1000)
-            .into_iter()
-            .map(|(seq, j)| {
-                let mut v: serde_json::Value = serde_json::from_str(&j).unwrap_or_default();
-                v["id"] = json!(seq);
-                v
-            })
-            .collect();
-        let AgentEvent::State(snap) = self.state_event() else {
-            return Response::error("no state", 500);
-        };
-        let mut snap = serde_json::to_value(snap)?;
-        snap["appId"] = json!(by.app_id);
-        Response::from_json(
-            &json!({ "state": snap, "events": events, "running": self.running.get() }),
-        )
     }
 
     /// The ports of a run for `app`.

@@ -8,6 +8,7 @@ pub mod codegen_do;
 pub mod codegen_erase;
 pub mod codegen_ports;
 pub mod codegen_preview;
+mod codegen_replay;
 pub mod codegen_socket;
 pub mod codegen_state;
 pub mod codegen_store;
